@@ -1,0 +1,91 @@
+import { checkOptions, durationOption, enumOption, functionOption, numberOption, show } from '../core/validate.js';
+
+/**
+ * A delay schedule. Used by `retry` (delay before attempt n + 1) and by `circuitBreaker`'s
+ * `halfOpenAfterMs` (how long the n-th successive open lasts).
+ * @example
+ * retry({ backoff: exponential({ initialMs: 50, maxMs: 5_000 }) });
+ */
+export interface Backoff {
+  /** The smallest delay the schedule starts from, in ms (checked against `maxDelayMs`). */
+  readonly initialMs: number;
+  /**
+   * The delay after the `n`-th failure (n starts at 1), given the previous delay it returned
+   * (`initialMs` before the first).
+   */
+  next(n: number, previousMs: number): number;
+}
+
+/**
+ * The same delay every time.
+ * @example
+ * retry({ backoff: constant(200) });
+ */
+export function constant(ms: number): Backoff {
+  if (ms === undefined) throw new TypeError('constant: option "ms" must be a number, got undefined');
+  const delay = durationOption('constant', 'ms', ms, 0);
+  return { initialMs: delay, next: () => delay };
+}
+
+/** Options of {@link exponential}. */
+export interface ExponentialOptions {
+  /** First delay before jitter, in ms. @default 100 */
+  readonly initialMs?: number;
+  /** Largest delay, in ms. @default 30000 */
+  readonly maxMs?: number;
+  /** Growth per attempt (> 1). @default 2 */
+  readonly factor?: number;
+  /**
+   * `'full'`: uniform in [0, the exponential delay]; `'decorrelated'`: uniform in
+   * [initialMs, previous × (factor + 1)] (AWS's "decorrelated jitter"); `'none'`: no randomness.
+   * @default 'full'
+   */
+  readonly jitter?: 'full' | 'decorrelated' | 'none';
+  /** Source of randomness in [0, 1), for tests. @default Math.random */
+  readonly random?: () => number;
+}
+
+const exponentialKeys = ['initialMs', 'maxMs', 'factor', 'jitter', 'random'] as const;
+
+/**
+ * Delays that grow by `factor` per attempt up to `maxMs`, with jitter so that many clients do
+ * not retry in step.
+ * @example
+ * retry({ maxAttempts: 5, backoff: exponential({ initialMs: 100, maxMs: 10_000, jitter: 'full' }) });
+ */
+export function exponential(options?: ExponentialOptions): Backoff {
+  const o = checkOptions('exponential', options, exponentialKeys);
+  const initialMs = durationOption('exponential', 'initialMs', o.initialMs, 100);
+  const maxMs = durationOption('exponential', 'maxMs', o.maxMs, Math.max(30_000, initialMs));
+  const factor = numberOption('exponential', 'factor', o.factor, 2, { min: 1 });
+  const jitter = enumOption('exponential', 'jitter', o.jitter, ['full', 'decorrelated', 'none'], 'full');
+  const random = functionOption('exponential', 'random', o.random, Math.random);
+  if (maxMs < initialMs) {
+    throw new RangeError(`exponential: option "maxMs" (${show(maxMs)}) must not be below "initialMs" (${show(initialMs)})`);
+  }
+  const ceiling = (n: number): number => Math.min(maxMs, initialMs * factor ** (n - 1));
+  switch (jitter) {
+    case 'none':
+      return { initialMs, next: (n) => ceiling(n) };
+    case 'full':
+      return { initialMs, next: (n) => random() * ceiling(n) };
+    case 'decorrelated':
+      return {
+        initialMs,
+        next: (_n, previousMs) => {
+          const upper = Math.max(initialMs, previousMs) * (factor + 1);
+          return Math.min(maxMs, initialMs + random() * (upper - initialMs));
+        },
+      };
+  }
+}
+
+/** True for objects shaped like a {@link Backoff}. */
+export function isBackoff(value: unknown): value is Backoff {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    typeof (value as Backoff).next === 'function' &&
+    typeof (value as Backoff).initialMs === 'number'
+  );
+}

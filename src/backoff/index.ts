@@ -1,0 +1,1 @@
+export { constant, exponential, isBackoff, type Backoff, type ExponentialOptions } from './backoff.js';

@@ -1,0 +1,145 @@
+import type { Context } from '../core/context.js';
+import { bulkheadRejectedChannel } from '../core/diagnostics.js';
+import { BulkheadRejectedError } from '../core/errors.js';
+import { EventEmitter, type EventSubscriber } from '../core/events.js';
+import { callFunction, PolicyBase, type PolicyFunction, runSymbol } from '../core/policy.js';
+import { checkOptions, countOption, nameOption } from '../core/validate.js';
+
+/** Options of {@link bulkhead}. */
+export interface BulkheadOptions {
+  /** Calls allowed to run at once. @default 10 */
+  readonly maxConcurrent?: number;
+  /** Calls allowed to wait for a slot; 0 rejects at once when all slots are busy. @default 0 */
+  readonly maxQueue?: number;
+  /** Name used in events and telemetry. @default 'bulkhead' */
+  readonly name?: string;
+}
+
+/** Payload of {@link BulkheadPolicy.onRejected} and of `bulwark:bulkhead:rejected`. */
+export interface BulkheadRejectedEvent {
+  readonly policy: string;
+  readonly active: number;
+  readonly queued: number;
+}
+
+const keys = ['maxConcurrent', 'maxQueue', 'name'] as const;
+
+/** A caller waiting for a slot, in a doubly linked FIFO so an aborted waiter leaves in O(1). */
+interface Waiter {
+  start(): void;
+  prev: Waiter | undefined;
+  next: Waiter | undefined;
+}
+
+/** Limits concurrent calls, with a bounded queue. Built by {@link bulkhead}. */
+export class BulkheadPolicy extends PolicyBase {
+  readonly kind = 'bulkhead';
+  readonly name: string;
+  readonly maxConcurrent: number;
+  readonly maxQueue: number;
+  /** Subscribes to rejections. */
+  readonly onRejected: EventSubscriber<BulkheadRejectedEvent>;
+
+  private running = 0;
+  private waiting = 0;
+  private head: Waiter | undefined = undefined;
+  private tail: Waiter | undefined = undefined;
+  private readonly rejected = new EventEmitter<BulkheadRejectedEvent>();
+
+  constructor(options?: BulkheadOptions) {
+    super();
+    const o = checkOptions('bulkhead', options, keys);
+    this.maxConcurrent = countOption('bulkhead', 'maxConcurrent', o.maxConcurrent, 10);
+    this.maxQueue = countOption('bulkhead', 'maxQueue', o.maxQueue, 0, { min: 0 });
+    this.name = nameOption('bulkhead', o.name, 'bulkhead');
+    this.onRejected = this.rejected.subscribe;
+  }
+
+  /** Calls running now. */
+  get active(): number {
+    return this.running;
+  }
+
+  /** Calls waiting for a slot. */
+  get queued(): number {
+    return this.waiting;
+  }
+
+  [runSymbol]<T>(fn: PolicyFunction<T>, context: Context): Promise<T> {
+    if (this.running < this.maxConcurrent) return this.start(fn, context);
+    if (this.waiting >= this.maxQueue) return this.reject();
+    return this.enqueue(fn, context);
+  }
+
+  private start<T>(fn: PolicyFunction<T>, context: Context): Promise<T> {
+    this.running++;
+    const p = callFunction(fn, context);
+    p.then(this.release, this.release);
+    return p;
+  }
+
+  private readonly release = (): void => {
+    this.running--;
+    const waiter = this.head;
+    if (waiter !== undefined) {
+      this.unlink(waiter);
+      waiter.start();
+    }
+  };
+
+  private enqueue<T>(fn: PolicyFunction<T>, context: Context): Promise<T> {
+    const signal = context.abortable();
+    if (signal?.aborted) return Promise.reject(signal.reason);
+    return new Promise<T>((resolve, reject) => {
+      const onAbort = (): void => {
+        this.unlink(waiter);
+        reject(signal!.reason);
+      };
+      const waiter: Waiter = {
+        prev: this.tail,
+        next: undefined,
+        start: () => {
+          signal?.removeEventListener('abort', onAbort);
+          this.start(fn, context).then(resolve, reject);
+        },
+      };
+      if (this.tail === undefined) this.head = waiter;
+      else this.tail.next = waiter;
+      this.tail = waiter;
+      this.waiting++;
+      signal?.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+
+  private unlink(waiter: Waiter): void {
+    if (waiter.prev === undefined) this.head = waiter.next;
+    else waiter.prev.next = waiter.next;
+    if (waiter.next === undefined) this.tail = waiter.prev;
+    else waiter.next.prev = waiter.prev;
+    waiter.prev = waiter.next = undefined;
+    this.waiting--;
+  }
+
+  private reject(): Promise<never> {
+    const active = this.running;
+    const queued = this.waiting;
+    if (this.rejected.active || bulkheadRejectedChannel.hasSubscribers) {
+      const event: BulkheadRejectedEvent = { policy: this.name, active, queued };
+      this.rejected.emit(event);
+      if (bulkheadRejectedChannel.hasSubscribers) bulkheadRejectedChannel.publish(event);
+    }
+    return Promise.reject(new BulkheadRejectedError(active, queued));
+  }
+}
+
+/**
+ * Builds a bulkhead: at most `maxConcurrent` calls run at once and at most `maxQueue` wait, in
+ * order; the rest reject at once with `BulkheadRejectedError`. A waiter whose signal aborts
+ * leaves the queue at once, so it never holds up the others.
+ * @example
+ * const pool = bulkhead({ maxConcurrent: 10, maxQueue: 5 });
+ * const report = await pool.execute(({ signal }) => renderReport(id, signal));
+ */
+export function bulkhead(options?: BulkheadOptions): BulkheadPolicy {
+  return new BulkheadPolicy(options);
+}

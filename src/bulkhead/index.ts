@@ -1,0 +1,1 @@
+export { bulkhead, BulkheadPolicy, type BulkheadOptions, type BulkheadRejectedEvent } from './bulkhead.js';

@@ -1,0 +1,342 @@
+import { type Backoff, isBackoff } from '../backoff/backoff.js';
+import { type Clock, systemClock } from '../core/clock.js';
+import type { Context } from '../core/context.js';
+import { circuitRejectedChannel, circuitStateChannel } from '../core/diagnostics.js';
+import { BrokenCircuitError, IsolatedCircuitError } from '../core/errors.js';
+import { type Disposable, EventEmitter, type EventSubscriber, toDisposable } from '../core/events.js';
+import { callFunction, PolicyBase, type PolicyFunction, runSymbol } from '../core/policy.js';
+import {
+  checkOptions,
+  clockOption,
+  countOption,
+  durationOption,
+  functionOption,
+  nameOption,
+  show,
+} from '../core/validate.js';
+import { type BreakerStrategy, consecutive, type FailureTracker, isBreakerStrategy } from './strategies.js';
+
+/** The states of a circuit breaker. */
+export type CircuitState = 'closed' | 'open' | 'half-open' | 'isolated';
+
+/** Why a breaker changed state. */
+export type StateChangeReason =
+  | 'failures' // the strategy's threshold was reached
+  | 'half-open-due' // the open period ended
+  | 'probe-failed'
+  | 'probe-abandoned' // a probe did not settle within probeTimeoutMs
+  | 'probes-succeeded'
+  | 'isolated'
+  | 'released';
+
+/** Payload of {@link CircuitBreakerPolicy.onStateChange} and of `bulwark:circuit:state`. */
+export interface StateChangeEvent {
+  readonly policy: string;
+  readonly from: CircuitState;
+  readonly to: CircuitState;
+  readonly reason: StateChangeReason;
+}
+
+/**
+ * A breaker's state as plain data, from `breaker.toJSON()`, to restore with `initialState`
+ * (for example across a restart). Isolation is an operator override held by a disposable in one
+ * process; a saved isolated breaker restores as open.
+ */
+export interface CircuitBreakerSnapshot {
+  readonly state: CircuitState;
+  /** While open: milliseconds left before a probe is admitted, at `savedAt`. */
+  readonly openRemainingMs: number;
+  /** How many times in a row the breaker has opened without closing (drives the backoff). */
+  readonly opens: number;
+  /** Wall-clock time of the snapshot (`Date.now()`). */
+  readonly savedAt: number;
+}
+
+/** Options of {@link circuitBreaker}. */
+export interface CircuitBreakerOptions {
+  /** When to open. @default consecutive(5) */
+  readonly breaker?: BreakerStrategy;
+  /**
+   * How long the breaker stays open before admitting probes, in ms, or a backoff so that
+   * successive opens last longer. @default 10000
+   */
+  readonly halfOpenAfterMs?: number | Backoff;
+  /** Probes admitted in the half-open state; all must succeed to close. @default 1 */
+  readonly halfOpenMaxCalls?: number;
+  /** A probe unsettled after this long is given up and counts as a failure. @default 30000 */
+  readonly probeTimeoutMs?: number;
+  /** Which errors count as failures; others pass through uncounted. @default every error except an `AbortError` */
+  readonly handle?: (error: unknown) => boolean;
+  /** State to start from, as saved by `toJSON()`. @default closed */
+  readonly initialState?: CircuitBreakerSnapshot;
+  /** Name used in events and telemetry. @default 'circuit-breaker' */
+  readonly name?: string;
+  /** Time source (inject a ManualClock in tests). @default systemClock */
+  readonly clock?: Clock;
+}
+
+const keys = [
+  'breaker',
+  'halfOpenAfterMs',
+  'halfOpenMaxCalls',
+  'probeTimeoutMs',
+  'handle',
+  'initialState',
+  'name',
+  'clock',
+] as const;
+
+const CLOSED = 0;
+const OPEN = 1;
+const HALF_OPEN = 2;
+const ISOLATED = 3;
+type Mode = typeof CLOSED | typeof OPEN | typeof HALF_OPEN | typeof ISOLATED;
+const stateNames: readonly CircuitState[] = ['closed', 'open', 'half-open', 'isolated'];
+
+/** Counts every error as a failure except a cancellation by the caller. */
+export function defaultHandle(error: unknown): boolean {
+  return !(typeof error === 'object' && error !== null && (error as { name?: unknown }).name === 'AbortError');
+}
+
+/**
+ * A circuit breaker: stops calling a failing dependency for a while, then lets probes test it.
+ * Built by {@link circuitBreaker}.
+ */
+export class CircuitBreakerPolicy extends PolicyBase {
+  readonly kind = 'circuit-breaker';
+  readonly name: string;
+
+  /** Subscribes to state changes. */
+  readonly onStateChange: EventSubscriber<StateChangeEvent>;
+
+  private mode: Mode = CLOSED;
+  private readonly tracker: FailureTracker;
+  private readonly timed: boolean;
+  private readonly clock: Clock;
+  private readonly handle: (error: unknown) => boolean;
+  private readonly openDelay: (opens: number, previous: number) => number;
+  private readonly halfOpenMaxCalls: number;
+  private readonly probeTimeoutMs: number;
+  private readonly stateChanged = new EventEmitter<StateChangeEvent>();
+
+  /** Consecutive opens without a close. */
+  private opens = 0;
+  private lastOpenDelay = 0;
+  private openUntil = 0;
+  /** Bumped on every transition, so late results of an earlier state are ignored. */
+  private generation = 0;
+  private probesStarted = 0;
+  private probesInFlight = 0;
+  private probesSucceeded = 0;
+  private probeDeadline = 0;
+  private isolations = 0;
+
+  constructor(options?: CircuitBreakerOptions) {
+    super();
+    const o = checkOptions('circuitBreaker', options, keys);
+    const strategy = o.breaker ?? consecutive(5);
+    if (!isBreakerStrategy(strategy)) {
+      throw new TypeError(
+        `circuitBreaker: option "breaker" must be a strategy such as consecutive(5), countWindow() or timeWindow(), got ${show(strategy)}`,
+      );
+    }
+    this.tracker = strategy.create();
+    this.timed = strategy.timed;
+    const halfOpen = o.halfOpenAfterMs;
+    if (isBackoff(halfOpen)) {
+      this.openDelay = (n, previous) => halfOpen.next(n, previous);
+    } else {
+      const ms = durationOption('circuitBreaker', 'halfOpenAfterMs', halfOpen, 10_000);
+      this.openDelay = () => ms;
+    }
+    this.halfOpenMaxCalls = countOption('circuitBreaker', 'halfOpenMaxCalls', o.halfOpenMaxCalls, 1, { max: 1_000_000 });
+    this.probeTimeoutMs = durationOption('circuitBreaker', 'probeTimeoutMs', o.probeTimeoutMs, 30_000, {
+      min: 0,
+      exclusiveMin: true,
+    });
+    this.handle = functionOption('circuitBreaker', 'handle', o.handle, defaultHandle);
+    this.name = nameOption('circuitBreaker', o.name, 'circuit-breaker');
+    this.clock = clockOption('circuitBreaker', o.clock, systemClock);
+    this.onStateChange = this.stateChanged.subscribe;
+    if (o.initialState !== undefined) this.restore(o.initialState);
+  }
+
+  /** The current state; an open breaker whose period has ended reads as half-open. */
+  get state(): CircuitState {
+    if (this.mode === OPEN || this.mode === HALF_OPEN) this.refresh(this.clock.now());
+    return stateNames[this.mode]!;
+  }
+
+  /**
+   * Holds the breaker open by hand: every call rejects with `IsolatedCircuitError` until every
+   * returned disposable is disposed, after which it starts closed and fresh.
+   */
+  isolate(): Disposable {
+    this.isolations++;
+    if (this.mode !== ISOLATED) this.transition(ISOLATED, 'isolated');
+    return toDisposable(() => {
+      if (--this.isolations === 0) {
+        this.tracker.reset();
+        this.opens = 0;
+        this.transition(CLOSED, 'released');
+      }
+    });
+  }
+
+  /** The state as plain data, for `initialState`. */
+  toJSON(): CircuitBreakerSnapshot {
+    const state = this.state;
+    const now = this.clock.now();
+    if (state === 'open' || state === 'isolated') {
+      const remaining = state === 'open' ? this.openUntil - now : this.openDelay(Math.max(1, this.opens), this.lastOpenDelay);
+      return { state, openRemainingMs: Math.max(0, remaining), opens: this.opens, savedAt: Date.now() };
+    }
+    return { state, openRemainingMs: 0, opens: this.opens, savedAt: Date.now() };
+  }
+
+  [runSymbol]<T>(fn: PolicyFunction<T>, context: Context): Promise<T> {
+    if (this.mode === CLOSED) {
+      if (!this.timed) {
+        const p = callFunction(fn, context);
+        p.then(this.closedSuccess, this.closedFailure);
+        return p;
+      }
+      return this.runTimed(fn, context);
+    }
+    return this.runNotClosed(fn, context);
+  }
+
+  private readonly closedSuccess = (): void => {
+    if (this.mode === CLOSED && this.tracker.record(false, NaN, 0)) this.open('failures');
+  };
+
+  private readonly closedFailure = (error: unknown): void => {
+    if (this.mode === CLOSED && this.handle(error) && this.tracker.record(true, NaN, 0)) this.open('failures');
+  };
+
+  private runTimed<T>(fn: PolicyFunction<T>, context: Context): Promise<T> {
+    const start = this.clock.now();
+    const p = callFunction(fn, context);
+    p.then(
+      () => {
+        if (this.mode !== CLOSED) return;
+        const now = this.clock.now();
+        if (this.tracker.record(false, now - start, now)) this.open('failures');
+      },
+      (error: unknown) => {
+        if (this.mode !== CLOSED || !this.handle(error)) return;
+        const now = this.clock.now();
+        if (this.tracker.record(true, now - start, now)) this.open('failures');
+      },
+    );
+    return p;
+  }
+
+  private runNotClosed<T>(fn: PolicyFunction<T>, context: Context): Promise<T> {
+    if (this.mode === ISOLATED) return this.reject(new IsolatedCircuitError());
+    const now = this.clock.now();
+    this.refresh(now);
+    if (this.mode === CLOSED) return this[runSymbol](fn, context);
+    if (this.mode === OPEN) return this.reject(new BrokenCircuitError(Math.max(0, this.openUntil - now)));
+    if (this.probesStarted >= this.halfOpenMaxCalls) return this.reject(new BrokenCircuitError(0));
+    return this.probe(fn, context, now);
+  }
+
+  private probe<T>(fn: PolicyFunction<T>, context: Context, now: number): Promise<T> {
+    const generation = this.generation;
+    this.probesStarted++;
+    this.probesInFlight++;
+    this.probeDeadline = Math.max(this.probeDeadline, now + this.probeTimeoutMs);
+    const p = callFunction(fn, context);
+    p.then(
+      () => {
+        if (generation !== this.generation) return;
+        this.probesInFlight--;
+        if (++this.probesSucceeded >= this.halfOpenMaxCalls) {
+          this.tracker.reset();
+          this.opens = 0;
+          this.transition(CLOSED, 'probes-succeeded');
+        }
+      },
+      (error: unknown) => {
+        if (generation !== this.generation) return;
+        this.probesInFlight--;
+        if (this.handle(error)) {
+          this.open('probe-failed');
+        } else {
+          this.probesStarted--; // told us nothing: free the slot for another probe
+        }
+      },
+    );
+    return p;
+  }
+
+  /** Applies the lazy transitions: open → half-open when due, and abandoned probes. */
+  private refresh(now: number): void {
+    if (this.mode === OPEN) {
+      if (now >= this.openUntil) this.transition(HALF_OPEN, 'half-open-due');
+    } else if (this.mode === HALF_OPEN && this.probesInFlight > 0 && now >= this.probeDeadline) {
+      this.open('probe-abandoned');
+    }
+  }
+
+  private open(reason: StateChangeReason): void {
+    this.opens++;
+    const delay = this.openDelay(this.opens, this.lastOpenDelay);
+    this.lastOpenDelay = delay;
+    this.openUntil = this.clock.now() + delay;
+    this.transition(OPEN, reason);
+  }
+
+  private transition(to: Mode, reason: StateChangeReason): void {
+    const from = this.mode;
+    this.mode = to;
+    this.generation++;
+    this.probesStarted = this.probesInFlight = this.probesSucceeded = 0;
+    this.probeDeadline = 0;
+    if (from !== to && (this.stateChanged.active || circuitStateChannel.hasSubscribers)) {
+      const event: StateChangeEvent = { policy: this.name, from: stateNames[from]!, to: stateNames[to]!, reason };
+      this.stateChanged.emit(event);
+      if (circuitStateChannel.hasSubscribers) circuitStateChannel.publish(event);
+    }
+  }
+
+  private reject(error: BrokenCircuitError | IsolatedCircuitError): Promise<never> {
+    if (circuitRejectedChannel.hasSubscribers) {
+      circuitRejectedChannel.publish({ policy: this.name, state: stateNames[this.mode] });
+    }
+    return Promise.reject(error);
+  }
+
+  private restore(snapshot: CircuitBreakerSnapshot): void {
+    const bad = (what: string): never => {
+      throw new TypeError(`circuitBreaker: option "initialState" ${what}, got ${show(snapshot)}`);
+    };
+    if (typeof snapshot !== 'object' || snapshot === null) bad('must be a snapshot from toJSON()');
+    const { state, openRemainingMs, opens, savedAt } = snapshot;
+    if (!stateNames.includes(state)) bad(`has an unknown state ${show(state)}`);
+    if (typeof opens !== 'number' || !Number.isInteger(opens) || opens < 0) bad('has a bad "opens" count');
+    if (typeof openRemainingMs !== 'number' || !(openRemainingMs >= 0)) bad('has a bad "openRemainingMs"');
+    if (typeof savedAt !== 'number' || !Number.isFinite(savedAt)) bad('has a bad "savedAt"');
+    if (state === 'closed') return;
+    this.opens = Math.max(1, opens);
+    const elapsed = Math.max(0, Date.now() - savedAt);
+    this.openUntil = this.clock.now() + (state === 'half-open' ? 0 : Math.max(0, openRemainingMs - elapsed));
+    this.mode = OPEN;
+  }
+}
+
+/**
+ * Builds a circuit breaker. Closed: calls pass and outcomes are counted by the `breaker`
+ * strategy. Open: calls reject at once with `BrokenCircuitError` for `halfOpenAfterMs`. Then
+ * half-open: exactly `halfOpenMaxCalls` probes run, every other caller is rejected at once; all
+ * probes succeeding closes it, one failing opens it again. No timer is used: open → half-open
+ * happens on the next call or state read.
+ * @example
+ * const breaker = circuitBreaker({ breaker: consecutive(5), halfOpenAfterMs: 5_000 });
+ * breaker.onStateChange(({ from, to }) => console.log(`breaker ${from} -> ${to}`));
+ * const user = await breaker.execute(() => getUser(id));
+ */
+export function circuitBreaker(options?: CircuitBreakerOptions): CircuitBreakerPolicy {
+  return new CircuitBreakerPolicy(options);
+}

@@ -1,0 +1,153 @@
+/**
+ * What every function run by a policy receives.
+ * @example
+ * await policy.execute(({ signal, attempt }) => fetch(url, { signal, headers: { 'x-attempt': String(attempt) } }));
+ */
+export interface ExecutionContext {
+  /**
+   * Aborts when the caller's signal aborts, a timeout expires or a hedge is lost. Created on
+   * first read: a function that never reads it costs no AbortController.
+   */
+  readonly signal: AbortSignal;
+  /** 1 for the first attempt, 2 for the first retry, and so on (set by the nearest retry policy). */
+  readonly attempt: number;
+}
+
+/**
+ * The internal side of a context: policies ask for the signal only if it can ever abort, so a
+ * context with nothing to abort it never creates one.
+ */
+export abstract class Context implements ExecutionContext {
+  abstract readonly attempt: number;
+  abstract get signal(): AbortSignal;
+  /** The signal if this context can ever abort, else undefined; creates nothing needlessly. */
+  abstract abortable(): AbortSignal | undefined;
+}
+
+/** The context of a top-level `execute()`: the caller's signal, or a lazily made one. */
+export class RootContext extends Context {
+  readonly attempt: number;
+  private readonly callerSignal: AbortSignal | undefined;
+  private controller: AbortController | undefined;
+
+  constructor(callerSignal: AbortSignal | undefined) {
+    super();
+    this.attempt = 1;
+    this.callerSignal = callerSignal;
+    this.controller = undefined;
+  }
+
+  get signal(): AbortSignal {
+    if (this.callerSignal !== undefined) return this.callerSignal;
+    return (this.controller ??= new AbortController()).signal;
+  }
+
+  abortable(): AbortSignal | undefined {
+    return this.callerSignal;
+  }
+}
+
+/** A context that changes only the attempt number (retries). */
+export class AttemptContext extends Context {
+  constructor(
+    private readonly parent: Context,
+    readonly attempt: number,
+  ) {
+    super();
+  }
+
+  get signal(): AbortSignal {
+    return this.parent.signal;
+  }
+
+  abortable(): AbortSignal | undefined {
+    return this.parent.abortable();
+  }
+}
+
+/**
+ * A context that a policy can abort (timeouts, hedges). Its AbortController is made only when the
+ * signal is first read; an abort before then is remembered and applied at that read. It follows
+ * its parent's signal until {@link AbortableContext.release} is called when the work settles.
+ */
+export class AbortableContext extends Context {
+  readonly attempt: number;
+  readonly parent: Context;
+  private controller: AbortController | undefined;
+  private abortReason: unknown;
+  private abortedEarly: boolean;
+  private released: boolean;
+  private parentSignal: AbortSignal | undefined;
+  private parentListener: (() => void) | undefined;
+
+  constructor(parent: Context) {
+    super();
+    this.parent = parent;
+    this.attempt = parent.attempt;
+    this.controller = undefined;
+    this.abortReason = undefined;
+    this.abortedEarly = false;
+    this.released = false;
+    this.parentSignal = undefined;
+    this.parentListener = undefined;
+  }
+
+  get signal(): AbortSignal {
+    return (this.controller ?? this.materialize()).signal;
+  }
+
+  abortable(): AbortSignal | undefined {
+    return this.signal;
+  }
+
+  /** Whether this context has been aborted (by the policy or through its parent). */
+  get aborted(): boolean {
+    return this.abortedEarly || (this.controller !== undefined && this.controller.signal.aborted);
+  }
+
+  /** Aborts the work with `reason`, now if the signal exists, else at its first read. */
+  abort(reason: unknown): void {
+    this.detach();
+    if (this.controller !== undefined) {
+      this.controller.abort(reason);
+    } else if (!this.abortedEarly) {
+      this.abortedEarly = true;
+      this.abortReason = reason;
+    }
+  }
+
+  /** Stops following the parent: called once the work has settled, so nothing is left behind. */
+  release(): void {
+    this.released = true;
+    this.detach();
+  }
+
+  private materialize(): AbortController {
+    const controller = new AbortController();
+    this.controller = controller;
+    if (this.abortedEarly) {
+      controller.abort(this.abortReason);
+      return controller;
+    }
+    const parentSignal = this.parent.abortable();
+    if (parentSignal !== undefined) {
+      if (parentSignal.aborted) {
+        controller.abort(parentSignal.reason);
+      } else if (!this.released) {
+        const listener = (): void => this.abort(parentSignal.reason);
+        parentSignal.addEventListener('abort', listener);
+        this.parentSignal = parentSignal;
+        this.parentListener = listener;
+      }
+    }
+    return controller;
+  }
+
+  private detach(): void {
+    if (this.parentListener !== undefined) {
+      this.parentSignal!.removeEventListener('abort', this.parentListener);
+      this.parentListener = undefined;
+      this.parentSignal = undefined;
+    }
+  }
+}

@@ -1,0 +1,83 @@
+import type { Clock, TimerHandle } from './clock.js';
+
+/** An item waiting for a deadline; policies embed these fields in their per-call objects. */
+export interface DeadlineEntry {
+  deadline: number;
+  queuePrev: DeadlineEntry | undefined;
+  queueNext: DeadlineEntry | undefined;
+  queued: boolean;
+  /** Called once when the deadline passes while the entry is still queued. */
+  expire(): void;
+}
+
+/**
+ * Deadlines that all lie the same distance after their start (one timeout policy, one hedge
+ * delay) arrive in order, so one FIFO and one timer serve every call: no timer per call. The timer
+ * is armed for the oldest deadline, keeps the process alive only while something is queued, and
+ * is not re-armed once the queue is empty.
+ */
+export class DeadlineQueue {
+  private head: DeadlineEntry | undefined = undefined;
+  private tail: DeadlineEntry | undefined = undefined;
+  private timer: TimerHandle | undefined = undefined;
+  private refed = false;
+
+  constructor(private readonly clock: Clock) {}
+
+  /** Adds an entry whose deadline is at or after every queued one. */
+  push(entry: DeadlineEntry): void {
+    entry.queued = true;
+    entry.queueNext = undefined;
+    entry.queuePrev = this.tail;
+    if (this.tail === undefined) this.head = entry;
+    else this.tail.queueNext = entry;
+    this.tail = entry;
+    if (this.timer === undefined) {
+      this.arm(entry.deadline - this.clock.now());
+    } else if (!this.refed) {
+      this.timer.ref();
+      this.refed = true;
+    }
+  }
+
+  /** Removes a settled entry (no-op when already gone). */
+  remove(entry: DeadlineEntry): void {
+    if (!entry.queued) return;
+    entry.queued = false;
+    const { queuePrev: prev, queueNext: next } = entry;
+    if (prev === undefined) this.head = next;
+    else prev.queueNext = next;
+    if (next === undefined) this.tail = prev;
+    else next.queuePrev = prev;
+    entry.queuePrev = entry.queueNext = undefined;
+    if (this.head === undefined && this.refed) {
+      this.timer!.unref();
+      this.refed = false;
+    }
+  }
+
+  /** Entries waiting (for tests and diagnostics). */
+  get size(): number {
+    let n = 0;
+    for (let e = this.head; e !== undefined; e = e.queueNext) n++;
+    return n;
+  }
+
+  private arm(delayMs: number): void {
+    this.timer = this.clock.setTimeout(this.fire, Math.max(0, delayMs));
+    this.refed = true;
+  }
+
+  private readonly fire = (): void => {
+    this.timer = undefined;
+    this.refed = false;
+    const now = this.clock.now();
+    let entry = this.head;
+    while (entry !== undefined && entry.deadline <= now) {
+      this.remove(entry);
+      entry.expire();
+      entry = this.head;
+    }
+    if (this.head !== undefined && this.timer === undefined) this.arm(this.head.deadline - now);
+  };
+}

@@ -1,0 +1,52 @@
+import diagnosticsChannel from 'node:diagnostics_channel';
+
+/**
+ * Every diagnostics channel bulwark publishes on, named in one place. Telemetry (`bulwark/otel`,
+ * `bulwark/prometheus`) subscribes to these; nothing is built or published while a channel has
+ * no subscribers.
+ * @example
+ * import { subscribe } from 'node:diagnostics_channel';
+ * subscribe(channelNames.circuitState, (msg) => console.log(msg));
+ */
+export const channelNames = {
+  /** Tracing channel (start/end/asyncStart/asyncEnd/error) around each policy execution. */
+  execute: 'bulwark:execute',
+  /** A circuit breaker changed state: `{ policy, from, to, reason }`. */
+  circuitState: 'bulwark:circuit:state',
+  /** A circuit breaker rejected a call: `{ policy, state }`. */
+  circuitRejected: 'bulwark:circuit:rejected',
+  /** A retry policy is about to wait and try again: `{ policy, attempt, delayMs, error }`. */
+  retryAttempt: 'bulwark:retry:attempt',
+  /** A retry policy gave up: `{ policy, attempts, reason, error }`. */
+  retryGiveUp: 'bulwark:retry:give-up',
+  /** A timeout expired: `{ policy, timeoutMs }`. */
+  timeout: 'bulwark:timeout:expired',
+  /** A bulkhead rejected a call: `{ policy, active, queued }`. */
+  bulkheadRejected: 'bulwark:bulkhead:rejected',
+  /** A fallback replaced an error: `{ policy, error }`. */
+  fallback: 'bulwark:fallback:used',
+  /** A hedge started another attempt: `{ policy, attempt }`. */
+  hedge: 'bulwark:hedge:attempt',
+  /** A rate limiter decided: `{ policy, key, decision, store }` (rate-limit issue). */
+  rateLimitDecision: 'bulwark:ratelimit:decision',
+} as const;
+
+/** Message published on the `execute` tracing channel. */
+export interface ExecuteMessage {
+  /** The policy kind: `circuit-breaker`, `retry`, `timeout`, `bulkhead`, `fallback`, `hedge`, `pipeline`. */
+  readonly kind: string;
+  /** The policy's `name` option (defaults to its kind). */
+  readonly policy: string;
+}
+
+export const executeChannel = diagnosticsChannel.tracingChannel<ExecuteMessage>(channelNames.execute);
+/** The start sub-channel, read on every call to decide whether tracing is wanted. */
+export const executeStart = diagnosticsChannel.channel(`tracing:${channelNames.execute}:start`);
+export const circuitStateChannel = diagnosticsChannel.channel(channelNames.circuitState);
+export const circuitRejectedChannel = diagnosticsChannel.channel(channelNames.circuitRejected);
+export const retryAttemptChannel = diagnosticsChannel.channel(channelNames.retryAttempt);
+export const retryGiveUpChannel = diagnosticsChannel.channel(channelNames.retryGiveUp);
+export const timeoutChannel = diagnosticsChannel.channel(channelNames.timeout);
+export const bulkheadRejectedChannel = diagnosticsChannel.channel(channelNames.bulkheadRejected);
+export const fallbackChannel = diagnosticsChannel.channel(channelNames.fallback);
+export const hedgeChannel = diagnosticsChannel.channel(channelNames.hedge);

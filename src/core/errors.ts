@@ -1,0 +1,164 @@
+/** Brand shared by every copy of bulwark loaded in a process (ESM and CJS builds alike). */
+const brand = Symbol.for('bulwark.error');
+
+/** Stable error codes, one per error class. */
+export type BulwarkErrorCode =
+  | 'ERR_BULWARK_BROKEN_CIRCUIT'
+  | 'ERR_BULWARK_ISOLATED_CIRCUIT'
+  | 'ERR_BULWARK_TIMEOUT'
+  | 'ERR_BULWARK_BULKHEAD_REJECTED'
+  | 'ERR_BULWARK_RATE_LIMITED'
+  | 'ERR_BULWARK_QUOTA_EXCEEDED';
+
+/**
+ * Base class of every error bulwark itself rejects with. Errors thrown by your own functions pass
+ * through the policies untouched.
+ * @example
+ * if (isBulwarkError(err)) console.log(err.code);
+ */
+export class BulwarkError extends Error {
+  /** A stable, machine-readable code such as `ERR_BULWARK_TIMEOUT`. */
+  readonly code: BulwarkErrorCode;
+
+  constructor(message: string, code: BulwarkErrorCode, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+    this.name = 'BulwarkError';
+    Object.defineProperty(this, brand, { value: true });
+  }
+}
+
+/**
+ * True when `value` is an error raised by bulwark (any copy of it), optionally with the given code.
+ * @example
+ * if (isBulwarkError(err, 'ERR_BULWARK_TIMEOUT')) retryLater();
+ */
+export function isBulwarkError(value: unknown, code?: BulwarkErrorCode): value is BulwarkError {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    (value as Record<symbol, unknown>)[brand] === true &&
+    (code === undefined || (value as BulwarkError).code === code)
+  );
+}
+
+/**
+ * Rejected by a circuit breaker that is open, or half-open with all probe slots taken.
+ * @example
+ * try { await breaker.execute(call); } catch (e) { if (e instanceof BrokenCircuitError) useCache(); }
+ */
+export class BrokenCircuitError extends BulwarkError {
+  /** Milliseconds until the breaker will admit a probe call (0 when half-open). */
+  readonly retryAfterMs: number;
+
+  constructor(retryAfterMs: number, message = 'Circuit breaker is open') {
+    super(message, 'ERR_BULWARK_BROKEN_CIRCUIT');
+    this.name = 'BrokenCircuitError';
+    this.retryAfterMs = retryAfterMs;
+  }
+}
+
+/**
+ * Rejected by a circuit breaker that has been isolated by hand with `breaker.isolate()`.
+ * @example
+ * const hold = breaker.isolate(); // every call now rejects with IsolatedCircuitError
+ */
+export class IsolatedCircuitError extends BulwarkError {
+  constructor() {
+    super('Circuit breaker is isolated', 'ERR_BULWARK_ISOLATED_CIRCUIT');
+    this.name = 'IsolatedCircuitError';
+  }
+}
+
+/**
+ * Rejected by a timeout policy when its deadline passes; also the `reason` of the aborted signal.
+ * @example
+ * await timeout(500).execute(({ signal }) => fetch(url, { signal }));
+ */
+export class TimeoutError extends BulwarkError {
+  /** The timeout that expired, in milliseconds. */
+  readonly timeoutMs: number;
+
+  constructor(timeoutMs: number, options?: { cause?: unknown }) {
+    super(`Operation timed out after ${timeoutMs} ms`, 'ERR_BULWARK_TIMEOUT', options);
+    this.name = 'TimeoutError';
+    this.timeoutMs = timeoutMs;
+  }
+}
+
+/**
+ * Rejected by a bulkhead whose concurrent slots and queue are all taken.
+ * @example
+ * const pool = bulkhead({ maxConcurrent: 10, maxQueue: 5 });
+ */
+export class BulkheadRejectedError extends BulwarkError {
+  /** Calls running when this one was rejected. */
+  readonly active: number;
+  /** Calls waiting in the queue when this one was rejected. */
+  readonly queued: number;
+
+  constructor(active: number, queued: number) {
+    super(`Bulkhead is full (${active} running, ${queued} queued)`, 'ERR_BULWARK_BULKHEAD_REJECTED');
+    this.name = 'BulkheadRejectedError';
+    this.active = active;
+    this.queued = queued;
+  }
+}
+
+/** The outcome of one rate-limit decision. */
+export interface RateLimitDecision {
+  /** Whether the request was admitted. */
+  readonly allowed: boolean;
+  /** The limit that applies to the key. */
+  readonly limit: number;
+  /** Units left in the current window (never negative). */
+  readonly remaining: number;
+  /** Milliseconds until the limit fully resets. */
+  readonly resetMs: number;
+  /** Milliseconds to wait before a request of the same cost can be admitted (0 when allowed). */
+  readonly retryAfterMs: number;
+}
+
+/**
+ * Rejected when a rate limit denies a call; carries the decision, and `retryAfterMs` which the
+ * retry policy honours as its next delay.
+ * @example
+ * if (err instanceof RateLimitedError) console.log(`retry in ${err.retryAfterMs} ms`);
+ */
+export class RateLimitedError extends BulwarkError {
+  readonly limit: number;
+  readonly remaining: number;
+  readonly resetMs: number;
+  readonly retryAfterMs: number;
+
+  constructor(decision: RateLimitDecision) {
+    super(`Rate limit exceeded; retry after ${decision.retryAfterMs} ms`, 'ERR_BULWARK_RATE_LIMITED');
+    this.name = 'RateLimitedError';
+    this.limit = decision.limit;
+    this.remaining = decision.remaining;
+    this.resetMs = decision.resetMs;
+    this.retryAfterMs = decision.retryAfterMs;
+  }
+}
+
+/**
+ * Rejected when a quota for the current calendar period is used up.
+ * @example
+ * if (err instanceof QuotaExceededError) console.log(`quota resets in ${err.resetMs} ms`);
+ */
+export class QuotaExceededError extends BulwarkError {
+  readonly limit: number;
+  readonly remaining: number;
+  /** Milliseconds until the period ends and the quota resets. */
+  readonly resetMs: number;
+  readonly retryAfterMs: number;
+
+  constructor(limit: number, remaining: number, resetMs: number) {
+    super(`Quota of ${limit} exceeded; resets in ${resetMs} ms`, 'ERR_BULWARK_QUOTA_EXCEEDED');
+    this.name = 'QuotaExceededError';
+    this.limit = limit;
+    this.remaining = remaining;
+    this.resetMs = resetMs;
+    this.retryAfterMs = resetMs;
+  }
+}

@@ -1,0 +1,75 @@
+/**
+ * Something that can be released: the return value of every `onX(listener)` and of
+ * `breaker.isolate()`. Works with `using` where the runtime supports it.
+ * @example
+ * const sub = breaker.onStateChange(console.log);
+ * sub.dispose();
+ */
+export interface Disposable {
+  dispose(): void;
+  [Symbol.dispose](): void;
+}
+
+const disposeSymbol: typeof Symbol.dispose =
+  (Symbol as { dispose?: typeof Symbol.dispose }).dispose ?? (Symbol.for('Symbol.dispose') as typeof Symbol.dispose);
+
+/**
+ * Makes a {@link Disposable} that runs `release` once, however often it is disposed.
+ * @example
+ * const d = toDisposable(() => clearInterval(handle));
+ */
+export function toDisposable(release: () => void): Disposable {
+  let done = false;
+  const dispose = (): void => {
+    if (done) return;
+    done = true;
+    release();
+  };
+  return { dispose, [disposeSymbol]: dispose };
+}
+
+/** A listener registration function, as exposed by policies (`breaker.onStateChange`). */
+export type EventSubscriber<T> = (listener: (event: T) => void) => Disposable;
+
+/**
+ * A typed event with any number of listeners. Policies check {@link EventEmitter.active} before
+ * building a payload, so an event nobody listens to costs nothing.
+ * @example
+ * const changed = new EventEmitter<{ to: string }>();
+ * changed.subscribe((e) => console.log(e.to));
+ */
+export class EventEmitter<T> {
+  #listeners: ((event: T) => void)[] = [];
+
+  /** True when at least one listener is registered. */
+  get active(): boolean {
+    return this.#listeners.length > 0;
+  }
+
+  /** Adds a listener; dispose the result to remove it. */
+  readonly subscribe: EventSubscriber<T> = (listener) => {
+    if (typeof listener !== 'function') {
+      throw new TypeError(`listener must be a function, got ${typeof listener}`);
+    }
+    this.#listeners = [...this.#listeners, listener];
+    return toDisposable(() => {
+      this.#listeners = this.#listeners.filter((l) => l !== listener);
+    });
+  };
+
+  /**
+   * Calls every listener. A listener that throws does not stop the others nor corrupt the
+   * policy: its error is rethrown on a later microtask, where it surfaces as uncaught.
+   */
+  emit(event: T): void {
+    for (const listener of this.#listeners) {
+      try {
+        listener(event);
+      } catch (err) {
+        queueMicrotask(() => {
+          throw err;
+        });
+      }
+    }
+  }
+}

@@ -1,0 +1,18 @@
+export { ManualClock, systemClock, type Clock, type TimerHandle } from './clock.js';
+export type { ExecutionContext } from './context.js';
+export { channelNames, type ExecuteMessage } from './diagnostics.js';
+export {
+  BrokenCircuitError,
+  BulkheadRejectedError,
+  BulwarkError,
+  IsolatedCircuitError,
+  isBulwarkError,
+  QuotaExceededError,
+  RateLimitedError,
+  TimeoutError,
+  type BulwarkErrorCode,
+  type RateLimitDecision,
+} from './errors.js';
+export { EventEmitter, toDisposable, type Disposable, type EventSubscriber } from './events.js';
+export { pipeline, PipelinePolicy, type PipelineResult } from './pipeline.js';
+export { type ExecuteOptions, type Policy, type PolicyFunction } from './policy.js';

@@ -1,0 +1,76 @@
+import type { Context } from '../core/context.js';
+import { fallbackChannel } from '../core/diagnostics.js';
+import { EventEmitter, type EventSubscriber } from '../core/events.js';
+import { callFunction, PolicyBase, type PolicyFunction, runSymbol } from '../core/policy.js';
+import { checkOptions, functionOption, nameOption } from '../core/validate.js';
+
+/** Options of {@link fallback}. */
+export interface FallbackOptions {
+  /** Which errors the fallback replaces; others pass through. @default every error except an `AbortError` */
+  readonly handle?: (error: unknown) => boolean;
+  /** Name used in events and telemetry. @default 'fallback' */
+  readonly name?: string;
+}
+
+/** Payload of {@link FallbackPolicy.onFallback} and of `bulwark:fallback:used`. */
+export interface FallbackEvent {
+  readonly policy: string;
+  readonly error: unknown;
+}
+
+/** A fallback value, or a function of the error that produces one. */
+export type FallbackSource<R> = R | ((error: unknown) => R | PromiseLike<R>);
+
+const keys = ['handle', 'name'] as const;
+
+function notAbort(error: unknown): boolean {
+  return !(typeof error === 'object' && error !== null && (error as { name?: unknown }).name === 'AbortError');
+}
+
+/** Replaces handled errors with a value. Built by {@link fallback}. */
+export class FallbackPolicy<R> extends PolicyBase<R> {
+  readonly kind = 'fallback';
+  readonly name: string;
+  /** Subscribes to each use of the fallback. */
+  readonly onFallback: EventSubscriber<FallbackEvent>;
+
+  private readonly source: FallbackSource<R>;
+  private readonly handle: (error: unknown) => boolean;
+  private readonly used = new EventEmitter<FallbackEvent>();
+
+  constructor(source: FallbackSource<R>, options?: FallbackOptions) {
+    super();
+    const o = checkOptions('fallback', options, keys);
+    this.source = source;
+    this.handle = functionOption('fallback', 'handle', o.handle, notAbort);
+    this.name = nameOption('fallback', o.name, 'fallback');
+    this.onFallback = this.used.subscribe;
+  }
+
+  [runSymbol]<T>(fn: PolicyFunction<T>, context: Context): Promise<T | R> {
+    return callFunction(fn, context).catch((error: unknown) => this.replace(error));
+  }
+
+  private replace(error: unknown): R | PromiseLike<R> {
+    if (!this.handle(error)) throw error;
+    if (this.used.active || fallbackChannel.hasSubscribers) {
+      const event: FallbackEvent = { policy: this.name, error };
+      this.used.emit(event);
+      if (fallbackChannel.hasSubscribers) fallbackChannel.publish(event);
+    }
+    const source = this.source;
+    return typeof source === 'function' ? (source as (error: unknown) => R | PromiseLike<R>)(error) : source;
+  }
+}
+
+/**
+ * Builds a fallback: when the call fails with a handled error, resolve with `value` instead, or
+ * with what `value(error)` returns when it is a function (to fall back to a function value itself,
+ * wrap it: `() => fn`). In a pipeline, put it first so it sees every other policy's errors.
+ * @example
+ * const safe = pipeline(fallback(() => cachedPrices()), circuitBreaker(), timeout(1_000));
+ * const prices = await safe.execute(() => fetchPrices());
+ */
+export function fallback<R>(value: FallbackSource<R>, options?: FallbackOptions): FallbackPolicy<R> {
+  return new FallbackPolicy(value, options);
+}

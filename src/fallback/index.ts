@@ -1,0 +1,1 @@
+export { fallback, FallbackPolicy, type FallbackEvent, type FallbackOptions, type FallbackSource } from './fallback.js';

@@ -1,0 +1,173 @@
+import { type Clock, systemClock } from '../core/clock.js';
+import { AbortableContext, type Context } from '../core/context.js';
+import { DeadlineQueue, type DeadlineEntry } from '../core/deadline-queue.js';
+import { hedgeChannel } from '../core/diagnostics.js';
+import { EventEmitter, type EventSubscriber } from '../core/events.js';
+import { callFunction, PolicyBase, type PolicyFunction, runSymbol } from '../core/policy.js';
+import { checkOptions, clockOption, countOption, durationOption, nameOption } from '../core/validate.js';
+
+/** Options of {@link hedge}. */
+export interface HedgeOptions {
+  /** How long an attempt may run before another is started beside it, in ms. */
+  readonly delayMs: number;
+  /** Extra attempts at most, besides the first. @default 1 */
+  readonly maxHedges?: number;
+  /** Name used in events and telemetry. @default 'hedge' */
+  readonly name?: string;
+  /** Time source. @default systemClock */
+  readonly clock?: Clock;
+}
+
+/** Payload of {@link HedgePolicy.onHedge} and of `bulwark:hedge:attempt`. */
+export interface HedgeEvent {
+  readonly policy: string;
+  /** The attempt being started: 2 for the first hedge. */
+  readonly attempt: number;
+  /** Why: the previous attempt was too slow, or it failed. */
+  readonly trigger: 'delay' | 'failure';
+}
+
+const keys = ['delayMs', 'maxHedges', 'name', 'clock'] as const;
+
+/** Reason given to the signals of attempts that lost the race. */
+function lostReason(): DOMException {
+  return new DOMException('Another hedged attempt succeeded first', 'AbortError');
+}
+
+/** One hedged call: its attempts, and its place in the policy's delay queue. */
+class HedgedCall<T> implements DeadlineEntry {
+  deadline = 0;
+  queuePrev: DeadlineEntry | undefined = undefined;
+  queueNext: DeadlineEntry | undefined = undefined;
+  queued = false;
+
+  private readonly attempts: AbortableContext[] = [];
+  private running = 0;
+  private hedgesLeft: number;
+  private settled = false;
+  private lastError: unknown = undefined;
+
+  constructor(
+    private readonly policy: HedgePolicy,
+    private readonly fn: PolicyFunction<T>,
+    private readonly parent: Context,
+    private readonly resolve: (value: T) => void,
+    private readonly reject: (error: unknown) => void,
+  ) {
+    this.hedgesLeft = policy.maxHedges;
+  }
+
+  launch(): void {
+    const attempt = new AbortableContext(this.parent);
+    this.attempts.push(attempt);
+    this.running++;
+    callFunction(this.fn, attempt).then(
+      (value) => this.won(attempt, value),
+      (error: unknown) => this.failed(error),
+    );
+    if (this.hedgesLeft > 0 && !this.settled) this.policy.schedule(this);
+  }
+
+  expire(): void {
+    this.hedgeNow('delay');
+  }
+
+  private hedgeNow(trigger: HedgeEvent['trigger']): void {
+    if (this.settled || this.hedgesLeft === 0 || this.parent.abortable()?.aborted) return;
+    this.hedgesLeft--;
+    this.policy.hedged(this.attempts.length + 1, trigger);
+    this.launch();
+  }
+
+  private won(winner: AbortableContext, value: T): void {
+    this.running--;
+    if (this.settled) return;
+    this.finish();
+    for (const attempt of this.attempts) if (attempt !== winner) attempt.abort(lostReason());
+    this.resolve(value);
+  }
+
+  private failed(error: unknown): void {
+    this.running--;
+    if (this.settled) return;
+    this.lastError = error;
+    if (this.hedgesLeft > 0 && !this.parent.abortable()?.aborted) {
+      this.policy.unschedule(this);
+      this.hedgeNow('failure');
+    } else if (this.running === 0) {
+      this.finish();
+      this.reject(this.lastError);
+    }
+  }
+
+  private finish(): void {
+    this.settled = true;
+    this.policy.unschedule(this);
+    for (const attempt of this.attempts) attempt.release();
+  }
+}
+
+/** Races extra attempts against slow ones. Built by {@link hedge}. */
+export class HedgePolicy extends PolicyBase {
+  readonly kind = 'hedge';
+  readonly name: string;
+  readonly delayMs: number;
+  readonly maxHedges: number;
+  /** Subscribes to each extra attempt. */
+  readonly onHedge: EventSubscriber<HedgeEvent>;
+
+  private readonly clock: Clock;
+  private readonly queue: DeadlineQueue;
+  private readonly started = new EventEmitter<HedgeEvent>();
+
+  constructor(options: HedgeOptions) {
+    super();
+    if (options === undefined) throw new TypeError('hedge: options must be an object with "delayMs", got undefined');
+    const o = checkOptions('hedge', options, keys);
+    if (o.delayMs === undefined) throw new TypeError('hedge: option "delayMs" must be a number, got undefined');
+    this.delayMs = durationOption('hedge', 'delayMs', o.delayMs, 0);
+    this.maxHedges = countOption('hedge', 'maxHedges', o.maxHedges, 1, { max: 100 });
+    this.name = nameOption('hedge', o.name, 'hedge');
+    this.clock = clockOption('hedge', o.clock, systemClock);
+    this.queue = new DeadlineQueue(this.clock);
+    this.onHedge = this.started.subscribe;
+  }
+
+  [runSymbol]<T>(fn: PolicyFunction<T>, context: Context): Promise<T> {
+    return new Promise<T>((resolve, reject) => new HedgedCall(this, fn, context, resolve, reject).launch());
+  }
+
+  /** @internal */
+  schedule(call: DeadlineEntry): void {
+    this.queue.remove(call);
+    call.deadline = this.clock.now() + this.delayMs;
+    this.queue.push(call);
+  }
+
+  /** @internal */
+  unschedule(call: DeadlineEntry): void {
+    this.queue.remove(call);
+  }
+
+  /** @internal */
+  hedged(attempt: number, trigger: HedgeEvent['trigger']): void {
+    if (this.started.active || hedgeChannel.hasSubscribers) {
+      const event: HedgeEvent = { policy: this.name, attempt, trigger };
+      this.started.emit(event);
+      if (hedgeChannel.hasSubscribers) hedgeChannel.publish(event);
+    }
+  }
+}
+
+/**
+ * Builds a hedging policy: when an attempt has not settled after `delayMs`, another starts beside
+ * it (up to `maxHedges` extra); a failed attempt is hedged at once. The first success wins and
+ * the other attempts are aborted through their signals; if all fail, the last error is thrown.
+ * Use it for idempotent reads where tail latency matters.
+ * @example
+ * const fast = hedge({ delayMs: 50, maxHedges: 2 });
+ * const row = await fast.execute(({ signal }) => replicaQuery(sql, { signal }));
+ */
+export function hedge(options: HedgeOptions): HedgePolicy {
+  return new HedgePolicy(options);
+}

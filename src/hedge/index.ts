@@ -1,0 +1,1 @@
+export { hedge, HedgePolicy, type HedgeEvent, type HedgeOptions } from './hedge.js';

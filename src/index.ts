@@ -1,0 +1,12 @@
+/**
+ * bulwark: resilience policies for Node.js services.
+ * @packageDocumentation
+ */
+export * from './core/index.js';
+export * from './backoff/index.js';
+export * from './circuit/index.js';
+export * from './retry/index.js';
+export * from './timeout/index.js';
+export * from './bulkhead/index.js';
+export * from './fallback/index.js';
+export * from './hedge/index.js';

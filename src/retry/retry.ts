@@ -1,0 +1,187 @@
+import { type Backoff, exponential, isBackoff } from '../backoff/backoff.js';
+import { type Clock, systemClock } from '../core/clock.js';
+import { AttemptContext, type Context } from '../core/context.js';
+import { retryAttemptChannel, retryGiveUpChannel } from '../core/diagnostics.js';
+import { isBulwarkError } from '../core/errors.js';
+import { EventEmitter, type EventSubscriber } from '../core/events.js';
+import { callFunction, PolicyBase, type PolicyFunction, runSymbol } from '../core/policy.js';
+import { sleep } from '../core/sleep.js';
+import {
+  checkOptions,
+  clockOption,
+  countOption,
+  durationOption,
+  functionOption,
+  nameOption,
+  show,
+} from '../core/validate.js';
+import { RetryBudget } from './budget.js';
+
+/** Options of {@link retry}. */
+export interface RetryOptions {
+  /** Attempts in all, the first included (1 = never retry). @default 3 */
+  readonly maxAttempts?: number;
+  /** Delay before each retry. @default exponential() — 100 ms doubling to 30 s, full jitter */
+  readonly backoff?: Backoff;
+  /** Which errors are worth retrying. @default {@link defaultRetryHandle} */
+  readonly handle?: (error: unknown) => boolean;
+  /**
+   * Cap on every delay, in ms, including one asked for by an error's `retryAfterMs`
+   * (rate-limit errors, HTTP 429/503 `Retry-After`). @default 30000
+   */
+  readonly maxDelayMs?: number;
+  /** A retry budget, possibly shared with other retry policies. No budget by default. */
+  readonly budget?: RetryBudget;
+  /** Name used in events and telemetry. @default 'retry' */
+  readonly name?: string;
+  /** Time source. @default systemClock */
+  readonly clock?: Clock;
+}
+
+/** Payload of {@link RetryPolicy.onRetry} and of `bulwark:retry:attempt`. */
+export interface RetryEvent {
+  readonly policy: string;
+  /** The attempt that just failed (1 = the first call). */
+  readonly attempt: number;
+  /** How long the policy waits before the next attempt. */
+  readonly delayMs: number;
+  readonly error: unknown;
+}
+
+/** Why a retry policy stopped retrying. */
+export type GiveUpReason = 'attempts' | 'unhandled' | 'budget' | 'aborted';
+
+/** Payload of {@link RetryPolicy.onGiveUp} and of `bulwark:retry:give-up`. */
+export interface GiveUpEvent {
+  readonly policy: string;
+  /** Attempts made. */
+  readonly attempts: number;
+  readonly reason: GiveUpReason;
+  /** The last error, which is what the call rejects with. */
+  readonly error: unknown;
+}
+
+const keys = ['maxAttempts', 'backoff', 'handle', 'maxDelayMs', 'budget', 'name', 'clock'] as const;
+
+/**
+ * Retries every error except: a cancellation (`AbortError`), an open or isolated circuit
+ * (retrying it cannot help before it half-opens), and an exceeded quota.
+ */
+export function defaultRetryHandle(error: unknown): boolean {
+  if (typeof error === 'object' && error !== null && (error as { name?: unknown }).name === 'AbortError') return false;
+  return !(
+    isBulwarkError(error, 'ERR_BULWARK_BROKEN_CIRCUIT') ||
+    isBulwarkError(error, 'ERR_BULWARK_ISOLATED_CIRCUIT') ||
+    isBulwarkError(error, 'ERR_BULWARK_QUOTA_EXCEEDED')
+  );
+}
+
+/** The delay an error asks for (`retryAfterMs`), if it names a valid one. */
+function hintedDelay(error: unknown): number | undefined {
+  if (typeof error !== 'object' || error === null) return undefined;
+  const ms = (error as { retryAfterMs?: unknown }).retryAfterMs;
+  return typeof ms === 'number' && ms >= 0 && ms !== Infinity ? ms : undefined;
+}
+
+/** Retries failed calls with a backoff. Built by {@link retry}. */
+export class RetryPolicy extends PolicyBase {
+  readonly kind = 'retry';
+  readonly name: string;
+  readonly maxAttempts: number;
+  readonly maxDelayMs: number;
+  /** Subscribes to retries: called before each wait. */
+  readonly onRetry: EventSubscriber<RetryEvent>;
+  /** Subscribes to the end of retrying on a failed call. */
+  readonly onGiveUp: EventSubscriber<GiveUpEvent>;
+
+  private readonly backoff: Backoff;
+  private readonly handle: (error: unknown) => boolean;
+  private readonly budget: RetryBudget | undefined;
+  private readonly clock: Clock;
+  private readonly retried = new EventEmitter<RetryEvent>();
+  private readonly gaveUp = new EventEmitter<GiveUpEvent>();
+
+  constructor(options?: RetryOptions) {
+    super();
+    const o = checkOptions('retry', options, keys);
+    this.maxAttempts = countOption('retry', 'maxAttempts', o.maxAttempts, 3, { max: 1_000 });
+    const backoff = o.backoff ?? exponential();
+    if (!isBackoff(backoff)) {
+      throw new TypeError(`retry: option "backoff" must be a backoff such as exponential() or constant(ms), got ${show(backoff)}`);
+    }
+    this.backoff = backoff;
+    this.maxDelayMs = durationOption('retry', 'maxDelayMs', o.maxDelayMs, Math.max(30_000, backoff.initialMs));
+    if (this.maxDelayMs < backoff.initialMs) {
+      throw new RangeError(
+        `retry: option "maxDelayMs" (${show(this.maxDelayMs)}) must not be below the backoff's initial delay (${show(backoff.initialMs)})`,
+      );
+    }
+    this.handle = functionOption('retry', 'handle', o.handle, defaultRetryHandle);
+    if (o.budget !== undefined && !(o.budget instanceof RetryBudget)) {
+      throw new TypeError(`retry: option "budget" must come from retryBudget(), got ${show(o.budget)}`);
+    }
+    this.budget = o.budget;
+    this.name = nameOption('retry', o.name, 'retry');
+    this.clock = clockOption('retry', o.clock, systemClock);
+    this.onRetry = this.retried.subscribe;
+    this.onGiveUp = this.gaveUp.subscribe;
+  }
+
+  [runSymbol]<T>(fn: PolicyFunction<T>, context: Context): Promise<T> {
+    this.budget?.recordCall();
+    const p = callFunction(fn, context.attempt === 1 ? context : new AttemptContext(context, 1));
+    if (this.maxAttempts === 1) return p;
+    return p.catch((error: unknown) => this.retryAfter(error, fn, context));
+  }
+
+  private async retryAfter<T>(firstError: unknown, fn: PolicyFunction<T>, context: Context): Promise<T> {
+    let error = firstError;
+    let previousDelay = this.backoff.initialMs;
+    for (let attempt = 1; ; attempt++) {
+      const reason = this.giveUpReason(error, attempt, context);
+      if (reason !== undefined) {
+        if (this.gaveUp.active || retryGiveUpChannel.hasSubscribers) {
+          const event: GiveUpEvent = { policy: this.name, attempts: attempt, reason, error };
+          this.gaveUp.emit(event);
+          if (retryGiveUpChannel.hasSubscribers) retryGiveUpChannel.publish(event);
+        }
+        throw error;
+      }
+      let delay = this.backoff.next(attempt, previousDelay);
+      previousDelay = delay;
+      delay = Math.min(hintedDelay(error) ?? delay, this.maxDelayMs);
+      if (this.retried.active || retryAttemptChannel.hasSubscribers) {
+        const event: RetryEvent = { policy: this.name, attempt, delayMs: delay, error };
+        this.retried.emit(event);
+        if (retryAttemptChannel.hasSubscribers) retryAttemptChannel.publish(event);
+      }
+      await sleep(this.clock, delay, context.abortable());
+      try {
+        return await callFunction(fn, new AttemptContext(context, attempt + 1));
+      } catch (next) {
+        error = next;
+      }
+    }
+  }
+
+  private giveUpReason(error: unknown, attempt: number, context: Context): GiveUpReason | undefined {
+    if (context.abortable()?.aborted) return 'aborted';
+    if (!this.handle(error)) return 'unhandled';
+    if (attempt >= this.maxAttempts) return 'attempts';
+    if (this.budget !== undefined && !this.budget.tryRetry()) return 'budget';
+    return undefined;
+  }
+}
+
+/**
+ * Builds a retry policy. Failed calls are tried again after a backoff delay until they succeed,
+ * `maxAttempts` is reached, the error is not retryable, or the retry budget is spent; then the
+ * last error is rethrown. A wait aborts at once with the caller's `signal.reason`.
+ * @example
+ * const policy = retry({ maxAttempts: 4, backoff: exponential({ initialMs: 50, maxMs: 2_000 }) });
+ * policy.onRetry(({ attempt, delayMs }) => console.log(`attempt ${attempt} failed, waiting ${delayMs} ms`));
+ * const data = await policy.execute(({ attempt }) => loadData(attempt));
+ */
+export function retry(options?: RetryOptions): RetryPolicy {
+  return new RetryPolicy(options);
+}

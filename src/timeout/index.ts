@@ -1,0 +1,1 @@
+export { timeout, TimeoutPolicy, type TimeoutEvent, type TimeoutOptions, type TimeoutStrategy } from './timeout.js';

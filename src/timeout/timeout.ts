@@ -1,0 +1,160 @@
+import { type Clock, systemClock } from '../core/clock.js';
+import { AbortableContext, type Context } from '../core/context.js';
+import { DeadlineQueue, type DeadlineEntry } from '../core/deadline-queue.js';
+import { timeoutChannel } from '../core/diagnostics.js';
+import { TimeoutError } from '../core/errors.js';
+import { EventEmitter, type EventSubscriber } from '../core/events.js';
+import { callFunction, PolicyBase, type PolicyFunction, runSymbol } from '../core/policy.js';
+import { checkOptions, clockOption, durationOption, enumOption, nameOption } from '../core/validate.js';
+
+/**
+ * `'aggressive'`: at the deadline the call rejects with `TimeoutError` at once and the signal
+ * aborts; whatever the function does later is ignored. `'cooperative'`: at the deadline the signal
+ * aborts and the call settles when the function does — with its value if it still succeeds, with
+ * `TimeoutError` (the function's own error as `cause`) if it fails.
+ */
+export type TimeoutStrategy = 'aggressive' | 'cooperative';
+
+/** Options of {@link timeout}. */
+export interface TimeoutOptions {
+  /** @default 'aggressive' */
+  readonly strategy?: TimeoutStrategy;
+  /** Name used in events and telemetry. @default 'timeout' */
+  readonly name?: string;
+  /** Time source. @default systemClock */
+  readonly clock?: Clock;
+}
+
+/** Payload of {@link TimeoutPolicy.onTimeout} and of `bulwark:timeout:expired`. */
+export interface TimeoutEvent {
+  readonly policy: string;
+  readonly timeoutMs: number;
+}
+
+const keys = ['strategy', 'name', 'clock'] as const;
+
+/**
+ * One timed call: the context handed to the function and the deadline queue entry at once, so a
+ * call costs one object and no timer. Fields are assigned in the constructor (not declared with
+ * initialisers) to keep construction cheap on the hot path.
+ */
+class TimedCall<T> extends AbortableContext implements DeadlineEntry {
+  deadline: number;
+  queuePrev: DeadlineEntry | undefined;
+  queueNext: DeadlineEntry | undefined;
+  queued: boolean;
+  expired: TimeoutError | undefined;
+  resolve: (value: T) => void;
+  reject: (error: unknown) => void;
+  readonly fulfilled: (value: T) => void;
+  readonly rejected: (error: unknown) => void;
+  private readonly policy: TimeoutPolicy;
+
+  constructor(parent: Context, policy: TimeoutPolicy, now: number) {
+    super(parent);
+    this.policy = policy;
+    this.deadline = now + policy.timeoutMs;
+    this.queuePrev = undefined;
+    this.queueNext = undefined;
+    this.queued = false;
+    this.expired = undefined;
+    this.resolve = pendingResolve as (value: T) => void;
+    this.reject = pendingReject;
+    this.fulfilled = (value) => {
+      this.settle();
+      this.resolve(value);
+    };
+    this.rejected = (error) => {
+      this.settle();
+      const expired = this.expired;
+      if (expired !== undefined && error !== expired) {
+        Object.defineProperty(expired, 'cause', { value: error, writable: true, configurable: true });
+      }
+      this.reject(expired ?? error);
+    };
+  }
+
+  expire(): void {
+    const error = new TimeoutError(this.policy.timeoutMs);
+    this.expired = error;
+    this.policy.expired(error);
+    this.abort(error);
+    if (this.policy.aggressive) {
+      this.release();
+      this.reject(error);
+    }
+  }
+
+  private settle(): void {
+    this.policy.queue.remove(this);
+    this.release();
+  }
+}
+
+// The promise executor runs synchronously inside `new Promise`, so it can hand the resolvers over
+// through these two slots instead of allocating a closure per call.
+let pendingResolve: (value: unknown) => void = () => {};
+let pendingReject: (error: unknown) => void = () => {};
+function captureResolvers(resolve: (value: unknown) => void, reject: (error: unknown) => void): void {
+  pendingResolve = resolve;
+  pendingReject = reject;
+}
+
+/** Bounds how long a call may take. Built by {@link timeout}. */
+export class TimeoutPolicy extends PolicyBase {
+  readonly kind = 'timeout';
+  readonly name: string;
+  readonly timeoutMs: number;
+  readonly strategy: TimeoutStrategy;
+  /** Subscribes to expiries. */
+  readonly onTimeout: EventSubscriber<TimeoutEvent>;
+  /** @internal */
+  readonly aggressive: boolean;
+  /** @internal */
+  readonly queue: DeadlineQueue;
+
+  private readonly clock: Clock;
+  private readonly timedOut = new EventEmitter<TimeoutEvent>();
+
+  constructor(ms: number, options?: TimeoutOptions) {
+    super();
+    if (ms === undefined) throw new TypeError('timeout: option "ms" must be a number, got undefined');
+    this.timeoutMs = durationOption('timeout', 'ms', ms, 0, { min: 0, exclusiveMin: true });
+    const o = checkOptions('timeout', options, keys);
+    this.strategy = enumOption('timeout', 'strategy', o.strategy, ['aggressive', 'cooperative'], 'aggressive');
+    this.aggressive = this.strategy === 'aggressive';
+    this.name = nameOption('timeout', o.name, 'timeout');
+    this.clock = clockOption('timeout', o.clock, systemClock);
+    this.queue = new DeadlineQueue(this.clock);
+    this.onTimeout = this.timedOut.subscribe;
+  }
+
+  [runSymbol]<T>(fn: PolicyFunction<T>, context: Context): Promise<T> {
+    const outer = new Promise<T>(captureResolvers as (resolve: (value: T) => void, reject: (error: unknown) => void) => void);
+    const call = new TimedCall<T>(context, this, this.clock.now());
+    this.queue.push(call);
+    callFunction(fn, call).then(call.fulfilled, call.rejected);
+    return outer;
+  }
+
+  /** @internal */
+  expired(_error: TimeoutError): void {
+    if (this.timedOut.active || timeoutChannel.hasSubscribers) {
+      const event: TimeoutEvent = { policy: this.name, timeoutMs: this.timeoutMs };
+      this.timedOut.emit(event);
+      if (timeoutChannel.hasSubscribers) timeoutChannel.publish(event);
+    }
+  }
+}
+
+/**
+ * Builds a timeout policy. The function receives a `signal` that aborts at the deadline with a
+ * `TimeoutError` as its reason. One timer serves all calls of a policy, and a call's
+ * AbortController is only made if the function reads `signal` or the deadline passes.
+ * @example
+ * const policy = timeout(2_000);
+ * const res = await policy.execute(({ signal }) => fetch('http://127.0.0.1:8080/slow', { signal }));
+ */
+export function timeout(ms: number, options?: TimeoutOptions): TimeoutPolicy {
+  return new TimeoutPolicy(ms, options);
+}

@@ -1,0 +1,23 @@
+import { defineConfig } from 'tsup';
+
+/**
+ * One entry per public subpath. Later subpaths (redis, express, fastify, fetch, otel, prometheus,
+ * opossum, bottleneck) are added here and in package.json "exports" together; each keeps its
+ * peer dependency external.
+ */
+export const entries = {
+  index: 'src/index.ts',
+} as const;
+
+export default defineConfig({
+  entry: entries,
+  format: ['esm', 'cjs'],
+  dts: true,
+  sourcemap: true,
+  clean: true,
+  target: 'node20',
+  platform: 'node',
+  splitting: true,
+  treeshake: true,
+  external: ['ioredis', '@opentelemetry/api', 'prom-client', 'express', 'fastify', 'opossum', 'bottleneck'],
+});
