@@ -55,9 +55,10 @@ const exponentialKeys = ['initialMs', 'maxMs', 'factor', 'jitter', 'random'] as 
  */
 export function exponential(options?: ExponentialOptions): Backoff {
   const o = checkOptions('exponential', options, exponentialKeys);
-  const initialMs = durationOption('exponential', 'initialMs', o.initialMs, 100);
+  // Zero cannot grow: every delay would be 0 (and 0 × Infinity is NaN once factor^n overflows).
+  const initialMs = durationOption('exponential', 'initialMs', o.initialMs, 100, { exclusiveMin: true });
   const maxMs = durationOption('exponential', 'maxMs', o.maxMs, Math.max(30_000, initialMs));
-  const factor = numberOption('exponential', 'factor', o.factor, 2, { min: 1 });
+  const factor = numberOption('exponential', 'factor', o.factor, 2, { min: 1, exclusiveMin: true });
   const jitter = enumOption('exponential', 'jitter', o.jitter, ['full', 'decorrelated', 'none'], 'full');
   const random = functionOption('exponential', 'random', o.random, Math.random);
   if (maxMs < initialMs) {
@@ -80,12 +81,24 @@ export function exponential(options?: ExponentialOptions): Backoff {
   }
 }
 
+/**
+ * Asks a backoff for its `n`-th delay and makes the answer safe to wait on: capped at `maxMs`;
+ * NaN (a hand-written backoff gone wrong) replaced by the backoff's `initialMs`; below 0 made 0.
+ */
+export function nextDelay(backoff: Backoff, n: number, previousMs: number, maxMs: number): number {
+  const ms = backoff.next(n, previousMs);
+  if (typeof ms !== 'number' || Number.isNaN(ms)) return Math.min(backoff.initialMs, maxMs);
+  return ms < 0 ? 0 : Math.min(ms, maxMs);
+}
+
 /** True for objects shaped like a {@link Backoff}. */
 export function isBackoff(value: unknown): value is Backoff {
   return (
     typeof value === 'object' &&
     value !== null &&
     typeof (value as Backoff).next === 'function' &&
-    typeof (value as Backoff).initialMs === 'number'
+    typeof (value as Backoff).initialMs === 'number' &&
+    Number.isFinite((value as Backoff).initialMs) &&
+    (value as Backoff).initialMs >= 0
   );
 }

@@ -94,7 +94,9 @@ function rates(owner: string, o: RateOptions, maxMinimum: number): Rates {
     );
   }
   if (o.slowCallMs === undefined && o.slowCallRateThreshold !== undefined) {
-    throw new TypeError(`${owner}: option "slowCallRateThreshold" needs "slowCallMs" to be set`);
+    throw new TypeError(
+      `${owner}: option "slowCallRateThreshold" needs "slowCallMs" to be set, got ${show(o.slowCallRateThreshold)} without it`,
+    );
   }
   return {
     failureRate: ratioOption(owner, 'failureRateThreshold', o.failureRateThreshold, 0.5),
@@ -105,7 +107,9 @@ function rates(owner: string, o: RateOptions, maxMinimum: number): Rates {
 }
 
 function shouldOpen(r: Rates, calls: number, failures: number, slow: number): boolean {
-  return calls >= r.minimumCalls && (failures >= r.failureRate * calls || slow >= r.slowRate * calls);
+  // Compare ratios, not counts against rate * calls: the product can round above a whole count
+  // (0.07 * 100 = 7.000000000000001), while a correctly rounded quotient equals the threshold.
+  return calls >= r.minimumCalls && (failures / calls >= r.failureRate || slow / calls >= r.slowRate);
 }
 
 const countKeys = ['size', 'failureRateThreshold', 'minimumCalls', 'slowCallMs', 'slowCallRateThreshold'] as const;
@@ -195,14 +199,15 @@ export function timeWindow(options?: TimeWindowOptions): BreakerStrategy {
             // Buckets between the last recorded one and this one have left the window.
             const from = Math.max(latest + 1, epoch - BUCKETS + 1);
             for (let e = from; e <= epoch; e++) {
-              const i = e % BUCKETS;
+              // Epochs below 0 occur while the clock is still within one window of 0.
+              const i = ((e % BUCKETS) + BUCKETS) % BUCKETS;
               clear(i);
               epochs[i] = e;
             }
             latest = epoch;
           }
           // A result older than the window (clock read before a long stall) is dropped.
-          const i = epoch % BUCKETS;
+          const i = ((epoch % BUCKETS) + BUCKETS) % BUCKETS;
           if (epochs[i] === epoch) {
             bCalls[i]!++;
             calls++;

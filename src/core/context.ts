@@ -111,8 +111,11 @@ export class AbortableContext extends Context {
     if (this.controller !== undefined) {
       this.controller.abort(reason);
     } else if (!this.abortedEarly) {
+      // Nobody has read the signal, so a parent abort may have gone unseen; if so, it came first
+      // and its reason is the one the signal must report when it is read.
+      const parentSignal = this.released ? undefined : this.parent.abortable();
       this.abortedEarly = true;
-      this.abortReason = reason;
+      this.abortReason = parentSignal !== undefined && parentSignal.aborted ? parentSignal.reason : reason;
     }
   }
 

@@ -33,7 +33,9 @@ export class DeadlineQueue {
     else this.tail.queueNext = entry;
     this.tail = entry;
     if (this.timer === undefined) {
-      this.arm(entry.deadline - this.clock.now());
+      // No timer means the queue was empty, or we are inside fire() (an expiring entry pushed
+      // again); in the latter case older entries may still be queued, so arm for the head.
+      this.arm(this.head!.deadline - this.clock.now());
     } else if (!this.refed) {
       this.timer.ref();
       this.refed = true;

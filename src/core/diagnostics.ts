@@ -40,8 +40,6 @@ export interface ExecuteMessage {
 }
 
 export const executeChannel = diagnosticsChannel.tracingChannel<ExecuteMessage>(channelNames.execute);
-/** The start sub-channel, read on every call to decide whether tracing is wanted. */
-export const executeStart = diagnosticsChannel.channel(`tracing:${channelNames.execute}:start`);
 export const circuitStateChannel = diagnosticsChannel.channel(channelNames.circuitState);
 export const circuitRejectedChannel = diagnosticsChannel.channel(channelNames.circuitRejected);
 export const retryAttemptChannel = diagnosticsChannel.channel(channelNames.retryAttempt);

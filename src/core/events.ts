@@ -53,7 +53,9 @@ export class EventEmitter<T> {
     }
     this.#listeners = [...this.#listeners, listener];
     return toDisposable(() => {
-      this.#listeners = this.#listeners.filter((l) => l !== listener);
+      // Remove this registration only: the same function may be subscribed more than once.
+      const i = this.#listeners.indexOf(listener);
+      if (i !== -1) this.#listeners = [...this.#listeners.slice(0, i), ...this.#listeners.slice(i + 1)];
     });
   };
 

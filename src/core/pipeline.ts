@@ -1,6 +1,7 @@
-import type { Context } from './context.js';
+import { Context } from './context.js';
 import {
   type ContextualPolicy,
+  type ExtraResult,
   invoke,
   isPolicy,
   type Policy,
@@ -11,7 +12,7 @@ import {
 import { show } from './validate.js';
 
 /** What a list of policies may return besides the function's own result (fallback values). */
-export type PipelineResult<P extends readonly Policy<unknown>[]> = P[number] extends Policy<infer R> ? R : never;
+export type PipelineResult<P extends readonly Policy<unknown>[]> = ExtraResult<P[number]>;
 
 /**
  * Policies run one inside the other; the first is the outermost. See {@link pipeline}.
@@ -40,9 +41,48 @@ export class PipelinePolicy<R = never> extends PolicyBase<R> {
     const inner: PolicyFunction<unknown> =
       index === this.policies.length - 1 ? fn : (c) => this.step(index + 1, fn, c as Context);
     if (this.contextual[index]) return invoke(policy as ContextualPolicy<unknown>, inner, context);
-    // A policy from elsewhere (another copy of bulwark, or hand-written): hand it the signal.
+    // A policy from elsewhere (another copy of bulwark, or hand-written): hand it the signal, and
+    // rebuild a context of ours from whatever it passes on (maybe nothing), so the layers inside
+    // still get one with `abortable()`, a signal and the attempt number.
+    // Its result is made a native promise and a synchronous throw a rejection, as for any function.
     const signal = context.abortable();
-    return policy.execute(inner, signal === undefined ? undefined : { signal });
+    const adopt = (given: unknown): unknown => inner(given instanceof Context ? given : new ForeignContext(context, given));
+    try {
+      return Promise.resolve(policy.execute(adopt, signal === undefined ? undefined : { signal }));
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+}
+
+/**
+ * The context inside a policy that is not ours: the signal it passed on if it is an AbortSignal,
+ * else ours. Its attempt number counts only above 1 (a retry of its own): we cannot hand it our
+ * attempt, so a 1 from it says nothing and the attempt around it is kept.
+ */
+class ForeignContext extends Context {
+  readonly attempt: number;
+
+  constructor(
+    private readonly outer: Context,
+    private readonly given: unknown,
+  ) {
+    super();
+    const attempt = (given as { attempt?: unknown } | null | undefined)?.attempt;
+    this.attempt = typeof attempt === 'number' && Number.isInteger(attempt) && attempt > 1 ? attempt : outer.attempt;
+  }
+
+  get signal(): AbortSignal {
+    return this.givenSignal() ?? this.outer.signal;
+  }
+
+  abortable(): AbortSignal | undefined {
+    return this.givenSignal() ?? this.outer.abortable();
+  }
+
+  private givenSignal(): AbortSignal | undefined {
+    const signal = (this.given as { signal?: unknown } | null | undefined)?.signal;
+    return signal instanceof AbortSignal ? signal : undefined;
   }
 }
 

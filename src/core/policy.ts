@@ -1,5 +1,5 @@
 import { type Context, type ExecutionContext, RootContext } from './context.js';
-import { executeChannel, executeStart, type ExecuteMessage } from './diagnostics.js';
+import { executeChannel, type ExecuteMessage } from './diagnostics.js';
 import { show } from './validate.js';
 
 /** The function a policy runs: it receives the context and returns a value or a promise. */
@@ -23,6 +23,22 @@ export interface Policy<R = never> {
   /** The policy's `name` option (used by telemetry); defaults to its kind. */
   readonly name: string;
 }
+
+/**
+ * Type-only key (nothing exists at run time) under which bulwark's policies declare their `R`.
+ * Pipeline types read `R` from here: inferring it from the generic `execute` gives `unknown`.
+ */
+export declare const resultType: unique symbol;
+
+/**
+ * What a policy may return besides the function's own result: its declared `R`; `never` for a
+ * foreign policy that provably adds nothing; `unknown` when that cannot be told.
+ */
+export type ExtraResult<Q> = Q extends { readonly [resultType]: infer R }
+  ? R
+  : Q extends Policy<never>
+    ? never
+    : unknown;
 
 /** Key of the internal entry point that pipelines use to pass the context through. */
 export const runSymbol = Symbol('bulwark.run');
@@ -48,7 +64,8 @@ export function callFunction<T>(fn: PolicyFunction<T>, context: ExecutionContext
 
 /** Runs a policy's internal entry, inside the `bulwark:execute` tracing channel when traced. */
 export function invoke<T, R>(policy: ContextualPolicy<R>, fn: PolicyFunction<T>, context: Context): Promise<T | R> {
-  if (!executeStart.hasSubscribers) return policy[runSymbol](fn, context);
+  // Any of the five sub-channels counts: a subscriber may listen to `error` alone.
+  if (!executeChannel.hasSubscribers) return policy[runSymbol](fn, context);
   const message: ExecuteMessage = { kind: policy.kind, policy: policy.name };
   return executeChannel.tracePromise(() => policy[runSymbol](fn, context), message);
 }
@@ -59,8 +76,13 @@ export function rootContext(fn: unknown, options: ExecuteOptions | undefined): R
     return Promise.reject(new TypeError(`execute: fn must be a function, got ${show(fn)}`));
   }
   if (options === undefined) return new RootContext(undefined);
-  if (typeof options !== 'object' || options === null) {
+  if (typeof options !== 'object' || options === null || Array.isArray(options)) {
     return Promise.reject(new TypeError(`execute: options must be an object, got ${show(options)}`));
+  }
+  for (const key in options) {
+    if (key !== 'signal') {
+      return Promise.reject(new TypeError(`execute: unknown option "${key}" (known options: signal)`));
+    }
   }
   const signal = options.signal;
   if (signal === undefined) return new RootContext(undefined);
@@ -78,14 +100,41 @@ export function rootContext(fn: unknown, options: ExecuteOptions | undefined): R
 export abstract class PolicyBase<R = never> implements ContextualPolicy<R> {
   abstract readonly kind: string;
   abstract readonly name: string;
+  /** Type-level only, never assigned: see {@link ExtraResult}. */
+  declare readonly [resultType]: R;
 
   execute<T>(fn: PolicyFunction<T>, options?: ExecuteOptions): Promise<T | R> {
     const context = rootContext(fn, options);
     if (context instanceof Promise) return context;
-    return invoke(this, fn, context);
+    const result = invoke<T, R>(this, fn, context);
+    const signal = context.abortable();
+    return signal === undefined ? result : untilAborted<T | R>(result, signal);
   }
 
   abstract [runSymbol]<T>(fn: PolicyFunction<T>, context: Context): Promise<T | R>;
+}
+
+/**
+ * Settles like `work`, or rejects with `signal.reason` as soon as the caller's signal aborts —
+ * even if the function ignores its signal. The work itself goes on and its outcome is still
+ * observed (never an unhandled rejection); the listener is removed when either settles. Costs
+ * one listener, and only when the caller passed a signal.
+ */
+function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    work.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(value);
+      },
+      (error: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(error);
+      },
+    );
+  });
 }
 
 /** True for objects that implement `execute`. */

@@ -23,7 +23,10 @@ export function checkOptions<T extends object>(
   known: readonly string[],
 ): Partial<T> {
   if (options === undefined) return {};
-  if (typeof options !== 'object' || options === null || Array.isArray(options)) {
+  const proto = typeof options === 'object' && options !== null ? Object.getPrototypeOf(options) : undefined;
+  if (proto !== Object.prototype && proto !== null) {
+    // Arrays, Maps, Dates and class instances are not option bags: reading them as one would
+    // silently drop whatever the caller meant.
     throw new TypeError(`${owner}: options must be an object, got ${show(options)}`);
   }
   for (const key of Object.keys(options)) {

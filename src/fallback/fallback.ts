@@ -48,11 +48,12 @@ export class FallbackPolicy<R> extends PolicyBase<R> {
   }
 
   [runSymbol]<T>(fn: PolicyFunction<T>, context: Context): Promise<T | R> {
-    return callFunction(fn, context).catch((error: unknown) => this.replace(error));
+    return callFunction(fn, context).catch((error: unknown) => this.replace(error, context));
   }
 
-  private replace(error: unknown): R | PromiseLike<R> {
-    if (!this.handle(error)) throw error;
+  private replace(error: unknown, context: Context): R | PromiseLike<R> {
+    // A caller who cancelled wants the cancellation, not a substitute value, whatever it is named.
+    if (context.abortable()?.aborted || !this.handle(error)) throw error;
     if (this.used.active || fallbackChannel.hasSubscribers) {
       const event: FallbackEvent = { policy: this.name, error };
       this.used.emit(event);

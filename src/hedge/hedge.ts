@@ -1,5 +1,5 @@
 import { type Clock, systemClock } from '../core/clock.js';
-import { AbortableContext, type Context } from '../core/context.js';
+import { AbortableContext, Context } from '../core/context.js';
 import { DeadlineQueue, type DeadlineEntry } from '../core/deadline-queue.js';
 import { hedgeChannel } from '../core/diagnostics.js';
 import { EventEmitter, type EventSubscriber } from '../core/events.js';
@@ -34,8 +34,13 @@ function lostReason(): DOMException {
   return new DOMException('Another hedged attempt succeeded first', 'AbortError');
 }
 
-/** One hedged call: its attempts, and its place in the policy's delay queue. */
-class HedgedCall<T> implements DeadlineEntry {
+/**
+ * One hedged call: its attempts, and its place in the policy's delay queue. It is also the parent
+ * context of its attempts, so that however many attempts read their signal, the caller's signal
+ * gets one listener (many would set off Node's MaxListeners warning).
+ */
+class HedgedCall<T> extends Context implements DeadlineEntry {
+  readonly attempt: number;
   deadline = 0;
   queuePrev: DeadlineEntry | undefined = undefined;
   queueNext: DeadlineEntry | undefined = undefined;
@@ -46,6 +51,8 @@ class HedgedCall<T> implements DeadlineEntry {
   private hedgesLeft: number;
   private settled = false;
   private lastError: unknown = undefined;
+  /** The caller's signal, while one listener on it aborts every attempt. */
+  private following: AbortSignal | undefined = undefined;
 
   constructor(
     private readonly policy: HedgePolicy,
@@ -54,11 +61,37 @@ class HedgedCall<T> implements DeadlineEntry {
     private readonly resolve: (value: T) => void,
     private readonly reject: (error: unknown) => void,
   ) {
+    super();
+    this.attempt = parent.attempt;
     this.hedgesLeft = policy.maxHedges;
   }
 
+  get signal(): AbortSignal {
+    return this.parent.signal;
+  }
+
+  /**
+   * Asked by an attempt when it first reads its signal. Rather than let each attempt listen to the
+   * caller's signal, listen once here and abort them all from that listener.
+   */
+  abortable(): AbortSignal | undefined {
+    const signal = this.parent.abortable();
+    if (signal === undefined || signal.aborted) return signal;
+    if (this.following === undefined && !this.settled) {
+      this.following = signal;
+      signal.addEventListener('abort', this);
+    }
+    return undefined;
+  }
+
+  /** The caller's signal aborted (the call itself is the listener: no closure per call). */
+  handleEvent(): void {
+    const reason = this.following!.reason;
+    for (const attempt of this.attempts) attempt.abort(reason);
+  }
+
   launch(): void {
-    const attempt = new AbortableContext(this.parent);
+    const attempt = new AbortableContext(this);
     this.attempts.push(attempt);
     this.running++;
     callFunction(this.fn, attempt).then(
@@ -103,6 +136,10 @@ class HedgedCall<T> implements DeadlineEntry {
   private finish(): void {
     this.settled = true;
     this.policy.unschedule(this);
+    if (this.following !== undefined) {
+      this.following.removeEventListener('abort', this);
+      this.following = undefined;
+    }
     for (const attempt of this.attempts) attempt.release();
   }
 }

@@ -73,15 +73,20 @@ export class RetryBudget {
     const epoch = Math.floor(this.clock.now() / this.bucketMs);
     if (epoch > this.latest) {
       for (let e = Math.max(this.latest + 1, epoch - BUCKETS + 1); e <= epoch; e++) {
-        const i = e % BUCKETS;
+        const i = slot(e);
         this.calls -= this.bucketCalls[i]!;
         this.retries -= this.bucketRetries[i]!;
         this.bucketCalls[i] = this.bucketRetries[i] = 0;
       }
       this.latest = epoch;
     }
-    return this.latest % BUCKETS;
+    return slot(this.latest);
   }
+}
+
+/** The ring index of a bucket epoch; never negative, even for epochs below zero. */
+function slot(epoch: number): number {
+  return ((epoch % BUCKETS) + BUCKETS) % BUCKETS;
 }
 
 /**

@@ -1,4 +1,4 @@
-import { type Backoff, exponential, isBackoff } from '../backoff/backoff.js';
+import { type Backoff, exponential, isBackoff, nextDelay } from '../backoff/backoff.js';
 import { type Clock, systemClock } from '../core/clock.js';
 import { AttemptContext, type Context } from '../core/context.js';
 import { retryAttemptChannel, retryGiveUpChannel } from '../core/diagnostics.js';
@@ -105,7 +105,7 @@ export class RetryPolicy extends PolicyBase {
     super();
     const o = checkOptions('retry', options, keys);
     this.maxAttempts = countOption('retry', 'maxAttempts', o.maxAttempts, 3, { max: 1_000 });
-    const backoff = o.backoff ?? exponential();
+    const backoff = o.backoff === undefined ? exponential() : o.backoff;
     if (!isBackoff(backoff)) {
       throw new TypeError(`retry: option "backoff" must be a backoff such as exponential() or constant(ms), got ${show(backoff)}`);
     }
@@ -130,7 +130,8 @@ export class RetryPolicy extends PolicyBase {
   [runSymbol]<T>(fn: PolicyFunction<T>, context: Context): Promise<T> {
     this.budget?.recordCall();
     const p = callFunction(fn, context.attempt === 1 ? context : new AttemptContext(context, 1));
-    if (this.maxAttempts === 1) return p;
+    // With one attempt there is nothing to retry; skip the catch unless someone hears the give-up.
+    if (this.maxAttempts === 1 && !this.gaveUp.active && !retryGiveUpChannel.hasSubscribers) return p;
     return p.catch((error: unknown) => this.retryAfter(error, fn, context));
   }
 
@@ -140,14 +141,10 @@ export class RetryPolicy extends PolicyBase {
     for (let attempt = 1; ; attempt++) {
       const reason = this.giveUpReason(error, attempt, context);
       if (reason !== undefined) {
-        if (this.gaveUp.active || retryGiveUpChannel.hasSubscribers) {
-          const event: GiveUpEvent = { policy: this.name, attempts: attempt, reason, error };
-          this.gaveUp.emit(event);
-          if (retryGiveUpChannel.hasSubscribers) retryGiveUpChannel.publish(event);
-        }
+        this.giveUp(attempt, reason, error);
         throw error;
       }
-      let delay = this.backoff.next(attempt, previousDelay);
+      let delay = nextDelay(this.backoff, attempt, previousDelay, this.maxDelayMs);
       previousDelay = delay;
       delay = Math.min(hintedDelay(error) ?? delay, this.maxDelayMs);
       if (this.retried.active || retryAttemptChannel.hasSubscribers) {
@@ -155,13 +152,26 @@ export class RetryPolicy extends PolicyBase {
         this.retried.emit(event);
         if (retryAttemptChannel.hasSubscribers) retryAttemptChannel.publish(event);
       }
-      await sleep(this.clock, delay, context.abortable());
+      try {
+        await sleep(this.clock, delay, context.abortable());
+      } catch (abortReason) {
+        // The caller gave up during the wait: the call rejects with the signal's reason.
+        this.giveUp(attempt, 'aborted', abortReason);
+        throw abortReason;
+      }
       try {
         return await callFunction(fn, new AttemptContext(context, attempt + 1));
       } catch (next) {
         error = next;
       }
     }
+  }
+
+  private giveUp(attempts: number, reason: GiveUpReason, error: unknown): void {
+    if (!this.gaveUp.active && !retryGiveUpChannel.hasSubscribers) return;
+    const event: GiveUpEvent = { policy: this.name, attempts, reason, error };
+    this.gaveUp.emit(event);
+    if (retryGiveUpChannel.hasSubscribers) retryGiveUpChannel.publish(event);
   }
 
   private giveUpReason(error: unknown, attempt: number, context: Context): GiveUpReason | undefined {

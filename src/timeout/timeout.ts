@@ -67,7 +67,8 @@ class TimedCall<T> extends AbortableContext implements DeadlineEntry {
     this.rejected = (error) => {
       this.settle();
       const expired = this.expired;
-      if (expired !== undefined && error !== expired) {
+      // An aggressive call already rejected with `expired`: leave that error as the caller got it.
+      if (expired !== undefined && error !== expired && !this.policy.aggressive) {
         Object.defineProperty(expired, 'cause', { value: error, writable: true, configurable: true });
       }
       this.reject(expired ?? error);

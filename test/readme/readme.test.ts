@@ -1,0 +1,57 @@
+// Every ```ts block of README.md is a real program: this test writes each one out with
+// `from 'bulwark'` pointed at the source, type-checks them all with the project's compiler
+// settings, and runs each one, so the README cannot drift from the code.
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { afterAll, describe, expect, it, vi } from 'vitest';
+
+const root = resolve(import.meta.dirname, '../..');
+const outDir = join(root, 'test', 'readme', '.generated');
+const readme = readFileSync(join(root, 'README.md'), 'utf8');
+const blocks = [...readme.matchAll(/```ts\n([\s\S]*?)```/g)].map((m) => m[1]!);
+
+rmSync(outDir, { recursive: true, force: true });
+mkdirSync(outDir, { recursive: true });
+const files = blocks.map((code, i) => {
+  const file = join(outDir, `example-${String(i + 1).padStart(2, '0')}.ts`);
+  writeFileSync(file, `${code.replaceAll("from 'bulwark'", "from '../../../src/index.js'")}\nexport {};\n`);
+  return file;
+});
+writeFileSync(
+  join(outDir, 'tsconfig.json'),
+  JSON.stringify({ extends: '../../../tsconfig.json', include: ['./*.ts'], compilerOptions: { noUnusedLocals: false } }),
+);
+
+afterAll(() => rmSync(outDir, { recursive: true, force: true }));
+
+describe('README examples', () => {
+  it('has examples to check', () => {
+    expect(blocks.length).toBeGreaterThanOrEqual(8);
+  });
+
+  it('type-check', () => {
+    const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc');
+    let output = '';
+    try {
+      execFileSync(process.execPath, [tsc, '-p', join(outDir, 'tsconfig.json')], { encoding: 'utf8' });
+    } catch (err) {
+      output = String((err as { stdout?: string }).stdout ?? err);
+    }
+    expect(output).toBe('');
+  }, 60_000);
+
+  it.each(files.map((f, i) => [i + 1, f] as const))('example %i runs and prints', async (_n, file) => {
+    const lines: string[] = [];
+    const spy = vi.spyOn(console, 'log').mockImplementation((...args: unknown[]) => {
+      lines.push(args.map(String).join(' '));
+    });
+    try {
+      await import(pathToFileURL(file).href);
+    } finally {
+      spy.mockRestore();
+    }
+    expect(lines.length).toBeGreaterThan(0);
+  }, 20_000);
+});
