@@ -70,26 +70,27 @@ export class AttemptContext extends Context {
  * signal is first read; an abort before then is remembered and applied at that read. It follows
  * its parent's signal until {@link AbortableContext.release} is called when the work settles.
  */
+/** Marks an {@link AbortableContext} not aborted before its signal was made. */
+const NOT_ABORTED: unique symbol = Symbol('not aborted');
+
 export class AbortableContext extends Context {
   readonly attempt: number;
   readonly parent: Context;
   private controller: AbortController | undefined;
-  private abortReason: unknown;
-  private abortedEarly: boolean;
+  /** The reason of an abort that came before the signal was made, else NOT_ABORTED. */
+  private earlyReason: unknown;
   private released: boolean;
-  private parentSignal: AbortSignal | undefined;
-  private parentListener: (() => void) | undefined;
+  /** Removes our listener from the parent's signal, while we follow it. */
+  private unlink: (() => void) | undefined;
 
   constructor(parent: Context) {
     super();
     this.parent = parent;
     this.attempt = parent.attempt;
     this.controller = undefined;
-    this.abortReason = undefined;
-    this.abortedEarly = false;
+    this.earlyReason = NOT_ABORTED;
     this.released = false;
-    this.parentSignal = undefined;
-    this.parentListener = undefined;
+    this.unlink = undefined;
   }
 
   get signal(): AbortSignal {
@@ -102,7 +103,7 @@ export class AbortableContext extends Context {
 
   /** Whether this context has been aborted (by the policy or through its parent). */
   get aborted(): boolean {
-    return this.abortedEarly || (this.controller !== undefined && this.controller.signal.aborted);
+    return this.earlyReason !== NOT_ABORTED || (this.controller !== undefined && this.controller.signal.aborted);
   }
 
   /** Aborts the work with `reason`, now if the signal exists, else at its first read. */
@@ -110,12 +111,11 @@ export class AbortableContext extends Context {
     this.detach();
     if (this.controller !== undefined) {
       this.controller.abort(reason);
-    } else if (!this.abortedEarly) {
+    } else if (this.earlyReason === NOT_ABORTED) {
       // Nobody has read the signal, so a parent abort may have gone unseen; if so, it came first
       // and its reason is the one the signal must report when it is read.
       const parentSignal = this.released ? undefined : this.parent.abortable();
-      this.abortedEarly = true;
-      this.abortReason = parentSignal !== undefined && parentSignal.aborted ? parentSignal.reason : reason;
+      this.earlyReason = parentSignal !== undefined && parentSignal.aborted ? parentSignal.reason : reason;
     }
   }
 
@@ -128,8 +128,8 @@ export class AbortableContext extends Context {
   private materialize(): AbortController {
     const controller = new AbortController();
     this.controller = controller;
-    if (this.abortedEarly) {
-      controller.abort(this.abortReason);
+    if (this.earlyReason !== NOT_ABORTED) {
+      controller.abort(this.earlyReason);
       return controller;
     }
     const parentSignal = this.parent.abortable();
@@ -139,18 +139,16 @@ export class AbortableContext extends Context {
       } else if (!this.released) {
         const listener = (): void => this.abort(parentSignal.reason);
         parentSignal.addEventListener('abort', listener);
-        this.parentSignal = parentSignal;
-        this.parentListener = listener;
+        this.unlink = () => parentSignal.removeEventListener('abort', listener);
       }
     }
     return controller;
   }
 
   private detach(): void {
-    if (this.parentListener !== undefined) {
-      this.parentSignal!.removeEventListener('abort', this.parentListener);
-      this.parentListener = undefined;
-      this.parentSignal = undefined;
+    if (this.unlink !== undefined) {
+      this.unlink();
+      this.unlink = undefined;
     }
   }
 }

@@ -2,13 +2,14 @@ import { Context } from './context.js';
 import {
   type ContextualPolicy,
   type ExtraResult,
-  invoke,
+  invokeTraced,
   isPolicy,
   type Policy,
   PolicyBase,
   type PolicyFunction,
   runSymbol,
 } from './policy.js';
+import { executeChannel } from './diagnostics.js';
 import { show } from './validate.js';
 
 /** What a list of policies may return besides the function's own result (fallback values). */
@@ -33,14 +34,18 @@ export class PipelinePolicy<R = never> extends PolicyBase<R> {
   }
 
   [runSymbol]<T>(fn: PolicyFunction<T>, context: Context): Promise<T | R> {
-    return this.step(0, fn, context) as Promise<T | R>;
+    // Whether anyone traces is asked once per call, not once per layer.
+    return this.step(0, fn, context, executeChannel.hasSubscribers) as Promise<T | R>;
   }
 
-  private step<T>(index: number, fn: PolicyFunction<T>, context: Context): Promise<unknown> {
+  private step<T>(index: number, fn: PolicyFunction<T>, context: Context, traced: boolean): Promise<unknown> {
     const policy = this.policies[index]!;
     const inner: PolicyFunction<unknown> =
-      index === this.policies.length - 1 ? fn : (c) => this.step(index + 1, fn, c as Context);
-    if (this.contextual[index]) return invoke(policy as ContextualPolicy<unknown>, inner, context);
+      index === this.policies.length - 1 ? fn : (c) => this.step(index + 1, fn, c as Context, traced);
+    if (this.contextual[index]) {
+      const own = policy as ContextualPolicy<unknown>;
+      return traced ? invokeTraced(own, inner, context) : own[runSymbol](inner, context);
+    }
     // A policy from elsewhere (another copy of bulwark, or hand-written): hand it the signal, and
     // rebuild a context of ours from whatever it passes on (maybe nothing), so the layers inside
     // still get one with `abortable()`, a signal and the attempt number.

@@ -66,6 +66,11 @@ export function callFunction<T>(fn: PolicyFunction<T>, context: ExecutionContext
 export function invoke<T, R>(policy: ContextualPolicy<R>, fn: PolicyFunction<T>, context: Context): Promise<T | R> {
   // Any of the five sub-channels counts: a subscriber may listen to `error` alone.
   if (!executeChannel.hasSubscribers) return policy[runSymbol](fn, context);
+  return invokeTraced(policy, fn, context);
+}
+
+/** Runs a policy's internal entry inside the `bulwark:execute` tracing channel. */
+export function invokeTraced<T, R>(policy: ContextualPolicy<R>, fn: PolicyFunction<T>, context: Context): Promise<T | R> {
   const message: ExecuteMessage = { kind: policy.kind, policy: policy.name };
   return executeChannel.tracePromise(() => policy[runSymbol](fn, context), message);
 }

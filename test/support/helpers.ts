@@ -1,4 +1,5 @@
 import { getEventListeners } from 'node:events';
+import { vi } from 'vitest';
 
 /** Number of 'abort' listeners on a signal (to check that nothing is left behind). */
 export function abortListeners(signal: AbortSignal): number {
@@ -35,4 +36,62 @@ export async function stateOf(p: Promise<unknown>): Promise<'pending' | 'fulfill
   );
   await flush();
   return state;
+}
+
+/** How a captured call settled. */
+export type Outcome<T = unknown> = { ok: true; value: T } | { ok: false; error: unknown };
+
+/** Attaches handlers at once, so a rejection is never unhandled, and reports the outcome. */
+export function capture<T>(p: Promise<T>): Promise<Outcome<T>> {
+  return p.then(
+    (value) => ({ ok: true, value }) as const,
+    (error: unknown) => ({ ok: false, error }) as const,
+  );
+}
+
+/** The error a captured call rejected with; throws if it fulfilled instead. */
+export async function rejection(p: Promise<Outcome<unknown>>): Promise<unknown> {
+  const outcome = await p;
+  if (outcome.ok) throw new Error(`expected a rejection, got ${String(outcome.value)}`);
+  return outcome.error;
+}
+
+/** 'pending' until the captured call settles, then whether it fulfilled or rejected. */
+export async function status(p: Promise<Outcome<unknown>>): Promise<'pending' | 'fulfilled' | 'rejected'> {
+  if ((await stateOf(p)) === 'pending') return 'pending';
+  return (await p).ok ? 'fulfilled' : 'rejected';
+}
+
+/**
+ * Replaces the global AbortController with a subclass that counts constructions. The caller
+ * undoes it with `vi.unstubAllGlobals()` (an `afterEach` in the test file).
+ */
+export function countAbortControllers(): { readonly count: number } {
+  const Original = globalThis.AbortController;
+  const counter = { count: 0 };
+  class Counting extends Original {
+    constructor() {
+      super();
+      counter.count++;
+    }
+  }
+  vi.stubGlobal('AbortController', Counting);
+  return counter;
+}
+
+/**
+ * Holds back what is deferred with queueMicrotask (such as an error rethrown outside a policy)
+ * so the test can inspect it. The caller undoes it with `vi.restoreAllMocks()`.
+ */
+export function captureMicrotasks(): (() => void)[] {
+  const queued: (() => void)[] = [];
+  vi.spyOn(globalThis, 'queueMicrotask').mockImplementation((callback: () => void) => {
+    queued.push(callback);
+  });
+  return queued;
+}
+
+/** Number of ref'd timers keeping the process alive. */
+export function refedTimers(): number {
+  return process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
 }

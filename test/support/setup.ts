@@ -1,6 +1,7 @@
 // Loaded before every test file: each test fails on an unhandled rejection, a timer it leaves
 // running, or a MaxListeners warning, so leaks show up where they are made.
 import { afterEach, beforeEach, expect } from 'vitest';
+import { refedTimers } from './helpers.js';
 
 const problems: string[] = [];
 
@@ -11,22 +12,18 @@ process.on('warning', (warning) => {
   if (warning.name === 'MaxListenersExceededWarning') problems.push(`MaxListeners warning: ${warning.message}`);
 });
 
-function activeTimers(): number {
-  return process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
-}
-
 let timersBefore = 0;
 
 beforeEach(() => {
   problems.length = 0;
-  timersBefore = activeTimers();
+  timersBefore = refedTimers();
 });
 
 afterEach(async () => {
   // Let settled work release its timers and report late rejections before judging.
   await new Promise((resolve) => setImmediate(resolve));
   await new Promise((resolve) => setImmediate(resolve));
-  const leaked = activeTimers() - timersBefore;
+  const leaked = refedTimers() - timersBefore;
   const found = [...problems];
   problems.length = 0;
   expect(found, 'unhandled rejections and MaxListeners warnings').toEqual([]);

@@ -1,14 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { constant, exponential, isBackoff, type Backoff } from '../../../src/index.js';
-
-/** A deterministic source of numbers in [0, 1) (a small linear congruential generator). */
-function seeded(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
-    return state / 2 ** 32;
-  };
-}
+import { seeded } from '../retry/support.js';
 
 /** Runs a backoff the way retry does: each delay is passed back as the next call's previous. */
 function schedule(backoff: Backoff, count: number): number[] {

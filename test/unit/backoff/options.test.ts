@@ -1,23 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { constant, exponential } from '../../../src/index.js';
-
-type ErrorClass = typeof TypeError | typeof RangeError;
-
-/** Runs `make`, expecting it to throw `kind` with a message naming `option` and showing `shown`. */
-function expectRejected(make: () => unknown, kind: ErrorClass, option: string, shown: string): void {
-  let thrown: unknown;
-  try {
-    make();
-  } catch (error) {
-    thrown = error;
-  }
-  expect(thrown, 'should have thrown').toBeInstanceOf(kind);
-  const message = (thrown as Error).message;
-  expect(message).toContain(option);
-  expect(message).toContain(shown);
-}
-
-const tooLong = 2 ** 31;
+import { type ErrorClass, expectRejected, tooLong } from '../../support/options.js';
 
 describe('constant options', () => {
   it.each<[string, unknown, ErrorClass, string]>([

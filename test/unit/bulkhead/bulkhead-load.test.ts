@@ -10,16 +10,7 @@ import {
   timeout,
   TimeoutError,
 } from '../../../src/index.js';
-import { abortListeners } from '../../support/helpers.js';
-
-type Outcome = { ok: true; value: unknown } | { ok: false; error: unknown };
-
-function capture(p: Promise<unknown>): Promise<Outcome> {
-  return p.then(
-    (value) => ({ ok: true, value }) as const,
-    (error: unknown) => ({ ok: false, error }) as const,
-  );
-}
+import { abortListeners, capture, type Outcome } from '../../support/helpers.js';
 
 describe('bulkhead under load (L5)', () => {
   it('keeps at most 10 in flight and 5 queued over 1,000 calls while callers abort and calls time out', async () => {

@@ -1,8 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { bulkhead } from '../../../src/index.js';
-
-type ErrorName = 'TypeError' | 'RangeError';
-const errorClass = { TypeError, RangeError } as const;
+import { errorClass, type ErrorName } from '../../support/options.js';
 
 /** Bad values for a count option, with the error and how the message shows the value. */
 const badCounts: [string, unknown, ErrorName, string][] = [

@@ -13,27 +13,7 @@ import {
 } from '../../../src/index.js';
 import { runSymbol } from '../../../src/core/policy.js';
 import { RootContext } from '../../../src/core/context.js';
-import { abortListeners, deferred, flush, stateOf } from '../../support/helpers.js';
-
-type Outcome<T> = { ok: true; value: T } | { ok: false; error: unknown };
-
-function capture<T>(p: Promise<T>): Promise<Outcome<T>> {
-  return p.then(
-    (value) => ({ ok: true, value }) as const,
-    (error: unknown) => ({ ok: false, error }) as const,
-  );
-}
-
-async function rejection(p: Promise<Outcome<unknown>>): Promise<unknown> {
-  const outcome = await p;
-  if (outcome.ok) throw new Error(`expected a rejection, got ${String(outcome.value)}`);
-  return outcome.error;
-}
-
-async function status(p: Promise<Outcome<unknown>>): Promise<'pending' | 'fulfilled' | 'rejected'> {
-  if ((await stateOf(p)) === 'pending') return 'pending';
-  return (await p).ok ? 'fulfilled' : 'rejected';
-}
+import { abortListeners, capture, deferred, flush, rejection, stateOf, status } from '../../support/helpers.js';
 
 /** A job whose start is recorded and whose end is controlled by the test. */
 function gatedJobs(): {

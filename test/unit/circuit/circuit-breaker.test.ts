@@ -21,32 +21,8 @@ import {
   constant,
   type StateChangeEvent,
 } from '../../../src/index.js';
-import { deferred, flush, stateOf } from '../../support/helpers.js';
-
-class Boom extends Error {
-  override name = 'Boom';
-}
-
-function abortError(): Error {
-  const e = new Error('aborted');
-  e.name = 'AbortError';
-  return e;
-}
-
-async function succeed(breaker: CircuitBreakerPolicy, times = 1): Promise<void> {
-  for (let i = 0; i < times; i++) await expect(breaker.execute(() => 'ok')).resolves.toBe('ok');
-}
-
-async function fail(breaker: CircuitBreakerPolicy, times = 1, error: () => unknown = () => new Boom('down')): Promise<void> {
-  for (let i = 0; i < times; i++) {
-    const e = error();
-    await expect(
-      breaker.execute(() => {
-        throw e;
-      }),
-    ).rejects.toBe(e);
-  }
-}
+import { captureMicrotasks, deferred, flush, stateOf } from '../../support/helpers.js';
+import { abortError, Boom, fail, succeed } from './support.js';
 
 /** The error a call rejects with (the call is expected to reject). */
 async function rejection(p: Promise<unknown>): Promise<unknown> {
@@ -403,14 +379,6 @@ describe('circuitBreaker: half-open state', () => {
 });
 
 describe('circuitBreaker: a handle function that throws', () => {
-  function captureRethrows(): (() => void)[] {
-    const rethrown: (() => void)[] = [];
-    vi.spyOn(globalThis, 'queueMicrotask').mockImplementation((cb) => {
-      rethrown.push(cb);
-    });
-    return rethrown;
-  }
-
   // Regression: a throwing handle on a failed probe left the slot taken with no probe in
   // flight, so the breaker stayed half-open forever (and the throw became an unhandled rejection).
   it('a failed probe still opens the breaker, and the handle error is rethrown outside it', async () => {
@@ -424,7 +392,7 @@ describe('circuitBreaker: a handle function that throws', () => {
     });
     await fail(breaker);
     await clock.advance(1000);
-    const rethrown = captureRethrows();
+    const rethrown = captureMicrotasks();
     armed = true;
     const e = new Boom('probe failed');
     await expect(breaker.execute(() => Promise.reject(e))).rejects.toBe(e);
@@ -447,7 +415,7 @@ describe('circuitBreaker: a handle function that throws', () => {
         throw bug;
       },
     });
-    const rethrown = captureRethrows();
+    const rethrown = captureMicrotasks();
     await fail(breaker, 2);
     await flush();
     vi.restoreAllMocks();
@@ -464,7 +432,7 @@ describe('circuitBreaker: a handle function that throws', () => {
         throw bug;
       },
     });
-    const rethrown = captureRethrows();
+    const rethrown = captureMicrotasks();
     await fail(breaker, 2);
     await flush();
     vi.restoreAllMocks();
@@ -608,10 +576,7 @@ describe('circuitBreaker: onStateChange', () => {
   });
 
   it('a listener that throws does not break the breaker nor stop the other listeners', async () => {
-    const rethrown: (() => void)[] = [];
-    vi.spyOn(globalThis, 'queueMicrotask').mockImplementation((cb) => {
-      rethrown.push(cb);
-    });
+    const rethrown = captureMicrotasks();
     const { breaker, clock } = setup();
     const oops = new Error('listener bug');
     breaker.onStateChange(() => {

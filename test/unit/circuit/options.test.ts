@@ -10,15 +10,12 @@ import {
   timeWindow,
   type TimeWindowOptions,
 } from '../../../src/index.js';
-
-const MAX_MS = 2 ** 31 - 1;
+import { type ErrorClass, expectRejected, MAX_MS } from '../../support/options.js';
 
 /** How a bad value should appear in the message: strings quoted, numbers as written. */
 function shown(value: unknown): string {
   return typeof value === 'string' ? JSON.stringify(value) : String(value);
 }
-
-type ErrorClass = typeof TypeError | typeof RangeError;
 
 /** Rows of [option, bad value, expected error class]. */
 type Row = [string, unknown, ErrorClass];
@@ -71,17 +68,9 @@ function badRatios(option: string): Row[] {
   ];
 }
 
+/** Runs `build`, expecting it to throw `kind` with a message naming `"option"` and showing `value`. */
 function expectNamed(build: () => unknown, option: string, value: unknown, kind: ErrorClass): void {
-  let caught: unknown;
-  try {
-    build();
-  } catch (err) {
-    caught = err;
-  }
-  expect(caught, 'expected the factory to throw').toBeInstanceOf(kind);
-  const message = (caught as Error).message;
-  expect(message).toContain(`"${option}"`);
-  expect(message).toContain(shown(value));
+  expectRejected(build, kind, `"${option}"`, shown(value));
 }
 
 describe('circuitBreaker option validation', () => {

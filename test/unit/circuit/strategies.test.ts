@@ -9,31 +9,7 @@ import {
   timeWindow,
 } from '../../../src/index.js';
 import { deferred, flush } from '../../support/helpers.js';
-
-class Boom extends Error {
-  override name = 'Boom';
-}
-
-function abortError(): Error {
-  const e = new Error('aborted');
-  e.name = 'AbortError';
-  return e;
-}
-
-async function succeed(breaker: CircuitBreakerPolicy, times = 1): Promise<void> {
-  for (let i = 0; i < times; i++) await expect(breaker.execute(() => 'ok')).resolves.toBe('ok');
-}
-
-async function fail(breaker: CircuitBreakerPolicy, times = 1, error: () => unknown = () => new Boom('down')): Promise<void> {
-  for (let i = 0; i < times; i++) {
-    const e = error();
-    await expect(
-      breaker.execute(() => {
-        throw e;
-      }),
-    ).rejects.toBe(e);
-  }
-}
+import { abortError, Boom, fail, succeed } from './support.js';
 
 /** Runs one call that takes `ms` on the manual clock and then succeeds or fails. */
 async function timedCall(breaker: CircuitBreakerPolicy, clock: ManualClock, ms: number, failed = false): Promise<void> {
@@ -294,19 +270,13 @@ describe('timeWindow', () => {
   // Regression: with the clock near 0 (a ManualClock, or performance.now() early in a process)
   // the first bucket sweep indexed the arrays with negative numbers and made every count NaN,
   // so a time window never opened.
-  it('opens with a clock that starts at 0', async () => {
+  it.each([
+    ['at 0', 0],
+    ['far from 0', 1_000_000_007],
+  ])('opens with a clock that starts %s', async (_where, start) => {
     const breaker = circuitBreaker({
       breaker: timeWindow({ windowMs: 10_000, minimumCalls: 2 }),
-      clock: new ManualClock(0),
-    });
-    await fail(breaker, 2);
-    expect(breaker.state).toBe('open');
-  });
-
-  it('opens with a clock that starts far from 0', async () => {
-    const breaker = circuitBreaker({
-      breaker: timeWindow({ windowMs: 10_000, minimumCalls: 2 }),
-      clock: new ManualClock(1_000_000_007),
+      clock: new ManualClock(start),
     });
     await fail(breaker, 2);
     expect(breaker.state).toBe('open');

@@ -1,21 +1,7 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { AbortableContext, AttemptContext, RootContext } from '../../../src/core/context.js';
 import { bulkhead, type ExecutionContext, ManualClock, pipeline, type Policy, timeout } from '../../../src/index.js';
-import { abortListeners } from '../../support/helpers.js';
-
-/** Replaces the global AbortController with a subclass that counts constructions. */
-function countAbortControllers(): { readonly count: number } {
-  const Original = globalThis.AbortController;
-  const counter = { count: 0 };
-  class Counting extends Original {
-    constructor() {
-      super();
-      counter.count++;
-    }
-  }
-  vi.stubGlobal('AbortController', Counting);
-  return counter;
-}
+import { abortListeners, countAbortControllers } from '../../support/helpers.js';
 
 afterEach(() => {
   vi.unstubAllGlobals();

@@ -1,18 +1,10 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { EventEmitter, toDisposable } from '../../../src/index.js';
+import { captureMicrotasks } from '../../support/helpers.js';
 
 afterEach(() => {
   vi.restoreAllMocks();
 });
-
-/** Captures what emit() defers with queueMicrotask, so a rethrown error can be inspected. */
-function captureMicrotasks(): (() => void)[] {
-  const queued: (() => void)[] = [];
-  vi.spyOn(globalThis, 'queueMicrotask').mockImplementation((callback: () => void) => {
-    queued.push(callback);
-  });
-  return queued;
-}
 
 describe('EventEmitter', () => {
   it('calls every subscribed listener with the event, in subscription order', () => {

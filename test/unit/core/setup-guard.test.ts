@@ -1,11 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { timeout } from '../../../src/index.js';
+import { refedTimers } from '../../support/helpers.js';
 
 describe('the test guard', () => {
   it('sees timers that a test leaves running', () => {
-    const before = process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
+    const before = refedTimers();
     const t = setTimeout(() => {}, 10_000);
-    expect(process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length).toBe(before + 1);
+    expect(refedTimers()).toBe(before + 1);
     clearTimeout(t);
   });
 

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { hedge, type HedgeOptions, ManualClock } from '../../../src/index.js';
+import { MAX_MS } from '../../support/options.js';
 
 const make = (options: unknown) => (): unknown => hedge(options as HedgeOptions);
-const MAX_MS = 2 ** 31 - 1;
 
 describe('hedge options', () => {
   it('accepts delayMs from 0 to 2^31 - 1 ms and maxHedges from 1 to 100', () => {

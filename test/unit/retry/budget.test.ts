@@ -205,49 +205,37 @@ describe('retryBudget: used by retry policies', () => {
     const clock = new ManualClock();
     const budget = retryBudget({ ratio: 0.2, minRetriesPerSecond: 0, clock });
     const policy = retry({ maxAttempts: 5, backoff: constant(10), budget, clock });
-    let attempts = 0;
-    const fn = async (): Promise<never> => {
-      attempts++;
-      throw new Error('upstream down');
-    };
+    const { fn, calls } = alwaysFailing(new Error('upstream down'));
     const results = Array.from({ length: 200 }, () => outcome(policy.execute(fn)));
     await clock.advance(1_000);
     const settled = await Promise.all(results);
     expect(settled.every((r) => !r.ok)).toBe(true);
-    expect(attempts).toBeGreaterThan(200);
-    expect(attempts).toBeLessThanOrEqual(200 + 0.2 * 200 + 1);
+    expect(calls()).toBeGreaterThan(200);
+    expect(calls()).toBeLessThanOrEqual(200 + 0.2 * 200 + 1);
   });
 
   it('RELIABILITY L7 at unit scale: 200 sequential always-failing calls make at most 200 + 20 % attempts', async () => {
     const clock = new ManualClock();
     const budget = retryBudget({ ratio: 0.2, minRetriesPerSecond: 0, windowMs: 60_000, clock });
     const policy = retry({ maxAttempts: 5, backoff: constant(10), budget, clock });
-    let attempts = 0;
-    const fn = async (): Promise<never> => {
-      attempts++;
-      throw new Error('upstream down');
-    };
+    const { fn, calls } = alwaysFailing(new Error('upstream down'));
     for (let i = 0; i < 200; i++) {
       const result = outcome(policy.execute(fn));
       await clock.advance(50);
       expect((await result).ok).toBe(false);
     }
     expect(clock.now()).toBeLessThan(60_000);
-    expect(attempts).toBeGreaterThan(200);
-    expect(attempts).toBeLessThanOrEqual(200 + 0.2 * 200 + 1);
+    expect(calls()).toBeGreaterThan(200);
+    expect(calls()).toBeLessThanOrEqual(200 + 0.2 * 200 + 1);
   });
 
   it('RELIABILITY L7 baseline: without a budget the same 200 calls make 1000 attempts', async () => {
     const clock = new ManualClock();
     const policy = retry({ maxAttempts: 5, backoff: constant(10), clock });
-    let attempts = 0;
-    const fn = async (): Promise<never> => {
-      attempts++;
-      throw new Error('upstream down');
-    };
+    const { fn, calls } = alwaysFailing(new Error('upstream down'));
     const results = Array.from({ length: 200 }, () => outcome(policy.execute(fn)));
     await clock.advance(1_000);
     await Promise.all(results);
-    expect(attempts).toBe(1_000);
+    expect(calls()).toBe(1_000);
   });
 });

@@ -1,23 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { constant, exponential, ManualClock, retry, retryBudget, RetryBudget } from '../../../src/index.js';
+import { type ErrorClass, expectRejected, tooLong } from '../../support/options.js';
 
-type ErrorClass = typeof TypeError | typeof RangeError;
-
-/** Runs `make`, expecting it to throw `kind` with a message naming `option` and showing `shown`. */
-function expectRejected(make: () => unknown, kind: ErrorClass, option: string, shown: string): void {
-  let thrown: unknown;
-  try {
-    make();
-  } catch (error) {
-    thrown = error;
-  }
-  expect(thrown, 'should have thrown').toBeInstanceOf(kind);
-  const message = (thrown as Error).message;
-  expect(message).toContain(option);
-  expect(message).toContain(shown);
-}
-
-const tooLong = 2 ** 31;
 const noop = (): number => 0;
 
 describe('retry options', () => {

@@ -1,12 +1,7 @@
 // Small helpers shared by the retry tests (not a test file itself).
 
 /** Captures how a promise settles, attaching the handler at once so no rejection goes unhandled. */
-export function outcome<T>(p: Promise<T>): Promise<{ ok: true; value: T } | { ok: false; error: unknown }> {
-  return p.then(
-    (value) => ({ ok: true as const, value }),
-    (error: unknown) => ({ ok: false as const, error }),
-  );
-}
+export { capture as outcome } from '../../support/helpers.js';
 
 /** A function that fails with the given errors in turn, then returns `value`; counts its calls. */
 export function failing<T>(errors: unknown[], value?: T): { fn: (ctx: { attempt: number }) => Promise<T>; calls: number[] } {

@@ -1,8 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ManualClock, timeout } from '../../../src/index.js';
-
-type ErrorClass = 'TypeError' | 'RangeError';
-const errorClass = { TypeError, RangeError } as const;
+import { errorClass, type ErrorName } from '../../support/options.js';
 
 const badMs = (
   [
@@ -22,7 +20,7 @@ const badMs = (
   ['an object', { ms: 100 }, 'TypeError', 'an object'],
   ['2^31 ms', 2 ** 31, 'RangeError', String(2 ** 31)],
   ['a huge duration', 1e12, 'RangeError', '1000000000000'],
-] as [string, unknown, ErrorClass, string][]
+] as [string, unknown, ErrorName, string][]
 ).map(([label, value, error, shown]) => ({ label, value, error, shown }));
 
 describe('timeout(ms) validation', () => {
@@ -57,7 +55,7 @@ const badOptions = (
   ['string options', 'cooperative', 'TypeError', ['options', '"cooperative"']],
   ['numeric options', 5, 'TypeError', ['options', '5']],
   ['array options', ['cooperative'], 'TypeError', ['options', 'an array']],
-] as [string, unknown, ErrorClass, string[]][]
+] as [string, unknown, ErrorName, string[]][]
 ).map(([label, options, error, fragments]) => ({ label, options, error, fragments }));
 
 describe('timeout(ms, options) validation', () => {

@@ -2,11 +2,7 @@
 // They assert outcomes and timer counts, never elapsed time.
 import { describe, expect, it } from 'vitest';
 import { timeout, TimeoutError } from '../../../src/index.js';
-import { abortListeners } from '../../support/helpers.js';
-
-function refedTimers(): number {
-  return process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
-}
+import { abortListeners, refedTimers } from '../../support/helpers.js';
 
 describe('timeout on the real clock', () => {
   it('leaves no ref’d timer behind once a call has settled', async () => {

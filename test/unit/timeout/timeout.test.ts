@@ -8,45 +8,18 @@ import {
   type TimeoutEvent,
   isBulwarkError,
 } from '../../../src/index.js';
-import { abortListeners, deferred, flush, stateOf } from '../../support/helpers.js';
-
-type Outcome<T> = { ok: true; value: T } | { ok: false; error: unknown };
-
-/** Attaches handlers at once, so a rejection is never unhandled, and reports the outcome. */
-function capture<T>(p: Promise<T>): Promise<Outcome<T>> {
-  return p.then(
-    (value) => ({ ok: true, value }) as const,
-    (error: unknown) => ({ ok: false, error }) as const,
-  );
-}
-
-async function rejection(p: Promise<Outcome<unknown>>): Promise<unknown> {
-  const outcome = await p;
-  if (outcome.ok) throw new Error(`expected a rejection, got ${String(outcome.value)}`);
-  return outcome.error;
-}
-
-/** 'pending' until the captured call settles, then whether it fulfilled or rejected. */
-async function status(p: Promise<Outcome<unknown>>): Promise<'pending' | 'fulfilled' | 'rejected'> {
-  if ((await stateOf(p)) === 'pending') return 'pending';
-  return (await p).ok ? 'fulfilled' : 'rejected';
-}
+import {
+  abortListeners,
+  capture,
+  countAbortControllers,
+  deferred,
+  flush,
+  type Outcome,
+  rejection,
+  status,
+} from '../../support/helpers.js';
 
 const never = (): Promise<never> => new Promise<never>(() => {});
-
-/** Replaces the global AbortController with a subclass that counts constructions. */
-function countAbortControllers(): { readonly count: number } {
-  const Original = globalThis.AbortController;
-  const counter = { count: 0 };
-  class Counting extends Original {
-    constructor() {
-      super();
-      counter.count++;
-    }
-  }
-  vi.stubGlobal('AbortController', Counting);
-  return counter;
-}
 
 afterEach(() => {
   vi.unstubAllGlobals();
