@@ -1,3 +1,4 @@
+import { TimeBuckets } from '../core/time-buckets.js';
 import { checkOptions, countOption, durationOption, ratioOption, show } from '../core/validate.js';
 
 /**
@@ -161,6 +162,10 @@ export function countWindow(options?: CountWindowOptions): BreakerStrategy {
 
 const timeKeys = ['windowMs', 'failureRateThreshold', 'minimumCalls', 'slowCallMs', 'slowCallRateThreshold'] as const;
 const BUCKETS = 10;
+// Counters of the time window.
+const CALLS = 0;
+const FAILURES = 1;
+const SLOW = 2;
 
 /**
  * Opens when, over the last `windowMs` (and at least `minimumCalls` calls), the failure rate or
@@ -173,62 +178,22 @@ export function timeWindow(options?: TimeWindowOptions): BreakerStrategy {
   const o = checkOptions('timeWindow', options, timeKeys);
   const windowMs = durationOption('timeWindow', 'windowMs', o.windowMs, 10_000, { min: BUCKETS });
   const r = rates('timeWindow', o, Number.MAX_SAFE_INTEGER);
-  const bucketMs = windowMs / BUCKETS;
   return {
     kind: 'time-window',
     timed: true,
     create() {
-      const epochs = new Float64Array(BUCKETS).fill(-Infinity);
-      const bCalls = new Float64Array(BUCKETS);
-      const bFailures = new Float64Array(BUCKETS);
-      const bSlow = new Float64Array(BUCKETS);
-      let latest = -Infinity;
-      let calls = 0;
-      let failures = 0;
-      let slow = 0;
-      const clear = (i: number): void => {
-        calls -= bCalls[i]!;
-        failures -= bFailures[i]!;
-        slow -= bSlow[i]!;
-        bCalls[i] = bFailures[i] = bSlow[i] = 0;
-      };
+      const window = new TimeBuckets(windowMs, 3, BUCKETS);
+      const { totals } = window;
       return {
         record(failed, durationMs, now) {
-          const epoch = Math.floor(now / bucketMs);
-          if (epoch > latest) {
-            // Buckets between the last recorded one and this one have left the window.
-            const from = Math.max(latest + 1, epoch - BUCKETS + 1);
-            for (let e = from; e <= epoch; e++) {
-              // Epochs below 0 occur while the clock is still within one window of 0.
-              const i = ((e % BUCKETS) + BUCKETS) % BUCKETS;
-              clear(i);
-              epochs[i] = e;
-            }
-            latest = epoch;
-          }
-          // A result older than the window (clock read before a long stall) is dropped.
-          const i = ((epoch % BUCKETS) + BUCKETS) % BUCKETS;
-          if (epochs[i] === epoch) {
-            bCalls[i]!++;
-            calls++;
-            if (failed) {
-              bFailures[i]!++;
-              failures++;
-            }
-            if (durationMs >= r.slowCallMs) {
-              bSlow[i]!++;
-              slow++;
-            }
-          }
-          return shouldOpen(r, calls, failures, slow);
+          const slot = window.slotAt(now);
+          window.add(slot, CALLS);
+          if (failed) window.add(slot, FAILURES);
+          if (durationMs >= r.slowCallMs) window.add(slot, SLOW);
+          return shouldOpen(r, totals[CALLS]!, totals[FAILURES]!, totals[SLOW]!);
         },
         reset() {
-          epochs.fill(-Infinity);
-          bCalls.fill(0);
-          bFailures.fill(0);
-          bSlow.fill(0);
-          latest = -Infinity;
-          calls = failures = slow = 0;
+          window.reset();
         },
       };
     },

@@ -1,4 +1,5 @@
 import { type Clock, systemClock } from '../core/clock.js';
+import { TimeBuckets } from '../core/time-buckets.js';
 import { checkOptions, clockOption, durationOption, numberOption, ratioOption } from '../core/validate.js';
 
 /** Options of {@link retryBudget}. */
@@ -15,6 +16,9 @@ export interface RetryBudgetOptions {
 
 const keys = ['ratio', 'minRetriesPerSecond', 'windowMs', 'clock'] as const;
 const BUCKETS = 10;
+// Counters of the window.
+const CALLS = 0;
+const RETRIES = 1;
 
 /**
  * A budget of retries shared by any number of retry policies: over the last `windowMs`, retries
@@ -27,12 +31,7 @@ export class RetryBudget {
   readonly minRetriesPerSecond: number;
   readonly windowMs: number;
   private readonly clock: Clock;
-  private readonly bucketMs: number;
-  private readonly bucketCalls = new Float64Array(BUCKETS);
-  private readonly bucketRetries = new Float64Array(BUCKETS);
-  private latest = -Infinity;
-  private calls = 0;
-  private retries = 0;
+  private readonly window: TimeBuckets;
 
   constructor(options?: RetryBudgetOptions) {
     const o = checkOptions('retryBudget', options, keys);
@@ -40,53 +39,31 @@ export class RetryBudget {
     this.minRetriesPerSecond = numberOption('retryBudget', 'minRetriesPerSecond', o.minRetriesPerSecond, 10, { min: 0 });
     this.windowMs = durationOption('retryBudget', 'windowMs', o.windowMs, 10_000, { min: BUCKETS });
     this.clock = clockOption('retryBudget', o.clock, systemClock);
-    this.bucketMs = this.windowMs / BUCKETS;
+    this.window = new TimeBuckets(this.windowMs, 2, BUCKETS);
   }
 
   /** Counts a first attempt (retry policies call this once per execution). */
   recordCall(): void {
-    const i = this.advance();
-    this.bucketCalls[i]!++;
-    this.calls++;
+    this.window.add(this.window.slotAt(this.clock.now()), CALLS);
   }
 
   /** Takes one retry from the budget; false when it is spent. */
   tryRetry(): boolean {
-    const i = this.advance();
-    if (this.retries + 1 > this.allowance()) return false;
-    this.bucketRetries[i]!++;
-    this.retries++;
+    const slot = this.window.slotAt(this.clock.now());
+    if (this.window.totals[RETRIES]! + 1 > this.allowance()) return false;
+    this.window.add(slot, RETRIES);
     return true;
   }
 
   /** Retries still available in the current window. */
   get available(): number {
-    this.advance();
-    return Math.max(0, Math.floor(this.allowance() - this.retries));
+    this.window.slotAt(this.clock.now());
+    return Math.max(0, Math.floor(this.allowance() - this.window.totals[RETRIES]!));
   }
 
   private allowance(): number {
-    return this.ratio * this.calls + (this.minRetriesPerSecond * this.windowMs) / 1000;
+    return this.ratio * this.window.totals[CALLS]! + (this.minRetriesPerSecond * this.windowMs) / 1000;
   }
-
-  private advance(): number {
-    const epoch = Math.floor(this.clock.now() / this.bucketMs);
-    if (epoch > this.latest) {
-      for (let e = Math.max(this.latest + 1, epoch - BUCKETS + 1); e <= epoch; e++) {
-        const i = slot(e);
-        this.calls -= this.bucketCalls[i]!;
-        this.retries -= this.bucketRetries[i]!;
-        this.bucketCalls[i] = this.bucketRetries[i] = 0;
-      }
-      this.latest = epoch;
-    }
-    return slot(this.latest);
-  }
-}
-
-/** The ring index of a bucket epoch; never negative, even for epochs below zero. */
-function slot(epoch: number): number {
-  return ((epoch % BUCKETS) + BUCKETS) % BUCKETS;
 }
 
 /**
