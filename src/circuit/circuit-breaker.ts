@@ -251,8 +251,7 @@ export class CircuitBreakerPolicy extends PolicyBase {
   private runNotClosed<T>(fn: PolicyFunction<T>, context: Context): Promise<T> {
     if (this.mode === ISOLATED) return this.reject(new IsolatedCircuitError());
     const now = this.clock.now();
-    this.refresh(now);
-    if (this.mode === CLOSED) return this[runSymbol](fn, context);
+    this.refresh(now); // only ever moves to open or half-open
     if (this.mode === OPEN) return this.reject(new BrokenCircuitError(Math.max(0, this.openUntil - now)));
     if (this.probesStarted >= this.halfOpenMaxCalls) return this.reject(new BrokenCircuitError(0));
     return this.probe(fn, context, now);
