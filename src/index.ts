@@ -10,3 +10,4 @@ export * from './timeout/index.js';
 export * from './bulkhead/index.js';
 export * from './fallback/index.js';
 export * from './hedge/index.js';
+export * from './ratelimit/index.js';

@@ -29,6 +29,19 @@ export const systemClock: Clock = {
   clearTimeout: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout>),
 };
 
+/**
+ * Wall-clock time (`Date.now()`) with Node's timers: what rate-limit and quota stores use, so
+ * that windows line up with the Redis server's `TIME` and quota periods with the calendar.
+ * Algorithms tolerate it stepping backwards.
+ * @example
+ * memoryStore({ clock: wallClock });
+ */
+export const wallClock: Clock = {
+  now: Date.now,
+  setTimeout: systemClock.setTimeout,
+  clearTimeout: systemClock.clearTimeout,
+};
+
 interface ManualTimer extends TimerHandle {
   readonly at: number;
   readonly seq: number;

@@ -1,4 +1,4 @@
-export { ManualClock, systemClock, type Clock, type TimerHandle } from './clock.js';
+export { ManualClock, systemClock, wallClock, type Clock, type TimerHandle } from './clock.js';
 export type { ExecutionContext } from './context.js';
 export { channelNames, type ExecuteMessage } from './diagnostics.js';
 export {

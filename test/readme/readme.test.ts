@@ -8,7 +8,7 @@ import { pathToFileURL } from 'node:url';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 
 const root = resolve(import.meta.dirname, '../..');
-const outDir = join(root, 'test', 'readme', '.generated');
+const outDir = join(root, 'test', 'readme', `.generated-${process.pid}`);
 const readme = readFileSync(join(root, 'README.md'), 'utf8');
 const blocks = [...readme.matchAll(/```ts\n([\s\S]*?)```/g)].map((m) => m[1]!);
 

@@ -90,8 +90,3 @@ export function captureMicrotasks(): (() => void)[] {
   });
   return queued;
 }
-
-/** Number of ref'd timers keeping the process alive. */
-export function refedTimers(): number {
-  return process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
-}

@@ -1,7 +1,7 @@
 // Loaded before every test file: each test fails on an unhandled rejection, a timer it leaves
 // running, or a MaxListeners warning, so leaks show up where they are made.
 import { afterEach, beforeEach, expect } from 'vitest';
-import { refedTimers } from './helpers.js';
+import { refedTrackedTimers, trackTimers } from './timer-tracker.js';
 
 const problems: string[] = [];
 
@@ -12,20 +12,18 @@ process.on('warning', (warning) => {
   if (warning.name === 'MaxListenersExceededWarning') problems.push(`MaxListeners warning: ${warning.message}`);
 });
 
-let timersBefore = 0;
-
 beforeEach(() => {
   problems.length = 0;
-  timersBefore = refedTimers();
+  trackTimers();
 });
 
 afterEach(async () => {
   // Let settled work release its timers and report late rejections before judging.
   await new Promise((resolve) => setImmediate(resolve));
   await new Promise((resolve) => setImmediate(resolve));
-  const leaked = refedTimers() - timersBefore;
+  const leaked = refedTrackedTimers();
   const found = [...problems];
   problems.length = 0;
   expect(found, 'unhandled rejections and MaxListeners warnings').toEqual([]);
-  expect(leaked, 'timers left running by the test').toBeLessThanOrEqual(0);
+  expect(leaked, 'timers left running by the test (where each was made)').toEqual([]);
 });

@@ -2,29 +2,30 @@
 // They assert outcomes and timer counts, never elapsed time.
 import { describe, expect, it } from 'vitest';
 import { timeout, TimeoutError } from '../../../src/index.js';
-import { abortListeners, refedTimers } from '../../support/helpers.js';
+import { abortListeners } from '../../support/helpers.js';
+import { refedTrackedTimers } from '../../support/timer-tracker.js';
 
 describe('timeout on the real clock', () => {
   it('leaves no ref’d timer behind once a call has settled', async () => {
-    const before = refedTimers();
+    const before = refedTrackedTimers().length;
     const policy = timeout(60_000);
     expect(await policy.execute(async () => 'done')).toBe('done');
     expect(await policy.execute(() => 'sync')).toBe('sync');
     expect(policy.queue.size).toBe(0);
-    expect(refedTimers()).toBe(before);
+    expect(refedTrackedTimers().length).toBe(before);
     // The setup guard also fails this test if a ref'd timer is left running.
   });
 
   it('holds one ref’d timer while calls are pending, however many there are', async () => {
-    const before = refedTimers();
+    const before = refedTrackedTimers().length;
     const policy = timeout(60_000);
     let release!: () => void;
     const gate = new Promise<void>((resolve) => (release = resolve));
     const calls = Array.from({ length: 20 }, (_, i) => policy.execute(() => gate.then(() => i)));
-    expect(refedTimers()).toBe(before + 1);
+    expect(refedTrackedTimers().length).toBe(before + 1);
     release();
     expect(await Promise.all(calls)).toEqual(Array.from({ length: 20 }, (_, i) => i));
-    expect(refedTimers()).toBe(before);
+    expect(refedTrackedTimers().length).toBe(before);
   });
 
   it('rejects a pending call with TimeoutError at the deadline', async () => {

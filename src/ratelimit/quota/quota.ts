@@ -1,0 +1,153 @@
+import { checkOptions, countOption, nameOption, show } from '../../core/validate.js';
+import type { AlgorithmState, ConsumeOutcome, RateLimitAlgorithm } from '../algorithm.js';
+import { memoryStore } from '../memory-store.js';
+import { type ConsumeOptions, RateLimiter } from '../rate-limiter.js';
+import type { LimiterDecision, RateLimitStore } from '../store.js';
+import {
+  type PeriodBounds,
+  periodBounds,
+  type QuotaPeriod,
+  validateQuotaPeriod,
+  validateTimeZone,
+  validateWeekStartsOn,
+  type Weekday,
+} from './calendar.js';
+
+/** Options of {@link quota}. */
+export interface QuotaOptions {
+  /** Units each key may use per period. */
+  readonly limit: number;
+  /** The calendar period the limit applies to. */
+  readonly period: QuotaPeriod;
+  /** IANA time zone the periods follow (DST-aware). @default 'UTC' */
+  readonly timeZone?: string;
+  /** First day of a week, 0 = Sunday … 6 = Saturday. @default 1 (Monday) */
+  readonly weekStartsOn?: Weekday;
+  /** Where usage is kept; its clock must be wall-clock epoch ms. @default memoryStore() */
+  readonly store?: RateLimitStore;
+  /** Names the quota in keys, events and telemetry. @default 'quota' */
+  readonly name?: string;
+}
+
+const keys = ['limit', 'period', 'timeZone', 'weekStartsOn', 'store', 'name'] as const;
+
+const nominalMs: Record<QuotaPeriod, number> = {
+  hour: 3_600_000,
+  day: 86_400_000,
+  week: 604_800_000,
+  month: 2_592_000_000,
+};
+
+/**
+ * A calendar quota as an algorithm over epoch time: state [periodStart, used]. A usage recorded
+ * in a later period than `now` (the clock stepped back) is kept as it is, so a clock step can
+ * never hand out a period's units twice.
+ */
+function calendarAlgorithm(limit: number, period: QuotaPeriod, timeZone: string, weekStartsOn: Weekday): RateLimitAlgorithm {
+  let cached: PeriodBounds | undefined;
+  const boundsAt = (now: number): PeriodBounds => {
+    if (cached === undefined || now < cached.start || now >= cached.end) {
+      cached = periodBounds(period, timeZone, now, { weekStartsOn });
+    }
+    return cached;
+  };
+  // The period in force and what has been used in it.
+  const current = (state: AlgorithmState | undefined, now: number): { start: number; end: number; used: number } => {
+    const b = boundsAt(now);
+    if (state === undefined || state[0]! < b.start) return { start: b.start, end: b.end, used: 0 };
+    if (state[0] === b.start) return { start: b.start, end: b.end, used: state[1]! };
+    // Stored period lies ahead of now: keep it, and its end, rather than start afresh.
+    const ahead = periodBounds(period, timeZone, state[0]!, { weekStartsOn });
+    return { start: ahead.start, end: ahead.end, used: state[1]! };
+  };
+  const checkCost = (cost: number): void => {
+    if (cost > limit) {
+      throw new RangeError(`quota: "cost" must not exceed the limit (${limit}) or it could never be admitted, got ${show(cost)}`);
+    }
+  };
+  const decide = (state: AlgorithmState | undefined, now: number, cost: number): ConsumeOutcome => {
+    checkCost(cost);
+    const c = current(state, now);
+    const resetMs = Math.max(0, c.end - now);
+    const allowed = c.used + cost <= limit;
+    const used = allowed ? c.used + cost : c.used;
+    return {
+      decision: { allowed, limit, remaining: limit - used, resetMs, retryAfterMs: allowed ? 0 : resetMs },
+      state: allowed ? [c.start, used] : state,
+      ttlMs: Math.max(1, resetMs),
+    };
+  };
+  return {
+    kind: 'calendar',
+    limit,
+    windowMs: nominalMs[period],
+    consume: decide,
+    peek: (state, now, cost) => decide(state, now, cost).decision,
+    refund(state, now, cost) {
+      const c = current(state, now);
+      return { state: [c.start, Math.max(0, c.used - cost)], ttlMs: Math.max(1, c.end - now) };
+    },
+  };
+}
+
+/**
+ * Usage of weighted units per key over calendar periods (hour, day, week or month) in a time
+ * zone: "10,000 API units per tenant per month, Europe/Berlin". `consume` answers with a decision
+ * (never throws on a denial); `rateLimit(quota, { key })` turns a denial into
+ * `QuotaExceededError`. Built by {@link quota}.
+ */
+export class Quota {
+  readonly kind = 'quota';
+  readonly name: string;
+  readonly limit: number;
+  readonly period: QuotaPeriod;
+  readonly timeZone: string;
+  private readonly limiter: RateLimiter;
+
+  constructor(options: QuotaOptions) {
+    if (options === undefined) throw new TypeError('quota: options must be an object with "limit" and "period", got undefined');
+    const o = checkOptions('quota', options, keys);
+    if (o.limit === undefined) throw new TypeError('quota: option "limit" must be a number, got undefined');
+    this.limit = countOption('quota', 'limit', o.limit, 1, { max: Number.MAX_SAFE_INTEGER });
+    this.period = validateQuotaPeriod('quota', 'period', o.period);
+    this.timeZone = validateTimeZone('quota', 'timeZone', o.timeZone ?? 'UTC');
+    const weekStartsOn = validateWeekStartsOn('quota', 'weekStartsOn', o.weekStartsOn);
+    this.name = nameOption('quota', o.name, 'quota');
+    this.limiter = new RateLimiter({
+      name: this.name,
+      algorithm: calendarAlgorithm(this.limit, this.period, this.timeZone, weekStartsOn),
+      store: o.store ?? memoryStore(),
+    });
+  }
+
+  /** Takes `cost` units from `key`'s allowance for the current period, if they are left. */
+  consume(key: string, options?: ConsumeOptions): Promise<LimiterDecision> {
+    return this.limiter.consume(key, options);
+  }
+
+  /** The decision `consume` would give now, taking nothing. */
+  peek(key: string, options?: Pick<ConsumeOptions, 'cost'>): Promise<LimiterDecision> {
+    return this.limiter.peek(key, options);
+  }
+
+  /** Gives back units to the current period (for work that was admitted but not done). */
+  refund(key: string, units = 1): Promise<void> {
+    return this.limiter.refund(key, units);
+  }
+
+  /** Forgets `key`'s usage. */
+  reset(key: string): Promise<void> {
+    return this.limiter.reset(key);
+  }
+}
+
+/**
+ * Creates a calendar quota.
+ * @example
+ * const monthly = quota({ limit: 10_000, period: 'month', timeZone: 'Europe/Berlin' });
+ * const d = await monthly.consume(tenantId, { cost: 25 });
+ * if (!d.allowed) console.log(`quota used up; resets in ${Math.round(d.resetMs / 3_600_000)} h`);
+ */
+export function quota(options: QuotaOptions): Quota {
+  return new Quota(options);
+}

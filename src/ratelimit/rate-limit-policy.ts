@@ -1,0 +1,84 @@
+import type { Context, ExecutionContext } from '../core/context.js';
+import { QuotaExceededError, RateLimitedError } from '../core/errors.js';
+import { callFunction, PolicyBase, type PolicyFunction, runSymbol } from '../core/policy.js';
+import { checkOptions, countOption, nameOption, show } from '../core/validate.js';
+import type { LimiterDecision } from './store.js';
+
+/** Anything that decides by key and cost: a {@link RateLimiter} or a quota. */
+export interface Decider {
+  readonly kind: string;
+  readonly name: string;
+  consume(key: string, options?: { readonly cost?: number; readonly signal?: AbortSignal }): Promise<LimiterDecision>;
+}
+
+/** Options of {@link rateLimit}. */
+export interface RateLimitPolicyOptions {
+  /** The key to limit by, or a function of the call's context that returns it. */
+  readonly key: string | ((context: ExecutionContext) => string);
+  /** Units each call takes, or a function of the context. @default 1 */
+  readonly cost?: number | ((context: ExecutionContext) => number);
+  /** Name used in telemetry. @default the limiter's name */
+  readonly name?: string;
+}
+
+const keys = ['key', 'cost', 'name'] as const;
+
+/** Admits calls while the limiter allows them. Built by {@link rateLimit}. */
+export class RateLimitPolicy extends PolicyBase {
+  readonly kind = 'rate-limit';
+  readonly name: string;
+  private readonly limiter: Decider;
+  private readonly key: RateLimitPolicyOptions['key'];
+  private readonly cost: RateLimitPolicyOptions['cost'];
+
+  constructor(limiter: Decider, options: RateLimitPolicyOptions) {
+    super();
+    if (typeof limiter !== 'object' || limiter === null || typeof limiter.consume !== 'function') {
+      throw new TypeError(`rateLimit: the first argument must be a rate limiter or a quota, got ${show(limiter)}`);
+    }
+    if (options === undefined) throw new TypeError('rateLimit: options must be an object with "key", got undefined');
+    const o = checkOptions('rateLimit', options, keys);
+    if (typeof o.key !== 'string' && typeof o.key !== 'function') {
+      throw new TypeError(`rateLimit: option "key" must be a string or a function returning one, got ${show(o.key)}`);
+    }
+    if (typeof o.cost !== 'function') countOption('rateLimit', 'cost', o.cost, 1, { max: Number.MAX_SAFE_INTEGER });
+    this.limiter = limiter;
+    this.key = o.key;
+    this.cost = o.cost;
+    this.name = nameOption('rateLimit', o.name, limiter.name);
+  }
+
+  [runSymbol]<T>(fn: PolicyFunction<T>, context: Context): Promise<T> {
+    let key: string;
+    let cost: number | undefined;
+    try {
+      key = typeof this.key === 'function' ? this.key(context) : this.key;
+      cost = typeof this.cost === 'function' ? this.cost(context) : this.cost;
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    const signal = context.abortable();
+    return this.limiter
+      .consume(key, signal === undefined ? { cost } : { cost, signal })
+      .then((decision) => (decision.allowed ? callFunction(fn, context) : Promise.reject(this.denial(decision))));
+  }
+
+  private denial(decision: LimiterDecision): Error {
+    return this.limiter.kind === 'quota'
+      ? new QuotaExceededError(decision.limit, decision.remaining, decision.resetMs)
+      : new RateLimitedError(decision);
+  }
+}
+
+/**
+ * Builds a policy for outbound calls that takes units from a limiter (or quota) before each call
+ * and rejects with `RateLimitedError` (or `QuotaExceededError`) when denied. The error carries
+ * `retryAfterMs`, which a retry policy outside it honours as its next delay.
+ * @example
+ * const partnerApi = rateLimiter({ name: 'partner', algorithm: gcra({ limit: 10, periodMs: 1_000 }) });
+ * const policy = pipeline(retry({ maxAttempts: 3 }), rateLimit(partnerApi, { key: 'partner' }));
+ * await policy.execute(() => callPartner());
+ */
+export function rateLimit(limiter: Decider, options: RateLimitPolicyOptions): RateLimitPolicy {
+  return new RateLimitPolicy(limiter, options);
+}

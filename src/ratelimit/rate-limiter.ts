@@ -1,0 +1,125 @@
+import { channelNames } from '../core/diagnostics.js';
+import { checkOptions, countOption, nameOption, show } from '../core/validate.js';
+import diagnosticsChannel from 'node:diagnostics_channel';
+import type { RateLimitAlgorithm } from './algorithm.js';
+import { storeKey } from './keys.js';
+import { memoryStore } from './memory-store.js';
+import type { LimiterDecision, RateLimitStore } from './store.js';
+
+const decisionChannel = diagnosticsChannel.channel(channelNames.rateLimitDecision);
+
+/** Per-call options of {@link RateLimiter.consume}. */
+export interface ConsumeOptions {
+  /** Units this request takes. @default 1 */
+  readonly cost?: number;
+  /** Gives up waiting for a remote store. */
+  readonly signal?: AbortSignal;
+}
+
+/** Options of {@link rateLimiter}. */
+export interface RateLimiterOptions {
+  /** `gcra(...)`, `slidingWindow(...)` or `fixedWindow(...)`. */
+  readonly algorithm: RateLimitAlgorithm;
+  /** Where the counters live. @default memoryStore() */
+  readonly store?: RateLimitStore;
+  /** Names the limiter in keys, events and telemetry; limiters sharing a store need distinct names. @default 'ratelimit' */
+  readonly name?: string;
+}
+
+/** Message published on `bulwark:ratelimit:decision` (no key: keys are user data). */
+export interface RateLimitDecisionMessage {
+  readonly policy: string;
+  readonly decision: LimiterDecision;
+}
+
+const keys = ['algorithm', 'store', 'name'] as const;
+
+function isAlgorithm(value: unknown): value is RateLimitAlgorithm {
+  return typeof value === 'object' && value !== null && typeof (value as RateLimitAlgorithm).consume === 'function';
+}
+
+function isStore(value: unknown): value is RateLimitStore {
+  return typeof value === 'object' && value !== null && typeof (value as RateLimitStore).consume === 'function';
+}
+
+/**
+ * Answers "may this key take `cost` units now?" with a decision; never throws on a denial (only
+ * the `rateLimit` policy and the HTTP adapters turn a denial into an error or a 429). Built by
+ * {@link rateLimiter}.
+ */
+export class RateLimiter {
+  readonly kind = 'rate-limiter';
+  readonly name: string;
+  readonly algorithm: RateLimitAlgorithm;
+  readonly store: RateLimitStore;
+
+  constructor(options: RateLimiterOptions) {
+    if (options === undefined) throw new TypeError('rateLimiter: options must be an object with "algorithm", got undefined');
+    const o = checkOptions('rateLimiter', options, keys);
+    if (!isAlgorithm(o.algorithm)) {
+      throw new TypeError(
+        `rateLimiter: option "algorithm" must be gcra(...), slidingWindow(...) or fixedWindow(...), got ${show(o.algorithm)}`,
+      );
+    }
+    this.algorithm = o.algorithm;
+    if (o.store !== undefined && !isStore(o.store)) {
+      throw new TypeError(`rateLimiter: option "store" must be a store such as memoryStore(), got ${show(o.store)}`);
+    }
+    this.store = o.store ?? memoryStore();
+    this.name = nameOption('rateLimiter', o.name, 'ratelimit');
+  }
+
+  /** Takes `cost` units for `key` if available. */
+  consume(key: string, options?: ConsumeOptions): Promise<LimiterDecision> {
+    try {
+      const cost = this.cost(options);
+      const signal = options?.signal;
+      if (signal?.aborted) return Promise.reject(signal.reason);
+      const decision = this.store.consume(storeKey('rateLimiter.consume', this.name, key), this.algorithm, cost);
+      if (decision instanceof Promise) return decision.then((d) => this.publish(d));
+      return Promise.resolve(this.publish(decision));
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /** The decision `consume` would give now, taking nothing. */
+  async peek(key: string, options?: Pick<ConsumeOptions, 'cost'>): Promise<LimiterDecision> {
+    return this.store.peek(storeKey('rateLimiter.peek', this.name, key), this.algorithm, this.cost(options));
+  }
+
+  /** Gives back `cost` units to `key` (for work that was admitted but not done). */
+  async refund(key: string, cost = 1): Promise<void> {
+    const units = countOption('rateLimiter.refund', 'cost', cost, 1, { max: Number.MAX_SAFE_INTEGER });
+    await this.store.refund(storeKey('rateLimiter.refund', this.name, key), this.algorithm, units);
+  }
+
+  /** Forgets everything about `key`. */
+  async reset(key: string): Promise<void> {
+    await this.store.reset(storeKey('rateLimiter.reset', this.name, key));
+  }
+
+  private cost(options: ConsumeOptions | undefined): number {
+    if (options === undefined || options.cost === undefined) return 1;
+    return countOption('rateLimiter.consume', 'cost', options.cost, 1, { max: Number.MAX_SAFE_INTEGER });
+  }
+
+  private publish(decision: LimiterDecision): LimiterDecision {
+    if (decisionChannel.hasSubscribers) {
+      const message: RateLimitDecisionMessage = { policy: this.name, decision };
+      decisionChannel.publish(message);
+    }
+    return decision;
+  }
+}
+
+/**
+ * Creates a rate limiter: an algorithm over a store.
+ * @example
+ * const perClient = rateLimiter({ name: 'api', algorithm: gcra({ limit: 100, periodMs: 60_000, burst: 20 }) });
+ * const decision = await perClient.consume(clientId);
+ * if (!decision.allowed) console.log(`retry in ${decision.retryAfterMs} ms`);
+ */
+export function rateLimiter(options: RateLimiterOptions): RateLimiter {
+  return new RateLimiter(options);
+}

@@ -1,0 +1,20 @@
+import type { RateLimitDecision } from '../core/errors.js';
+import type { RateLimitAlgorithm } from './algorithm.js';
+
+/** A decision, and which store made it (`'memory'`, `'redis'`, or `'local'` during a Redis outage). */
+export interface LimiterDecision extends RateLimitDecision {
+  readonly store: string;
+}
+
+/**
+ * Where limiter state lives. A store applies an algorithm's pure functions to the state it keeps
+ * per key; the memory store answers synchronously, a remote one with a promise.
+ */
+export interface RateLimitStore {
+  /** Reported in every decision this store makes. */
+  readonly name: string;
+  consume(key: string, algorithm: RateLimitAlgorithm, cost: number): LimiterDecision | Promise<LimiterDecision>;
+  peek(key: string, algorithm: RateLimitAlgorithm, cost: number): LimiterDecision | Promise<LimiterDecision>;
+  refund(key: string, algorithm: RateLimitAlgorithm, cost: number): void | Promise<void>;
+  reset(key: string): void | Promise<void>;
+}

@@ -1,0 +1,183 @@
+import { subscribe, unsubscribe } from 'node:diagnostics_channel';
+import { describe, expect, it } from 'vitest';
+import {
+  channelNames,
+  constant,
+  ManualClock,
+  pipeline,
+  QuotaExceededError,
+  RateLimitedError,
+  retry,
+} from '../../../src/index.js';
+import { storeKey } from '../../../src/ratelimit/keys.js';
+import { memoryStore } from '../../../src/ratelimit/memory-store.js';
+import { rateLimit } from '../../../src/ratelimit/rate-limit-policy.js';
+import { rateLimiter } from '../../../src/ratelimit/rate-limiter.js';
+import { countingAlgorithm } from './support.js';
+
+function setup(limit = 2, windowMs = 1_000) {
+  const clock = new ManualClock(1_000_000);
+  const store = memoryStore({ clock });
+  const limiter = rateLimiter({ name: 'api', algorithm: countingAlgorithm(limit, windowMs), store });
+  return { clock, store, limiter };
+}
+
+describe('storeKey', () => {
+  it('keeps limiters apart even when names and keys are chosen to collide', () => {
+    expect(storeKey('t', 'a', 'b:c')).not.toBe(storeKey('t', 'a:b', 'c'));
+    expect(storeKey('t', 'x', 'k')).not.toBe(storeKey('t', 'x', 'h:k'));
+  });
+
+  it('hashes oversized keys so a client cannot make us store them', () => {
+    const key = storeKey('t', 'api', 'x'.repeat(1_000_000));
+    expect(key.length).toBeLessThan(100);
+    expect(storeKey('t', 'api', 'x'.repeat(1_000_000))).toBe(key);
+    expect(storeKey('t', 'api', 'x'.repeat(999_999))).not.toBe(key);
+  });
+
+  it('keeps control characters and { } : inside keys distinct', () => {
+    const keys = ['a{b}', 'a:b', 'a\u0000b', 'a\nb', 'ab'].map((k) => storeKey('t', 'api', k));
+    expect(new Set(keys).size).toBe(5);
+  });
+
+  it.each([
+    [undefined, TypeError],
+    [42, TypeError],
+    [{}, TypeError],
+    ['', RangeError],
+  ])('refuses the key %o', (key, kind) => {
+    expect(() => storeKey('rateLimiter.consume', 'api', key)).toThrow(kind);
+  });
+});
+
+describe('rateLimiter', () => {
+  it('decides by key and cost and never throws on a denial', async () => {
+    const { limiter } = setup(3);
+    await expect(limiter.consume('u1', { cost: 2 })).resolves.toMatchObject({ allowed: true, remaining: 1 });
+    await expect(limiter.consume('u1', { cost: 2 })).resolves.toMatchObject({ allowed: false, remaining: 1 });
+    await expect(limiter.consume('u2')).resolves.toMatchObject({ allowed: true, remaining: 2 });
+  });
+
+  it('peek, refund and reset act on one key', async () => {
+    const { limiter } = setup(1);
+    await limiter.consume('u');
+    await expect(limiter.peek('u')).resolves.toMatchObject({ allowed: false });
+    await limiter.refund('u');
+    await expect(limiter.peek('u')).resolves.toMatchObject({ allowed: true });
+    await limiter.consume('u');
+    await limiter.reset('u');
+    await expect(limiter.consume('u')).resolves.toMatchObject({ allowed: true });
+  });
+
+  it('two limiters on one store do not share counters', async () => {
+    const clock = new ManualClock(1_000_000);
+    const store = memoryStore({ clock });
+    const a = rateLimiter({ name: 'a', algorithm: countingAlgorithm(1, 1_000), store });
+    const b = rateLimiter({ name: 'b', algorithm: countingAlgorithm(1, 1_000), store });
+    await a.consume('same');
+    await expect(b.consume('same')).resolves.toMatchObject({ allowed: true });
+  });
+
+  it('publishes each decision without the key', async () => {
+    const { limiter } = setup(1);
+    const seen: unknown[] = [];
+    const listener = (m: unknown) => seen.push(m);
+    subscribe(channelNames.rateLimitDecision, listener);
+    try {
+      await limiter.consume('secret-user-id');
+    } finally {
+      unsubscribe(channelNames.rateLimitDecision, listener);
+    }
+    expect(seen).toEqual([{ policy: 'api', decision: expect.objectContaining({ allowed: true, store: 'memory' }) }]);
+    expect(JSON.stringify(seen)).not.toContain('secret-user-id');
+  });
+
+  it.each([
+    [{ cost: 0 }, RangeError],
+    [{ cost: -1 }, RangeError],
+    [{ cost: 1.5 }, RangeError],
+    [{ cost: Number.NaN }, RangeError],
+    [{ cost: '2' }, TypeError],
+  ])('rejects the consume options %o', async (options, kind) => {
+    const { limiter } = setup();
+    await expect(limiter.consume('u', options as never)).rejects.toThrow(kind);
+  });
+
+  it('rejects with the reason when the signal is already aborted', async () => {
+    const { limiter } = setup();
+    const c = new AbortController();
+    c.abort(new Error('gone'));
+    await expect(limiter.consume('u', { signal: c.signal })).rejects.toThrow('gone');
+  });
+
+  it.each([
+    [undefined, TypeError, /options must be an object/],
+    [{}, TypeError, /"algorithm"/],
+    [{ algorithm: countingAlgorithm(1, 1), store: {} }, TypeError, /"store"/],
+    [{ algorithm: countingAlgorithm(1, 1), name: '' }, TypeError, /"name"/],
+    [{ algorithm: countingAlgorithm(1, 1), limit: 5 }, TypeError, /unknown option "limit"/],
+  ])('rejects bad options (%#)', (options, kind, message) => {
+    expect(() => rateLimiter(options as never)).toThrow(kind);
+    expect(() => rateLimiter(options as never)).toThrow(message);
+  });
+});
+
+describe('rateLimit policy', () => {
+  it('runs the call while allowed and rejects with RateLimitedError carrying the decision', async () => {
+    const { limiter } = setup(1, 1_000);
+    const policy = rateLimit(limiter, { key: 'partner' });
+    await expect(policy.execute(() => 'ok')).resolves.toBe('ok');
+    const error = await policy.execute(() => 'not called').catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(RateLimitedError);
+    expect(error).toMatchObject({ code: 'ERR_BULWARK_RATE_LIMITED', limit: 1, remaining: 0, retryAfterMs: 1_000 });
+  });
+
+  it('a retry outside it waits the retryAfterMs the denial carries', async () => {
+    const { clock, limiter } = setup(1, 1_000);
+    const delays: number[] = [];
+    const r = retry({ clock, maxAttempts: 2, backoff: constant(1), maxDelayMs: 5_000 });
+    r.onRetry((e) => delays.push(e.delayMs));
+    const policy = pipeline(r, rateLimit(limiter, { key: 'k' }));
+    await policy.execute(() => 'first');
+    const second = policy.execute(() => 'second');
+    await clock.advance(1_000);
+    await expect(second).resolves.toBe('second');
+    expect(delays).toEqual([1_000]);
+  });
+
+  it('keys and costs may come from the context; a key function that throws rejects the call', async () => {
+    const { limiter } = setup(3);
+    const policy = rateLimit(limiter, { key: ({ attempt }) => `attempt-${attempt}`, cost: () => 3 });
+    await expect(policy.execute(() => 1)).resolves.toBe(1);
+    await expect(policy.execute(() => 1)).rejects.toBeInstanceOf(RateLimitedError);
+    const broken = rateLimit(limiter, {
+      key: () => {
+        throw new Error('no key');
+      },
+    });
+    await expect(broken.execute(() => 1)).rejects.toThrow('no key');
+    const wrong = rateLimit(limiter, { key: (() => 42) as never });
+    await expect(wrong.execute(() => 1)).rejects.toThrow(TypeError);
+  });
+
+  it('a quota denial becomes QuotaExceededError', async () => {
+    const quotaLike = {
+      kind: 'quota',
+      name: 'monthly',
+      consume: async () => ({ allowed: false, limit: 10, remaining: 0, resetMs: 5_000, retryAfterMs: 5_000, store: 'memory' }),
+    };
+    const error = await rateLimit(quotaLike, { key: 'tenant' }).execute(() => 1).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(QuotaExceededError);
+    expect(error).toMatchObject({ resetMs: 5_000 });
+  });
+
+  it.each([
+    [null, { key: 'k' }, /first argument/],
+    [{ kind: 'x', name: 'x', consume: () => Promise.resolve() }, undefined, /"key"/],
+    [{ kind: 'x', name: 'x', consume: () => Promise.resolve() }, { key: 5 }, /"key"/],
+    [{ kind: 'x', name: 'x', consume: () => Promise.resolve() }, { key: 'k', cost: 0 }, /"cost"/],
+    [{ kind: 'x', name: 'x', consume: () => Promise.resolve() }, { key: 'k', keys: 1 }, /unknown option "keys"/],
+  ])('rejects bad arguments (%#)', (limiter, options, message) => {
+    expect(() => rateLimit(limiter as never, options as never)).toThrow(message);
+  });
+});
