@@ -27,3 +27,26 @@ export function expectRejected(make: () => unknown, kind: ErrorClass, option: st
   expect(message).toContain(option);
   expect(message).toContain(shown);
 }
+
+/** Rows of [option, bad value, expected error class]. */
+export type Row = [string, unknown, ErrorClass];
+
+/**
+ * Bad values for a whole-number count option of at least 1 and at most `max`; with `required`,
+ * leaving it out (undefined) is bad too.
+ */
+export function badCounts(option: string, { max = MAX_MS, required = false }: { max?: number; required?: boolean } = {}): Row[] {
+  return [
+    ...(required ? ([[option, undefined, TypeError]] as Row[]) : []),
+    [option, NaN, RangeError],
+    [option, Infinity, RangeError],
+    [option, -Infinity, RangeError],
+    [option, -1, RangeError],
+    [option, 0, RangeError],
+    [option, 1.5, RangeError],
+    [option, max + 1, RangeError],
+    [option, '3', TypeError],
+    [option, null, TypeError],
+    [option, true, TypeError],
+  ];
+}

@@ -10,31 +10,13 @@ import {
   timeWindow,
   type TimeWindowOptions,
 } from '../../../src/index.js';
-import { type ErrorClass, expectRejected, MAX_MS } from '../../support/options.js';
+import { badCounts, type ErrorClass, expectRejected, MAX_MS, type Row } from '../../support/options.js';
 
 /** How a bad value should appear in the message: strings quoted, numbers as written. */
 function shown(value: unknown): string {
   return typeof value === 'string' ? JSON.stringify(value) : String(value);
 }
 
-/** Rows of [option, bad value, expected error class]. */
-type Row = [string, unknown, ErrorClass];
-
-/** Bad values for a whole-number count option that must be at least 1. */
-function badCounts(option: string, max = MAX_MS): Row[] {
-  return [
-    [option, NaN, RangeError],
-    [option, Infinity, RangeError],
-    [option, -Infinity, RangeError],
-    [option, -1, RangeError],
-    [option, 0, RangeError],
-    [option, 1.5, RangeError],
-    [option, max + 1, RangeError],
-    [option, '3', TypeError],
-    [option, null, TypeError],
-    [option, true, TypeError],
-  ];
-}
 
 /** Bad values for a duration option; `zeroIsBad` when 0 ms makes no sense for it. */
 function badDurations(option: string, zeroIsBad: boolean): Row[] {
@@ -78,7 +60,7 @@ describe('circuitBreaker option validation', () => {
 
   it.each<Row>([
     ...badDurations('halfOpenAfterMs', false),
-    ...badCounts('halfOpenMaxCalls', 1_000_000),
+    ...badCounts('halfOpenMaxCalls', { max: 1_000_000 }),
     ...badDurations('probeTimeoutMs', true),
   ])('option "%s" = %s throws %O naming the option and the value', (option, value, kind) => {
     expectNamed(() => circuitBreaker({ clock, [option]: value } as CircuitBreakerOptions), option, value, kind);
@@ -161,7 +143,7 @@ describe('consecutive option validation', () => {
 
 describe('countWindow option validation', () => {
   it.each<Row>([
-    ...badCounts('size', 1_000_000),
+    ...badCounts('size', { max: 1_000_000 }),
     ...badRatios('failureRateThreshold'),
     ...badCounts('minimumCalls'),
     ...badDurations('slowCallMs', true),

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { RateLimitAlgorithm } from '../../../../src/ratelimit/algorithm.js';
 import { fixedWindow, gcra, slidingWindow } from '../../../../src/ratelimit/algorithms/index.js';
-import { type ErrorClass, expectRejected, MAX_MS } from '../../../support/options.js';
+import { badCounts, type ErrorClass, expectRejected, MAX_MS, type Row } from '../../../support/options.js';
 
 /** How a bad value should appear in the message: strings quoted, numbers as written. */
 function shown(value: unknown): string {
@@ -13,24 +13,7 @@ function expectNamed(build: () => unknown, name: string, value: unknown, kind: E
   expectRejected(build, kind, `"${name}"`, shown(value));
 }
 
-type Row = [string, unknown, ErrorClass];
 
-/** Bad values for a required whole-number count of at least 1. */
-function badCounts(option: string): Row[] {
-  return [
-    [option, undefined, TypeError],
-    [option, NaN, RangeError],
-    [option, Infinity, RangeError],
-    [option, -Infinity, RangeError],
-    [option, -1, RangeError],
-    [option, 0, RangeError],
-    [option, 1.5, RangeError],
-    [option, MAX_MS + 1, RangeError],
-    [option, '3', TypeError],
-    [option, null, TypeError],
-    [option, true, TypeError],
-  ];
-}
 
 /** Bad values for a required duration in ms, greater than 0. */
 function badDurations(option: string): Row[] {
@@ -67,9 +50,9 @@ function build(factory: Factory, options: unknown): RateLimitAlgorithm {
 
 describe('gcra option validation', () => {
   it.each<Row>([
-    ...badCounts('limit'),
+    ...badCounts('limit', { required: true }),
     ...badDurations('periodMs'),
-    ...badCounts('burst').filter(([, value]) => value !== undefined),
+    ...badCounts('burst'),
   ])('option "%s" = %s throws %O naming the option and the value', (option, value, kind) => {
     expectNamed(() => gcra({ ...good.gcra, [option]: value }), option, value, kind);
   });
@@ -107,7 +90,7 @@ describe.each(['slidingWindow', 'fixedWindow'] as const)('%s option validation',
   const factory = name === 'slidingWindow' ? slidingWindow : fixedWindow;
 
   it.each<Row>([
-    ...badCounts('limit'),
+    ...badCounts('limit', { required: true }),
     ...badDurations('windowMs'),
     ['windowMs', 1.5, RangeError],
     ['windowMs', 0.5, RangeError],
