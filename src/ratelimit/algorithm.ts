@@ -33,6 +33,19 @@ export interface RateLimitAlgorithm {
   consume(state: AlgorithmState | undefined, nowMs: number, cost: number): ConsumeOutcome;
   /** The decision a consumption of `cost` would get at `nowMs`, changing nothing. */
   peek(state: AlgorithmState | undefined, nowMs: number, cost: number): RateLimitDecision;
-  /** Gives back `cost` units (never more than were taken); returns what to store. */
+  /**
+   * Gives back `cost` units (never more than were taken: a refund larger than the key can hold is
+   * clamped to it); returns what to store.
+   */
   refund(state: AlgorithmState | undefined, nowMs: number, cost: number): Omit<ConsumeOutcome, 'decision'>;
+}
+
+/**
+ * A calendar quota's algorithm (built by `quota`), which also tells the calendar period holding
+ * a time, so that a remote store can align periods to its own clock.
+ */
+export interface CalendarAlgorithm extends RateLimitAlgorithm {
+  readonly kind: 'calendar';
+  /** The period holding `nowMs` (epoch ms): `[start, end)` in epoch ms. */
+  periodAt(nowMs: number): { readonly start: number; readonly end: number };
 }

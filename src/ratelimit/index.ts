@@ -1,4 +1,4 @@
-export type { AlgorithmState, ConsumeOutcome, RateLimitAlgorithm } from './algorithm.js';
+export type { AlgorithmState, CalendarAlgorithm, ConsumeOutcome, RateLimitAlgorithm } from './algorithm.js';
 export * from './algorithms/index.js';
 export { MAX_KEY_LENGTH } from './keys.js';
 export { memoryStore, MemoryStore, type MemoryStoreOptions } from './memory-store.js';

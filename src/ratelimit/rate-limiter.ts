@@ -75,7 +75,7 @@ export class RateLimiter {
       const cost = this.cost(options);
       const signal = options?.signal;
       if (signal?.aborted) return Promise.reject(signal.reason);
-      const decision = this.store.consume(storeKey('rateLimiter.consume', this.name, key), this.algorithm, cost);
+      const decision = this.store.consume(storeKey('rateLimiter.consume', this.name, key), this.algorithm, cost, signal);
       if (decision instanceof Promise) return decision.then((d) => this.publish(d));
       return Promise.resolve(this.publish(decision));
     } catch (error) {

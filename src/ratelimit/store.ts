@@ -13,7 +13,13 @@ export interface LimiterDecision extends RateLimitDecision {
 export interface RateLimitStore {
   /** Reported in every decision this store makes. */
   readonly name: string;
-  consume(key: string, algorithm: RateLimitAlgorithm, cost: number): LimiterDecision | Promise<LimiterDecision>;
+  /** Takes `cost` units for `key`; a remote store stops waiting when `signal` aborts. */
+  consume(
+    key: string,
+    algorithm: RateLimitAlgorithm,
+    cost: number,
+    signal?: AbortSignal,
+  ): LimiterDecision | Promise<LimiterDecision>;
   peek(key: string, algorithm: RateLimitAlgorithm, cost: number): LimiterDecision | Promise<LimiterDecision>;
   refund(key: string, algorithm: RateLimitAlgorithm, cost: number): void | Promise<void>;
   reset(key: string): void | Promise<void>;

@@ -23,7 +23,7 @@
 import type { RateLimitDecision } from '../../core/errors.js';
 import { checkOptions } from '../../core/validate.js';
 import type { AlgorithmState, ConsumeOutcome, RateLimitAlgorithm } from '../algorithm.js';
-import { checkCost, checkNow, requiredCount, requiredWindow, windowStart } from './shared.js';
+import { checkCost, checkNow, refundUnits, requiredCount, requiredWindow, windowStart } from './shared.js';
 
 /** Options of {@link fixedWindow}. */
 export interface FixedWindowOptions {
@@ -95,8 +95,8 @@ export function fixedWindow(options: FixedWindowOptions): RateLimitAlgorithm {
       roll(state, nowMs);
       return evaluate(cost);
     },
-    refund(state, nowMs, cost) {
-      checkCost('fixedWindow', cost, limit);
+    refund(state, nowMs, units) {
+      const cost = refundUnits('fixedWindow', units, limit);
       roll(state, nowMs);
       if (count <= cost) return { state: undefined, ttlMs: 1 };
       return { state: [start, count - cost], ttlMs: start + W - t };

@@ -28,7 +28,7 @@
 import type { RateLimitDecision } from '../../core/errors.js';
 import { checkOptions, countOption, show } from '../../core/validate.js';
 import type { AlgorithmState, ConsumeOutcome, RateLimitAlgorithm } from '../algorithm.js';
-import { checkCost, checkNow, requiredCount, requiredDuration } from './shared.js';
+import { checkCost, checkNow, refundUnits, requiredCount, requiredDuration } from './shared.js';
 
 /** Options of {@link gcra}. */
 export interface GcraOptions {
@@ -129,8 +129,8 @@ export function gcra(options: GcraOptions): GcraAlgorithm {
     peek(state, nowMs, cost) {
       return evaluate(state, nowMs, cost);
     },
-    refund(state, nowMs, cost) {
-      checkCost('gcra', cost, burst);
+    refund(state, nowMs, units) {
+      const cost = refundUnits('gcra', units, burst);
       checkNow('gcra', nowMs);
       if (state === undefined || state.length !== 1) return { state: undefined, ttlMs: 1 };
       const now = Math.round(nowMs * 1000);

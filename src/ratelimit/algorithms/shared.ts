@@ -28,6 +28,20 @@ export function checkCost(owner: string, cost: number, max: number): void {
   }
 }
 
+/**
+ * Checks a refund's `cost` (a whole number of at least 1) and clamps it to `max`: giving back more
+ * than the algorithm can ever hold only brings the key to full capacity, so it is not an error.
+ */
+export function refundUnits(owner: string, cost: number, max: number): number {
+  if (typeof cost !== 'number') {
+    throw new TypeError(`${owner}: "cost" must be a number, got ${show(cost)}`);
+  }
+  if (!Number.isInteger(cost) || cost < 1) {
+    throw new RangeError(`${owner}: "cost" must be a whole number of at least 1, got ${show(cost)}`);
+  }
+  return cost < max ? cost : max;
+}
+
 /** A required whole-number option (`countOption` without a default). */
 export function requiredCount(owner: string, name: string, value: unknown): number {
   if (value === undefined) {

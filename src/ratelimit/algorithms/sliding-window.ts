@@ -37,7 +37,7 @@
 import type { RateLimitDecision } from '../../core/errors.js';
 import { checkOptions, show } from '../../core/validate.js';
 import type { AlgorithmState, ConsumeOutcome, RateLimitAlgorithm } from '../algorithm.js';
-import { checkCost, checkNow, requiredCount, requiredWindow, windowStart } from './shared.js';
+import { checkCost, checkNow, refundUnits, requiredCount, requiredWindow, windowStart } from './shared.js';
 
 /** Options of {@link slidingWindow}. */
 export interface SlidingWindowOptions {
@@ -158,8 +158,8 @@ export function slidingWindow(options: SlidingWindowOptions): RateLimitAlgorithm
       roll(state, nowMs);
       return evaluate(cost);
     },
-    refund(state, nowMs, cost) {
-      checkCost('slidingWindow', cost, limit);
+    refund(state, nowMs, units) {
+      const cost = refundUnits('slidingWindow', units, limit);
       roll(state, nowMs);
       // Give back from the current window first, then from the previous one; never below zero.
       const fromCurrent = cost < current ? cost : current;

@@ -1,5 +1,5 @@
 import { checkOptions, countOption, nameOption, show } from '../../core/validate.js';
-import type { AlgorithmState, ConsumeOutcome, RateLimitAlgorithm } from '../algorithm.js';
+import type { AlgorithmState, CalendarAlgorithm, ConsumeOutcome } from '../algorithm.js';
 import { memoryStore } from '../memory-store.js';
 import { type ConsumeOptions, RateLimiter } from '../rate-limiter.js';
 import type { LimiterDecision, RateLimitStore } from '../store.js';
@@ -43,7 +43,7 @@ const nominalMs: Record<QuotaPeriod, number> = {
  * in a later period than `now` (the clock stepped back) is kept as it is, so a clock step can
  * never hand out a period's units twice.
  */
-function calendarAlgorithm(limit: number, period: QuotaPeriod, timeZone: string, weekStartsOn: Weekday): RateLimitAlgorithm {
+function calendarAlgorithm(limit: number, period: QuotaPeriod, timeZone: string, weekStartsOn: Weekday): CalendarAlgorithm {
   let cached: PeriodBounds | undefined;
   const boundsAt = (now: number): PeriodBounds => {
     if (cached === undefined || now < cached.start || now >= cached.end) {
@@ -81,6 +81,7 @@ function calendarAlgorithm(limit: number, period: QuotaPeriod, timeZone: string,
     kind: 'calendar',
     limit,
     windowMs: nominalMs[period],
+    periodAt: boundsAt,
     consume: decide,
     peek: (state, now, cost) => decide(state, now, cost).decision,
     refund(state, now, cost) {

@@ -162,8 +162,12 @@ describe.each(factories)('%s cost and time validation', (name, factory) => {
       [1.5, RangeError],
       [Infinity, RangeError],
       [-Infinity, RangeError],
-      [11, RangeError], // above the limit (or burst) of 10
-      [2 ** 53, RangeError],
+      ...(operation === 'refund'
+        ? [] // a refund above the maximum is clamped to it (tested below)
+        : ([
+            [11, RangeError], // above the limit (or burst) of 10
+            [2 ** 53, RangeError],
+          ] as [unknown, ErrorClass][])),
       ['1', TypeError],
       [null, TypeError],
       [undefined, TypeError],
@@ -175,6 +179,15 @@ describe.each(factories)('%s cost and time validation', (name, factory) => {
     it('accepts every whole cost from 1 to the maximum', () => {
       for (let cost = 1; cost <= 10; cost++) expect(() => run(cost)).not.toThrow();
     });
+
+    if (operation === 'refund') {
+      it.each([11, 2 ** 53])('clamps a refund of %s to the maximum: the key ends at full capacity', (cost) => {
+        const taken = algorithm.consume(undefined, 0, 10);
+        const refunded = algorithm.refund(taken.state, 0, cost);
+        expect(refunded).toEqual(algorithm.refund(taken.state, 0, 10));
+        expect(algorithm.peek(refunded.state, 0, 10).allowed).toBe(true);
+      });
+    }
 
     it.each([NaN, Infinity, -Infinity, 2 ** 52])('a clock reading of %s throws a RangeError naming "nowMs"', (now) => {
       expectNamed(() => run(1, now), 'nowMs', now, RangeError);
