@@ -7,6 +7,7 @@ import { defineConfig } from 'tsup';
  */
 export const entries = {
   index: 'src/index.ts',
+  redis: 'src/ratelimit/redis/index.ts',
 } as const;
 
 export default defineConfig({
@@ -19,5 +20,7 @@ export default defineConfig({
   platform: 'node',
   splitting: true,
   treeshake: true,
+  // The Lua scripts stay in their own files and are bundled as strings.
+  loader: { '.lua': 'text' },
   external: ['ioredis', '@opentelemetry/api', 'prom-client', 'express', 'fastify', 'opossum', 'bottleneck'],
 });

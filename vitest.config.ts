@@ -1,9 +1,18 @@
-import { defineConfig } from 'vitest/config';
+import { defineConfig, type Plugin } from 'vitest/config';
+
+/** Imports `.lua` files as their text, as tsup's `text` loader does in the build (one per project: projects do not inherit root plugins). */
+const luaText: Plugin = {
+  name: 'lua-text',
+  transform(code, id) {
+    return id.endsWith('.lua') ? { code: `export default ${JSON.stringify(code)};`, map: null } : undefined;
+  },
+};
 
 export default defineConfig({
   test: {
     projects: [
       {
+        plugins: [luaText],
         test: {
           name: 'unit',
           include: ['test/unit/**/*.test.ts', 'test/readme/**/*.test.ts'],
@@ -12,12 +21,29 @@ export default defineConfig({
         },
       },
       {
+        plugins: [luaText],
         test: {
           name: 'package',
           include: ['test/package/**/*.test.ts'],
           setupFiles: ['test/support/setup.ts'],
           environment: 'node',
           testTimeout: 60_000,
+        },
+      },
+      {
+        plugins: [luaText],
+        test: {
+          // Real redis-server processes (see test/integration/support/redis.ts). Its files run
+          // one at a time in a single fork (`fileParallelism` is not a per-project option), and
+          // only after the other projects are done, so servers do not fight tests for the cores.
+          name: 'integration',
+          include: ['test/integration/**/*.test.ts'],
+          setupFiles: ['test/support/setup.ts'],
+          environment: 'node',
+          testTimeout: 60_000,
+          hookTimeout: 60_000,
+          poolOptions: { forks: { singleFork: true } },
+          sequence: { groupOrder: 1 },
         },
       },
     ],

@@ -29,6 +29,11 @@ export const channelNames = {
   hedge: 'bulwark:hedge:attempt',
   /** A rate limiter decided: `{ policy, key, decision, store }` (rate-limit issue). */
   rateLimitDecision: 'bulwark:ratelimit:decision',
+  /**
+   * A remote store failed and decisions fell back: `{ store, error, fallback, operations }`
+   * (`fallback` is the store's `onStoreError`, or `'none'` for refunds and resets, which reject).
+   */
+  storeError: 'bulwark:ratelimit:store-error',
 } as const;
 
 /** Message published on the `execute` tracing channel. */

@@ -8,7 +8,8 @@ export type BulwarkErrorCode =
   | 'ERR_BULWARK_TIMEOUT'
   | 'ERR_BULWARK_BULKHEAD_REJECTED'
   | 'ERR_BULWARK_RATE_LIMITED'
-  | 'ERR_BULWARK_QUOTA_EXCEEDED';
+  | 'ERR_BULWARK_QUOTA_EXCEEDED'
+  | 'ERR_BULWARK_STORE_UNAVAILABLE';
 
 /**
  * Base class of every error bulwark itself rejects with. Errors thrown by your own functions pass
@@ -160,5 +161,24 @@ export class QuotaExceededError extends BulwarkError {
     this.remaining = remaining;
     this.resetMs = resetMs;
     this.retryAfterMs = resetMs;
+  }
+}
+
+/**
+ * Rejected by a remote store (such as the Redis store) for an operation it could not carry out:
+ * the server did not answer within the store's timeout, the connection is down, or the store has
+ * stopped trying for a while after repeated failures. `cause` holds the underlying error.
+ * Decisions never reject with it: they follow the store's `onStoreError` instead.
+ * @example
+ * await limiter.refund(key).catch((err) => { if (err instanceof StoreUnavailableError) queueForLater(key); });
+ */
+export class StoreUnavailableError extends BulwarkError {
+  /** The store that failed, e.g. `'redis'`. */
+  readonly store: string;
+
+  constructor(store: string, message: string, options?: { cause?: unknown }) {
+    super(`${store} store unavailable: ${message}`, 'ERR_BULWARK_STORE_UNAVAILABLE', options);
+    this.name = 'StoreUnavailableError';
+    this.store = store;
   }
 }

@@ -9,6 +9,7 @@ export {
   isBulwarkError,
   QuotaExceededError,
   RateLimitedError,
+  StoreUnavailableError,
   TimeoutError,
   type BulwarkErrorCode,
   type RateLimitDecision,

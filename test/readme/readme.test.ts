@@ -5,7 +5,8 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { afterAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { startRedis, type RedisServer } from '../integration/support/redis.js';
 
 const root = resolve(import.meta.dirname, '../..');
 const outDir = join(root, 'test', 'readme', `.generated-${process.pid}`);
@@ -16,15 +17,28 @@ rmSync(outDir, { recursive: true, force: true });
 mkdirSync(outDir, { recursive: true });
 const files = blocks.map((code, i) => {
   const file = join(outDir, `example-${String(i + 1).padStart(2, '0')}.ts`);
-  writeFileSync(file, `${code.replaceAll("from 'bulwark'", "from '../../../src/index.js'")}\nexport {};\n`);
+  const source = code
+    .replaceAll("from 'bulwark/redis'", "from '../../../src/ratelimit/redis/index.js'")
+    .replaceAll("from 'bulwark'", "from '../../../src/index.js'");
+  writeFileSync(file, `${source}\nexport {};\n`);
   return file;
 });
 writeFileSync(
   join(outDir, 'tsconfig.json'),
-  JSON.stringify({ extends: '../../../tsconfig.json', include: ['./*.ts'], compilerOptions: { noUnusedLocals: false } }),
+  JSON.stringify({ extends: '../../../tsconfig.json', include: ['./*.ts', '../../../src/ratelimit/redis/lua.d.ts'], compilerOptions: { noUnusedLocals: false } }),
 );
 
-afterAll(() => rmSync(outDir, { recursive: true, force: true }));
+// The Redis examples talk to a server of their own, found through REDIS_URL.
+let redis: RedisServer | undefined;
+beforeAll(async () => {
+  redis = await startRedis();
+  process.env.REDIS_URL = `redis://127.0.0.1:${redis.port}`;
+});
+afterAll(async () => {
+  rmSync(outDir, { recursive: true, force: true });
+  delete process.env.REDIS_URL;
+  await redis?.stop();
+});
 
 describe('README examples', () => {
   it('has examples to check', () => {

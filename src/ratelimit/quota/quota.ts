@@ -65,8 +65,10 @@ function calendarAlgorithm(limit: number, period: QuotaPeriod, timeZone: string,
       throw new RangeError(`quota: "cost" must not exceed the limit (${limit}) or it could never be admitted, got ${show(cost)}`);
     }
   };
-  const decide = (state: AlgorithmState | undefined, now: number, cost: number): ConsumeOutcome => {
+  const decide = (state: AlgorithmState | undefined, nowMs: number, cost: number): ConsumeOutcome => {
     checkCost(cost);
+    // Whole ms, as the windows count (and as the Lua script reads the server clock).
+    const now = Math.floor(nowMs);
     const c = current(state, now);
     const resetMs = Math.max(0, c.end - now);
     const allowed = c.used + cost <= limit;
@@ -84,7 +86,8 @@ function calendarAlgorithm(limit: number, period: QuotaPeriod, timeZone: string,
     periodAt: boundsAt,
     consume: decide,
     peek: (state, now, cost) => decide(state, now, cost).decision,
-    refund(state, now, cost) {
+    refund(state, nowMs, cost) {
+      const now = Math.floor(nowMs);
       const c = current(state, now);
       return { state: [c.start, Math.max(0, c.used - cost)], ttlMs: Math.max(1, c.end - now) };
     },

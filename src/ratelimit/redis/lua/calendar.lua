@@ -1,0 +1,91 @@
+--[[
+bulwark · calendar quota · a batch of decisions in one call
+Mirrors the calendar algorithm in src/ratelimit/quota/quota.ts; keep the two in step
+(test/integration/redis/parity.test.ts replays every reply through the TypeScript function and
+compares). Registered as the command `bulwarkCalendar1`: bump the digit whenever the arguments, the
+reply or the stored value change.
+
+Calendar arithmetic (time zones, DST) stays in TypeScript: the client computes the bounds of the
+period holding the server's time and passes them in; the script checks them against TIME.
+
+KEYS[i]       the key of decision i (a key may repeat: decisions apply in order, each seeing the last)
+              stored value: "periodStart used periodEnd", epoch ms on the server clock and units
+ARGV[1]       limit, units per period
+ARGV[2]       periodStart, epoch ms: start of the period the client believes holds the server time
+ARGV[3]       periodEnd, epoch ms (exclusive)
+ARGV[4]       staleAfterUs: when the server clock is past it, the call is stale and changes nothing
+              (0 = never)
+ARGV[3+2i]    operation of decision i: 1 consume, 2 peek, 3 refund
+ARGV[4+2i]    cost of decision i, whole units from 1 to limit
+Returns       { sec, usec, status, then four integers per decision }
+              status 0: decided; 1: the server time lies outside [periodStart, periodEnd): the
+              client recomputes the bounds at sec, usec and calls again; 2: stale; on 1 and 2
+              nothing changed and nothing follows
+              per decision: allowed (1 or 0), remaining, resetMs, retryAfterMs (a refund: 0 0 0 0)
+Every written key gets a TTL (PX): the time until its period ends (at least 1 ms).
+]]
+local time = redis.call('TIME')
+local sec, usec = tonumber(time[1]), tonumber(time[2])
+local limit, pStart, pEnd, staleAfter = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+if staleAfter > 0 and sec * 1000000 + usec > staleAfter then return { sec, usec, 2 } end
+local now = sec * 1000 + math.floor(usec / 1000)
+if now < pStart or now >= pEnd then return { sec, usec, 1 } end
+
+-- key -> { start, used, end, held }: the period in force and its usage; held = the key existed
+local states = {}
+local touched = {}
+local reply = { sec, usec, 0 }
+
+local function current(key)
+  local st, used, en = string.match(redis.call('GET', key) or '', '^(%-?%d+) (%d+) (%-?%d+)$')
+  st, used, en = tonumber(st), tonumber(used), tonumber(en)
+  if st == nil then return { pStart, 0, pEnd, false } end
+  if st < pStart then return { pStart, 0, pEnd, true } end
+  if st == pStart then return { pStart, used, pEnd, true } end
+  -- A usage recorded in a later period (the server clock stepped back) is kept with its end, so
+  -- a clock step can never hand out a period's units twice.
+  return { st, used, en, true }
+end
+
+for i = 1, #KEYS do
+  local key = KEYS[i]
+  local state = states[key]
+  if state == nil then
+    state = current(key)
+    states[key] = state
+  end
+  local used = state[2]
+  local op, cost = tonumber(ARGV[3 + 2 * i]), tonumber(ARGV[4 + 2 * i])
+  local resetMs = state[3] - now
+  if resetMs < 0 then resetMs = 0 end
+  local n = #reply
+  if op == 3 then
+    -- Like the memory store, a refund to a key that holds nothing changes nothing.
+    if state[4] then
+      if used > cost then state[2] = used - cost else state[2] = 0 end
+      touched[#touched + 1] = key
+    end
+    reply[n + 1], reply[n + 2], reply[n + 3], reply[n + 4] = 0, 0, 0, 0
+  elseif used + cost <= limit then
+    reply[n + 1], reply[n + 2], reply[n + 3], reply[n + 4] = 1, limit - used - cost, resetMs, 0
+    if op == 1 then
+      state[2] = used + cost
+      state[4] = true
+      touched[#touched + 1] = key
+    end
+  else
+    reply[n + 1], reply[n + 2], reply[n + 3], reply[n + 4] = 0, limit - used, resetMs, resetMs
+  end
+end
+
+local written = {}
+for _, key in ipairs(touched) do
+  if not written[key] then
+    written[key] = true
+    local state = states[key]
+    local ttl = state[3] - now
+    if ttl < 1 then ttl = 1 end
+    redis.call('SET', key, string.format('%.0f %.0f %.0f', state[1], state[2], state[3]), 'PX', string.format('%.0f', ttl))
+  end
+end
+return reply

@@ -1,0 +1,73 @@
+--[[
+bulwark · fixed window · a batch of decisions in one call
+Mirrors src/ratelimit/algorithms/fixed-window.ts; keep the two in step (test/integration/redis/
+parity.test.ts replays every reply through the TypeScript function and compares). Registered as
+the command `bulwarkFixedWindow1`: bump the digit whenever the arguments, the reply or the stored
+value change.
+
+KEYS[i]       the key of decision i (a key may repeat: decisions apply in order, each seeing the last)
+              stored value: "windowStart count", whole ms on the server clock and whole units
+ARGV[1]       limit, units per window
+ARGV[2]       W, the window, whole ms
+ARGV[3]       staleAfterUs: when the server clock is past it, the call is stale and changes nothing
+              (0 = never)
+ARGV[2+2i]    operation of decision i: 1 consume, 2 peek, 3 refund
+ARGV[3+2i]    cost of decision i, whole units from 1 to limit (refunds are clamped by the client)
+Returns       { sec, usec, status, then four integers per decision }
+              status 0: decided; 2: stale, nothing changed and nothing follows
+              per decision: allowed (1 or 0), remaining, resetMs, retryAfterMs (a refund: 0 0 0 0)
+Every written key gets a TTL (PX): the time until its window ends.
+]]
+local time = redis.call('TIME')
+local sec, usec = tonumber(time[1]), tonumber(time[2])
+local limit, W, staleAfter = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+if staleAfter > 0 and sec * 1000000 + usec > staleAfter then return { sec, usec, 2 } end
+local t = sec * 1000 + math.floor(usec / 1000)
+local s = t - (t % W)
+
+local starts, counts = {}, {} -- key -> window start and count, rolled to t (count 0: nothing held)
+local touched = {}
+local reply = { sec, usec, 0 }
+
+for i = 1, #KEYS do
+  local key = KEYS[i]
+  if starts[key] == nil then
+    local st, c = string.match(redis.call('GET', key) or '', '^(%-?%d+) (%d+)$')
+    st, c = tonumber(st), tonumber(c)
+    -- A stored start later than now (the clock stepped back) is kept with its count.
+    if st and st >= s then starts[key], counts[key] = st, c else starts[key], counts[key] = s, 0 end
+  end
+  local start, count = starts[key], counts[key]
+  local op, cost = tonumber(ARGV[2 + 2 * i]), tonumber(ARGV[3 + 2 * i])
+  local untilEnd = start + W - t
+  local n = #reply
+  if op == 3 then
+    if count <= cost then counts[key] = 0 else counts[key] = count - cost end
+    touched[#touched + 1] = key
+    reply[n + 1], reply[n + 2], reply[n + 3], reply[n + 4] = 0, 0, 0, 0
+  elseif count + cost <= limit then
+    reply[n + 1], reply[n + 2], reply[n + 3], reply[n + 4] = 1, limit - count - cost, untilEnd, 0
+    if op == 1 then
+      counts[key] = count + cost
+      touched[#touched + 1] = key
+    end
+  else
+    local remaining = 0
+    if count < limit then remaining = limit - count end
+    reply[n + 1], reply[n + 2], reply[n + 3], reply[n + 4] = 0, remaining, untilEnd, untilEnd
+  end
+end
+
+local written = {}
+for _, key in ipairs(touched) do
+  if not written[key] then
+    written[key] = true
+    if counts[key] > 0 then
+      local st = starts[key]
+      redis.call('SET', key, string.format('%.0f %.0f', st, counts[key]), 'PX', string.format('%.0f', st + W - t))
+    else
+      redis.call('DEL', key)
+    end
+  end
+end
+return reply

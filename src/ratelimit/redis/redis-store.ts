@@ -1,0 +1,681 @@
+import diagnosticsChannel from 'node:diagnostics_channel';
+import { systemClock } from '../../core/clock.js';
+import { type DeadlineEntry, DeadlineQueue } from '../../core/deadline-queue.js';
+import { channelNames } from '../../core/diagnostics.js';
+import { StoreUnavailableError } from '../../core/errors.js';
+import { checkOptions, countOption, durationOption, enumOption, show } from '../../core/validate.js';
+import type { RateLimitAlgorithm } from '../algorithm.js';
+import { MemoryStore } from '../memory-store.js';
+import type { LimiterDecision, RateLimitStore } from '../store.js';
+import {
+  OP_CONSUME,
+  OP_PEEK,
+  OP_REFUND,
+  planFor,
+  type ScriptPlan,
+  scripts,
+  STATUS_DECIDED,
+  STATUS_WRONG_PERIOD,
+} from './scripts.js';
+import { hashSlot } from './slot.js';
+
+/** What decisions do while Redis cannot answer. */
+export type StoreErrorMode = 'fail-open' | 'fail-closed' | 'local';
+
+/**
+ * The part of an ioredis 5 or 6 client (`Redis` or `Cluster`) the store uses. Configure it with
+ * `enableOfflineQueue: false` and `autoResendUnfulfilledCommands: false` (see the README).
+ */
+export interface RedisClientLike {
+  /** ioredis connection status; the store sends nothing unless it is `'ready'`. */
+  readonly status: string;
+  /** `true` on an ioredis `Cluster`. */
+  readonly isCluster?: boolean;
+  defineCommand(name: string, definition: { lua: string; numberOfKeys?: number; readOnly?: boolean }): void;
+}
+
+/** Options of {@link redisStore}. */
+export interface RedisStoreOptions {
+  /** Put before every key the store writes; must not contain `{` or `}`. @default 'bulwark:' */
+  readonly prefix?: string;
+  /** Longest a decision waits for Redis before following `onStoreError`, in ms. @default 100 */
+  readonly timeoutMs?: number;
+  /**
+   * What decisions do while Redis is unreachable or slower than `timeoutMs`: `'local'` decides
+   * with an in-memory store until Redis answers again, `'fail-open'` admits, `'fail-closed'`
+   * denies. @default 'local' for rate limiters, 'fail-closed' for quotas
+   */
+  readonly onStoreError?: StoreErrorMode;
+  /** Deny a key that Redis denied locally, with no round trip, until its `retryAfterMs` passes. @default false */
+  readonly denyCache?: boolean;
+  /** Most keys held by the in-memory fallback and by the deny cache (each). @default 10000 */
+  readonly localMaxKeys?: number;
+  /** Failed calls in a row after which the store stops trying Redis for `openMs`. @default 3 */
+  readonly openAfterFailures?: number;
+  /** How long the store leaves Redis alone after `openAfterFailures` failures; then one call probes it. @default 1000 */
+  readonly openMs?: number;
+  /** Most decisions sent in one script call (smaller batches let Redis and Node work at the same time). @default 128 */
+  readonly maxBatch?: number;
+}
+
+const optionKeys = [
+  'prefix',
+  'timeoutMs',
+  'onStoreError',
+  'denyCache',
+  'localMaxKeys',
+  'openAfterFailures',
+  'openMs',
+  'maxBatch',
+] as const;
+const modes = ['fail-open', 'fail-closed', 'local'] as const;
+
+// Where a pending operation stands. Those settled without Redis are remembered so that a late
+// answer can be accounted for.
+const WAITING = 0;
+const ANSWERED = 1;
+const FELL_BACK_ALLOWED = 2;
+/** Fell back to a denial, was aborted, or was rejected: the caller was not admitted. */
+const NOT_ADMITTED = 3;
+
+// Breaker around Redis.
+const CLOSED = 0;
+const OPEN = 1;
+const PROBING = 2;
+
+/** One decision (or refund) waiting for its batch. */
+interface Pending {
+  readonly key: string;
+  readonly redisKey: string;
+  readonly op: number;
+  readonly cost: number;
+  state: number;
+  resolve: ((value: unknown) => void) | undefined;
+  reject: ((error: unknown) => void) | undefined;
+  signal: AbortSignal | undefined;
+  onAbort: (() => void) | undefined;
+}
+
+/** The decisions for one algorithm (and, on a Cluster, one slot) sent in one script call. */
+interface Batch extends DeadlineEntry {
+  readonly lane: Lane;
+  readonly ops: Pending[];
+  /** Wall-clock ms when last sent, to estimate the server clock's offset from the reply. */
+  sentAtMs: number;
+  /** Sent a second time after a wrong-period or stale answer (at most once). */
+  resent: boolean;
+  /** Settled, by a reply, an error or the deadline. */
+  done: boolean;
+  /**
+   * Holds only the store's own refunds for late admissions: sent without a stale guard, since
+   * they must land even when Redis is slow.
+   */
+  readonly internal: boolean;
+}
+
+/** Everything the store keeps for one algorithm object. */
+interface Lane {
+  readonly algorithm: RateLimitAlgorithm;
+  readonly plan: ScriptPlan;
+  readonly mode: StoreErrorMode;
+  /** The batch being filled, per slot (slot 0 on a single node). */
+  readonly open: Map<number, Batch>;
+  /** Calendar quotas: the bounds of the period believed to hold the server's time. */
+  periodStart: number;
+  periodEnd: number;
+}
+
+interface DenyEntry {
+  readonly untilMs: number;
+  readonly resetAtMs: number;
+  readonly cost: number;
+  readonly limit: number;
+}
+
+/** Message published on `bulwark:ratelimit:store-error`. */
+export interface StoreErrorMessage {
+  readonly store: 'redis';
+  readonly error: unknown;
+  /** What the affected operations did instead. */
+  readonly fallback: StoreErrorMode | 'none';
+  /** How many operations it affected. */
+  readonly operations: number;
+}
+
+const storeErrorChannel = diagnosticsChannel.channel(channelNames.storeError);
+
+/** Escapes `%`, `{` and `}` (injectively), so a key can sit inside a `{hash tag}`. */
+function escapeKey(key: string): string {
+  if (!/[%{}]/.test(key)) return key;
+  return key.replace(/[%{}]/g, (c) => (c === '%' ? '%25' : c === '{' ? '%7B' : '%7D'));
+}
+
+/**
+ * Limiter and quota state in Redis (single node, Sentinel or Cluster through ioredis 5 or 6).
+ * Concurrent decisions are batched: all those made in one tick for one algorithm (and one slot)
+ * go in one script call, which reads the server clock once and applies them in order. A decision
+ * never waits longer than `timeoutMs`; past it, or while Redis is down, it follows
+ * `onStoreError`, and says so in its `store` field. Built by {@link redisStore}.
+ */
+export class RedisStore implements RateLimitStore {
+  readonly name = 'redis';
+  readonly prefix: string;
+  readonly timeoutMs: number;
+  private readonly client: RedisClientLike;
+  private readonly onStoreError: StoreErrorMode | undefined;
+  private readonly localMaxKeys: number;
+  private readonly openAfterFailures: number;
+  private readonly openMs: number;
+  private readonly maxBatch: number;
+  private readonly cluster: boolean;
+  private readonly lanes = new WeakMap<RateLimitAlgorithm, Lane>();
+  private readonly deadlines = new DeadlineQueue(systemClock);
+  private readonly denied: Map<string, DenyEntry> | undefined;
+  private local: MemoryStore | undefined;
+  /** Lanes with a batch being filled, flushed together at the end of the tick. */
+  private filling: Lane[] = [];
+  private flushScheduled = false;
+  /** Server clock minus wall clock, in ms, from the latest reply; NaN until one arrives. */
+  private offsetMs = NaN;
+  private breaker = CLOSED;
+  private failures = 0;
+  private openUntil = 0;
+  /** While probing, whether the probe batch still accepts decisions. */
+  private probeOpen = false;
+
+  constructor(client: RedisClientLike, options?: RedisStoreOptions) {
+    if (typeof client !== 'object' || client === null || typeof client.defineCommand !== 'function') {
+      throw new TypeError(`redisStore: client must be an ioredis Redis or Cluster instance, got ${show(client)}`);
+    }
+    const o = checkOptions('redisStore', options, optionKeys);
+    if (o.prefix !== undefined && typeof o.prefix !== 'string') {
+      throw new TypeError(`redisStore: option "prefix" must be a string, got ${show(o.prefix)}`);
+    }
+    const prefix = o.prefix ?? 'bulwark:';
+    if (/[{}]/.test(prefix) || prefix.length > 128) {
+      throw new RangeError(
+        `redisStore: option "prefix" must be at most 128 characters without "{" or "}" (the store adds the hash tag), got ${show(prefix)}`,
+      );
+    }
+    this.prefix = prefix;
+    this.timeoutMs = durationOption('redisStore', 'timeoutMs', o.timeoutMs, 100, { min: 1 });
+    this.onStoreError = o.onStoreError === undefined ? undefined : enumOption('redisStore', 'onStoreError', o.onStoreError, modes, 'local');
+    if (o.denyCache !== undefined && typeof o.denyCache !== 'boolean') {
+      throw new TypeError(`redisStore: option "denyCache" must be a boolean, got ${show(o.denyCache)}`);
+    }
+    this.localMaxKeys = countOption('redisStore', 'localMaxKeys', o.localMaxKeys, 10_000, { max: 100_000_000 });
+    this.openAfterFailures = countOption('redisStore', 'openAfterFailures', o.openAfterFailures, 3, { max: 1_000_000 });
+    this.openMs = durationOption('redisStore', 'openMs', o.openMs, 1_000, { min: 1 });
+    this.maxBatch = countOption('redisStore', 'maxBatch', o.maxBatch, 128, { max: 100_000 });
+    this.denied = o.denyCache === true ? new Map() : undefined;
+    this.client = client;
+    this.cluster = client.isCluster === true;
+    const registered = client as unknown as Record<string, unknown>;
+    for (const { command, lua } of Object.values(scripts)) {
+      if (typeof registered[command] !== 'function') client.defineCommand(command, { lua });
+    }
+  }
+
+  /**
+   * `'ready'` when decisions go to Redis; `'degraded'` while they follow `onStoreError` (the
+   * client is not connected, or the store is leaving Redis alone after repeated failures).
+   */
+  get status(): 'ready' | 'degraded' {
+    return this.client.status === 'ready' && this.breaker !== OPEN ? 'ready' : 'degraded';
+  }
+
+  /** The Redis key holding `key`'s state (a store key, as a limiter builds it). */
+  redisKey(key: string): string {
+    return `${this.prefix}{${escapeKey(key)}}`;
+  }
+
+  consume(key: string, algorithm: RateLimitAlgorithm, cost: number, signal?: AbortSignal): LimiterDecision | Promise<LimiterDecision> {
+    const lane = this.lane(algorithm);
+    if (cost > lane.plan.maxCost) algorithm.peek(undefined, Date.now(), cost); // throws the algorithm's own RangeError
+    if (this.denied !== undefined) {
+      const cached = this.deniedLocally(key, cost);
+      if (cached !== undefined) return cached;
+    }
+    if (!this.admitsCalls()) {
+      this.publishError(new StoreUnavailableError('redis', this.unavailableReason()), lane.mode, 1);
+      return this.fallbackDecision(lane, key, cost, OP_CONSUME);
+    }
+    return this.enqueue(lane, key, OP_CONSUME, cost, signal) as Promise<LimiterDecision>;
+  }
+
+  peek(key: string, algorithm: RateLimitAlgorithm, cost: number): LimiterDecision | Promise<LimiterDecision> {
+    const lane = this.lane(algorithm);
+    if (cost > lane.plan.maxCost) algorithm.peek(undefined, Date.now(), cost);
+    if (!this.admitsCalls()) return this.fallbackDecision(lane, key, cost, OP_PEEK);
+    return this.enqueue(lane, key, OP_PEEK, cost, undefined) as Promise<LimiterDecision>;
+  }
+
+  /** Rejects with `StoreUnavailableError` when Redis cannot take the refund (nothing is refunded then). */
+  refund(key: string, algorithm: RateLimitAlgorithm, cost: number): Promise<void> {
+    const lane = this.lane(algorithm);
+    const units = cost < lane.plan.maxCost ? cost : lane.plan.maxCost;
+    this.local?.refund(key, algorithm, units);
+    if (!this.admitsCalls()) {
+      const error = new StoreUnavailableError('redis', this.unavailableReason());
+      this.publishError(error, 'none', 1);
+      return Promise.reject(error);
+    }
+    return this.enqueue(lane, key, OP_REFUND, units, undefined) as Promise<void>;
+  }
+
+  /** Deletes `key`'s state; rejects with `StoreUnavailableError` when Redis cannot be reached in time. */
+  reset(key: string): Promise<void> {
+    this.local?.reset(key);
+    this.denied?.delete(key);
+    if (!this.admitsCalls()) {
+      const error = new StoreUnavailableError('redis', this.unavailableReason());
+      this.publishError(error, 'none', 1);
+      return Promise.reject(error);
+    }
+    return new Promise<void>((resolve, reject) => {
+      const entry: DeadlineEntry = {
+        deadline: systemClock.now() + this.timeoutMs,
+        queuePrev: undefined,
+        queueNext: undefined,
+        queued: false,
+        expire: () => {
+          this.failed();
+          reject(new StoreUnavailableError('redis', `no answer within ${this.timeoutMs} ms`));
+        },
+      };
+      this.deadlines.push(entry);
+      const del = (this.client as unknown as { del(key: string): Promise<number> }).del(this.redisKey(key));
+      del.then(
+        () => {
+          if (!entry.queued) return;
+          this.deadlines.remove(entry);
+          this.succeeded();
+          resolve();
+        },
+        (error: unknown) => {
+          if (!entry.queued) return;
+          this.deadlines.remove(entry);
+          this.failed();
+          reject(new StoreUnavailableError('redis', errorText(error), { cause: error }));
+        },
+      );
+    });
+  }
+
+  // ---- batching ------------------------------------------------------------------------------
+
+  private lane(algorithm: RateLimitAlgorithm): Lane {
+    let lane = this.lanes.get(algorithm);
+    if (lane === undefined) {
+      const plan = planFor(algorithm);
+      lane = {
+        algorithm,
+        plan,
+        mode: this.onStoreError ?? (plan.calendar !== undefined ? 'fail-closed' : 'local'),
+        open: new Map(),
+        periodStart: 0,
+        periodEnd: 0,
+      };
+      this.lanes.set(algorithm, lane);
+    }
+    return lane;
+  }
+
+  private enqueue(
+    lane: Lane,
+    key: string,
+    op: number,
+    cost: number,
+    signal: AbortSignal | undefined,
+    internal = false,
+  ): Promise<unknown> {
+    const redisKey = this.redisKey(key);
+    // Internal refunds go in batches of their own (slots are below 16384).
+    const slot = (this.cluster ? hashSlot(redisKey) : 0) + (internal ? 16384 : 0);
+    let batch = lane.open.get(slot);
+    if (batch === undefined) {
+      batch = {
+        lane,
+        ops: [],
+        sentAtMs: 0,
+        resent: false,
+        done: false,
+        internal,
+        deadline: 0,
+        queuePrev: undefined,
+        queueNext: undefined,
+        queued: false,
+        expire: () => this.expired(batch!),
+      };
+      if (lane.open.size === 0) this.filling.push(lane);
+      lane.open.set(slot, batch);
+      if (!this.flushScheduled) {
+        this.flushScheduled = true;
+        process.nextTick(this.flush);
+      }
+    }
+    const pending: Pending = {
+      key,
+      redisKey,
+      op,
+      cost,
+      state: WAITING,
+      resolve: undefined,
+      reject: undefined,
+      signal: undefined,
+      onAbort: undefined,
+    };
+    const promise = new Promise((resolve, reject) => {
+      pending.resolve = resolve;
+      pending.reject = reject;
+    });
+    if (signal !== undefined) this.watch(pending, signal);
+    batch.ops.push(pending);
+    if (batch.ops.length >= this.maxBatch) {
+      lane.open.delete(slot);
+      this.send(batch);
+    }
+    return promise;
+  }
+
+  private watch(pending: Pending, signal: AbortSignal): void {
+    pending.signal = signal;
+    pending.onAbort = () => {
+      if (pending.state !== WAITING) return;
+      pending.state = NOT_ADMITTED;
+      pending.reject!(signal.reason);
+      this.release(pending);
+    };
+    signal.addEventListener('abort', pending.onAbort, { once: true });
+  }
+
+  private release(pending: Pending): void {
+    if (pending.signal !== undefined) pending.signal.removeEventListener('abort', pending.onAbort!);
+    pending.signal = undefined;
+    pending.onAbort = undefined;
+    pending.resolve = undefined;
+    pending.reject = undefined;
+  }
+
+  private readonly flush = (): void => {
+    this.flushScheduled = false;
+    if (this.breaker === PROBING) this.probeOpen = false;
+    const lanes = this.filling;
+    this.filling = [];
+    for (const lane of lanes) {
+      for (const batch of lane.open.values()) this.send(batch);
+      lane.open.clear();
+    }
+  };
+
+  private send(batch: Batch): void {
+    if (this.client.status !== 'ready') {
+      this.finish(batch);
+      this.settleWithoutRedis(batch, new StoreUnavailableError('redis', `client status is "${this.client.status}"`));
+      return;
+    }
+    if (!batch.queued && !batch.resent) {
+      batch.deadline = systemClock.now() + this.timeoutMs;
+      this.deadlines.push(batch);
+    }
+    const { plan } = batch.lane;
+    const ops = batch.ops;
+    const n = ops.length;
+    const now = Date.now();
+    batch.sentAtMs = now;
+    const args: (string | number)[] = [n];
+    for (let i = 0; i < n; i++) args.push(ops[i]!.redisKey);
+    for (const value of plan.fixedArgs) args.push(value);
+    if (plan.calendar !== undefined) {
+      const lane = batch.lane;
+      const serverNow = now + (this.offsetMs === this.offsetMs ? this.offsetMs : 0);
+      if (serverNow < lane.periodStart || serverNow >= lane.periodEnd) this.alignPeriod(lane, serverNow);
+      args.push(lane.periodStart, lane.periodEnd);
+    }
+    // The server drops the batch when it runs after our deadline (a replay after a reconnect).
+    // The offset errs towards a later server time by up to one round trip, so a batch still in
+    // time is never dropped.
+    args.push(!batch.internal && this.offsetMs === this.offsetMs ? Math.ceil((now + this.offsetMs + this.timeoutMs) * 1000) : 0);
+    for (let i = 0; i < n; i++) args.push(ops[i]!.op, ops[i]!.cost);
+    const call = (this.client as unknown as Record<string, (...a: (string | number)[]) => Promise<unknown>>)[plan.command]!;
+    let result: Promise<unknown>;
+    try {
+      result = call.apply(this.client, args);
+    } catch (error) {
+      result = Promise.reject(error);
+    }
+    result.then(
+      (reply) => this.answered(batch, reply),
+      (error: unknown) => this.errored(batch, error),
+    );
+  }
+
+  private alignPeriod(lane: Lane, serverNowMs: number): void {
+    const bounds = lane.plan.calendar!.periodAt(serverNowMs);
+    lane.periodStart = bounds.start;
+    lane.periodEnd = bounds.end;
+  }
+
+  private answered(batch: Batch, reply: unknown): void {
+    if (!Array.isArray(reply) || reply.length < 3) {
+      this.errored(batch, new TypeError(`unexpected reply from ${batch.lane.plan.command}: ${show(reply)}`));
+      return;
+    }
+    const serverMs = Number(reply[0]) * 1000 + Number(reply[1]) / 1000;
+    // A late reply says little about the offset (it includes the wait) and nothing good about
+    // Redis's health: only replies in time update either.
+    const late = batch.done;
+    if (!late) this.offsetMs = serverMs - batch.sentAtMs;
+    const status = Number(reply[2]);
+    if (status !== STATUS_DECIDED) {
+      // The period changed (calendar) or the server's clock is not where we thought (a replay,
+      // or a failover to a server whose clock differs): nothing was changed. Try once more if
+      // anyone still waits, now that the offset is fresh.
+      if (late) return;
+      if (status === STATUS_WRONG_PERIOD) this.alignPeriod(batch.lane, serverMs);
+      if (!batch.resent && batch.ops.some((p) => p.state === WAITING)) {
+        batch.resent = true;
+        this.send(batch);
+        return;
+      }
+      this.finish(batch);
+      this.settleWithoutRedis(batch, new StoreUnavailableError('redis', `the server clock moved (status ${status})`));
+      return;
+    }
+    if (!late) {
+      this.finish(batch);
+      this.succeeded();
+    }
+    const { plan } = batch.lane;
+    let refunds: Pending[] | undefined;
+    for (let i = 0; i < batch.ops.length; i++) {
+      const pending = batch.ops[i]!;
+      const at = 3 + 4 * i;
+      const allowed = Number(reply[at]) === 1;
+      if (pending.state === WAITING) {
+        pending.state = ANSWERED;
+        const resolve = pending.resolve!;
+        this.release(pending);
+        if (pending.op === OP_REFUND) {
+          resolve(undefined);
+          continue;
+        }
+        const decision: LimiterDecision = {
+          allowed,
+          limit: plan.decisionLimit,
+          remaining: Number(reply[at + 1]),
+          resetMs: Number(reply[at + 2]),
+          retryAfterMs: Number(reply[at + 3]),
+          store: 'redis',
+        };
+        if (!allowed && pending.op === OP_CONSUME && this.denied !== undefined) this.rememberDenial(pending.key, pending.cost, decision);
+        resolve(decision);
+      } else if (pending.state === NOT_ADMITTED && pending.op === OP_CONSUME && allowed) {
+        // Redis admitted a decision whose caller was told no (timed out, aborted, or denied by
+        // the fallback): give the units back, so nothing is counted that did not happen.
+        (refunds ??= []).push(pending);
+      }
+    }
+    if (refunds !== undefined) {
+      for (const pending of refunds) {
+        this.enqueue(batch.lane, pending.key, OP_REFUND, pending.cost, undefined, true).catch(ignore);
+      }
+    }
+  }
+
+  private errored(batch: Batch, error: unknown): void {
+    if (batch.done) return;
+    this.finish(batch);
+    this.failed();
+    this.settleWithoutRedis(batch, new StoreUnavailableError('redis', errorText(error), { cause: error }));
+  }
+
+  private expired(batch: Batch): void {
+    if (batch.done) return;
+    batch.done = true; // already removed from the deadline queue
+    this.failed();
+    this.settleWithoutRedis(batch, new StoreUnavailableError('redis', `no answer within ${this.timeoutMs} ms`));
+  }
+
+  private finish(batch: Batch): void {
+    batch.done = true;
+    this.deadlines.remove(batch);
+  }
+
+  /** Answers every waiting operation of `batch` without Redis, following `onStoreError`. */
+  private settleWithoutRedis(batch: Batch, error: StoreUnavailableError): void {
+    batch.done = true;
+    const { lane } = batch;
+    let affected = 0;
+    for (const pending of batch.ops) {
+      if (pending.state !== WAITING) continue;
+      affected++;
+      const resolve = pending.resolve!;
+      const reject = pending.reject!;
+      this.release(pending);
+      if (pending.op === OP_REFUND) {
+        pending.state = NOT_ADMITTED;
+        reject(error);
+        continue;
+      }
+      const decision = this.fallbackDecision(lane, pending.key, pending.cost, pending.op);
+      pending.state = decision.allowed ? FELL_BACK_ALLOWED : NOT_ADMITTED;
+      resolve(decision);
+    }
+    if (affected > 0) this.publishError(error, lane.mode, affected);
+  }
+
+  private fallbackDecision(lane: Lane, key: string, cost: number, op: number): LimiterDecision {
+    const { algorithm } = lane;
+    switch (lane.mode) {
+      case 'local': {
+        const local = (this.local ??= new MemoryStore({ maxKeys: this.localMaxKeys }));
+        const d = op === OP_CONSUME ? local.consume(key, algorithm, cost) : local.peek(key, algorithm, cost);
+        return { ...d, store: 'local' };
+      }
+      case 'fail-open':
+        return { ...algorithm.peek(undefined, Date.now(), cost), store: 'fail-open' };
+      default: {
+        const retryAfterMs = this.breaker === OPEN ? Math.max(1, Math.ceil(this.openUntil - systemClock.now())) : this.openMs;
+        return {
+          allowed: false,
+          limit: lane.plan.decisionLimit,
+          remaining: 0,
+          resetMs: retryAfterMs,
+          retryAfterMs,
+          store: 'fail-closed',
+        };
+      }
+    }
+  }
+
+  // ---- deny cache ----------------------------------------------------------------------------
+
+  private deniedLocally(key: string, cost: number): LimiterDecision | undefined {
+    const entry = this.denied!.get(key);
+    if (entry === undefined) return undefined;
+    const now = Date.now();
+    if (now >= entry.untilMs) {
+      this.denied!.delete(key);
+      return undefined;
+    }
+    if (cost < entry.cost) return undefined; // a smaller cost may still fit: ask Redis
+    const retryAfterMs = entry.untilMs - now;
+    return {
+      allowed: false,
+      limit: entry.limit,
+      remaining: 0,
+      resetMs: Math.max(entry.resetAtMs - now, retryAfterMs),
+      retryAfterMs,
+      store: 'deny-cache',
+    };
+  }
+
+  private rememberDenial(key: string, cost: number, decision: LimiterDecision): void {
+    if (decision.retryAfterMs <= 0) return;
+    const denied = this.denied!;
+    if (!denied.has(key) && denied.size >= this.localMaxKeys) {
+      const oldest = denied.keys().next();
+      if (oldest.done !== true) denied.delete(oldest.value);
+    }
+    const now = Date.now();
+    denied.set(key, { untilMs: now + decision.retryAfterMs, resetAtMs: now + decision.resetMs, cost, limit: decision.limit });
+  }
+
+  // ---- breaker around Redis ------------------------------------------------------------------
+
+  /** Whether a new operation may go to Redis now. */
+  private admitsCalls(): boolean {
+    if (this.client.status !== 'ready') return false;
+    if (this.breaker === CLOSED) return true;
+    if (this.breaker === OPEN) {
+      if (systemClock.now() < this.openUntil) return false;
+      this.breaker = PROBING;
+      this.probeOpen = true;
+      return true;
+    }
+    return this.probeOpen;
+  }
+
+  private unavailableReason(): string {
+    if (this.client.status !== 'ready') return `client status is "${this.client.status}"`;
+    return `${this.failures} failed calls in a row; next try in at most ${this.openMs} ms`;
+  }
+
+  private succeeded(): void {
+    this.failures = 0;
+    this.breaker = CLOSED;
+  }
+
+  private failed(): void {
+    this.failures++;
+    if (this.breaker === PROBING || this.failures >= this.openAfterFailures) {
+      this.breaker = OPEN;
+      this.openUntil = systemClock.now() + this.openMs;
+    }
+  }
+
+  private publishError(error: unknown, fallback: StoreErrorMode | 'none', operations: number): void {
+    if (!storeErrorChannel.hasSubscribers) return;
+    const message: StoreErrorMessage = { store: 'redis', error, fallback, operations };
+    storeErrorChannel.publish(message);
+  }
+}
+
+function ignore(): void {}
+
+function errorText(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/**
+ * Creates a Redis store for rate limiters and quotas, on an ioredis 5 or 6 client (`Redis`,
+ * `Redis` with Sentinel, or `Cluster`), which the store does not own or close.
+ * @example
+ * import { Redis } from 'ioredis';
+ * const client = new Redis({ enableOfflineQueue: false, autoResendUnfulfilledCommands: false });
+ * const limiter = rateLimiter({ algorithm: gcra({ limit: 100, periodMs: 60_000 }), store: redisStore(client) });
+ */
+export function redisStore(client: RedisClientLike, options?: RedisStoreOptions): RedisStore {
+  return new RedisStore(client, options);
+}

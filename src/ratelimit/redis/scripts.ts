@@ -1,0 +1,80 @@
+import type { CalendarAlgorithm, RateLimitAlgorithm } from '../algorithm.js';
+import type { GcraAlgorithm } from '../algorithms/gcra.js';
+import calendarLua from './lua/calendar.lua';
+import fixedWindowLua from './lua/fixed-window.lua';
+import gcraLua from './lua/gcra.lua';
+import slidingWindowLua from './lua/sliding-window.lua';
+
+/**
+ * One Lua script per algorithm, each registered on the client under a versioned command name
+ * (the trailing digit changes whenever a script's arguments, reply or stored value change, so
+ * two versions of bulwark sharing a Redis never run each other's scripts).
+ */
+export const scripts = {
+  gcra: { command: 'bulwarkGcra1', lua: gcraLua },
+  'sliding-window': { command: 'bulwarkSlidingWindow1', lua: slidingWindowLua },
+  'fixed-window': { command: 'bulwarkFixedWindow1', lua: fixedWindowLua },
+  calendar: { command: 'bulwarkCalendar1', lua: calendarLua },
+} as const;
+
+/** Operation codes the scripts understand. */
+export const OP_CONSUME = 1;
+export const OP_PEEK = 2;
+export const OP_REFUND = 3;
+
+/** Reply status codes. */
+export const STATUS_DECIDED = 0;
+export const STATUS_WRONG_PERIOD = 1;
+export const STATUS_STALE = 2;
+
+/** What the store needs to know of an algorithm to run its script. */
+export interface ScriptPlan {
+  readonly command: string;
+  /** Arguments before `staleAfterUs` that never change (empty for calendars: see `calendar`). */
+  readonly fixedArgs: readonly number[];
+  /** The most one decision may cost (the bucket or the limit): refunds are clamped to it. */
+  readonly maxCost: number;
+  /** `limit` as decisions report it (`burst` for GCRA). */
+  readonly decisionLimit: number;
+  /** Set for calendar quotas: their period bounds are computed per call. */
+  readonly calendar: CalendarAlgorithm | undefined;
+}
+
+/** How the Redis store runs `algorithm`; throws for an algorithm it has no script for. */
+export function planFor(algorithm: RateLimitAlgorithm): ScriptPlan {
+  switch (algorithm.kind) {
+    case 'gcra': {
+      const g = algorithm as GcraAlgorithm;
+      const T = g.emissionIntervalUs;
+      return {
+        command: scripts.gcra.command,
+        fixedArgs: [T, g.burst * T],
+        maxCost: g.burst,
+        decisionLimit: g.burst,
+        calendar: undefined,
+      };
+    }
+    case 'sliding-window':
+    case 'fixed-window':
+      return {
+        command: scripts[algorithm.kind].command,
+        fixedArgs: [algorithm.limit, algorithm.windowMs],
+        maxCost: algorithm.limit,
+        decisionLimit: algorithm.limit,
+        calendar: undefined,
+      };
+    case 'calendar':
+      return {
+        command: scripts.calendar.command,
+        fixedArgs: [algorithm.limit],
+        maxCost: algorithm.limit,
+        decisionLimit: algorithm.limit,
+        calendar: algorithm as CalendarAlgorithm,
+      };
+    default:
+      throw new TypeError(
+        `redisStore: no Redis script for algorithm kind ${JSON.stringify((algorithm as { kind?: unknown }).kind)}; ` +
+          'use gcra(...), slidingWindow(...), fixedWindow(...) or quota(...)',
+      );
+  }
+}

@@ -1,0 +1,243 @@
+// The Lua scripts against the TypeScript algorithms they mirror: random batches of consume, peek
+// and refund run on a real Redis, and every decision is replayed through the TypeScript function
+// at the server time the script reported; decisions and stored state must match exactly. Then the
+// same sequences through the public API on the memory and the Redis stores.
+import { Redis as Redis5 } from 'ioredis';
+import { Redis as Redis6 } from 'ioredis6';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { AlgorithmState, RateLimitAlgorithm } from '../../../src/ratelimit/algorithm.js';
+import { fixedWindow, gcra, slidingWindow } from '../../../src/ratelimit/algorithms/index.js';
+import { memoryStore } from '../../../src/ratelimit/memory-store.js';
+import { quota } from '../../../src/ratelimit/quota/quota.js';
+import { rateLimiter } from '../../../src/ratelimit/rate-limiter.js';
+import { redisStore } from '../../../src/ratelimit/redis/redis-store.js';
+import { OP_CONSUME, OP_PEEK, OP_REFUND, planFor } from '../../../src/ratelimit/redis/scripts.js';
+import { between, seededRandom } from '../../unit/ratelimit/algorithms/support.js';
+import { disconnectClient, startRedis, type RedisServer } from '../support/redis.js';
+
+type Client = InstanceType<typeof Redis5>;
+type Command = (...args: (string | number)[]) => Promise<number[]>;
+
+/** The calendar algorithm a quota runs, taken from a quota over a store that records it. */
+function calendarOf(options: Parameters<typeof quota>[0]): RateLimitAlgorithm {
+  let algorithm: RateLimitAlgorithm | undefined;
+  const spy = {
+    name: 'spy',
+    consume(_k: string, a: RateLimitAlgorithm) {
+      algorithm = a;
+      return { allowed: true, limit: 1, remaining: 0, resetMs: 0, retryAfterMs: 0, store: 'spy' };
+    },
+    peek: () => ({ allowed: true, limit: 1, remaining: 0, resetMs: 0, retryAfterMs: 0, store: 'spy' }),
+    refund: () => undefined,
+    reset: () => undefined,
+  };
+  void quota({ ...options, store: spy }).consume('x');
+  return algorithm!;
+}
+
+/** Parses a stored value into the TypeScript state tuple it stands for. */
+function parseStored(kind: RateLimitAlgorithm['kind'], value: string): number[] {
+  const numbers = value.split(' ').map(Number);
+  for (const n of numbers) expect(Number.isSafeInteger(n), `stored "${value}" holds whole numbers`).toBe(true);
+  // The calendar stores the period end as a third number; the TypeScript state has two.
+  return kind === 'calendar' ? numbers.slice(0, 2) : numbers;
+}
+
+const algorithms: [string, () => RateLimitAlgorithm][] = [
+  ['gcra 10/100ms', () => gcra({ limit: 10, periodMs: 100 })],
+  ['gcra 3/40ms burst 7', () => gcra({ limit: 3, periodMs: 40, burst: 7 })],
+  ['gcra with a 50-day bucket (a tat of 16 digits)', () => gcra({ limit: 2, periodMs: 2 ** 31 - 1, burst: 4 })],
+  ['gcra with a fractional period', () => gcra({ limit: 4, periodMs: 30.5 })],
+  ['fixedWindow 10/50ms', () => fixedWindow({ limit: 10, windowMs: 50 })],
+  ['fixedWindow 1/7ms', () => fixedWindow({ limit: 1, windowMs: 7 })],
+  ['fixedWindow with the largest limit', () => fixedWindow({ limit: 2 ** 31 - 1, windowMs: 60_000 })],
+  ['slidingWindow 10/50ms', () => slidingWindow({ limit: 10, windowMs: 50 })],
+  ['slidingWindow 7/33ms', () => slidingWindow({ limit: 7, windowMs: 33 })],
+  ['slidingWindow with limit × window near 2^52', () => slidingWindow({ limit: 2 ** 31 - 1, windowMs: 2 ** 21 })],
+  ['calendar hour, 50 units', () => calendarOf({ limit: 50, period: 'hour', timeZone: 'Asia/Kolkata' })],
+  ['calendar month, 2^50 units', () => calendarOf({ limit: 2 ** 50, period: 'month', timeZone: 'America/New_York' })],
+];
+
+const clients: [string, new (options: object) => Client][] = [
+  ['ioredis 5', Redis5],
+  ['ioredis 6', Redis6 as unknown as new (options: object) => Client],
+];
+
+let server: RedisServer;
+beforeAll(async () => {
+  server = await startRedis();
+});
+afterAll(async () => {
+  await server?.stop();
+});
+
+describe.each(clients)('Lua scripts mirror the TypeScript algorithms (%s)', (_label, RedisClass) => {
+  let client: Client;
+  beforeAll(async () => {
+    client = new RedisClass({ port: server.port, host: '127.0.0.1', enableOfflineQueue: true, lazyConnect: true });
+    await client.connect();
+    redisStore(client); // registers the scripts
+  });
+  afterAll(async () => {
+    await disconnectClient(client);
+  });
+
+  it.each(algorithms)('%s: every decision and every stored state match', async (label, build) => {
+    const algorithm = build();
+    const plan = planFor(algorithm);
+    const random = seededRandom(label.length * 7919 + 17);
+    const keys = [`{p}${label}:a`, `{p}${label}:b`, `{p}${label}:c`];
+    await client.del(...keys);
+    const model = new Map<string, AlgorithmState | undefined>();
+    /** Server time (ms) at which each key's last write expires. */
+    const expiry = new Map<string, number>();
+    const maxCost = plan.maxCost;
+    const bigCost = (): number => (maxCost > 1000 && random() < 0.3 ? between(random, 1, maxCost) : between(random, 1, Math.min(maxCost, 4)));
+    let compared = 0;
+    let admitted = 0;
+    let denied = 0;
+
+    for (let round = 0; round < 40; round++) {
+      const n = between(random, 1, 12);
+      const batch = Array.from({ length: n }, () => {
+        const r = random();
+        const op = r < 0.65 ? OP_CONSUME : r < 0.85 ? OP_PEEK : OP_REFUND;
+        return { key: keys[between(random, 0, keys.length - 1)]!, op, cost: bigCost() };
+      });
+      const args: (string | number)[] = [n, ...batch.map((b) => b.key), ...plan.fixedArgs];
+      if (plan.calendar !== undefined) {
+        const bounds = plan.calendar.periodAt(Date.now());
+        args.push(bounds.start, bounds.end);
+      }
+      args.push(0);
+      for (const b of batch) args.push(b.op, b.op === OP_REFUND ? Math.min(b.cost, maxCost) : b.cost);
+      const sentAt = Date.now();
+      const reply = await (client as unknown as Record<string, Command>)[plan.command]!(...args);
+      expect(reply[2], 'status').toBe(0);
+      const nowMs = reply[0]! * 1000 + reply[1]! / 1000;
+
+      for (let i = 0; i < n; i++) {
+        const { key, op, cost } = batch[i]!;
+        const got = reply.slice(3 + 4 * i, 7 + 4 * i);
+        const state = model.get(key);
+        if (op === OP_REFUND) {
+          // The memory store ignores a refund to a key it does not hold; so does the script.
+          if (state !== undefined) {
+            const outcome = algorithm.refund(state, nowMs, cost);
+            model.set(key, outcome.state);
+            expiry.set(key, nowMs + outcome.ttlMs);
+          }
+          expect(got).toEqual([0, 0, 0, 0]);
+          continue;
+        }
+        const expected = op === OP_CONSUME ? algorithm.consume(state, nowMs, cost) : { decision: algorithm.peek(state, nowMs, cost), state };
+        const d = expected.decision;
+        expect(got, `${label} round ${round} op ${i} (${op === OP_CONSUME ? 'consume' : 'peek'} ${cost}) at ${nowMs}`).toEqual([
+          d.allowed ? 1 : 0,
+          d.remaining,
+          d.resetMs,
+          d.retryAfterMs,
+        ]);
+        if (op === OP_CONSUME) {
+          if (d.allowed) {
+            model.set(key, expected.state);
+            expiry.set(key, nowMs + (expected as { ttlMs: number }).ttlMs);
+            admitted++;
+          } else denied++;
+        }
+        compared++;
+      }
+
+      for (const key of keys) {
+        const [stored, pttl] = await Promise.all([client.get(key), client.pttl(key)]);
+        // Upper bound on the server time of these reads: the batch's time plus all that passed since it was sent.
+        const readBy = nowMs + (Date.now() - sentAt) + 1;
+        const state = model.get(key);
+        const expiresAt = expiry.get(key);
+        if (stored === null || pttl === -2) {
+          // Gone: deleted by a refund to nothing, or expired, but never before its TTL ran out.
+          if (state !== undefined) {
+            expect(expiresAt!, `${key} vanished before its TTL ran out`).toBeLessThanOrEqual(Math.ceil(readBy));
+            model.delete(key);
+          }
+          continue;
+        }
+        expect(parseStored(algorithm.kind, stored), `${key} after round ${round}`).toEqual(state === undefined ? undefined : [...state]);
+        // The TTL is the one the TypeScript algorithm asks for (PX is whole ms, set at the batch's time).
+        expect(pttl, `${key} has a TTL`).toBeGreaterThanOrEqual(0); // -1 would mean none; 0, under 1 ms left
+        expect(pttl).toBeLessThanOrEqual(Math.ceil(expiresAt! - nowMs) + 1);
+        expect(pttl).toBeGreaterThanOrEqual(Math.floor(expiresAt! - readBy) - 1);
+      }
+      if (random() < 0.5) await sleep(between(random, 1, 25));
+    }
+    expect(compared).toBeGreaterThan(100);
+    expect(admitted).toBeGreaterThan(0);
+    if (!/largest|2\^5/.test(label)) expect(denied).toBeGreaterThan(0);
+  });
+});
+
+describe('the memory and Redis stores give the same decisions for the same operations', () => {
+  let client: Client;
+  beforeAll(async () => {
+    client = new Redis5({ port: server.port, host: '127.0.0.1', enableOfflineQueue: false, lazyConnect: true });
+    await client.connect();
+  });
+  afterAll(async () => {
+    await disconnectClient(client);
+  });
+
+  // Long windows, so that the few ms between the two runs cannot change a decision.
+  it.each<[string, () => RateLimitAlgorithm]>([
+    ['gcra', () => gcra({ limit: 20, periodMs: 86_400_000, burst: 12 })],
+    ['slidingWindow', () => slidingWindow({ limit: 25, windowMs: 86_400_000 })],
+    ['fixedWindow', () => fixedWindow({ limit: 25, windowMs: 86_400_000 })],
+  ])('%s', async (name, build) => {
+    const random = seededRandom(name.length);
+    const ops = Array.from({ length: 300 }, () => ({
+      key: `user-${between(random, 0, 3)}{}:`,
+      what: random() < 0.8 ? 'consume' : random() < 0.5 ? 'peek' : 'refund',
+      cost: between(random, 1, 5),
+    }));
+    const limiters = {
+      memory: rateLimiter({ name: `parity-${name}`, algorithm: build(), store: memoryStore() }),
+      redis: rateLimiter({ name: `parity-${name}`, algorithm: build(), store: redisStore(client, { timeoutMs: 2_000 }) }),
+    };
+    await Promise.all([0, 1, 2, 3].map((k) => limiters.redis.reset(`user-${k}{}:`)));
+    const results: Record<string, unknown[]> = { memory: [], redis: [] };
+    for (const [storeName, limiter] of Object.entries(limiters)) {
+      for (const op of ops) {
+        if (op.what === 'refund') {
+          await limiter.refund(op.key, op.cost);
+          continue;
+        }
+        const d = op.what === 'consume' ? await limiter.consume(op.key, { cost: op.cost }) : await limiter.peek(op.key, { cost: op.cost });
+        expect(d.store).toBe(storeName);
+        results[storeName]!.push([op.what, d.allowed, d.limit, d.remaining]);
+      }
+    }
+    expect(results.redis).toEqual(results.memory);
+    expect(results.memory!.filter((r) => (r as unknown[])[1] === false).length).toBeGreaterThan(10);
+  });
+
+  it('a quota', async () => {
+    const random = seededRandom(99);
+    const build = (store: Parameters<typeof quota>[0]['store']) =>
+      quota({ name: 'parity-quota', limit: 100, period: 'month', timeZone: 'Europe/Berlin', store });
+    const stores = { memory: build(memoryStore()), redis: build(redisStore(client, { timeoutMs: 2_000 })) };
+    await stores.redis.reset('tenant');
+    const ops = Array.from({ length: 120 }, () => ({ refund: random() < 0.15, cost: between(random, 1, 9) }));
+    const results: Record<string, unknown[]> = { memory: [], redis: [] };
+    for (const [storeName, q] of Object.entries(stores)) {
+      for (const op of ops) {
+        if (op.refund) await q.refund('tenant', op.cost);
+        else {
+          const d = await q.consume('tenant', { cost: op.cost });
+          expect(d.store).toBe(storeName);
+          results[storeName]!.push([d.allowed, d.remaining]);
+        }
+      }
+    }
+    expect(results.redis).toEqual(results.memory);
+  });
+});

@@ -1,0 +1,63 @@
+import { performance } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { LimiterDecision } from '../../../src/ratelimit/store.js';
+
+/** One decision as a load driver saw it. */
+export interface Sample {
+  /** ms since the drive started, when the decision was asked for. */
+  readonly at: number;
+  readonly latencyMs: number;
+  readonly store: string;
+  readonly allowed: boolean;
+}
+
+/**
+ * Runs `workers` loops that each ask for a decision, wait for it, then ask again, until
+ * `durationMs` has passed or `maxDecisions` were asked for in all (bounded both ways). A decision
+ * that rejects fails the drive: decisions must never reject.
+ */
+export async function drive(
+  decide: (worker: number, n: number) => Promise<LimiterDecision>,
+  { workers, durationMs, maxDecisions = 1_000_000, pauseMs = 0 }: { workers: number; durationMs: number; maxDecisions?: number; pauseMs?: number },
+): Promise<Sample[]> {
+  const samples: Sample[] = [];
+  const start = performance.now();
+  const end = start + durationMs;
+  let asked = 0;
+  await Promise.all(
+    Array.from({ length: workers }, async (_, worker) => {
+      let n = 0;
+      while (performance.now() < end && asked < maxDecisions) {
+        asked++;
+        const t = performance.now();
+        const d = await decide(worker, n++);
+        samples.push({ at: t - start, latencyMs: performance.now() - t, store: d.store, allowed: d.allowed });
+        if (pauseMs > 0) await sleep(pauseMs);
+      }
+    }),
+  );
+  return samples;
+}
+
+/** The p-th percentile (0–100) of `values`, nearest rank. */
+export function percentile(values: readonly number[], p: number): number {
+  if (values.length === 0) return NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
+}
+
+/** How many samples each store answered. */
+export function byStore(samples: readonly Sample[]): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const s of samples) counts[s.store] = (counts[s.store] ?? 0) + 1;
+  return counts;
+}
+
+/** Polls `check` every 25 ms until it is true, for at most `timeoutMs`. */
+export async function eventually(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  while (!(await check())) {
+    if (performance.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(25);
+  }
+}

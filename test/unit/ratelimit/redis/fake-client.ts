@@ -1,0 +1,94 @@
+// A stand-in for an ioredis client, for the Redis store's unit tests: it records every script
+// call and lets the test answer, fail or ignore each one. Real Redis is in test/integration/.
+import { deferred } from '../../../support/helpers.js';
+
+/** One script call the store made. */
+export interface Call {
+  readonly command: string;
+  readonly args: readonly (string | number)[];
+  /** The keys of the batch (after the key count). */
+  readonly keys: readonly string[];
+  /** The (operation, cost) pairs of the batch. */
+  readonly ops: readonly [number, number][];
+  /** The staleAfterUs argument. */
+  readonly staleAfterUs: number;
+  /** The calendar period bounds, for calendar calls. */
+  readonly period: readonly [number, number] | undefined;
+  resolve(reply: unknown): void;
+  reject(error: unknown): void;
+}
+
+/** Arguments each command takes before staleAfterUs, after the keys. */
+const fixedArgCount: Record<string, number> = {
+  bulwarkGcra1: 2,
+  bulwarkSlidingWindow1: 2,
+  bulwarkFixedWindow1: 2,
+  bulwarkCalendar1: 3,
+};
+
+export class FakeClient {
+  status = 'ready';
+  isCluster = false;
+  readonly defined: string[] = [];
+  readonly calls: Call[] = [];
+  readonly deleted: string[] = [];
+  /** How `del` answers. */
+  delBehaviour: 'ok' | 'fail' | 'hang' = 'ok';
+  [command: string]: unknown;
+
+  defineCommand(name: string, definition: { lua: string }): void {
+    if (typeof definition.lua !== 'string' || definition.lua.length === 0) throw new Error('no lua');
+    this.defined.push(name);
+    this[name] = (...args: (string | number)[]) => {
+      const d = deferred<unknown>();
+      const n = Number(args[0]);
+      const keys = args.slice(1, 1 + n) as string[];
+      const fixed = fixedArgCount[name]!;
+      const afterKeys = args.slice(1 + n);
+      const staleAt = fixed;
+      const pairs = afterKeys.slice(staleAt + 1);
+      const ops: [number, number][] = [];
+      for (let i = 0; i < pairs.length; i += 2) ops.push([Number(pairs[i]), Number(pairs[i + 1])]);
+      this.calls.push({
+        command: name,
+        args,
+        keys,
+        ops,
+        staleAfterUs: Number(afterKeys[staleAt]),
+        period: name === 'bulwarkCalendar1' ? [Number(afterKeys[1]), Number(afterKeys[2])] : undefined,
+        resolve: d.resolve,
+        reject: d.reject,
+      });
+      return d.promise;
+    };
+  }
+
+  del(key: string): Promise<number> {
+    this.deleted.push(key);
+    if (this.delBehaviour === 'ok') return Promise.resolve(1);
+    if (this.delBehaviour === 'fail') return Promise.reject(new Error('Connection is closed.'));
+    return new Promise(() => {});
+  }
+
+  /** The latest call, which must exist. */
+  last(): Call {
+    const call = this.calls.at(-1);
+    if (call === undefined) throw new Error('no call was made');
+    return call;
+  }
+}
+
+/** A reply at server time `ms` with `decisions` as [allowed, remaining, resetMs, retryAfterMs] each. */
+export function reply(ms: number, decisions: readonly (readonly [0 | 1, number, number, number])[], status = 0): number[] {
+  const out = [Math.floor(ms / 1000), Math.round((ms % 1000) * 1000), status];
+  for (const d of decisions) out.push(...d);
+  return out;
+}
+
+/** A reply admitting every operation of `call` with the given remaining count. */
+export function admitAll(call: Call, ms = Date.now(), remaining = 5): number[] {
+  return reply(
+    ms,
+    call.ops.map(([op]): [0 | 1, number, number, number] => (op === 3 ? [0, 0, 0, 0] : [1, remaining, 1000, 0])),
+  );
+}

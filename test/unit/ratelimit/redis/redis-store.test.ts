@@ -1,0 +1,510 @@
+// The Redis store's own logic against a fake client: options, keys, batching, timeouts, the
+// breaker around Redis, fallbacks, the deny cache and the accounting of late answers. Behaviour
+// against real Redis servers is in test/integration/redis/.
+import diagnosticsChannel from 'node:diagnostics_channel';
+import { createRequire } from 'node:module';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterEach, describe, expect, it } from 'vitest';
+import { channelNames } from '../../../../src/core/diagnostics.js';
+import { StoreUnavailableError } from '../../../../src/core/errors.js';
+import { fixedWindow, gcra, slidingWindow } from '../../../../src/ratelimit/algorithms/index.js';
+import { quota } from '../../../../src/ratelimit/quota/quota.js';
+import { rateLimiter } from '../../../../src/ratelimit/rate-limiter.js';
+import { redisStore, type RedisStoreOptions } from '../../../../src/ratelimit/redis/redis-store.js';
+import { hashSlot } from '../../../../src/ratelimit/redis/slot.js';
+import { capture, flush, stateOf } from '../../../support/helpers.js';
+import { badCounts, expectRejected, type Row } from '../../../support/options.js';
+import { admitAll, FakeClient, reply } from './fake-client.js';
+
+function setup(options?: RedisStoreOptions, algorithm = fixedWindow({ limit: 10, windowMs: 60_000 })) {
+  const client = new FakeClient();
+  const store = redisStore(client, options);
+  const limiter = rateLimiter({ name: 'api', algorithm, store });
+  return { client, store, limiter };
+}
+
+const subscriptions: [string, (message: unknown) => void][] = [];
+afterEach(() => {
+  for (const [name, fn] of subscriptions.splice(0)) diagnosticsChannel.unsubscribe(name, fn);
+});
+
+describe('redisStore options', () => {
+  it.each<[string, unknown]>([
+    ['undefined', undefined],
+    ['null', null],
+    ['a number', 6379],
+    ['an object without defineCommand', { status: 'ready' }],
+  ])('a client given as %s throws a TypeError', (_label, client) => {
+    expect(() => redisStore(client as never)).toThrow(TypeError);
+    expect(() => redisStore(client as never)).toThrow(/client/);
+  });
+
+  const rows: Row[] = [
+    ['prefix', 5, TypeError],
+    ['prefix', 'a{b', RangeError],
+    ['prefix', 'a}b', RangeError],
+    ['prefix', 'x'.repeat(129), RangeError],
+    ['timeoutMs', 0, RangeError],
+    ['timeoutMs', -5, RangeError],
+    ['timeoutMs', NaN, RangeError],
+    ['timeoutMs', Infinity, RangeError],
+    ['timeoutMs', 2 ** 31, RangeError],
+    ['timeoutMs', '100', TypeError],
+    ['onStoreError', 'maybe', TypeError],
+    ['onStoreError', 1, TypeError],
+    ['denyCache', 'yes', TypeError],
+    ['denyCache', 1, TypeError],
+    ['openMs', 0, RangeError],
+    ['openMs', '1000', TypeError],
+    ...badCounts('localMaxKeys', { max: 100_000_000 }),
+    ...badCounts('openAfterFailures', { max: 1_000_000 }),
+    ...badCounts('maxBatch', { max: 100_000 }),
+  ];
+  it.each(rows)('option %s = %s throws %O naming the option and the value', (option, value, kind) => {
+    const shown = typeof value === 'string' ? JSON.stringify(value).slice(0, 20) : String(value);
+    expectRejected(() => redisStore(new FakeClient(), { [option]: value }), kind, `"${option}"`, shown);
+  });
+
+  it('rejects unknown options, naming them', () => {
+    expect(() => redisStore(new FakeClient(), { timeout: 5 } as never)).toThrow(/unknown option "timeout"/);
+  });
+
+  it('registers one versioned command per script, once per client', () => {
+    const client = new FakeClient();
+    redisStore(client);
+    redisStore(client, { prefix: 'other:' });
+    expect(client.defined.sort()).toEqual(['bulwarkCalendar1', 'bulwarkFixedWindow1', 'bulwarkGcra1', 'bulwarkSlidingWindow1']);
+  });
+
+  it('refuses an algorithm it has no script for', async () => {
+    const { store } = setup();
+    const odd = { ...fixedWindow({ limit: 1, windowMs: 1000 }), kind: 'leaky' } as never;
+    expect(() => store.consume('k', odd, 1)).toThrow(/no Redis script for algorithm kind "leaky"/);
+  });
+
+  it('a cost above what the algorithm can ever admit throws the algorithm\'s RangeError before any call', async () => {
+    const { client, limiter } = setup();
+    await expect(limiter.consume('k', { cost: 11 })).rejects.toThrow(RangeError);
+    await expect(limiter.consume('k', { cost: 11 })).rejects.toThrow(/"cost"/);
+    expect(client.calls).toHaveLength(0);
+  });
+});
+
+describe('keys', () => {
+  it('puts the whole store key, escaped, inside one hash tag after the prefix', () => {
+    const store = redisStore(new FakeClient(), { prefix: 'app:' });
+    expect(store.redisKey('3:api:k:user-1')).toBe('app:{3:api:k:user-1}');
+    expect(store.redisKey('3:api:k:a{b}c%')).toBe('app:{3:api:k:a%7Bb%7Dc%25}');
+  });
+
+  it('is injective on keys that escaping could confuse', () => {
+    const store = redisStore(new FakeClient());
+    const keys = ['a{b}', 'a%7Bb%7D', 'a%257Bb', 'a%7Bb', '{', '}', '%', '%25', '{}', '}{', 'x:y', 'x%3Ay'];
+    const mapped = keys.map((k) => store.redisKey(k));
+    expect(new Set(mapped).size).toBe(keys.length);
+    for (const key of mapped) {
+      // Exactly one opening brace (the tag's) and the tag reaches to the end.
+      expect(key.indexOf('{')).toBe(key.lastIndexOf('{'));
+      expect(key.indexOf('}')).toBe(key.length - 1);
+    }
+  });
+});
+
+describe('hashSlot', () => {
+  it('matches the Redis Cluster specification', () => {
+    expect(hashSlot('123456789')).toBe(0x31c3 & 16383);
+    expect(hashSlot('foo')).toBe(12182);
+    expect(hashSlot('{user1000}.following')).toBe(hashSlot('{user1000}.followers'));
+    expect(hashSlot('foo{}{bar}')).toBe(hashSlot('foo{}{bar}')); // an empty tag: the whole key counts
+    expect(hashSlot('foo{}{bar}')).not.toBe(hashSlot('bar'));
+    expect(hashSlot('foo{{bar}}zap')).toBe(hashSlot('{bar'));
+  });
+
+  it('agrees with the slot function ioredis uses, on many keys', () => {
+    // cluster-key-slot ships with ioredis (a dev dependency here) and has no type declarations.
+    const reference = createRequire(import.meta.url)('cluster-key-slot') as (key: string) => number;
+    for (let i = 0; i < 2_000; i++) {
+      const key = `bulwark:{${i}:k:user-${i * 7919}-é€😀}`;
+      expect(hashSlot(key)).toBe(reference(key));
+    }
+  });
+});
+
+describe('batching', () => {
+  it('sends the decisions made in one tick as one script call, in order, with the algorithm\'s arguments', async () => {
+    const { client, limiter } = setup();
+    const decisions = Array.from({ length: 10 }, (_, i) => limiter.consume(`user-${i % 3}`, { cost: 1 + (i % 2) }));
+    await flush();
+    expect(client.calls).toHaveLength(1);
+    const call = client.last();
+    expect(call.command).toBe('bulwarkFixedWindow1');
+    expect(call.args[0]).toBe(10);
+    expect(call.keys).toEqual(Array.from({ length: 10 }, (_, i) => `bulwark:{3:api:k:user-${i % 3}}`));
+    expect(call.args.slice(11, 13)).toEqual([10, 60_000]); // limit, windowMs
+    expect(call.staleAfterUs).toBe(0); // no server time known yet
+    expect(call.ops).toEqual(Array.from({ length: 10 }, (_, i) => [1, 1 + (i % 2)]));
+    call.resolve(reply(Date.now(), Array.from({ length: 10 }, (_, i) => [i < 8 ? 1 : 0, 9 - i, 500, i < 8 ? 0 : 500] as const)));
+    const results = await Promise.all(decisions);
+    expect(results.map((d) => d.allowed)).toEqual([true, true, true, true, true, true, true, true, false, false]);
+    expect(results[3]).toEqual({ allowed: true, limit: 10, remaining: 6, resetMs: 500, retryAfterMs: 0, store: 'redis' });
+  });
+
+  it('never puts more than maxBatch decisions in one call', async () => {
+    const { client, limiter } = setup({ maxBatch: 4 });
+    const decisions = Array.from({ length: 10 }, (_, i) => limiter.consume(`k${i}`));
+    await flush();
+    expect(client.calls.map((c) => c.ops.length)).toEqual([4, 4, 2]);
+    for (const call of client.calls) call.resolve(admitAll(call));
+    expect((await Promise.all(decisions)).every((d) => d.store === 'redis')).toBe(true);
+  });
+
+  it('reports GCRA decisions with burst as their limit and sends the emission interval and bucket in µs', async () => {
+    const { client, limiter } = setup(undefined, gcra({ limit: 10, periodMs: 1_000, burst: 4 }));
+    const d = limiter.consume('k');
+    await flush();
+    expect(client.last().args.slice(2, 4)).toEqual([100_000, 400_000]);
+    client.last().resolve(reply(Date.now(), [[1, 3, 100, 0]]));
+    expect((await d).limit).toBe(4);
+  });
+
+  it('keeps decisions of different algorithms in separate calls', async () => {
+    const client = new FakeClient();
+    const store = redisStore(client);
+    const a = rateLimiter({ name: 'a', algorithm: slidingWindow({ limit: 5, windowMs: 1_000 }), store });
+    const b = rateLimiter({ name: 'b', algorithm: gcra({ limit: 5, periodMs: 1_000 }), store });
+    void a.consume('x');
+    void b.consume('x');
+    await flush();
+    expect(client.calls.map((c) => c.command).sort()).toEqual(['bulwarkGcra1', 'bulwarkSlidingWindow1']);
+    for (const call of client.calls) call.resolve(admitAll(call));
+  });
+
+  it('on a Cluster client, batches only keys of the same hash slot together', async () => {
+    const client = new FakeClient();
+    client.isCluster = true;
+    const store = redisStore(client);
+    const limiter = rateLimiter({ name: 'api', algorithm: fixedWindow({ limit: 10, windowMs: 1_000 }), store });
+    const keys = Array.from({ length: 40 }, (_, i) => `user-${i}`);
+    const decisions = keys.flatMap((k) => [limiter.consume(k), limiter.consume(k)]);
+    await flush();
+    const slots = new Set(keys.map((k) => hashSlot(store.redisKey(`3:api:k:${k}`))));
+    expect(client.calls).toHaveLength(slots.size);
+    for (const call of client.calls) {
+      expect(new Set(call.keys.map(hashSlot)).size).toBe(1);
+      call.resolve(admitAll(call));
+    }
+    await Promise.all(decisions);
+  });
+
+  it('after a reply, sets staleAfterUs to the estimated server time at its own deadline', async () => {
+    const { client, limiter } = setup({ timeoutMs: 250 });
+    const first = limiter.consume('k');
+    await flush();
+    const serverAhead = Date.now() + 60_000; // the server clock runs a minute ahead of ours
+    client.last().resolve(reply(serverAhead, [[1, 9, 100, 0]]));
+    await first;
+    const before = Date.now();
+    void limiter.consume('k');
+    await flush();
+    const staleAfterMs = client.last().staleAfterUs / 1000;
+    expect(staleAfterMs).toBeGreaterThanOrEqual(before + 60_000 + 250 - 5);
+    expect(staleAfterMs).toBeLessThanOrEqual(Date.now() + 60_000 + 250 + 5);
+    client.last().resolve(admitAll(client.last()));
+  });
+});
+
+describe('when Redis does not answer in time', () => {
+  it('a decision follows onStoreError (local by default) once timeoutMs has passed', async () => {
+    const { client, limiter } = setup({ timeoutMs: 20 });
+    const started = performance.now();
+    const d = await limiter.consume('k');
+    expect(performance.now() - started).toBeGreaterThanOrEqual(19);
+    expect(d).toMatchObject({ allowed: true, store: 'local', remaining: 9 });
+    expect(client.calls).toHaveLength(1);
+  });
+
+  it('a quota fails closed by default; fail-open admits', async () => {
+    const client = new FakeClient();
+    const store = redisStore(client, { timeoutMs: 10 });
+    const q = quota({ name: 'q', limit: 10, period: 'day', store });
+    expect(await q.consume('t')).toMatchObject({ allowed: false, store: 'fail-closed', remaining: 0, limit: 10 });
+    const open = rateLimiter({ algorithm: fixedWindow({ limit: 3, windowMs: 1_000 }), store: redisStore(client, { timeoutMs: 10, onStoreError: 'fail-open' }) });
+    expect(await open.consume('t')).toMatchObject({ allowed: true, store: 'fail-open', remaining: 2 });
+  });
+
+  it('gives back, in Redis, a late admission whose caller was told no, in a call that cannot go stale', async () => {
+    const { client, limiter } = setup({ timeoutMs: 15, onStoreError: 'fail-closed' });
+    const d = await limiter.consume('k', { cost: 3 });
+    expect(d.store).toBe('fail-closed');
+    const late = client.last();
+    late.resolve(reply(Date.now(), [[1, 7, 100, 0]]));
+    await flush();
+    expect(client.calls).toHaveLength(2);
+    const refund = client.last();
+    expect(refund.ops).toEqual([[3, 3]]);
+    expect(refund.keys).toEqual(late.keys);
+    expect(refund.staleAfterUs).toBe(0);
+    refund.resolve(admitAll(refund));
+  });
+
+  it('keeps a late admission whose caller was admitted by the fallback (the work happened)', async () => {
+    const { client, limiter } = setup({ timeoutMs: 15, onStoreError: 'fail-open' });
+    await limiter.consume('k');
+    client.last().resolve(reply(Date.now(), [[1, 9, 100, 0]]));
+    await flush();
+    expect(client.calls).toHaveLength(1);
+  });
+
+  it('ignores a late reply that says the call was stale (it changed nothing)', async () => {
+    const { client, limiter } = setup({ timeoutMs: 15, onStoreError: 'fail-closed' });
+    await limiter.consume('k');
+    client.last().resolve(reply(Date.now(), [], 2));
+    await flush();
+    expect(client.calls).toHaveLength(1);
+  });
+});
+
+describe('the breaker around Redis', () => {
+  it('after openAfterFailures failed calls, decides locally without calling Redis, then probes after openMs', async () => {
+    const { client, store, limiter } = setup({ openAfterFailures: 2, openMs: 40 });
+    for (let i = 0; i < 2; i++) {
+      const d = limiter.consume('k');
+      await flush();
+      client.last().reject(new Error('Connection is closed.'));
+      expect((await d).store).toBe('local');
+    }
+    expect(store.status).toBe('degraded');
+    const calls = client.calls.length;
+    const started = performance.now();
+    const fast = await Promise.all(Array.from({ length: 5 }, () => limiter.consume('k')));
+    expect(performance.now() - started).toBeLessThan(15);
+    expect(fast.every((d) => d.store === 'local')).toBe(true);
+    expect(client.calls).toHaveLength(calls);
+
+    await sleep(45);
+    const probe = limiter.consume('k');
+    const during = limiter.consume('k'); // same tick: joins the probe's batch
+    await flush();
+    expect(client.calls).toHaveLength(calls + 1);
+    const whileProbing = await limiter.consume('k'); // after the probe went out: local
+    expect(whileProbing.store).toBe('local');
+    client.last().resolve(admitAll(client.last()));
+    expect((await probe).store).toBe('redis');
+    expect((await during).store).toBe('redis');
+    expect(store.status).toBe('ready');
+  });
+
+  it('a failed probe opens it again for openMs', async () => {
+    const { client, limiter } = setup({ openAfterFailures: 1, openMs: 30 });
+    const first = limiter.consume('k');
+    await flush();
+    client.last().reject(new Error('down'));
+    await first;
+    await sleep(35);
+    const probe = limiter.consume('k');
+    await flush();
+    client.last().reject(new Error('still down'));
+    expect((await probe).store).toBe('local');
+    const calls = client.calls.length;
+    await limiter.consume('k');
+    expect(client.calls).toHaveLength(calls);
+  });
+
+  it('decides at once, without a call, while the client is not ready', async () => {
+    const { client, store, limiter } = setup();
+    client.status = 'reconnecting';
+    expect(store.status).toBe('degraded');
+    expect(await stateOf(limiter.consume('k'))).toBe('fulfilled');
+    expect((await limiter.consume('k')).store).toBe('local');
+    expect(client.calls).toHaveLength(0);
+  });
+
+  it('a batch that finds the client gone when it is sent falls back at once', async () => {
+    const { client, limiter } = setup();
+    const d = limiter.consume('k');
+    client.status = 'close';
+    expect((await d).store).toBe('local');
+    expect(client.calls).toHaveLength(0);
+  });
+
+  it('an unexpected reply counts as a failure', async () => {
+    const { client, limiter } = setup();
+    const d = limiter.consume('k');
+    await flush();
+    client.last().resolve('OK');
+    expect((await d).store).toBe('local');
+  });
+
+  it('publishes store errors on bulwark:ratelimit:store-error when someone listens', async () => {
+    const messages: unknown[] = [];
+    const listener = (m: unknown) => messages.push(m);
+    diagnosticsChannel.subscribe(channelNames.storeError, listener);
+    subscriptions.push([channelNames.storeError, listener]);
+    const { client, limiter } = setup();
+    const d = Promise.all([limiter.consume('a'), limiter.consume('b')]);
+    await flush();
+    const cause = new Error('Connection is closed.');
+    client.last().reject(cause);
+    await d;
+    expect(messages).toHaveLength(1);
+    expect(messages[0]).toMatchObject({ store: 'redis', fallback: 'local', operations: 2 });
+    expect((messages[0] as { error: StoreUnavailableError }).error).toBeInstanceOf(StoreUnavailableError);
+    expect((messages[0] as { error: StoreUnavailableError }).error.cause).toBe(cause);
+  });
+});
+
+describe('cancellation', () => {
+  it('a decision rejects with the signal\'s reason when aborted, and a late admission is given back', async () => {
+    const { client, limiter } = setup();
+    const controller = new AbortController();
+    const d = capture(limiter.consume('k', { signal: controller.signal, cost: 2 }));
+    await flush();
+    const reason = new Error('client went away');
+    controller.abort(reason);
+    expect(await d).toEqual({ ok: false, error: reason });
+    client.last().resolve(reply(Date.now(), [[1, 8, 100, 0]]));
+    await flush();
+    expect(client.last().ops).toEqual([[3, 2]]);
+    client.last().resolve(admitAll(client.last()));
+  });
+
+  it('removes its abort listener once the decision settles', async () => {
+    const { client, limiter } = setup();
+    const controller = new AbortController();
+    const d = limiter.consume('k', { signal: controller.signal });
+    await flush();
+    client.last().resolve(admitAll(client.last()));
+    await d;
+    const { abortListeners } = await import('../../../support/helpers.js');
+    expect(abortListeners(controller.signal)).toBe(0);
+  });
+});
+
+describe('the deny cache', () => {
+  it('denies a key Redis denied, without a round trip, until retryAfterMs; a smaller cost still asks Redis', async () => {
+    const { client, limiter } = setup({ denyCache: true });
+    const first = limiter.consume('k', { cost: 3 });
+    await flush();
+    client.last().resolve(reply(Date.now(), [[0, 1, 900, 60]]));
+    expect(await first).toMatchObject({ allowed: false, store: 'redis', retryAfterMs: 60 });
+    const cached = await limiter.consume('k', { cost: 3 });
+    expect(cached).toMatchObject({ allowed: false, store: 'deny-cache', remaining: 0, limit: 10 });
+    expect(cached.retryAfterMs).toBeGreaterThan(0);
+    expect(cached.retryAfterMs).toBeLessThanOrEqual(60);
+    expect(cached.resetMs).toBeGreaterThanOrEqual(cached.retryAfterMs);
+    expect(client.calls).toHaveLength(1);
+
+    const smaller = limiter.consume('k', { cost: 1 });
+    await flush();
+    expect(client.calls).toHaveLength(2);
+    client.last().resolve(admitAll(client.last()));
+    expect((await smaller).store).toBe('redis');
+
+    await sleep(65);
+    const later = limiter.consume('k', { cost: 3 });
+    await flush();
+    expect(client.calls).toHaveLength(3);
+    client.last().resolve(admitAll(client.last()));
+    expect((await later).store).toBe('redis');
+  });
+
+  it('reset forgets a cached denial', async () => {
+    const { client, limiter } = setup({ denyCache: true });
+    const first = limiter.consume('k');
+    await flush();
+    client.last().resolve(reply(Date.now(), [[0, 0, 900, 5_000]]));
+    await first;
+    await limiter.reset('k');
+    const after = limiter.consume('k');
+    await flush();
+    expect(client.calls).toHaveLength(2);
+    client.last().resolve(admitAll(client.last()));
+    expect((await after).store).toBe('redis');
+  });
+
+  it('is off by default', async () => {
+    const { client, limiter } = setup();
+    const first = limiter.consume('k');
+    await flush();
+    client.last().resolve(reply(Date.now(), [[0, 0, 900, 5_000]]));
+    await first;
+    void limiter.consume('k');
+    await flush();
+    expect(client.calls).toHaveLength(2);
+    client.last().resolve(admitAll(client.last()));
+  });
+});
+
+describe('refund, peek and reset', () => {
+  it('refund clamps to what the algorithm holds and resolves once Redis has it', async () => {
+    const { client, limiter } = setup();
+    const done = limiter.refund('k', 1_000);
+    await flush();
+    expect(client.last().ops).toEqual([[3, 10]]);
+    expect(client.last().staleAfterUs).toBe(0);
+    client.last().resolve(admitAll(client.last()));
+    await expect(done).resolves.toBeUndefined();
+  });
+
+  it('refund rejects with StoreUnavailableError when Redis fails or is unreachable', async () => {
+    const { client, limiter } = setup({ timeoutMs: 10 });
+    await expect(limiter.refund('k')).rejects.toBeInstanceOf(StoreUnavailableError);
+    client.status = 'end';
+    await expect(limiter.refund('k')).rejects.toThrow(/client status is "end"/);
+  });
+
+  it('peek sends a peek operation and falls back like a decision', async () => {
+    const { client, limiter } = setup({ timeoutMs: 10 });
+    const p = limiter.peek('k', { cost: 2 });
+    await flush();
+    expect(client.last().ops).toEqual([[2, 2]]);
+    client.last().resolve(reply(Date.now(), [[1, 8, 100, 0]]));
+    expect(await p).toMatchObject({ allowed: true, remaining: 8, store: 'redis' });
+    expect((await limiter.peek('k')).store).toBe('local');
+  });
+
+  it('reset deletes the key, and rejects with StoreUnavailableError on failure or after timeoutMs', async () => {
+    const { client, limiter } = setup({ timeoutMs: 15 });
+    await limiter.reset('k');
+    expect(client.deleted).toEqual(['bulwark:{3:api:k:k}']);
+    client.delBehaviour = 'fail';
+    await expect(limiter.reset('k')).rejects.toBeInstanceOf(StoreUnavailableError);
+    client.delBehaviour = 'hang';
+    await expect(limiter.reset('k')).rejects.toThrow(/no answer within 15 ms/);
+  });
+});
+
+describe('calendar quotas', () => {
+  it('send the bounds of the period holding the server time, and call again when the server says the period differs', async () => {
+    const client = new FakeClient();
+    const store = redisStore(client);
+    const q = quota({ name: 'q', limit: 100, period: 'day', timeZone: 'UTC', store });
+    const d = q.consume('t', { cost: 5 });
+    await flush();
+    const first = client.last();
+    const now = Date.now();
+    const dayStart = now - (now % 86_400_000);
+    expect(first.period).toEqual([dayStart, dayStart + 86_400_000]);
+    // The server is two days ahead.
+    const serverNow = now + 2 * 86_400_000;
+    first.resolve(reply(serverNow, [], 1));
+    await flush();
+    const second = client.last();
+    expect(second).not.toBe(first);
+    expect(second.period).toEqual([dayStart + 2 * 86_400_000, dayStart + 3 * 86_400_000]);
+    second.resolve(reply(serverNow, [[1, 95, 1_000, 0]]));
+    expect(await d).toMatchObject({ allowed: true, remaining: 95, store: 'redis' });
+  });
+
+  it('give up after one retry and follow onStoreError', async () => {
+    const client = new FakeClient();
+    const q = quota({ name: 'q', limit: 100, period: 'day', store: redisStore(client) });
+    const d = q.consume('t');
+    await flush();
+    client.last().resolve(reply(Date.now(), [], 1));
+    await flush();
+    client.last().resolve(reply(Date.now(), [], 1));
+    expect(await d).toMatchObject({ allowed: false, store: 'fail-closed' });
+    expect(client.calls).toHaveLength(2);
+  });
+});
