@@ -111,6 +111,10 @@ interface Batch extends DeadlineEntry {
    * they must land even when Redis is slow.
    */
   readonly internal: boolean;
+  /** Set on the per-key calls a Cluster batch was split into: the batch that answers for them. */
+  readonly parent: Batch | undefined;
+  /** On a split batch: how many of its per-key calls have not settled yet. */
+  children: number;
 }
 
 /** Everything the store keeps for one algorithm object. */
@@ -175,8 +179,12 @@ export class RedisStore implements RateLimitStore {
   /** Lanes with a batch being filled, flushed together at the end of the tick. */
   private filling: Lane[] = [];
   private flushScheduled = false;
-  /** Server clock minus wall clock, in ms, from the latest reply; NaN until one arrives. */
-  private offsetMs = NaN;
+  /**
+   * Server clock minus wall clock, in ms, from the latest reply in time. Until one arrives the
+   * clocks are assumed to agree; if the server runs ahead by more than timeoutMs, its first
+   * answer is "stale" and the call is sent again with the measured offset.
+   */
+  private offsetMs = 0;
   private breaker = CLOSED;
   private failures = 0;
   private openUntil = 0;
@@ -341,6 +349,8 @@ export class RedisStore implements RateLimitStore {
         resent: false,
         done: false,
         internal,
+        parent: undefined,
+        children: 0,
         deadline: 0,
         queuePrev: undefined,
         queueNext: undefined,
@@ -412,6 +422,7 @@ export class RedisStore implements RateLimitStore {
     if (this.client.status !== 'ready') {
       this.finish(batch);
       this.settleWithoutRedis(batch, new StoreUnavailableError('redis', `client status is "${this.client.status}"`));
+      if (batch.parent !== undefined) this.childSettled(batch.parent);
       return;
     }
     if (!batch.queued && !batch.resent) {
@@ -428,14 +439,14 @@ export class RedisStore implements RateLimitStore {
     for (const value of plan.fixedArgs) args.push(value);
     if (plan.calendar !== undefined) {
       const lane = batch.lane;
-      const serverNow = now + (this.offsetMs === this.offsetMs ? this.offsetMs : 0);
+      const serverNow = now + this.offsetMs;
       if (serverNow < lane.periodStart || serverNow >= lane.periodEnd) this.alignPeriod(lane, serverNow);
       args.push(lane.periodStart, lane.periodEnd);
     }
     // The server drops the batch when it runs after our deadline (a replay after a reconnect).
     // The offset errs towards a later server time by up to one round trip, so a batch still in
     // time is never dropped.
-    args.push(!batch.internal && this.offsetMs === this.offsetMs ? Math.ceil((now + this.offsetMs + this.timeoutMs) * 1000) : 0);
+    args.push(batch.internal ? 0 : Math.ceil((now + this.offsetMs + this.timeoutMs) * 1000));
     for (let i = 0; i < n; i++) args.push(ops[i]!.op, ops[i]!.cost);
     const call = (this.client as unknown as Record<string, (...a: (string | number)[]) => Promise<unknown>>)[plan.command]!;
     let result: Promise<unknown>;
@@ -480,6 +491,7 @@ export class RedisStore implements RateLimitStore {
       }
       this.finish(batch);
       this.settleWithoutRedis(batch, new StoreUnavailableError('redis', `the server clock moved (status ${status})`));
+      if (batch.parent !== undefined) this.childSettled(batch.parent);
       return;
     }
     if (!late) {
@@ -521,13 +533,60 @@ export class RedisStore implements RateLimitStore {
         this.enqueue(batch.lane, pending.key, OP_REFUND, pending.cost, undefined, true).catch(ignore);
       }
     }
+    if (batch.parent !== undefined) this.childSettled(batch.parent);
   }
 
   private errored(batch: Batch, error: unknown): void {
     if (batch.done) return;
+    // During a slot migration, a call whose keys are split between the two nodes bounces between
+    // them (ASK, then TRYAGAIN) until ioredis gives up; one key at a time, each call is simply
+    // redirected instead.
+    if (this.cluster && batch.parent === undefined && /TRYAGAIN|Too many Cluster redirections/.test(errorText(error))) {
+      if (this.splitPerKey(batch)) return;
+    }
     this.finish(batch);
     this.failed();
     this.settleWithoutRedis(batch, new StoreUnavailableError('redis', errorText(error), { cause: error }));
+    if (batch.parent !== undefined) this.childSettled(batch.parent);
+  }
+
+  /**
+   * Sends the waiting operations of `batch` again as one call per key. The batch stays in the
+   * deadline queue and answers for them all: its timeout still bounds every decision. Returns
+   * false when they all use one key (nothing to split).
+   */
+  private splitPerKey(batch: Batch): boolean {
+    const byKey = new Map<string, Pending[]>();
+    for (const pending of batch.ops) {
+      if (pending.state !== WAITING) continue;
+      const group = byKey.get(pending.redisKey);
+      if (group === undefined) byKey.set(pending.redisKey, [pending]);
+      else group.push(pending);
+    }
+    if (byKey.size < 2) return false;
+    batch.children = byKey.size;
+    for (const ops of byKey.values()) {
+      this.send({
+        lane: batch.lane,
+        ops,
+        sentAtMs: 0,
+        resent: true, // neither queued for a deadline of its own nor sent a third time
+        done: false,
+        internal: batch.internal,
+        parent: batch,
+        children: 0,
+        deadline: batch.deadline,
+        queuePrev: undefined,
+        queueNext: undefined,
+        queued: false,
+        expire: ignore,
+      });
+    }
+    return true;
+  }
+
+  private childSettled(parent: Batch): void {
+    if (--parent.children === 0 && !parent.done) this.finish(parent);
   }
 
   private expired(batch: Batch): void {

@@ -141,7 +141,9 @@ describe('batching', () => {
     expect(call.args[0]).toBe(10);
     expect(call.keys).toEqual(Array.from({ length: 10 }, (_, i) => `bulwark:{3:api:k:user-${i % 3}}`));
     expect(call.args.slice(11, 13)).toEqual([10, 60_000]); // limit, windowMs
-    expect(call.staleAfterUs).toBe(0); // no server time known yet
+    // No reply yet: the clocks are assumed to agree; the call is stale after our own deadline.
+    expect(call.staleAfterUs / 1000).toBeGreaterThanOrEqual(Date.now() - 50 + 100);
+    expect(call.staleAfterUs / 1000).toBeLessThanOrEqual(Date.now() + 100);
     expect(call.ops).toEqual(Array.from({ length: 10 }, (_, i) => [1, 1 + (i % 2)]));
     call.resolve(reply(Date.now(), Array.from({ length: 10 }, (_, i) => [i < 8 ? 1 : 0, 9 - i, 500, i < 8 ? 0 : 500] as const)));
     const results = await Promise.all(decisions);
@@ -210,6 +212,60 @@ describe('batching', () => {
     expect(staleAfterMs).toBeGreaterThanOrEqual(before + 60_000 + 250 - 5);
     expect(staleAfterMs).toBeLessThanOrEqual(Date.now() + 60_000 + 250 + 5);
     client.last().resolve(admitAll(client.last()));
+  });
+});
+
+describe('a server clock far from ours', () => {
+  it('a call the server finds stale is sent again once, with the offset its reply showed', async () => {
+    const { client, limiter } = setup({ timeoutMs: 100 });
+    const d = limiter.consume('k');
+    await flush();
+    const serverNow = Date.now() + 3_600_000; // an hour ahead
+    client.last().resolve(reply(serverNow, [], 2));
+    await flush();
+    expect(client.calls).toHaveLength(2);
+    expect(client.last().staleAfterUs / 1000).toBeGreaterThanOrEqual(serverNow + 100 - 5);
+    client.last().resolve(reply(serverNow, [[1, 9, 100, 0]]));
+    expect((await d).store).toBe('redis');
+  });
+});
+
+describe('on a Cluster during a slot migration', () => {
+  it('a batch answered TRYAGAIN is sent again one key per call, still bounded by the timeout', async () => {
+    const client = new FakeClient();
+    client.isCluster = true;
+    const store = redisStore(client, { timeoutMs: 60 });
+    const limiter = rateLimiter({ name: 'api', algorithm: fixedWindow({ limit: 10, windowMs: 1_000 }), store });
+    // Two user keys in one slot: find them.
+    const slotOf = (k: string) => hashSlot(store.redisKey(`3:api:k:${k}`));
+    const first = 'user-0';
+    let second = '';
+    for (let i = 1; second === ''; i++) if (slotOf(`user-${i}`) === slotOf(first)) second = `user-${i}`;
+    const decisions = [limiter.consume(first), limiter.consume(second), limiter.consume(first)];
+    await flush();
+    expect(client.calls).toHaveLength(1);
+    client.last().reject(new Error('Too many Cluster redirections. Last error: ReplyError: TRYAGAIN Multiple keys request during rehashing of slot'));
+    await flush();
+    expect(client.calls).toHaveLength(3);
+    const [a, b] = client.calls.slice(1);
+    expect(new Set(a!.keys).size).toBe(1);
+    expect(new Set(b!.keys).size).toBe(1);
+    expect(a!.ops.length + b!.ops.length).toBe(3);
+    a!.resolve(admitAll(a!));
+    // b never answers: its decision follows onStoreError at the original deadline.
+    const results = await Promise.all(decisions);
+    expect(results.map((r) => r.store).sort()).toEqual(a!.keys.length === 2 ? ['local', 'redis', 'redis'] : ['local', 'local', 'redis']);
+  });
+
+  it('a TRYAGAIN for a single key is a failure like any other', async () => {
+    const client = new FakeClient();
+    client.isCluster = true;
+    const limiter = rateLimiter({ name: 'api', algorithm: fixedWindow({ limit: 10, windowMs: 1_000 }), store: redisStore(client) });
+    const d = Promise.all([limiter.consume('k'), limiter.consume('k')]);
+    await flush();
+    client.last().reject(new Error('TRYAGAIN'));
+    expect((await d).map((r) => r.store)).toEqual(['local', 'local']);
+    expect(client.calls).toHaveLength(1);
   });
 });
 
@@ -441,7 +497,8 @@ describe('refund, peek and reset', () => {
     const done = limiter.refund('k', 1_000);
     await flush();
     expect(client.last().ops).toEqual([[3, 10]]);
-    expect(client.last().staleAfterUs).toBe(0);
+    // A caller's refund is guarded like a decision: rejected means not applied, even if late.
+    expect(client.last().staleAfterUs).toBeGreaterThan(0);
     client.last().resolve(admitAll(client.last()));
     await expect(done).resolves.toBeUndefined();
   });
