@@ -1,6 +1,7 @@
 import { type Clock, wallClock } from '../core/clock.js';
 import { checkOptions, clockOption, countOption } from '../core/validate.js';
 import type { AlgorithmState, RateLimitAlgorithm } from './algorithm.js';
+import { fastConsume, type FastOutcome, type MaybeFastAlgorithm } from './algorithms/shared.js';
 import type { LimiterDecision, RateLimitStore } from './store.js';
 
 /** Options of {@link memoryStore}. */
@@ -13,10 +14,43 @@ export interface MemoryStoreOptions {
 
 interface Entry {
   state: AlgorithmState | undefined;
+  /**
+   * Whether `state` was made by a built-in algorithm's fast consumption and has not been handed to
+   * other code since: then only this store holds it, and the next fast consumption may update it
+   * in place rather than allocate a new one.
+   */
+  owned: boolean;
   expiresAt: number;
   /** Set on every use; cleared when eviction passes over the entry (a second chance). */
   used: boolean;
+  /** The entry's key in `entries` (the store key). */
+  readonly key: string;
+  /** The namespace whose index also holds this entry, under `indexKey`; undefined when none does. */
+  ns: Namespace | undefined;
+  indexKey: string;
 }
+
+/**
+ * One limiter's short keys in a store (the keys `storeKey` turns into `prefix + key`), indexed by
+ * the key as the caller gives it, so that a limiter finds its entry without building the store key
+ * on every call. Only an index: `entries` stays the one place that says which keys exist, in what
+ * order. Invariant: an entry is in `index` under `indexKey` exactly while it is in `entries` under
+ * `prefix + indexKey` with `ns` set to this namespace (or, within one call, while an expired entry
+ * waits to be stored again or dropped; see `consumeInNamespace`).
+ * @internal
+ */
+class Namespace {
+  readonly index = new Map<string, Entry>();
+  constructor(readonly prefix: string) {}
+}
+
+/** A limiter's handle on its short keys in a memory store. @internal */
+export type MemoryNamespace = Namespace;
+
+/** @internal The memory store's method for a limiter's short keys; not exported from the package. */
+export const consumeInNamespace: unique symbol = Symbol('bulwark.memoryStore.consumeInNamespace');
+/** @internal The memory store's method returning a limiter's namespace; not exported from the package. */
+export const namespaceFor: unique symbol = Symbol('bulwark.memoryStore.namespaceFor');
 
 const keys = ['maxKeys', 'clock'] as const;
 /** Least time between two full sweeps for expired keys. */
@@ -34,6 +68,16 @@ export class MemoryStore implements RateLimitStore {
   private readonly clock: Clock;
   private readonly entries = new Map<string, Entry>();
   private lastSweep = -Infinity;
+  /**
+   * Namespaces by prefix, held weakly: one is dropped once no limiter and no entry refers to it,
+   * so limiters made and dropped by the thousand do not each leave one behind.
+   */
+  private readonly namespaces = new Map<string, WeakRef<Namespace>>();
+  private readonly forgetNamespace = new FinalizationRegistry<string>((prefix) => {
+    if (this.namespaces.get(prefix)?.deref() === undefined) this.namespaces.delete(prefix);
+  });
+  /** What a fast consumption leaves to store; one for all calls (they never overlap). */
+  private readonly out: FastOutcome = { keep: false, state: undefined, ttlMs: 0 };
 
   constructor(options?: MemoryStoreOptions) {
     const o = checkOptions('memoryStore', options, keys);
@@ -48,32 +92,128 @@ export class MemoryStore implements RateLimitStore {
 
   consume(key: string, algorithm: RateLimitAlgorithm, cost: number): LimiterDecision {
     const now = this.clock.now();
-    const entry = this.live(key, now);
-    const outcome = algorithm.consume(entry?.state, now, cost);
-    if (outcome.state !== entry?.state) this.save(key, entry, outcome.state, now + outcome.ttlMs);
+    return this.apply(key, this.live(key, now), undefined, undefined, algorithm, now, cost);
+  }
+
+  /**
+   * `consume(ns.prefix + key, algorithm, cost)` for a limiter whose store keys are `ns.prefix +
+   * key` (short keys, as `storeKey` builds them), without building that string unless the key is
+   * not indexed yet: the same decision, entries, order of keys and evictions.
+   * @internal
+   */
+  [consumeInNamespace](ns: MemoryNamespace, key: string, algorithm: RateLimitAlgorithm, cost: number): LimiterDecision {
+    const now = this.clock.now();
+    const entry = ns.index.get(key);
+    if (entry !== undefined) {
+      if (entry.expiresAt > now) {
+        entry.used = true;
+        return this.apply(entry.key, entry, undefined, ns, algorithm, now, cost);
+      }
+      // Expired: dropped from `entries`, as live() does, and stored anew (at the end) only if the
+      // algorithm keeps a state; meanwhile still indexed, so the object can be reused for that.
+      this.entries.delete(entry.key);
+      try {
+        return this.apply(entry.key, undefined, entry, ns, algorithm, now, cost);
+      } finally {
+        if (this.entries.get(entry.key) !== entry) this.unlink(entry);
+      }
+    }
+    // Not indexed: a new key, or one stored by a direct consume() with its store key.
+    const fullKey = ns.prefix + key;
+    const found = this.live(fullKey, now);
+    if (found !== undefined) this.link(found, ns);
+    return this.apply(fullKey, found, undefined, ns, algorithm, now, cost);
+  }
+
+  /**
+   * The namespace of the store keys `prefix + key`: one object per prefix while anything refers to
+   * it, so limiters sharing a name share an index as they share entries.
+   * @internal
+   */
+  [namespaceFor](prefix: string): MemoryNamespace {
+    let ns = this.namespaces.get(prefix)?.deref();
+    if (ns === undefined) {
+      ns = new Namespace(prefix);
+      this.namespaces.set(prefix, new WeakRef(ns));
+      this.forgetNamespace.register(ns, prefix);
+    }
+    return ns;
+  }
+
+  /**
+   * Runs `algorithm.consume` on `entry` (live, or undefined for none) and stores what it returns:
+   * in `entry`, or else in a new entry under `key` (the `expired` one reused if given, still
+   * indexed), indexed in `ns` when `ns` is given.
+   */
+  private apply(
+    key: string,
+    entry: Entry | undefined,
+    expired: Entry | undefined,
+    ns: Namespace | undefined,
+    algorithm: RateLimitAlgorithm,
+    now: number,
+    cost: number,
+  ): LimiterDecision {
+    const before = entry === undefined ? undefined : entry.state;
+    const fast = (algorithm as MaybeFastAlgorithm)[fastConsume];
+    if (fast !== undefined) {
+      // A built-in algorithm: the decision comes with `store` in it, no outcome object, and the
+      // state is updated in place when this store alone holds it.
+      const out = this.out;
+      const decision = fast(before, now, cost, this.name, out, entry !== undefined && entry.owned);
+      if (out.keep) {
+        if (entry !== undefined) {
+          entry.state = out.state;
+          entry.owned = true;
+          entry.expiresAt = now + out.ttlMs;
+        } else {
+          this.insert(key, out.state, true, now + out.ttlMs, ns, expired);
+        }
+      }
+      out.state = undefined;
+      return decision;
+    }
+    if (entry !== undefined) entry.owned = false; // handed to code that may keep it
+    const outcome = algorithm.consume(before, now, cost);
+    if (outcome.state !== before) {
+      if (entry !== undefined) {
+        entry.state = outcome.state;
+        entry.expiresAt = now + outcome.ttlMs;
+      } else {
+        this.insert(key, outcome.state, false, now + outcome.ttlMs, ns, expired);
+      }
+    }
     return { ...outcome.decision, store: this.name };
   }
 
   peek(key: string, algorithm: RateLimitAlgorithm, cost: number): LimiterDecision {
     const now = this.clock.now();
-    return { ...algorithm.peek(this.live(key, now)?.state, now, cost), store: this.name };
+    const entry = this.live(key, now);
+    if (entry !== undefined) entry.owned = false; // handed to code that may keep it
+    return { ...algorithm.peek(entry?.state, now, cost), store: this.name };
   }
 
   refund(key: string, algorithm: RateLimitAlgorithm, cost: number): void {
     const now = this.clock.now();
     const entry = this.live(key, now);
     if (entry === undefined) return; // nothing was taken that is still counted
+    entry.owned = false; // handed to code that may keep it
     const outcome = algorithm.refund(entry.state, now, cost);
-    this.save(key, entry, outcome.state, now + outcome.ttlMs);
+    entry.state = outcome.state;
+    entry.expiresAt = now + outcome.ttlMs;
   }
 
   reset(key: string): void {
+    const entry = this.entries.get(key);
+    if (entry === undefined) return;
     this.entries.delete(key);
+    this.unlink(entry);
   }
 
   /** Drops every key. */
   clear(): void {
     this.entries.clear();
+    for (const ref of this.namespaces.values()) ref.deref()?.index.clear();
   }
 
   /** The entry for `key` if it has not expired (an expired one is dropped). */
@@ -82,20 +222,57 @@ export class MemoryStore implements RateLimitStore {
     if (entry === undefined) return undefined;
     if (entry.expiresAt <= now) {
       this.entries.delete(key);
+      this.unlink(entry);
       return undefined;
     }
     entry.used = true;
     return entry;
   }
 
-  private save(key: string, entry: Entry | undefined, state: AlgorithmState | undefined, expiresAt: number): void {
-    if (entry !== undefined) {
-      entry.state = state;
-      entry.expiresAt = expiresAt;
+  /**
+   * Adds a key (making room first at `maxKeys`): the `expired` entry, when given, is reused (it is
+   * `key`'s, and still indexed); else a new entry, indexed in `ns` if `ns` is given.
+   */
+  private insert(
+    key: string,
+    state: AlgorithmState | undefined,
+    owned: boolean,
+    expiresAt: number,
+    ns: Namespace | undefined,
+    expired: Entry | undefined,
+  ): void {
+    if (this.entries.size >= this.maxKeys) this.evict(this.clock.now());
+    if (expired !== undefined) {
+      expired.state = state;
+      expired.owned = owned;
+      expired.expiresAt = expiresAt;
+      expired.used = false;
+      this.entries.set(key, expired);
       return;
     }
-    if (this.entries.size >= this.maxKeys) this.evict(this.clock.now());
-    this.entries.set(key, { state, expiresAt, used: false });
+    const entry: Entry = { state, owned, expiresAt, used: false, key, ns: undefined, indexKey: '' };
+    this.entries.set(key, entry);
+    if (ns !== undefined) this.link(entry, ns);
+  }
+
+  /** Indexes `entry` (whose key is `ns.prefix` + a short key) in `ns`. */
+  private link(entry: Entry, ns: Namespace): void {
+    // The short key is cut from the entry's own key rather than taken from the caller, which may
+    // have cut it from a much larger string: an index key must hold on to nothing more than the
+    // store key already does.
+    const indexKey = entry.key.slice(ns.prefix.length);
+    entry.ns = ns;
+    entry.indexKey = indexKey;
+    ns.index.set(indexKey, entry);
+  }
+
+  /** Takes a dropped entry out of its namespace's index, if it is in one. */
+  private unlink(entry: Entry): void {
+    const ns = entry.ns;
+    if (ns === undefined) return;
+    ns.index.delete(entry.indexKey);
+    entry.ns = undefined;
+    entry.indexKey = '';
   }
 
   /**
@@ -107,7 +284,12 @@ export class MemoryStore implements RateLimitStore {
   private evict(now: number): void {
     if (now - this.lastSweep >= SWEEP_INTERVAL_MS || now < this.lastSweep) {
       this.lastSweep = now;
-      for (const [key, entry] of this.entries) if (entry.expiresAt <= now) this.entries.delete(key);
+      for (const [key, entry] of this.entries) {
+        if (entry.expiresAt <= now) {
+          this.entries.delete(key);
+          this.unlink(entry);
+        }
+      }
       if (this.entries.size < this.maxKeys) return;
     }
     const target = this.maxKeys - 1;
@@ -116,7 +298,9 @@ export class MemoryStore implements RateLimitStore {
       this.entries.delete(key);
       if (entry.expiresAt > now && entry.used) {
         entry.used = false;
-        this.entries.set(key, entry);
+        this.entries.set(key, entry); // a second chance: the same entry, still indexed
+      } else {
+        this.unlink(entry);
       }
     }
   }

@@ -2,11 +2,12 @@ import { channelNames } from '../core/diagnostics.js';
 import { checkOptions, countOption, nameOption, show } from '../core/validate.js';
 import diagnosticsChannel from 'node:diagnostics_channel';
 import type { RateLimitAlgorithm } from './algorithm.js';
-import { storeKey } from './keys.js';
-import { memoryStore } from './memory-store.js';
+import { isShortKey, shortKeyPrefix, storeKey } from './keys.js';
+import { consumeInNamespace, type MemoryNamespace, MemoryStore, memoryStore, namespaceFor } from './memory-store.js';
 import type { LimiterDecision, RateLimitStore } from './store.js';
 
 const decisionChannel = diagnosticsChannel.channel(channelNames.rateLimitDecision);
+const memoryConsume = MemoryStore.prototype.consume;
 
 /** Per-call options of {@link RateLimiter.consume}. */
 export interface ConsumeOptions {
@@ -52,6 +53,10 @@ export class RateLimiter {
   readonly name: string;
   readonly algorithm: RateLimitAlgorithm;
   readonly store: RateLimitStore;
+  /** The store, when it is a plain `MemoryStore` (not a subclass), for {@link RateLimiter.consume}'s direct path. */
+  private readonly memory: MemoryStore | undefined;
+  /** This limiter's short keys in `memory`. */
+  private readonly namespace: MemoryNamespace | undefined;
 
   constructor(options: RateLimiterOptions) {
     if (options === undefined) throw new TypeError('rateLimiter: options must be an object with "algorithm", got undefined');
@@ -67,16 +72,35 @@ export class RateLimiter {
     }
     this.store = o.store ?? memoryStore();
     this.name = nameOption('rateLimiter', o.name, 'ratelimit');
+    if (Object.getPrototypeOf(this.store) === MemoryStore.prototype) {
+      this.memory = this.store as MemoryStore;
+      this.namespace = this.memory[namespaceFor](shortKeyPrefix(this.name));
+    } else {
+      this.memory = undefined;
+      this.namespace = undefined;
+    }
   }
 
   /** Takes `cost` units for `key` if available. */
   consume(key: string, options?: ConsumeOptions): Promise<LimiterDecision> {
     try {
-      const cost = this.cost(options);
-      const signal = options?.signal;
-      if (signal?.aborted) return Promise.reject(signal.reason);
-      const decision = this.store.consume(storeKey('rateLimiter.consume', this.name, key), this.algorithm, cost, signal);
-      if (decision instanceof Promise) return decision.then((d) => this.publish(d));
+      let cost = 1;
+      let signal: AbortSignal | undefined;
+      if (options !== undefined) {
+        cost = this.cost(options);
+        signal = options.signal;
+        if (signal?.aborted) return Promise.reject(signal.reason);
+      }
+      const store = this.store;
+      let decision: LimiterDecision;
+      if (store === this.memory && store.consume === memoryConsume && isShortKey(key)) {
+        // What store.consume(storeKey(...), ...) does, without building the store key each time.
+        decision = this.memory[consumeInNamespace](this.namespace!, key, this.algorithm, cost);
+      } else {
+        const pending = store.consume(storeKey('rateLimiter.consume', this.name, key), this.algorithm, cost, signal);
+        if (pending instanceof Promise) return decisionChannel.hasSubscribers ? pending.then((d) => this.publish(d)) : pending;
+        decision = pending;
+      }
       return Promise.resolve(this.publish(decision));
     } catch (error) {
       return Promise.reject(error);

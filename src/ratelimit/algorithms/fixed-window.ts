@@ -23,7 +23,18 @@
 import type { RateLimitDecision } from '../../core/errors.js';
 import { checkOptions } from '../../core/validate.js';
 import type { AlgorithmState, ConsumeOutcome, RateLimitAlgorithm } from '../algorithm.js';
-import { checkCost, checkNow, refundUnits, requiredCount, requiredWindow, windowStart } from './shared.js';
+import type { LimiterDecision } from '../store.js';
+import {
+  checkCost,
+  checkNow,
+  decisionOf,
+  limiterDecisionOf,
+  refundUnits,
+  requiredCount,
+  requiredWindow,
+  windowStart,
+  withFastConsume,
+} from './shared.js';
 
 /** Options of {@link fixedWindow}. */
 export interface FixedWindowOptions {
@@ -47,40 +58,47 @@ export function fixedWindow(options: FixedWindowOptions): RateLimitAlgorithm {
   const limit = requiredCount('fixedWindow', 'limit', o.limit);
   const W = requiredWindow('fixedWindow', 'windowMs', o.windowMs);
 
-  // The state rolled to the current time, filled by roll().
-  let start = 0;
-  let count = 0;
-  let t = 0;
+  // The state rolled to the current time, filled by roll(): fields of an object rather than
+  // closure variables, so that writing a new (non-small-integer) value allocates nothing.
+  // `window` is the start of the window last computed: reused while t is inside it, since
+  // windowStart() takes a floating-point remainder, the slowest step here (exact either way).
+  const r = { start: 0.5, count: 0, t: 0.5, window: Number.NaN };
 
   function roll(state: AlgorithmState | undefined, nowMs: number): void {
     checkNow('fixedWindow', nowMs);
-    t = Math.floor(nowMs);
-    const s = windowStart(t, W);
+    const t = Math.floor(nowMs);
+    if (!(t >= r.window && t < r.window + W)) r.window = windowStart(t, W);
+    const s = r.window;
+    r.t = t;
     if (state !== undefined && state.length === 2 && state[0]! >= s) {
-      start = state[0]!;
-      count = state[1]!;
+      r.start = state[0]!;
+      r.count = state[1]!;
     } else {
-      start = s;
-      count = 0;
+      r.start = s;
+      r.count = 0;
     }
   }
 
-  function evaluate(cost: number): RateLimitDecision {
-    const untilEnd = start + W - t;
+  /** The decision for `cost` units on the rolled state, with `store` as its last property when given. */
+  function evaluate(cost: number, store: string): LimiterDecision;
+  function evaluate(cost: number, store?: undefined): RateLimitDecision;
+  function evaluate(cost: number, store?: string): RateLimitDecision | LimiterDecision {
+    const untilEnd = r.start + W - r.t;
+    const count = r.count;
     if (count + cost <= limit) {
-      count += cost;
-      return { allowed: true, limit, remaining: limit - count, resetMs: untilEnd, retryAfterMs: 0 };
+      r.count = count + cost;
+      const remaining = limit - r.count;
+      return store === undefined
+        ? decisionOf(true, limit, remaining, untilEnd, 0)
+        : limiterDecisionOf(true, limit, remaining, untilEnd, 0, store);
     }
-    return {
-      allowed: false,
-      limit,
-      remaining: count < limit ? limit - count : 0,
-      resetMs: untilEnd,
-      retryAfterMs: untilEnd,
-    };
+    const remaining = count < limit ? limit - count : 0;
+    return store === undefined
+      ? decisionOf(false, limit, remaining, untilEnd, untilEnd)
+      : limiterDecisionOf(false, limit, remaining, untilEnd, untilEnd, store);
   }
 
-  return {
+  const algorithm: RateLimitAlgorithm = {
     kind: 'fixed-window',
     limit,
     windowMs: W,
@@ -88,7 +106,7 @@ export function fixedWindow(options: FixedWindowOptions): RateLimitAlgorithm {
       checkCost('fixedWindow', cost, limit);
       roll(state, nowMs);
       const decision = evaluate(cost);
-      return { decision, state: decision.allowed ? [start, count] : state, ttlMs: decision.resetMs };
+      return { decision, state: decision.allowed ? [r.start, r.count] : state, ttlMs: decision.resetMs };
     },
     peek(state, nowMs, cost) {
       checkCost('fixedWindow', cost, limit);
@@ -98,8 +116,26 @@ export function fixedWindow(options: FixedWindowOptions): RateLimitAlgorithm {
     refund(state, nowMs, units) {
       const cost = refundUnits('fixedWindow', units, limit);
       roll(state, nowMs);
-      if (count <= cost) return { state: undefined, ttlMs: 1 };
-      return { state: [start, count - cost], ttlMs: start + W - t };
+      if (r.count <= cost) return { state: undefined, ttlMs: 1 };
+      return { state: [r.start, r.count - cost], ttlMs: r.start + W - r.t };
     },
   };
+  // consume() for the memory store: the same decision with `store` built in, no outcome object.
+  return withFastConsume(algorithm, (state, nowMs, cost, store, out, inPlace) => {
+    checkCost('fixedWindow', cost, limit);
+    roll(state, nowMs);
+    const decision = evaluate(cost, store);
+    out.keep = decision.allowed;
+    if (!decision.allowed) {
+      out.state = state;
+    } else if (inPlace && state !== undefined && state.length === 2) {
+      (state as number[])[0] = r.start;
+      (state as number[])[1] = r.count;
+      out.state = state;
+    } else {
+      out.state = [r.start, r.count];
+    }
+    out.ttlMs = decision.resetMs;
+    return decision;
+  });
 }

@@ -28,7 +28,17 @@
 import type { RateLimitDecision } from '../../core/errors.js';
 import { checkOptions, countOption, show } from '../../core/validate.js';
 import type { AlgorithmState, ConsumeOutcome, RateLimitAlgorithm } from '../algorithm.js';
-import { checkCost, checkNow, refundUnits, requiredCount, requiredDuration } from './shared.js';
+import type { LimiterDecision } from '../store.js';
+import {
+  checkCost,
+  checkNow,
+  decisionOf,
+  limiterDecisionOf,
+  refundUnits,
+  requiredCount,
+  requiredDuration,
+  withFastConsume,
+} from './shared.js';
 
 /** Options of {@link gcra}. */
 export interface GcraOptions {
@@ -84,11 +94,22 @@ export function gcra(options: GcraOptions): GcraAlgorithm {
     );
   }
 
-  // Filled by evaluate() for consume(): the tat to store when the evaluation admitted.
-  let nextTat = 0;
+  // Filled by decide() when it admits: the tat to store. A field of an object rather than a
+  // closure variable, so that writing a new (non-small-integer) value allocates nothing.
+  const next = { tat: 0.5 };
 
-  /** The decision for `cost` units at `nowMs`; sets `nextTat` when it admits. */
-  function evaluate(state: AlgorithmState | undefined, nowMs: number, cost: number): RateLimitDecision {
+  /**
+   * The decision for `cost` units at `nowMs`, with `store` as its last property when given; sets
+   * `next.tat` when it admits.
+   */
+  function decide(state: AlgorithmState | undefined, nowMs: number, cost: number, store: string): LimiterDecision;
+  function decide(state: AlgorithmState | undefined, nowMs: number, cost: number, store?: undefined): RateLimitDecision;
+  function decide(
+    state: AlgorithmState | undefined,
+    nowMs: number,
+    cost: number,
+    store?: string,
+  ): RateLimitDecision | LimiterDecision {
     checkCost('gcra', cost, burst);
     checkNow('gcra', nowMs);
     const now = Math.round(nowMs * 1000);
@@ -96,38 +117,35 @@ export function gcra(options: GcraOptions): GcraAlgorithm {
     const backlog = tat > now ? tat - now : 0;
     const after = backlog + cost * T;
     if (after <= tau) {
-      nextTat = now + after;
-      return {
-        allowed: true,
-        limit: burst,
-        remaining: Math.floor((tau - after) / T),
-        resetMs: Math.ceil(after / 1000),
-        retryAfterMs: 0,
-      };
+      next.tat = now + after;
+      const remaining = Math.floor((tau - after) / T);
+      const resetMs = Math.ceil(after / 1000);
+      return store === undefined
+        ? decisionOf(true, burst, remaining, resetMs, 0)
+        : limiterDecisionOf(true, burst, remaining, resetMs, 0, store);
     }
-    return {
-      allowed: false,
-      limit: burst,
-      remaining: backlog < tau ? Math.floor((tau - backlog) / T) : 0,
-      resetMs: Math.ceil(backlog / 1000),
-      retryAfterMs: Math.ceil((after - tau) / 1000),
-    };
+    const remaining = backlog < tau ? Math.floor((tau - backlog) / T) : 0;
+    const resetMs = Math.ceil(backlog / 1000);
+    const retryAfterMs = Math.ceil((after - tau) / 1000);
+    return store === undefined
+      ? decisionOf(false, burst, remaining, resetMs, retryAfterMs)
+      : limiterDecisionOf(false, burst, remaining, resetMs, retryAfterMs, store);
   }
 
-  return {
+  const algorithm: GcraAlgorithm = {
     kind: 'gcra',
     limit,
     windowMs: periodMs,
     burst,
     emissionIntervalUs: T,
     consume(state, nowMs, cost): ConsumeOutcome {
-      const decision = evaluate(state, nowMs, cost);
+      const decision = decide(state, nowMs, cost);
       if (!decision.allowed) return { decision, state, ttlMs: decision.resetMs > 1 ? decision.resetMs : 1 };
       // An admitted cost is at least T ≥ 1 µs, so resetMs is at least 1.
-      return { decision, state: [nextTat], ttlMs: decision.resetMs };
+      return { decision, state: [next.tat], ttlMs: decision.resetMs };
     },
     peek(state, nowMs, cost) {
-      return evaluate(state, nowMs, cost);
+      return decide(state, nowMs, cost);
     },
     refund(state, nowMs, units) {
       const cost = refundUnits('gcra', units, burst);
@@ -140,4 +158,22 @@ export function gcra(options: GcraOptions): GcraAlgorithm {
       return { state: [now + backlog], ttlMs: Math.ceil(backlog / 1000) };
     },
   };
+  // consume() for the memory store: the same decision with `store` built in, no outcome object.
+  return withFastConsume(algorithm, (state, nowMs, cost, store, out, inPlace) => {
+    const decision = decide(state, nowMs, cost, store);
+    out.keep = decision.allowed;
+    if (decision.allowed) {
+      if (inPlace && state !== undefined && state.length === 1) {
+        (state as number[])[0] = next.tat;
+        out.state = state;
+      } else {
+        out.state = [next.tat];
+      }
+      out.ttlMs = decision.resetMs;
+    } else {
+      out.state = state;
+      out.ttlMs = decision.resetMs > 1 ? decision.resetMs : 1;
+    }
+    return decision;
+  });
 }

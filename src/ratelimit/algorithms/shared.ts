@@ -1,4 +1,7 @@
 import { countOption, durationOption, show } from '../../core/validate.js';
+import type { RateLimitDecision } from '../../core/errors.js';
+import type { AlgorithmState, RateLimitAlgorithm } from '../algorithm.js';
+import type { LimiterDecision } from '../store.js';
 
 /**
  * Largest clock reading the algorithms accept, in ms (2^52 µs, about the year 2112). It keeps
@@ -75,4 +78,96 @@ export function windowStart(t: number, windowMs: number): number {
   // Floored modulo, as Lua's `%` computes it, so negative times align the same way.
   const r = t % windowMs;
   return r < 0 ? t - r - windowMs : t - r;
+}
+
+/**
+ * Where a store finds an algorithm's fast consumption (see {@link FastConsume}). Internal: not
+ * exported from the package, and set as a non-enumerable property, so an algorithm object looks
+ * and behaves exactly as its `RateLimitAlgorithm` type says.
+ */
+export const fastConsume: unique symbol = Symbol('bulwark.ratelimit.fastConsume');
+
+/** What a fast consumption leaves for the store: a scratch object the store owns and reuses. */
+export interface FastOutcome {
+  /** Whether to store `state` (with `ttlMs`): exactly when `consume` would return a new state. */
+  keep: boolean;
+  /** The state to store when `keep`, as `ConsumeOutcome.state` (possibly the input, updated in place). */
+  state: AlgorithmState | undefined;
+  /** As `ConsumeOutcome.ttlMs`. */
+  ttlMs: number;
+}
+
+/**
+ * `consume` of the same algorithm, with the same checks, errors and numbers, for a store that
+ * reports its name in every decision: returns the final decision, `store` included (one object
+ * with the properties in the order `{ ...decision, store }` gives), and writes what to store into
+ * `out` instead of returning a fresh outcome object. When `inPlace` is true, the store owns
+ * `state` (no one else holds it), and the algorithm may write the new state into it rather than
+ * allocate one; `out.keep` then still says whether anything changed.
+ */
+export type FastConsume = (
+  state: AlgorithmState | undefined,
+  nowMs: number,
+  cost: number,
+  store: string,
+  out: FastOutcome,
+  inPlace: boolean,
+) => LimiterDecision;
+
+/** An algorithm that may carry a {@link FastConsume}. */
+export interface MaybeFastAlgorithm extends RateLimitAlgorithm {
+  readonly [fastConsume]?: FastConsume;
+}
+
+/** Attaches `fast` to `algorithm` (non-enumerable) and returns `algorithm`. */
+export function withFastConsume<A extends RateLimitAlgorithm>(algorithm: A, fast: FastConsume): A {
+  settleDecisionShapes();
+  Object.defineProperty(algorithm, fastConsume, { value: fast, enumerable: false, writable: false, configurable: false });
+  return algorithm;
+}
+
+/*
+ * Every decision the algorithms return is built by one of the two functions below: one object
+ * literal per shape. V8 gives same-shaped literals one hidden class, and settles each number field
+ * as small integers until a larger or fractional number (a `remaining` of 2e9, say) is stored in
+ * it; the class is then replaced, but code already optimized with the old one may go on building
+ * objects on it, each migrated when first used: measured at 5–10× the cost of a whole decision
+ * (a gcra limiter next to a fixedWindow one with a large limit). So, before any algorithm decides,
+ * one throwaway object of each shape is built with non-numbers in those fields, which settles them
+ * as "any value" for good: nothing can change the class afterwards, and small integers are still
+ * stored as they are, unboxed. Other code building the same shapes (stores, quotas) is better off
+ * calling these functions too.
+ */
+
+let shapesSettled = false;
+
+function settleDecisionShapes(): void {
+  if (shapesSettled) return;
+  const any = null as unknown as number;
+  // The result is kept, so that no bundler drops the calls as unused.
+  shapesSettled =
+    decisionOf(false, any, any, any, any).limit === limiterDecisionOf(false, any, any, any, any, '').limit;
+}
+
+/** A decision, as every algorithm returns it. */
+export function decisionOf(
+  allowed: boolean,
+  limit: number,
+  remaining: number,
+  resetMs: number,
+  retryAfterMs: number,
+): RateLimitDecision {
+  return { allowed, limit, remaining, resetMs, retryAfterMs };
+}
+
+/** A decision with the store that made it, in the property order `{ ...decision, store }` gives. */
+export function limiterDecisionOf(
+  allowed: boolean,
+  limit: number,
+  remaining: number,
+  resetMs: number,
+  retryAfterMs: number,
+  store: string,
+): LimiterDecision {
+  return { allowed, limit, remaining, resetMs, retryAfterMs, store };
 }

@@ -37,7 +37,18 @@
 import type { RateLimitDecision } from '../../core/errors.js';
 import { checkOptions, show } from '../../core/validate.js';
 import type { AlgorithmState, ConsumeOutcome, RateLimitAlgorithm } from '../algorithm.js';
-import { checkCost, checkNow, refundUnits, requiredCount, requiredWindow, windowStart } from './shared.js';
+import type { LimiterDecision } from '../store.js';
+import {
+  checkCost,
+  checkNow,
+  decisionOf,
+  limiterDecisionOf,
+  refundUnits,
+  requiredCount,
+  requiredWindow,
+  windowStart,
+  withFastConsume,
+} from './shared.js';
 
 /** Options of {@link slidingWindow}. */
 export interface SlidingWindowOptions {
@@ -71,67 +82,73 @@ export function slidingWindow(options: SlidingWindowOptions): RateLimitAlgorithm
     );
   }
 
-  // The state rolled to the current time, filled by roll().
-  let start = 0;
-  let current = 0;
-  let previous = 0;
-  let t = 0;
+  // The state rolled to the current time, filled by roll(): fields of an object rather than
+  // closure variables, so that writing a new (non-small-integer) value allocates nothing.
+  // `window` is the start of the window last computed: reused while t is inside it, since
+  // windowStart() takes a floating-point remainder, the slowest step here (exact either way).
+  const r = { start: 0.5, current: 0, previous: 0, t: 0.5, window: Number.NaN };
 
-  /** Reads `state` as of `nowMs` into start/current/previous/t. */
+  /** Reads `state` as of `nowMs` into r.start/current/previous/t. */
   function roll(state: AlgorithmState | undefined, nowMs: number): void {
     checkNow('slidingWindow', nowMs);
-    t = Math.floor(nowMs);
-    const s = windowStart(t, W);
+    const t = Math.floor(nowMs);
+    if (!(t >= r.window && t < r.window + W)) r.window = windowStart(t, W);
+    const s = r.window;
+    r.t = t;
     if (state === undefined || state.length !== 3) {
-      start = s;
-      current = previous = 0;
+      r.start = s;
+      r.current = r.previous = 0;
     } else if (state[0]! >= s) {
-      start = state[0]!;
-      current = state[1]!;
-      previous = state[2]!;
+      r.start = state[0]!;
+      r.current = state[1]!;
+      r.previous = state[2]!;
     } else if (state[0] === s - W) {
-      start = s;
-      previous = state[1]!;
-      current = 0;
+      r.start = s;
+      r.previous = state[1]!;
+      r.current = 0;
     } else {
-      start = s;
-      current = previous = 0;
+      r.start = s;
+      r.current = r.previous = 0;
     }
   }
 
   /** Ms from t until nothing is counted any more. */
   function resetAfter(): number {
-    if (current > 0) return start + 2 * W - t;
-    if (previous > 0) return start + W - t;
+    if (r.current > 0) return r.start + 2 * W - r.t;
+    if (r.previous > 0) return r.start + W - r.t;
     return 0;
   }
 
-  /** The decision for `cost` units on the rolled state; admits into `current` when allowed. */
-  function evaluate(cost: number): RateLimitDecision {
+  /**
+   * The decision for `cost` units on the rolled state, with `store` as its last property when
+   * given; admits into `current` when allowed.
+   */
+  function evaluate(cost: number, store: string): LimiterDecision;
+  function evaluate(cost: number, store?: undefined): RateLimitDecision;
+  function evaluate(cost: number, store?: string): RateLimitDecision | LimiterDecision {
+    const { start, t } = r;
     const elapsed = t > start ? t - start : 0;
-    const used = previous * (W - elapsed) + current * W;
+    const used = r.previous * (W - elapsed) + r.current * W;
     const after = used + cost * W;
     if (after <= capacity) {
-      current += cost;
-      return {
-        allowed: true,
-        limit,
-        remaining: Math.floor((capacity - after) / W),
-        resetMs: resetAfter(),
-        retryAfterMs: 0,
-      };
+      r.current += cost;
+      const remaining = Math.floor((capacity - after) / W);
+      const resetMs = resetAfter();
+      return store === undefined
+        ? decisionOf(true, limit, remaining, resetMs, 0)
+        : limiterDecisionOf(true, limit, remaining, resetMs, 0, store);
     }
-    return {
-      allowed: false,
-      limit,
-      remaining: used < capacity ? Math.floor((capacity - used) / W) : 0,
-      resetMs: resetAfter(),
-      retryAfterMs: firstFit(cost) - t,
-    };
+    const remaining = used < capacity ? Math.floor((capacity - used) / W) : 0;
+    const resetMs = resetAfter();
+    const retryAfterMs = firstFit(cost) - t;
+    return store === undefined
+      ? decisionOf(false, limit, remaining, resetMs, retryAfterMs)
+      : limiterDecisionOf(false, limit, remaining, resetMs, retryAfterMs, store);
   }
 
   /** The first whole ms at which `cost` units fit (the estimate only falls as time passes). */
   function firstFit(cost: number): number {
+    const { start, current, previous } = r;
     const room = limit - current - cost;
     if (room >= 0 && previous > 0) {
       const k = Math.floor((room * W) / previous);
@@ -142,7 +159,7 @@ export function slidingWindow(options: SlidingWindowOptions): RateLimitAlgorithm
     return start + 2 * W;
   }
 
-  return {
+  const algorithm: RateLimitAlgorithm = {
     kind: 'sliding-window',
     limit,
     windowMs: W,
@@ -151,7 +168,7 @@ export function slidingWindow(options: SlidingWindowOptions): RateLimitAlgorithm
       roll(state, nowMs);
       const decision = evaluate(cost);
       if (!decision.allowed) return { decision, state, ttlMs: decision.resetMs > 1 ? decision.resetMs : 1 };
-      return { decision, state: [start, current, previous], ttlMs: decision.resetMs };
+      return { decision, state: [r.start, r.current, r.previous], ttlMs: decision.resetMs };
     },
     peek(state, nowMs, cost) {
       checkCost('slidingWindow', cost, limit);
@@ -162,13 +179,35 @@ export function slidingWindow(options: SlidingWindowOptions): RateLimitAlgorithm
       const cost = refundUnits('slidingWindow', units, limit);
       roll(state, nowMs);
       // Give back from the current window first, then from the previous one; never below zero.
-      const fromCurrent = cost < current ? cost : current;
-      current -= fromCurrent;
+      const fromCurrent = cost < r.current ? cost : r.current;
+      r.current -= fromCurrent;
       const rest = cost - fromCurrent;
-      previous = rest < previous ? previous - rest : 0;
+      r.previous = rest < r.previous ? r.previous - rest : 0;
       const ttlMs = resetAfter();
       if (ttlMs === 0) return { state: undefined, ttlMs: 1 };
-      return { state: [start, current, previous], ttlMs };
+      return { state: [r.start, r.current, r.previous], ttlMs };
     },
   };
+  // consume() for the memory store: the same decision with `store` built in, no outcome object.
+  return withFastConsume(algorithm, (state, nowMs, cost, store, out, inPlace) => {
+    checkCost('slidingWindow', cost, limit);
+    roll(state, nowMs);
+    const decision = evaluate(cost, store);
+    out.keep = decision.allowed;
+    if (!decision.allowed) {
+      out.state = state;
+      out.ttlMs = decision.resetMs > 1 ? decision.resetMs : 1;
+      return decision;
+    }
+    if (inPlace && state !== undefined && state.length === 3) {
+      (state as number[])[0] = r.start;
+      (state as number[])[1] = r.current;
+      (state as number[])[2] = r.previous;
+      out.state = state;
+    } else {
+      out.state = [r.start, r.current, r.previous];
+    }
+    out.ttlMs = decision.resetMs;
+    return decision;
+  });
 }

@@ -5,6 +5,7 @@ import { channelNames } from '../../core/diagnostics.js';
 import { StoreUnavailableError } from '../../core/errors.js';
 import { checkOptions, countOption, durationOption, enumOption, show } from '../../core/validate.js';
 import type { RateLimitAlgorithm } from '../algorithm.js';
+import { limiterDecisionOf } from '../algorithms/shared.js';
 import { MemoryStore } from '../memory-store.js';
 import type { LimiterDecision, RateLimitStore } from '../store.js';
 import {
@@ -512,14 +513,14 @@ export class RedisStore implements RateLimitStore {
           resolve(undefined);
           continue;
         }
-        const decision: LimiterDecision = {
+        const decision = limiterDecisionOf(
           allowed,
-          limit: plan.decisionLimit,
-          remaining: Number(reply[at + 1]),
-          resetMs: Number(reply[at + 2]),
-          retryAfterMs: Number(reply[at + 3]),
-          store: 'redis',
-        };
+          plan.decisionLimit,
+          Number(reply[at + 1]),
+          Number(reply[at + 2]),
+          Number(reply[at + 3]),
+          'redis',
+        );
         if (!allowed && pending.op === OP_CONSUME && this.denied !== undefined) this.rememberDenial(pending.key, pending.cost, decision);
         resolve(decision);
       } else if (pending.state === NOT_ADMITTED && pending.op === OP_CONSUME && allowed) {
@@ -591,9 +592,17 @@ export class RedisStore implements RateLimitStore {
 
   private expired(batch: Batch): void {
     if (batch.done) return;
-    batch.done = true; // already removed from the deadline queue
-    this.failed();
-    this.settleWithoutRedis(batch, new StoreUnavailableError('redis', `no answer within ${this.timeoutMs} ms`));
+    // When this process was too busy to run timers on time (a long synchronous task, a GC
+    // pause), the reply may be waiting, unread, in the socket: let the event loop read it first.
+    // And such lateness is ours, not Redis's: it does not count towards opening the breaker.
+    const lateMs = systemClock.now() - batch.deadline;
+    setImmediate(() => {
+      if (batch.done) return;
+      batch.done = true; // already removed from the deadline queue
+      if (lateMs < Math.max(20, this.timeoutMs / 2)) this.failed();
+      this.settleWithoutRedis(batch, new StoreUnavailableError('redis', `no answer within ${this.timeoutMs} ms`));
+      if (batch.parent !== undefined) this.childSettled(batch.parent);
+    });
   }
 
   private finish(batch: Batch): void {

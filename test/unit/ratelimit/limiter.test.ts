@@ -9,6 +9,7 @@ import {
   RateLimitedError,
   retry,
 } from '../../../src/index.js';
+import { fixedWindow } from '../../../src/ratelimit/algorithms/index.js';
 import { storeKey } from '../../../src/ratelimit/keys.js';
 import { memoryStore } from '../../../src/ratelimit/memory-store.js';
 import { rateLimit } from '../../../src/ratelimit/rate-limit-policy.js';
@@ -45,8 +46,18 @@ describe('storeKey', () => {
     [42, TypeError],
     [{}, TypeError],
     ['', RangeError],
+    ['\uD800', RangeError],
+    ['a\uDC00', RangeError],
+    [`${'x'.repeat(300)}\uD800`, RangeError],
   ])('refuses the key %o', (key, kind) => {
     expect(() => storeKey('rateLimiter.consume', 'api', key)).toThrow(kind);
+  });
+
+  it('refuses a key with a lone surrogate on the memory fast path too, and accepts U+FFFD and surrogate pairs', async () => {
+    const limiter = rateLimiter({ name: 'api', algorithm: fixedWindow({ limit: 3, windowMs: 60_000 }) });
+    await expect(limiter.consume('\uD800')).rejects.toThrow(/well-formed/);
+    await expect(limiter.consume('\uFFFD')).resolves.toMatchObject({ remaining: 2 });
+    await expect(limiter.consume('\uD83D\uDE00')).resolves.toMatchObject({ remaining: 2 });
   });
 });
 

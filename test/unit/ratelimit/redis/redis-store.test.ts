@@ -3,6 +3,7 @@
 // against real Redis servers is in test/integration/redis/.
 import diagnosticsChannel from 'node:diagnostics_channel';
 import { createRequire } from 'node:module';
+import net from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import { channelNames } from '../../../../src/core/diagnostics.js';
@@ -277,6 +278,36 @@ describe('when Redis does not answer in time', () => {
     expect(performance.now() - started).toBeGreaterThanOrEqual(19);
     expect(d).toMatchObject({ allowed: true, store: 'local', remaining: 9 });
     expect(client.calls).toHaveLength(1);
+  });
+
+  it('a reply that came in while this process was blocked past the deadline is still used, and no failure is counted', async () => {
+    // The reply travels over a real loopback socket, so that it waits to be read while the
+    // event loop runs its timers first, as an ioredis reply would.
+    let serverSide: net.Socket | undefined;
+    const server = net.createServer((socket) => (serverSide = socket));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const socket = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1');
+    await new Promise((resolve) => socket.once('connect', resolve));
+    while (serverSide === undefined) await sleep(1);
+    try {
+      const { client, store, limiter } = setup({ timeoutMs: 30, openAfterFailures: 1 });
+      const d = limiter.consume('k');
+      await flush();
+      const call = client.last();
+      socket.once('data', () => call.resolve(admitAll(call)));
+      setImmediate(() => {
+        serverSide!.write('reply');
+        // A long synchronous task: when it ends, the deadline has passed and the reply is unread.
+        const until = performance.now() + 60;
+        while (performance.now() < until);
+      });
+      expect((await d).store).toBe('redis');
+      expect(store.status).toBe('ready');
+    } finally {
+      socket.destroy();
+      serverSide.destroy();
+      await new Promise((resolve) => server.close(resolve));
+    }
   });
 
   it('a quota fails closed by default; fail-open admits', async () => {
