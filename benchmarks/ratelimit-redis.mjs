@@ -28,7 +28,7 @@
 // no timeout and waits for Redis however long it takes, and so does bulwark here. With 100 ms, a
 // stall of the (shared, noisy) machine makes a whole tick's decisions fall back to the in-memory
 // store — three in a row open the store's breaker for a second — and those answers, much faster
-// // than Redis's, would flatter bulwark's figures. The ceiling (redis-benchmark -n 200000 -c 50,
+// than Redis's, would flatter bulwark's figures. The ceiling (redis-benchmark -n 200000 -c 50,
 // -P 1 and -P 16) is measured once per round too, pinned like the client.
 import { spawn, spawnSync } from 'node:child_process';
 import { accessSync, constants, mkdtempSync, readFileSync, rmSync } from 'node:fs';
