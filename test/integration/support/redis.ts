@@ -284,6 +284,10 @@ export async function disconnectClient(client: DisconnectableClient, timeoutMs =
     timeoutMs,
     `the client did not end within ${timeoutMs} ms of disconnect() (still open: ${open.filter((c) => c.status !== 'end').map((c) => c.status).join(', ')})`,
   );
+  // A Cluster also opens short-lived connections of its own (to refresh its slot map after a
+  // MOVED) that it disconnects as soon as they have answered; their sockets, and the timers
+  // ioredis arms until each closes, may outlive 'end' by a moment on loopback.
+  await new Promise((resolve) => setTimeout(resolve, client.nodes === undefined ? 0 : 50));
 }
 
 // ---------------------------------------------------------------------------------------------
