@@ -164,9 +164,12 @@ describe.each(clients)('Lua scripts mirror the TypeScript algorithms (%s)', (_la
           continue;
         }
         expect(parseStored(algorithm.kind, stored), `${key} after round ${round}`).toEqual(state === undefined ? undefined : [...state]);
-        // The TTL is the one the TypeScript algorithm asks for (PX is whole ms, set at the batch's time).
+        // The TTL is the one the TypeScript algorithm asks for. PX is whole ms, counted by Redis
+        // from its own clock when the SET runs, which may have ticked past the script's TIME by
+        // a ms; and a window's key written with KEEPTTL keeps the expiry of an earlier batch of
+        // the same window (the same instant, up to that rounding): so 2 ms of slack above.
         expect(pttl, `${key} has a TTL`).toBeGreaterThanOrEqual(0); // -1 would mean none; 0, under 1 ms left
-        expect(pttl).toBeLessThanOrEqual(Math.ceil(expiresAt! - nowMs) + 1);
+        expect(pttl).toBeLessThanOrEqual(Math.ceil(expiresAt! - nowMs) + 2);
         expect(pttl).toBeGreaterThanOrEqual(Math.floor(expiresAt! - readBy) - 1);
       }
       if (random() < 0.5) await sleep(between(random, 1, 25));

@@ -16,7 +16,9 @@ ARGV[3+2i]    cost of decision i, whole units from 1 to limit (refunds are clamp
 Returns       { sec, usec, status, then four integers per decision }
               status 0: decided; 2: stale, nothing changed and nothing follows
               per decision: allowed (1 or 0), remaining, resetMs, retryAfterMs (a refund: 0 0 0 0)
-Every written key gets a TTL (PX): the time until its window ends.
+Every written key gets a TTL: PX, the time until its window ends, when the key is new to its
+window; KEEPTTL (Redis >= 6.0) when it already holds a count of that window, whose TTL already
+ends with it (cheaper: no expiry to reset).
 ]]
 local time = redis.call('TIME')
 local sec, usec = tonumber(time[1]), tonumber(time[2])
@@ -26,6 +28,7 @@ local t = sec * 1000 + math.floor(usec / 1000)
 local s = t - (t % W)
 
 local starts, counts = {}, {} -- key -> window start and count, rolled to t (count 0: nothing held)
+local held = {} -- key -> true when it holds a count of the window in force (its TTL ends with it)
 local touched = {}
 local reply = { sec, usec, 0 }
 
@@ -35,7 +38,11 @@ for i = 1, #KEYS do
     local st, c = string.match(redis.call('GET', key) or '', '^(%-?%d+) (%d+)$')
     st, c = tonumber(st), tonumber(c)
     -- A stored start later than now (the clock stepped back) is kept with its count.
-    if st and st >= s then starts[key], counts[key] = st, c else starts[key], counts[key] = s, 0 end
+    if st and st >= s then
+      starts[key], counts[key], held[key] = st, c, true
+    else
+      starts[key], counts[key] = s, 0
+    end
   end
   local start, count = starts[key], counts[key]
   local op, cost = tonumber(ARGV[2 + 2 * i]), tonumber(ARGV[3 + 2 * i])
@@ -64,7 +71,11 @@ for _, key in ipairs(touched) do
     written[key] = true
     if counts[key] > 0 then
       local st = starts[key]
-      redis.call('SET', key, string.format('%.0f %.0f', st, counts[key]), 'PX', string.format('%.0f', st + W - t))
+      if held[key] then
+        redis.call('SET', key, string.format('%.0f %.0f', st, counts[key]), 'KEEPTTL')
+      else
+        redis.call('SET', key, string.format('%.0f %.0f', st, counts[key]), 'PX', string.format('%.0f', st + W - t))
+      end
     else
       redis.call('DEL', key)
     end

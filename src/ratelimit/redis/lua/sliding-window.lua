@@ -16,7 +16,9 @@ ARGV[3+2i]    cost of decision i, whole units from 1 to limit (refunds are clamp
 Returns       { sec, usec, status, then four integers per decision }
               status 0: decided; 2: stale, nothing changed and nothing follows
               per decision: allowed (1 or 0), remaining, resetMs, retryAfterMs (a refund: 0 0 0 0)
-Every written key gets a TTL (PX): the time until nothing it holds is counted any more.
+Every written key gets a TTL: PX, the time until nothing it holds is counted any more; or
+KEEPTTL (Redis >= 6.0) when that time has not changed since the key was last written: same window,
+units in the current window before and after, no refund in this call (cheaper: no expiry to reset).
 Every product below is a whole number under 2^53 (limit * W <= 2^52 is checked by the client).
 ]]
 local time = redis.call('TIME')
@@ -36,7 +38,7 @@ local function roll(key)
   local st, cur, prev = string.match(redis.call('GET', key) or '', '^(%-?%d+) (%d+) (%d+)$')
   st, cur, prev = tonumber(st), tonumber(cur), tonumber(prev)
   if st == nil then return { s, 0, 0 } end
-  if st >= s then return { st, cur, prev } end -- same window, or the clock stepped back: kept
+  if st >= s then return { st, cur, prev, cur > 0 } end -- same window, or the clock stepped back: kept
   if st == s - W then return { s, 0, cur } end
   return { s, 0, 0 }
 end
@@ -81,6 +83,7 @@ for i = 1, #KEYS do
     local rest = cost - fromCurrent
     state[2] = cur - fromCurrent
     if rest < prev then state[3] = prev - rest else state[3] = 0 end
+    state[4] = false -- the time until nothing is counted may have shrunk
     touched[#touched + 1] = key
     reply[n + 1], reply[n + 2], reply[n + 3], reply[n + 4] = 0, 0, 0, 0
   else
@@ -112,7 +115,10 @@ for _, key in ipairs(touched) do
     written[key] = true
     local state = states[key]
     local ttl = resetAfter(state[1], state[2], state[3])
-    if ttl > 0 then
+    if ttl > 0 and state[4] and state[2] > 0 then
+      -- It expires at windowStart + 2W, as it did when last written.
+      redis.call('SET', key, string.format('%.0f %.0f %.0f', state[1], state[2], state[3]), 'KEEPTTL')
+    elseif ttl > 0 then
       redis.call('SET', key, string.format('%.0f %.0f %.0f', state[1], state[2], state[3]), 'PX', string.format('%.0f', ttl))
     else
       redis.call('DEL', key)
