@@ -36,8 +36,11 @@ local states = {}
 local touched = {}
 local reply = { sec, usec, 0 }
 
-local function current(key)
-  local st, used, en = string.match(redis.call('GET', key) or '', '^(%-?%d+) (%d+) (%-?%d+)$')
+-- Every key is read by one MGET (one command for the batch, not one per key).
+local stored = redis.call('MGET', unpack(KEYS))
+
+local function current(value)
+  local st, used, en = string.match(value or '', '^(%-?%d+) (%d+) (%-?%d+)$')
   st, used, en = tonumber(st), tonumber(used), tonumber(en)
   if st == nil then return { pStart, 0, pEnd, false } end
   if st < pStart then return { pStart, 0, pEnd, true } end
@@ -51,7 +54,7 @@ for i = 1, #KEYS do
   local key = KEYS[i]
   local state = states[key]
   if state == nil then
-    state = current(key)
+    state = current(stored[i])
     states[key] = state
   end
   local used = state[2]

@@ -27,6 +27,8 @@ if staleAfter > 0 and sec * 1000000 + usec > staleAfter then return { sec, usec,
 local t = sec * 1000 + math.floor(usec / 1000)
 local s = t - (t % W)
 
+-- Every key is read by one MGET (one command for the batch, not one per key).
+local stored = redis.call('MGET', unpack(KEYS))
 local starts, counts = {}, {} -- key -> window start and count, rolled to t (count 0: nothing held)
 local held = {} -- key -> true when it holds a count of the window in force (its TTL ends with it)
 local touched = {}
@@ -35,7 +37,7 @@ local reply = { sec, usec, 0 }
 for i = 1, #KEYS do
   local key = KEYS[i]
   if starts[key] == nil then
-    local st, c = string.match(redis.call('GET', key) or '', '^(%-?%d+) (%d+)$')
+    local st, c = string.match(stored[i] or '', '^(%-?%d+) (%d+)$')
     st, c = tonumber(st), tonumber(c)
     -- A stored start later than now (the clock stepped back) is kept with its count.
     if st and st >= s then

@@ -25,6 +25,8 @@ local now = sec * 1000000 + usec
 local T, tau, staleAfter = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 if staleAfter > 0 and now > staleAfter then return { sec, usec, 2 } end
 
+-- Every key is read by one MGET (one command for the batch, not one per key).
+local stored = redis.call('MGET', unpack(KEYS))
 local tats = {}    -- key -> tat as of this batch; false when the key holds nothing
 local touched = {} -- keys whose tat changed, in first-change order
 local reply = { sec, usec, 0 }
@@ -33,7 +35,7 @@ for i = 1, #KEYS do
   local key = KEYS[i]
   local tat = tats[key]
   if tat == nil then
-    tat = tonumber(redis.call('GET', key) or '') or false
+    tat = tonumber(stored[i] or '') or false
     tats[key] = tat
   end
   local op, cost = tonumber(ARGV[2 + 2 * i]), tonumber(ARGV[3 + 2 * i])

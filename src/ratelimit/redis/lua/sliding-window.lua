@@ -34,8 +34,11 @@ local states = {}
 local touched = {}
 local reply = { sec, usec, 0 }
 
-local function roll(key)
-  local st, cur, prev = string.match(redis.call('GET', key) or '', '^(%-?%d+) (%d+) (%d+)$')
+-- Every key is read by one MGET (one command for the batch, not one per key).
+local stored = redis.call('MGET', unpack(KEYS))
+
+local function roll(value)
+  local st, cur, prev = string.match(value or '', '^(%-?%d+) (%d+) (%d+)$')
   st, cur, prev = tonumber(st), tonumber(cur), tonumber(prev)
   if st == nil then return { s, 0, 0 } end
   if st >= s then return { st, cur, prev, cur > 0 } end -- same window, or the clock stepped back: kept
@@ -70,7 +73,7 @@ for i = 1, #KEYS do
   local key = KEYS[i]
   local state = states[key]
   if state == nil then
-    state = roll(key)
+    state = roll(stored[i])
     states[key] = state
   end
   local start, cur, prev = state[1], state[2], state[3]
