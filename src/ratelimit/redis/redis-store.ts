@@ -362,7 +362,11 @@ export class RedisStore implements RateLimitStore {
       lane.open.set(slot, batch);
       if (!this.flushScheduled) {
         this.flushScheduled = true;
-        process.nextTick(this.flush);
+        // Nothing in flight: send at the end of this tick, for the lowest latency. Batches in
+        // flight: Redis is busy anyway, so gather what the rest of this event-loop turn brings
+        // (an HTTP server decides once per request callback, each its own tick) into one call.
+        if (this.deadlines.size === 0) process.nextTick(this.flush);
+        else setImmediate(this.flush);
       }
     }
     const pending: Pending = {
