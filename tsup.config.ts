@@ -8,6 +8,9 @@ import { defineConfig } from 'tsup';
 export const entries = {
   index: 'src/index.ts',
   redis: 'src/ratelimit/redis/index.ts',
+  express: 'src/adapters/express.ts',
+  fastify: 'src/adapters/fastify.ts',
+  fetch: 'src/adapters/fetch.ts',
 } as const;
 
 export default defineConfig({

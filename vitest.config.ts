@@ -46,6 +46,21 @@ export default defineConfig({
           sequence: { groupOrder: 1 },
         },
       },
+      {
+        plugins: [luaText],
+        test: {
+          // Real HTTP servers on port 0 (Express 4 and 5, Fastify 4 and 5), real fetch, and child
+          // processes that get real signals. Runs after the Redis integration tests so the two do
+          // not fight for the cores; files that need Redis start their own servers.
+          name: 'adapters',
+          include: ['test/adapters/**/*.test.ts'],
+          setupFiles: ['test/support/setup.ts'],
+          environment: 'node',
+          testTimeout: 30_000,
+          hookTimeout: 30_000,
+          sequence: { groupOrder: 2 },
+        },
+      },
     ],
   },
 });

@@ -11,3 +11,5 @@ export * from './bulkhead/index.js';
 export * from './fallback/index.js';
 export * from './hedge/index.js';
 export * from './ratelimit/index.js';
+export * from './health/index.js';
+export * from './shedding/index.js';

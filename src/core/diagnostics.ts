@@ -34,6 +34,14 @@ export const channelNames = {
    * (`fallback` is the store's `onStoreError`, or `'none'` for refunds and resets, which reject).
    */
   storeError: 'bulwark:ratelimit:store-error',
+  /** A load shedder rejected a request: `{ reason, value, threshold }` (reason: `'eventLoopDelay' | 'eventLoopUtilization' | 'heapUsed' | ...`). */
+  sheddingRejected: 'bulwark:shedding:rejected',
+  /** A health check finished: `{ check, status, durationMs, cached }` (never the error's internals). */
+  healthCheck: 'bulwark:health:check',
+  /** Graceful shutdown moved to a phase: `{ phase, signal }` (`'draining' | 'closing' | 'hooks' | 'exiting'`). */
+  shutdownPhase: 'bulwark:health:shutdown',
+  /** The fetch adapter moved a request to another endpoint: `{ policy, from, to, reason }` (endpoint origins as configured). */
+  fetchFailover: 'bulwark:fetch:failover',
 } as const;
 
 /** Message published on the `execute` tracing channel. */
@@ -53,3 +61,7 @@ export const timeoutChannel = diagnosticsChannel.channel(channelNames.timeout);
 export const bulkheadRejectedChannel = diagnosticsChannel.channel(channelNames.bulkheadRejected);
 export const fallbackChannel = diagnosticsChannel.channel(channelNames.fallback);
 export const hedgeChannel = diagnosticsChannel.channel(channelNames.hedge);
+export const sheddingRejectedChannel = diagnosticsChannel.channel(channelNames.sheddingRejected);
+export const healthCheckChannel = diagnosticsChannel.channel(channelNames.healthCheck);
+export const shutdownPhaseChannel = diagnosticsChannel.channel(channelNames.shutdownPhase);
+export const fetchFailoverChannel = diagnosticsChannel.channel(channelNames.fetchFailover);

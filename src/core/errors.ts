@@ -9,7 +9,8 @@ export type BulwarkErrorCode =
   | 'ERR_BULWARK_BULKHEAD_REJECTED'
   | 'ERR_BULWARK_RATE_LIMITED'
   | 'ERR_BULWARK_QUOTA_EXCEEDED'
-  | 'ERR_BULWARK_STORE_UNAVAILABLE';
+  | 'ERR_BULWARK_STORE_UNAVAILABLE'
+  | 'ERR_BULWARK_HTTP_STATUS';
 
 /**
  * Base class of every error bulwark itself rejects with. Errors thrown by your own functions pass

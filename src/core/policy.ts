@@ -125,7 +125,7 @@ export abstract class PolicyBase<R = never> implements ContextualPolicy<R> {
  * observed (never an unhandled rejection); the listener is removed when either settles. Costs
  * one listener, and only when the caller passed a signal.
  */
-function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
+export function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
   return new Promise<T>((resolve, reject) => {
     const onAbort = (): void => reject(signal.reason);
     signal.addEventListener('abort', onAbort, { once: true });

@@ -19,6 +19,9 @@ const files = blocks.map((code, i) => {
   const file = join(outDir, `example-${String(i + 1).padStart(2, '0')}.ts`);
   const source = code
     .replaceAll("from 'bulwark/redis'", "from '../../../src/ratelimit/redis/index.js'")
+    .replaceAll("from 'bulwark/express'", "from '../../../src/adapters/express.js'")
+    .replaceAll("from 'bulwark/fastify'", "from '../../../src/adapters/fastify.js'")
+    .replaceAll("from 'bulwark/fetch'", "from '../../../src/adapters/fetch.js'")
     .replaceAll("from 'bulwark'", "from '../../../src/index.js'");
   writeFileSync(file, `${source}\nexport {};\n`);
   return file;

@@ -7,3 +7,4 @@ export {
   type StoreErrorMode,
 } from './redis-store.js';
 export { scripts } from './scripts.js';
+export { redisCheck, type RedisCheckOptions, type RedisPingClient, type RedisStatusSource } from './health.js';

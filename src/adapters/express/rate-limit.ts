@@ -1,0 +1,100 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { type AddressedRequest } from '../../http/client-address.js';
+import { PROBLEM_CONTENT_TYPE } from '../../http/problem.js';
+import {
+  checkDecider,
+  checkHttpOptions,
+  decideRequest,
+  type HttpRateLimitOptions,
+  RateLimitRule,
+  retryAfterValue,
+} from '../../http/rate-limit-rule.js';
+import type { Decider } from '../../ratelimit/rate-limit-policy.js';
+import type { LimiterDecision } from '../../ratelimit/store.js';
+
+/**
+ * Express's `next`: called with nothing to go on, or with an error.
+ * @example
+ * const next: BulwarkNextFunction = (err) => { if (err) console.error(err); };
+ */
+export type BulwarkNextFunction = (error?: unknown) => void;
+
+/**
+ * A middleware as Express 4 and 5 call it. Express's request and response extend node's
+ * `IncomingMessage` and `ServerResponse`, so this is accepted by `app.use` and route methods.
+ * @example
+ * const middleware: BulwarkMiddleware = rateLimitMiddleware(limiter);
+ * app.use(middleware);
+ */
+export type BulwarkMiddleware = (request: IncomingMessage, response: ServerResponse, next: BulwarkNextFunction) => void;
+
+/**
+ * Options of {@link rateLimitMiddleware}.
+ * @example
+ * const options: RateLimitMiddlewareOptions = { key: (req) => String(req.headers['x-api-key']), skip: (req) => req.url === '/healthz' };
+ */
+export type RateLimitMiddlewareOptions = HttpRateLimitOptions<IncomingMessage>;
+
+const owner = 'rateLimitMiddleware';
+
+function setDraftHeaders(rule: RateLimitRule<IncomingMessage>, response: ServerResponse, decision: LimiterDecision): void {
+  response.setHeader('RateLimit-Policy', rule.policyHeader(decision));
+  response.setHeader('RateLimit', rule.rateLimitHeader(decision));
+  if (rule.legacy) {
+    response.setHeader('X-RateLimit-Limit', String(decision.limit > 0 ? Math.floor(decision.limit) : 0));
+    response.setHeader('X-RateLimit-Remaining', String(decision.remaining > 0 ? Math.floor(decision.remaining) : 0));
+    response.setHeader('X-RateLimit-Reset', String(decision.resetMs > 0 ? Math.ceil(decision.resetMs / 1000) : 0));
+  }
+}
+
+async function limit(
+  rule: RateLimitRule<IncomingMessage>,
+  request: IncomingMessage,
+  response: ServerResponse,
+  next: BulwarkNextFunction,
+): Promise<void> {
+  let decision: LimiterDecision | undefined;
+  try {
+    decision = await decideRequest(rule, request, request as AddressedRequest);
+  } catch (error) {
+    next(error);
+    return;
+  }
+  if (decision === undefined) {
+    next();
+    return;
+  }
+  // The client may be gone already; a response to nobody is skipped, and the route is not run.
+  if (response.headersSent) return;
+  if (rule.draft) setDraftHeaders(rule, response, decision);
+  if (decision.allowed) {
+    next();
+    return;
+  }
+  const body = rule.denial;
+  response.statusCode = body.status;
+  response.setHeader('Retry-After', retryAfterValue(decision));
+  response.setHeader('Content-Type', PROBLEM_CONTENT_TYPE);
+  response.setHeader('Content-Length', body.length);
+  response.end(body.body);
+}
+
+/**
+ * Express 4/5 middleware that takes units from a rate limiter (or quota) for each request, keyed
+ * by the client address unless `key` says otherwise. Allowed requests go on with `RateLimit-Policy`
+ * and `RateLimit` headers; denied ones get 429, `Retry-After` and an `application/problem+json`
+ * body. An error from `key`, `cost`, `skip` or the limiter goes to `next(err)`, to the app's error
+ * handler.
+ * @example
+ * const limiter = rateLimiter({ name: 'api', algorithm: gcra({ limit: 100, periodMs: 60_000 }) });
+ * app.use(rateLimitMiddleware(limiter, { trustProxy: ['10.0.0.0/8'] }));
+ * app.post('/search', rateLimitMiddleware(searchLimiter, { cost: 5 }), search);
+ */
+export function rateLimitMiddleware(limiter: Decider, options?: RateLimitMiddlewareOptions): BulwarkMiddleware {
+  const decider = checkDecider(owner, 'the first argument', limiter);
+  const { rule, shared } = checkHttpOptions<IncomingMessage>(owner, options as RateLimitMiddlewareOptions & Record<string, unknown>);
+  const compiled = new RateLimitRule<IncomingMessage>(owner, decider, rule, shared);
+  return function bulwarkRateLimit(request, response, next) {
+    limit(compiled, request, response, next).catch(next);
+  };
+}

@@ -1,0 +1,692 @@
+import type { Backoff } from '../../backoff/backoff.js';
+import { circuitBreaker, CircuitBreakerPolicy, defaultHandle } from '../../circuit/circuit-breaker.js';
+import type { BreakerStrategy } from '../../circuit/strategies.js';
+import { type Clock, systemClock } from '../../core/clock.js';
+import { Context, type ExecutionContext, RootContext } from '../../core/context.js';
+import { fetchFailoverChannel } from '../../core/diagnostics.js';
+import { BrokenCircuitError, isBulwarkError, QuotaExceededError, RateLimitedError } from '../../core/errors.js';
+import { type Disposable, EventEmitter, type EventSubscriber, toDisposable } from '../../core/events.js';
+import { PipelinePolicy } from '../../core/pipeline.js';
+import { type ContextualPolicy, invoke, type Policy, untilAborted } from '../../core/policy.js';
+import {
+  checkOptions,
+  clockOption,
+  countOption,
+  durationOption,
+  functionOption,
+  nameOption,
+  show,
+} from '../../core/validate.js';
+import { hedge, type HedgePolicy } from '../../hedge/hedge.js';
+import type { Decider } from '../../ratelimit/rate-limit-policy.js';
+import type { RetryBudget } from '../../retry/budget.js';
+import { defaultRetryHandle, retry, type RetryEvent, type RetryPolicy } from '../../retry/retry.js';
+import { timeout, type TimeoutPolicy } from '../../timeout/timeout.js';
+import { type Endpoint, joinPath, parseEndpoints, preferenceOrder } from './endpoints.js';
+import { HttpStatusError } from './http-status-error.js';
+import { neverSent, requestTraits, type RequestTraits } from './request-rules.js';
+import { delayHint } from './retry-after.js';
+
+/**
+ * What `fetch` takes as its first argument: a URL string, a `URL` or a `Request`.
+ * @example
+ * const input: FetchInput = new URL('http://127.0.0.1:8080/health');
+ */
+export type FetchInput = Parameters<typeof globalThis.fetch>[0];
+/**
+ * What `fetch` takes as its second argument (`RequestInit`, or undefined).
+ * @example
+ * const init: FetchInit = { method: 'PUT', body: '{}', headers: { 'content-type': 'application/json' } };
+ */
+export type FetchInit = Parameters<typeof globalThis.fetch>[1];
+
+/**
+ * Retry settings of {@link createFetch}: those of `retry()` that make sense per request.
+ * @example
+ * createFetch({ retry: { maxAttempts: 4, backoff: exponential({ initialMs: 50 }), maxDelayMs: 5_000, budget: retryBudget() } });
+ */
+export interface FetchRetryOptions {
+  /** Attempts in all, the first included. @default 3 */
+  readonly maxAttempts?: number;
+  /** Delay before each retry. @default exponential() — 100 ms doubling to 30 s, full jitter */
+  readonly backoff?: Backoff;
+  /** Cap on every delay, including one a response asks for with `Retry-After`, in ms. @default 30000 */
+  readonly maxDelayMs?: number;
+  /** A retry budget, possibly shared with other clients of the same dependency. No budget by default. */
+  readonly budget?: RetryBudget;
+}
+
+/**
+ * Circuit-breaker settings of {@link createFetch}, applied to each origin's own breaker.
+ * @example
+ * createFetch({ circuitBreaker: { breaker: consecutive(3), halfOpenAfterMs: 5_000 } });
+ */
+export interface FetchCircuitBreakerOptions {
+  /** When to open. @default consecutive(5) */
+  readonly breaker?: BreakerStrategy;
+  /** How long an origin is left alone before a probe, in ms, or a backoff. @default 10000 */
+  readonly halfOpenAfterMs?: number | Backoff;
+  /** Probes admitted while half-open. @default 1 */
+  readonly halfOpenMaxCalls?: number;
+  /** A probe unsettled after this long counts as a failure, in ms. @default 30000 */
+  readonly probeTimeoutMs?: number;
+}
+
+/**
+ * Hedging settings of {@link createFetch}; only GET, HEAD and OPTIONS requests are hedged.
+ * @example
+ * createFetch({ hedge: { delayMs: 100, maxHedges: 1 } });
+ */
+export interface FetchHedgeOptions {
+  /** How long an attempt may run before another starts beside it, in ms. */
+  readonly delayMs: number;
+  /** Extra attempts at most. @default 1 */
+  readonly maxHedges?: number;
+}
+
+/**
+ * Rate-limit settings of {@link createFetch}: every attempt takes units from `limiter` first.
+ * @example
+ * createFetch({ rateLimit: { limiter: rateLimiter({ algorithm: gcra({ limit: 10, periodMs: 1_000 }) }), key: (url) => url.host } });
+ */
+export interface FetchRateLimitOptions {
+  /** A `rateLimiter()` or a `quota()`. */
+  readonly limiter: Decider;
+  /** The key to limit by, from the attempt's URL. @default the URL's origin */
+  readonly key?: (url: URL) => string;
+  /** Units each attempt takes. @default 1 */
+  readonly cost?: number;
+}
+
+/**
+ * Options of {@link createFetch}; every one is optional.
+ * @example
+ * const options: CreateFetchOptions = { endpoints: ['http://a:8080', 'http://b:8080'], attemptTimeoutMs: 2_000 };
+ */
+export interface CreateFetchOptions {
+  /**
+   * Base URLs of one logical service, primary first. Requests then take a path (`f('/users')`)
+   * and go to the first endpoint whose breaker admits them; without it, requests take absolute
+   * URLs and each origin gets its own breaker. @default none
+   */
+  readonly endpoints?: readonly (string | URL)[];
+  /** Limit on each attempt, until the response headers arrive, in ms; `false` for none. @default 10000 */
+  readonly attemptTimeoutMs?: number | false;
+  /** Limit on the whole call — attempts and waits — in ms; `false` for none. @default false */
+  readonly timeoutMs?: number | false;
+  /** Retries of failed attempts; `false` never retries. @default { maxAttempts: 3 } */
+  readonly retry?: FetchRetryOptions | false;
+  /** Statuses that count as a failed attempt (retried; 5xx also counted by the breaker). @default [408, 429, 500, 502, 503, 504] */
+  readonly retryOn?: readonly number[];
+  /** One breaker per origin (per endpoint); `false` for none. @default { breaker: consecutive(5), halfOpenAfterMs: 10000 } */
+  readonly circuitBreaker?: FetchCircuitBreakerOptions | false;
+  /** Most origins that keep a breaker, without `endpoints`; the least recently used closed one goes first. @default 100 */
+  readonly maxOrigins?: number;
+  /** Hedge slow GET, HEAD and OPTIONS requests. No hedging by default. */
+  readonly hedge?: FetchHedgeOptions;
+  /** Take units from a rate limiter or quota before each attempt. None by default. */
+  readonly rateLimit?: FetchRateLimitOptions;
+  /** The `fetch` to call. @default globalThis.fetch, read at each call */
+  readonly fetch?: typeof globalThis.fetch;
+  /** Name in events and telemetry; breakers are named `<name> <origin>`. @default 'fetch' */
+  readonly name?: string;
+  /** Time source of the policies (inject a ManualClock in tests). @default systemClock */
+  readonly clock?: Clock;
+}
+
+/**
+ * Why a request went to another endpoint than the one before it.
+ * @example
+ * f.onFailover(({ reason }) => { if (reason === 'circuit-open') alertOnCall(); });
+ */
+export type FailoverReason = 'circuit-open' | 'failure' | 'hedge';
+
+/**
+ * Payload of {@link ResilientFetch.onFailover} and of `bulwark:fetch:failover`.
+ * @example
+ * f.onFailover(({ from, to, reason }) => console.log(`${from} -> ${to} (${reason})`));
+ */
+export interface FailoverEvent {
+  /** The fetch's `name`. */
+  readonly policy: string;
+  /** Origin of the endpoint the call was on (the primary, for a call's first attempt). */
+  readonly from: string;
+  /** Origin of the endpoint the attempt goes to. */
+  readonly to: string;
+  /**
+   * `'circuit-open'`: `from`'s breaker turned the attempt away; `'failure'`: the call's previous
+   * attempt failed on `from`; `'hedge'`: a hedge, while the attempt on `from` still runs.
+   */
+  readonly reason: FailoverReason;
+}
+
+/**
+ * A `fetch` with a resilience pipeline, built by {@link createFetch}. Call it as you call `fetch`.
+ * @example
+ * const f = createFetch({ retry: { maxAttempts: 3 } });
+ * const res = await f('http://127.0.0.1:8080/health');
+ */
+export interface ResilientFetch {
+  (input: FetchInput, init?: FetchInit): Promise<Response>;
+  /** The `name` option. */
+  readonly name: string;
+  /** The endpoints' base URLs, primary first (empty without `endpoints`). */
+  readonly endpoints: readonly string[];
+  /** The breaker of an origin (an endpoint's, or one seen in a request), if it has one. */
+  circuitBreaker(origin: string | URL): CircuitBreakerPolicy | undefined;
+  /** Subscribes to retries (the `error` of a retried status is an {@link HttpStatusError}). */
+  readonly onRetry: EventSubscriber<RetryEvent>;
+  /** Subscribes to failovers from one endpoint to another. */
+  readonly onFailover: EventSubscriber<FailoverEvent>;
+}
+
+const keys = [
+  'endpoints',
+  'attemptTimeoutMs',
+  'timeoutMs',
+  'retry',
+  'retryOn',
+  'circuitBreaker',
+  'maxOrigins',
+  'hedge',
+  'rateLimit',
+  'fetch',
+  'name',
+  'clock',
+] as const;
+const retryKeys = ['maxAttempts', 'backoff', 'maxDelayMs', 'budget'] as const;
+const breakerKeys = ['breaker', 'halfOpenAfterMs', 'halfOpenMaxCalls', 'probeTimeoutMs'] as const;
+const hedgeKeys = ['delayMs', 'maxHedges'] as const;
+const rateLimitKeys = ['limiter', 'key', 'cost'] as const;
+const owner = 'createFetch';
+
+/** Statuses retried by default: timeouts, rate limits and the server errors a retry can cure. */
+const defaultRetryOn: readonly number[] = [408, 429, 500, 502, 503, 504];
+
+/** A breaker turned the attempt away (open, isolated, or half-open with its probes taken). */
+function isRejection(error: unknown): boolean {
+  return isBulwarkError(error, 'ERR_BULWARK_BROKEN_CIRCUIT') || isBulwarkError(error, 'ERR_BULWARK_ISOLATED_CIRCUIT');
+}
+
+/**
+ * What a breaker counts: network errors, timeouts and 5xx statuses. Not a 408 or 429 (about this
+ * client, not the server's health), not a rate limit of our own, not a cancellation.
+ */
+function breakerHandle(error: unknown): boolean {
+  if (error instanceof HttpStatusError) return error.status >= 500;
+  if (isBulwarkError(error, 'ERR_BULWARK_RATE_LIMITED') || isBulwarkError(error, 'ERR_BULWARK_QUOTA_EXCEEDED')) return false;
+  return defaultHandle(error);
+}
+
+/**
+ * Failed statuses whose asked-for delay would outlast the call's overall deadline: retrying them
+ * could only end in a TimeoutError, so the call returns the response at once instead.
+ */
+const outlasting = new WeakSet<HttpStatusError>();
+
+/**
+ * What a retry of an idempotent request retries: failed statuses, network errors, timeouts and
+ * rate limits. Not a TypeError without a cause: undici's network errors always carry one, so
+ * that is a bad argument (an invalid header, a body on a GET) that would fail every time.
+ */
+function retryHandle(error: unknown): boolean {
+  if (error instanceof HttpStatusError) return !outlasting.has(error);
+  if (error instanceof TypeError && error.cause === undefined) return false;
+  return defaultRetryHandle(error);
+}
+
+/** AbortSignal.any arrived in Node 20.3; before it, the caller's signal stops at the response. */
+const anySignal = typeof AbortSignal.any === 'function';
+
+/** Cancels a body nobody will read, so undici frees its connection. */
+function discard(response: Response): void {
+  const body = response.body;
+  if (body === null || body.locked || response.bodyUsed) return;
+  body.cancel().catch(() => {});
+}
+
+/** The per-origin (or per-endpoint) state: its breaker. */
+interface Target {
+  readonly origin: string;
+  readonly breaker: CircuitBreakerPolicy | undefined;
+}
+
+/** Internal: the settings every call reads. */
+interface Settings {
+  readonly name: string;
+  readonly fetch: typeof globalThis.fetch | undefined;
+  readonly retryOn: ReadonlySet<number>;
+  readonly attemptTimeout: TimeoutPolicy | undefined;
+  /** The overall timeout, if any, and the clock it runs on. */
+  readonly totalMs: number | undefined;
+  readonly clock: Clock;
+  /** The longest wait a retry makes (its `maxDelayMs`). */
+  readonly maxDelayMs: number;
+  readonly rateLimit:
+    | { readonly limiter: Decider; readonly key: ((url: URL) => string) | undefined; readonly cost: number }
+    | undefined;
+}
+
+class ResilientFetcher {
+  readonly settings: Settings;
+  readonly endpoints: readonly Endpoint[];
+  readonly endpointTargets: readonly Target[];
+  readonly failedOver = new EventEmitter<FailoverEvent>();
+  private readonly origins = new Map<string, Target>();
+  private readonly maxOrigins: number;
+  private readonly makeBreaker: ((origin: string) => CircuitBreakerPolicy) | undefined;
+  private readonly retrying: PipelinePolicy | undefined;
+  private readonly hedged: PipelinePolicy | undefined;
+  private readonly resending: PipelinePolicy | undefined;
+  private readonly single: PipelinePolicy | undefined;
+  readonly retryPolicies: readonly RetryPolicy[];
+
+  constructor(options: CreateFetchOptions | undefined) {
+    const o = checkOptions(owner, options, keys);
+    const name = nameOption(owner, o.name, 'fetch');
+    const clock = clockOption(owner, o.clock, systemClock);
+    const fetchImpl =
+      o.fetch === undefined ? undefined : functionOption<typeof globalThis.fetch>(owner, 'fetch', o.fetch, globalThis.fetch);
+
+    const retryOn = o.retryOn === undefined ? defaultRetryOn : o.retryOn;
+    if (!Array.isArray(retryOn)) {
+      throw new TypeError(`${owner}: option "retryOn" must be an array of HTTP statuses, got ${show(retryOn)}`);
+    }
+    retryOn.forEach((status: unknown, i) => countOption(owner, `retryOn[${i}]`, status, 0, { min: 100, max: 599 }));
+
+    const positive = { exclusiveMin: true };
+    const attemptMs =
+      o.attemptTimeoutMs === false ? undefined : durationOption(owner, 'attemptTimeoutMs', o.attemptTimeoutMs, 10_000, positive);
+    const totalMs =
+      o.timeoutMs === false || o.timeoutMs === undefined ? undefined : durationOption(owner, 'timeoutMs', o.timeoutMs, 0, positive);
+
+    // Breakers: validated now by building one, so a bad option throws here and not at the first request.
+    if (o.circuitBreaker !== false) {
+      const b = checkOptions(`${owner}: option "circuitBreaker"`, o.circuitBreaker, breakerKeys);
+      this.makeBreaker = (origin) => circuitBreaker({ ...b, handle: breakerHandle, name: `${name} ${origin}`, clock });
+      this.makeBreaker('validation');
+    } else {
+      this.makeBreaker = undefined;
+    }
+
+    this.endpoints = o.endpoints === undefined ? [] : parseEndpoints(owner, o.endpoints);
+    if (o.endpoints !== undefined && o.maxOrigins !== undefined) {
+      throw new TypeError(
+        `${owner}: option "maxOrigins" applies only without "endpoints" (each endpoint has one breaker), got ${show(o.maxOrigins)}`,
+      );
+    }
+    this.maxOrigins = countOption(owner, 'maxOrigins', o.maxOrigins, 100, { max: 100_000 });
+    this.endpointTargets = this.endpoints.map((e) => ({ origin: e.origin, breaker: this.makeBreaker?.(e.origin) }));
+
+    let rateLimit: Settings['rateLimit'];
+    if (o.rateLimit !== undefined) {
+      const r = checkOptions(`${owner}: option "rateLimit"`, o.rateLimit, rateLimitKeys);
+      const limiter = r.limiter as Decider | undefined;
+      if (typeof limiter !== 'object' || limiter === null || typeof limiter.consume !== 'function') {
+        throw new TypeError(`${owner}: option "rateLimit.limiter" must be a rate limiter or a quota, got ${show(limiter)}`);
+      }
+      const key = r.key === undefined ? undefined : functionOption<(url: URL) => string>(owner, 'rateLimit.key', r.key, String);
+      const cost = countOption(owner, 'rateLimit.cost', r.cost, 1, { max: Number.MAX_SAFE_INTEGER });
+      rateLimit = { limiter, key, cost };
+    }
+
+    let hedgePolicy: HedgePolicy | undefined;
+    if (o.hedge !== undefined) {
+      if (typeof o.hedge !== 'object' || o.hedge === null) {
+        throw new TypeError(`${owner}: option "hedge" must be an object with "delayMs", got ${show(o.hedge)}`);
+      }
+      const h = checkOptions(`${owner}: option "hedge"`, o.hedge, hedgeKeys);
+      hedgePolicy = hedge({ ...(h as FetchHedgeOptions), name, clock });
+    }
+
+    const total: Policy<never>[] = totalMs === undefined ? [] : [timeout(totalMs, { name: `${name} total`, clock })];
+    // Named after the fetch, so the `bulwark:execute` span around a whole call says which client it is.
+    const pipeline = (...policies: Policy<never>[]): PipelinePolicy => new PipelinePolicy(policies, name);
+    const policies: RetryPolicy[] = [];
+    if (o.retry !== false) {
+      const r = checkOptions(`${owner}: option "retry"`, o.retry, retryKeys);
+      const all = retry({ ...r, handle: retryHandle, name, clock });
+      // A request that may not be repeated is still sent again when the first try provably never
+      // left: the connection was refused (then a standby can take it).
+      const unsent = retry({ ...r, handle: neverSent, name, clock });
+      policies.push(all, unsent);
+      // A response given up for a retry is not read: free its connection before the wait.
+      const release = ({ error }: RetryEvent): void => {
+        if (error instanceof HttpStatusError) discard(error.response);
+      };
+      all.onRetry(release);
+      this.retrying = pipeline(...total, all);
+      this.hedged = hedgePolicy === undefined ? undefined : pipeline(...total, all, hedgePolicy);
+      this.resending = pipeline(...total, unsent);
+    } else {
+      this.retrying = this.resending = undefined;
+      this.hedged = hedgePolicy === undefined ? undefined : pipeline(...total, hedgePolicy);
+    }
+    this.retryPolicies = policies;
+    this.single = total.length === 0 ? undefined : pipeline(...total);
+
+    this.settings = {
+      name,
+      fetch: fetchImpl,
+      retryOn: new Set(retryOn as number[]),
+      attemptTimeout: attemptMs === undefined ? undefined : timeout(attemptMs, { name: `${name} attempt`, clock }),
+      totalMs,
+      clock,
+      maxDelayMs: policies[0]?.maxDelayMs ?? 0,
+      rateLimit,
+    };
+  }
+
+  /** The pipeline a request runs under, from what may safely be repeated. */
+  pipelineFor(traits: RequestTraits): PipelinePolicy | undefined {
+    if (traits.hedgeable && this.hedged !== undefined) return this.hedged;
+    if (traits.retryable && this.retrying !== undefined) return this.retrying;
+    if (traits.resendable && this.resending !== undefined) return this.resending;
+    return this.single;
+  }
+
+  /** The target of an origin, made on first use; the least recently used closed one goes when full. */
+  originTarget(origin: string): Target {
+    if (this.makeBreaker === undefined) return { origin, breaker: undefined };
+    const found = this.origins.get(origin);
+    if (found !== undefined) {
+      // Map order is the recency order: move it to the back.
+      this.origins.delete(origin);
+      this.origins.set(origin, found);
+      return found;
+    }
+    if (this.origins.size >= this.maxOrigins) this.evictOne();
+    const target: Target = { origin, breaker: this.makeBreaker(origin) };
+    this.origins.set(origin, target);
+    return target;
+  }
+
+  /** Drops the least recently used closed breaker, or the least recently used one if none is closed. */
+  private evictOne(): void {
+    let victim: string | undefined;
+    for (const [origin, target] of this.origins) {
+      victim ??= origin;
+      if (target.breaker!.state === 'closed') {
+        victim = origin;
+        break;
+      }
+    }
+    if (victim !== undefined) this.origins.delete(victim);
+  }
+
+  breakerOf(origin: string | URL): CircuitBreakerPolicy | undefined {
+    let key: string;
+    try {
+      key = new URL(origin).origin;
+    } catch {
+      return undefined;
+    }
+    const endpoint = this.endpointTargets.find((t) => t.origin === key);
+    return endpoint !== undefined ? endpoint.breaker : this.origins.get(key)?.breaker;
+  }
+
+  announce(event: FailoverEvent): void {
+    this.failedOver.emit(event);
+    if (fetchFailoverChannel.hasSubscribers) fetchFailoverChannel.publish(event);
+  }
+
+  get announcing(): boolean {
+    return this.failedOver.active || fetchFailoverChannel.hasSubscribers;
+  }
+
+  run(input: FetchInput, init: FetchInit): Promise<Response> {
+    let call: Call;
+    try {
+      call = new Call(this, input, init);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return call.start();
+  }
+}
+
+/** One call of the resilient fetch: its request, its attempts, the responses it has seen. */
+class Call {
+  private readonly url: URL | undefined;
+  private readonly path: string | undefined;
+  private readonly request: Request | undefined;
+  private readonly init: FetchInit;
+  private readonly callerSignal: AbortSignal | undefined;
+  private readonly traits: RequestTraits;
+  /** Responses received, to cancel every one the caller will not get. */
+  private responses: Response[] = [];
+  private closed = false;
+  /** The latest failed-status response: the only one a retry or hedge may still return. */
+  private held: Response | undefined;
+  /** With endpoints: per endpoint, the sequence number of this call's latest attempt there. */
+  private readonly lastUsed: number[] | undefined;
+  /** With endpoints: per endpoint, this call's attempts still running there. */
+  private readonly running: number[] | undefined;
+  private sequence = 0;
+  /** When the overall timeout ends the call, on the policies' clock. */
+  private readonly deadline: number;
+  /** With endpoints: the endpoint of the latest attempt. */
+  private current = 0;
+
+  constructor(
+    private readonly fetcher: ResilientFetcher,
+    input: FetchInput,
+    init: FetchInit,
+  ) {
+    if (init !== undefined && (typeof init !== 'object' || init === null)) {
+      throw new TypeError(`fetch: init must be an object, got ${show(init)}`);
+    }
+    this.init = init;
+    const total = fetcher.settings.totalMs;
+    this.deadline = total === undefined ? Infinity : fetcher.settings.clock.now() + total;
+    const isRequest = input instanceof Request;
+    if (fetcher.endpoints.length > 0) {
+      if (typeof input !== 'string') {
+        const got = isRequest ? 'a Request' : show(input);
+        throw new TypeError(`fetch: with "endpoints", the input must be a path such as '/users', got ${got}`);
+      }
+      joinPath('http://check', input); // refuses an absolute URL now, before any attempt
+      this.path = input;
+      this.lastUsed = fetcher.endpoints.map(() => 0);
+      this.running = fetcher.endpoints.map(() => 0);
+    } else {
+      // new URL() throws a TypeError for a relative or malformed URL, as fetch would reject.
+      this.url = isRequest ? new URL(input.url) : new URL(input as string | URL);
+      if (isRequest) this.request = input;
+    }
+    const method = init?.method ?? (isRequest ? input.method : 'GET');
+    const headers = new Headers(init?.headers ?? (isRequest ? input.headers : undefined));
+    const body = init?.body !== undefined ? init.body : isRequest ? input.body : null;
+    this.traits = requestTraits(method, headers, body);
+    const signal = init?.signal ?? (isRequest ? input.signal : undefined);
+    this.callerSignal = signal ?? undefined;
+  }
+
+  start(): Promise<Response> {
+    const policy = this.fetcher.pipelineFor(this.traits);
+    const signal = this.callerSignal;
+    const attempt = (context: ExecutionContext): Promise<Response> => this.attempt(context);
+    let work: Promise<Response>;
+    if (policy !== undefined) {
+      work = policy.execute(attempt, signal === undefined ? undefined : { signal });
+    } else if (signal?.aborted) {
+      work = Promise.reject(signal.reason);
+    } else {
+      work = this.attempt(new RootContext(signal));
+      if (signal !== undefined) work = untilAborted(work, signal);
+    }
+    return work.then(
+      (response) => this.finish(response),
+      (error: unknown) => {
+        if (signal?.aborted) {
+          this.finish(undefined);
+          throw signal.reason;
+        }
+        if (error instanceof HttpStatusError && this.responses.includes(error.response)) return this.finish(error.response);
+        this.finish(undefined);
+        throw error;
+      },
+    );
+  }
+
+  /** Ends the call: every response but the one returned is cancelled, now or when it arrives. */
+  private finish<R extends Response | undefined>(kept: R): R {
+    this.closed = true;
+    for (const response of this.responses) if (response !== kept) discard(response);
+    this.responses = [];
+    return kept;
+  }
+
+  private attempt(given: ExecutionContext): Promise<Response> {
+    // Policies of this package always pass a Context; anything else gets a fresh one around its signal.
+    const context = given instanceof Context ? given : new RootContext(given.signal);
+    if (this.url !== undefined) return this.through(this.fetcher.originTarget(this.url.origin), this.url, context, -1);
+    return this.attemptEndpoints(context);
+  }
+
+  /** Tries the endpoints in this call's order of preference until a breaker admits the attempt. */
+  private async attemptEndpoints(context: Context): Promise<Response> {
+    const targets = this.fetcher.endpointTargets;
+    const order = preferenceOrder(this.lastUsed!);
+    let refused: BrokenCircuitError | undefined;
+    let refusedFrom = false;
+    for (const i of order) {
+      const target = targets[i]!;
+      try {
+        const url = new URL(joinPath(this.fetcher.endpoints[i]!.base, this.path!));
+        return await this.through(target, url, context, i, refusedFrom);
+      } catch (error) {
+        if (!isRejection(error)) throw error;
+        if (i === this.current) refusedFrom = true;
+        const wait = error instanceof BrokenCircuitError ? error.retryAfterMs : Infinity;
+        if (refused === undefined || wait < refused.retryAfterMs) {
+          refused = error instanceof BrokenCircuitError ? error : new BrokenCircuitError(wait, 'Every endpoint is unavailable');
+        }
+      }
+    }
+    throw refused ?? new BrokenCircuitError(0, 'Every endpoint is unavailable');
+  }
+
+  /** One attempt on one origin: breaker → rate limit → attempt timeout → fetch. */
+  private through(target: Target, url: URL, context: Context, index: number, refusedFrom = false): Promise<Response> {
+    const inner = (c: ExecutionContext): Promise<Response> => {
+      if (index >= 0) this.entered(index, refusedFrom);
+      return this.limited(c as Context, url, index);
+    };
+    return target.breaker === undefined ? inner(context) : invoke(target.breaker, inner, context);
+  }
+
+  /** Records that an attempt goes to endpoint `index`, and announces a failover. */
+  private entered(index: number, refusedFrom: boolean): void {
+    const from = this.current;
+    this.lastUsed![index] = ++this.sequence;
+    this.current = index;
+    if (index === from || !this.fetcher.announcing) return;
+    const endpoints = this.fetcher.endpoints;
+    const reason: FailoverReason = refusedFrom ? 'circuit-open' : this.running![from]! > 0 ? 'hedge' : 'failure';
+    this.fetcher.announce({ policy: this.fetcher.settings.name, from: endpoints[from]!.origin, to: endpoints[index]!.origin, reason });
+  }
+
+  private limited(context: Context, url: URL, index: number): Promise<Response> {
+    const limit = this.fetcher.settings.rateLimit;
+    if (limit === undefined) return this.timed(context, url, index);
+    let key: string;
+    try {
+      key = limit.key === undefined ? url.origin : limit.key(url);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    const signal = context.abortable();
+    return limit.limiter.consume(key, signal === undefined ? { cost: limit.cost } : { cost: limit.cost, signal }).then((decision) => {
+      if (decision.allowed) return this.timed(context, url, index);
+      throw limit.limiter.kind === 'quota'
+        ? new QuotaExceededError(decision.limit, decision.remaining, decision.resetMs)
+        : new RateLimitedError(decision);
+    });
+  }
+
+  private timed(context: Context, url: URL, index: number): Promise<Response> {
+    const send = (c: ExecutionContext): Promise<Response> => this.send(c as Context, url, index);
+    const limit = this.fetcher.settings.attemptTimeout;
+    return limit === undefined ? send(context) : (invoke(limit as ContextualPolicy, send, context) as Promise<Response>);
+  }
+
+  /** The outbound request itself, inside every policy so that async context flows into it. */
+  private async send(context: Context, url: URL, index: number): Promise<Response> {
+    const caller = this.callerSignal;
+    // The caller's signal also reaches the body after the call returns, as with plain fetch;
+    // AbortSignal.any follows it without adding a listener that could outlive the call.
+    const signal = caller === undefined || !anySignal ? context.signal : AbortSignal.any([context.signal, caller]);
+    const settings = this.fetcher.settings;
+    const fetchImpl = settings.fetch ?? globalThis.fetch;
+    if (index >= 0) this.running![index]!++;
+    let response: Response;
+    try {
+      const request = this.request ?? url.href;
+      response = await fetchImpl(request, this.init === undefined ? { signal } : { ...this.init, signal });
+    } catch (error) {
+      // The caller cancelled: not the server's fault, so no breaker may count it (whatever reason
+      // the caller gave); the call itself rejects with the caller's reason.
+      if (caller?.aborted) throw new DOMException('The caller aborted the request', 'AbortError');
+      throw error;
+    } finally {
+      if (index >= 0) this.running![index]!--;
+    }
+    if (this.closed) {
+      discard(response); // a hedge or timed-out attempt that answered after the call ended
+    } else {
+      this.responses.push(response);
+    }
+    if (!settings.retryOn.has(response.status)) return response;
+    // Retry and hedge keep only the latest error: an earlier failed response can no longer be
+    // returned, so its connection is freed now rather than when the call ends.
+    if (this.held !== undefined) discard(this.held);
+    this.held = response;
+    // With a healthy standby to go to, a delay asked by one endpoint should not hold the call.
+    const elsewhere =
+      index >= 0 &&
+      this.fetcher.endpointTargets.some((t, i) => i !== index && t.breaker?.state !== 'open' && t.breaker?.state !== 'isolated');
+    const hint = elsewhere ? undefined : delayHint(response.headers, Date.now());
+    const error = new HttpStatusError(response, url.href, hint);
+    if (hint !== undefined && settings.clock.now() + Math.min(hint, settings.maxDelayMs) >= this.deadline) outlasting.add(error);
+    throw error;
+  }
+}
+
+/**
+ * Builds a `fetch` that runs every request through a resilience pipeline: an overall timeout,
+ * retries with backoff (honouring `Retry-After` and `RateLimit` headers), optional hedging, then
+ * per attempt the origin's circuit breaker, an optional rate limit and a per-attempt timeout.
+ * With `endpoints`, requests take a path and fail over between the endpoints.
+ *
+ * Retried: network errors, timeouts and `retryOn` statuses, for GET, HEAD, OPTIONS, PUT and
+ * DELETE, or any method with an `Idempotency-Key` header — never a streamed body. A request that
+ * may not be repeated is still resent when its connection was refused (it never left).
+ * When attempts run out on a failed status, the call resolves with the last response (as
+ * `fetch` does); network errors, timeouts and open breakers reject. Bodies of responses given up
+ * are cancelled so their connections are freed.
+ * @example
+ * const api = createFetch({
+ *   endpoints: ['http://primary.internal:8080', 'http://standby.internal:8080'],
+ *   attemptTimeoutMs: 2_000,
+ *   retry: { maxAttempts: 3 },
+ * });
+ * const res = await api('/v1/prices?sku=42');
+ */
+export function createFetch(options?: CreateFetchOptions): ResilientFetch {
+  const fetcher = new ResilientFetcher(options);
+  const resilient = (input: FetchInput, init?: FetchInit): Promise<Response> => fetcher.run(input, init);
+  const onRetry: EventSubscriber<RetryEvent> = (listener) => {
+    if (typeof listener !== 'function') throw new TypeError(`listener must be a function, got ${typeof listener}`);
+    const subs: Disposable[] = fetcher.retryPolicies.map((p) => p.onRetry(listener));
+    return toDisposable(() => subs.forEach((s) => s.dispose()));
+  };
+  Object.defineProperties(resilient, {
+    name: { value: fetcher.settings.name },
+    endpoints: { value: Object.freeze(fetcher.endpoints.map((e) => e.base)), enumerable: true },
+    circuitBreaker: { value: (origin: string | URL) => fetcher.breakerOf(origin), enumerable: true },
+    onRetry: { value: onRetry, enumerable: true },
+    onFailover: { value: fetcher.failedOver.subscribe, enumerable: true },
+  });
+  return resilient as unknown as ResilientFetch;
+}

@@ -1,0 +1,403 @@
+import { systemClock, type Clock, type TimerHandle } from '../core/clock.js';
+import { healthCheckChannel } from '../core/diagnostics.js';
+import { TimeoutError } from '../core/errors.js';
+import { checkOptions, clockOption, durationOption, show } from '../core/validate.js';
+import type {
+  CheckDetails,
+  CheckFailure,
+  CheckOutcome,
+  CheckResult,
+  CheckStatus,
+  HealthCheck,
+  HealthReport,
+  Probe,
+  ProbeState,
+} from './types.js';
+
+/**
+ * Options of {@link health}.
+ * @example
+ * const options: HealthOptions = { checks: [], timeoutMs: 500, cacheMs: 1000, waitForStarted: true };
+ */
+export interface HealthOptions {
+  /** The checks, each with a unique name. @default [] */
+  readonly checks?: readonly HealthCheck[];
+  /** Timeout of a check that sets none. @default 1000 */
+  readonly timeoutMs?: number;
+  /** How long a check's result is reused when the check sets no `cacheMs`. @default 0 (runs on every probe) */
+  readonly cacheMs?: number;
+  /**
+   * When true, startup (and so readiness) fails until `started()` is called; otherwise startup
+   * completes the first time every critical startup check passes (at once, when there are none).
+   * @default false
+   */
+  readonly waitForStarted?: boolean;
+  /** Source of time and timers. @default systemClock */
+  readonly clock?: Clock;
+}
+
+const OWNER = 'health';
+const PROBES: readonly Probe[] = ['live', 'ready', 'startup'];
+const CHECK_KEYS = ['name', 'check', 'timeoutMs', 'cacheMs', 'critical', 'probes', 'close'] as const;
+const EMPTY: Readonly<Record<string, CheckResult>> = Object.freeze({});
+
+interface Entry {
+  readonly name: string;
+  readonly run: HealthCheck['check'];
+  readonly timeoutMs: number;
+  readonly cacheMs: number;
+  readonly critical: boolean;
+  readonly probes: readonly Probe[];
+  readonly close: (() => void) | undefined;
+  last: { readonly result: CheckResult; readonly at: number } | undefined;
+  inflight: Promise<CheckResult> | undefined;
+  /** A run that was cut at its timeout and has not settled yet: no second one is started. */
+  abandoned: boolean;
+}
+
+/**
+ * Named health checks behind liveness, readiness and startup probes, with per-check timeouts,
+ * cached results and one shared run for concurrent probes. Made by {@link health}.
+ * @example
+ * const h = health({ checks: [{ name: 'db', check: () => db.ping() }] });
+ * const { status } = await h.readiness();
+ */
+export class Health {
+  readonly #entries: readonly Entry[];
+  readonly #clock: Clock;
+  readonly #waitForStarted: boolean;
+  #started = false;
+  #shuttingDown = false;
+
+  constructor(options?: HealthOptions) {
+    const o = checkOptions(OWNER, options, ['checks', 'timeoutMs', 'cacheMs', 'waitForStarted', 'clock']);
+    this.#clock = clockOption(OWNER, o.clock, systemClock);
+    const timeoutMs = durationOption(OWNER, 'timeoutMs', o.timeoutMs, 1000, { exclusiveMin: true });
+    const cacheMs = durationOption(OWNER, 'cacheMs', o.cacheMs, 0);
+    if (o.waitForStarted !== undefined && typeof o.waitForStarted !== 'boolean') {
+      throw new TypeError(`${OWNER}: option "waitForStarted" must be a boolean, got ${show(o.waitForStarted)}`);
+    }
+    this.#waitForStarted = o.waitForStarted ?? false;
+    const checks = o.checks ?? [];
+    if (!Array.isArray(checks)) {
+      throw new TypeError(`${OWNER}: option "checks" must be an array, got ${show(checks)}`);
+    }
+    const seen = new Set<string>();
+    this.#entries = checks.map((c: unknown, i) => {
+      const entry = toEntry(c, i, timeoutMs, cacheMs);
+      if (seen.has(entry.name)) {
+        throw new TypeError(`${OWNER}: option "checks[${i}].name" must be unique, got ${show(entry.name)} twice`);
+      }
+      seen.add(entry.name);
+      return entry;
+    });
+  }
+
+  /** True once startup has completed (it never un-completes). */
+  get isStarted(): boolean {
+    return this.#started;
+  }
+
+  /** True once {@link Health.beginShutdown} has been called: readiness fails from then on. */
+  get isShuttingDown(): boolean {
+    return this.#shuttingDown;
+  }
+
+  /** The names of the checks, in the order given. */
+  get checkNames(): readonly string[] {
+    return this.#entries.map((e) => e.name);
+  }
+
+  /**
+   * Marks startup as complete, whatever the startup checks say.
+   * @example
+   * await loadCaches();
+   * h.started();
+   */
+  started(): void {
+    this.#started = true;
+  }
+
+  /**
+   * Makes readiness (and the summary) fail from now on; liveness is unaffected, so the
+   * orchestrator does not restart a process that is draining. Called by `gracefulShutdown`.
+   * @example
+   * h.beginShutdown();
+   */
+  beginShutdown(): void {
+    this.#shuttingDown = true;
+  }
+
+  /**
+   * Runs the liveness checks. Never fails because of startup or shutdown.
+   * @example
+   * const { status } = await h.liveness();
+   */
+  liveness(): Promise<HealthReport> {
+    return this.#run('live');
+  }
+
+  /**
+   * Runs the readiness checks. Fails while shutting down, and until startup has completed (it
+   * runs the startup checks first when needed).
+   * @example
+   * if ((await h.readiness()).status === 'fail') console.log('not ready');
+   */
+  async readiness(): Promise<HealthReport> {
+    if (this.#shuttingDown) return { status: 'fail', state: 'shutting-down', checks: EMPTY };
+    if (!this.#started) {
+      const startup = await this.startup();
+      if (startup.status === 'fail') return { status: 'fail', state: 'starting', checks: startup.checks };
+    }
+    const report = await this.#run('ready');
+    // Shutdown may have begun while the checks ran: the answer must not say ready.
+    if (this.#shuttingDown) return { status: 'fail', state: 'shutting-down', checks: report.checks };
+    return report;
+  }
+
+  /**
+   * Runs the startup checks until they pass once; after that, answers pass without running them.
+   * @example
+   * const { status } = await h.startup();
+   */
+  async startup(): Promise<HealthReport> {
+    if (this.#started) return { status: 'pass', checks: EMPTY };
+    const report = await this.#run('startup');
+    if (report.status === 'pass' && !this.#waitForStarted) this.#started = true;
+    if (!this.#started) return { status: 'fail', state: 'starting', checks: report.checks };
+    return { status: 'pass', checks: report.checks };
+  }
+
+  /**
+   * Runs every check once: the `/healthz` summary. Fails when a critical check fails, while
+   * starting, or while shutting down.
+   * @example
+   * const report = await h.summary();
+   */
+  async summary(): Promise<HealthReport> {
+    const report = await this.#run(undefined);
+    if (!this.#started && !this.#waitForStarted) {
+      // Every check ran once: the startup ones decide startup, without a second run.
+      const startupPassed = this.#entries.every(
+        (e) => !e.probes.includes('startup') || !e.critical || report.checks[e.name]!.status !== 'fail',
+      );
+      if (startupPassed) this.#started = true;
+    }
+    const state: ProbeState | undefined = this.#shuttingDown ? 'shutting-down' : this.#started ? undefined : 'starting';
+    if (state === undefined) return report;
+    return { status: 'fail', state, checks: report.checks };
+  }
+
+  /**
+   * Releases what the checks hold (such as the event-loop sampler's timer).
+   * @example
+   * h.close();
+   */
+  close(): void {
+    for (const e of this.#entries) e.close?.();
+  }
+
+  async #run(probe: Probe | undefined): Promise<HealthReport> {
+    const entries = probe === undefined ? this.#entries : this.#entries.filter((e) => e.probes.includes(probe));
+    if (entries.length === 0) return { status: 'pass', checks: EMPTY };
+    const results = await Promise.all(entries.map((e) => this.#result(e)));
+    const checks: Record<string, CheckResult> = {};
+    let status: 'pass' | 'fail' = 'pass';
+    for (let i = 0; i < entries.length; i++) {
+      const r = results[i]!;
+      checks[entries[i]!.name] = r;
+      if (r.status === 'fail' && r.critical) status = 'fail';
+    }
+    return { status, checks };
+  }
+
+  #result(entry: Entry): Promise<CheckResult> {
+    const last = entry.last;
+    if (last !== undefined && entry.cacheMs > 0 && this.#clock.now() - last.at < entry.cacheMs) {
+      const cached = makeResult(last.result.status, entry.critical, last.result.durationMs, true, last.result);
+      publish(entry.name, cached);
+      return Promise.resolve(cached);
+    }
+    if (entry.inflight !== undefined) return entry.inflight;
+    const run = this.#execute(entry).then((result) => {
+      entry.inflight = undefined;
+      entry.last = { result, at: this.#clock.now() };
+      publish(entry.name, result);
+      return result;
+    });
+    entry.inflight = run;
+    return run;
+  }
+
+  #execute(entry: Entry): Promise<CheckResult> {
+    if (entry.abandoned) {
+      return Promise.resolve(makeResult('fail', entry.critical, 0, false, { failure: 'still-running' }));
+    }
+    const clock = this.#clock;
+    const start = clock.now();
+    const controller = new AbortController();
+    return new Promise<CheckResult>((resolve) => {
+      let settled = false;
+      let timer: TimerHandle | undefined;
+      const finish = (status: CheckStatus, extra: Extra): void => {
+        if (settled) return;
+        settled = true;
+        if (timer !== undefined) clock.clearTimeout(timer);
+        resolve(makeResult(status, entry.critical, clock.now() - start, false, extra));
+      };
+      let pending: PromiseLike<CheckOutcome> | CheckOutcome;
+      try {
+        pending = entry.run(controller.signal);
+      } catch (error) {
+        finish('fail', { failure: 'threw', error });
+        return;
+      }
+      if (!isThenable(pending)) {
+        const [status, extra] = interpret(entry.name, pending);
+        finish(status, extra);
+        return;
+      }
+      timer = clock.setTimeout(() => {
+        if (settled) return;
+        entry.abandoned = true;
+        const error = new TimeoutError(entry.timeoutMs);
+        controller.abort(error);
+        finish('fail', { failure: 'timed-out', error });
+      }, entry.timeoutMs);
+      Promise.resolve(pending).then(
+        (outcome) => {
+          entry.abandoned = false;
+          const [status, extra] = interpret(entry.name, outcome);
+          finish(status, extra);
+        },
+        (error: unknown) => {
+          entry.abandoned = false;
+          finish('fail', { failure: 'threw', error });
+        },
+      );
+    });
+  }
+}
+
+/**
+ * Makes a {@link Health}: named checks behind liveness, readiness and startup probes.
+ * @example
+ * const h = health({
+ *   checks: [
+ *     { name: 'db', check: (signal) => db.ping({ signal }), timeoutMs: 500, cacheMs: 2000 },
+ *     eventLoopDelayCheck({ maxDelayMs: 1000 }),
+ *   ],
+ * });
+ * console.log(await h.readiness()); // { status: 'pass', checks: { ... } }
+ */
+export function health(options?: HealthOptions): Health {
+  return new Health(options);
+}
+
+interface Extra {
+  readonly failure?: CheckFailure;
+  readonly details?: CheckDetails;
+  readonly error?: unknown;
+}
+
+function makeResult(status: CheckStatus, critical: boolean, durationMs: number, cached: boolean, extra: Extra): CheckResult {
+  const result: { -readonly [K in keyof CheckResult]: CheckResult[K] } = { status, critical, durationMs, cached };
+  if (status === 'fail' && extra.failure !== undefined) result.failure = extra.failure;
+  if (extra.details !== undefined) result.details = extra.details;
+  if (extra.error !== undefined) {
+    // Kept for the caller's logs, but out of JSON.stringify and object spreads.
+    Object.defineProperty(result, 'error', { value: extra.error, enumerable: false });
+  }
+  return Object.freeze(result);
+}
+
+function publish(check: string, result: CheckResult): void {
+  if (healthCheckChannel.hasSubscribers) {
+    healthCheckChannel.publish({ check, status: result.status, durationMs: result.durationMs, cached: result.cached });
+  }
+}
+
+function isThenable(value: unknown): value is PromiseLike<CheckOutcome> {
+  return typeof value === 'object' && value !== null && typeof (value as { then?: unknown }).then === 'function';
+}
+
+function interpret(name: string, outcome: unknown): [CheckStatus, Extra] {
+  if (outcome === undefined || outcome === true) return ['pass', {}];
+  if (outcome === false) return ['fail', { failure: 'returned-false' }];
+  if (typeof outcome === 'object' && outcome !== null) {
+    const { status, details } = outcome as { status?: unknown; details?: unknown };
+    if (status === 'pass' || status === 'warn' || status === 'fail') {
+      const clean = sanitizeDetails(details);
+      const extra: Extra = status === 'fail' ? { failure: 'reported-fail' } : {};
+      return [status, clean === undefined ? extra : { ...extra, details: clean }];
+    }
+  }
+  return [
+    'fail',
+    {
+      failure: 'threw',
+      error: new TypeError(
+        `health check "${name}" must return nothing, a boolean or { status: 'pass' | 'warn' | 'fail' }, got ${show(outcome)}`,
+      ),
+    },
+  ];
+}
+
+/** Keeps only flat primitive values: objects (errors above all) could carry stacks or addresses. */
+function sanitizeDetails(details: unknown): CheckDetails | undefined {
+  if (typeof details !== 'object' || details === null || Array.isArray(details)) return undefined;
+  const clean: Record<string, string | number | boolean | null> = {};
+  let any = false;
+  for (const [key, value] of Object.entries(details)) {
+    if (
+      value === null ||
+      typeof value === 'string' ||
+      typeof value === 'boolean' ||
+      (typeof value === 'number' && Number.isFinite(value))
+    ) {
+      clean[key] = value;
+      any = true;
+    }
+  }
+  return any ? Object.freeze(clean) : undefined;
+}
+
+function toEntry(value: unknown, i: number, timeoutMs: number, cacheMs: number): Entry {
+  const where = `checks[${i}]`;
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new TypeError(`${OWNER}: option "${where}" must be an object, got ${show(value)}`);
+  }
+  const c = checkOptions(`${OWNER}: ${where}`, value as HealthCheck, CHECK_KEYS);
+  if (typeof c.name !== 'string' || c.name.length === 0) {
+    throw new TypeError(`${OWNER}: option "${where}.name" must be a non-empty string, got ${show(c.name)}`);
+  }
+  if (typeof c.check !== 'function') {
+    throw new TypeError(`${OWNER}: option "${where}.check" must be a function, got ${show(c.check)}`);
+  }
+  if (c.critical !== undefined && typeof c.critical !== 'boolean') {
+    throw new TypeError(`${OWNER}: option "${where}.critical" must be a boolean, got ${show(c.critical)}`);
+  }
+  if (c.close !== undefined && typeof c.close !== 'function') {
+    throw new TypeError(`${OWNER}: option "${where}.close" must be a function, got ${show(c.close)}`);
+  }
+  const probes = c.probes ?? ['ready'];
+  if (!Array.isArray(probes) || probes.length === 0 || !probes.every((p) => PROBES.includes(p as Probe))) {
+    throw new TypeError(
+      `${OWNER}: option "${where}.probes" must be a non-empty array of "live", "ready", "startup", got ${
+        Array.isArray(probes) ? JSON.stringify(probes) : show(probes)
+      }`,
+    );
+  }
+  return {
+    name: c.name,
+    run: c.check,
+    timeoutMs: durationOption(OWNER, `${where}.timeoutMs`, c.timeoutMs, timeoutMs, { exclusiveMin: true }),
+    cacheMs: durationOption(OWNER, `${where}.cacheMs`, c.cacheMs, cacheMs),
+    critical: c.critical ?? true,
+    probes: [...probes],
+    close: c.close,
+    last: undefined,
+    inflight: undefined,
+    abandoned: false,
+  };
+}

@@ -1,0 +1,27 @@
+export { health, Health, type HealthOptions } from './health.js';
+export { eventLoopDelayCheck, type EventLoopDelayCheckOptions } from './event-loop.js';
+export { healthHandler, type HealthHandlerOptions, type HealthRequestHandler } from './handler.js';
+export type { HealthRoutesOptions } from './routes.js';
+export {
+  gracefulShutdown,
+  type ClosableApp,
+  type GracefulShutdown,
+  type GracefulShutdownOptions,
+  type HttpServerLike,
+  type ShutdownHook,
+  type ShutdownHookContext,
+  type ShutdownPhase,
+  type ShutdownResult,
+  type ShutdownTarget,
+} from './shutdown.js';
+export type {
+  CheckDetails,
+  CheckFailure,
+  CheckOutcome,
+  CheckResult,
+  CheckStatus,
+  HealthCheck,
+  HealthReport,
+  Probe,
+  ProbeState,
+} from './types.js';

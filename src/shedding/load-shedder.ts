@@ -1,0 +1,275 @@
+import { monitorEventLoopDelay, performance, type EventLoopUtilization, type IntervalHistogram } from 'node:perf_hooks';
+import { getHeapStatistics } from 'node:v8';
+import { sheddingRejectedChannel } from '../core/diagnostics.js';
+import { checkOptions, countOption, durationOption, functionOption, numberOption, ratioOption, show } from '../core/validate.js';
+
+/**
+ * Why a load shedder reports pressure.
+ * @example
+ * const reason: ShedReason | null = shedder.check();
+ */
+export type ShedReason = 'eventLoopDelay' | 'eventLoopUtilization' | 'heapUsed' | 'rss';
+
+/**
+ * What a shedder is over, when it is: the measure, its value at the last sample, and the limit it passed.
+ * @example
+ * const p = shedder.pressure; if (p) console.log(`${p.reason}: ${p.value} > ${p.threshold}`);
+ */
+export interface LoadPressure {
+  readonly reason: ShedReason;
+  readonly value: number;
+  readonly threshold: number;
+}
+
+/**
+ * One reading of the process's load. The built-in sampler fills in only what the shedder's
+ * thresholds need; an injected sampler may leave out what it does not measure.
+ * @example
+ * loadShedder({ maxEventLoopDelayMs: 100, sampler: (): LoadSample => ({ eventLoopDelayMs: readFromElsewhere() }) });
+ */
+export interface LoadSample {
+  /** Mean event-loop delay over the last interval, in ms (beyond the monitor's own resolution). */
+  readonly eventLoopDelayMs?: number;
+  /** Share of the last interval the event loop was busy, 0 to 1. */
+  readonly eventLoopUtilization?: number;
+  /** V8 heap in use, in bytes. */
+  readonly heapUsedBytes?: number;
+  /** V8 heap size limit, in bytes (for `maxHeapUsedRatio`). */
+  readonly heapLimitBytes?: number;
+  /** Resident set size, in bytes. */
+  readonly rssBytes?: number;
+}
+
+/**
+ * Options of {@link loadShedder}; at least one `max…` is required.
+ * @example
+ * const options: LoadShedderOptions = { maxEventLoopDelayMs: 200, maxHeapUsedRatio: 0.9, retryAfterSeconds: 5 };
+ */
+export interface LoadShedderOptions {
+  /** Shed while the mean event-loop delay over the last interval exceeds this, in ms. */
+  readonly maxEventLoopDelayMs?: number;
+  /** Shed while event-loop utilization over the last interval exceeds this ratio (0, 1]. */
+  readonly maxEventLoopUtilization?: number;
+  /** Shed while the V8 heap in use exceeds this many bytes. */
+  readonly maxHeapUsedBytes?: number;
+  /** Shed while the V8 heap in use exceeds this share (0, 1] of the heap size limit. */
+  readonly maxHeapUsedRatio?: number;
+  /** Shed while the resident set size exceeds this many bytes. */
+  readonly maxRssBytes?: number;
+  /** How often the process is sampled, in ms (10 or more). @default 1000 */
+  readonly sampleIntervalMs?: number;
+  /** `Retry-After` sent with a 503, in whole seconds. @default 10 */
+  readonly retryAfterSeconds?: number;
+  /** Replaces the built-in measurements (for tests, or other signals); called once per interval. */
+  readonly sampler?: () => LoadSample;
+}
+
+const keys = [
+  'maxEventLoopDelayMs',
+  'maxEventLoopUtilization',
+  'maxHeapUsedBytes',
+  'maxHeapUsedRatio',
+  'maxRssBytes',
+  'sampleIntervalMs',
+  'retryAfterSeconds',
+  'sampler',
+] as const;
+
+/** Resolution of the event-loop delay monitor, in ms. */
+const RESOLUTION_MS = 10;
+
+/** Samples the delay histogram holds before it is cleared (about 3 hours at one per 10 ms). */
+const MAX_DELAY_SAMPLES = 1_000_000;
+
+const disposeSymbol: typeof Symbol.dispose =
+  (Symbol as { dispose?: typeof Symbol.dispose }).dispose ?? (Symbol.for('Symbol.dispose') as typeof Symbol.dispose);
+
+/**
+ * Watches the process's load and tells adapters when to turn requests away (503). One unref'd
+ * timer per shedder samples every `sampleIntervalMs`; a request only reads the last result, so
+ * `check()` costs a property read. Built by {@link loadShedder}.
+ * @example
+ * using shedder = loadShedder({ maxEventLoopUtilization: 0.98 });
+ * if (shedder.check() !== null) console.log('overloaded');
+ */
+export class LoadShedder {
+  /** `Retry-After` for a rejection, as the header value. */
+  readonly retryAfter: string;
+  /** How often the process is sampled, in ms. */
+  readonly sampleIntervalMs: number;
+  private readonly maxDelay: number | undefined;
+  private readonly maxUtilization: number | undefined;
+  private readonly maxHeapBytes: number | undefined;
+  private readonly maxHeapRatio: number | undefined;
+  private readonly maxRss: number | undefined;
+  private readonly sampler: () => LoadSample;
+  private histogram: IntervalHistogram | undefined;
+  private elu: EventLoopUtilization | undefined;
+  private delayCount = 0;
+  private delaySum = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private current: LoadPressure | null = null;
+  private closed = false;
+
+  constructor(options: LoadShedderOptions) {
+    const owner = 'loadShedder';
+    if (options === undefined) throw new TypeError(`${owner}: options must be an object with at least one "max…" threshold, got undefined`);
+    const o = checkOptions(owner, options, keys);
+    this.maxDelay = o.maxEventLoopDelayMs === undefined ? undefined : durationOption(owner, 'maxEventLoopDelayMs', o.maxEventLoopDelayMs, 0, { min: 0, exclusiveMin: true });
+    this.maxUtilization = o.maxEventLoopUtilization === undefined ? undefined : ratioOption(owner, 'maxEventLoopUtilization', o.maxEventLoopUtilization, 1);
+    this.maxHeapBytes = o.maxHeapUsedBytes === undefined ? undefined : numberOption(owner, 'maxHeapUsedBytes', o.maxHeapUsedBytes, 0, { min: 0, exclusiveMin: true });
+    this.maxHeapRatio = o.maxHeapUsedRatio === undefined ? undefined : ratioOption(owner, 'maxHeapUsedRatio', o.maxHeapUsedRatio, 1);
+    this.maxRss = o.maxRssBytes === undefined ? undefined : numberOption(owner, 'maxRssBytes', o.maxRssBytes, 0, { min: 0, exclusiveMin: true });
+    if (
+      this.maxDelay === undefined &&
+      this.maxUtilization === undefined &&
+      this.maxHeapBytes === undefined &&
+      this.maxHeapRatio === undefined &&
+      this.maxRss === undefined
+    ) {
+      throw new TypeError(
+        `${owner}: needs at least one of "maxEventLoopDelayMs", "maxEventLoopUtilization", "maxHeapUsedBytes", "maxHeapUsedRatio" or "maxRssBytes"`,
+      );
+    }
+    this.sampleIntervalMs = durationOption(owner, 'sampleIntervalMs', o.sampleIntervalMs, 1_000, { min: 10 });
+    this.retryAfter = String(countOption(owner, 'retryAfterSeconds', o.retryAfterSeconds, 10, { min: 0, max: 2_147_483_647 }));
+    if (o.sampler !== undefined && typeof o.sampler !== 'function') {
+      throw new TypeError(`${owner}: option "sampler" must be a function returning a sample, got ${show(o.sampler)}`);
+    }
+    this.sampler = functionOption<() => LoadSample>(owner, 'sampler', o.sampler, this.measure);
+    if (o.sampler === undefined) {
+      if (this.maxDelay !== undefined) {
+        this.histogram = monitorEventLoopDelay({ resolution: RESOLUTION_MS });
+        this.histogram.enable();
+      }
+      if (this.maxUtilization !== undefined) this.elu = performance.eventLoopUtilization();
+    }
+    this.timer = setTimeout(this.tick, this.sampleIntervalMs);
+    this.timer.unref();
+  }
+
+  /**
+   * Null while the process is within every threshold, else the reason it is not (as of the last
+   * sample).
+   */
+  check(): ShedReason | null {
+    const p = this.current;
+    return p === null ? null : p.reason;
+  }
+
+  /** The measure over its threshold at the last sample, with both values, or null. */
+  get pressure(): LoadPressure | null {
+    return this.current;
+  }
+
+  /** Samples now, rather than waiting for the timer; returns what {@link LoadShedder.check} will answer. */
+  update(): ShedReason | null {
+    if (this.closed) return null;
+    this.current = this.evaluate(this.sampler());
+    return this.check();
+  }
+
+  /**
+   * Publishes a rejection on `bulwark:shedding:rejected` (when someone listens); adapters call
+   * it when they turn a request away.
+   */
+  reject(): void {
+    const p = this.current;
+    if (p !== null && sheddingRejectedChannel.hasSubscribers) sheddingRejectedChannel.publish(p);
+  }
+
+  /** Stops sampling and releases the timer and monitors; `check()` answers null from then on. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.current = null;
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timer = undefined;
+    this.histogram?.disable();
+    this.histogram = undefined;
+  }
+
+  /** Same as {@link LoadShedder.close}, for `using`. */
+  [disposeSymbol](): void {
+    this.close();
+  }
+
+  private readonly tick = (): void => {
+    if (this.closed) return;
+    try {
+      this.update();
+    } catch {
+      // A sampler that throws must not take the process down from a timer; the last result stands.
+    }
+    this.timer?.refresh();
+  };
+
+  private readonly measure = (): LoadSample => {
+    let eventLoopDelayMs: number | undefined;
+    let eventLoopUtilization: number | undefined;
+    let heapUsedBytes: number | undefined;
+    let heapLimitBytes: number | undefined;
+    let rssBytes: number | undefined;
+    const h = this.histogram;
+    if (h !== undefined) {
+      // The mean over this interval from the running totals. Resetting the histogram each time
+      // would also forget when its last tick was, and so miss a block that starts right after.
+      const count = h.count;
+      const sum = count > 0 && Number.isFinite(h.mean) ? h.mean * count : 0;
+      const n = count - this.delayCount;
+      const mean = n > 0 ? (sum - this.delaySum) / n / 1e6 : 0;
+      eventLoopDelayMs = mean > RESOLUTION_MS ? mean - RESOLUTION_MS : 0;
+      if (count > MAX_DELAY_SAMPLES) {
+        h.reset();
+        this.delayCount = 0;
+        this.delaySum = 0;
+      } else {
+        this.delayCount = count;
+        this.delaySum = sum;
+      }
+    }
+    if (this.elu !== undefined) {
+      const now = performance.eventLoopUtilization();
+      eventLoopUtilization = performance.eventLoopUtilization(now, this.elu).utilization;
+      this.elu = now;
+    }
+    if (this.maxHeapBytes !== undefined || this.maxHeapRatio !== undefined) {
+      const heap = getHeapStatistics();
+      heapUsedBytes = heap.used_heap_size;
+      heapLimitBytes = heap.heap_size_limit;
+    }
+    if (this.maxRss !== undefined) rssBytes = process.memoryUsage.rss();
+    return { eventLoopDelayMs, eventLoopUtilization, heapUsedBytes, heapLimitBytes, rssBytes };
+  };
+
+  private evaluate(sample: LoadSample): LoadPressure | null {
+    if (typeof sample !== 'object' || sample === null) {
+      throw new TypeError(`loadShedder: option "sampler" must return an object, got ${show(sample)}`);
+    }
+    const over = (reason: ShedReason, value: number | undefined, threshold: number | undefined): LoadPressure | null =>
+      threshold !== undefined && typeof value === 'number' && value > threshold ? { reason, value, threshold } : null;
+    const heapRatio =
+      typeof sample.heapUsedBytes === 'number' && typeof sample.heapLimitBytes === 'number' && sample.heapLimitBytes > 0
+        ? sample.heapUsedBytes / sample.heapLimitBytes
+        : undefined;
+    return (
+      over('eventLoopDelay', sample.eventLoopDelayMs, this.maxDelay) ??
+      over('eventLoopUtilization', sample.eventLoopUtilization, this.maxUtilization) ??
+      over('heapUsed', sample.heapUsedBytes, this.maxHeapBytes) ??
+      over('heapUsed', heapRatio, this.maxHeapRatio) ??
+      over('rss', sample.rssBytes, this.maxRss)
+    );
+  }
+}
+
+/**
+ * Creates a load shedder: adapters answer 503 with `Retry-After` while the event loop is slow or
+ * busy, or memory is high. Close it when the server stops (its timer never holds the process open).
+ * @example
+ * const shedder = loadShedder({ maxEventLoopDelayMs: 200, maxEventLoopUtilization: 0.98 });
+ * if (shedder.check() !== null) console.log('overloaded');
+ * shedder.close();
+ */
+export function loadShedder(options: LoadShedderOptions): LoadShedder {
+  return new LoadShedder(options);
+}

@@ -1,0 +1,281 @@
+// Real Express 4 and 5 servers on 127.0.0.1, port 0, with the rate-limit and load-shedding middleware.
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { createRequire } from 'node:module';
+import express5 from 'express';
+import { afterEach, describe, expect, it } from 'vitest';
+import { loadSheddingMiddleware, rateLimitMiddleware } from '../../src/adapters/express.js';
+import {
+  type Decider,
+  fixedWindow,
+  gcra,
+  type LimiterDecision,
+  loadShedder,
+  type LoadSample,
+  quota,
+  rateLimiter,
+} from '../../src/index.js';
+import { abortRequest, close, delay, listen, send } from './support/inbound-http.js';
+
+const express4 = createRequire(import.meta.url)('express4') as typeof express5;
+
+type App = ReturnType<typeof express5>;
+
+const servers: Server[] = [];
+afterEach(async () => {
+  await Promise.all(servers.splice(0).map((s) => close(s)));
+});
+
+async function serve(app: App): Promise<number> {
+  const server = createServer(app);
+  servers.push(server);
+  return listen(server);
+}
+
+function windowLimiter(limit: number, name = 'api') {
+  return rateLimiter({ name, algorithm: fixedWindow({ limit, windowMs: 60_000 }) });
+}
+
+/** A decider that answers after `ms`, to let clients leave before the decision. */
+function slowDecider(ms: number, allowed: boolean): Decider {
+  return {
+    kind: 'rate-limiter',
+    name: 'slow',
+    consume: async (): Promise<LimiterDecision> => {
+      await delay(ms);
+      return { allowed, limit: 1, remaining: 0, resetMs: 1_000, retryAfterMs: allowed ? 0 : 1_000, store: 'memory' };
+    },
+  };
+}
+
+const ok = (_req: unknown, res: { send(body: string): void }): void => res.send('ok');
+
+describe.each([
+  ['Express 4', express4],
+  ['Express 5', express5],
+])('%s', (_name, express) => {
+  it('answers allowed requests with RateLimit-Policy and RateLimit headers', async () => {
+    const app = express();
+    app.use(rateLimitMiddleware(windowLimiter(3)));
+    app.get('/', ok);
+    const port = await serve(app);
+    const a = await send(port, '/');
+    expect(a.status).toBe(200);
+    expect(a.body).toBe('ok');
+    expect(a.headers['ratelimit-policy']).toBe('"api";q=3;w=60');
+    expect(a.headers['ratelimit']).toMatch(/^"api";r=2;t=\d+$/);
+    expect(a.headers['x-ratelimit-limit']).toBeUndefined();
+    expect(a.headers['retry-after']).toBeUndefined();
+  });
+
+  it('denies over the limit with 429, Retry-After and a problem+json body', async () => {
+    const app = express();
+    app.use(rateLimitMiddleware(windowLimiter(2)));
+    app.get('/', ok);
+    const port = await serve(app);
+    await send(port, '/');
+    await send(port, '/');
+    const denied = await send(port, '/');
+    expect(denied.status).toBe(429);
+    expect(denied.headers['content-type']).toBe('application/problem+json');
+    const retryAfter = Number(denied.headers['retry-after']);
+    expect(Number.isInteger(retryAfter)).toBe(true);
+    expect(retryAfter).toBeGreaterThan(0);
+    expect(retryAfter).toBeLessThanOrEqual(60);
+    expect(denied.headers['ratelimit']).toBe(`"api";r=0;t=${retryAfter}`);
+    const body = JSON.parse(denied.body) as Record<string, unknown>;
+    expect(Object.keys(body).sort()).toEqual(['detail', 'status', 'title', 'type']);
+    expect(body).toMatchObject({ type: 'about:blank', title: 'Too Many Requests', status: 429 });
+    expect(Number(denied.headers['content-length'])).toBe(Buffer.byteLength(denied.body));
+  });
+
+  it("headers: 'draft+legacy' adds X-RateLimit-*; 'none' sends none but keeps Retry-After", async () => {
+    const app = express();
+    app.get('/legacy', rateLimitMiddleware(windowLimiter(5, 'legacy'), { headers: 'draft+legacy' }), ok);
+    app.get('/none', rateLimitMiddleware(windowLimiter(1, 'none'), { headers: 'none' }), ok);
+    const port = await serve(app);
+    const legacy = await send(port, '/legacy');
+    expect(legacy.headers['x-ratelimit-limit']).toBe('5');
+    expect(legacy.headers['x-ratelimit-remaining']).toBe('4');
+    expect(Number(legacy.headers['x-ratelimit-reset'])).toBeGreaterThan(0);
+    expect(legacy.headers['ratelimit-policy']).toBe('"legacy";q=5;w=60');
+    const none = await send(port, '/none');
+    expect(none.headers['ratelimit']).toBeUndefined();
+    expect(none.headers['ratelimit-policy']).toBeUndefined();
+    const denied = await send(port, '/none');
+    expect(denied.status).toBe(429);
+    expect(denied.headers['ratelimit']).toBeUndefined();
+    expect(Number(denied.headers['retry-after'])).toBeGreaterThan(0);
+  });
+
+  it('applies per-route limits, cost and skip', async () => {
+    const app = express();
+    const search = windowLimiter(4, 'search');
+    app.get('/search', rateLimitMiddleware(search, { cost: (req: IncomingMessage) => (req.url?.includes('deep') ? 3 : 1) }), ok);
+    app.get('/fixed', rateLimitMiddleware(windowLimiter(4, 'fixed'), { cost: 2 }), ok);
+    app.get(
+      '/skip',
+      rateLimitMiddleware(windowLimiter(1, 'skip'), { skip: async (req: IncomingMessage) => req.headers['x-internal'] === 'yes' }),
+      ok,
+    );
+    const port = await serve(app);
+    expect((await send(port, '/search?q=deep')).headers['ratelimit']).toMatch(/r=1;/);
+    expect((await send(port, '/search?q=deep')).status).toBe(429);
+    expect((await send(port, '/search')).status).toBe(200);
+    expect((await send(port, '/fixed')).headers['ratelimit']).toMatch(/r=2;/);
+    expect((await send(port, '/fixed')).status).toBe(200);
+    expect((await send(port, '/fixed')).status).toBe(429);
+    for (let i = 0; i < 3; i++) {
+      const skipped = await send(port, '/skip', { headers: { 'x-internal': 'yes' } });
+      expect(skipped.status).toBe(200);
+      expect(skipped.headers['ratelimit']).toBeUndefined();
+    }
+    expect((await send(port, '/skip')).status).toBe(200);
+    expect((await send(port, '/skip')).status).toBe(429);
+  });
+
+  it('keys by a custom key function, sync or async', async () => {
+    const app = express();
+    app.get('/sync', rateLimitMiddleware(windowLimiter(1, 'sync'), { key: (req: IncomingMessage) => String(req.headers['x-api-key']) }), ok);
+    app.get('/async', rateLimitMiddleware(windowLimiter(1, 'async'), { key: async (req: IncomingMessage) => String(req.headers['x-api-key']) }), ok);
+    const port = await serve(app);
+    for (const path of ['/sync', '/async']) {
+      expect((await send(port, path, { headers: { 'x-api-key': 'a' } })).status).toBe(200);
+      expect((await send(port, path, { headers: { 'x-api-key': 'a' } })).status).toBe(429);
+      expect((await send(port, path, { headers: { 'x-api-key': 'b' } })).status).toBe(200);
+    }
+  });
+
+  it('passes key-function errors and bad keys to next(err), and keeps serving', async () => {
+    const app = express();
+    const seen: unknown[] = [];
+    app.get('/throws', rateLimitMiddleware(windowLimiter(5, 'throws'), { key: () => { throw new Error('secret internals'); } }), ok);
+    app.get('/empty', rateLimitMiddleware(windowLimiter(5, 'empty'), { key: () => '' }), ok);
+    app.get('/number', rateLimitMiddleware(windowLimiter(5, 'number'), { key: (() => 42) as never }), ok);
+    app.get('/rejects', rateLimitMiddleware(windowLimiter(5, 'rejects'), { key: () => Promise.reject(new Error('db down')) }), ok);
+    app.get('/cost', rateLimitMiddleware(windowLimiter(5, 'cost'), { cost: () => Number.NaN }), ok);
+    app.get('/ok', ok);
+    app.use((err: unknown, _req: unknown, res: { status(n: number): { send(b: string): void } }, _next: unknown) => {
+      seen.push(err);
+      res.status(500).send('handled');
+    });
+    const port = await serve(app);
+    for (const path of ['/throws', '/empty', '/number', '/rejects', '/cost']) {
+      const a = await send(port, path);
+      expect(a.status, path).toBe(500);
+      expect(a.body).toBe('handled');
+    }
+    expect((await send(port, '/ok')).status).toBe(200);
+    const messages = seen.map((e) => (e as Error).message);
+    expect(messages[0]).toBe('secret internals');
+    expect(messages[1]).toMatch(/rateLimitMiddleware: option "key" must return a non-empty string, got ""/);
+    expect(messages[2]).toMatch(/option "key" must return a non-empty string, got 42/);
+    expect(messages[3]).toBe('db down');
+    expect(messages[4]).toMatch(/option "cost"/);
+  });
+
+  it('S1: without trusted proxies, rotating X-Forwarded-For keeps one bucket', async () => {
+    const app = express();
+    app.use(rateLimitMiddleware(windowLimiter(3)));
+    app.get('/', ok);
+    const port = await serve(app);
+    const statuses: number[] = [];
+    for (let i = 0; i < 6; i++) statuses.push((await send(port, '/', { headers: { 'x-forwarded-for': `198.51.100.${i}` } })).status);
+    expect(statuses).toEqual([200, 200, 200, 429, 429, 429]);
+  });
+
+  it('with a trusted proxy, keys by X-Forwarded-For; S2: IPv6 within a /64 shares a bucket; mapped IPv4 is IPv4', async () => {
+    const app = express();
+    app.use(rateLimitMiddleware(windowLimiter(1), { trustProxy: 'loopback' }));
+    app.get('/', ok);
+    const port = await serve(app);
+    const from = async (xff: string): Promise<number> => (await send(port, '/', { headers: { 'x-forwarded-for': xff } })).status;
+    expect(await from('198.51.100.1')).toBe(200);
+    expect(await from('198.51.100.2')).toBe(200);
+    expect(await from('198.51.100.1')).toBe(429);
+    expect(await from('203.0.113.9, 198.51.100.3:4444')).toBe(200);
+    expect(await from('2001:db8:1:2::1')).toBe(200);
+    expect(await from('[2001:db8:1:2:ffff:eeee:dddd:cccc]:443')).toBe(429);
+    expect(await from('2001:db8:1:3::1')).toBe(200);
+    expect(await from('::ffff:192.0.2.77')).toBe(200);
+    expect(await from('192.0.2.77')).toBe(429);
+    // Garbage from the client right of the proxy: keyed by the proxy itself (127.0.0.1).
+    expect(await from('not-an-address')).toBe(200);
+    expect(await from('also garbage')).toBe(429);
+    // An 8 KB hop list: the nearest untrusted entry is the client.
+    const long = `${Array.from({ length: 700 }, (_, i) => `198.18.${i % 250}.1`).join(', ')}, 192.0.2.200`;
+    expect(long.length).toBeGreaterThan(8_000);
+    expect(await from(long)).toBe(200);
+    expect(await from('192.0.2.200')).toBe(429);
+  });
+
+  it('survives clients that abort while the decision is pending', async () => {
+    const app = express();
+    let handled = 0;
+    app.get('/allow', rateLimitMiddleware(slowDecider(30, true)), (_req, res) => {
+      handled++;
+      res.send('ok');
+    });
+    app.get('/deny', rateLimitMiddleware(slowDecider(30, false)), ok);
+    const port = await serve(app);
+    await Promise.all([abortRequest(port, '/allow'), abortRequest(port, '/deny'), abortRequest(port, '/deny', 0)]);
+    await delay(60);
+    expect((await send(port, '/allow')).status).toBe(200);
+    expect((await send(port, '/deny')).status).toBe(429);
+    expect(handled).toBeGreaterThanOrEqual(1);
+  });
+
+  it('advertises a GCRA limiter by its rate and a quota by its period', async () => {
+    const app = express();
+    app.get('/gcra', rateLimitMiddleware(rateLimiter({ name: 'g', algorithm: gcra({ limit: 10, periodMs: 1_000, burst: 2 }) })), ok);
+    app.get('/quota', rateLimitMiddleware(quota({ name: 'daily', limit: 1, period: 'day' })), ok);
+    const port = await serve(app);
+    const g = await send(port, '/gcra');
+    expect(g.headers['ratelimit-policy']).toBe('"g";q=10;w=1');
+    expect(g.headers['ratelimit']).toMatch(/^"g";r=1;t=1$/);
+    const q = await send(port, '/quota');
+    expect(q.headers['ratelimit-policy']).toBe('"daily";q=1;w=86400');
+    const denied = await send(port, '/quota');
+    expect(denied.status).toBe(429);
+    expect((JSON.parse(denied.body) as { detail: string }).detail).toMatch(/quota/);
+    expect(Number(denied.headers['retry-after'])).toBeGreaterThan(0);
+  });
+
+  it('sheds load with 503, Retry-After and a problem+json body while the shedder reports pressure', async () => {
+    let sample: LoadSample = { eventLoopDelayMs: 5 };
+    const shedder = loadShedder({ maxEventLoopDelayMs: 100, retryAfterSeconds: 7, sampler: () => sample });
+    try {
+      const app = express();
+      app.use(loadSheddingMiddleware(shedder));
+      app.get('/', ok);
+      const port = await serve(app);
+      expect((await send(port, '/')).status).toBe(200);
+      sample = { eventLoopDelayMs: 250 };
+      expect(shedder.update()).toBe('eventLoopDelay');
+      const shed = await send(port, '/');
+      expect(shed.status).toBe(503);
+      expect(shed.headers['retry-after']).toBe('7');
+      expect(shed.headers['content-type']).toBe('application/problem+json');
+      expect(JSON.parse(shed.body)).toMatchObject({ type: 'about:blank', title: 'Service Unavailable', status: 503 });
+      sample = { eventLoopDelayMs: 1 };
+      shedder.update();
+      expect((await send(port, '/')).status).toBe(200);
+    } finally {
+      shedder.close();
+    }
+  });
+});
+
+describe('rateLimitMiddleware options', () => {
+  it('rejects bad options, naming them', () => {
+    const limiter = windowLimiter(1);
+    expect(() => rateLimitMiddleware({} as never)).toThrow(/rateLimitMiddleware: the first argument must be a rate limiter/);
+    expect(() => rateLimitMiddleware(limiter, { headers: 'all' as never })).toThrow(/option "headers"/);
+    expect(() => rateLimitMiddleware(limiter, { cost: 0 })).toThrow(RangeError);
+    expect(() => rateLimitMiddleware(limiter, { cost: '2' as never })).toThrow(/option "cost"/);
+    expect(() => rateLimitMiddleware(limiter, { key: 'ip' as never })).toThrow(/option "key"/);
+    expect(() => rateLimitMiddleware(limiter, { skip: true as never })).toThrow(/option "skip"/);
+    expect(() => rateLimitMiddleware(limiter, { trustProxy: true as never })).toThrow(/trustProxy/);
+    expect(() => rateLimitMiddleware(limiter, { ipv6Subnet: 200 })).toThrow(/ipv6Subnet/);
+    expect(() => rateLimitMiddleware(limiter, { windowMs: 1 } as never)).toThrow(/unknown option "windowMs"/);
+  });
+});

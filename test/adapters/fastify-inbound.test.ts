@@ -1,0 +1,254 @@
+// Real Fastify 4 and 5 servers on 127.0.0.1, port 0, with the rate-limit and load-shedding plugins.
+import fastify5 from 'fastify';
+import fastify4 from 'fastify4';
+import { afterEach, describe, expect, it } from 'vitest';
+import { loadSheddingPlugin, rateLimitPlugin } from '../../src/adapters/fastify.js';
+import { type Decider, fixedWindow, type LimiterDecision, loadShedder, type LoadSample, rateLimiter } from '../../src/index.js';
+import { abortRequest, delay, send } from './support/inbound-http.js';
+
+interface AppLike {
+  register(plugin: unknown, options?: unknown): PromiseLike<unknown>;
+  get(path: string, ...rest: unknown[]): unknown;
+  listen(options: { port: number; host: string }): Promise<string>;
+  close(): Promise<unknown>;
+  server: { address(): unknown };
+}
+
+const apps: AppLike[] = [];
+afterEach(async () => {
+  await Promise.all(apps.splice(0).map((a) => a.close()));
+});
+
+function windowLimiter(limit: number, name = 'api') {
+  return rateLimiter({ name, algorithm: fixedWindow({ limit, windowMs: 60_000 }) });
+}
+
+function slowDecider(ms: number, allowed: boolean): Decider {
+  return {
+    kind: 'rate-limiter',
+    name: 'slow',
+    consume: async (): Promise<LimiterDecision> => {
+      await delay(ms);
+      return { allowed, limit: 1, remaining: 0, resetMs: 1_000, retryAfterMs: allowed ? 0 : 1_000, store: 'memory' };
+    },
+  };
+}
+
+async function start(app: AppLike): Promise<number> {
+  await app.listen({ port: 0, host: '127.0.0.1' });
+  return (app.server.address() as { port: number }).port;
+}
+
+describe.each([
+  ['Fastify 4', fastify4 as unknown as (options?: object) => AppLike],
+  ['Fastify 5', fastify5 as unknown as (options?: object) => AppLike],
+])('%s', (_name, fastify) => {
+  function make(options?: object): AppLike {
+    const app = fastify(options);
+    apps.push(app);
+    return app;
+  }
+
+  it('limits every route by default, with draft headers and a 429 problem body', async () => {
+    const app = make();
+    await app.register(rateLimitPlugin, { limiter: windowLimiter(2) });
+    app.get('/', async () => 'ok');
+    const port = await start(app);
+    const first = await send(port, '/');
+    expect(first.status).toBe(200);
+    expect(first.headers['ratelimit-policy']).toBe('"api";q=2;w=60');
+    expect(first.headers['ratelimit']).toMatch(/^"api";r=1;t=\d+$/);
+    await send(port, '/');
+    const denied = await send(port, '/');
+    expect(denied.status).toBe(429);
+    expect(denied.headers['content-type']).toMatch(/^application\/problem\+json/);
+    const retryAfter = Number(denied.headers['retry-after']);
+    expect(Number.isInteger(retryAfter) && retryAfter > 0 && retryAfter <= 60).toBe(true);
+    const body = JSON.parse(denied.body) as Record<string, unknown>;
+    expect(Object.keys(body).sort()).toEqual(['detail', 'status', 'title', 'type']);
+    expect(body).toMatchObject({ type: 'about:blank', title: 'Too Many Requests', status: 429 });
+  });
+
+  it('works when routes are declared before the plugin loads (no await on register)', async () => {
+    const app = make();
+    app.get('/early', async () => 'ok');
+    void app.register(rateLimitPlugin, { limiter: windowLimiter(1) });
+    app.get('/late', async () => 'ok');
+    const port = await start(app);
+    expect((await send(port, '/early')).status).toBe(200);
+    expect((await send(port, '/late')).status).toBe(429);
+  });
+
+  it('limits not-found answers too', async () => {
+    const app = make();
+    await app.register(rateLimitPlugin, { limiter: windowLimiter(1) });
+    const port = await start(app);
+    expect((await send(port, '/nope')).status).toBe(404);
+    expect((await send(port, '/nope')).status).toBe(429);
+  });
+
+  it('takes per-route config: false, own limiter, cost and skip', async () => {
+    const app = make();
+    await app.register(rateLimitPlugin, { limiter: windowLimiter(100), headers: 'draft+legacy' });
+    app.get('/free', { config: { rateLimit: false } }, async () => 'ok');
+    app.get('/own', { config: { rateLimit: { limiter: windowLimiter(1, 'own') } } }, async () => 'ok');
+    app.get('/costly', { config: { rateLimit: { cost: 60 } } }, async () => 'ok');
+    app.get(
+      '/skip',
+      { config: { rateLimit: { limiter: windowLimiter(1, 'skip'), skip: (req: { headers: Record<string, unknown> }) => req.headers['x-internal'] === 'yes' } } },
+      async () => 'ok',
+    );
+    const port = await start(app);
+    for (let i = 0; i < 3; i++) {
+      const free = await send(port, '/free');
+      expect(free.status).toBe(200);
+      expect(free.headers['ratelimit']).toBeUndefined();
+    }
+    const own = await send(port, '/own');
+    expect(own.headers['ratelimit-policy']).toBe('"own";q=1;w=60');
+    expect(own.headers['x-ratelimit-limit']).toBe('1');
+    expect((await send(port, '/own')).status).toBe(429);
+    const costly = await send(port, '/costly');
+    expect(costly.headers['x-ratelimit-remaining']).toBe('40');
+    expect((await send(port, '/costly')).status).toBe(429);
+    expect((await send(port, '/skip', { headers: { 'x-internal': 'yes' } })).status).toBe(200);
+    expect((await send(port, '/skip', { headers: { 'x-internal': 'yes' } })).status).toBe(200);
+    expect((await send(port, '/skip')).status).toBe(200);
+    expect((await send(port, '/skip')).status).toBe(429);
+  });
+
+  it('global: false limits only routes that ask', async () => {
+    const app = make();
+    await app.register(rateLimitPlugin, { limiter: windowLimiter(1), global: false });
+    app.get('/open', async () => 'ok');
+    app.get('/limited', { config: { rateLimit: true } }, async () => 'ok');
+    const port = await start(app);
+    expect((await send(port, '/open')).status).toBe(200);
+    expect((await send(port, '/open')).status).toBe(200);
+    expect((await send(port, '/limited')).status).toBe(200);
+    expect((await send(port, '/limited')).status).toBe(429);
+
+    // No plugin limiter at all: routes bring their own; headers: 'none' still sends Retry-After.
+    const bare = make();
+    await bare.register(rateLimitPlugin, { global: false, headers: 'none' });
+    bare.get('/own', { config: { rateLimit: { limiter: windowLimiter(1, 'own') } } }, async () => 'ok');
+    bare.get('/open', async () => 'ok');
+    expect(() => bare.get('/needs', { config: { rateLimit: true } }, async () => 'ok')).toThrow(/needs the plugin's "limiter"/);
+    const p2 = await start(bare);
+    const first = await send(p2, '/own');
+    expect(first.status).toBe(200);
+    expect(first.headers['ratelimit']).toBeUndefined();
+    const denied = await send(p2, '/own');
+    expect(denied.status).toBe(429);
+    expect(denied.headers['ratelimit-policy']).toBeUndefined();
+    expect(Number(denied.headers['retry-after'])).toBeGreaterThan(0);
+    expect((await send(p2, '/open')).status).toBe(200);
+  });
+
+  it('answers 500 problem+json when the key function fails, logs the error, leaks nothing', async () => {
+    const logs: string[] = [];
+    const app = make({ logger: { level: 'error', stream: { write: (line: string) => logs.push(line) } } });
+    await app.register(rateLimitPlugin, {
+      limiter: windowLimiter(5),
+      key: (req: { url: string }) => {
+        if (req.url === '/throws') throw new Error('secret internals');
+        if (req.url === '/empty') return '';
+        return Promise.reject(new Error('db down'));
+      },
+    });
+    app.get('/throws', async () => 'ok');
+    app.get('/empty', async () => 'ok');
+    app.get('/rejects', async () => 'ok');
+    const port = await start(app);
+    for (const path of ['/throws', '/empty', '/rejects']) {
+      const a = await send(port, path);
+      expect(a.status, path).toBe(500);
+      expect(a.headers['content-type']).toMatch(/^application\/problem\+json/);
+      expect(JSON.parse(a.body)).toEqual({
+        type: 'about:blank',
+        title: 'Internal Server Error',
+        status: 500,
+        detail: 'The request could not be checked against its rate limit.',
+      });
+      expect(a.body).not.toMatch(/secret|db down|key/);
+    }
+    const text = logs.join('\n');
+    expect(text).toMatch(/secret internals/);
+    expect(text).toMatch(/option \\"key\\" must return a non-empty string/);
+    expect(text).toMatch(/db down/);
+  });
+
+  it('keys by X-Forwarded-For only through trusted proxies (S1, S2, IPv4-mapped)', async () => {
+    const app = make();
+    await app.register(rateLimitPlugin, { limiter: windowLimiter(1, 'untrusted') });
+    await app.register(async (child: AppLike) => {
+      await child.register(rateLimitPlugin, { limiter: windowLimiter(1, 'trusted'), trustProxy: ['127.0.0.1'] });
+      child.get('/trusted', async () => 'ok');
+    });
+    const port = await start(app);
+    // The outer (untrusted) limit sees one client however X-Forwarded-For rotates.
+    expect((await send(port, '/trusted', { headers: { 'x-forwarded-for': '198.51.100.1' } })).status).toBe(200);
+    expect((await send(port, '/trusted', { headers: { 'x-forwarded-for': '198.51.100.2' } })).status).toBe(429);
+
+    const trustedOnly = make();
+    await trustedOnly.register(rateLimitPlugin, { limiter: windowLimiter(1), trustProxy: 'loopback' });
+    trustedOnly.get('/', async () => 'ok');
+    const p2 = await start(trustedOnly);
+    const from = async (xff: string): Promise<number> => (await send(p2, '/', { headers: { 'x-forwarded-for': xff } })).status;
+    expect(await from('198.51.100.1')).toBe(200);
+    expect(await from('198.51.100.2')).toBe(200);
+    expect(await from('198.51.100.1')).toBe(429);
+    expect(await from('2001:db8:1:2::1')).toBe(200);
+    expect(await from('2001:db8:1:2:aaaa::2')).toBe(429);
+    expect(await from('::ffff:192.0.2.7')).toBe(200);
+    expect(await from('192.0.2.7:1234')).toBe(429);
+  });
+
+  it('survives clients that abort while the decision is pending', async () => {
+    const app = make();
+    await app.register(rateLimitPlugin, { limiter: slowDecider(30, true), global: false });
+    app.get('/allow', { config: { rateLimit: true } }, async () => 'ok');
+    app.get('/deny', { config: { rateLimit: { limiter: slowDecider(30, false) } } }, async () => 'ok');
+    const port = await start(app);
+    await Promise.all([abortRequest(port, '/allow'), abortRequest(port, '/deny'), abortRequest(port, '/deny', 0)]);
+    await delay(60);
+    expect((await send(port, '/allow')).status).toBe(200);
+    expect((await send(port, '/deny')).status).toBe(429);
+  });
+
+  it('sheds load with 503 while the shedder reports pressure; closes a shedder it made', async () => {
+    let sample: LoadSample = { eventLoopUtilization: 0.2 };
+    const shedder = loadShedder({ maxEventLoopUtilization: 0.9, retryAfterSeconds: 3, sampler: () => sample });
+    try {
+      const app = make();
+      await app.register(loadSheddingPlugin, { shedder });
+      await app.register(loadSheddingPlugin, shedder);
+      await app.register(loadSheddingPlugin, { maxHeapUsedRatio: 1, sampleIntervalMs: 50 });
+      app.get('/', async () => 'ok');
+      const port = await start(app);
+      expect((await send(port, '/')).status).toBe(200);
+      sample = { eventLoopUtilization: 0.99 };
+      shedder.update();
+      const shed = await send(port, '/');
+      expect(shed.status).toBe(503);
+      expect(shed.headers['retry-after']).toBe('3');
+      expect(JSON.parse(shed.body)).toMatchObject({ type: 'about:blank', title: 'Service Unavailable', status: 503 });
+      sample = { eventLoopUtilization: 0.5 };
+      shedder.update();
+      expect((await send(port, '/')).status).toBe(200);
+    } finally {
+      shedder.close();
+    }
+  });
+
+  it('rejects bad plugin and route options at startup', async () => {
+    const app = make();
+    await expect(app.register(rateLimitPlugin, { limiter: windowLimiter(1), headers: 'x' })).rejects.toThrow(/option "headers"/);
+    const app2 = make();
+    await expect(app2.register(rateLimitPlugin, {})).rejects.toThrow(/option "limiter"/);
+    const app3 = make();
+    await app3.register(rateLimitPlugin, { limiter: windowLimiter(1) });
+    expect(() => app3.get('/', { config: { rateLimit: { cost: -1 } } }, async () => 'ok')).toThrow(/option "cost"/);
+    expect(() => app3.get('/x', { config: { rateLimit: { limit: 5 } } }, async () => 'ok')).toThrow(/unknown option "limit"/);
+  });
+});

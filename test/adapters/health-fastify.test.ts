@@ -1,0 +1,101 @@
+import { Agent } from 'node:http';
+import fastify, { type FastifyInstance } from 'fastify';
+import fastify4 from 'fastify4';
+import { afterEach, describe, expect, it } from 'vitest';
+import { healthPlugin } from '../../src/adapters/fastify.js';
+import { gracefulShutdown, health } from '../../src/index.js';
+import { get, secretError, secretFragments } from './health-support.js';
+
+type App = ReturnType<typeof fastify>;
+
+// Compile-time: the plugin fits both majors' register() typings.
+export function typeChecks(): void {
+  void fastify4().register(healthPlugin, { health: health(), prefix: '/ops' });
+  void fastify().register(healthPlugin, { health: health(), verbose: 'never' });
+}
+let app: App | undefined;
+afterEach(async () => {
+  await app?.close();
+  app = undefined;
+});
+
+async function start(a: App): Promise<number> {
+  app = a;
+  await a.listen({ port: 0, host: '127.0.0.1' });
+  return (a.server.address() as { port: number }).port;
+}
+
+describe.each([
+  ['Fastify 4', () => fastify4() as unknown as App],
+  ['Fastify 5', () => fastify()],
+])('healthPlugin on %s', (_name, makeApp) => {
+  it('serves the probes with 200/503, no-store and JSON, and keeps errors out of verbose bodies', async () => {
+    const a = makeApp();
+    const h = health({ checks: [{ name: 'db', check: () => Promise.reject(secretError()) }, { name: 'up', probes: ['live'], check: () => true }] });
+    await a.register(healthPlugin, { health: h });
+    const port = await start(a);
+    const live = await get(port, '/livez');
+    expect(live.status).toBe(200);
+    expect(live.headers['cache-control']).toBe('no-store');
+    expect(live.headers['content-type']).toBe('application/json; charset=utf-8');
+    expect(JSON.parse(live.body)).toEqual({ status: 'pass' });
+    expect((await get(port, '/readyz')).body).toBe('{"status":"fail"}');
+    const verbose = await get(port, '/readyz?verbose');
+    expect(verbose.status).toBe(503);
+    expect(JSON.parse(verbose.body).checks.db).toEqual({ status: 'fail', failure: 'threw', durationMs: expect.any(Number) });
+    for (const fragment of secretFragments) expect(verbose.body).not.toContain(fragment);
+    const head = await get(port, '/healthz', { method: 'HEAD' });
+    expect(head.status).toBe(503);
+    expect(head.body).toBe('');
+    expect((await get(port, '/startupz')).status).toBe(200);
+  });
+
+  it('is not encapsulated: routes registered from a child context land at its own prefix', async () => {
+    const a = makeApp();
+    await a.register(async (child: FastifyInstance) => {
+      await child.register(healthPlugin, { health: health(), prefix: '/ops', verbose: 'always' });
+    });
+    const port = await start(a);
+    expect(JSON.parse((await get(port, '/ops/readyz')).body)).toEqual({ status: 'pass', checks: {} });
+    expect((await get(port, '/readyz')).status).toBe(404);
+  });
+
+  it('rejects bad options at registration', async () => {
+    const a = makeApp();
+    app = a;
+    await expect(a.register(healthPlugin, { health: health(), verbose: 'yes' as never })).rejects.toThrow(/"verbose"/);
+  });
+
+  it('shuts a Fastify instance down gracefully: readiness fails first, the in-flight request finishes, onClose runs', async () => {
+    const a = makeApp();
+    const h = health();
+    await a.register(healthPlugin, { health: h });
+    a.get('/slow', async () => {
+      await new Promise((r) => setTimeout(r, 300));
+      return 'done';
+    });
+    a.get('/fast', async () => 'ok');
+    const closed: string[] = [];
+    a.addHook('onClose', async () => void closed.push('onClose'));
+    const port = await start(a);
+    const stopper = gracefulShutdown(a, { health: h, signals: [], exit: false, drainDelayMs: 150, closeTimeoutMs: 2000 });
+    const agent = new Agent({ keepAlive: true, maxSockets: 2 });
+    try {
+      const slow = get(port, '/slow', { agent });
+      await new Promise((r) => setTimeout(r, 50));
+      const done = stopper.shutdown();
+      expect((await get(port, '/readyz')).status).toBe(503);
+      const during = await get(port, '/fast', { agent });
+      expect(during.body).toBe('ok');
+      expect(during.headers.connection).toBe('close');
+      const result = await done;
+      expect(result).toMatchObject({ forced: false, exitCode: 0 });
+      expect((await slow).body).toBe('done');
+      expect(closed).toEqual(['onClose']);
+      await expect(get(port, '/fast')).rejects.toMatchObject({ code: 'ECONNREFUSED' });
+    } finally {
+      agent.destroy();
+      app = undefined;
+    }
+  });
+});

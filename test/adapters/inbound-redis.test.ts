@@ -1,0 +1,68 @@
+// The inbound adapters over the Redis store: two app instances (Express 5 and Fastify 5) share one
+// limit, and when Redis goes away the answers follow the store's onStoreError without a crash.
+import { createServer } from 'node:http';
+import express from 'express';
+import fastify from 'fastify';
+import { Redis } from 'ioredis';
+import { afterEach, describe, expect, it } from 'vitest';
+import { rateLimitMiddleware } from '../../src/adapters/express.js';
+import { rateLimitPlugin } from '../../src/adapters/fastify.js';
+import { fixedWindow, rateLimiter } from '../../src/index.js';
+import { redisStore } from '../../src/ratelimit/redis/index.js';
+import { disconnectClient, startRedis } from '../integration/support/redis.js';
+import { close, listen, send } from './support/inbound-http.js';
+
+const cleanup: (() => Promise<unknown>)[] = [];
+afterEach(async () => {
+  for (const step of cleanup.splice(0).reverse()) await step();
+});
+
+describe('inbound adapters with the Redis store', () => {
+  it('share one limit across an Express and a Fastify instance, and follow onStoreError while Redis is frozen', async () => {
+    const redis = await startRedis();
+    cleanup.push(() => redis.stop());
+    const client = new Redis({ host: '127.0.0.1', port: redis.port, retryStrategy: (times) => Math.min(times * 50, 500) });
+    client.on('error', () => {});
+    cleanup.push(() => disconnectClient(client));
+    await client.ping();
+    const store = redisStore(client, { timeoutMs: 200, onStoreError: 'fail-closed' });
+    // Each instance builds its own limiter object over the same store and name, as two processes would.
+    const limiterA = rateLimiter({ name: 'shared', store, algorithm: fixedWindow({ limit: 3, windowMs: 60_000 }) });
+    const limiterB = rateLimiter({ name: 'shared', store, algorithm: fixedWindow({ limit: 3, windowMs: 60_000 }) });
+
+    const app = express();
+    app.use(rateLimitMiddleware(limiterA));
+    app.get('/', (_req, res) => {
+      res.send('express');
+    });
+    const server = createServer(app);
+    cleanup.push(() => close(server));
+    const expressPort = await listen(server);
+
+    const f = fastify();
+    cleanup.push(() => f.close());
+    await f.register(rateLimitPlugin, { limiter: limiterB });
+    f.get('/', async () => 'fastify');
+    await f.listen({ port: 0, host: '127.0.0.1' });
+    const fastifyPort = (f.server.address() as { port: number }).port;
+
+    const statuses: number[] = [];
+    for (const port of [expressPort, fastifyPort, expressPort, fastifyPort]) statuses.push((await send(port, '/')).status);
+    expect(statuses).toEqual([200, 200, 200, 429]);
+    const last = await send(expressPort, '/');
+    expect(last.status).toBe(429);
+    expect(Number(last.headers['retry-after'])).toBeGreaterThan(0);
+
+    redis.kill('SIGSTOP');
+    try {
+      // fail-closed: denied within the store timeout; the servers keep running.
+      const started = performance.now();
+      const during = await Promise.all([send(expressPort, '/'), send(fastifyPort, '/')]);
+      expect(during.map((a) => a.status)).toEqual([429, 429]);
+      expect(performance.now() - started).toBeLessThan(2_000);
+      for (const a of during) expect(Number(a.headers['retry-after'])).toBeGreaterThan(0);
+    } finally {
+      redis.kill('SIGCONT');
+    }
+  });
+});
