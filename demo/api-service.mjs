@@ -1,0 +1,106 @@
+// The demo's API service: an Express app built with bulwark, run as a child process of
+// demo/main.mjs so that it can get a real SIGTERM. It answers GET /quote by calling a quote
+// upstream through bulwark's fetch (retry, a breaker per endpoint, a timeout per attempt and
+// failover from the primary to a standby), limits each API key with a rate limiter (memory, or
+// Redis when REDIS_URL is set), serves /livez /readyz /startupz /healthz, and shuts down
+// gracefully. What its mechanisms do is reported to the parent over the IPC channel.
+//
+//   argv: <primary base URL> <standby base URL>; env REDIS_URL (optional)
+import { subscribe } from 'node:diagnostics_channel';
+import express from 'express';
+import { channelNames, consecutive, exponential, gcra, gracefulShutdown, health, memoryStore, rateLimiter } from '../dist/index.js';
+import { healthMiddleware, rateLimitMiddleware } from '../dist/express.js';
+import { createFetch } from '../dist/fetch.js';
+
+const [primary, standby] = process.argv.slice(2);
+const report = (message) => process.send?.(message);
+
+// What the parent's table shows: counted from bulwark's diagnostics channels, which cost nothing
+// while nobody subscribes.
+const counts = { retries: 0, failovers: 0, allowed: 0, denied: 0, upstreamCalls: { primary: 0, standby: 0 } };
+subscribe(channelNames.retryAttempt, () => counts.retries++);
+subscribe(channelNames.fetchFailover, (m) => {
+  counts.failovers++;
+  report({ type: 'event', what: `failover ${label(m.from)} → ${label(m.to)} (${m.reason})` });
+});
+subscribe(channelNames.circuitState, (m) => report({ type: 'breaker', policy: label(m.policy), from: m.from, to: m.to }));
+subscribe(channelNames.rateLimitDecision, (m) => (m.decision.allowed ? counts.allowed++ : counts.denied++));
+subscribe(channelNames.shutdownPhase, (m) => report({ type: 'event', what: `shutdown: ${m.phase}` }));
+function label(text) {
+  return String(text).replace(primary, 'primary').replace(standby, 'standby');
+}
+
+// Rate limit per API key: 20 requests a second, bursts of 10.
+let store = memoryStore();
+let redis;
+if (process.env.REDIS_URL) {
+  const [{ Redis }, { redisStore }] = await Promise.all([import('ioredis'), import('../dist/redis.js')]);
+  redis = new Redis(process.env.REDIS_URL, { enableOfflineQueue: false, maxRetriesPerRequest: 1, autoResendUnfulfilledCommands: false });
+  await new Promise((resolve, reject) => {
+    redis.once('ready', resolve);
+    redis.once('error', reject);
+  });
+  store = redisStore(redis, { prefix: `bulwark-demo-${process.pid}:` });
+}
+const perKey = rateLimiter({ name: 'api-key', algorithm: gcra({ limit: 20, periodMs: 1_000, burst: 10 }), store });
+
+// The upstream: primary first, standby when the primary's breaker is open. Three attempts at
+// most, each cut at 300 ms; a breaker opens after 3 failures in a row and probes after 2 s.
+const upstream = createFetch({
+  name: 'quotes',
+  endpoints: [primary, standby],
+  attemptTimeoutMs: 300,
+  retry: { maxAttempts: 3, backoff: exponential({ initialMs: 20, maxMs: 200 }) },
+  circuitBreaker: { breaker: consecutive(3), halfOpenAfterMs: 2_000 },
+});
+
+const h = health({
+  checks: [
+    {
+      name: 'quotes-upstream',
+      probes: ['ready'],
+      critical: false, // a failing upstream is reported, but the standby keeps us serving
+      timeoutMs: 200,
+      cacheMs: 1_000,
+      check: () => upstream.endpoints.some((base) => upstream.circuitBreaker(base)?.state !== 'open'),
+    },
+  ],
+});
+
+const app = express();
+app.disable('x-powered-by');
+app.use(healthMiddleware(h));
+app.use(rateLimitMiddleware(perKey, { key: (req) => String(req.headers['x-api-key'] ?? 'anonymous') }));
+app.get('/quote', async (req, res) => {
+  try {
+    const answer = await upstream('/quote');
+    const body = await answer.json();
+    counts.upstreamCalls[body.from === 'primary' ? 'primary' : 'standby']++;
+    res.json({ quote: body.quote, servedBy: body.from });
+  } catch (error) {
+    res.status(502).json({ error: 'upstream unavailable', code: error?.code ?? 'ERR' });
+  }
+});
+
+const server = app.listen(0, '127.0.0.1', () => {
+  h.started();
+  report({ type: 'listening', port: server.address().port, store: redis ? 'redis' : 'memory' });
+});
+server.keepAliveTimeout = 5_000;
+
+gracefulShutdown(server, {
+  health: h,
+  drainDelayMs: 1_000,
+  closeTimeoutMs: 5_000,
+  hookTimeoutMs: 2_000,
+  hooks: [
+    async () => {
+      report({ type: 'stats', counts });
+      if (redis) await redis.quit();
+    },
+  ],
+  log: () => {},
+});
+
+// Counts go to the parent once a second for its progress line.
+setInterval(() => report({ type: 'stats', counts }), 1_000).unref();

@@ -1,0 +1,201 @@
+// `npm run demo`: bulwark in one run, no Redis needed (set REDIS_URL to keep the rate limits in
+// Redis). It starts two quote upstreams (a primary and a standby) in this process, starts the API
+// service (demo/api-service.mjs, Express + bulwark) as a child process, drives load through it in
+// phases, and prints what each mechanism did:
+//
+//   steady     tenants call GET /quote within their limits
+//   outage     the primary upstream fails: retries, its breaker opens, calls fail over to the standby
+//   recovery   the primary is back: its breaker probes, closes, and traffic returns to it
+//   burst      one tenant calls far over its limit: 429s with Retry-After, other tenants unaffected
+//   shutdown   SIGTERM to the service under load: readiness fails first, the load balancer (this
+//              script, polling /readyz) stops sending, in-flight requests finish, the service exits
+//
+// Everything listens on 127.0.0.1 on ports the system picks. The run ends by itself in about 25 s
+// and exits non-zero if a request was dropped or the service did not exit cleanly.
+import { fork } from 'node:child_process';
+import http from 'node:http';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+
+const PHASES = [
+  { name: 'steady', ms: 5_000 },
+  { name: 'outage', ms: 6_000 },
+  { name: 'recovery', ms: 5_000 },
+  { name: 'burst', ms: 3_000 },
+];
+const TENANTS = 6; // each calls about 10 times a second, half its limit
+const GREEDY_WORKERS = 4; // the burst tenant's concurrent loops, with no pause
+const started = performance.now();
+const elapsed = () => ((performance.now() - started) / 1000).toFixed(1).padStart(5) + ' s';
+
+// ---- upstreams -------------------------------------------------------------------------------
+const upstreamHits = { primary: 0, standby: 0, primaryFailed: 0 };
+function startUpstream(name) {
+  const state = { healthy: true };
+  const server = http.createServer((req, res) => {
+    if (name === 'primary' && !state.healthy) {
+      upstreamHits.primaryFailed++;
+      res.writeHead(503, { 'content-type': 'application/json' }).end('{"error":"maintenance"}');
+      return;
+    }
+    upstreamHits[name]++;
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ quote: (100 + Math.random() * 5).toFixed(2), from: name }));
+  });
+  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve({ server, state, url: `http://127.0.0.1:${server.address().port}` })));
+}
+const primary = await startUpstream('primary');
+const standby = await startUpstream('standby');
+
+// ---- the API service -------------------------------------------------------------------------
+// What happened, in order; a line repeated back to back is shown once with its count.
+const events = [];
+function note(text) {
+  const last = events.at(-1);
+  if (last !== undefined && last.text === text) {
+    last.times++;
+    last.until = elapsed();
+  } else events.push({ at: elapsed(), text, times: 1, until: undefined });
+}
+const breaker = { primary: 'closed', standby: 'closed', transitions: [] };
+let serviceCounts = { retries: 0, failovers: 0, allowed: 0, denied: 0, upstreamCalls: { primary: 0, standby: 0 } };
+const service = fork(fileURLToPath(new URL('./api-service.mjs', import.meta.url)), [primary.url, standby.url], {
+  stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+});
+const exited = new Promise((resolve) => service.once('exit', (code, signal) => resolve({ code, signal, at: performance.now() })));
+const { port, store } = await new Promise((resolve, reject) => {
+  service.on('message', function onMessage(m) {
+    if (m.type === 'listening') {
+      service.off('message', onMessage);
+      resolve(m);
+    }
+  });
+  service.once('exit', (code) => reject(new Error(`the API service exited before listening (code ${code})`)));
+});
+service.on('message', (m) => {
+  if (m.type === 'stats') serviceCounts = m.counts;
+  else if (m.type === 'breaker') {
+    const which = m.policy.includes('primary') ? 'primary' : 'standby';
+    breaker[which] = m.to;
+    breaker.transitions.push(`${which} ${m.from} → ${m.to} at ${elapsed().trim()}`);
+    note(`breaker ${which}: ${m.from} → ${m.to}`);
+  } else if (m.type === 'event') note(m.what);
+});
+const api = `http://127.0.0.1:${port}`;
+console.log(`bulwark demo: API service on ${api} (rate limits in ${store}), upstreams ${primary.url} (primary) and ${standby.url} (standby)\n`);
+
+// ---- load ------------------------------------------------------------------------------------
+const totals = { sent: 0, ok: 0, limited: 0, limitedWithRetryAfter: 0, upstreamErrors: 0, dropped: 0, other: 0 };
+const perSecond = { sent: 0, ok: 0, limited: 0, upstreamErrors: 0, dropped: 0 };
+const greedy = { sent: 0, limited: 0 };
+let routing = true; // the "load balancer": sends to the service while its readiness passes
+let running = true;
+let phase = 'starting';
+
+async function call(apiKey) {
+  totals.sent++;
+  perSecond.sent++;
+  if (apiKey === 'greedy') greedy.sent++;
+  try {
+    const res = await fetch(`${api}/quote`, { headers: { 'x-api-key': apiKey } });
+    await res.arrayBuffer();
+    if (res.status === 200) {
+      totals.ok++;
+      perSecond.ok++;
+    } else if (res.status === 429) {
+      totals.limited++;
+      perSecond.limited++;
+      if (Number(res.headers.get('retry-after')) >= 1) totals.limitedWithRetryAfter++;
+      if (apiKey === 'greedy') greedy.limited++;
+    } else if (res.status === 502) {
+      totals.upstreamErrors++;
+      perSecond.upstreamErrors++;
+    } else totals.other++;
+  } catch (error) {
+    totals.dropped++;
+    perSecond.dropped++;
+    note(`DROPPED: ${error.cause?.code ?? error.message}`);
+  }
+}
+async function tenant(i) {
+  await sleep(i * 15);
+  while (running) {
+    if (routing) await call(`tenant-${i}`);
+    await sleep(100);
+  }
+}
+async function greedyLoop() {
+  while (running && phase === 'burst') {
+    if (routing) await call('greedy');
+    else await sleep(10);
+  }
+}
+async function readinessPoller() {
+  while (running) {
+    try {
+      const res = await fetch(`${api}/readyz`);
+      await res.arrayBuffer();
+      if (res.status !== 200 && routing) {
+        routing = false;
+        note('readiness failed (503): the load balancer stops sending');
+      }
+    } catch {
+      if (routing) note('readiness unreachable: the load balancer stops sending');
+      routing = false;
+    }
+    await sleep(100);
+  }
+}
+
+const progress = setInterval(() => {
+  const b = `breaker primary ${breaker.primary}`;
+  console.log(
+    `${elapsed()}  ${phase.padEnd(9)} ${String(perSecond.sent).padStart(4)} req/s  ok ${String(perSecond.ok).padStart(4)}  ` +
+      `429 ${String(perSecond.limited).padStart(4)}  502 ${String(perSecond.upstreamErrors).padStart(3)}  dropped ${perSecond.dropped}  | ` +
+      `retries ${serviceCounts.retries}  failovers ${serviceCounts.failovers}  ${b}`,
+  );
+  for (const key of Object.keys(perSecond)) perSecond[key] = 0;
+}, 1_000);
+
+const loops = [readinessPoller(), ...Array.from({ length: TENANTS }, (_, i) => tenant(i))];
+const bursts = [];
+for (const { name, ms } of PHASES) {
+  phase = name;
+  note(`phase: ${name}`);
+  if (name === 'outage') primary.state.healthy = false;
+  if (name === 'recovery') primary.state.healthy = true;
+  if (name === 'burst') bursts.push(...Array.from({ length: GREEDY_WORKERS }, () => greedyLoop()));
+  await sleep(ms);
+}
+phase = 'shutdown';
+note('phase: shutdown (SIGTERM to the API service, load continues)');
+const sigtermAt = performance.now();
+service.kill('SIGTERM');
+const exit = await Promise.race([exited, sleep(15_000, undefined, { ref: false })]);
+running = false;
+await Promise.all([...loops, ...bursts]);
+clearInterval(progress);
+if (exit === undefined) service.kill('SIGKILL');
+await Promise.all([primary, standby].map(({ server }) => new Promise((resolve) => server.close(resolve))));
+
+// ---- report ----------------------------------------------------------------------------------
+const fmt = (n) => n.toLocaleString('en-US');
+console.log('\nWhat happened:');
+for (const { at, text, times, until } of events) {
+  console.log(`  ${at}  ${text}${times > 1 ? ` (×${times}, until ${until.trim()})` : ''}`);
+}
+const rows = [
+  ['requests', `${fmt(totals.sent)} sent: ${fmt(totals.ok)} ok, ${fmt(totals.limited)} rate limited, ${fmt(totals.upstreamErrors)} upstream errors (502), ${fmt(totals.other)} other`],
+  ['rate limit', `${fmt(serviceCounts.denied)} denied of ${fmt(serviceCounts.allowed + serviceCounts.denied)} decisions; the greedy tenant got ${fmt(greedy.limited)} 429s of ${fmt(greedy.sent)}; ${fmt(totals.limitedWithRetryAfter)} of ${fmt(totals.limited)} 429s carried Retry-After`],
+  ['retry', `${fmt(serviceCounts.retries)} upstream attempts retried`],
+  ['circuit breaker', breaker.transitions.length > 0 ? breaker.transitions.join('; ') : 'no transitions'],
+  ['failover', `${fmt(serviceCounts.failovers)} attempts moved to another endpoint; upstream answers: primary ${fmt(upstreamHits.primary)} ok + ${fmt(upstreamHits.primaryFailed)} failed, standby ${fmt(upstreamHits.standby)}`],
+  ['graceful shutdown', exit === undefined ? 'the service did not exit within 15 s (killed)' : `exited with code ${exit.code ?? exit.signal} ${Math.round(exit.at - sigtermAt)} ms after SIGTERM`],
+  ['dropped requests', `${totals.dropped}`],
+];
+const width = Math.max(...rows.map(([k]) => k.length));
+console.log('\n| mechanism | what it did |\n|---|---|');
+for (const [k, v] of rows) console.log(`| ${k.padEnd(width)} | ${v} |`);
+const ok = totals.dropped === 0 && exit !== undefined && exit.code === 0 && totals.upstreamErrors === 0;
+console.log(ok ? '\nDemo finished: no request dropped, no upstream error reached a client.' : '\nDemo finished WITH PROBLEMS (see above).');
+process.exitCode = ok ? 0 : 1;

@@ -1,0 +1,73 @@
+// `npm run demo` is the project's main job: this runs it (on the built package, as the npm script
+// does after building) with the memory store and with Redis, and checks what its table reports —
+// so the demo cannot silently stop showing what it claims.
+import { spawn } from 'node:child_process';
+import { resolve } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startRedis, type RedisServer } from '../integration/support/redis.js';
+
+const root = resolve(import.meta.dirname, '../..');
+
+function runDemo(env: Record<string, string>): Promise<{ code: number | null; out: string }> {
+  return new Promise((done, fail) => {
+    const child = spawn(process.execPath, ['demo/main.mjs'], { cwd: root, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (chunk: Buffer) => (out += chunk));
+    child.stderr.on('data', (chunk: Buffer) => (out += chunk));
+    const guard = setTimeout(() => child.kill('SIGKILL'), 55_000);
+    child.once('error', fail);
+    child.once('exit', (code) => {
+      clearTimeout(guard);
+      done({ code, out });
+    });
+  });
+}
+
+/** The value column of the demo's final table, by mechanism. */
+function table(out: string): Map<string, string> {
+  const rows = new Map<string, string>();
+  for (const m of out.matchAll(/^\| ([a-z ]+?) +\| (.+) \|$/gm)) rows.set(m[1]!, m[2]!);
+  return rows;
+}
+
+function expectEveryMechanismAtWork(out: string, code: number | null): void {
+  expect(code, out).toBe(0);
+  const rows = table(out);
+  expect(rows.get('dropped requests'), out).toBe('0');
+  expect(rows.get('requests'), out).toMatch(/ 0 upstream errors \(502\), 0 other$/);
+  // The burst tenant was limited, and every 429 said when to come back.
+  const limited = /the greedy tenant got ([\d,]+) 429s of ([\d,]+); ([\d,]+) of ([\d,]+) 429s carried Retry-After/.exec(rows.get('rate limit') ?? '');
+  expect(limited, out).not.toBeNull();
+  expect(Number(limited![1]!.replaceAll(',', ''))).toBeGreaterThan(0);
+  expect(limited![3]).toBe(limited![4]);
+  // The outage opened the primary's breaker, and the recovery closed it again.
+  expect(rows.get('circuit breaker'), out).toMatch(/^primary closed → open at .*primary half-open → closed at [\d.]+ s$/);
+  expect(Number(/^(\d[\d,]*) attempts moved/.exec(rows.get('failover') ?? '')?.[1]?.replaceAll(',', '') ?? 0), out).toBeGreaterThan(0);
+  expect(Number(/^(\d+) upstream attempts retried/.exec(rows.get('retry') ?? '')?.[1] ?? 0), out).toBeGreaterThan(0);
+  expect(rows.get('graceful shutdown'), out).toMatch(/^exited with code 0 \d+ ms after SIGTERM$/);
+  expect(out).toContain('readiness failed (503): the load balancer stops sending');
+}
+
+describe('npm run demo', () => {
+  it('with memory stores: every mechanism acts, no request is dropped, the service exits cleanly', async () => {
+    const { code, out } = await runDemo({ REDIS_URL: '' });
+    expect(out).toContain('(rate limits in memory)');
+    expectEveryMechanismAtWork(out, code);
+  }, 60_000);
+
+  describe('with REDIS_URL', () => {
+    let redis: RedisServer | undefined;
+    beforeAll(async () => {
+      redis = await startRedis();
+    });
+    afterAll(async () => {
+      await redis?.stop();
+    });
+
+    it('keeps the rate limits in Redis, with the same outcome', async () => {
+      const { code, out } = await runDemo({ REDIS_URL: `redis://127.0.0.1:${redis!.port}` });
+      expect(out).toContain('(rate limits in redis)');
+      expectEveryMechanismAtWork(out, code);
+    }, 60_000);
+  });
+});
