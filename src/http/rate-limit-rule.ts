@@ -1,6 +1,6 @@
 import { checkOptions, countOption, enumOption, show } from '../core/validate.js';
 import type { Decider } from '../ratelimit/rate-limit-policy.js';
-import type { LimiterDecision } from '../ratelimit/store.js';
+import { decideNow, type LimiterDecision, type SyncDecider } from '../ratelimit/store.js';
 import { type AddressedRequest, clientAddressResolver, type TrustProxy } from './client-address.js';
 import { countValue, type ProblemResponse, quotaExceededProblem, rateLimitedProblem, secondsUp } from './problem.js';
 
@@ -97,6 +97,8 @@ export class RateLimitRule<Req> {
   readonly costOptions: { readonly cost: number } | undefined;
   /** No key, cost or skip function: the fast path applies. */
   readonly plain: boolean;
+  /** The decider's synchronous consume, when it has one (bulwark's limiters and quotas). */
+  readonly now: SyncDecider[typeof decideNow] | undefined;
   /** RateLimit-Policy and RateLimit headers. */
   readonly draft: boolean;
   /** X-RateLimit-* headers. */
@@ -121,6 +123,8 @@ export class RateLimitRule<Req> {
     this.skip = rule.skip;
     this.costOptions = this.cost === 1 ? undefined : { cost: this.cost };
     this.plain = this.key === undefined && this.costOf === undefined && this.skip === undefined;
+    const now = (decider as Partial<SyncDecider>)[decideNow];
+    this.now = typeof now === 'function' ? now : undefined;
     this.draft = shared.headers !== 'none';
     this.legacy = shared.headers === 'draft+legacy';
     this.clientOf = shared.clientOf;
@@ -216,14 +220,29 @@ export function decideRequest<Req>(
   request: Req,
   raw: AddressedRequest,
 ): Promise<LimiterDecision | undefined> {
-  if (!rule.plain) return decideWithFunctions(rule, request, raw);
-  // The common case (client-address key, fixed cost, no skip): no await, no options object.
   try {
-    const key = rule.clientOf(raw);
-    return rule.costOptions === undefined ? rule.decider.consume(key) : rule.decider.consume(key, rule.costOptions);
+    const outcome = decideRequestNow(rule, request, raw);
+    return outcome instanceof Promise ? outcome : Promise.resolve(outcome);
   } catch (error) {
     return Promise.reject(error);
   }
+}
+
+/**
+ * What {@link decideRequest} decides, without a promise when the decision is already made: in the
+ * common case (client-address key, fixed cost, no skip) on a limiter or quota over a memory store.
+ * Throws what goes wrong before a promise exists.
+ */
+export function decideRequestNow<Req>(
+  rule: RateLimitRule<Req>,
+  request: Req,
+  raw: AddressedRequest,
+): LimiterDecision | undefined | Promise<LimiterDecision | undefined> {
+  if (!rule.plain) return decideWithFunctions(rule, request, raw);
+  const key = rule.clientOf(raw);
+  const now = rule.now;
+  if (now !== undefined) return now.call(rule.decider, key, rule.costOptions);
+  return rule.costOptions === undefined ? rule.decider.consume(key) : rule.decider.consume(key, rule.costOptions);
 }
 
 async function decideWithFunctions<Req>(

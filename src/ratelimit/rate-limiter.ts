@@ -4,7 +4,7 @@ import diagnosticsChannel from 'node:diagnostics_channel';
 import type { RateLimitAlgorithm } from './algorithm.js';
 import { isShortKey, shortKeyPrefix, storeKey } from './keys.js';
 import { consumeInNamespace, type MemoryNamespace, MemoryStore, memoryStore, namespaceFor } from './memory-store.js';
-import type { LimiterDecision, RateLimitStore } from './store.js';
+import { decideNow, type LimiterDecision, type RateLimitStore } from './store.js';
 
 const decisionChannel = diagnosticsChannel.channel(channelNames.rateLimitDecision);
 const memoryConsume = MemoryStore.prototype.consume;
@@ -84,27 +84,33 @@ export class RateLimiter {
   /** Takes `cost` units for `key` if available. */
   consume(key: string, options?: ConsumeOptions): Promise<LimiterDecision> {
     try {
-      let cost = 1;
-      let signal: AbortSignal | undefined;
-      if (options !== undefined) {
-        cost = this.cost(options);
-        signal = options.signal;
-        if (signal?.aborted) return Promise.reject(signal.reason);
-      }
-      const store = this.store;
-      let decision: LimiterDecision;
-      if (store === this.memory && store.consume === memoryConsume && isShortKey(key)) {
-        // What store.consume(storeKey(...), ...) does, without building the store key each time.
-        decision = this.memory[consumeInNamespace](this.namespace!, key, this.algorithm, cost);
-      } else {
-        const pending = store.consume(storeKey('rateLimiter.consume', this.name, key), this.algorithm, cost, signal);
-        if (pending instanceof Promise) return decisionChannel.hasSubscribers ? pending.then((d) => this.publish(d)) : pending;
-        decision = pending;
-      }
-      return Promise.resolve(this.publish(decision));
+      const decision = this[decideNow](key, options);
+      return decision instanceof Promise ? decision : Promise.resolve(decision);
     } catch (error) {
       return Promise.reject(error);
     }
+  }
+
+  /** Internal: what `consume` decides, synchronously when the store can (see {@link decideNow}); throws bad input. */
+  [decideNow](key: string, options?: ConsumeOptions): LimiterDecision | Promise<LimiterDecision> {
+    let cost = 1;
+    let signal: AbortSignal | undefined;
+    if (options !== undefined) {
+      cost = this.cost(options);
+      signal = options.signal;
+      if (signal?.aborted) return Promise.reject(signal.reason);
+    }
+    const store = this.store;
+    let decision: LimiterDecision;
+    if (store === this.memory && store.consume === memoryConsume && isShortKey(key)) {
+      // What store.consume(storeKey(...), ...) does, without building the store key each time.
+      decision = this.memory[consumeInNamespace](this.namespace!, key, this.algorithm, cost);
+    } else {
+      const pending = store.consume(storeKey('rateLimiter.consume', this.name, key), this.algorithm, cost, signal);
+      if (pending instanceof Promise) return decisionChannel.hasSubscribers ? pending.then((d) => this.publish(d)) : pending;
+      decision = pending;
+    }
+    return this.publish(decision);
   }
 
   /** The decision `consume` would give now, taking nothing. */

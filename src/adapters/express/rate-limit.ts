@@ -4,7 +4,7 @@ import { PROBLEM_CONTENT_TYPE } from '../../http/problem.js';
 import {
   checkDecider,
   checkHttpOptions,
-  decideRequest,
+  decideRequestNow,
   type HttpRateLimitOptions,
   RateLimitRule,
   retryAfterValue,
@@ -47,19 +47,13 @@ function setDraftHeaders(rule: RateLimitRule<IncomingMessage>, response: ServerR
   }
 }
 
-async function limit(
+/** Goes on, or answers 429, once the decision is made. */
+function decided(
   rule: RateLimitRule<IncomingMessage>,
-  request: IncomingMessage,
   response: ServerResponse,
   next: BulwarkNextFunction,
-): Promise<void> {
-  let decision: LimiterDecision | undefined;
-  try {
-    decision = await decideRequest(rule, request, request as AddressedRequest);
-  } catch (error) {
-    next(error);
-    return;
-  }
+  decision: LimiterDecision | undefined,
+): void {
   if (decision === undefined) {
     next();
     return;
@@ -95,6 +89,19 @@ export function rateLimitMiddleware(limiter: Decider, options?: RateLimitMiddlew
   const { rule, shared } = checkHttpOptions<IncomingMessage>(owner, options as RateLimitMiddlewareOptions & Record<string, unknown>);
   const compiled = new RateLimitRule<IncomingMessage>(owner, decider, rule, shared);
   return function bulwarkRateLimit(request, response, next) {
-    limit(compiled, request, response, next).catch(next);
+    let outcome: LimiterDecision | undefined | Promise<LimiterDecision | undefined>;
+    try {
+      outcome = decideRequestNow(compiled, request, request as AddressedRequest);
+    } catch (error) {
+      next(error);
+      return;
+    }
+    // A memory store decides at once: the request goes on in this same tick, with no promise.
+    if (outcome instanceof Promise) {
+      outcome.then(
+        (decision) => decided(compiled, response, next, decision),
+        (error: unknown) => next(error),
+      );
+    } else decided(compiled, response, next, outcome);
   };
 }

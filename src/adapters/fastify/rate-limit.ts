@@ -4,7 +4,7 @@ import {
   checkDecider,
   checkHttpOptions,
   checkRuleOptions,
-  decideRequest,
+  decideRequestNow,
   type HttpRateLimitOptions,
   RateLimitRule,
   type RateLimitRuleOptions,
@@ -112,23 +112,48 @@ function setup(app: unknown, options: RateLimitPluginOptions): void {
     ruleFor(routeOptions.config);
   });
 
-  instance.addHook('onRequest', async function bulwarkRateLimit(request: FastifyRequestLike, reply: FastifyReplyLike) {
-    let decision: LimiterDecision | undefined;
+  // A callback hook, not an async one: with a memory store the decision is made at once and the
+  // request goes on in this same tick, with no promise.
+  instance.addHook('onRequest', function bulwarkRateLimit(request: FastifyRequestLike, reply: FastifyReplyLike, done: () => void) {
     let rule: Rule | undefined;
+    let outcome: LimiterDecision | undefined | Promise<LimiterDecision | undefined>;
     try {
       rule = ruleFor(configOf(request));
-      if (rule === undefined) return undefined;
-      decision = await decideRequest(rule, request, request.raw);
+      if (rule === undefined) {
+        done();
+        return;
+      }
+      outcome = decideRequestNow(rule, request, request.raw);
     } catch (error) {
-      // Logged for the operator; the client learns nothing of what failed.
-      request.log.error({ err: error }, 'bulwark: the rate limit could not be checked');
-      return sendProblem(reply, rateLimitFailedProblem);
+      failed(request, reply, error);
+      return;
     }
-    if (decision === undefined) return undefined;
-    if (rule.draft) setDraftHeaders(rule, reply, decision);
-    if (decision.allowed) return undefined;
-    return sendProblem(reply, rule.denial, retryAfterValue(decision));
+    if (outcome instanceof Promise) {
+      const r = rule;
+      outcome.then(
+        (decision) => decided(r, reply, done, decision),
+        (error: unknown) => failed(request, reply, error),
+      );
+    } else decided(rule, reply, done, outcome);
   });
+}
+
+/** Goes on, or answers 429 (a hook that answers does not call `done`), once the decision is made. */
+function decided(rule: Rule, reply: FastifyReplyLike, done: () => void, decision: LimiterDecision | undefined): void {
+  if (decision !== undefined) {
+    if (rule.draft) setDraftHeaders(rule, reply, decision);
+    if (!decision.allowed) {
+      sendProblem(reply, rule.denial, retryAfterValue(decision));
+      return;
+    }
+  }
+  done();
+}
+
+/** Answers 500: logged for the operator; the client learns nothing of what failed. */
+function failed(request: FastifyRequestLike, reply: FastifyReplyLike, error: unknown): void {
+  request.log.error({ err: error }, 'bulwark: the rate limit could not be checked');
+  sendProblem(reply, rateLimitFailedProblem);
 }
 
 /**

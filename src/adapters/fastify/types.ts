@@ -40,6 +40,7 @@ export interface FastifyRouteOptionsLike {
 export interface FastifyInstanceLike {
   /** Fastify's version, e.g. `'5.1.0'`. */
   readonly version?: string;
+  addHook(name: 'onRequest', hook: (request: FastifyRequestLike, reply: FastifyReplyLike, done: (error?: Error) => void) => void): unknown;
   addHook(name: 'onRequest', hook: (request: FastifyRequestLike, reply: FastifyReplyLike) => Promise<unknown>): unknown;
   addHook(name: 'onRoute', hook: (routeOptions: FastifyRouteOptionsLike) => void): unknown;
   addHook(name: 'onClose', hook: (instance: unknown, done: () => void) => void): unknown;

@@ -2,7 +2,7 @@ import { checkOptions, countOption, nameOption, show } from '../../core/validate
 import type { AlgorithmState, CalendarAlgorithm, ConsumeOutcome } from '../algorithm.js';
 import { memoryStore } from '../memory-store.js';
 import { type ConsumeOptions, RateLimiter } from '../rate-limiter.js';
-import type { LimiterDecision, RateLimitStore } from '../store.js';
+import { decideNow, type LimiterDecision, type RateLimitStore } from '../store.js';
 import {
   type PeriodBounds,
   periodBounds,
@@ -127,6 +127,11 @@ export class Quota {
   /** Takes `cost` units from `key`'s allowance for the current period, if they are left. */
   consume(key: string, options?: ConsumeOptions): Promise<LimiterDecision> {
     return this.limiter.consume(key, options);
+  }
+
+  /** Internal: see {@link decideNow}. */
+  [decideNow](key: string, options?: ConsumeOptions): LimiterDecision | Promise<LimiterDecision> {
+    return this.limiter[decideNow](key, options);
   }
 
   /** The decision `consume` would give now, taking nothing. */

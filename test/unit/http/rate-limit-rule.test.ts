@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { clientAddressResolver } from '../../../src/http/client-address.js';
 import { countValue, problem, secondsUp } from '../../../src/http/problem.js';
-import { decideRequest, RateLimitRule, retryAfterValue } from '../../../src/http/rate-limit-rule.js';
+import { decideRequest, decideRequestNow, RateLimitRule, retryAfterValue } from '../../../src/http/rate-limit-rule.js';
 import { type Decider, fixedWindow, gcra, type LimiterDecision, quota, rateLimiter, slidingWindow } from '../../../src/index.js';
 
 const shared = { headers: 'draft' as const, clientOf: clientAddressResolver() };
@@ -120,5 +120,48 @@ describe('decideRequest', () => {
         /own: option "cost"/,
       );
     }
+  });
+});
+
+describe('decideRequestNow', () => {
+  const req = { socket: { remoteAddress: '203.0.113.1' }, headers: {} };
+
+  it('answers without a promise for a limiter or a quota over a memory store, and takes the units', async () => {
+    const limiter = rateLimiter({ name: 'sync', algorithm: fixedWindow({ limit: 2, windowMs: 60_000 }) });
+    const rule = new RateLimitRule('t', limiter, {}, shared);
+    const first = decideRequestNow(rule, req, req);
+    expect(first).not.toBeInstanceOf(Promise);
+    expect(first).toMatchObject({ allowed: true, remaining: 1 });
+    expect(decideRequestNow(new RateLimitRule('t', limiter, { cost: 1 }, shared), req, req)).toMatchObject({ allowed: true, remaining: 0 });
+    expect(decideRequestNow(rule, req, req)).toMatchObject({ allowed: false, remaining: 0 });
+    // The same counter as consume's.
+    expect(await limiter.consume('203.0.113.1')).toMatchObject({ allowed: false });
+
+    const monthly = quota({ name: 'q', limit: 5, period: 'month' });
+    const fromQuota = decideRequestNow(new RateLimitRule('t', monthly, { cost: 2 }, shared), req, req);
+    expect(fromQuota).not.toBeInstanceOf(Promise);
+    expect(fromQuota).toMatchObject({ allowed: true, remaining: 3 });
+  });
+
+  it('returns the promise of a decider that has no synchronous path, and of rules with functions', async () => {
+    const d = custom('other');
+    const outcome = decideRequestNow(new RateLimitRule('t', d, {}, shared), req, req);
+    expect(outcome).toBeInstanceOf(Promise);
+    await expect(outcome).resolves.toMatchObject({ allowed: true });
+    const limiter = rateLimiter({ name: 'fn', algorithm: fixedWindow({ limit: 2, windowMs: 60_000 }) });
+    const withKey = decideRequestNow(new RateLimitRule('t', limiter, { key: () => 'k' }, shared), req, req);
+    expect(withKey).toBeInstanceOf(Promise);
+    await expect(withKey).resolves.toMatchObject({ allowed: true, remaining: 1 });
+  });
+
+  it('throws what goes wrong before a decision exists (decideRequest turns it into a rejection)', async () => {
+    const d = custom('thrower', {
+      consume: () => {
+        throw new Error('boom');
+      },
+    });
+    const rule = new RateLimitRule('t', d, {}, shared);
+    expect(() => decideRequestNow(rule, req, req)).toThrow('boom');
+    await expect(decideRequest(rule, req, req)).rejects.toThrow('boom');
   });
 });
