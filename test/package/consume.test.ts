@@ -91,6 +91,28 @@ describe('the published package', () => {
     });
   });
 
+  it('loads bulwark/express, bulwark/fastify and bulwark/fetch from ESM and CommonJS without either framework installed', () => {
+    writeFileSync(
+      join(app, 'subpaths.mjs'),
+      `import { createRequire } from 'node:module';
+const require = createRequire(import.meta.url);
+const seen = {};
+for (const sub of ['express', 'fastify', 'fetch']) {
+  const esm = Object.keys(await import('bulwark/' + sub)).sort();
+  const cjs = Object.keys(require('bulwark/' + sub)).filter((k) => k !== 'default' && k !== '__esModule').sort();
+  seen[sub] = { esm, same: JSON.stringify(esm) === JSON.stringify(cjs) };
+}
+const frameworks = ['express', 'fastify'].map((n) => { try { require.resolve(n); return n + ' installed'; } catch { return n + ' absent'; } });
+console.log(JSON.stringify({ seen, frameworks }));`,
+    );
+    const { seen, frameworks } = JSON.parse(run(process.execPath, ['subpaths.mjs'], app));
+    expect(frameworks).toEqual(['express absent', 'fastify absent']);
+    expect(seen.express.esm).toEqual(expect.arrayContaining(['rateLimitMiddleware', 'loadSheddingMiddleware', 'healthMiddleware']));
+    expect(seen.fastify.esm).toEqual(expect.arrayContaining(['rateLimitPlugin', 'loadSheddingPlugin', 'healthPlugin']));
+    expect(seen.fetch.esm).toEqual(expect.arrayContaining(['createFetch', 'HttpStatusError']));
+    for (const sub of ['express', 'fastify', 'fetch']) expect(seen[sub].same, `${sub}: ESM and CJS export the same names`).toBe(true);
+  });
+
   it('recognises errors across the ESM and CJS copies', () => {
     writeFileSync(
       join(app, 'dual.mjs'),
