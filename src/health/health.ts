@@ -318,10 +318,24 @@ function publish(check: string, result: CheckResult): void {
 }
 
 function isThenable(value: unknown): value is PromiseLike<CheckOutcome> {
-  return typeof value === 'object' && value !== null && typeof (value as { then?: unknown }).then === 'function';
+  try {
+    return typeof value === 'object' && value !== null && typeof (value as { then?: unknown }).then === 'function';
+  } catch {
+    return false; // a `then` getter that throws: read it as a plain outcome (interpret copes)
+  }
 }
 
 function interpret(name: string, outcome: unknown): [CheckStatus, Extra] {
+  // Reading the outcome runs user code (getters, proxies): a throw there fails this run, and must
+  // not escape, or the run would never settle and the check would stay stuck.
+  try {
+    return read(name, outcome);
+  } catch (error) {
+    return ['fail', { failure: 'threw', error }];
+  }
+}
+
+function read(name: string, outcome: unknown): [CheckStatus, Extra] {
   if (outcome === undefined || outcome === true) return ['pass', {}];
   if (outcome === false) return ['fail', { failure: 'returned-false' }];
   if (typeof outcome === 'object' && outcome !== null) {

@@ -94,7 +94,11 @@ export interface GracefulShutdownOptions {
    * @default 5000
    */
   readonly drainDelayMs?: number;
-  /** How long in-flight requests get to finish once the server stops accepting; then their connections are cut. @default 10000 */
+  /**
+   * How long in-flight requests get to finish once the server stops accepting; then their
+   * connections are cut (a Fastify instance then gets up to `hookTimeoutMs` more to finish its
+   * `close()`, onClose hooks included). @default 10000
+   */
   readonly closeTimeoutMs?: number;
   /** Cleanup steps, run in order after the server has closed. @default [] */
   readonly hooks?: readonly ShutdownHook[];
@@ -182,7 +186,15 @@ export function gracefulShutdown(target: ShutdownTarget, options?: GracefulShutd
   }
   const exit = o.exit ?? true;
   const processExit = functionOption<(code: number) => void>(OWNER, 'processExit', o.processExit, (code: number) => process.exit(code));
-  const log = functionOption<(message: string) => void>(OWNER, 'log', o.log, () => {});
+  const userLog = functionOption<(message: string) => void>(OWNER, 'log', o.log, () => {});
+  // A logger that throws (an unbound `logger.info`, say) must not stop the shutdown half-way.
+  const log = (message: string): void => {
+    try {
+      userLog(message);
+    } catch {
+      // ignored
+    }
+  };
   const clock = clockOption(OWNER, o.clock, systemClock);
 
   let phase: GracefulShutdown['phase'] = 'running';
@@ -300,6 +312,15 @@ export function gracefulShutdown(target: ShutdownTarget, options?: GracefulShutd
     if (timer !== undefined) clock.clearTimeout(timer);
     if (sweeper !== undefined) clock.clearTimeout(sweeper);
     if (forced && !cut) server?.closeAllConnections?.();
+    if (forced && closeApp !== undefined) {
+      // The connections are cut, but the app's own close is not over: a Fastify instance runs its
+      // onClose hooks once its server has closed. Let them finish, bounded like any hook.
+      let stop: (() => void) | undefined;
+      const bound = wait(hookTimeoutMs, (w) => (stop = w));
+      const inTime = await Promise.race([closed.then(() => true), bound.then(() => false)]);
+      stop?.();
+      if (!inTime) log(`shutdown: the app's close still running after ${hookTimeoutMs} ms; going on`);
+    }
     return forced;
   };
 

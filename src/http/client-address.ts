@@ -220,7 +220,8 @@ function trustList(owner: string, value: string | readonly string[]): BlockList 
  * proxies; the first untrusted address is the client. An entry that is not an address ends the
  * walk (nothing to its left can be believed), and the client is then the last good hop seen.
  * IPv4-mapped IPv6 is read as IPv4; IPv6 is keyed by its `ipv6Subnet` prefix; a request whose
- * socket has no address (already closed) gets {@link UNKNOWN_CLIENT}.
+ * socket has no address (already closed, or a Unix socket) gets {@link UNKNOWN_CLIENT}, unless a
+ * hop count is trusted and `X-Forwarded-For` names the client.
  * @example
  * const clientOf = clientAddressResolver({ trustProxy: ['10.0.0.0/8'], ipv6Subnet: 56 });
  * const key = clientOf(req); // e.g. '203.0.113.7' or '2001:db8:aa00::/56'
@@ -280,8 +281,11 @@ export function clientAddressResolver(
 
   return (request) => {
     let current = socketAddress(request);
-    if (current === undefined) return UNKNOWN_CLIENT;
-    if (!isTrusted(current, 0)) return keyOf(current);
+    if (current === undefined) {
+      // No peer address (a proxy on a Unix socket, or a socket already closed): a hop count still
+      // says the peer is a trusted proxy; named proxies cannot be matched.
+      if (trusted !== undefined) return UNKNOWN_CLIENT;
+    } else if (!isTrusted(current, 0)) return keyOf(current);
     const header = request.headers['x-forwarded-for'];
     const list = typeof header === 'string' ? header : Array.isArray(header) ? header.join(',') : '';
     // Right to left, one entry at a time: no split of the whole list, work bounded by the entries read.
@@ -296,6 +300,6 @@ export function clientAddressResolver(
       end = comma < 0 ? 0 : comma;
       hop++;
     }
-    return keyOf(current);
+    return current === undefined ? UNKNOWN_CLIENT : keyOf(current);
   };
 }

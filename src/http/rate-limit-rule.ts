@@ -142,7 +142,7 @@ export class RateLimitRule<Req> {
 
   /** The `RateLimit` value: remaining units, and seconds until the limit resets (on a denial: until a retry can be admitted). */
   rateLimitHeader(decision: LimiterDecision): string {
-    const t = secondsUp(decision.allowed ? decision.resetMs : decision.retryAfterMs);
+    const t = decision.allowed ? secondsUp(decision.resetMs) : retryAfterValue(decision);
     return `${this.remainingPrefix}${countValue(decision.remaining)};t=${t}`;
   }
 }
@@ -242,7 +242,26 @@ export function decideRequestNow<Req>(
   const key = rule.clientOf(raw);
   const now = rule.now;
   if (now !== undefined) return now.call(rule.decider, key, rule.costOptions);
-  return rule.costOptions === undefined ? rule.decider.consume(key) : rule.decider.consume(key, rule.costOptions);
+  return settled(rule.owner, rule.costOptions === undefined ? rule.decider.consume(key) : rule.decider.consume(key, rule.costOptions));
+}
+
+/**
+ * What a limiter without bulwark's synchronous path answered, checked: a thenable that is not a
+ * native promise (another promise library, another realm) is waited for, and anything that is not
+ * a decision throws, rather than being read as a denial or a skip.
+ */
+function settled(owner: string, outcome: unknown): LimiterDecision | Promise<LimiterDecision> {
+  if (typeof outcome === 'object' && outcome !== null && typeof (outcome as PromiseLike<unknown>).then === 'function') {
+    return Promise.resolve(outcome as PromiseLike<unknown>).then((decision) => checkDecision(owner, decision));
+  }
+  return checkDecision(owner, outcome);
+}
+
+function checkDecision(owner: string, decision: unknown): LimiterDecision {
+  if (typeof decision !== 'object' || decision === null || typeof (decision as LimiterDecision).allowed !== 'boolean') {
+    throw new TypeError(`${owner}: the limiter's consume must resolve to a decision ({ allowed, limit, remaining, resetMs, retryAfterMs }), got ${show(decision)}`);
+  }
+  return decision as LimiterDecision;
 }
 
 async function decideWithFunctions<Req>(
@@ -259,9 +278,12 @@ async function decideWithFunctions<Req>(
     if (typeof key !== 'string') key = await key;
     if (typeof key !== 'string' || key.length === 0) throw badKey(rule.owner, key);
   }
+  let outcome: unknown;
   if (rule.costOf === undefined) {
-    return rule.costOptions === undefined ? rule.decider.consume(key as string) : rule.decider.consume(key as string, rule.costOptions);
+    outcome = rule.costOptions === undefined ? rule.decider.consume(key as string) : rule.decider.consume(key as string, rule.costOptions);
+  } else {
+    const cost = checkCost(rule.owner, rule.costOf(request));
+    outcome = cost === 1 ? rule.decider.consume(key as string) : rule.decider.consume(key as string, { cost });
   }
-  const cost = checkCost(rule.owner, rule.costOf(request));
-  return cost === 1 ? rule.decider.consume(key as string) : rule.decider.consume(key as string, { cost });
+  return rule.now === undefined ? settled(rule.owner, outcome) : (outcome as Promise<LimiterDecision>);
 }

@@ -107,7 +107,11 @@ export class RateLimiter {
       decision = this.memory[consumeInNamespace](this.namespace!, key, this.algorithm, cost);
     } else {
       const pending = store.consume(storeKey('rateLimiter.consume', this.name, key), this.algorithm, cost, signal);
-      if (pending instanceof Promise) return decisionChannel.hasSubscribers ? pending.then((d) => this.publish(d)) : pending;
+      if (pending instanceof Promise || typeof (pending as Partial<PromiseLike<unknown>>).then === 'function') {
+        // A custom store may answer with another library's promise: adopted as a native one.
+        const answer = pending instanceof Promise ? pending : Promise.resolve(pending);
+        return decisionChannel.hasSubscribers ? answer.then((d) => this.publish(d)) : answer;
+      }
       decision = pending;
     }
     return this.publish(decision);

@@ -1,5 +1,5 @@
 // Real Express 4 and 5 servers on 127.0.0.1, port 0, with the rate-limit and load-shedding middleware.
-import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { Agent, createServer, request as httpRequest, type IncomingMessage, type Server } from 'node:http';
 import { createRequire } from 'node:module';
 import express5 from 'express';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -222,6 +222,119 @@ describe.each([
     expect((await send(port, '/allow')).status).toBe(200);
     expect((await send(port, '/deny')).status).toBe(429);
     expect(handled).toBeGreaterThanOrEqual(1);
+  });
+
+  it('passes a custom limiter answer that is not a decision to next(err), with no unhandled rejection', async () => {
+    const app = express();
+    const seen: unknown[] = [];
+    const bad = (value: unknown): Decider => ({ kind: 'rate-limiter', name: 'bad', consume: () => Promise.resolve(value as LimiterDecision) });
+    app.get('/null', rateLimitMiddleware(bad(null)), ok);
+    app.get('/undefined', rateLimitMiddleware(bad(undefined)), ok);
+    app.get('/keyed', rateLimitMiddleware(bad({}), { key: () => 'k' }), ok);
+    app.use((err: unknown, _req: unknown, res: { status(n: number): { send(b: string): void } }, _next: unknown) => {
+      seen.push(err);
+      res.status(500).send('handled');
+    });
+    const port = await serve(app);
+    for (const path of ['/null', '/undefined', '/keyed']) {
+      const a = await send(port, path);
+      expect(a.status, path).toBe(500);
+      expect(a.headers['ratelimit'], path).toBeUndefined();
+    }
+    expect(seen.map((e) => (e as Error).message)).toEqual(Array(3).fill(expect.stringMatching(/consume must resolve to a decision/)));
+  });
+
+  it('waits for a custom limiter answering with a thenable that is not a native promise', async () => {
+    const app = express();
+    const thenable = { then: (resolve: (d: LimiterDecision) => void) => resolve({ allowed: true, limit: 4, remaining: 3, resetMs: 2_000, retryAfterMs: 0, store: 'x' }) };
+    app.use(rateLimitMiddleware({ kind: 'rate-limiter', name: 'then', consume: () => thenable as unknown as Promise<LimiterDecision> }));
+    app.get('/', ok);
+    const port = await serve(app);
+    const a = await send(port, '/');
+    expect(a.status).toBe(200);
+    expect(a.headers['ratelimit-policy']).toBe('"then";q=4');
+    expect(a.headers['ratelimit']).toBe('"then";r=3;t=2');
+  });
+
+  it('keeps the connection when the limiter fails after another middleware already answered', async () => {
+    const app = express();
+    const seen: unknown[] = [];
+    app.use((_req: unknown, res: { status(n: number): { send(b: string): void } }, next: () => void) => {
+      setTimeout(() => res.status(503).send('too slow'), 5);
+      next();
+    });
+    app.use(
+      rateLimitMiddleware({
+        kind: 'rate-limiter',
+        name: 'late',
+        consume: async () => {
+          await delay(30);
+          throw new Error('store down');
+        },
+      }),
+    );
+    app.get('/', ok);
+    app.use((err: unknown, _req: unknown, _res: unknown, next: (e: unknown) => void) => {
+      seen.push(err);
+      next(err);
+    });
+    const server = createServer(app);
+    servers.push(server);
+    const port = await listen(server);
+    let closed = 0;
+    server.on('connection', (socket) => socket.on('close', () => closed++));
+    const agent = new Agent({ keepAlive: true });
+    try {
+      const answer = await new Promise<number>((resolve, reject) => {
+        httpRequest({ host: '127.0.0.1', port, path: '/', agent }, (res) => {
+          res.resume();
+          res.on('end', () => resolve(res.statusCode ?? 0));
+        })
+          .on('error', reject)
+          .end();
+      });
+      expect(answer).toBe(503);
+      await delay(60);
+      expect(closed).toBe(0);
+      expect(seen).toEqual([]);
+    } finally {
+      agent.destroy();
+    }
+  });
+
+  it('does not run the route when a slow skip says yes after another middleware already answered', async () => {
+    const app = express();
+    let routed = 0;
+    app.use((_req: unknown, res: { status(n: number): { send(b: string): void } }, next: () => void) => {
+      setTimeout(() => res.status(503).send('too slow'), 5);
+      next();
+    });
+    app.use(rateLimitMiddleware(windowLimiter(5), { skip: () => delay(30).then(() => true) }));
+    app.get('/', (_req, res) => {
+      routed++;
+      res.send('ok');
+    });
+    const port = await serve(app);
+    expect((await send(port, '/')).status).toBe(503);
+    await delay(60);
+    expect(routed).toBe(0);
+  });
+
+  it("legacy headers never carry Infinity, NaN or negative values", async () => {
+    const app = express();
+    const odd: Decider = {
+      kind: 'rate-limiter',
+      name: 'odd',
+      consume: () => Promise.resolve({ allowed: true, limit: Infinity, remaining: Infinity, resetMs: Infinity, retryAfterMs: 0, store: 'x' }),
+    };
+    app.use(rateLimitMiddleware(odd, { headers: 'draft+legacy' }));
+    app.get('/', ok);
+    const port = await serve(app);
+    const a = await send(port, '/');
+    for (const name of ['x-ratelimit-limit', 'x-ratelimit-remaining', 'x-ratelimit-reset']) {
+      expect(a.headers[name], name).toMatch(/^\d+$/);
+    }
+    expect(a.headers['ratelimit']).toMatch(/^"odd";r=\d+;t=\d+$/);
   });
 
   it('advertises a GCRA limiter by its rate and a quota by its period', async () => {

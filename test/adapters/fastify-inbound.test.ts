@@ -178,6 +178,38 @@ describe.each([
     expect(text).toMatch(/db down/);
   });
 
+  it('answers 500 when a custom limiter resolves to something that is not a decision, with no unhandled rejection', async () => {
+    const logs: string[] = [];
+    const app = make({ logger: { level: 'error', stream: { write: (line: string) => logs.push(line) } } });
+    const bad = (value: unknown): Decider => ({ kind: 'rate-limiter', name: 'bad', consume: () => Promise.resolve(value as LimiterDecision) });
+    await app.register(rateLimitPlugin, { limiter: bad(null) });
+    app.get('/', async () => 'ok');
+    app.get('/undefined', { config: { rateLimit: { limiter: bad(undefined) } } }, async () => 'ok');
+    const port = await start(app);
+    for (const path of ['/', '/undefined']) {
+      const a = await send(port, path);
+      expect(a.status, path).toBe(500);
+      expect(JSON.parse(a.body)).toMatchObject({ type: 'about:blank', status: 500 });
+    }
+    expect(logs.join('\n')).toMatch(/consume must resolve to a decision/);
+  });
+
+  it('legacy headers never carry Infinity, NaN or negative values', async () => {
+    const app = make();
+    const odd: Decider = {
+      kind: 'rate-limiter',
+      name: 'odd',
+      consume: () => Promise.resolve({ allowed: true, limit: Infinity, remaining: Number.NaN, resetMs: Infinity, retryAfterMs: 0, store: 'x' }),
+    };
+    await app.register(rateLimitPlugin, { limiter: odd, headers: 'draft+legacy' });
+    app.get('/', async () => 'ok');
+    const port = await start(app);
+    const a = await send(port, '/');
+    for (const name of ['x-ratelimit-limit', 'x-ratelimit-remaining', 'x-ratelimit-reset']) {
+      expect(a.headers[name], name).toMatch(/^\d+$/);
+    }
+  });
+
   it('keys by X-Forwarded-For only through trusted proxies (S1, S2, IPv4-mapped)', async () => {
     const app = make();
     await app.register(rateLimitPlugin, { limiter: windowLimiter(1, 'untrusted') });
@@ -250,5 +282,31 @@ describe.each([
     await app3.register(rateLimitPlugin, { limiter: windowLimiter(1) });
     expect(() => app3.get('/', { config: { rateLimit: { cost: -1 } } }, async () => 'ok')).toThrow(/option "cost"/);
     expect(() => app3.get('/x', { config: { rateLimit: { limit: 5 } } }, async () => 'ok')).toThrow(/unknown option "limit"/);
+  });
+});
+
+describe('Fastify 5 handlerTimeout', () => {
+  it('does nothing more once Fastify has answered while the decision was pending (no second reply, no later hooks)', async () => {
+    const logs: string[] = [];
+    const app = fastify5({ handlerTimeout: 10, logger: { level: 'warn', stream: { write: (line: string) => logs.push(line) } } }) as unknown as AppLike & {
+      addHook(name: string, hook: (request: unknown, reply: unknown, done: () => void) => void): void;
+    };
+    apps.push(app);
+    let laterHooks = 0;
+    await app.register(rateLimitPlugin, { limiter: slowDecider(40, true), global: false });
+    app.addHook('onRequest', (_request, _reply, done) => {
+      laterHooks++;
+      done();
+    });
+    app.get('/allow', { config: { rateLimit: true } }, async () => 'ok');
+    app.get('/deny', { config: { rateLimit: { limiter: slowDecider(40, false) } } }, async () => 'ok');
+    app.get('/fail', { config: { rateLimit: { limiter: { kind: 'x', name: 'f', consume: () => delay(40).then(() => Promise.reject(new Error('store down'))) } } } }, async () => 'ok');
+    const port = await start(app);
+    for (const path of ['/allow', '/deny', '/fail']) {
+      expect((await send(port, path)).status, path).toBe(503);
+    }
+    await delay(80);
+    expect(laterHooks).toBe(0);
+    expect(logs.join('\n')).not.toMatch(/already sent/i);
   });
 });

@@ -98,4 +98,49 @@ describe.each([
       app = undefined;
     }
   });
+
+  it('a request that outlasts closeTimeoutMs is cut, and the onClose hooks still run before the shutdown hooks', async () => {
+    const a = makeApp();
+    a.get('/hang', () => new Promise(() => {}));
+    const order: string[] = [];
+    a.addHook('onClose', async () => {
+      await new Promise((r) => setTimeout(r, 50));
+      order.push('onClose');
+    });
+    const port = await start(a);
+    const hang = get(port, '/hang').then(
+      () => 'answered',
+      (error: NodeJS.ErrnoException) => error.code,
+    );
+    await new Promise((r) => setTimeout(r, 50));
+    const stopper = gracefulShutdown(a, {
+      signals: [],
+      exit: false,
+      drainDelayMs: 0,
+      closeTimeoutMs: 200,
+      hooks: [function after() { order.push('hook'); }],
+    });
+    const result = await stopper.shutdown();
+    app = undefined;
+    expect(result).toMatchObject({ forced: true, exitCode: 1 });
+    expect(await hang).toBe('ECONNRESET');
+    expect(order).toEqual(['onClose', 'hook']);
+  });
+});
+
+describe('healthPlugin with a lenient router', () => {
+  it.each([
+    ['Fastify 4', () => fastify4({ ignoreTrailingSlash: true, caseSensitive: false }) as unknown as App],
+    ['Fastify 5', () => fastify({ routerOptions: { ignoreTrailingSlash: true, caseSensitive: false } })],
+  ])('%s: ?verbose is honoured on every path the router sends to a probe', async (_name, makeApp) => {
+    const a = makeApp();
+    await a.register(healthPlugin, { health: health({ checks: [{ name: 'db', check: () => true }] }) });
+    const port = await start(a);
+    for (const path of ['/readyz?verbose', '/readyz/?verbose', '/READYZ?verbose']) {
+      const answer = await get(port, path);
+      expect(answer.status, path).toBe(200);
+      expect(JSON.parse(answer.body), path).toEqual({ status: 'pass', checks: { db: { status: 'pass', durationMs: expect.any(Number) } } });
+    }
+    expect((await get(port, '/readyz/')).body).toBe('{"status":"pass"}');
+  });
 });

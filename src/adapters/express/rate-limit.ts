@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { type AddressedRequest } from '../../http/client-address.js';
-import { PROBLEM_CONTENT_TYPE } from '../../http/problem.js';
+import { countValue, PROBLEM_CONTENT_TYPE, secondsUp } from '../../http/problem.js';
 import {
   checkDecider,
   checkHttpOptions,
@@ -41,9 +41,9 @@ function setDraftHeaders(rule: RateLimitRule<IncomingMessage>, response: ServerR
   response.setHeader('RateLimit-Policy', rule.policyHeader(decision));
   response.setHeader('RateLimit', rule.rateLimitHeader(decision));
   if (rule.legacy) {
-    response.setHeader('X-RateLimit-Limit', String(decision.limit > 0 ? Math.floor(decision.limit) : 0));
-    response.setHeader('X-RateLimit-Remaining', String(decision.remaining > 0 ? Math.floor(decision.remaining) : 0));
-    response.setHeader('X-RateLimit-Reset', String(decision.resetMs > 0 ? Math.ceil(decision.resetMs / 1000) : 0));
+    response.setHeader('X-RateLimit-Limit', String(countValue(decision.limit)));
+    response.setHeader('X-RateLimit-Remaining', String(countValue(decision.remaining)));
+    response.setHeader('X-RateLimit-Reset', String(secondsUp(decision.resetMs)));
   }
 }
 
@@ -54,12 +54,13 @@ function decided(
   next: BulwarkNextFunction,
   decision: LimiterDecision | undefined,
 ): void {
+  // Someone else (a timeout middleware, say) may have answered while the decision was pending:
+  // then nothing more is sent and the route is not run, skipped or not.
+  if (response.headersSent) return;
   if (decision === undefined) {
     next();
     return;
   }
-  // The client may be gone already; a response to nobody is skipped, and the route is not run.
-  if (response.headersSent) return;
   if (rule.draft) setDraftHeaders(rule, response, decision);
   if (decision.allowed) {
     next();
@@ -100,7 +101,11 @@ export function rateLimitMiddleware(limiter: Decider, options?: RateLimitMiddlew
     if (outcome instanceof Promise) {
       outcome.then(
         (decision) => decided(compiled, response, next, decision),
-        (error: unknown) => next(error),
+        // Once someone else has answered, the error has nobody to reach: handing it to `next`
+        // would only make Express's final handler destroy the (keep-alive) connection.
+        (error: unknown) => {
+          if (!response.headersSent) next(error);
+        },
       );
     } else decided(compiled, response, next, outcome);
   };

@@ -62,7 +62,10 @@ export function healthPlugin(app: HealthFastifyInstance, options: HealthPluginOp
         method: 'GET',
         url,
         handler: async (request, reply) => {
-          const match = matchRoute(routes, 'GET', request.url);
+          // The router may send other spellings here (ignoreTrailingSlash, caseSensitive: false):
+          // read the query against the registered path.
+          const q = request.url.indexOf('?');
+          const match = matchRoute(routes, 'GET', q === -1 ? url : url + request.url.slice(q));
           const answer = await respond(h, routes.paths.get(url)!, match?.verbose ?? routes.verbose === 'always');
           reply.code(answer.statusCode);
           for (const [name, value] of Object.entries(answer.headers)) reply.header(name, value);

@@ -1,5 +1,5 @@
 import { checkOptions, show } from '../../core/validate.js';
-import { rateLimitFailedProblem } from '../../http/problem.js';
+import { countValue, rateLimitFailedProblem, secondsUp } from '../../http/problem.js';
 import {
   checkDecider,
   checkHttpOptions,
@@ -60,9 +60,9 @@ function setDraftHeaders(rule: Rule, reply: FastifyReplyLike, decision: LimiterD
   reply.header('RateLimit-Policy', rule.policyHeader(decision));
   reply.header('RateLimit', rule.rateLimitHeader(decision));
   if (rule.legacy) {
-    reply.header('X-RateLimit-Limit', String(decision.limit > 0 ? Math.floor(decision.limit) : 0));
-    reply.header('X-RateLimit-Remaining', String(decision.remaining > 0 ? Math.floor(decision.remaining) : 0));
-    reply.header('X-RateLimit-Reset', String(decision.resetMs > 0 ? Math.ceil(decision.resetMs / 1000) : 0));
+    reply.header('X-RateLimit-Limit', String(countValue(decision.limit)));
+    reply.header('X-RateLimit-Remaining', String(countValue(decision.remaining)));
+    reply.header('X-RateLimit-Reset', String(secondsUp(decision.resetMs)));
   }
 }
 
@@ -130,8 +130,11 @@ function setup(app: unknown, options: RateLimitPluginOptions): void {
     }
     if (outcome instanceof Promise) {
       const r = rule;
+      // Fastify may have answered meanwhile (its handlerTimeout, say): then nothing more is sent.
       outcome.then(
-        (decision) => decided(r, reply, done, decision),
+        (decision) => {
+          if (reply.sent !== true) decided(r, reply, done, decision);
+        },
         (error: unknown) => failed(request, reply, error),
       );
     } else decided(rule, reply, done, outcome);
@@ -153,7 +156,7 @@ function decided(rule: Rule, reply: FastifyReplyLike, done: () => void, decision
 /** Answers 500: logged for the operator; the client learns nothing of what failed. */
 function failed(request: FastifyRequestLike, reply: FastifyReplyLike, error: unknown): void {
   request.log.error({ err: error }, 'bulwark: the rate limit could not be checked');
-  sendProblem(reply, rateLimitFailedProblem);
+  if (reply.sent !== true) sendProblem(reply, rateLimitFailedProblem);
 }
 
 /**

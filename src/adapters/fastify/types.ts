@@ -25,6 +25,8 @@ export interface FastifyRequestLike {
  * (reply: FastifyReplyLike) => reply.header('RateLimit', '"api";r=1;t=5');
  */
 export interface FastifyReplyLike {
+  /** True once the response has been sent (or hijacked). */
+  readonly sent?: boolean;
   code(statusCode: number): unknown;
   header(name: string, value: string): unknown;
   send(payload?: unknown): unknown;

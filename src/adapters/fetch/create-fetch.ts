@@ -210,10 +210,12 @@ function isRejection(error: unknown): boolean {
 
 /**
  * What a breaker counts: network errors, timeouts and 5xx statuses. Not a 408 or 429 (about this
- * client, not the server's health), not a rate limit of our own, not a cancellation.
+ * client, not the server's health), not a rate limit of our own, not a bad argument, not a cancellation.
  */
 function breakerHandle(error: unknown): boolean {
   if (error instanceof HttpStatusError) return error.status >= 500;
+  // A bad argument (see retryHandle): the request was refused before it left, the server is fine.
+  if (error instanceof TypeError && error.cause === undefined) return false;
   if (isBulwarkError(error, 'ERR_BULWARK_RATE_LIMITED') || isBulwarkError(error, 'ERR_BULWARK_QUOTA_EXCEEDED')) return false;
   return defaultHandle(error);
 }
@@ -462,18 +464,23 @@ class Call {
   private readonly lastUsed: number[] | undefined;
   /** With endpoints: per endpoint, this call's attempts still running there. */
   private readonly running: number[] | undefined;
+  /** With endpoints: per endpoint, until when (policies' clock) it asked this call to stay away. */
+  private readonly notBefore: number[] | undefined;
   private sequence = 0;
   /** When the overall timeout ends the call, on the policies' clock. */
   private readonly deadline: number;
   /** With endpoints: the endpoint of the latest attempt. */
   private current = 0;
+  /** A failed status that asked for a delay, and the retry round it ended: no hedge may follow it at once. */
+  private asked: { readonly round: number; readonly error: HttpStatusError } | undefined;
 
   constructor(
     private readonly fetcher: ResilientFetcher,
     input: FetchInput,
     init: FetchInit,
   ) {
-    if (init !== undefined && (typeof init !== 'object' || init === null)) {
+    if (init === null) init = undefined; // fetch reads a null init as none
+    if (init !== undefined && typeof init !== 'object') {
       throw new TypeError(`fetch: init must be an object, got ${show(init)}`);
     }
     this.init = init;
@@ -489,6 +496,7 @@ class Call {
       this.path = input;
       this.lastUsed = fetcher.endpoints.map(() => 0);
       this.running = fetcher.endpoints.map(() => 0);
+      this.notBefore = fetcher.endpoints.map(() => -Infinity);
     } else {
       // new URL() throws a TypeError for a relative or malformed URL, as fetch would reject.
       this.url = isRequest ? new URL(input.url) : new URL(input as string | URL);
@@ -496,9 +504,13 @@ class Call {
     }
     const method = init?.method ?? (isRequest ? input.method : 'GET');
     const headers = new Headers(init?.headers ?? (isRequest ? input.headers : undefined));
-    const body = init?.body !== undefined ? init.body : isRequest ? input.body : null;
+    // As in fetch, a null init.body leaves a Request's own body in place.
+    const body = init?.body !== undefined && init.body !== null ? init.body : isRequest ? input.body : null;
     this.traits = requestTraits(method, headers, body);
     const signal = init?.signal ?? (isRequest ? input.signal : undefined);
+    if (signal != null && !(signal instanceof AbortSignal)) {
+      throw new TypeError(`fetch: init.signal must be an AbortSignal, got ${show(signal)}`);
+    }
     this.callerSignal = signal ?? undefined;
   }
 
@@ -540,6 +552,9 @@ class Call {
   private attempt(given: ExecutionContext): Promise<Response> {
     // Policies of this package always pass a Context; anything else gets a fresh one around its signal.
     const context = given instanceof Context ? given : new RootContext(given.signal);
+    // A hedge started in the round where the server asked for a delay would ignore it: end the
+    // round with that answer instead, so the retry waits the delay. (Hedges keep the round's number.)
+    if (this.asked !== undefined && this.asked.round === context.attempt) return Promise.reject(this.asked.error);
     if (this.url !== undefined) return this.through(this.fetcher.originTarget(this.url.origin), this.url, context, -1);
     return this.attemptEndpoints(context);
   }
@@ -547,7 +562,10 @@ class Call {
   /** Tries the endpoints in this call's order of preference until a breaker admits the attempt. */
   private async attemptEndpoints(context: Context): Promise<Response> {
     const targets = this.fetcher.endpointTargets;
-    const order = preferenceOrder(this.lastUsed!);
+    // Endpoints still inside a delay they asked for go last, so a free one takes the attempt. (A
+    // few ms of slack: a timer may fire that much early against performance.now().)
+    const now = this.fetcher.settings.clock.now() + 15;
+    const order = preferenceOrder(this.lastUsed!).sort((a, b) => Number(this.notBefore![a]! > now) - Number(this.notBefore![b]! > now));
     let refused: BrokenCircuitError | undefined;
     let refusedFrom = false;
     for (const i of order) {
@@ -597,12 +615,19 @@ class Call {
       return Promise.reject(error);
     }
     const signal = context.abortable();
-    return limit.limiter.consume(key, signal === undefined ? { cost: limit.cost } : { cost: limit.cost, signal }).then((decision) => {
-      if (decision.allowed) return this.timed(context, url, index);
-      throw limit.limiter.kind === 'quota'
-        ? new QuotaExceededError(decision.limit, decision.remaining, decision.resetMs)
-        : new RateLimitedError(decision);
-    });
+    return limit.limiter.consume(key, signal === undefined ? { cost: limit.cost } : { cost: limit.cost, signal }).then(
+      (decision) => {
+        if (decision.allowed) return this.timed(context, url, index);
+        throw limit.limiter.kind === 'quota'
+          ? new QuotaExceededError(decision.limit, decision.remaining, decision.resetMs)
+          : new RateLimitedError(decision);
+      },
+      (error: unknown) => {
+        // A caller who gave up while the limiter decided is not the server's failure either.
+        if (this.callerSignal?.aborted) throw new DOMException('The caller aborted the request', 'AbortError');
+        throw error;
+      },
+    );
   }
 
   private timed(context: Context, url: URL, index: number): Promise<Response> {
@@ -642,14 +667,29 @@ class Call {
     // returned, so its connection is freed now rather than when the call ends.
     if (this.held !== undefined) discard(this.held);
     this.held = response;
-    // With a healthy standby to go to, a delay asked by one endpoint should not hold the call.
-    const elsewhere =
-      index >= 0 &&
-      this.fetcher.endpointTargets.some((t, i) => i !== index && t.breaker?.state !== 'open' && t.breaker?.state !== 'isolated');
-    const hint = elsewhere ? undefined : delayHint(response.headers, Date.now());
+    const asked = delayHint(response.headers, Date.now());
+    const hint = index >= 0 ? this.endpointWait(index, asked) : asked;
     const error = new HttpStatusError(response, url.href, hint);
     if (hint !== undefined && settings.clock.now() + Math.min(hint, settings.maxDelayMs) >= this.deadline) outlasting.add(error);
+    if (hint !== undefined) this.asked = { round: context.attempt, error };
     throw error;
+  }
+
+  /**
+   * With endpoints: records the delay endpoint `index` asked for, and returns how long the retry
+   * should wait: nothing (the backoff) while a healthy endpoint is free to take it at once, else
+   * until the first healthy endpoint's asked-for delay ends.
+   */
+  private endpointWait(index: number, asked: number | undefined): number | undefined {
+    const now = this.fetcher.settings.clock.now();
+    const notBefore = this.notBefore!;
+    notBefore[index] = asked === undefined ? -Infinity : now + asked;
+    let wait = Infinity;
+    this.fetcher.endpointTargets.forEach((t, i) => {
+      const state = t.breaker?.state;
+      if (i === index || (state !== 'open' && state !== 'isolated')) wait = Math.min(wait, Math.max(0, notBefore[i]! - now));
+    });
+    return wait > 0 ? wait : undefined;
   }
 }
 

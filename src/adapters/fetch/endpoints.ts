@@ -56,7 +56,8 @@ export function parseEndpoints(owner: string, value: unknown): Endpoint[] {
       throw new TypeError(`${owner}: option "${name}" repeats the origin ${url.origin}: each endpoint needs its own origin`);
     }
     seen.add(url.origin);
-    return { base: url.href.replace(/\/+$/, ''), origin: url.origin };
+    // origin + pathname, not href: an empty '?' or '#' (which search and hash do not show) stays out.
+    return { base: `${url.origin}${url.pathname}`.replace(/\/+$/, ''), origin: url.origin };
   });
 }
 

@@ -82,14 +82,19 @@ export function requestTraits(method: string, headers: Headers, body: unknown): 
 }
 
 /** Error codes that mean no connection was made, so the request cannot have reached a server. */
-const unsentCodes = new Set([
-  'ECONNREFUSED',
-  'ENOTFOUND',
-  'EAI_AGAIN',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'UND_ERR_CONNECT_TIMEOUT',
-]);
+const unsentCodes = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'UND_ERR_CONNECT_TIMEOUT']);
+/**
+ * Codes that prove nothing was sent only when raised while connecting: the kernel also reports
+ * them on an established socket (a route lost after the request went out).
+ */
+const connectOnlyCodes = new Set(['EHOSTUNREACH', 'ENETUNREACH']);
+
+function unsent(error: unknown): boolean {
+  const e = error as { code?: unknown; syscall?: unknown } | null | undefined;
+  const code = e?.code;
+  if (typeof code !== 'string') return false;
+  return unsentCodes.has(code) || (connectOnlyCodes.has(code) && e!.syscall === 'connect');
+}
 
 /**
  * True when a fetch error proves the request never reached a server: the connection was refused
@@ -101,12 +106,9 @@ const unsentCodes = new Set([
 export function neverSent(error: unknown): boolean {
   let cause = (error as { cause?: unknown } | null | undefined)?.cause;
   for (let depth = 0; depth < 3 && typeof cause === 'object' && cause !== null; depth++) {
-    const code = (cause as { code?: unknown }).code;
-    if (typeof code === 'string' && unsentCodes.has(code)) return true;
+    if (unsent(cause)) return true;
     const inner = (cause as { errors?: unknown }).errors;
-    if (Array.isArray(inner) && inner.length > 0) {
-      return inner.every((e) => typeof (e as { code?: unknown })?.code === 'string' && unsentCodes.has((e as { code: string }).code));
-    }
+    if (Array.isArray(inner) && inner.length > 0) return inner.every(unsent);
     cause = (cause as { cause?: unknown }).cause;
   }
   return false;

@@ -546,3 +546,100 @@ describe('createFetch: a delay that would outlast the overall timeout', () => {
     expect(((await call) as { ok: true; value: Response }).value.status).toBe(200);
   });
 });
+
+describe('createFetch: review fixes', () => {
+  it("treats init.body null as the Request's own streamed body: not retried, resolves with the 503", async () => {
+    // A fetch that builds the request as undici does, so a used Request body throws on reuse.
+    let calls = 0;
+    const fetch = ((input: RequestInfo | URL, init?: RequestInit) => {
+      calls++;
+      try {
+        void new Request(input, init);
+      } catch (error) {
+        return Promise.reject(error);
+      }
+      if (input instanceof Request && !input.bodyUsed) void input.arrayBuffer().catch(() => {});
+      return Promise.resolve(new Response('busy', { status: 503 }));
+    }) as typeof globalThis.fetch;
+    const f = createFetch({ fetch, retry: { backoff: constant(0) } });
+    const res = await f(new Request(url, { method: 'PUT', body: 'x' }), { body: null });
+    expect(res.status).toBe(503);
+    expect(calls).toBe(1);
+  });
+
+  it("does not count a caller's abort while the rate limiter decides against the breaker", async () => {
+    const limiter = {
+      kind: 'rate-limiter',
+      name: 'slow',
+      consume: (_key: string, o?: { signal?: AbortSignal }) =>
+        new Promise<never>((_resolve, reject) => {
+          o?.signal?.addEventListener('abort', () => reject(o.signal!.reason), { once: true });
+        }),
+    };
+    const s = scripted([200]);
+    const f = createFetch({ fetch: s.fetch, rateLimit: { limiter }, circuitBreaker: { breaker: consecutive(1) }, attemptTimeoutMs: false });
+    const controller = new AbortController();
+    const call = capture(f(url, { signal: controller.signal }));
+    await flush();
+    const reason = new Error('user left');
+    controller.abort(reason);
+    expect(await rejection(call)).toBe(reason);
+    expect(f.circuitBreaker(url)?.state).toBe('closed');
+    expect(s.calls).toHaveLength(0);
+  });
+
+  it("honours an endpoint's Retry-After when the retry comes back to it (every endpoint asked for a delay)", async () => {
+    const clock = new ManualClock();
+    const s = scripted([() => Promise.resolve(new Response('', { status: 503, headers: { 'retry-after': '60' } }))]);
+    const f = createFetch({
+      fetch: s.fetch,
+      clock,
+      endpoints: ['http://a.test', 'http://b.test'],
+      retry: { maxAttempts: 3, backoff: constant(5) },
+      circuitBreaker: false,
+    });
+    const call = capture(f('/'));
+    await clock.advance(5);
+    expect(s.calls.map((c) => c.url)).toEqual(['http://a.test/', 'http://b.test/']); // a asked for 60 s, b was free
+    await clock.advance(1_000);
+    expect(s.calls).toHaveLength(2); // a and b both asked for 60 s: neither is hit again before
+    await clock.advance(59_000);
+    expect(s.calls.map((c) => c.url)).toEqual(['http://a.test/', 'http://b.test/', 'http://a.test/']);
+    expect(((await call) as { ok: true; value: Response }).value.status).toBe(503);
+  });
+
+  it('does not hedge at once a request whose server just asked for a delay: the retry waits it', async () => {
+    const clock = new ManualClock();
+    const s = scripted([new Response('', { status: 429, headers: { 'retry-after': '5' } }), 200]);
+    const f = createFetch({ fetch: s.fetch, clock, hedge: { delayMs: 1_000 }, retry: { backoff: constant(1) } });
+    const call = capture(f(url));
+    await flush();
+    expect(s.calls).toHaveLength(1); // no failure-triggered hedge to a server that said "in 5 s"
+    await clock.advance(4_999);
+    expect(s.calls).toHaveLength(1);
+    await clock.advance(1);
+    expect(((await call) as { ok: true; value: Response }).value.status).toBe(200);
+    expect(s.calls).toHaveLength(2);
+  });
+
+  it("does not count a bad argument (a TypeError without a cause) against the origin's breaker", async () => {
+    const s = scripted([new TypeError('Request with GET/HEAD method cannot have body.'), 200]);
+    const f = createFetch({ fetch: s.fetch, circuitBreaker: { breaker: consecutive(1) } });
+    await expect(f(url, { body: 'x' })).rejects.toThrow('cannot have body');
+    expect(f.circuitBreaker(url)?.state).toBe('closed');
+    expect((await f(url)).status).toBe(200);
+  });
+
+  it('sends the retry to the endpoint whose asked-for delay ends first', async () => {
+    const clock = new ManualClock();
+    const s = scripted([(u) => Promise.resolve(new Response('', { status: 503, headers: { 'retry-after': u.startsWith('http://a') ? '60' : '30' } }))]);
+    const f = createFetch({ fetch: s.fetch, clock, endpoints: ['http://a.test', 'http://b.test'], retry: { maxAttempts: 3, backoff: constant(5) }, circuitBreaker: false });
+    const call = capture(f('/'));
+    await clock.advance(5);
+    await clock.advance(29_999);
+    expect(s.calls).toHaveLength(2);
+    await clock.advance(1);
+    expect(s.calls.map((c) => c.url)).toEqual(['http://a.test/', 'http://b.test/', 'http://b.test/']);
+    expect((await call).ok).toBe(true);
+  });
+});

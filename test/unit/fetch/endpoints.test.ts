@@ -23,6 +23,12 @@ describe('parseEndpoints', () => {
     expect(() => parseEndpoints('createFetch', value)).toThrow(option);
   });
 
+  it('drops an empty query or fragment mark from the base, so a path joins onto the path', () => {
+    const [a, b] = parseEndpoints('t', ['http://a/api?', 'http://b/v1/#']);
+    expect([a!.base, b!.base]).toEqual(['http://a/api', 'http://b/v1']);
+    expect(joinPath(a!.base, '/users')).toBe('http://a/api/users');
+  });
+
   it('refuses more than 64 endpoints', () => {
     const many = Array.from({ length: 65 }, (_, i) => `http://h${i}`);
     expect(() => parseEndpoints('createFetch', many)).toThrow(RangeError);

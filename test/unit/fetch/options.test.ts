@@ -80,6 +80,23 @@ describe('createFetch: options', () => {
     await expect(g('/x', 5 as never)).rejects.toThrow(/init/);
   });
 
+  it('rejects, never throws, a signal that is not an AbortSignal, sending nothing', async () => {
+    let calls = 0;
+    const fetch = (): Promise<Response> => (calls++, Promise.resolve(new Response('x')));
+    for (const options of [{ fetch }, { fetch, retry: false as const }, { fetch, retry: false as const, circuitBreaker: false as const, attemptTimeoutMs: false as const }]) {
+      const f = createFetch(options);
+      let result: Promise<Response> | undefined;
+      expect(() => (result = f('http://a.test/', { signal: {} as never }))).not.toThrow();
+      await expect(result).rejects.toThrow(TypeError);
+    }
+    expect(calls).toBe(0);
+  });
+
+  it('takes a null init as none, as fetch does', async () => {
+    const f = createFetch({ fetch: () => Promise.resolve(new Response('x')) });
+    expect((await f('http://a.test/', null as never)).status).toBe(200);
+  });
+
   it('refuses a listener that is not a function', () => {
     const f = createFetch();
     expect(() => f.onRetry('x' as never)).toThrow(TypeError);

@@ -96,3 +96,15 @@ describe('neverSent', () => {
     expect(neverSent(undefined)).toBe(false);
   });
 });
+
+describe('neverSent: unreachable only at connect', () => {
+  const failed = (cause: unknown): TypeError => new TypeError('fetch failed', { cause });
+  it('counts EHOSTUNREACH / ENETUNREACH from connect, not from an established socket (the request may have left)', () => {
+    const at = (code: string, syscall: string): Error => Object.assign(new Error(code), { code, syscall });
+    expect(neverSent(failed(at('EHOSTUNREACH', 'connect')))).toBe(true);
+    expect(neverSent(failed(at('ENETUNREACH', 'connect')))).toBe(true);
+    expect(neverSent(failed(at('EHOSTUNREACH', 'read')))).toBe(false);
+    expect(neverSent(failed(at('ENETUNREACH', 'write')))).toBe(false);
+    expect(neverSent(failed(new AggregateError([at('EHOSTUNREACH', 'read')])))).toBe(false);
+  });
+});

@@ -58,6 +58,26 @@ describe('health checks', () => {
     expect(r.checks.d!.details).toEqual({ n: 1, s: 'x' });
   });
 
+  it('an outcome that throws when read fails that run only: the check is not wedged (sync or async)', async () => {
+    const clock = new ManualClock();
+    let calls = 0;
+    const hostile = (): never => ({ get status(): never { throw new Error('getter'); } }) as never;
+    const h = health({
+      clock,
+      checks: [
+        ok('sync', { check: () => (++calls === 1 ? hostile() : true) }),
+        ok('async', { timeoutMs: 100, check: async () => (calls === 1 ? hostile() : true) }),
+      ],
+    });
+    const first = await h.readiness();
+    expect(first.checks.sync).toMatchObject({ status: 'fail', failure: 'threw' });
+    expect(first.checks.async).toMatchObject({ status: 'fail', failure: 'threw' });
+    expect(first.checks.sync!.error).toBeInstanceOf(Error);
+    await clock.advance(100);
+    const second = await h.readiness();
+    expect(second.status).toBe('pass');
+  });
+
   it('a failing non-critical check is reported but does not fail the probe', async () => {
     const h = health({ checks: [ok('cache', { critical: false, check: () => false })] });
     const r = await h.readiness();

@@ -157,6 +157,61 @@ describe('gracefulShutdown sequencing', () => {
     expect((await done).forced).toBe(false);
   });
 
+  it('a Fastify-like app cut at closeTimeoutMs still finishes its close (onClose) before the hooks, bounded by hookTimeoutMs', async () => {
+    const order: string[] = [];
+    const makeApp = (onClose: Promise<void>) => {
+      const server = fakeServer();
+      // Like Fastify: close() resolves after the server has closed and its onClose hooks have run.
+      const close = () => new Promise<void>((resolve) => server.close(() => void onClose.then(() => { order.push('onClose'); resolve(); })));
+      return { server, close };
+    };
+    const hooks = [function hook() { order.push('hook'); }];
+    const onClose = deferred();
+    const app = makeApp(onClose.promise);
+    const done = gracefulShutdown(app, { signals: [], drainDelayMs: 0, closeTimeoutMs: 300, hookTimeoutMs: 1000, clock, exit: false, hooks }).shutdown();
+    await clock.advance(300);
+    expect(app.server.steps()).toEqual(['close', 'closeIdle', 'closeAll']);
+    expect(order).toEqual([]);
+    onClose.resolve();
+    expect(await done).toMatchObject({ forced: true, exitCode: 1 });
+    expect(order).toEqual(['onClose', 'hook']);
+
+    // An onClose that never settles is not waited for beyond hookTimeoutMs.
+    order.length = 0;
+    const stuck = makeApp(new Promise<void>(() => {}));
+    const done2 = gracefulShutdown(stuck, { signals: [], drainDelayMs: 0, closeTimeoutMs: 300, hookTimeoutMs: 1000, clock, exit: false, hooks }).shutdown();
+    await clock.advance(300);
+    expect(order).toEqual([]);
+    await clock.advance(1000);
+    expect(await done2).toMatchObject({ forced: true, exitCode: 1 });
+    expect(order).toEqual(['hook']);
+    expect(clock.pendingTimers).toBe(0);
+  });
+
+  it('a log function that throws (an unbound logger method) does not stop the shutdown', async () => {
+    const server = fakeServer();
+    const exit = vi.fn();
+    const ran: string[] = [];
+    const log = (): void => {
+      throw new TypeError("Cannot read properties of undefined (reading 'level')");
+    };
+    const stopper = gracefulShutdown(server, {
+      signals: [],
+      drainDelayMs: 100,
+      clock,
+      processExit: exit,
+      log,
+      hooks: [function hook() { ran.push('hook'); }],
+    });
+    const done = stopper.shutdown();
+    await clock.advance(100);
+    server.finishClose();
+    expect(await done).toMatchObject({ forced: false, exitCode: 0 });
+    expect(ran).toEqual(['hook']);
+    expect(exit).toHaveBeenCalledTimes(1);
+    expect(server.listeners.size).toBe(0);
+  });
+
   it('publishes each phase on bulwark:health:shutdown', async () => {
     const phases: unknown[] = [];
     const listener = (m: unknown): void => void phases.push(m);

@@ -174,6 +174,18 @@ describe('clientAddressResolver with trusted proxies', () => {
     expect(clientAddressResolver({ trustProxy: 0 })(request('10.0.0.1', '1.1.1.1'))).toBe('10.0.0.1');
   });
 
+  it('with a hop count, reads X-Forwarded-For behind a proxy on a Unix socket (no socket address)', () => {
+    const one = clientAddressResolver({ trustProxy: 1 });
+    expect(one(request(undefined, '198.51.100.1, 203.0.113.7'))).toBe('203.0.113.7');
+    expect(one(request('', '2001:db8:1:2::9'))).toBe('2001:db8:1:2::/64');
+    expect(clientAddressResolver({ trustProxy: 2 })(request(undefined, '198.51.100.1, 203.0.113.7'))).toBe('198.51.100.1');
+    // Nothing readable: still unknown.
+    expect(one(request(undefined))).toBe(UNKNOWN_CLIENT);
+    expect(one(request(undefined, 'garbage'))).toBe(UNKNOWN_CLIENT);
+    // Named proxies cannot be matched without an address.
+    expect(clientAddressResolver({ trustProxy: 'loopback' })(request(undefined, '203.0.113.7'))).toBe(UNKNOWN_CLIENT);
+  });
+
   it('takes a comma-separated string and named ranges', () => {
     const r = clientAddressResolver({ trustProxy: 'loopback, 192.168.0.0/16' });
     expect(r(request('127.0.0.1', '192.168.1.1, 203.0.113.7, 192.168.5.5'))).toBe('203.0.113.7');

@@ -53,6 +53,14 @@ describe('header values', () => {
     expect(rule.rateLimitHeader(decision({ remaining: 4, resetMs: 1 }))).toBe('"x";r=4;t=1');
   });
 
+  it('on a denial, RateLimit t agrees with Retry-After (at least 1, never an invitation to retry at once)', () => {
+    const rule = new RateLimitRule('t', custom('x'), {}, shared);
+    for (const retryAfterMs of [0, -5, Number.NaN, 1, 1_000, 1_001]) {
+      const d = decision({ allowed: false, remaining: 0, retryAfterMs });
+      expect(rule.rateLimitHeader(d)).toBe(`"x";r=0;t=${retryAfterValue(d)}`);
+    }
+  });
+
   it('problem bodies hold exactly type, title, status and detail', () => {
     const p = problem(429, 'Too Many Requests', 'slow down');
     expect(JSON.parse(p.body)).toEqual({ type: 'about:blank', title: 'Too Many Requests', status: 429, detail: 'slow down' });
@@ -120,6 +128,40 @@ describe('decideRequest', () => {
         /own: option "cost"/,
       );
     }
+  });
+});
+
+describe('decisions from custom limiters', () => {
+  const req = { socket: { remoteAddress: '203.0.113.1' }, headers: {} };
+
+  it.each<[string, unknown]>([
+    ['null', null],
+    ['undefined', undefined],
+    ['a number', 5],
+    ['an object without allowed', { limit: 1 }],
+  ])('rejects when a custom limiter resolves to %s, with or without key functions', async (_what, value) => {
+    const d = custom('bad', { consume: () => Promise.resolve(value) });
+    for (const options of [{}, { key: () => 'k' }]) {
+      await expect(decideRequest(new RateLimitRule('own', d, options, shared), req, req)).rejects.toThrow(
+        /own: the limiter's consume must resolve to a decision/,
+      );
+    }
+  });
+
+  it('waits for a custom limiter answering with a thenable that is not a native promise', async () => {
+    const thenable = { then: (resolve: (d: LimiterDecision) => void) => resolve(decision({ allowed: false, limit: 3 })) };
+    const d = custom('thenable', { consume: () => thenable });
+    const outcome = decideRequestNow(new RateLimitRule('t', d, {}, shared), req, req);
+    expect(outcome).toBeInstanceOf(Promise);
+    await expect(outcome).resolves.toMatchObject({ allowed: false, limit: 3 });
+    await expect(decideRequest(new RateLimitRule('t', d, { key: () => 'k' }, shared), req, req)).resolves.toMatchObject({ allowed: false });
+  });
+
+  it('takes a custom limiter that answers synchronously without a promise', () => {
+    const d = custom('sync', { consume: () => decision({ remaining: 2 }) });
+    expect(decideRequestNow(new RateLimitRule('t', d, {}, shared), req, req)).toMatchObject({ allowed: true, remaining: 2 });
+    const bad = custom('sync', { consume: () => null });
+    expect(() => decideRequestNow(new RateLimitRule('t', bad, {}, shared), req, req)).toThrow(/must resolve to a decision/);
   });
 });
 

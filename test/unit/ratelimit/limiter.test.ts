@@ -114,6 +114,31 @@ describe('rateLimiter', () => {
     await expect(limiter.consume('u', options as never)).rejects.toThrow(kind);
   });
 
+  it("adopts a custom store's answer given as another library's promise, and publishes the decision, not the promise", async () => {
+    const inner = memoryStore();
+    const thenable = <T>(value: T) => ({ then: (ok: (v: T) => unknown) => ok(value) });
+    const store = {
+      consume: (...args: Parameters<typeof inner.consume>) => thenable(inner.consume(...args)),
+      peek: inner.peek.bind(inner),
+      refund: inner.refund.bind(inner),
+      reset: inner.reset.bind(inner),
+    };
+    const limiter = rateLimiter({ name: 'foreign', algorithm: countingAlgorithm(1, 1_000), store: store as never });
+    const seen: unknown[] = [];
+    const listener = (m: unknown) => seen.push(m);
+    subscribe(channelNames.rateLimitDecision, listener);
+    try {
+      expect(await limiter.consume('u')).toMatchObject({ allowed: true });
+      expect(await limiter.consume('u')).toMatchObject({ allowed: false });
+    } finally {
+      unsubscribe(channelNames.rateLimitDecision, listener);
+    }
+    expect(seen).toEqual([
+      { policy: 'foreign', decision: expect.objectContaining({ allowed: true }) },
+      { policy: 'foreign', decision: expect.objectContaining({ allowed: false }) },
+    ]);
+  });
+
   it('rejects with the reason when the signal is already aborted', async () => {
     const { limiter } = setup();
     const c = new AbortController();
