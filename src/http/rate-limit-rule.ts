@@ -84,6 +84,26 @@ function policyHeaderOf(decider: Decider, name: string): string | undefined {
 }
 
 /**
+ * Sets the rate-limit headers `rule` asks for (the draft's two, and the legacy three when asked)
+ * through `set`, the framework's own header setter, given once as a plain function so no closure is
+ * made per request.
+ */
+export function writeRateLimitHeaders<R, T>(
+  rule: RateLimitRule<R>,
+  decision: LimiterDecision,
+  target: T,
+  set: (target: T, name: string, value: string) => void,
+): void {
+  set(target, 'RateLimit-Policy', rule.policyHeader(decision));
+  set(target, 'RateLimit', rule.rateLimitHeader(decision));
+  if (rule.legacy) {
+    set(target, 'X-RateLimit-Limit', String(countValue(decision.limit)));
+    set(target, 'X-RateLimit-Remaining', String(countValue(decision.remaining)));
+    set(target, 'X-RateLimit-Reset', String(secondsUp(decision.resetMs)));
+  }
+}
+
+/**
  * One rate limit as an adapter applies it: the limiter, how the key and cost are found, and the
  * header strings computed once.
  */

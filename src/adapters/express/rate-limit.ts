@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { type AddressedRequest } from '../../http/client-address.js';
-import { countValue, PROBLEM_CONTENT_TYPE, secondsUp } from '../../http/problem.js';
+import { PROBLEM_CONTENT_TYPE } from '../../http/problem.js';
 import {
   checkDecider,
   checkHttpOptions,
@@ -8,6 +8,7 @@ import {
   type HttpRateLimitOptions,
   RateLimitRule,
   retryAfterValue,
+  writeRateLimitHeaders,
 } from '../../http/rate-limit-rule.js';
 import type { Decider } from '../../ratelimit/rate-limit-policy.js';
 import type { LimiterDecision } from '../../ratelimit/store.js';
@@ -37,14 +38,8 @@ export type RateLimitMiddlewareOptions = HttpRateLimitOptions<IncomingMessage>;
 
 const owner = 'rateLimitMiddleware';
 
-function setDraftHeaders(rule: RateLimitRule<IncomingMessage>, response: ServerResponse, decision: LimiterDecision): void {
-  response.setHeader('RateLimit-Policy', rule.policyHeader(decision));
-  response.setHeader('RateLimit', rule.rateLimitHeader(decision));
-  if (rule.legacy) {
-    response.setHeader('X-RateLimit-Limit', String(countValue(decision.limit)));
-    response.setHeader('X-RateLimit-Remaining', String(countValue(decision.remaining)));
-    response.setHeader('X-RateLimit-Reset', String(secondsUp(decision.resetMs)));
-  }
+function setOnResponse(response: ServerResponse, name: string, value: string): void {
+  response.setHeader(name, value);
 }
 
 /** Goes on, or answers 429, once the decision is made. */
@@ -61,7 +56,7 @@ function decided(
     next();
     return;
   }
-  if (rule.draft) setDraftHeaders(rule, response, decision);
+  if (rule.draft) writeRateLimitHeaders(rule, decision, response, setOnResponse);
   if (decision.allowed) {
     next();
     return;

@@ -1,5 +1,5 @@
 import { checkOptions, show } from '../../core/validate.js';
-import { countValue, rateLimitFailedProblem, secondsUp } from '../../http/problem.js';
+import { rateLimitFailedProblem } from '../../http/problem.js';
 import {
   checkDecider,
   checkHttpOptions,
@@ -9,6 +9,7 @@ import {
   RateLimitRule,
   type RateLimitRuleOptions,
   retryAfterValue,
+  writeRateLimitHeaders,
 } from '../../http/rate-limit-rule.js';
 import type { Decider } from '../../ratelimit/rate-limit-policy.js';
 import type { LimiterDecision } from '../../ratelimit/store.js';
@@ -56,14 +57,8 @@ const routeKeys = ['limiter', 'key', 'cost', 'skip'] as const;
 
 type Rule = RateLimitRule<FastifyRequestLike>;
 
-function setDraftHeaders(rule: Rule, reply: FastifyReplyLike, decision: LimiterDecision): void {
-  reply.header('RateLimit-Policy', rule.policyHeader(decision));
-  reply.header('RateLimit', rule.rateLimitHeader(decision));
-  if (rule.legacy) {
-    reply.header('X-RateLimit-Limit', String(countValue(decision.limit)));
-    reply.header('X-RateLimit-Remaining', String(countValue(decision.remaining)));
-    reply.header('X-RateLimit-Reset', String(secondsUp(decision.resetMs)));
-  }
+function setOnReply(reply: FastifyReplyLike, name: string, value: string): void {
+  reply.header(name, value);
 }
 
 function setup(app: unknown, options: RateLimitPluginOptions): void {
@@ -144,7 +139,7 @@ function setup(app: unknown, options: RateLimitPluginOptions): void {
 /** Goes on, or answers 429 (a hook that answers does not call `done`), once the decision is made. */
 function decided(rule: Rule, reply: FastifyReplyLike, done: () => void, decision: LimiterDecision | undefined): void {
   if (decision !== undefined) {
-    if (rule.draft) setDraftHeaders(rule, reply, decision);
+    if (rule.draft) writeRateLimitHeaders(rule, decision, reply, setOnReply);
     if (!decision.allowed) {
       sendProblem(reply, rule.denial, retryAfterValue(decision));
       return;
