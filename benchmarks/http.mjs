@@ -68,7 +68,7 @@
 // For Redis variants a run also fails when Redis processed no command meanwhile (only one
 // variant runs at a time); requests per script call and Redis commands per request are shown.
 import { fork, spawn, spawnSync } from 'node:child_process';
-import { accessSync, constants, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import { createRequire } from 'node:module';
 import net from 'node:net';
@@ -78,6 +78,7 @@ import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { freePort, onPath } from './support.mjs';
 
 const HOST = '127.0.0.1';
 const GENERATOR_CPU = 0;
@@ -187,20 +188,6 @@ const needRedis = variants.some((v) => v.redis);
 // ---------------------------------------------------------------------------------------------
 // Tools and pinning.
 
-function onPath(name) {
-  for (const dir of (process.env.PATH ?? '').split(path.delimiter)) {
-    if (!dir) continue;
-    const file = path.join(dir, name);
-    try {
-      accessSync(file, constants.X_OK);
-      return file;
-    } catch {
-      // not here
-    }
-  }
-  return undefined;
-}
-
 function allowedCpus(pid = 'self') {
   try {
     return /^Cpus_allowed_list:\s*(.+)$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]?.trim();
@@ -301,17 +288,6 @@ async function shutdown() {
 
 // ---------------------------------------------------------------------------------------------
 // Redis.
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen({ host: HOST, port: 0, exclusive: true }, () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 /** Sends one command on a fresh connection and returns the raw RESP reply (PING and INFO only). */
 function redisCommand(port, argv, timeoutMs = 2_000) {

@@ -31,7 +31,7 @@
 // than Redis's, would flatter bulwark's figures. The ceiling (redis-benchmark -n 200000 -c 50,
 // -P 1 and -P 16) is measured once per round too, pinned like the client.
 import { spawn, spawnSync } from 'node:child_process';
-import { accessSync, constants, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import net from 'node:net';
 import os from 'node:os';
@@ -40,6 +40,7 @@ import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { freePort, onPath } from './support.mjs';
 
 const HOST = '127.0.0.1';
 const CLIENT_CPU = 0;
@@ -79,20 +80,6 @@ const CEILING_CLIENTS = 50;
 // ---------------------------------------------------------------------------------------------
 // Pinning.
 
-function onPath(name) {
-  for (const dir of (process.env.PATH ?? '').split(path.delimiter)) {
-    if (!dir) continue;
-    const file = path.join(dir, name);
-    try {
-      accessSync(file, constants.X_OK);
-      return file;
-    } catch {
-      // not here
-    }
-  }
-  return undefined;
-}
-
 /** The CPUs this process may run on (Linux), or undefined when that cannot be read. */
 function allowedCpus() {
   try {
@@ -131,17 +118,6 @@ const pinServer = pinNote === undefined;
 
 // ---------------------------------------------------------------------------------------------
 // The server.
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen({ host: HOST, port: 0, exclusive: true }, () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 function ping(port, timeoutMs = 500) {
   return new Promise((resolve) => {
