@@ -1,3 +1,4 @@
+import { AsyncResource } from 'node:async_hooks';
 import type { Context } from '../core/context.js';
 import { bulkheadRejectedChannel } from '../core/diagnostics.js';
 import { BulkheadRejectedError } from '../core/errors.js';
@@ -90,17 +91,24 @@ export class BulkheadPolicy extends PolicyBase {
   private enqueue<T>(fn: PolicyFunction<T>, context: Context): Promise<T> {
     const signal = context.abortable();
     if (signal?.aborted) return Promise.reject(signal.reason);
+    // A waiter is started by whichever call frees a slot, from that call's continuation: without
+    // the caller's async context captured here, the function would run in the other caller's
+    // (its AsyncLocalStorage stores, its active trace span). Only calls that wait pay for this.
+    const scope = new AsyncResource('bulwark.bulkhead');
     return new Promise<T>((resolve, reject) => {
       const onAbort = (): void => {
         this.unlink(waiter);
         reject(signal!.reason);
+      };
+      const run = (): void => {
+        this.start(fn, context).then(resolve, reject);
       };
       const waiter: Waiter = {
         prev: this.tail,
         next: undefined,
         start: () => {
           signal?.removeEventListener('abort', onAbort);
-          this.start(fn, context).then(resolve, reject);
+          scope.runInAsyncScope(run);
         },
       };
       if (this.tail === undefined) this.head = waiter;

@@ -1,3 +1,4 @@
+import type { AsyncResource } from 'node:async_hooks';
 import type { Clock, TimerHandle } from './clock.js';
 
 /** An item waiting for a deadline; policies embed these fields in their per-call objects. */
@@ -6,6 +7,12 @@ export interface DeadlineEntry {
   queuePrev: DeadlineEntry | undefined;
   queueNext: DeadlineEntry | undefined;
   queued: boolean;
+  /**
+   * The async context to expire in. The shared timer fires in the context of whichever call armed
+   * it, so an entry whose expiry runs user code or publishes telemetry captures its caller's
+   * context when it is queued; undefined runs `expire` in the timer's context.
+   */
+  scope?: AsyncResource | undefined;
   /** Called once when the deadline passes while the entry is still queued. */
   expire(): void;
 }
@@ -77,7 +84,9 @@ export class DeadlineQueue {
     let entry = this.head;
     while (entry !== undefined && entry.deadline <= now) {
       this.remove(entry);
-      entry.expire();
+      const scope = entry.scope;
+      if (scope === undefined) entry.expire();
+      else scope.runInAsyncScope(entry.expire, entry);
       entry = this.head;
     }
     if (this.head !== undefined && this.timer === undefined) this.arm(this.head.deadline - now);

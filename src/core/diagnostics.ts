@@ -27,7 +27,7 @@ export const channelNames = {
   fallback: 'bulwark:fallback:used',
   /** A hedge started another attempt: `{ policy, attempt }`. */
   hedge: 'bulwark:hedge:attempt',
-  /** A rate limiter decided: `{ policy, key, decision, store }` (rate-limit issue). */
+  /** A rate limiter or quota decided: `{ kind, policy, decision }` (`kind`: `'rate-limiter' | 'quota'`; never the key; `decision.store` says who decided). */
   rateLimitDecision: 'bulwark:ratelimit:decision',
   /**
    * A remote store failed and decisions fell back: `{ store, error, fallback, operations }`
@@ -36,7 +36,7 @@ export const channelNames = {
   storeError: 'bulwark:ratelimit:store-error',
   /** A load shedder rejected a request: `{ reason, value, threshold }` (reason: `'eventLoopDelay' | 'eventLoopUtilization' | 'heapUsed' | ...`). */
   sheddingRejected: 'bulwark:shedding:rejected',
-  /** A health check finished: `{ check, status, durationMs, cached }` (never the error's internals). */
+  /** A health check finished: `{ check, status, critical, durationMs, cached }` (never the error's internals). */
   healthCheck: 'bulwark:health:check',
   /** Graceful shutdown moved to a phase: `{ phase, signal }` (`'draining' | 'closing' | 'hooks' | 'exiting'`). */
   shutdownPhase: 'bulwark:health:shutdown',
@@ -46,7 +46,7 @@ export const channelNames = {
 
 /** Message published on the `execute` tracing channel. */
 export interface ExecuteMessage {
-  /** The policy kind: `circuit-breaker`, `retry`, `timeout`, `bulkhead`, `fallback`, `hedge`, `pipeline`. */
+  /** The policy kind: `circuit-breaker`, `retry`, `timeout`, `bulkhead`, `fallback`, `hedge`, `rate-limit`, `pipeline`, and for wrapped engines `opossum`, `bottleneck`. */
   readonly kind: string;
   /** The policy's `name` option (defaults to its kind). */
   readonly policy: string;
@@ -65,3 +65,36 @@ export const sheddingRejectedChannel = diagnosticsChannel.channel(channelNames.s
 export const healthCheckChannel = diagnosticsChannel.channel(channelNames.healthCheck);
 export const shutdownPhaseChannel = diagnosticsChannel.channel(channelNames.shutdownPhase);
 export const fetchFailoverChannel = diagnosticsChannel.channel(channelNames.fetchFailover);
+
+/**
+ * Runs one traced policy execution inside a scope of the subscriber's choosing: `bulwark/otel`
+ * uses it to make the execution's span the active one, so that work inside (retried attempts,
+ * hedges, outbound requests) nests under it. At most one is installed; it is only consulted when
+ * the `execute` tracing channel has subscribers.
+ */
+export type ExecuteScope = <T>(message: ExecuteMessage, run: () => Promise<T>) => Promise<T>;
+
+/**
+ * Where the scope lives: on `globalThis` under a registered symbol, so that every copy of bulwark
+ * in a process (the ESM and CommonJS builds, or one per subpath entry) sees the same one, as they
+ * see the same named channels.
+ */
+const executeScopeKey = Symbol.for('bulwark.executeScope');
+type ScopeHolder = { [executeScopeKey]?: ExecuteScope };
+
+/** The installed execute scope, if any. */
+export function currentExecuteScope(): ExecuteScope | undefined {
+  return (globalThis as ScopeHolder)[executeScopeKey];
+}
+
+/**
+ * Installs `scope` (or removes it, given `undefined`) and returns the one it replaced. For
+ * telemetry integrations; see {@link ExecuteScope}.
+ */
+export function setExecuteScope(scope: ExecuteScope | undefined): ExecuteScope | undefined {
+  const holder = globalThis as ScopeHolder;
+  const previous = holder[executeScopeKey];
+  if (scope === undefined) delete holder[executeScopeKey];
+  else holder[executeScopeKey] = scope;
+  return previous;
+}

@@ -1,5 +1,5 @@
 import { type Context, type ExecutionContext, RootContext } from './context.js';
-import { executeChannel, type ExecuteMessage } from './diagnostics.js';
+import { currentExecuteScope, executeChannel, type ExecuteMessage } from './diagnostics.js';
 import { show } from './validate.js';
 
 /** The function a policy runs: it receives the context and returns a value or a promise. */
@@ -72,7 +72,9 @@ export function invoke<T, R>(policy: ContextualPolicy<R>, fn: PolicyFunction<T>,
 /** Runs a policy's internal entry inside the `bulwark:execute` tracing channel. */
 export function invokeTraced<T, R>(policy: ContextualPolicy<R>, fn: PolicyFunction<T>, context: Context): Promise<T | R> {
   const message: ExecuteMessage = { kind: policy.kind, policy: policy.name };
-  return executeChannel.tracePromise(() => policy[runSymbol](fn, context), message);
+  const scope = currentExecuteScope();
+  if (scope === undefined) return executeChannel.tracePromise(() => policy[runSymbol](fn, context), message);
+  return executeChannel.tracePromise(() => scope(message, () => policy[runSymbol](fn, context)), message);
 }
 
 /** Validates `execute()`'s arguments and builds the root context, or returns the rejection. */

@@ -313,7 +313,13 @@ function makeResult(status: CheckStatus, critical: boolean, durationMs: number, 
 
 function publish(check: string, result: CheckResult): void {
   if (healthCheckChannel.hasSubscribers) {
-    healthCheckChannel.publish({ check, status: result.status, durationMs: result.durationMs, cached: result.cached });
+    healthCheckChannel.publish({
+      check,
+      status: result.status,
+      critical: result.critical,
+      durationMs: result.durationMs,
+      cached: result.cached,
+    });
   }
 }
 

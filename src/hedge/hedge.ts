@@ -1,3 +1,4 @@
+import { AsyncResource } from 'node:async_hooks';
 import { type Clock, systemClock } from '../core/clock.js';
 import { AbortableContext, Context } from '../core/context.js';
 import { DeadlineQueue, type DeadlineEntry } from '../core/deadline-queue.js';
@@ -45,6 +46,7 @@ class HedgedCall<T> extends Context implements DeadlineEntry {
   queuePrev: DeadlineEntry | undefined = undefined;
   queueNext: DeadlineEntry | undefined = undefined;
   queued = false;
+  scope: AsyncResource | undefined = undefined;
 
   private readonly attempts: AbortableContext[] = [];
   private running = 0;
@@ -98,7 +100,13 @@ class HedgedCall<T> extends Context implements DeadlineEntry {
       (value) => this.won(attempt, value),
       (error: unknown) => this.failed(error),
     );
-    if (this.hedgesLeft > 0 && !this.settled) this.policy.schedule(this);
+    if (this.hedgesLeft > 0 && !this.settled) {
+      // A delayed hedge starts from the policy's shared timer, in the context of whichever call
+      // armed it: keep this caller's, so the hedged attempt runs in it (its AsyncLocalStorage
+      // stores, its trace span). Captured once per call, on the first launch.
+      this.scope ??= new AsyncResource('bulwark.hedge');
+      this.policy.schedule(this);
+    }
   }
 
   expire(): void {

@@ -29,9 +29,14 @@ export interface RateLimiterOptions {
 
 /** Message published on `bulwark:ratelimit:decision` (no key: keys are user data). */
 export interface RateLimitDecisionMessage {
+  /** `'rate-limiter'` for a {@link RateLimiter}, `'quota'` for a quota. */
+  readonly kind: 'rate-limiter' | 'quota';
   readonly policy: string;
   readonly decision: LimiterDecision;
 }
+
+/** Internal: the kind a quota's inner limiter reports on the decision channel. */
+export const decisionKind = Symbol('bulwark.decisionKind');
 
 const keys = ['algorithm', 'store', 'name'] as const;
 
@@ -51,6 +56,8 @@ function isStore(value: unknown): value is RateLimitStore {
 export class RateLimiter {
   readonly kind = 'rate-limiter';
   readonly name: string;
+  /** Internal: what decision messages call this limiter (a quota's inner limiter says `'quota'`). */
+  [decisionKind]: 'rate-limiter' | 'quota' = 'rate-limiter';
   readonly algorithm: RateLimitAlgorithm;
   readonly store: RateLimitStore;
   /** The store, when it is a plain `MemoryStore` (not a subclass), for {@link RateLimiter.consume}'s direct path. */
@@ -140,7 +147,7 @@ export class RateLimiter {
 
   private publish(decision: LimiterDecision): LimiterDecision {
     if (decisionChannel.hasSubscribers) {
-      const message: RateLimitDecisionMessage = { policy: this.name, decision };
+      const message: RateLimitDecisionMessage = { kind: this[decisionKind], policy: this.name, decision };
       decisionChannel.publish(message);
     }
     return decision;

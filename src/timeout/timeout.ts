@@ -1,3 +1,4 @@
+import { AsyncResource } from 'node:async_hooks';
 import { type Clock, systemClock } from '../core/clock.js';
 import { AbortableContext, type Context } from '../core/context.js';
 import { DeadlineQueue, type DeadlineEntry } from '../core/deadline-queue.js';
@@ -43,6 +44,7 @@ class TimedCall<T> extends AbortableContext implements DeadlineEntry {
   queuePrev: DeadlineEntry | undefined;
   queueNext: DeadlineEntry | undefined;
   queued: boolean;
+  scope: AsyncResource | undefined;
   expired: TimeoutError | undefined;
   resolve: (value: T) => void;
   reject: (error: unknown) => void;
@@ -57,6 +59,7 @@ class TimedCall<T> extends AbortableContext implements DeadlineEntry {
     this.queuePrev = undefined;
     this.queueNext = undefined;
     this.queued = false;
+    this.scope = undefined;
     this.expired = undefined;
     this.resolve = pendingResolve as (value: T) => void;
     this.reject = pendingReject;
@@ -133,6 +136,10 @@ export class TimeoutPolicy extends PolicyBase {
   [runSymbol]<T>(fn: PolicyFunction<T>, context: Context): Promise<T> {
     const outer = new Promise<T>(captureResolvers as (resolve: (value: T) => void, reject: (error: unknown) => void) => void);
     const call = new TimedCall<T>(context, this, this.clock.now());
+    // The expiry runs from the shared timer, in the context of whichever call armed it. When
+    // someone hears timeouts, keep this caller's context for it, so the event is seen in the
+    // call's own (its trace span, its AsyncLocalStorage stores); otherwise skip the cost.
+    if (this.timedOut.active || timeoutChannel.hasSubscribers) call.scope = new AsyncResource('bulwark.timeout');
     this.queue.push(call);
     callFunction(fn, call).then(call.fulfilled, call.rejected);
     return outer;

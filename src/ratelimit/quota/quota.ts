@@ -1,7 +1,7 @@
 import { checkOptions, countOption, nameOption, show } from '../../core/validate.js';
 import type { AlgorithmState, CalendarAlgorithm, ConsumeOutcome } from '../algorithm.js';
 import { memoryStore } from '../memory-store.js';
-import { type ConsumeOptions, RateLimiter } from '../rate-limiter.js';
+import { type ConsumeOptions, decisionKind, RateLimiter } from '../rate-limiter.js';
 import { decideNow, type LimiterDecision, type RateLimitStore } from '../store.js';
 import {
   type PeriodBounds,
@@ -122,6 +122,7 @@ export class Quota {
       algorithm: calendarAlgorithm(this.limit, this.period, this.timeZone, weekStartsOn),
       store: o.store ?? memoryStore(),
     });
+    this.limiter[decisionKind] = 'quota';
   }
 
   /** Takes `cost` units from `key`'s allowance for the current period, if they are left. */

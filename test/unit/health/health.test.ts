@@ -239,15 +239,15 @@ describe('diagnostics', () => {
     messages.length = 0;
   });
 
-  it('publishes { check, status, durationMs, cached } and never the error', async () => {
+  it('publishes { check, status, critical, durationMs, cached } and never the error', async () => {
     subscribe(channelNames.healthCheck, listener);
     const clock = new ManualClock();
     const h = health({ clock, cacheMs: 100, checks: [ok('db', { check: () => { throw new Error('secret'); } })] });
     await h.readiness();
     await h.readiness();
     expect(messages).toEqual([
-      { check: 'db', status: 'fail', durationMs: 0, cached: false },
-      { check: 'db', status: 'fail', durationMs: 0, cached: true },
+      { check: 'db', status: 'fail', critical: true, durationMs: 0, cached: false },
+      { check: 'db', status: 'fail', critical: true, durationMs: 0, cached: true },
     ]);
   });
 });

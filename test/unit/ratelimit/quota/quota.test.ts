@@ -1,5 +1,6 @@
+import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { describe, expect, it } from 'vitest';
-import { ManualClock, QuotaExceededError } from '../../../../src/index.js';
+import { channelNames, ManualClock, QuotaExceededError } from '../../../../src/index.js';
 import { memoryStore } from '../../../../src/ratelimit/memory-store.js';
 import { quota } from '../../../../src/ratelimit/quota/quota.js';
 import { rateLimit } from '../../../../src/ratelimit/rate-limit-policy.js';
@@ -15,6 +16,20 @@ function monthly(limit = 100, start = lateNovemberBerlin) {
 }
 
 describe('quota', () => {
+  it('publishes its decisions as a quota, under its name, without the tenant', async () => {
+    const { q } = monthly(100);
+    const seen: unknown[] = [];
+    const listener = (m: unknown) => seen.push(m);
+    subscribe(channelNames.rateLimitDecision, listener);
+    try {
+      await q.consume('tenant-secret', { cost: 5 });
+    } finally {
+      unsubscribe(channelNames.rateLimitDecision, listener);
+    }
+    expect(seen).toEqual([{ kind: 'quota', policy: 'quota', decision: expect.objectContaining({ allowed: true, remaining: 95 }) }]);
+    expect(JSON.stringify(seen)).not.toContain('tenant-secret');
+  });
+
   it('counts weighted units per key until the period is used up, and says when it resets', async () => {
     const { q } = monthly(100);
     await expect(q.consume('tenant-a', { cost: 60 })).resolves.toMatchObject({ allowed: true, remaining: 40 });
