@@ -1,0 +1,201 @@
+// The files under observability/: the alerting rules pass `promtool check rules` and their own
+// unit tests, and the Grafana dashboard is valid JSON whose every query parses as PromQL and names
+// only metrics that registerMetrics produces.
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { Registry } from 'prom-client';
+import { describe, expect, it } from 'vitest';
+import { registerMetrics } from '../../../src/metrics/index.js';
+import { promtool } from './support.js';
+
+const root = resolve(import.meta.dirname, '../../..');
+const dir = join(root, 'observability');
+const alertsFile = join(dir, 'alerts.yml');
+const alertsTestFile = join(dir, 'alerts.test.yml');
+const dashboardFile = join(dir, 'grafana-dashboard.json');
+
+/** The metric names registerMetrics produces (default prefix), with a histogram's series names. */
+const produced: ReadonlySet<string> = (() => {
+  const registry = new Registry();
+  const registration = registerMetrics(registry);
+  const names = new Set<string>();
+  for (const metric of registry.getMetricsAsArray() as unknown as { name: string; type: string }[]) {
+    names.add(metric.name);
+    if (metric.type === 'histogram') for (const suffix of ['_bucket', '_sum', '_count']) names.add(metric.name + suffix);
+  }
+  registration.dispose();
+  return names;
+})();
+
+const KEYWORDS = new Set(['by', 'without', 'on', 'ignoring', 'group_left', 'group_right', 'bool', 'and', 'or', 'unless', 'offset', 'inf', 'nan']);
+
+/**
+ * The metric names a PromQL expression selects: what is left once strings, label matchers,
+ * grouping lists, ranges and function calls are taken out.
+ */
+export function metricNamesIn(expr: string): string[] {
+  const stripped = expr
+    .replace(/"(?:[^"\\]|\\.)*"/g, '""')
+    .replace(/\{[^}]*\}/g, ' ')
+    .replace(/\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)/g, ' ')
+    .replace(/\[[^\]]*\]/g, ' ');
+  const names: string[] = [];
+  for (const m of stripped.matchAll(/[A-Za-z_:][A-Za-z0-9_:]*/g)) {
+    const after = stripped.slice(m.index! + m[0].length);
+    if (/^\s*\(/.test(after) || KEYWORDS.has(m[0].toLowerCase())) continue;
+    names.push(m[0]);
+  }
+  return names;
+}
+
+/** Grafana's variables, replaced by values that make the expression plain PromQL. */
+function withoutVariables(expr: string): string {
+  return expr
+    .replaceAll('$__rate_interval', '5m')
+    .replaceAll('$__interval', '1m')
+    .replaceAll('$job', '.*')
+    .replaceAll('$instance', '.*');
+}
+
+/** Runs `promtool check rules` on recording rules made of `exprs`. */
+function checkExpressions(exprs: readonly string[]): ReturnType<typeof promtool> {
+  const tmp = mkdtempSync(join(tmpdir(), 'bulwark-dashboard-'));
+  try {
+    const file = join(tmp, 'rules.yml');
+    // YAML is a superset of JSON: the rules file is written as JSON, with no quoting to get wrong.
+    const rules = exprs.map((expr, i) => ({ record: `bulwark:dashboard_query_${i}:check`, expr: withoutVariables(expr) }));
+    writeFileSync(file, JSON.stringify({ groups: [{ name: 'dashboard', rules }] }));
+    return promtool(['check', 'rules', file]);
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+interface Panel {
+  readonly id?: number;
+  readonly type: string;
+  readonly title?: string;
+  readonly targets?: readonly { readonly expr?: string }[];
+  readonly panels?: readonly Panel[];
+}
+
+function allPanels(panels: readonly Panel[]): Panel[] {
+  return panels.flatMap((p) => [p, ...allPanels(p.panels ?? [])]);
+}
+
+describe('metricNamesIn (the test\'s own PromQL reader)', () => {
+  it('finds selected metrics and skips functions, labels, groupings and keywords', () => {
+    expect(
+      metricNamesIn(
+        'sum by (policy, le) (rate(bulwark_a_total{job=~"$job", x="y{z}"}[5m])) / on (policy) group_left() bulwark_b and bool up > 0',
+      ),
+    ).toEqual(['bulwark_a_total', 'bulwark_b', 'up']);
+  });
+});
+
+describe('the promtool helper', () => {
+  it('fails, saying how to install promtool, when it is missing (never skips)', () => {
+    expect(() => promtool(['--version'], undefined, '/nonexistent/bin/promtool')).toThrow(
+      'promtool is not installed at /nonexistent/bin/promtool: install it with `apt-get install -y prometheus`',
+    );
+  });
+});
+
+describe('observability/alerts.yml', () => {
+  const text = readFileSync(alertsFile, 'utf8');
+  const alerts = [...text.matchAll(/^\s*- alert: (\S+)/gm)].map((m) => m[1]!);
+
+  it('passes promtool check rules', () => {
+    const result = promtool(['check', 'rules', alertsFile]);
+    expect(result.stdout + result.stderr).toContain(`SUCCESS: ${alerts.length} rules found`);
+    expect(result.code).toBe(0);
+  });
+
+  it('has the four alerts', () => {
+    expect(alerts).toEqual(['BulwarkCircuitOpenTooLong', 'BulwarkRetryRatioHigh', 'BulwarkRateLimitStoreFallingBack', 'BulwarkReadinessFailing']);
+  });
+
+  it('uses only metrics that registerMetrics produces', () => {
+    const exprs = [...text.matchAll(/expr: \|\n((?:\s{10}.*\n)+)/g)].map((m) => m[1]!);
+    expect(exprs).toHaveLength(alerts.length);
+    for (const expr of exprs) {
+      const names = metricNamesIn(expr);
+      expect(names.length, expr).toBeGreaterThan(0);
+      for (const name of names) expect(produced, `${name} in\n${expr}`).toContain(name);
+    }
+  });
+
+  it('passes its unit tests (promtool test rules), which show every alert both firing and silent', () => {
+    const tests = readFileSync(alertsTestFile, 'utf8');
+    for (const alert of alerts) {
+      const cases = [...tests.matchAll(new RegExp(`alertname: ${alert}\\n\\s*exp_alerts:(.*)`, 'g'))].map((m) => m[1]!.trim());
+      expect(cases, `${alert} silent somewhere`).toContain('[]');
+      expect(cases, `${alert} firing somewhere`).toContain('');
+    }
+    const result = promtool(['test', 'rules', alertsTestFile]);
+    expect(result.stdout + result.stderr).toContain('SUCCESS');
+    expect(result.code).toBe(0);
+  });
+});
+
+describe('observability/grafana-dashboard.json', () => {
+  const dashboard = JSON.parse(readFileSync(dashboardFile, 'utf8')) as {
+    title: string;
+    uid: string;
+    panels: Panel[];
+    templating: { list: { name: string; query?: string | { query: string } }[] };
+  };
+  const panels = allPanels(dashboard.panels);
+  const queries = panels.flatMap((p) => (p.targets ?? []).map((t) => ({ panel: p.title, expr: t.expr ?? '' })));
+
+  it('is a dashboard with panels that all have a query and distinct ids', () => {
+    expect(dashboard.title).toMatch(/bulwark/);
+    expect(dashboard.uid).toBeTruthy();
+    const graphs = panels.filter((p) => p.type !== 'row');
+    expect(graphs.length).toBeGreaterThanOrEqual(15);
+    for (const p of graphs) expect(p.targets?.length, p.title).toBeGreaterThan(0);
+    const ids = panels.map((p) => p.id);
+    expect(new Set(ids).size).toBe(ids.length);
+  });
+
+  it('uses only metrics that registerMetrics produces, and shows every one of them', () => {
+    const used = new Set<string>();
+    for (const { panel, expr } of queries) {
+      const names = metricNamesIn(expr);
+      expect(names.length, `${panel}: ${expr}`).toBeGreaterThan(0);
+      for (const name of names) {
+        expect(produced, `${name} in panel "${panel}"`).toContain(name);
+        used.add(name.replace(/_(bucket|sum|count)$/, ''));
+      }
+    }
+    const registration = registerMetrics(new Registry());
+    registration.dispose();
+    for (const name of registration.metricNames) expect(used, `a panel for ${name}`).toContain(name);
+  });
+
+  it('has queries that all parse as PromQL (checked as recording rules by promtool)', () => {
+    const exprs = queries.map((q) => q.expr);
+    const result = checkExpressions(exprs);
+    expect(result.stdout + result.stderr).toContain(`SUCCESS: ${exprs.length} rules found`);
+    expect(result.code).toBe(0);
+  });
+
+  it('the PromQL check catches a broken query (so the check above can fail)', () => {
+    const result = checkExpressions(['sum by (policy (rate(bulwark_retries_total[5m]))']);
+    expect(result.code).not.toBe(0);
+  });
+
+  it('has variables whose selectors name only bulwark metrics', () => {
+    const selectors = dashboard.templating.list
+      .map((v) => (typeof v.query === 'object' ? v.query.query : v.query))
+      .filter((q): q is string => typeof q === 'string' && q.startsWith('label_values('));
+    expect(selectors.length).toBeGreaterThanOrEqual(2);
+    for (const q of selectors) {
+      const selector = /^label_values\((.*),\s*\w+\)$/.exec(q)?.[1];
+      expect(selector, q).toMatch(/^\{__name__=~"bulwark_\.\+"/);
+    }
+    const result = checkExpressions(selectors.map((q) => /^label_values\((.*),\s*\w+\)$/.exec(q)![1]!));
+    expect(result.code).toBe(0);
+  });
+});
