@@ -1,0 +1,101 @@
+/**
+ * Attribute names that `bulwark/otel` sets on spans and span events, in one place. They follow
+ * OpenTelemetry's naming rules: namespaced under `bulwark.`, lower snake_case segments, and the
+ * semantic-convention name where one exists (`error.type`, `exception.message`). None carries a
+ * rate-limit key, a header, a body or an error message, except `exception.message`, which is only
+ * set with `recordErrorMessages: true`.
+ * @example
+ * const retries = spans.flatMap((s) => s.events).filter((e) => e.name === eventNames.retryScheduled);
+ * const delays = retries.map((e) => e.attributes?.[attributeNames.retryDelayMs]);
+ */
+export const attributeNames = {
+  /**
+   * The policy kind: `retry`, `circuit-breaker`, `timeout`, `bulkhead`, `fallback`, `hedge`,
+   * `rate-limit`, `pipeline`, `opossum`, `bottleneck`.
+   */
+  policyKind: 'bulwark.policy.kind',
+  /** The policy's `name` option (its kind by default). */
+  policyName: 'bulwark.policy.name',
+  /** Semantic convention: the class of the error (`TimeoutError`, `TypeError`), never its message. */
+  errorType: 'error.type',
+  /** Semantic convention: the error's message. Only with `recordErrorMessages: true`. */
+  exceptionMessage: 'exception.message',
+  /** The attempt that failed (1 = the first call); on give-up, the attempts made. */
+  retryAttempt: 'bulwark.retry.attempt',
+  /** How long the retry waits before the next attempt, in ms. */
+  retryDelayMs: 'bulwark.retry.delay_ms',
+  /** Why a retry stopped: `attempts`, `unhandled`, `budget` or `aborted`. */
+  retryGiveUpReason: 'bulwark.retry.give_up_reason',
+  /** A breaker's state: the new one on a change, the current one on a rejection. */
+  circuitState: 'bulwark.circuit.state',
+  /** The state a breaker left. */
+  circuitPreviousState: 'bulwark.circuit.previous_state',
+  /** Why a breaker changed state: `failures`, `half-open-due`, `probe-failed`, ... */
+  circuitReason: 'bulwark.circuit.reason',
+  /** `rate-limiter` or `quota`. */
+  rateLimitKind: 'bulwark.rate_limit.kind',
+  /** Whether the request was admitted. */
+  rateLimitAllowed: 'bulwark.rate_limit.allowed',
+  /** Units per period. */
+  rateLimitLimit: 'bulwark.rate_limit.limit',
+  /** Units left after this decision. */
+  rateLimitRemaining: 'bulwark.rate_limit.remaining',
+  /** Until the allowance is whole again (or the quota period ends), in ms. */
+  rateLimitResetMs: 'bulwark.rate_limit.reset_ms',
+  /** How long a denied caller should wait, in ms (0 when allowed). */
+  rateLimitRetryAfterMs: 'bulwark.rate_limit.retry_after_ms',
+  /** Who decided: the store's name (`memory`, `redis`), or for a failed Redis store `local`, `fail-open`, `fail-closed`, `deny-cache`. */
+  rateLimitStore: 'bulwark.rate_limit.store',
+  /** The timeout that expired, in ms. */
+  timeoutLimitMs: 'bulwark.timeout.limit_ms',
+  /** Calls running in the bulkhead when it rejected. */
+  bulkheadActive: 'bulwark.bulkhead.active',
+  /** Calls waiting in the bulkhead when it rejected. */
+  bulkheadQueued: 'bulwark.bulkhead.queued',
+  /** The attempt being started: 2 for the first hedge. */
+  hedgeAttempt: 'bulwark.hedge.attempt',
+  /** `delay` (the previous attempt was slow) or `failure` (it failed). */
+  hedgeTrigger: 'bulwark.hedge.trigger',
+  /** Origin of the endpoint the fetch call was on (as configured in `endpoints`). */
+  fetchFromOrigin: 'bulwark.fetch.from_origin',
+  /** Origin of the endpoint the attempt goes to. */
+  fetchToOrigin: 'bulwark.fetch.to_origin',
+  /** `circuit-open`, `failure` or `hedge`. */
+  fetchFailoverReason: 'bulwark.fetch.failover_reason',
+  /** What a load shedder measured: `eventLoopDelay`, `eventLoopUtilization`, `heapUsed`, ... */
+  sheddingReason: 'bulwark.shedding.reason',
+  /** The measured value. */
+  sheddingValue: 'bulwark.shedding.value',
+  /** The threshold it passed. */
+  sheddingThreshold: 'bulwark.shedding.threshold',
+} as const;
+
+/**
+ * Names of the span events `bulwark/otel` adds to the active span.
+ * @example
+ * const opened = span.events.some((e) => e.name === eventNames.circuitStateChanged);
+ */
+export const eventNames = {
+  /** A retry policy is about to wait and try again. */
+  retryScheduled: 'bulwark.retry.scheduled',
+  /** A retry policy gave up; the call fails with the last error. */
+  retryGaveUp: 'bulwark.retry.gave_up',
+  /** A circuit breaker changed state. */
+  circuitStateChanged: 'bulwark.circuit.state_changed',
+  /** A circuit breaker turned a call away. */
+  circuitRejected: 'bulwark.circuit.rejected',
+  /** A rate limiter or quota decided (admitted or denied). */
+  rateLimitDecided: 'bulwark.rate_limit.decided',
+  /** A timeout expired. */
+  timeoutExpired: 'bulwark.timeout.expired',
+  /** A bulkhead rejected a call. */
+  bulkheadRejected: 'bulwark.bulkhead.rejected',
+  /** A hedge started another attempt. */
+  hedgeStarted: 'bulwark.hedge.started',
+  /** A fallback replaced an error with its value. */
+  fallbackUsed: 'bulwark.fallback.used',
+  /** The resilient fetch moved a request to another endpoint. */
+  fetchFailedOver: 'bulwark.fetch.failed_over',
+  /** A load shedder turned a request away. */
+  sheddingRejected: 'bulwark.shedding.rejected',
+} as const;
