@@ -1,8 +1,10 @@
 // Hot-path benchmark: the per-call cost of each policy around an async function that resolves at
-// once, against the same work done by cockatiel and opossum, in one process and one run.
+// once, against the same work done by cockatiel and opossum, in one process and one run; and the
+// cost of bulwark/opossum and bulwark/bottleneck over the engine they wrap.
 //
 //   npm run bench                      (builds, then runs this file)
 //   node --expose-gc --max-semi-space-size=64 benchmarks/hot-path.mjs [--rounds 15] [--json]
+//        [--filter 'text|other text']  (only the scenarios whose name contains one of them, and the baseline)
 //
 // Method: for every scenario, each round times a batch of sequential `await scenario()` calls
 // sized to take about 200 ms, rounds interleaved across scenarios so machine noise hits all of
@@ -10,7 +12,11 @@
 // batches: a forced full GC before each short batch made the next batch up to 2× slower for
 // allocation-heavy code, which is an artefact, not steady state. Bytes/op is the heap growth
 // over 20,000 calls after a forced GC, with the young generation large enough that no
-// collection runs (median of 5 tries).
+// collection runs (median of 5 tries). Bottleneck's local store waits a 0 ms timer at each step,
+// so a job takes milliseconds: its two scenarios are measured the same way but last, among
+// themselves, after the opossum breakers are shut down (see below); they stop warming up after
+// 2 s (the others finish their 50,000 calls well before) and measure bytes over 200 calls (any
+// scenario over 100 µs a call).
 import { createRequire } from 'node:module';
 import { parseArgs } from 'node:util';
 import os from 'node:os';
@@ -22,10 +28,13 @@ import {
   retry,
   timeout,
 } from '../dist/index.js';
+import { fromOpossum, opossumAction } from '../dist/opossum.js';
+import { fromBottleneck } from '../dist/bottleneck.js';
 
 const require = createRequire(import.meta.url);
 const cockatiel = require('cockatiel');
 const CircuitBreaker = require('opossum');
+const Bottleneck = require('bottleneck');
 
 const { values: args } = parseArgs({
   options: {
@@ -69,6 +78,16 @@ const cWrap = wrap(
 const oDefault = new CircuitBreaker(work);
 const oNoTimeout = new CircuitBreaker(work, { timeout: false });
 
+// The wrappers against the engine they wrap, each pair on equally configured instances: opossum
+// with its defaults (10 s timeout) and without a timeout; bottleneck with maxConcurrent 10.
+const oAction = new CircuitBreaker(opossumAction);
+const oWrapped = fromOpossum(new CircuitBreaker(opossumAction));
+const oActionNoTimeout = new CircuitBreaker(opossumAction, { timeout: false });
+const oWrappedNoTimeout = fromOpossum(new CircuitBreaker(opossumAction, { timeout: false }));
+const bnRaw = new Bottleneck({ maxConcurrent: 10 });
+const bnLimiter = new Bottleneck({ maxConcurrent: 10 });
+const bnWrapped = fromBottleneck(bnLimiter);
+
 const scenarios = [
   ['baseline: await fn()', () => work()],
   ['bulwark circuitBreaker', () => bBreaker.execute(work)],
@@ -81,7 +100,16 @@ const scenarios = [
   ['cockatiel wrap(retry, breaker, timeout)', () => cWrap.execute(work)],
   ['opossum fire() defaults', () => oDefault.fire()],
   ['opossum fire() timeout: false', () => oNoTimeout.fire()],
-].filter(([name]) => !args.filter || name === 'baseline: await fn()' || name.includes(args.filter));
+  ['opossum fire(fn) opossumAction', () => oAction.fire(work)],
+  ['bulwark/opossum fromOpossum().execute', () => oWrapped.execute(work)],
+  ['opossum fire(fn) opossumAction, timeout: false', () => oActionNoTimeout.fire(work)],
+  ['bulwark/opossum fromOpossum().execute, timeout: false', () => oWrappedNoTimeout.execute(work)],
+  ['bottleneck schedule()', () => bnRaw.schedule(work)],
+  ['bulwark/bottleneck fromBottleneck().execute', () => bnWrapped.execute(work)],
+].filter(
+  ([name]) =>
+    !args.filter || name === 'baseline: await fn()' || args.filter.split('|').some((part) => name.includes(part)),
+);
 
 async function timeBatch(fn, n) {
   const t0 = process.hrtime.bigint();
@@ -90,19 +118,19 @@ async function timeBatch(fn, n) {
 }
 
 async function calibrate(fn) {
-  let n = 1_000;
+  let n = 16;
   for (;;) {
     const t0 = process.hrtime.bigint();
     for (let i = 0; i < n; i++) await fn();
     const ms = Number(process.hrtime.bigint() - t0) / 1e6;
-    if (ms >= 20) return Math.max(1_000, Math.round((n * 200) / ms));
+    // Calls in about 200 ms: well over 1,000 for every scenario but bottleneck's (about 40).
+    if (ms >= 20) return Math.max(1, Math.round((n * 200) / ms));
     n *= 4;
   }
 }
 
-async function bytesPerOp(fn) {
+async function bytesPerOp(fn, n = 20_000) {
   const tries = [];
-  const n = 20_000;
   for (let t = 0; t < 5; t++) {
     globalThis.gc();
     const before = process.memoryUsage().heapUsed;
@@ -119,35 +147,61 @@ function median(xs) {
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
-// Warm up every scenario so each is optimised before timing.
-const sizes = new Map();
-for (const [name, fn] of scenarios) {
-  for (let i = 0; i < 50_000; i++) await fn();
-  sizes.set(name, await calibrate(fn));
-}
-
-const samples = new Map(scenarios.map(([name]) => [name, []]));
-for (let r = 0; r < ROUNDS; r++) {
-  // Rotate the order each round so no scenario always runs right after another.
-  for (let k = 0; k < scenarios.length; k++) {
-    const [name, fn] = scenarios[(k + r) % scenarios.length];
-    samples.get(name).push(await timeBatch(fn, sizes.get(name)));
+/** Warms up, calibrates and times `list` in interleaved rounds; returns a row per scenario. */
+async function measure(list) {
+  // Warm up every scenario so each is optimised before timing.
+  const sizes = new Map();
+  for (const [name, fn] of list) {
+    const warmUntil = Date.now() + 2_000;
+    for (let i = 0; i < 50_000 && (i % 100 !== 0 || Date.now() < warmUntil); i++) await fn();
+    sizes.set(name, await calibrate(fn));
   }
+
+  const samples = new Map(list.map(([name]) => [name, []]));
+  for (let r = 0; r < ROUNDS; r++) {
+    // Rotate the order each round so no scenario always runs right after another.
+    for (let k = 0; k < list.length; k++) {
+      const [name, fn] = list[(k + r) % list.length];
+      samples.get(name).push(await timeBatch(fn, sizes.get(name)));
+    }
+  }
+
+  const measured = [];
+  for (const [name, fn] of list) {
+    const ns = median(samples.get(name));
+    measured.push({ name, ns, bytes: await bytesPerOp(fn, ns > 100_000 ? 200 : 20_000) });
+  }
+  return measured;
 }
 
-const rows = [];
-for (const [name, fn] of scenarios) {
-  rows.push({ name, ns: median(samples.get(name)), bytes: await bytesPerOp(fn) });
+// Bottleneck's scenarios run last, on their own, once every opossum breaker is shut down: each
+// breaker recomputes its rolling statistics (sorting every latency in its window) on a 1 s
+// interval, and those stalls land in full in a job that waits on timers for milliseconds.
+const isBottleneck = ([name]) => name.includes('bottleneck');
+const rows = await measure(scenarios.filter((s) => !isBottleneck(s)));
+for (const breaker of [oDefault, oNoTimeout, oAction, oActionNoTimeout, oWrapped.breaker, oWrappedNoTimeout.breaker]) {
+  breaker.shutdown();
 }
+rows.push(...(await measure(scenarios.filter(isBottleneck))));
+await Promise.all([bnRaw.stop(), bnLimiter.stop()]);
 const base = rows[0];
 for (const row of rows) row.overhead = row.ns - base.ns;
 
 const find = (name) => rows.find((r) => r.name === name);
 const pairs = [
-  ['bulwark circuitBreaker', ['cockatiel circuitBreaker', 'opossum fire() defaults', 'opossum fire() timeout: false']],
+  [
+    'bulwark circuitBreaker',
+    ['cockatiel circuitBreaker', 'opossum fire() defaults', 'opossum fire() timeout: false', 'bulwark/opossum fromOpossum().execute'],
+  ],
   ['bulwark retry', ['cockatiel retry']],
   ['bulwark timeout', ['cockatiel timeout']],
   ['bulwark pipeline(retry, breaker, timeout)', ['cockatiel wrap(retry, breaker, timeout)', 'opossum fire() defaults']],
+];
+// Each wrapper against the engine it wraps: what bulwark adds on top of it.
+const wrapped = [
+  ['bulwark/opossum fromOpossum().execute', 'opossum fire(fn) opossumAction'],
+  ['bulwark/opossum fromOpossum().execute, timeout: false', 'opossum fire(fn) opossumAction, timeout: false'],
+  ['bulwark/bottleneck fromBottleneck().execute', 'bottleneck schedule()'],
 ];
 
 if (args.json) {
@@ -174,5 +228,17 @@ for (const [ours, peers] of pairs) {
     if (!b) continue;
     const ratio = a.overhead > 0 ? `${(b.overhead / a.overhead).toFixed(1)}×` : 'n/a (bulwark within noise of baseline)';
     console.log(`| ${ours} | ${peer} | ${ratio} | ${(b.ns / a.ns).toFixed(2)}× |`);
+  }
+}
+if (wrapped.some(([w, raw]) => find(w) && find(raw))) {
+  console.log('');
+  console.log('| wrapper | engine alone | added per call | ns/op ratio (wrapper ÷ engine) |');
+  console.log('|---|---|---:|---:|');
+  for (const [w, raw] of wrapped) {
+    const a = find(w);
+    const b = find(raw);
+    if (!a || !b) continue;
+    const added = a.ns - b.ns;
+    console.log(`| ${w} | ${raw} | ${added < 0 ? '−' : '+'}${fmt(Math.abs(added))} | ${(a.ns / b.ns).toFixed(2)}× |`);
   }
 }
