@@ -11,6 +11,10 @@ export const entries = {
   express: 'src/adapters/express.ts',
   fastify: 'src/adapters/fastify.ts',
   fetch: 'src/adapters/fetch.ts',
+  otel: 'src/tracing/index.ts',
+  prometheus: 'src/metrics/index.ts',
+  opossum: 'src/interop/opossum.ts',
+  bottleneck: 'src/interop/bottleneck.ts',
 } as const;
 
 export default defineConfig({

@@ -3,14 +3,18 @@
 // upstream through bulwark's fetch (retry, a breaker per endpoint, a timeout per attempt and
 // failover from the primary to a standby), limits each API key with a rate limiter (memory, or
 // Redis when REDIS_URL is set), serves /livez /readyz /startupz /healthz, and shuts down
-// gracefully. What its mechanisms do is reported to the parent over the IPC channel.
+// gracefully. It serves Prometheus metrics at /metrics (bulwark/prometheus into its own prom-client
+// registry). What its mechanisms do is also reported to the parent over the IPC channel.
 //
-//   argv: <primary base URL> <standby base URL>; env REDIS_URL (optional)
+//   argv: <primary base URL> <standby base URL>; env REDIS_URL (optional), BULWARK_DEMO_PORT
+//   (optional: the port to listen on, for a Prometheus server that scrapes the run; default any)
 import { subscribe } from 'node:diagnostics_channel';
 import express from 'express';
+import { collectDefaultMetrics, Registry } from 'prom-client';
 import { channelNames, consecutive, exponential, gcra, gracefulShutdown, health, memoryStore, rateLimiter } from '../dist/index.js';
 import { healthMiddleware, rateLimitMiddleware } from '../dist/express.js';
 import { createFetch } from '../dist/fetch.js';
+import { metricsHandler, registerMetrics } from '../dist/prometheus.js';
 
 const [primary, standby] = process.argv.slice(2);
 const report = (message) => process.send?.(message);
@@ -67,9 +71,17 @@ const h = health({
   ],
 });
 
+// Metrics: bulwark's (executions, retries, breaker state, rate-limit decisions, health checks)
+// and the process's own, in a registry of this service's.
+const registry = new Registry();
+collectDefaultMetrics({ register: registry });
+// The endpoints' breakers are read at every scrape, so their state shows from the first one.
+registerMetrics(registry, { circuitBreakers: upstream.endpoints.map((base) => upstream.circuitBreaker(base)) });
+
 const app = express();
 app.disable('x-powered-by');
 app.use(healthMiddleware(h));
+app.get('/metrics', metricsHandler(registry));
 app.use(rateLimitMiddleware(perKey, { key: (req) => String(req.headers['x-api-key'] ?? 'anonymous') }));
 app.get('/quote', async (req, res) => {
   try {
@@ -82,7 +94,7 @@ app.get('/quote', async (req, res) => {
   }
 });
 
-const server = app.listen(0, '127.0.0.1', () => {
+const server = app.listen(Number(process.env.BULWARK_DEMO_PORT ?? 0), '127.0.0.1', () => {
   h.started();
   report({ type: 'listening', port: server.address().port, store: redis ? 'redis' : 'memory' });
 });

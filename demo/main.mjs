@@ -82,7 +82,10 @@ service.on('message', (m) => {
   } else if (m.type === 'event') note(m.what);
 });
 const api = `http://127.0.0.1:${port}`;
-console.log(`bulwark demo: API service on ${api} (rate limits in ${store}), upstreams ${primary.url} (primary) and ${standby.url} (standby)\n`);
+console.log(
+  `bulwark demo: API service on ${api} (rate limits in ${store}), upstreams ${primary.url} (primary) and ${standby.url} (standby)\n` +
+    `Prometheus metrics while it runs: ${api}/metrics (scraped by a real Prometheus: node observability/capture.mjs)\n`,
+);
 
 // ---- load ------------------------------------------------------------------------------------
 const totals = { sent: 0, ok: 0, limited: 0, limitedWithRetryAfter: 0, upstreamErrors: 0, dropped: 0, other: 0 };
@@ -167,6 +170,12 @@ for (const { name, ms } of PHASES) {
   if (name === 'burst') bursts.push(...Array.from({ length: GREEDY_WORKERS }, () => greedyLoop()));
   await sleep(ms);
 }
+// One scrape of /metrics before the service goes away, as Prometheus would take it.
+const scrape = await fetch(`${api}/metrics`)
+  .then(async (res) => ({ status: res.status, text: await res.text() }))
+  .catch((error) => ({ status: 0, text: String(error) }));
+const bulwarkSeries = scrape.text.split('\n').filter((line) => line.startsWith('bulwark_'));
+const metricNames = new Set(bulwarkSeries.map((line) => /^[a-z_]+/.exec(line)[0].replace(/_(bucket|sum|count)$/, '')));
 phase = 'shutdown';
 note('phase: shutdown (SIGTERM to the API service, load continues)');
 const sigtermAt = performance.now();
@@ -191,6 +200,7 @@ const rows = [
   ['circuit breaker', breaker.transitions.length > 0 ? breaker.transitions.join('; ') : 'no transitions'],
   ['failover', `${fmt(serviceCounts.failovers)} attempts moved to another endpoint; upstream answers: primary ${fmt(upstreamHits.primary)} ok + ${fmt(upstreamHits.primaryFailed)} failed, standby ${fmt(upstreamHits.standby)}`],
   ['graceful shutdown', exit === undefined ? 'the service did not exit within 15 s (killed)' : `exited with code ${exit.code ?? exit.signal} ${Math.round(exit.at - sigtermAt)} ms after SIGTERM`],
+  ['metrics', scrape.status === 200 ? `${fmt(bulwarkSeries.length)} bulwark series in ${metricNames.size} metrics at /metrics before shutdown` : `/metrics failed: ${scrape.status} ${scrape.text.slice(0, 80)}`],
   ['dropped requests', `${totals.dropped}`],
 ];
 const width = Math.max(...rows.map(([k]) => k.length));

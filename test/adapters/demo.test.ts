@@ -46,6 +46,10 @@ function expectEveryMechanismAtWork(out: string, code: number | null): void {
   expect(Number(/^(\d+) upstream attempts retried/.exec(rows.get('retry') ?? '')?.[1] ?? 0), out).toBeGreaterThan(0);
   expect(rows.get('graceful shutdown'), out).toMatch(/^exited with code 0 \d+ ms after SIGTERM$/);
   expect(out).toContain('readiness failed (503): the load balancer stops sending');
+  // /metrics was served, with bulwark's series in it.
+  const metrics = /^([\d,]+) bulwark series in (\d+) metrics at \/metrics before shutdown$/.exec(rows.get('metrics') ?? '');
+  expect(metrics, out).not.toBeNull();
+  expect(Number(metrics![2])).toBeGreaterThanOrEqual(5);
 }
 
 describe('npm run demo', () => {

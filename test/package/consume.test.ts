@@ -113,6 +113,55 @@ console.log(JSON.stringify({ seen, frameworks }));`,
     for (const sub of ['express', 'fastify', 'fetch']) expect(seen[sub].same, `${sub}: ESM and CJS export the same names`).toBe(true);
   });
 
+  it('loads bulwark/opossum and bulwark/bottleneck without either engine installed', () => {
+    writeFileSync(
+      join(app, 'engines.mjs'),
+      `import { createRequire } from 'node:module';
+const require = createRequire(import.meta.url);
+const seen = {};
+for (const sub of ['opossum', 'bottleneck']) {
+  const esm = Object.keys(await import('bulwark/' + sub)).sort();
+  const cjs = Object.keys(require('bulwark/' + sub)).filter((k) => k !== 'default' && k !== '__esModule').sort();
+  seen[sub] = { esm, same: JSON.stringify(esm) === JSON.stringify(cjs) };
+}
+const engines = ['opossum', 'bottleneck'].map((n) => { try { require.resolve(n); return n + ' installed'; } catch { return n + ' absent'; } });
+console.log(JSON.stringify({ seen, engines }));`,
+    );
+    const { seen, engines } = JSON.parse(run(process.execPath, ['engines.mjs'], app));
+    expect(engines).toEqual(['opossum absent', 'bottleneck absent']);
+    expect(seen.opossum.esm).toEqual(expect.arrayContaining(['fromOpossum', 'opossumAction', 'OpossumPolicy']));
+    expect(seen.bottleneck.esm).toEqual(expect.arrayContaining(['fromBottleneck', 'BottleneckPolicy']));
+    for (const sub of ['opossum', 'bottleneck']) expect(seen[sub].same, `${sub}: ESM and CJS export the same names`).toBe(true);
+  });
+
+  it('loads bulwark/otel and bulwark/prometheus from ESM and CommonJS once their peers are installed', () => {
+    // The versions this repository was tested with, so npm can take them from its cache.
+    const version = (name: string) => JSON.parse(readFileSync(join(root, 'node_modules', name, 'package.json'), 'utf8')).version as string;
+    const peers = ['@opentelemetry/api', 'prom-client'].map((name) => `${name}@${version(name)}`);
+    run('npm', ['install', '--no-audit', '--no-fund', '--ignore-scripts', '--prefer-offline', ...peers], app);
+    writeFileSync(
+      join(app, 'telemetry.mjs'),
+      `import { createRequire } from 'node:module';
+const require = createRequire(import.meta.url);
+const seen = {};
+for (const sub of ['otel', 'prometheus']) {
+  const esm = Object.keys(await import('bulwark/' + sub)).sort();
+  const cjs = Object.keys(require('bulwark/' + sub)).filter((k) => k !== 'default' && k !== '__esModule').sort();
+  seen[sub] = { esm, same: JSON.stringify(esm) === JSON.stringify(cjs) };
+}
+const { Registry } = await import('prom-client');
+const { registerMetrics } = await import('bulwark/prometheus');
+const registry = new Registry();
+registerMetrics(registry).dispose();
+console.log(JSON.stringify({ seen, left: (await registry.getMetricsAsJSON()).length }));`,
+    );
+    const { seen, left } = JSON.parse(run(process.execPath, ['telemetry.mjs'], app));
+    expect(seen.otel.esm).toEqual(expect.arrayContaining(['BulwarkInstrumentation', 'enableTracing']));
+    expect(seen.prometheus.esm).toEqual(expect.arrayContaining(['registerMetrics', 'metricsHandler', 'metricsRoute']));
+    for (const sub of ['otel', 'prometheus']) expect(seen[sub].same, `${sub}: ESM and CJS export the same names`).toBe(true);
+    expect(left).toBe(0);
+  }, 120_000);
+
   it('recognises errors across the ESM and CJS copies', () => {
     writeFileSync(
       join(app, 'dual.mjs'),

@@ -22,6 +22,10 @@ const files = blocks.map((code, i) => {
     .replaceAll("from 'bulwark/express'", "from '../../../src/adapters/express.js'")
     .replaceAll("from 'bulwark/fastify'", "from '../../../src/adapters/fastify.js'")
     .replaceAll("from 'bulwark/fetch'", "from '../../../src/adapters/fetch.js'")
+    .replaceAll("from 'bulwark/otel'", "from '../../../src/tracing/index.js'")
+    .replaceAll("from 'bulwark/prometheus'", "from '../../../src/metrics/index.js'")
+    .replaceAll("from 'bulwark/opossum'", "from '../../../src/interop/opossum.js'")
+    .replaceAll("from 'bulwark/bottleneck'", "from '../../../src/interop/bottleneck.js'")
     .replaceAll("from 'bulwark'", "from '../../../src/index.js'");
   writeFileSync(file, `${source}\nexport {};\n`);
   return file;
