@@ -136,7 +136,17 @@ async function buildFastify(limiter, store) {
     });
   } else if (limiter === 'bulwark') {
     const rateLimitPlugin = await importAdapter('../dist/fastify.js', 'rateLimitPlugin');
-    await app.register(rateLimitPlugin, bulwarkAdapterOptions({ limiter: await bulwarkLimiter(store) }));
+    const headers = variant.endsWith('-noheaders') ? { headers: 'none' } : {};
+    await app.register(rateLimitPlugin, bulwarkAdapterOptions({ limiter: await bulwarkLimiter(store), ...headers }));
+  } else if (limiter === 'hook') {
+    app.addHook('onRequest', (request, reply, done) => done());
+  } else if (limiter === 'headers') {
+    // What sending the draft's two headers costs by itself: constant values, no limiter.
+    app.addHook('onRequest', (request, reply, done) => {
+      reply.header('RateLimit-Policy', '"http";q=1000000000;w=60');
+      reply.header('RateLimit', '"http";r=999999999;t=60');
+      done();
+    });
   }
   app.get('/', async () => {
     handled++;
@@ -157,6 +167,9 @@ const [framework, limiter, store] = {
   'fastify-frl-redis': ['fastify', '@fastify/rate-limit', 'redis'],
   'fastify-bulwark-memory': ['fastify', 'bulwark', 'memory'],
   'fastify-bulwark-redis': ['fastify', 'bulwark', 'redis'],
+  'fastify-hook': ['fastify', 'hook'],
+  'fastify-headers': ['fastify', 'headers'],
+  'fastify-bulwark-memory-noheaders': ['fastify', 'bulwark', 'memory'],
 }[variant] ?? [];
 
 try {

@@ -1,0 +1,123 @@
+// Instructions per request, counted by callgrind: a noise-free companion to http.mjs for the small
+// differences the shared machine's timing cannot resolve (what a hook, two headers or a limiter
+// adds to a bare Fastify request). Each variant is http-server.mjs run under
+// `valgrind --tool=callgrind --separate-threads=yes`; a client in this process makes --warmup
+// keep-alive requests (8 at a time), callgrind's counters are zeroed, --requests more are made,
+// and the counters are dumped. The figure is the main thread's instructions ÷ requests: the JS and
+// the HTTP work. V8's helper threads (parallel GC, concurrent compiling) are shown apart. With a
+// short warm-up (4,000 requests) the main thread's count moved by up to 2 % between runs, as code
+// was still being optimised; 12,000 warm-up requests let it settle.
+//
+//   npm run build && node benchmarks/http-instructions.mjs [--filter REGEX] [--requests 4000] [--warmup 12000]
+//
+// Needs valgrind (apt-get install -y valgrind). Memory store variants only (no Redis here).
+import { spawn, execFileSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import http from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { onPath } from './support.mjs';
+
+const { values: args } = parseArgs({
+  options: {
+    filter: { type: 'string' },
+    requests: { type: 'string', default: '4000' },
+    warmup: { type: 'string', default: '12000' },
+  },
+});
+const REQUESTS = Number(args.requests);
+const WARMUP = Number(args.warmup);
+for (const [name, n] of [['requests', REQUESTS], ['warmup', WARMUP]]) {
+  if (!Number.isInteger(n) || n < 1) {
+    console.error(`--${name} must be a whole number of at least 1, got ${args[name]}`);
+    process.exit(1);
+  }
+}
+const valgrind = onPath('valgrind');
+const control = onPath('callgrind_control');
+if (valgrind === undefined || control === undefined) {
+  console.error('valgrind was not found on PATH (apt-get install -y valgrind)');
+  process.exit(1);
+}
+
+const VARIANTS = [
+  ['fastify-bare', 'bare'],
+  ['fastify-hook', 'an empty onRequest hook'],
+  ['fastify-headers', 'two constant rate-limit headers, no limiter'],
+  ['fastify-bulwark-memory-noheaders', "bulwark, memoryStore, headers: 'none'"],
+  ['fastify-bulwark-memory', 'bulwark, memoryStore (draft headers, the default)'],
+  ['fastify-frl-memory', '@fastify/rate-limit, memory (draft headers)'],
+  ['express-bare', 'bare'],
+  ['express-bulwark-memory', 'bulwark, memoryStore (draft headers)'],
+  ['express-erl-memory', 'express-rate-limit, memory (draft headers)'],
+].filter(([id]) => args.filter === undefined || new RegExp(args.filter).test(id));
+
+/** `count` GET / requests, 8 at a time over keep-alive connections. */
+function load(port, count) {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
+  let started = 0;
+  let finished = 0;
+  return new Promise((resolve, reject) => {
+    const one = () => {
+      if (started >= count) return;
+      started++;
+      http
+        .get({ host: '127.0.0.1', port, path: '/', agent }, (res) => {
+          if (res.statusCode !== 200) reject(new Error(`GET / answered ${res.statusCode}`));
+          res.resume();
+          res.on('end', () => (++finished === count ? resolve() : one()));
+        })
+        .on('error', reject);
+    };
+    for (let i = 0; i < 8; i++) one();
+  }).finally(() => agent.destroy());
+}
+
+async function measure(id) {
+  const dir = mkdtempSync(join(tmpdir(), 'bulwark-callgrind-'));
+  const child = spawn(
+    valgrind,
+    ['--tool=callgrind', '--separate-threads=yes', `--callgrind-out-file=${join(dir, 'cg.out')}`, process.execPath, 'benchmarks/http-server.mjs', id],
+    { stdio: ['ignore', 'ignore', 'ignore', 'ipc'] },
+  );
+  try {
+    const port = await new Promise((resolve, reject) => {
+      child.on('message', (m) => (m.type === 'ready' ? resolve(m.port) : reject(new Error(`${id}: ${JSON.stringify(m)}`))));
+      child.once('exit', (code) => reject(new Error(`${id}: the server exited (${code})`)));
+    });
+    await load(port, WARMUP);
+    execFileSync(control, ['-z', String(child.pid)], { stdio: 'ignore' });
+    await load(port, REQUESTS);
+    execFileSync(control, ['-d', String(child.pid)], { stdio: 'ignore' });
+    const perThread = readdirSync(dir)
+      .filter((f) => /^cg\.out\.1-\d+$/.test(f))
+      .sort()
+      .map((f) => Number(/^summary: (\d+)$/m.exec(readFileSync(join(dir, f), 'utf8'))?.[1] ?? 0));
+    if (perThread.length === 0) throw new Error(`${id}: callgrind wrote no dump`);
+    const [main, ...helpers] = perThread;
+    return { main: main / REQUESTS, helpers: helpers.reduce((a, b) => a + b, 0) / REQUESTS };
+  } finally {
+    child.kill('SIGKILL');
+    await new Promise((resolve) => (child.exitCode !== null || child.signalCode !== null ? resolve() : child.once('exit', resolve)));
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+const rows = [];
+for (const [id, label] of VARIANTS) {
+  const r = await measure(id);
+  rows.push({ id, label, ...r });
+  console.error(`${id}: ${(r.main / 1000).toFixed(1)}k main-thread instructions per request`);
+}
+console.log(`\nNode ${process.version}; callgrind; ${WARMUP} warm-up requests, then ${REQUESTS} counted (8 at a time, keep-alive).\n`);
+console.log(`Command: \`node benchmarks/http-instructions.mjs${process.argv.slice(2).length ? ' ' + process.argv.slice(2).join(' ') : ''}\`\n`);
+console.log('| variant | main thread, instructions/request | over bare | ÷ bare, as req/s would be | V8 helper threads (varies) |');
+console.log('|---|---:|---:|---:|---:|');
+for (const r of rows) {
+  const bare = rows.find((b) => b.id === `${r.id.split('-')[0]}-bare`);
+  const signed = (x, digits) => `${x >= 0 ? '+' : '−'}${Math.abs(x).toFixed(digits)}`;
+  const over = bare && r !== bare ? `${signed((r.main - bare.main) / 1000, 1)}k (${signed(((r.main - bare.main) / bare.main) * 100, 1)} %)` : '—';
+  const ratio = bare && r !== bare ? `${(bare.main / r.main).toFixed(3)}×` : '—';
+  console.log(`| ${r.id.split('-')[0] === 'fastify' ? 'Fastify' : 'Express'}: ${r.label} | ${(r.main / 1000).toFixed(1)}k | ${over} | ${ratio} | ${(r.helpers / 1000).toFixed(1)}k |`);
+}
