@@ -52,7 +52,25 @@ export interface ExecuteMessage {
   readonly policy: string;
 }
 
-export const executeChannel = diagnosticsChannel.tracingChannel<ExecuteMessage>(channelNames.execute);
+/**
+ * Gives `channel` a `hasSubscribers` getter when the running Node has none: `TracingChannel`
+ * gained it in Node 20.13 and 22.0, and the policies ask it before every traced execution, so on
+ * Node 20.0–20.12 tracing and execution metrics would otherwise be off, silently. Where Node has
+ * the getter, the channel is returned untouched (the hot path reads Node's own).
+ */
+export function withHasSubscribers<C extends object>(channel: C): C & { readonly hasSubscribers: boolean } {
+  const c = channel as C & { hasSubscribers?: unknown };
+  if (typeof c.hasSubscribers !== 'boolean') {
+    const parts = ['start', 'end', 'asyncStart', 'asyncEnd', 'error'].map((name) => (channel as Record<string, { hasSubscribers: boolean }>)[name]!);
+    Object.defineProperty(channel, 'hasSubscribers', {
+      get: () => parts.some((part) => part.hasSubscribers),
+      configurable: true,
+    });
+  }
+  return channel as C & { readonly hasSubscribers: boolean };
+}
+
+export const executeChannel = withHasSubscribers(diagnosticsChannel.tracingChannel<ExecuteMessage>(channelNames.execute));
 export const circuitStateChannel = diagnosticsChannel.channel(channelNames.circuitState);
 export const circuitRejectedChannel = diagnosticsChannel.channel(channelNames.circuitRejected);
 export const retryAttemptChannel = diagnosticsChannel.channel(channelNames.retryAttempt);

@@ -6,6 +6,7 @@
  * bottleneck itself is never imported here: you build the limiter and pass it in.
  * @packageDocumentation
  */
+import { AsyncResource } from 'node:async_hooks';
 import type { Context } from '../core/context.js';
 import { bulkheadRejectedChannel } from '../core/diagnostics.js';
 import { BulkheadRejectedError } from '../core/errors.js';
@@ -78,6 +79,13 @@ class LimitedCall {
   private settled = false;
   /** Set when bottleneck drops the job: the limiter's counts right after. */
   private drop: { readonly active: number; readonly queued: number } | undefined = undefined;
+  /**
+   * The caller's async context. Bottleneck starts a waiting job from whichever job freed its
+   * slot, so without it the function would run with that other caller's AsyncLocalStorage stores
+   * (and trace span). Every job waits at least one of bottleneck's timer turns, so every call
+   * captures it.
+   */
+  private readonly scope = new AsyncResource('bulwark.bottleneck');
 
   constructor(
     policy: BottleneckPolicy,
@@ -105,7 +113,7 @@ class LimitedCall {
       // takes the call out of the queue, and the layers above settle the caller.
       this.signal?.removeEventListener('abort', this.aborted);
     }
-    return callFunction(this.fn, this.context);
+    return this.scope.runInAsyncScope(callFunction, undefined, this.fn, this.context) as Promise<unknown>;
   }
 
   readonly fulfilled = (value: unknown): void => {

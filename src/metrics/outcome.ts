@@ -35,10 +35,15 @@ const byCode: Readonly<Record<BulwarkErrorCode, ExecutionOutcome>> = {
  * are read, never its message, so the label set stays small whatever the functions throw.
  */
 export function outcomeOf(error: unknown): ExecutionOutcome {
-  if (isBulwarkError(error)) {
-    // A code from a newer copy of bulwark that this one does not know counts as a plain error.
-    return Object.hasOwn(byCode, error.code) ? byCode[error.code] : 'error';
+  try {
+    if (isBulwarkError(error)) {
+      // A code from a newer copy of bulwark that this one does not know counts as a plain error.
+      return Object.hasOwn(byCode, error.code) ? byCode[error.code] : 'error';
+    }
+    if (typeof error === 'object' && error !== null && (error as { name?: unknown }).name === 'AbortError') return 'aborted';
+  } catch {
+    // A hostile value (a revoked Proxy, a getter that throws) is still a failed execution. This
+    // runs in a channel subscriber, where a throw would become the process's uncaught exception.
   }
-  if (typeof error === 'object' && error !== null && (error as { name?: unknown }).name === 'AbortError') return 'aborted';
   return 'error';
 }

@@ -355,8 +355,13 @@ export function registerMetrics(registry: Registry<RegistryContentType>, options
     if (start === undefined) return; // started before this registration
     started.delete(message);
     const labels = { kind: label(message.kind), policy: label(message.policy), outcome: failed ? outcomeOf(error) : 'success' };
-    executions.inc(labels);
-    duration.observe(labels, (performance.now() - start) / 1000);
+    try {
+      executions.inc(labels);
+      duration.observe(labels, (performance.now() - start) / 1000);
+    } catch {
+      // Never out of a channel subscriber: Node rethrows it as the process's uncaught exception,
+      // far from the code that ran. (prom-client throws only on label misuse, which is ours.)
+    }
   };
   // Only three of the five sub-channels are needed; Node accepts a partial set (its types do not).
   const executeHandlers = {

@@ -78,6 +78,17 @@ class TimedCall<T> extends AbortableContext implements DeadlineEntry {
     };
   }
 
+  /**
+   * The signal, made on first read. Whoever reads it may add abort listeners, which the expiry
+   * runs from the shared timer, in the context of whichever call armed it: keep this caller's
+   * context for the expiry from then on (see `scope`). A call whose signal is never read pays
+   * nothing.
+   */
+  override get signal(): AbortSignal {
+    this.scope ??= new AsyncResource('bulwark.timeout');
+    return super.signal;
+  }
+
   expire(): void {
     const error = new TimeoutError(this.policy.timeoutMs);
     this.expired = error;
@@ -138,7 +149,8 @@ export class TimeoutPolicy extends PolicyBase {
     const call = new TimedCall<T>(context, this, this.clock.now());
     // The expiry runs from the shared timer, in the context of whichever call armed it. When
     // someone hears timeouts, keep this caller's context for it, so the event is seen in the
-    // call's own (its trace span, its AsyncLocalStorage stores); otherwise skip the cost.
+    // call's own (its trace span, its AsyncLocalStorage stores); the same once the function reads
+    // its signal (abort listeners run at expiry); otherwise skip the cost.
     if (this.timedOut.active || timeoutChannel.hasSubscribers) call.scope = new AsyncResource('bulwark.timeout');
     this.queue.push(call);
     callFunction(fn, call).then(call.fulfilled, call.rejected);

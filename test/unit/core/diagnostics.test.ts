@@ -15,7 +15,7 @@ import {
   timeout,
   TimeoutError,
 } from '../../../src/index.js';
-import { executeChannel } from '../../../src/core/diagnostics.js';
+import { executeChannel, withHasSubscribers } from '../../../src/core/diagnostics.js';
 import { deferred, flush } from '../../support/helpers.js';
 
 afterEach(() => {
@@ -313,5 +313,26 @@ describe('with no subscribers', () => {
     await flush();
 
     for (const spy of spies) expect(spy).not.toHaveBeenCalled();
+  });
+});
+
+describe('withHasSubscribers', () => {
+  it('adds hasSubscribers, read from the five sub-channels, to a tracing channel that lacks it (Node < 20.13)', () => {
+    const part = () => ({ hasSubscribers: false });
+    const old = { start: part(), end: part(), asyncStart: part(), asyncEnd: part(), error: part() };
+    const channel = withHasSubscribers(old);
+    expect(channel.hasSubscribers).toBe(false);
+    old.error.hasSubscribers = true; // a subscriber to `error` alone counts
+    expect(channel.hasSubscribers).toBe(true);
+    old.error.hasSubscribers = false;
+    old.asyncEnd.hasSubscribers = true;
+    expect(channel.hasSubscribers).toBe(true);
+  });
+
+  it("leaves a channel with Node's own getter untouched", () => {
+    const own = diagnosticsChannel.tracingChannel('bulwark:test:own-getter');
+    expect(withHasSubscribers(own)).toBe(own);
+    expect(Object.getOwnPropertyDescriptor(own, 'hasSubscribers')).toBeUndefined();
+    expect(executeChannel.hasSubscribers).toBe(false);
   });
 });

@@ -1,3 +1,4 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
 import diagnosticsChannel from 'node:diagnostics_channel';
 import Bottleneck from 'bottleneck';
 import { afterEach, describe, expect, it, vi } from 'vitest';
@@ -134,6 +135,28 @@ describe('fromBottleneck: calls', () => {
       channel.unsubscribe(handlers as unknown as diagnosticsChannel.TracingChannelSubscribers<object>);
     }
     expect(starts).toEqual([{ kind: 'bottleneck', policy: 'crawler' }]);
+  });
+});
+
+describe('fromBottleneck: async context', () => {
+  it("runs each waiting job in its own caller's context, not in the one of the job that freed the slot", async () => {
+    // Bottleneck starts a waiting job from the continuation of the job before it: without the
+    // caller's context kept, B and C would see A's AsyncLocalStorage store (and trace span).
+    const als = new AsyncLocalStorage<string>();
+    try {
+      const policy = fromBottleneck(newLimiter({ maxConcurrent: 1 }));
+      const gate = deferred<void>();
+      const seen: (string | undefined)[] = [];
+      const a = als.run('A', () => policy.execute(() => gate.promise));
+      const b = als.run('B', () => policy.execute(() => seen.push(als.getStore())));
+      const c = als.run('C', () => policy.execute(() => seen.push(als.getStore())));
+      await delay(20);
+      gate.resolve();
+      await Promise.all([a, b, c]);
+      expect(seen).toEqual(['B', 'C']);
+    } finally {
+      als.disable();
+    }
   });
 });
 

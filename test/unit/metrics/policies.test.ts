@@ -45,6 +45,25 @@ describe('executions and durations', () => {
     expect(await valueOf(registry, h, { ...success, le: '+Inf' }, `${h}_bucket`)).toBe(3);
   });
 
+  it('counts a rejection with a hostile value as an error, without throwing out of the channel subscriber', async () => {
+    // A revoked Proxy throws on any property read; a subscriber that read one would throw, and
+    // Node turns a throw in a subscriber into the process's uncaught exception.
+    const { proxy, revoke } = Proxy.revocable({}, {});
+    revoke();
+    const throwingName = new Error('x');
+    Object.defineProperty(throwingName, 'name', {
+      get() {
+        throw new Error('no name for you');
+      },
+    });
+    const { registry } = setup();
+    const t = timeout(1_000, { name: 'hostile' });
+    await expect(t.execute(() => Promise.reject(proxy))).rejects.toBe(proxy);
+    await expect(t.execute(() => Promise.reject(throwingName))).rejects.toBe(throwingName);
+    await new Promise((resolve) => setImmediate(resolve)); // where a rethrown subscriber error would surface
+    expect(await valueOf(registry, 'bulwark_executions_total', { kind: 'timeout', policy: 'hostile', outcome: 'error' })).toBe(2);
+  });
+
   it('uses the given duration buckets', async () => {
     const { registry } = setup({ durationBuckets: [0.5, 2] });
     await timeout(1_000, { name: 't' }).execute(() => 1);

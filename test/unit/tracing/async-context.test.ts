@@ -126,4 +126,22 @@ describe('timeout', () => {
     await Promise.all([a, b]);
     expect(seen).toEqual(['A', 'B']);
   });
+
+  it("runs a function's abort listeners in its own caller's context, with nobody listening for timeouts", async () => {
+    // The expiry aborts each timed-out call's signal from the shared timer; a listener the
+    // function added must see its own caller's stores, not those of the call that armed the timer.
+    const clock = new ManualClock();
+    const policy = timeout(100, { clock });
+    const seen: (string | undefined)[] = [];
+    const work = ({ signal }: { signal: AbortSignal }): Promise<never> => {
+      signal.addEventListener('abort', () => seen.push(als.getStore()));
+      return new Promise(() => {});
+    };
+    const a = als.run('A', () => capture(policy.execute(work)));
+    const b = als.run('B', () => capture(policy.execute(work)));
+    const c = als.run('C', () => capture(policy.execute(() => new Promise<never>(() => {})))); // never reads its signal
+    await clock.advance(100);
+    await Promise.all([a, b, c]);
+    expect(seen).toEqual(['A', 'B']);
+  });
 });
