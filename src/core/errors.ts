@@ -183,3 +183,13 @@ export class StoreUnavailableError extends BulwarkError {
     this.store = store;
   }
 }
+
+/**
+ * Gives `error` a standard `cause` (non-enumerable, like one set through the constructor), for
+ * the bulwark errors whose constructors take none, or one made before its cause was known.
+ * Returns `error`. Internal: not exported from the package.
+ */
+export function withCause<E extends Error>(error: E, cause: unknown): E {
+  Object.defineProperty(error, 'cause', { value: cause, writable: true, configurable: true });
+  return error;
+}

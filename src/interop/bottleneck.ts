@@ -9,11 +9,10 @@
 import { AsyncResource } from 'node:async_hooks';
 import type { Context } from '../core/context.js';
 import { bulkheadRejectedChannel } from '../core/diagnostics.js';
-import { BulkheadRejectedError } from '../core/errors.js';
+import { BulkheadRejectedError, withCause } from '../core/errors.js';
 import { EventEmitter, type EventSubscriber } from '../core/events.js';
 import { callFunction, PolicyBase, type PolicyFunction, runSymbol } from '../core/policy.js';
 import { checkOptions, countOption, nameOption, show } from '../core/validate.js';
-import { withCause } from './with-cause.js';
 
 /**
  * What {@link fromBottleneck} needs to see of a `Bottleneck` limiter (bottleneck 2); loose on

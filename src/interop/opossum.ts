@@ -14,11 +14,10 @@ import {
   fallbackChannel,
   timeoutChannel,
 } from '../core/diagnostics.js';
-import { BrokenCircuitError, BulkheadRejectedError, TimeoutError } from '../core/errors.js';
+import { BrokenCircuitError, BulkheadRejectedError, TimeoutError, withCause } from '../core/errors.js';
 import { EventEmitter, type EventSubscriber } from '../core/events.js';
 import { callFunction, PolicyBase, type PolicyFunction, runSymbol } from '../core/policy.js';
 import { checkOptions, nameOption, show } from '../core/validate.js';
-import { withCause } from './with-cause.js';
 
 /**
  * The action to build a breaker with, for {@link fromOpossum}: it runs the function it is fired

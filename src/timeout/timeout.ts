@@ -3,7 +3,7 @@ import { type Clock, systemClock } from '../core/clock.js';
 import { AbortableContext, type Context } from '../core/context.js';
 import { DeadlineQueue, type DeadlineEntry } from '../core/deadline-queue.js';
 import { timeoutChannel } from '../core/diagnostics.js';
-import { TimeoutError } from '../core/errors.js';
+import { TimeoutError, withCause } from '../core/errors.js';
 import { EventEmitter, type EventSubscriber } from '../core/events.js';
 import { callFunction, PolicyBase, type PolicyFunction, runSymbol } from '../core/policy.js';
 import { checkOptions, clockOption, durationOption, enumOption, nameOption } from '../core/validate.js';
@@ -72,7 +72,7 @@ class TimedCall<T> extends AbortableContext implements DeadlineEntry {
       const expired = this.expired;
       // An aggressive call already rejected with `expired`: leave that error as the caller got it.
       if (expired !== undefined && error !== expired && !this.policy.aggressive) {
-        Object.defineProperty(expired, 'cause', { value: error, writable: true, configurable: true });
+        withCause(expired, error);
       }
       this.reject(expired ?? error);
     };
