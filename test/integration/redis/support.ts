@@ -61,3 +61,13 @@ export async function eventually(what: string, check: () => boolean | Promise<bo
     await sleep(25);
   }
 }
+
+/**
+ * Waits, when the fixed window of `windowMs` now in force (aligned to the epoch, as the stores
+ * align it) ends within `needMs`, until the next one has begun: a test that compares the count
+ * Redis holds with what it admitted must not straddle two windows.
+ */
+export async function clearOfWindowEdge(windowMs: number, needMs: number): Promise<void> {
+  const left = windowMs - (Date.now() % windowMs);
+  if (left < needMs) await sleep(left + 50);
+}
