@@ -71,14 +71,13 @@ import { fork, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import { createRequire } from 'node:module';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { freePort, onPath } from './support.mjs';
+import { freePort, onPath, redisCommand } from './support.mjs';
 
 const HOST = '127.0.0.1';
 const GENERATOR_CPU = 0;
@@ -292,38 +291,6 @@ async function shutdown() {
 
 // ---------------------------------------------------------------------------------------------
 // Redis.
-
-/** Sends one command on a fresh connection and returns the raw RESP reply (PING and INFO only). */
-function redisCommand(port, argv, timeoutMs = 2_000) {
-  return new Promise((resolve, reject) => {
-    const socket = net.connect({ host: HOST, port });
-    let reply = '';
-    const timer = setTimeout(() => {
-      socket.destroy();
-      reject(new Error(`redis ${argv[0]}: no reply within ${timeoutMs} ms`));
-    }, timeoutMs);
-    socket.on('connect', () => socket.write(`*${argv.length}\r\n${argv.map((a) => `$${Buffer.byteLength(a)}\r\n${a}\r\n`).join('')}`));
-    socket.on('data', (chunk) => {
-      reply += chunk;
-      if (complete(reply)) {
-        clearTimeout(timer);
-        socket.destroy();
-        resolve(reply);
-      }
-    });
-    socket.on('error', (error) => {
-      clearTimeout(timer);
-      reject(error);
-    });
-  });
-  // Enough of RESP for PING (simple string) and INFO (bulk string).
-  function complete(s) {
-    if (s[0] === '+' || s[0] === '-') return s.includes('\r\n');
-    if (s[0] !== '$') return false;
-    const eol = s.indexOf('\r\n');
-    return eol >= 0 && Buffer.byteLength(s) >= eol + 2 + Number(s.slice(1, eol)) + 2;
-  }
-}
 
 let redis; // { child, port, version }
 

@@ -29,3 +29,35 @@ export function freePort(host = '127.0.0.1') {
     });
   });
 }
+
+/** Sends one command on a fresh connection to `host:port` and returns the raw RESP reply (PING and INFO only). */
+export function redisCommand(port, argv, timeoutMs = 2_000, host = '127.0.0.1') {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ host, port });
+    let reply = '';
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new Error(`redis ${argv[0]}: no reply within ${timeoutMs} ms`));
+    }, timeoutMs);
+    socket.on('connect', () => socket.write(`*${argv.length}\r\n${argv.map((a) => `$${Buffer.byteLength(a)}\r\n${a}\r\n`).join('')}`));
+    socket.on('data', (chunk) => {
+      reply += chunk;
+      if (complete(reply)) {
+        clearTimeout(timer);
+        socket.destroy();
+        resolve(reply);
+      }
+    });
+    socket.on('error', (error) => {
+      clearTimeout(timer);
+      reject(error);
+    });
+  });
+  // Enough of RESP for PING (simple string) and INFO (bulk string).
+  function complete(s) {
+    if (s[0] === '+' || s[0] === '-') return s.includes('\r\n');
+    if (s[0] !== '$') return false;
+    const eol = s.indexOf('\r\n');
+    return eol >= 0 && Buffer.byteLength(s) >= eol + 2 + Number(s.slice(1, eol)) + 2;
+  }
+}

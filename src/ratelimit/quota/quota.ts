@@ -74,7 +74,7 @@ function calendarAlgorithm(limit: number, period: QuotaPeriod, timeZone: string,
     const allowed = c.used + cost <= limit;
     const used = allowed ? c.used + cost : c.used;
     return {
-      decision: { allowed, limit, remaining: limit - used, resetMs, retryAfterMs: allowed ? 0 : resetMs },
+      decision: { allowed, limit, remaining: Math.max(0, limit - used), resetMs, retryAfterMs: allowed ? 0 : resetMs },
       state: allowed ? [c.start, used] : state,
       ttlMs: Math.max(1, resetMs),
     };

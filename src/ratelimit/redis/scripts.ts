@@ -11,10 +11,10 @@ import slidingWindowLua from './lua/sliding-window.lua';
  * two versions of bulwark sharing a Redis never run each other's scripts).
  */
 export const scripts = {
-  gcra: { command: 'bulwarkGcra1', lua: gcraLua },
-  'sliding-window': { command: 'bulwarkSlidingWindow1', lua: slidingWindowLua },
-  'fixed-window': { command: 'bulwarkFixedWindow1', lua: fixedWindowLua },
-  calendar: { command: 'bulwarkCalendar1', lua: calendarLua },
+  gcra: { command: 'bulwarkGcra2', lua: gcraLua },
+  'sliding-window': { command: 'bulwarkSlidingWindow2', lua: slidingWindowLua },
+  'fixed-window': { command: 'bulwarkFixedWindow2', lua: fixedWindowLua },
+  calendar: { command: 'bulwarkCalendar2', lua: calendarLua },
 } as const;
 
 /** Operation codes the scripts understand. */

@@ -202,13 +202,13 @@ describe('L3: concurrent decisions on a 3-master cluster', () => {
 
     // Watch the calls the store makes.
     const target = client as unknown as Record<string, (...args: (string | number)[]) => Promise<unknown>>;
-    const original = target.bulwarkFixedWindow1!;
+    const original = target.bulwarkFixedWindow2!;
     const calls: (string | number)[][] = [];
-    target.bulwarkFixedWindow1 = function (this: unknown, ...args: (string | number)[]) {
+    target.bulwarkFixedWindow2 = function (this: unknown, ...args: (string | number)[]) {
       calls.push(args);
       return original.apply(this, args);
     };
-    cleanup.push(async () => void (target.bulwarkFixedWindow1 = original));
+    cleanup.push(async () => void (target.bulwarkFixedWindow2 = original));
 
     const limiter = rateLimiter({ name, algorithm: fixedWindow({ limit: 2, windowMs: LONG_MS }), store });
     const before = await scriptCalls(owner);

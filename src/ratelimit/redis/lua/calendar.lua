@@ -2,7 +2,7 @@
 bulwark · calendar quota · a batch of decisions in one call
 Mirrors the calendar algorithm in src/ratelimit/quota/quota.ts; keep the two in step
 (test/integration/redis/parity.test.ts replays every reply through the TypeScript function and
-compares). Registered as the command `bulwarkCalendar1`: bump the digit whenever the arguments, the
+compares). Registered as the command `bulwarkCalendar2`: bump the digit whenever the arguments, the
 reply or the stored value change.
 
 Calendar arithmetic (time zones, DST) stays in TypeScript: the client computes the bounds of the
@@ -15,13 +15,15 @@ ARGV[2]       periodStart, epoch ms: start of the period the client believes hol
 ARGV[3]       periodEnd, epoch ms (exclusive)
 ARGV[4]       staleAfterUs: when the server clock is past it, the call is stale and changes nothing
               (0 = never)
-ARGV[3+2i]    operation of decision i: 1 consume, 2 peek, 3 refund
-ARGV[4+2i]    cost of decision i, whole units from 1 to limit
-Returns       { sec, usec, status, then four integers per decision }
+ARGV[5]       the operations, one character per decision: 1 consume, 2 peek, 3 refund
+ARGV[6]       the costs, whole units from 1 to limit separated by spaces, one per decision; or ''
+              when every cost is 1
+Returns       { sec, usec, status, then two or three integers per decision }
               status 0: decided; 1: the server time lies outside [periodStart, periodEnd): the
               client recomputes the bounds at sec, usec and calls again; 2: stale; on 1 and 2
               nothing changed and nothing follows
-              per decision: allowed (1 or 0), remaining, resetMs, retryAfterMs (a refund: 0 0 0 0)
+              per decision, admitted: remaining, resetMs; denied: -1 - remaining, resetMs,
+              retryAfterMs; a refund: 0 0
 Every written key gets a TTL (PX): the time until its period ends (at least 1 ms).
 ]]
 local time = redis.call('TIME')
@@ -30,6 +32,12 @@ local limit, pStart, pEnd, staleAfter = tonumber(ARGV[1]), tonumber(ARGV[2]), to
 if staleAfter > 0 and sec * 1000000 + usec > staleAfter then return { sec, usec, 2 } end
 local now = sec * 1000 + math.floor(usec / 1000)
 if now < pStart or now >= pEnd then return { sec, usec, 1 } end
+-- Operations: one character each ('1' consume, '2' peek, '3' refund); costs: '' when all are 1.
+local ops, costs = ARGV[5], nil
+if ARGV[6] ~= '' then
+  costs = {}
+  for c in string.gmatch(ARGV[6], '%d+') do costs[#costs + 1] = tonumber(c) end
+end
 
 -- key -> { start, used, end, held }: the period in force and its usage; held = the key existed
 local states = {}
@@ -58,7 +66,8 @@ for i = 1, #KEYS do
     states[key] = state
   end
   local used = state[2]
-  local op, cost = tonumber(ARGV[3 + 2 * i]), tonumber(ARGV[4 + 2 * i])
+  local op, cost = string.byte(ops, i) - 48, 1
+  if costs then cost = costs[i] end
   local resetMs = state[3] - now
   if resetMs < 0 then resetMs = 0 end
   local n = #reply
@@ -68,16 +77,19 @@ for i = 1, #KEYS do
       if used > cost then state[2] = used - cost else state[2] = 0 end
       touched[#touched + 1] = key
     end
-    reply[n + 1], reply[n + 2], reply[n + 3], reply[n + 4] = 0, 0, 0, 0
+    reply[n + 1], reply[n + 2] = 0, 0
   elseif used + cost <= limit then
-    reply[n + 1], reply[n + 2], reply[n + 3], reply[n + 4] = 1, limit - used - cost, resetMs, 0
+    reply[n + 1], reply[n + 2] = limit - used - cost, resetMs
     if op == 1 then
       state[2] = used + cost
       state[4] = true
       touched[#touched + 1] = key
     end
   else
-    reply[n + 1], reply[n + 2], reply[n + 3], reply[n + 4] = 0, limit - used, resetMs, resetMs
+    -- A usage above the limit (the limit was lowered) leaves 0, never a negative count.
+    local remaining = 0
+    if used < limit then remaining = limit - used end
+    reply[n + 1], reply[n + 2], reply[n + 3] = -1 - remaining, resetMs, resetMs
   end
 end
 

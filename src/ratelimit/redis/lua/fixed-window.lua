@@ -2,7 +2,7 @@
 bulwark · fixed window · a batch of decisions in one call
 Mirrors src/ratelimit/algorithms/fixed-window.ts; keep the two in step (test/integration/redis/
 parity.test.ts replays every reply through the TypeScript function and compares). Registered as
-the command `bulwarkFixedWindow1`: bump the digit whenever the arguments, the reply or the stored
+the command `bulwarkFixedWindow2`: bump the digit whenever the arguments, the reply or the stored
 value change.
 
 KEYS[i]       the key of decision i (a key may repeat: decisions apply in order, each seeing the last)
@@ -11,11 +11,13 @@ ARGV[1]       limit, units per window
 ARGV[2]       W, the window, whole ms
 ARGV[3]       staleAfterUs: when the server clock is past it, the call is stale and changes nothing
               (0 = never)
-ARGV[2+2i]    operation of decision i: 1 consume, 2 peek, 3 refund
-ARGV[3+2i]    cost of decision i, whole units from 1 to limit (refunds are clamped by the client)
-Returns       { sec, usec, status, then four integers per decision }
+ARGV[4]       the operations, one character per decision: 1 consume, 2 peek, 3 refund
+ARGV[5]       the costs, whole units from 1 to limit separated by spaces, one per decision; or ''
+              when every cost is 1 (refunds are clamped by the client)
+Returns       { sec, usec, status, then two or three integers per decision }
               status 0: decided; 2: stale, nothing changed and nothing follows
-              per decision: allowed (1 or 0), remaining, resetMs, retryAfterMs (a refund: 0 0 0 0)
+              per decision, admitted: remaining, resetMs; denied: -1 - remaining, resetMs,
+              retryAfterMs; a refund: 0 0
 Every written key gets a TTL: PX, the time until its window ends, when the key is new to its
 window; KEEPTTL (Redis >= 6.0) when it already holds a count of that window, whose TTL already
 ends with it (cheaper: no expiry to reset).
@@ -24,6 +26,12 @@ local time = redis.call('TIME')
 local sec, usec = tonumber(time[1]), tonumber(time[2])
 local limit, W, staleAfter = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 if staleAfter > 0 and sec * 1000000 + usec > staleAfter then return { sec, usec, 2 } end
+-- Operations: one character each ('1' consume, '2' peek, '3' refund); costs: '' when all are 1.
+local ops, costs = ARGV[4], nil
+if ARGV[5] ~= '' then
+  costs = {}
+  for c in string.gmatch(ARGV[5], '%d+') do costs[#costs + 1] = tonumber(c) end
+end
 local t = sec * 1000 + math.floor(usec / 1000)
 local s = t - (t % W)
 
@@ -47,15 +55,16 @@ for i = 1, #KEYS do
     end
   end
   local start, count = starts[key], counts[key]
-  local op, cost = tonumber(ARGV[2 + 2 * i]), tonumber(ARGV[3 + 2 * i])
+  local op, cost = string.byte(ops, i) - 48, 1
+  if costs then cost = costs[i] end
   local untilEnd = start + W - t
   local n = #reply
   if op == 3 then
     if count <= cost then counts[key] = 0 else counts[key] = count - cost end
     touched[#touched + 1] = key
-    reply[n + 1], reply[n + 2], reply[n + 3], reply[n + 4] = 0, 0, 0, 0
+    reply[n + 1], reply[n + 2] = 0, 0
   elseif count + cost <= limit then
-    reply[n + 1], reply[n + 2], reply[n + 3], reply[n + 4] = 1, limit - count - cost, untilEnd, 0
+    reply[n + 1], reply[n + 2] = limit - count - cost, untilEnd
     if op == 1 then
       counts[key] = count + cost
       touched[#touched + 1] = key
@@ -63,7 +72,7 @@ for i = 1, #KEYS do
   else
     local remaining = 0
     if count < limit then remaining = limit - count end
-    reply[n + 1], reply[n + 2], reply[n + 3], reply[n + 4] = 0, remaining, untilEnd, untilEnd
+    reply[n + 1], reply[n + 2], reply[n + 3] = -1 - remaining, untilEnd, untilEnd
   end
 end
 

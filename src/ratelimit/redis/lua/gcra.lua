@@ -2,7 +2,7 @@
 bulwark · GCRA (token bucket) · a batch of decisions in one call
 Mirrors src/ratelimit/algorithms/gcra.ts; keep the two in step (test/integration/redis/parity.test.ts
 replays every reply through the TypeScript function and compares). Registered as the command
-`bulwarkGcra1`: bump the digit whenever the arguments, the reply or the stored value change.
+`bulwarkGcra2`: bump the digit whenever the arguments, the reply or the stored value change.
 
 KEYS[i]       the key of decision i (a key may repeat: decisions apply in order, each seeing the last)
               stored value: the theoretical arrival time, whole µs on the server clock, a decimal string
@@ -11,12 +11,15 @@ ARGV[2]       tau = burst * T, whole µs
 ARGV[3]       staleAfterUs: when the server clock is past it, the call is stale and changes nothing
               (0 = never); the client sets it to its own deadline, so a command replayed after a
               reconnect cannot take units in a window its caller no longer waits for
-ARGV[2+2i]    operation of decision i: 1 consume, 2 peek, 3 refund
-ARGV[3+2i]    cost of decision i, whole units from 1 to burst (refunds are clamped by the client)
-Returns       { sec, usec, status, then four integers per decision }
+ARGV[4]       the operations, one character per decision: 1 consume, 2 peek, 3 refund
+ARGV[5]       the costs, whole units from 1 to burst separated by spaces, one per decision; or ''
+              when every cost is 1 (refunds are clamped by the client)
+Returns       { sec, usec, status, then two or three integers per decision }
               sec, usec: the server TIME the whole batch was decided at
               status 0: decided; 2: stale, nothing changed and nothing follows
-              per decision: allowed (1 or 0), remaining, resetMs, retryAfterMs (a refund: 0 0 0 0)
+              per decision, admitted: remaining, resetMs; denied: -1 - remaining, resetMs,
+              retryAfterMs; a refund: 0 0 (one argument per decision and two integers per answer
+              keep the client's encoding and parsing short)
 Every written key gets a TTL (PX): the time until it is back to full capacity.
 ]]
 local time = redis.call('TIME')
@@ -24,6 +27,12 @@ local sec, usec = tonumber(time[1]), tonumber(time[2])
 local now = sec * 1000000 + usec
 local T, tau, staleAfter = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 if staleAfter > 0 and now > staleAfter then return { sec, usec, 2 } end
+-- Operations: one character each ('1' consume, '2' peek, '3' refund); costs: '' when all are 1.
+local ops, costs = ARGV[4], nil
+if ARGV[5] ~= '' then
+  costs = {}
+  for c in string.gmatch(ARGV[5], '%d+') do costs[#costs + 1] = tonumber(c) end
+end
 
 -- Every key is read by one MGET (one command for the batch, not one per key).
 local stored = redis.call('MGET', unpack(KEYS))
@@ -38,7 +47,8 @@ for i = 1, #KEYS do
     tat = tonumber(stored[i] or '') or false
     tats[key] = tat
   end
-  local op, cost = tonumber(ARGV[2 + 2 * i]), tonumber(ARGV[3 + 2 * i])
+  local op, cost = string.byte(ops, i) - 48, 1
+  if costs then cost = costs[i] end
   local backlog = 0
   if tat and tat > now then backlog = tat - now end
   local n = #reply
@@ -48,23 +58,22 @@ for i = 1, #KEYS do
       if left > 0 then tats[key] = now + left else tats[key] = false end
       touched[#touched + 1] = key
     end
-    reply[n + 1], reply[n + 2], reply[n + 3], reply[n + 4] = 0, 0, 0, 0
+    reply[n + 1], reply[n + 2] = 0, 0
   else
     local after = backlog + cost * T
     if after <= tau then
-      reply[n + 1] = 1
-      reply[n + 2] = math.floor((tau - after) / T)
-      reply[n + 3] = math.ceil(after / 1000)
-      reply[n + 4] = 0
+      reply[n + 1] = math.floor((tau - after) / T)
+      reply[n + 2] = math.ceil(after / 1000)
       if op == 1 then
         tats[key] = now + after
         touched[#touched + 1] = key
       end
     else
-      reply[n + 1] = 0
-      if backlog < tau then reply[n + 2] = math.floor((tau - backlog) / T) else reply[n + 2] = 0 end
-      reply[n + 3] = math.ceil(backlog / 1000)
-      reply[n + 4] = math.ceil((after - tau) / 1000)
+      local remaining = 0
+      if backlog < tau then remaining = math.floor((tau - backlog) / T) end
+      reply[n + 1] = -1 - remaining
+      reply[n + 2] = math.ceil(backlog / 1000)
+      reply[n + 3] = math.ceil((after - tau) / 1000)
     end
   end
 end

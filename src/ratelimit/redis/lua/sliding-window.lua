@@ -2,7 +2,7 @@
 bulwark · sliding window (weighted two-window counter) · a batch of decisions in one call
 Mirrors src/ratelimit/algorithms/sliding-window.ts; keep the two in step (test/integration/redis/
 parity.test.ts replays every reply through the TypeScript function and compares). Registered as
-the command `bulwarkSlidingWindow1`: bump the digit whenever the arguments, the reply or the
+the command `bulwarkSlidingWindow2`: bump the digit whenever the arguments, the reply or the
 stored value change.
 
 KEYS[i]       the key of decision i (a key may repeat: decisions apply in order, each seeing the last)
@@ -11,11 +11,13 @@ ARGV[1]       limit, units per sliding window
 ARGV[2]       W, the window, whole ms
 ARGV[3]       staleAfterUs: when the server clock is past it, the call is stale and changes nothing
               (0 = never)
-ARGV[2+2i]    operation of decision i: 1 consume, 2 peek, 3 refund
-ARGV[3+2i]    cost of decision i, whole units from 1 to limit (refunds are clamped by the client)
-Returns       { sec, usec, status, then four integers per decision }
+ARGV[4]       the operations, one character per decision: 1 consume, 2 peek, 3 refund
+ARGV[5]       the costs, whole units from 1 to limit separated by spaces, one per decision; or ''
+              when every cost is 1 (refunds are clamped by the client)
+Returns       { sec, usec, status, then two or three integers per decision }
               status 0: decided; 2: stale, nothing changed and nothing follows
-              per decision: allowed (1 or 0), remaining, resetMs, retryAfterMs (a refund: 0 0 0 0)
+              per decision, admitted: remaining, resetMs; denied: -1 - remaining, resetMs,
+              retryAfterMs; a refund: 0 0
 Every written key gets a TTL: PX, the time until nothing it holds is counted any more; or
 KEEPTTL (Redis >= 6.0) when that time has not changed since the key was last written: same window,
 units in the current window before and after, no refund in this call (cheaper: no expiry to reset).
@@ -25,6 +27,12 @@ local time = redis.call('TIME')
 local sec, usec = tonumber(time[1]), tonumber(time[2])
 local limit, W, staleAfter = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 if staleAfter > 0 and sec * 1000000 + usec > staleAfter then return { sec, usec, 2 } end
+-- Operations: one character each ('1' consume, '2' peek, '3' refund); costs: '' when all are 1.
+local ops, costs = ARGV[4], nil
+if ARGV[5] ~= '' then
+  costs = {}
+  for c in string.gmatch(ARGV[5], '%d+') do costs[#costs + 1] = tonumber(c) end
+end
 local t = sec * 1000 + math.floor(usec / 1000)
 local s = t - (t % W)
 local capacity = limit * W
@@ -77,7 +85,8 @@ for i = 1, #KEYS do
     states[key] = state
   end
   local start, cur, prev = state[1], state[2], state[3]
-  local op, cost = tonumber(ARGV[2 + 2 * i]), tonumber(ARGV[3 + 2 * i])
+  local op, cost = string.byte(ops, i) - 48, 1
+  if costs then cost = costs[i] end
   local n = #reply
   if op == 3 then
     -- Give back from the current window first, then from the previous one; never below zero.
@@ -88,26 +97,25 @@ for i = 1, #KEYS do
     if rest < prev then state[3] = prev - rest else state[3] = 0 end
     state[4] = false -- the time until nothing is counted may have shrunk
     touched[#touched + 1] = key
-    reply[n + 1], reply[n + 2], reply[n + 3], reply[n + 4] = 0, 0, 0, 0
+    reply[n + 1], reply[n + 2] = 0, 0
   else
     local elapsed = 0
     if t > start then elapsed = t - start end
     local used = prev * (W - elapsed) + cur * W
     local after = used + cost * W
     if after <= capacity then
-      reply[n + 1] = 1
-      reply[n + 2] = math.floor((capacity - after) / W)
-      reply[n + 3] = resetAfter(start, cur + cost, prev)
-      reply[n + 4] = 0
+      reply[n + 1] = math.floor((capacity - after) / W)
+      reply[n + 2] = resetAfter(start, cur + cost, prev)
       if op == 1 then
         state[2] = cur + cost
         touched[#touched + 1] = key
       end
     else
-      reply[n + 1] = 0
-      if used < capacity then reply[n + 2] = math.floor((capacity - used) / W) else reply[n + 2] = 0 end
-      reply[n + 3] = resetAfter(start, cur, prev)
-      reply[n + 4] = firstFit(start, cur, prev, cost) - t
+      local remaining = 0
+      if used < capacity then remaining = math.floor((capacity - used) / W) end
+      reply[n + 1] = -1 - remaining
+      reply[n + 2] = resetAfter(start, cur, prev)
+      reply[n + 3] = firstFit(start, cur, prev, cost) - t
     end
   end
 end

@@ -20,10 +20,10 @@ export interface Call {
 
 /** Arguments each command takes before staleAfterUs, after the keys. */
 const fixedArgCount: Record<string, number> = {
-  bulwarkGcra1: 2,
-  bulwarkSlidingWindow1: 2,
-  bulwarkFixedWindow1: 2,
-  bulwarkCalendar1: 3,
+  bulwarkGcra2: 2,
+  bulwarkSlidingWindow2: 2,
+  bulwarkFixedWindow2: 2,
+  bulwarkCalendar2: 3,
 };
 
 export class FakeClient {
@@ -46,16 +46,21 @@ export class FakeClient {
       const fixed = fixedArgCount[name]!;
       const afterKeys = args.slice(1 + n);
       const staleAt = fixed;
-      const pairs = afterKeys.slice(staleAt + 1);
-      const ops: [number, number][] = [];
-      for (let i = 0; i < pairs.length; i += 2) ops.push([Number(pairs[i]), Number(pairs[i + 1])]);
+      // One character per operation; the costs, space-separated, or '' when all are 1.
+      const codes = String(afterKeys[staleAt + 1]);
+      const costs = String(afterKeys[staleAt + 2]);
+      if (afterKeys.length !== staleAt + 3) throw new Error(`${name}: ${afterKeys.length - staleAt - 1} arguments after staleAfterUs, want 2`);
+      if (codes.length !== n) throw new Error(`${name}: ${codes.length} operation codes for ${n} keys`);
+      const costList = costs === '' ? codes.split('').map(() => 1) : costs.split(' ').map(Number);
+      if (costList.length !== n) throw new Error(`${name}: ${costList.length} costs for ${n} keys`);
+      const ops: [number, number][] = codes.split('').map((c, i) => [Number(c), costList[i]!]);
       this.calls.push({
         command: name,
         args,
         keys,
         ops,
         staleAfterUs: Number(afterKeys[staleAt]),
-        period: name === 'bulwarkCalendar1' ? [Number(afterKeys[1]), Number(afterKeys[2])] : undefined,
+        period: name === 'bulwarkCalendar2' ? [Number(afterKeys[1]), Number(afterKeys[2])] : undefined,
         resolve: d.resolve,
         reject: d.reject,
       });
@@ -78,10 +83,17 @@ export class FakeClient {
   }
 }
 
-/** A reply at server time `ms` with `decisions` as [allowed, remaining, resetMs, retryAfterMs] each. */
+/**
+ * A reply at server time `ms` with `decisions` as [allowed, remaining, resetMs, retryAfterMs] each,
+ * encoded as the scripts answer: remaining, resetMs when admitted; -1 - remaining, resetMs,
+ * retryAfterMs when denied.
+ */
 export function reply(ms: number, decisions: readonly (readonly [0 | 1, number, number, number])[], status = 0): number[] {
   const out = [Math.floor(ms / 1000), Math.round((ms % 1000) * 1000), status];
-  for (const d of decisions) out.push(...d);
+  for (const [allowed, remaining, resetMs, retryAfterMs] of decisions) {
+    if (allowed === 1) out.push(remaining, resetMs);
+    else out.push(-1 - remaining, resetMs, retryAfterMs);
+  }
   return out;
 }
 

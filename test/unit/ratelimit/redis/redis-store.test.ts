@@ -74,7 +74,7 @@ describe('redisStore options', () => {
     const client = new FakeClient();
     redisStore(client);
     redisStore(client, { prefix: 'other:' });
-    expect(client.defined.sort()).toEqual(['bulwarkCalendar1', 'bulwarkFixedWindow1', 'bulwarkGcra1', 'bulwarkSlidingWindow1']);
+    expect(client.defined.sort()).toEqual(['bulwarkCalendar2', 'bulwarkFixedWindow2', 'bulwarkGcra2', 'bulwarkSlidingWindow2']);
   });
 
   it('refuses an algorithm it has no script for', async () => {
@@ -138,7 +138,7 @@ describe('batching', () => {
     await flush();
     expect(client.calls).toHaveLength(1);
     const call = client.last();
-    expect(call.command).toBe('bulwarkFixedWindow1');
+    expect(call.command).toBe('bulwarkFixedWindow2');
     expect(call.args[0]).toBe(10);
     expect(call.keys).toEqual(Array.from({ length: 10 }, (_, i) => `bulwark:{3:api:k:user-${i % 3}}`));
     expect(call.args.slice(11, 13)).toEqual([10, 60_000]); // limit, windowMs
@@ -178,7 +178,7 @@ describe('batching', () => {
     void a.consume('x');
     void b.consume('x');
     await flush();
-    expect(client.calls.map((c) => c.command).sort()).toEqual(['bulwarkGcra1', 'bulwarkSlidingWindow1']);
+    expect(client.calls.map((c) => c.command).sort()).toEqual(['bulwarkGcra2', 'bulwarkSlidingWindow2']);
     for (const call of client.calls) call.resolve(admitAll(call));
   });
 
@@ -420,6 +420,38 @@ describe('the breaker around Redis', () => {
     await flush();
     client.last().resolve('OK');
     expect((await d).store).toBe('local');
+  });
+
+  it.each([
+    ['one answer short', (ms: number) => reply(ms, [[1, 4, 100, 0]])],
+    ['an answer cut in half', (ms: number) => reply(ms, [[1, 4, 100, 0], [1, 3, 100, 0]]).slice(0, -1)],
+    ['a denial missing its retryAfterMs', (ms: number) => reply(ms, [[1, 4, 100, 0], [0, 0, 100, 50]]).slice(0, -1)],
+    ['one answer too many', (ms: number) => reply(ms, [[1, 4, 100, 0], [1, 3, 100, 0], [1, 2, 100, 0]])],
+  ])('a decided reply with %s counts as a failure, and no caller reads a wrong answer', async (_label, make) => {
+    const { client, limiter } = setup();
+    const d = Promise.all([limiter.consume('a'), limiter.consume('b')]);
+    await flush();
+    expect(client.last().ops).toHaveLength(2);
+    client.last().resolve(make(Date.now()));
+    expect((await d).map((x) => x.store)).toEqual(['local', 'local']);
+  });
+
+  it('sends the operations as one string and the costs as another, empty when every cost is 1', async () => {
+    const { client, limiter } = setup();
+    const d = Promise.all([limiter.consume('a'), limiter.consume('b'), limiter.peek('c')]);
+    await flush();
+    expect(client.last().args.slice(-2)).toEqual(['112', '']);
+    client.last().resolve(reply(Date.now(), [[1, 4, 100, 0], [0, 0, 100, 50], [1, 9, 100, 0]]));
+    expect((await d).map((x) => [x.allowed, x.remaining, x.retryAfterMs])).toEqual([
+      [true, 4, 0],
+      [false, 0, 50],
+      [true, 9, 0],
+    ]);
+    const e = Promise.all([limiter.consume('a', { cost: 3 }), limiter.consume('b')]);
+    await flush();
+    expect(client.last().args.slice(-2)).toEqual(['11', '3 1']);
+    client.last().resolve(reply(Date.now(), [[1, 1, 100, 0], [1, 3, 100, 0]]));
+    expect((await e).map((x) => x.remaining)).toEqual([1, 3]);
   });
 
   it('publishes store errors on bulwark:ratelimit:store-error when someone listens', async () => {
