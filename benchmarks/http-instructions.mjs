@@ -57,8 +57,12 @@ const VARIANTS = [
   ['fastify-bulwark-redis', 'bulwark, redisStore (draft headers)', 'redis'],
   ['fastify-frl-redis', '@fastify/rate-limit, Redis (draft headers)', 'redis'],
   ['express-bare', 'bare'],
+  ['express-hook', 'an empty middleware'],
+  ['express-headers', 'two constant rate-limit headers, no limiter'],
+  ['express-bulwark-memory-noheaders', "bulwark, memoryStore, headers: 'none'"],
   ['express-bulwark-memory', 'bulwark, memoryStore (draft headers)'],
   ['express-erl-memory', 'express-rate-limit, memory (draft headers)'],
+  ['express-bulwark-redis', 'bulwark, redisStore (draft headers)', 'redis'],
 ].filter(([id, , redis]) => (args.filter === undefined ? redis === undefined : new RegExp(args.filter).test(id)));
 const needRedis = VARIANTS.some(([, , redis]) => redis !== undefined);
 const redisServer = needRedis ? onPath('redis-server') : undefined;
@@ -96,7 +100,10 @@ async function measure(id) {
       '--tool=callgrind',
       '--separate-threads=yes',
       `--callgrind-out-file=${join(dir, 'cg.out')}`,
-      ...(args.keep ? ['--dump-instr=yes', process.execPath, '--perf-basic-prof'] : [process.execPath]),
+      // --perf-basic-prof also makes V8 write a log; it goes to the temporary directory.
+      ...(args.keep
+        ? ['--dump-instr=yes', process.execPath, '--perf-basic-prof', '--no-logfile-per-isolate', `--logfile=${join(dir, 'v8.log')}`]
+        : [process.execPath]),
       'benchmarks/http-server.mjs',
       id,
     ],

@@ -110,7 +110,17 @@ async function buildExpress(limiter, store) {
     app.use(rateLimit(options));
   } else if (limiter === 'bulwark') {
     const rateLimitMiddleware = await importAdapter('../dist/express.js', 'rateLimitMiddleware');
-    app.use(rateLimitMiddleware(await bulwarkLimiter(store), bulwarkAdapterOptions({ headers: 'draft' })));
+    const headers = variant.endsWith('-noheaders') ? 'none' : 'draft';
+    app.use(rateLimitMiddleware(await bulwarkLimiter(store), bulwarkAdapterOptions({ headers })));
+  } else if (limiter === 'hook') {
+    app.use((req, res, next) => next());
+  } else if (limiter === 'headers') {
+    // What sending the draft's two headers costs by itself: constant values, no limiter.
+    app.use((req, res, next) => {
+      res.setHeader('RateLimit-Policy', '"http";q=1000000000;w=60');
+      res.setHeader('RateLimit', '"http";r=999999999;t=60');
+      next();
+    });
   }
   app.get('/', (req, res) => {
     handled++;
@@ -162,6 +172,9 @@ const [framework, limiter, store] = {
   'express-erl-redis': ['express', 'express-rate-limit', 'redis'],
   'express-bulwark-memory': ['express', 'bulwark', 'memory'],
   'express-bulwark-redis': ['express', 'bulwark', 'redis'],
+  'express-hook': ['express', 'hook'],
+  'express-headers': ['express', 'headers'],
+  'express-bulwark-memory-noheaders': ['express', 'bulwark', 'memory'],
   'fastify-bare': ['fastify'],
   'fastify-frl-memory': ['fastify', '@fastify/rate-limit', 'memory'],
   'fastify-frl-redis': ['fastify', '@fastify/rate-limit', 'redis'],

@@ -163,7 +163,10 @@ const VARIANTS = [
   { id: 'fastify-frl-redis', framework: 'Fastify', label: '@fastify/rate-limit, Redis', redis: 'bench-frl-' },
   { id: 'fastify-bulwark-memory', framework: 'Fastify', label: 'bulwark, memoryStore' },
   { id: 'fastify-bulwark-redis', framework: 'Fastify', label: 'bulwark, redisStore', redis: 'bench-fastify-bulwark:' },
-  // Diagnostics, run only when --filter names them: where a Fastify limiter's time goes.
+  // Diagnostics, run only when --filter names them: where a limiter's time goes.
+  { id: 'express-hook', framework: 'Express', label: 'an empty middleware (diagnostic)', diagnostic: true },
+  { id: 'express-headers', framework: 'Express', label: 'two constant rate-limit headers, no limiter (diagnostic)', diagnostic: true },
+  { id: 'express-bulwark-memory-noheaders', framework: 'Express', label: "bulwark, memoryStore, headers: 'none' (diagnostic)", diagnostic: true },
   { id: 'fastify-hook', framework: 'Fastify', label: 'an empty onRequest hook (diagnostic)', diagnostic: true },
   { id: 'fastify-headers', framework: 'Fastify', label: 'two constant rate-limit headers, no limiter (diagnostic)', diagnostic: true },
   { id: 'fastify-bulwark-memory-noheaders', framework: 'Fastify', label: "bulwark, memoryStore, headers: 'none' (diagnostic)", diagnostic: true },
