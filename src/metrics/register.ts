@@ -9,13 +9,15 @@ import { outcomeOf } from './outcome.js';
 /**
  * What the breaker-state gauge reads from a breaker at scrape time: its name and its state. A
  * `CircuitBreakerPolicy` (from `circuitBreaker()`, or `createFetch(...).circuitBreaker(origin)`)
- * has both.
+ * has both, and so has an opossum breaker wrapped by `fromOpossum` from `bulwark/opossum`. A
+ * state other than `'closed'`, `'open'`, `'half-open'` or `'isolated'` (a wrapped opossum
+ * breaker's `'shutdown'`) leaves the gauge at the last state it showed.
  * @example
  * const observed: ObservedBreaker = circuitBreaker({ name: 'payments' });
  */
 export interface ObservedBreaker {
   readonly name: string;
-  readonly state: CircuitState;
+  readonly state: CircuitState | (string & {});
 }
 
 /**
@@ -206,9 +208,11 @@ export function registerMetrics(registry: Registry<RegistryContentType>, options
           try {
             const policy = b.name;
             const state = b.state;
-            if (typeof policy === 'string' && STATES.includes(state) && !read.has(policy)) {
+            if (typeof policy === 'string' && (STATES as readonly string[]).includes(state) && !read.has(policy)) {
               read.add(policy);
-              states.set(policy, state);
+              states.set(policy, state as CircuitState);
+              // Kept for the scrapes at which the state cannot be shown (a shut-down opossum breaker).
+              lastSeen.set(policy, state as CircuitState);
             }
           } catch {
             // skipped, see above

@@ -5,7 +5,7 @@ import { channelNames } from '../../core/diagnostics.js';
 import { StoreUnavailableError } from '../../core/errors.js';
 import { checkOptions, countOption, durationOption, enumOption, show } from '../../core/validate.js';
 import type { RateLimitAlgorithm } from '../algorithm.js';
-import { limiterDecisionOf } from '../algorithms/shared.js';
+import { limiterDecisionOf, refundUnits } from '../algorithms/shared.js';
 import { MemoryStore } from '../memory-store.js';
 import type { LimiterDecision, RateLimitStore } from '../store.js';
 import {
@@ -251,7 +251,8 @@ export class RedisStore implements RateLimitStore {
 
   consume(key: string, algorithm: RateLimitAlgorithm, cost: number, signal?: AbortSignal): LimiterDecision | Promise<LimiterDecision> {
     const lane = this.lane(algorithm);
-    if (cost > lane.plan.maxCost) algorithm.peek(undefined, Date.now(), cost); // throws the algorithm's own RangeError
+    // Whole units only: the costs of a batch travel as one string of whole numbers.
+    if (!(Number.isInteger(cost) && cost >= 1 && cost <= lane.plan.maxCost)) algorithm.peek(undefined, Date.now(), cost); // throws the algorithm's own error
     if (this.denied !== undefined) {
       const cached = this.deniedLocally(key, cost);
       if (cached !== undefined) return cached;
@@ -265,7 +266,7 @@ export class RedisStore implements RateLimitStore {
 
   peek(key: string, algorithm: RateLimitAlgorithm, cost: number): LimiterDecision | Promise<LimiterDecision> {
     const lane = this.lane(algorithm);
-    if (cost > lane.plan.maxCost) algorithm.peek(undefined, Date.now(), cost);
+    if (!(Number.isInteger(cost) && cost >= 1 && cost <= lane.plan.maxCost)) algorithm.peek(undefined, Date.now(), cost);
     if (!this.admitsCalls()) return this.fallbackDecision(lane, key, cost, OP_PEEK);
     return this.enqueue(lane, key, OP_PEEK, cost, undefined) as Promise<LimiterDecision>;
   }
@@ -273,7 +274,12 @@ export class RedisStore implements RateLimitStore {
   /** Rejects with `StoreUnavailableError` when Redis cannot take the refund (nothing is refunded then). */
   refund(key: string, algorithm: RateLimitAlgorithm, cost: number): Promise<void> {
     const lane = this.lane(algorithm);
-    const units = cost < lane.plan.maxCost ? cost : lane.plan.maxCost;
+    let units: number;
+    try {
+      units = refundUnits('redisStore.refund', cost, lane.plan.maxCost);
+    } catch (error) {
+      return Promise.reject(error);
+    }
     this.local?.refund(key, algorithm, units);
     if (!this.admitsCalls()) {
       const error = new StoreUnavailableError('redis', this.unavailableReason());

@@ -83,6 +83,29 @@ describe.each(clients)('Lua scripts mirror the TypeScript algorithms (%s)', (_la
     await disconnectClient(client);
   });
 
+  it.each(algorithms)('%s: a call whose operations or costs do not match its keys is refused, and changes nothing', async (label, build) => {
+    const algorithm = build();
+    const plan = planFor(algorithm);
+    const keys = [`{q}${label}:a`, `{q}${label}:b`];
+    await client.del(...keys);
+    const call = (ops: string, costs: string): Promise<number[]> => {
+      const args: (string | number)[] = [keys.length, ...keys, ...plan.fixedArgs];
+      if (plan.calendar !== undefined) {
+        const bounds = plan.calendar.periodAt(Date.now());
+        args.push(bounds.start, bounds.end);
+      }
+      args.push(0, ops, costs);
+      return (client as unknown as Record<string, Command>)[plan.command]!(...args);
+    };
+    await expect(call('1', '')).rejects.toThrow(/1 operations and 2 costs for 2 keys/);
+    await expect(call('111', '')).rejects.toThrow(/3 operations/);
+    // A cost that is not a whole number would split in two ("1.5": 1 and 5) and shift the rest.
+    await expect(call('11', '1.5 1')).rejects.toThrow(/3 costs for 2 keys/);
+    await expect(call('11', '1')).rejects.toThrow(/1 costs for 2 keys/);
+    expect(await client.exists(...keys)).toBe(0);
+    expect((await call('11', '1 1')).length).toBeGreaterThan(3);
+  });
+
   it.each(algorithms)('%s: every decision and every stored state match', async (label, build) => {
     const algorithm = build();
     const plan = planFor(algorithm);

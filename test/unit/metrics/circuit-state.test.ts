@@ -1,8 +1,12 @@
 // The breaker-state gauge: read from the breakers given at each scrape, or the last state seen on
 // the channels for the others.
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { circuitBreaker, consecutive, ManualClock, type CircuitBreakerPolicy } from '../../../src/index.js';
+import { fromOpossum, opossumAction } from '../../../src/interop/opossum.js';
+import { newBreaker, shutDownEngines } from '../interop/support.js';
 import { Boom, ignore, series, setup } from './support.js';
+
+afterEach(shutDownEngines);
 
 const GAUGE = 'bulwark_circuit_state';
 
@@ -82,6 +86,33 @@ describe('the circuit_state gauge', () => {
     await trip(b); // the channel says open
     await clock.advance(1_000); // the breaker itself now says half-open
     expect(await statesOf(registry, 'both')).toEqual({ closed: 0, open: 0, 'half-open': 1, isolated: 0 });
+  });
+
+  it('reads an opossum breaker wrapped by fromOpossum, and keeps its last state once it is shut down', async () => {
+    const engine = newBreaker(opossumAction, { name: 'legacy' });
+    const wrapped = fromOpossum(engine);
+    // Typed as a breaker the gauge can read, 'shutdown' state and all.
+    const { registry } = setup({ circuitBreakers: [wrapped] });
+    expect(await statesOf(registry, 'legacy')).toEqual({ closed: 1, open: 0, 'half-open': 0, isolated: 0 });
+    engine.open();
+    expect(await statesOf(registry, 'legacy')).toEqual({ closed: 0, open: 1, 'half-open': 0, isolated: 0 });
+    engine.shutdown();
+    expect(wrapped.state).toBe('shutdown');
+    expect(await statesOf(registry, 'legacy')).toEqual({ closed: 0, open: 1, 'half-open': 0, isolated: 0 });
+  });
+
+  it('keeps the last state read from a given breaker when it later reads as something else', async () => {
+    let state = 'closed';
+    const odd = {
+      name: 'odd',
+      get state(): string {
+        return state;
+      },
+    };
+    const { registry } = setup({ circuitBreakers: [odd] });
+    expect(await statesOf(registry, 'odd')).toEqual({ closed: 1, open: 0, 'half-open': 0, isolated: 0 });
+    state = 'shutdown';
+    expect(await statesOf(registry, 'odd')).toEqual({ closed: 1, open: 0, 'half-open': 0, isolated: 0 });
   });
 
   it('does not fail the scrape when a breaker cannot be read', async () => {

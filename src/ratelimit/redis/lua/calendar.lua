@@ -17,7 +17,7 @@ ARGV[4]       staleAfterUs: when the server clock is past it, the call is stale 
               (0 = never)
 ARGV[5]       the operations, one character per decision: 1 consume, 2 peek, 3 refund
 ARGV[6]       the costs, whole units from 1 to limit separated by spaces, one per decision; or ''
-              when every cost is 1
+              when every cost is 1; a count of operations or costs other than #KEYS is an error
 Returns       { sec, usec, status, then two or three integers per decision }
               status 0: decided; 1: the server time lies outside [periodStart, periodEnd): the
               client recomputes the bounds at sec, usec and calls again; 2: stale; on 1 and 2
@@ -37,6 +37,9 @@ local ops, costs = ARGV[5], nil
 if ARGV[6] ~= '' then
   costs = {}
   for c in string.gmatch(ARGV[6], '%d+') do costs[#costs + 1] = tonumber(c) end
+end
+if #ops ~= #KEYS or (costs and #costs ~= #KEYS) then
+  return redis.error_reply('bulwark: ' .. #ops .. ' operations and ' .. (costs and #costs or #KEYS) .. ' costs for ' .. #KEYS .. ' keys')
 end
 
 -- key -> { start, used, end, held }: the period in force and its usage; held = the key existed

@@ -13,7 +13,8 @@ ARGV[3]       staleAfterUs: when the server clock is past it, the call is stale 
               (0 = never)
 ARGV[4]       the operations, one character per decision: 1 consume, 2 peek, 3 refund
 ARGV[5]       the costs, whole units from 1 to limit separated by spaces, one per decision; or ''
-              when every cost is 1 (refunds are clamped by the client)
+              when every cost is 1 (refunds are clamped by the client); a count of operations or
+              costs other than #KEYS is an error
 Returns       { sec, usec, status, then two or three integers per decision }
               status 0: decided; 2: stale, nothing changed and nothing follows
               per decision, admitted: remaining, resetMs; denied: -1 - remaining, resetMs,
@@ -31,6 +32,9 @@ local ops, costs = ARGV[4], nil
 if ARGV[5] ~= '' then
   costs = {}
   for c in string.gmatch(ARGV[5], '%d+') do costs[#costs + 1] = tonumber(c) end
+end
+if #ops ~= #KEYS or (costs and #costs ~= #KEYS) then
+  return redis.error_reply('bulwark: ' .. #ops .. ' operations and ' .. (costs and #costs or #KEYS) .. ' costs for ' .. #KEYS .. ' keys')
 end
 local t = sec * 1000 + math.floor(usec / 1000)
 local s = t - (t % W)

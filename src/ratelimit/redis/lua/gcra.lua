@@ -13,13 +13,14 @@ ARGV[3]       staleAfterUs: when the server clock is past it, the call is stale 
               reconnect cannot take units in a window its caller no longer waits for
 ARGV[4]       the operations, one character per decision: 1 consume, 2 peek, 3 refund
 ARGV[5]       the costs, whole units from 1 to burst separated by spaces, one per decision; or ''
-              when every cost is 1 (refunds are clamped by the client)
+              when every cost is 1 (refunds are clamped by the client); a count of operations or
+              costs other than #KEYS is an error
 Returns       { sec, usec, status, then two or three integers per decision }
               sec, usec: the server TIME the whole batch was decided at
               status 0: decided; 2: stale, nothing changed and nothing follows
               per decision, admitted: remaining, resetMs; denied: -1 - remaining, resetMs,
-              retryAfterMs; a refund: 0 0 (one argument per decision and two integers per answer
-              keep the client's encoding and parsing short)
+              retryAfterMs; a refund: 0 0 (one argument per decision, its key, and two integers
+              per answer keep the client's encoding and parsing short)
 Every written key gets a TTL (PX): the time until it is back to full capacity.
 ]]
 local time = redis.call('TIME')
@@ -32,6 +33,9 @@ local ops, costs = ARGV[4], nil
 if ARGV[5] ~= '' then
   costs = {}
   for c in string.gmatch(ARGV[5], '%d+') do costs[#costs + 1] = tonumber(c) end
+end
+if #ops ~= #KEYS or (costs and #costs ~= #KEYS) then
+  return redis.error_reply('bulwark: ' .. #ops .. ' operations and ' .. (costs and #costs or #KEYS) .. ' costs for ' .. #KEYS .. ' keys')
 end
 
 -- Every key is read by one MGET (one command for the batch, not one per key).

@@ -51,6 +51,8 @@ export class FakeClient {
       const costs = String(afterKeys[staleAt + 2]);
       if (afterKeys.length !== staleAt + 3) throw new Error(`${name}: ${afterKeys.length - staleAt - 1} arguments after staleAfterUs, want 2`);
       if (codes.length !== n) throw new Error(`${name}: ${codes.length} operation codes for ${n} keys`);
+      // As strict as the scripts: digits only (they read the costs with %d+).
+      if (!/^[123]*$/.test(codes) || !/^(\d+( \d+)*)?$/.test(costs)) throw new Error(`${name}: malformed operations ${JSON.stringify(codes)} or costs ${JSON.stringify(costs)}`);
       const costList = costs === '' ? codes.split('').map(() => 1) : costs.split(' ').map(Number);
       if (costList.length !== n) throw new Error(`${name}: ${costList.length} costs for ${n} keys`);
       const ops: [number, number][] = codes.split('').map((c, i) => [Number(c), costList[i]!]);
@@ -101,6 +103,7 @@ export function reply(ms: number, decisions: readonly (readonly [0 | 1, number, 
 export function admitAll(call: Call, ms = Date.now(), remaining = 5): number[] {
   return reply(
     ms,
-    call.ops.map(([op]): [0 | 1, number, number, number] => (op === 3 ? [0, 0, 0, 0] : [1, remaining, 1000, 0])),
+    // A refund is answered `0 0`, as an admission with nothing remaining.
+    call.ops.map(([op]): [0 | 1, number, number, number] => (op === 3 ? [1, 0, 0, 0] : [1, remaining, 1000, 0])),
   );
 }

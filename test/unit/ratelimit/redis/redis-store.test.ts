@@ -436,6 +436,17 @@ describe('the breaker around Redis', () => {
     expect((await d).map((x) => x.store)).toEqual(['local', 'local']);
   });
 
+  it.each([1.5, -3, 0, Number.NaN, 11])('rejects a cost of %s given to the store directly, before anything is sent', async (cost) => {
+    // The costs of a batch travel as one string of whole numbers: a bad one must not get that far.
+    const { client, store } = setup();
+    const fw = fixedWindow({ limit: 10, windowMs: 60_000 });
+    expect(() => store.consume('a', fw, cost)).toThrow(/cost/);
+    expect(() => store.peek('a', fw, cost)).toThrow(/cost/);
+    if (cost < 11) await expect(store.refund('a', fw, cost)).rejects.toThrow(/cost/);
+    await flush();
+    expect(client.calls).toHaveLength(0);
+  });
+
   it('sends the operations as one string and the costs as another, empty when every cost is 1', async () => {
     const { client, limiter } = setup();
     const d = Promise.all([limiter.consume('a'), limiter.consume('b'), limiter.peek('c')]);
