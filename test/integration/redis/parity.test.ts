@@ -254,6 +254,66 @@ describe('the memory and Redis stores give the same decisions for the same opera
     expect(results.memory!.filter((r) => (r as unknown[])[1] === false).length).toBeGreaterThan(10);
   });
 
+  // The same, with the operations sent in groups of 1 to 12 in one tick: the Redis store sends each
+  // group as one script call, with a mix of admissions, denials, peeks and refunds in its reply.
+  it.each<[string, () => RateLimitAlgorithm]>([
+    ['gcra', () => gcra({ limit: 20, periodMs: 86_400_000, burst: 12 })],
+    ['slidingWindow', () => slidingWindow({ limit: 25, windowMs: 86_400_000 })],
+    ['fixedWindow', () => fixedWindow({ limit: 25, windowMs: 86_400_000 })],
+  ])('%s, in batches', async (name, build) => {
+    const random = seededRandom(name.length + 1);
+    const groups = Array.from({ length: 40 }, () =>
+      Array.from({ length: between(random, 1, 12) }, () => ({
+        key: `batch-${between(random, 0, 2)}`,
+        what: random() < 0.7 ? 'consume' : random() < 0.5 ? 'peek' : 'refund',
+        cost: between(random, 1, 5),
+      })),
+    );
+    const limiters = {
+      memory: rateLimiter({ name: `parity-batch-${name}`, algorithm: build(), store: memoryStore() }),
+      redis: rateLimiter({ name: `parity-batch-${name}`, algorithm: build(), store: redisStore(client, { timeoutMs: 2_000 }) }),
+    };
+    await Promise.all([0, 1, 2].map((k) => limiters.redis.reset(`batch-${k}`)));
+    const scriptCalls = async (): Promise<number> => {
+      const info = await client.info('commandstats');
+      return [...info.matchAll(/^cmdstat_(?:eval|evalsha):calls=(\d+)/gm)].reduce((sum, m) => sum + Number(m[1]), 0);
+    };
+    const before = await scriptCalls();
+    type Row = [string, boolean, number, number, number, number];
+    const results: Record<string, Row[]> = { memory: [], redis: [] };
+    for (const [storeName, limiter] of Object.entries(limiters)) {
+      for (const group of groups) {
+        const answers = await Promise.all(
+          group.map((op) =>
+            op.what === 'refund'
+              ? limiter.refund(op.key, op.cost).then(() => undefined)
+              : op.what === 'consume'
+                ? limiter.consume(op.key, { cost: op.cost })
+                : limiter.peek(op.key, { cost: op.cost }),
+          ),
+        );
+        answers.forEach((d, i) => {
+          if (d === undefined) return;
+          expect(d.store).toBe(storeName);
+          results[storeName]!.push([group[i]!.what, d.allowed, d.limit, d.remaining, d.resetMs, d.retryAfterMs]);
+        });
+      }
+    }
+    const calls = (await scriptCalls()) - before;
+    const operations = groups.reduce((n, g) => n + g.length, 0);
+    expect(calls, 'the Redis store batched each group').toBeLessThanOrEqual(groups.length + 1);
+    expect(operations).toBeGreaterThan(3 * groups.length);
+    // Decisions equal; times equal but for the few ms between the two runs (and whole-ms rounding).
+    const exact = (rows: Row[]) => rows.map(([what, allowed, limit, remaining, , retryAfterMs]) => [what, allowed, limit, remaining, retryAfterMs > 0]);
+    expect(exact(results.redis!)).toEqual(exact(results.memory!));
+    results.redis!.forEach((row, i) => {
+      const other = results.memory![i]!;
+      expect(Math.abs(row[4] - other[4]), `resetMs of decision ${i}`).toBeLessThan(2_000);
+      expect(Math.abs(row[5] - other[5]), `retryAfterMs of decision ${i}`).toBeLessThan(2_000);
+    });
+    expect(results.memory!.filter((r) => !r[1]).length, 'denials in the mix').toBeGreaterThan(10);
+  });
+
   it('a quota', async () => {
     const random = seededRandom(99);
     const build = (store: Parameters<typeof quota>[0]['store']) =>
