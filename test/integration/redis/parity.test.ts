@@ -14,27 +14,11 @@ import { rateLimiter } from '../../../src/ratelimit/rate-limiter.js';
 import { redisStore } from '../../../src/ratelimit/redis/redis-store.js';
 import { OP_CONSUME, OP_PEEK, OP_REFUND, planFor } from '../../../src/ratelimit/redis/scripts.js';
 import { between, seededRandom } from '../../unit/ratelimit/algorithms/support.js';
+import { calendarOf } from '../../support/calendar.js';
 import { disconnectClient, startRedis, type RedisServer } from '../support/redis.js';
 
 type Client = InstanceType<typeof Redis5>;
 type Command = (...args: (string | number)[]) => Promise<number[]>;
-
-/** The calendar algorithm a quota runs, taken from a quota over a store that records it. */
-function calendarOf(options: Parameters<typeof quota>[0]): RateLimitAlgorithm {
-  let algorithm: RateLimitAlgorithm | undefined;
-  const spy = {
-    name: 'spy',
-    consume(_k: string, a: RateLimitAlgorithm) {
-      algorithm = a;
-      return { allowed: true, limit: 1, remaining: 0, resetMs: 0, retryAfterMs: 0, store: 'spy' };
-    },
-    peek: () => ({ allowed: true, limit: 1, remaining: 0, resetMs: 0, retryAfterMs: 0, store: 'spy' }),
-    refund: () => undefined,
-    reset: () => undefined,
-  };
-  void quota({ ...options, store: spy }).consume('x');
-  return algorithm!;
-}
 
 /** Parses a stored value into the TypeScript state tuple it stands for. */
 function parseStored(kind: RateLimitAlgorithm['kind'], value: string): number[] {

@@ -13,6 +13,7 @@ import { quota } from '../../../../src/ratelimit/quota/quota.js';
 import { rateLimiter } from '../../../../src/ratelimit/rate-limiter.js';
 import { redisStore, type RedisStoreOptions } from '../../../../src/ratelimit/redis/redis-store.js';
 import { hashSlot } from '../../../../src/ratelimit/redis/slot.js';
+import { calendarOf } from '../../../support/calendar.js';
 import { capture, flush, stateOf } from '../../../support/helpers.js';
 import { badCounts, expectRejected, type Row } from '../../../support/options.js';
 import { admitAll, FakeClient, reply } from './fake-client.js';
@@ -443,6 +444,16 @@ describe('the breaker around Redis', () => {
     expect(() => store.consume('a', fw, cost)).toThrow(/cost/);
     expect(() => store.peek('a', fw, cost)).toThrow(/cost/);
     if (cost < 11) await expect(store.refund('a', fw, cost)).rejects.toThrow(/cost/);
+    await flush();
+    expect(client.calls).toHaveLength(0);
+  });
+
+  it('rejects such a cost even for an algorithm whose own check lets it through (a calendar quota checks only the limit)', async () => {
+    const { client, store } = setup();
+    const calendar = calendarOf({ limit: 50, period: 'day', timeZone: 'UTC' });
+    expect(() => calendar.peek(undefined, Date.now(), 1.5)).not.toThrow();
+    expect(() => store.consume('t', calendar, 1.5)).toThrow(/redisStore: "cost" must be a whole number from 1 to 50, got 1.5/);
+    expect(() => store.peek('t', calendar, 0)).toThrow(/redisStore: "cost"/);
     await flush();
     expect(client.calls).toHaveLength(0);
   });
