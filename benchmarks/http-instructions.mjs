@@ -2,13 +2,16 @@
 // differences the shared machine's timing cannot resolve (what a hook, two headers or a limiter
 // adds to a bare Fastify request). Each variant is http-server.mjs run under
 // `valgrind --tool=callgrind --separate-threads=yes`; a client in this process makes --warmup
-// keep-alive requests (--concurrency at a time, 8 unless told), callgrind's counters are zeroed, --requests more are made,
-// and the counters are dumped. The figure is the main thread's instructions ÷ requests: the JS and
+// keep-alive requests (--concurrency at a time, 8 unless told), callgrind's counters are zeroed,
+// --requests more are made, and the counters are dumped. The figure is the main thread's instructions ÷ requests: the JS and
 // the HTTP work. V8's helper threads (parallel GC, concurrent compiling) are shown apart. With a
 // short warm-up (4,000 requests) the main thread's count moved by up to 2 % between runs, as code
 // was still being optimised; 12,000 warm-up requests let it settle.
 //
-//   npm run build && node benchmarks/http-instructions.mjs [--filter REGEX] [--requests 4000] [--warmup 12000] [--concurrency 8]
+//   npm run build && node benchmarks/http-instructions.mjs [--filter REGEX] [--requests 4000] [--warmup 12000] [--concurrency 8] [--keep DIR]
+//
+// --keep DIR saves each variant's main-thread dump and V8's map of its compiled code (node runs
+// with --perf-basic-prof, which adds a little to the counts) for benchmarks/callgrind-jit.mjs.
 //
 // Needs valgrind (apt-get install -y valgrind). The Redis variants (run only when --filter names
 // them) also need redis-server: one is started here, on a free loopback port, and killed at the
@@ -137,6 +140,7 @@ async function measure(id) {
   } finally {
     child.kill('SIGKILL');
     await new Promise((resolve) => (child.exitCode !== null || child.signalCode !== null ? resolve() : child.once('exit', resolve)));
+    if (args.keep) rmSync(`/tmp/perf-${child.pid}.map`, { force: true });
     rmSync(dir, { recursive: true, force: true });
   }
 }
