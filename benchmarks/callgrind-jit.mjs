@@ -102,9 +102,10 @@ function selfCost(base) {
 function groupOf(name) {
   if (/^(JS|LazyCompile|Function):/.test(name) || /^[*~^]/.test(name)) {
     if (/node_modules\/(ioredis|redis-parser|denque|standard-as-callback|cluster-key-slot)\//.test(name)) return 'ioredis';
+    if (/node_modules\/(@fastify\/rate-limit|express-rate-limit|rate-limit-redis|rate-limiter-flexible)\//.test(name)) return 'peer limiter';
     if (/node_modules\/(fastify|find-my-way|avvio|@fastify|light-my-request|fast-json-stringify|abstract-logging|pino)/.test(name)) return 'Fastify';
-    if (/node_modules\/@?ioredis|node_modules\/rate-limit|node_modules\/@fastify\/rate-limit/.test(name)) return 'peer limiter';
-    if (/\/dist\//.test(name)) return 'bulwark';
+    if (/node_modules\/(express|router|body-parser|finalhandler|send|serve-static|path-to-regexp)\//.test(name)) return 'Express';
+    if (/\/dist\//.test(name) && !/node_modules/.test(name)) return 'bulwark';
     if (/node:/.test(name)) return "Node's JS";
     return 'other JS';
   }
