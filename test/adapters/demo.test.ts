@@ -1,26 +1,16 @@
 // `npm run demo` is the project's main job: this runs it (on the built package, as the npm script
 // does after building) with the memory store and with Redis, and checks what its table reports —
 // so the demo cannot silently stop showing what it claims.
-import { spawn } from 'node:child_process';
 import { resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startRedis, type RedisServer } from '../integration/support/redis.js';
+import { runNode } from '../support/run-node.js';
 
 const root = resolve(import.meta.dirname, '../..');
 
-function runDemo(env: Record<string, string>): Promise<{ code: number | null; out: string }> {
-  return new Promise((done, fail) => {
-    const child = spawn(process.execPath, ['demo/main.mjs'], { cwd: root, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    child.stdout.on('data', (chunk: Buffer) => (out += chunk));
-    child.stderr.on('data', (chunk: Buffer) => (out += chunk));
-    const guard = setTimeout(() => child.kill('SIGKILL'), 55_000);
-    child.once('error', fail);
-    child.once('exit', (code) => {
-      clearTimeout(guard);
-      done({ code, out });
-    });
-  });
+async function runDemo(env: Record<string, string>): Promise<{ code: number | null; out: string }> {
+  const { code, output } = await runNode('demo/main.mjs', [], { cwd: root, env, killAfterMs: 55_000 });
+  return { code, out: output };
 }
 
 /** The value column of the demo's final table, by mechanism. */

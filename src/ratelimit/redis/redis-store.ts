@@ -159,8 +159,12 @@ function answersAll(reply: readonly unknown[], operations: number): boolean {
   return at === reply.length;
 }
 
-/** Throws for a cost that is not a whole number from 1 to `max`: the algorithm's own error where it has one. */
-function badCost(algorithm: RateLimitAlgorithm, cost: number, max: number): never {
+/**
+ * Throws for a cost that is not a whole number from 1 to `max` (the costs of a batch travel as one
+ * string of whole numbers): the algorithm's own error where it has one.
+ */
+function checkCost(algorithm: RateLimitAlgorithm, cost: number, max: number): void {
+  if (Number.isInteger(cost) && cost >= 1 && cost <= max) return;
   algorithm.peek(undefined, Date.now(), cost);
   throw new RangeError(`redisStore: "cost" must be a whole number from 1 to ${max}, got ${show(cost)}`);
 }
@@ -257,8 +261,7 @@ export class RedisStore implements RateLimitStore {
 
   consume(key: string, algorithm: RateLimitAlgorithm, cost: number, signal?: AbortSignal): LimiterDecision | Promise<LimiterDecision> {
     const lane = this.lane(algorithm);
-    // Whole units only: the costs of a batch travel as one string of whole numbers.
-    if (!(Number.isInteger(cost) && cost >= 1 && cost <= lane.plan.maxCost)) badCost(algorithm, cost, lane.plan.maxCost);
+    checkCost(algorithm, cost, lane.plan.maxCost);
     if (this.denied !== undefined) {
       const cached = this.deniedLocally(key, cost);
       if (cached !== undefined) return cached;
@@ -272,7 +275,7 @@ export class RedisStore implements RateLimitStore {
 
   peek(key: string, algorithm: RateLimitAlgorithm, cost: number): LimiterDecision | Promise<LimiterDecision> {
     const lane = this.lane(algorithm);
-    if (!(Number.isInteger(cost) && cost >= 1 && cost <= lane.plan.maxCost)) badCost(algorithm, cost, lane.plan.maxCost);
+    checkCost(algorithm, cost, lane.plan.maxCost);
     if (!this.admitsCalls()) return this.fallbackDecision(lane, key, cost, OP_PEEK);
     return this.enqueue(lane, key, OP_PEEK, cost, undefined) as Promise<LimiterDecision>;
   }

@@ -2,32 +2,18 @@
 // Prometheus scrapes a real demo run, and every panel the demo exercises gets series from
 // Prometheus's query API. (It draws from the built package, as `npm run demo` does: `npm test`
 // builds first.)
-import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { runNode } from '../../support/run-node.js';
 
 const root = resolve(import.meta.dirname, '../../..');
 const scratch = mkdtempSync(join(tmpdir(), 'bulwark-capture-test-'));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 
 function runCapture(out: string): Promise<{ code: number | null; output: string }> {
-  return new Promise((done, fail) => {
-    const child = spawn(process.execPath, [join(root, 'observability', 'capture.mjs'), '--out', out], {
-      cwd: root,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let output = '';
-    child.stdout.on('data', (chunk: Buffer) => (output += chunk));
-    child.stderr.on('data', (chunk: Buffer) => (output += chunk));
-    const guard = setTimeout(() => child.kill('SIGKILL'), 110_000);
-    child.once('error', fail);
-    child.once('exit', (code) => {
-      clearTimeout(guard);
-      done({ code, output });
-    });
-  });
+  return runNode(join(root, 'observability', 'capture.mjs'), ['--out', out], { cwd: root, killAfterMs: 110_000 });
 }
 
 describe('observability/capture.mjs', () => {

@@ -206,11 +206,12 @@ describe('the memory and Redis stores give the same decisions for the same opera
   });
 
   // Long windows, so that the few ms between the two runs cannot change a decision.
-  it.each<[string, () => RateLimitAlgorithm]>([
+  const longWindows: [string, () => RateLimitAlgorithm][] = [
     ['gcra', () => gcra({ limit: 20, periodMs: 86_400_000, burst: 12 })],
     ['slidingWindow', () => slidingWindow({ limit: 25, windowMs: 86_400_000 })],
     ['fixedWindow', () => fixedWindow({ limit: 25, windowMs: 86_400_000 })],
-  ])('%s', async (name, build) => {
+  ];
+  it.each(longWindows)('%s', async (name, build) => {
     const random = seededRandom(name.length);
     const ops = Array.from({ length: 300 }, () => ({
       key: `user-${between(random, 0, 3)}{}:`,
@@ -240,11 +241,7 @@ describe('the memory and Redis stores give the same decisions for the same opera
 
   // The same, with the operations sent in groups of 1 to 12 in one tick: the Redis store sends each
   // group as one script call, with a mix of admissions, denials, peeks and refunds in its reply.
-  it.each<[string, () => RateLimitAlgorithm]>([
-    ['gcra', () => gcra({ limit: 20, periodMs: 86_400_000, burst: 12 })],
-    ['slidingWindow', () => slidingWindow({ limit: 25, windowMs: 86_400_000 })],
-    ['fixedWindow', () => fixedWindow({ limit: 25, windowMs: 86_400_000 })],
-  ])('%s, in batches', async (name, build) => {
+  it.each(longWindows)('%s, in batches', async (name, build) => {
     const random = seededRandom(name.length + 1);
     const groups = Array.from({ length: 40 }, () =>
       Array.from({ length: between(random, 1, 12) }, () => ({
