@@ -45,7 +45,7 @@ export class BulkheadPolicy extends PolicyBase {
   private waiting = 0;
   private head: Waiter | undefined = undefined;
   private tail: Waiter | undefined = undefined;
-  private readonly rejected = new EventEmitter<BulkheadRejectedEvent>();
+  private readonly rejected = new EventEmitter<BulkheadRejectedEvent>(() => this.name);
 
   constructor(options?: BulkheadOptions) {
     super();

@@ -1,4 +1,5 @@
 import { type Backoff, isBackoff, nextDelay } from '../backoff/backoff.js';
+import { reportCallbackError } from '../core/callback-error.js';
 import { type Clock, systemClock } from '../core/clock.js';
 import type { Context } from '../core/context.js';
 import { circuitRejectedChannel, circuitStateChannel } from '../core/diagnostics.js';
@@ -118,7 +119,7 @@ export class CircuitBreakerPolicy extends PolicyBase {
   private readonly openDelay: (opens: number, previous: number) => number;
   private readonly halfOpenMaxCalls: number;
   private readonly probeTimeoutMs: number;
-  private readonly stateChanged = new EventEmitter<StateChangeEvent>();
+  private readonly stateChanged = new EventEmitter<StateChangeEvent>(() => this.name);
 
   /** Consecutive opens without a close. */
   private opens = 0;
@@ -291,16 +292,15 @@ export class CircuitBreakerPolicy extends PolicyBase {
 
   /**
    * Asks `handle` whether an error counts. A `handle` that throws must not leave the breaker in a
-   * half-updated state (a probe slot taken forever) nor become an unhandled rejection: the error
-   * counts, and the throw is rethrown on a microtask, as event listeners' errors are.
+   * half-updated state (a probe slot taken forever) nor reach the process as an uncaught
+   * exception: the error counts, the call still rejects with it, and the throw is reported on
+   * `bulwark:callback:error`, as event listeners' errors are.
    */
   private counts(error: unknown): boolean {
     try {
       return this.handle(error);
     } catch (err) {
-      queueMicrotask(() => {
-        throw err;
-      });
+      reportCallbackError(this.name, 'handle', err);
       return true;
     }
   }

@@ -40,6 +40,12 @@ export const channelNames = {
   healthCheck: 'bulwark:health:check',
   /** Graceful shutdown moved to a phase: `{ phase, signal }` (`'draining' | 'closing' | 'hooks' | 'exiting'`). */
   shutdownPhase: 'bulwark:health:shutdown',
+  /**
+   * A user's function threw where no call could reject with it (an event listener, a breaker's
+   * `handle`): `{ policy, callback, error }`. With no subscriber, one process warning per policy
+   * and callback is emitted instead.
+   */
+  callbackError: 'bulwark:callback:error',
   /** The fetch adapter moved a request to another endpoint: `{ policy, from, to, reason }` (endpoint origins as configured). */
   fetchFailover: 'bulwark:fetch:failover',
 } as const;

@@ -1,3 +1,5 @@
+import { reportCallbackError } from './callback-error.js';
+
 /**
  * Something that can be released: the return value of every `onX(listener)` and of
  * `breaker.isolate()`. Works with `using` where the runtime supports it.
@@ -41,6 +43,9 @@ export type EventSubscriber<T> = (listener: (event: T) => void) => Disposable;
 export class EventEmitter<T> {
   #listeners: ((event: T) => void)[] = [];
 
+  /** @param owner names the policy in reports of a listener that throws (a function when the name is set later). */
+  constructor(private readonly owner: string | (() => string) = 'bulwark') {}
+
   /** True when at least one listener is registered. */
   get active(): boolean {
     return this.#listeners.length > 0;
@@ -60,17 +65,16 @@ export class EventEmitter<T> {
   };
 
   /**
-   * Calls every listener. A listener that throws does not stop the others nor corrupt the
-   * policy: its error is rethrown on a later microtask, where it surfaces as uncaught.
+   * Calls every listener. A listener that throws does not stop the others, corrupt the policy or
+   * reach the process as an uncaught exception: its error is reported on
+   * `bulwark:callback:error` (see {@link reportCallbackError}).
    */
   emit(event: T): void {
     for (const listener of this.#listeners) {
       try {
         listener(event);
       } catch (err) {
-        queueMicrotask(() => {
-          throw err;
-        });
+        reportCallbackError(typeof this.owner === 'string' ? this.owner : this.owner(), 'listener', err);
       }
     }
   }

@@ -1,3 +1,4 @@
+export type { CallbackErrorMessage } from './callback-error.js';
 export { ManualClock, systemClock, wallClock, type Clock, type TimerHandle } from './clock.js';
 export type { ExecutionContext } from './context.js';
 export { channelNames, type ExecuteMessage } from './diagnostics.js';

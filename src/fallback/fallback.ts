@@ -36,7 +36,7 @@ export class FallbackPolicy<R> extends PolicyBase<R> {
 
   private readonly source: FallbackSource<R>;
   private readonly handle: (error: unknown) => boolean;
-  private readonly used = new EventEmitter<FallbackEvent>();
+  private readonly used = new EventEmitter<FallbackEvent>(() => this.name);
 
   constructor(source: FallbackSource<R>, options?: FallbackOptions) {
     super();

@@ -163,7 +163,7 @@ export class HedgePolicy extends PolicyBase {
 
   private readonly clock: Clock;
   private readonly queue: DeadlineQueue;
-  private readonly started = new EventEmitter<HedgeEvent>();
+  private readonly started = new EventEmitter<HedgeEvent>(() => this.name);
 
   constructor(options: HedgeOptions) {
     super();

@@ -170,7 +170,7 @@ export class BottleneckPolicy extends PolicyBase {
 
   private readonly engine: Engine;
   private readonly jobOptions: JobOptions | undefined;
-  private readonly rejected = new EventEmitter<BottleneckRejectedEvent>();
+  private readonly rejected = new EventEmitter<BottleneckRejectedEvent>(() => this.name);
 
   /** Use {@link fromBottleneck}, which checks its arguments. */
   constructor(limiter: BottleneckLimiter, name: string, priority: number | undefined, weight: number | undefined) {

@@ -186,10 +186,10 @@ export class OpossumPolicy<R = never> extends PolicyBase<R> {
   readonly onFallback: EventSubscriber<OpossumFallbackEvent>;
 
   private readonly engine: Engine;
-  private readonly stateChanged = new EventEmitter<OpossumStateChangeEvent>();
-  private readonly refusedEvents = new EventEmitter<OpossumRejectedEvent>();
-  private readonly timedOut = new EventEmitter<OpossumTimeoutEvent>();
-  private readonly fellBack = new EventEmitter<OpossumFallbackEvent>();
+  private readonly stateChanged = new EventEmitter<OpossumStateChangeEvent>(() => this.name);
+  private readonly refusedEvents = new EventEmitter<OpossumRejectedEvent>(() => this.name);
+  private readonly timedOut = new EventEmitter<OpossumTimeoutEvent>(() => this.name);
+  private readonly fellBack = new EventEmitter<OpossumFallbackEvent>(() => this.name);
   /** The state as last reported, to give each change its `from`. */
   private current: Exclude<OpossumCircuitState, 'shutdown'>;
   /** When the breaker last opened; undefined if it opened before it was wrapped. */

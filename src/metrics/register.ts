@@ -323,6 +323,13 @@ export function registerMetrics(registry: Registry<RegistryContentType>, options
     registers: [],
   });
 
+  const callbackErrors = new Counter({
+    name: name('callback_errors_total'),
+    help: "Throws from users' functions that no call could reject with (event listeners, a breaker's handle), by policy and function.",
+    labelNames: ['policy', 'callback'],
+    registers: [],
+  });
+
   const metrics = [
     circuitState,
     executions,
@@ -341,6 +348,7 @@ export function registerMetrics(registry: Registry<RegistryContentType>, options
     healthStatus,
     healthDuration,
     failovers,
+    callbackErrors,
   ] as const;
   const names = metrics.map((m) => (m as unknown as { name: string }).name);
   const taken = names.filter((n) => registry.getSingleMetric(n) !== undefined);
@@ -447,6 +455,7 @@ export function registerMetrics(registry: Registry<RegistryContentType>, options
       },
     ],
     [channelNames.fetchFailover, (m) => failovers.inc({ policy: label(m.policy), reason: label(m.reason) })],
+    [channelNames.callbackError, (m) => callbackErrors.inc({ policy: label(m.policy), callback: label(m.callback) })],
   ];
 
   for (const metric of metrics) registry.registerMetric(metric as Metric);

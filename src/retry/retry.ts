@@ -98,8 +98,8 @@ export class RetryPolicy extends PolicyBase {
   private readonly handle: (error: unknown) => boolean;
   private readonly budget: RetryBudget | undefined;
   private readonly clock: Clock;
-  private readonly retried = new EventEmitter<RetryEvent>();
-  private readonly gaveUp = new EventEmitter<GiveUpEvent>();
+  private readonly retried = new EventEmitter<RetryEvent>(() => this.name);
+  private readonly gaveUp = new EventEmitter<GiveUpEvent>(() => this.name);
 
   constructor(options?: RetryOptions) {
     super();

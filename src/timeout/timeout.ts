@@ -129,7 +129,7 @@ export class TimeoutPolicy extends PolicyBase {
   readonly queue: DeadlineQueue;
 
   private readonly clock: Clock;
-  private readonly timedOut = new EventEmitter<TimeoutEvent>();
+  private readonly timedOut = new EventEmitter<TimeoutEvent>(() => this.name);
 
   constructor(ms: number, options?: TimeoutOptions) {
     super();

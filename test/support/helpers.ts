@@ -1,4 +1,6 @@
+import diagnosticsChannel from 'node:diagnostics_channel';
 import { getEventListeners } from 'node:events';
+import { channelNames, type CallbackErrorMessage } from '../../src/core/index.js';
 import { vi } from 'vitest';
 
 /** Number of 'abort' listeners on a signal (to check that nothing is left behind). */
@@ -83,10 +85,16 @@ export function countAbortControllers(): { readonly count: number } {
  * Holds back what is deferred with queueMicrotask (such as an error rethrown outside a policy)
  * so the test can inspect it. The caller undoes it with `vi.restoreAllMocks()`.
  */
-export function captureMicrotasks(): (() => void)[] {
-  const queued: (() => void)[] = [];
-  vi.spyOn(globalThis, 'queueMicrotask').mockImplementation((callback: () => void) => {
-    queued.push(callback);
-  });
-  return queued;
+/**
+ * Collects what is published on `bulwark:callback:error` until `stop()` (a user's function that
+ * threw where no call could reject with it).
+ */
+export function captureCallbackErrors(): { readonly messages: CallbackErrorMessage[]; stop(): void } {
+  const messages: CallbackErrorMessage[] = [];
+  const onMessage = (message: unknown): void => {
+    messages.push(message as CallbackErrorMessage);
+  };
+  diagnosticsChannel.subscribe(channelNames.callbackError, onMessage);
+  return { messages, stop: () => diagnosticsChannel.unsubscribe(channelNames.callbackError, onMessage) };
 }
+

@@ -273,7 +273,7 @@ class ResilientFetcher {
   readonly settings: Settings;
   readonly endpoints: readonly Endpoint[];
   readonly endpointTargets: readonly Target[];
-  readonly failedOver = new EventEmitter<FailoverEvent>();
+  readonly failedOver = new EventEmitter<FailoverEvent>('fetch');
   private readonly origins = new Map<string, Target>();
   private readonly maxOrigins: number;
   private readonly makeBreaker: ((origin: string) => CircuitBreakerPolicy) | undefined;

@@ -57,7 +57,11 @@ export async function exerciseEverything(): Promise<{ breakers: ReturnType<typeo
   const boom = (): Promise<never> => Promise.reject(new Error('down'));
 
   const breaker = circuitBreaker({ name: 'payments', breaker: consecutive(1), halfOpenAfterMs: 1_000, clock });
+  const faulty = breaker.onStateChange(() => {
+    throw new Error('a listener with a bug');
+  });
   await breaker.execute(boom).catch(() => {});
+  faulty.dispose();
   await breaker.execute(() => 1).catch(() => {});
 
   const r = retry({ name: 'upstream', maxAttempts: 2, backoff: constant(0), clock });

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { EventEmitter, toDisposable } from '../../../src/index.js';
-import { captureMicrotasks } from '../../support/helpers.js';
+import { captureCallbackErrors } from '../../support/helpers.js';
 
 afterEach(() => {
   vi.restoreAllMocks();
@@ -132,9 +132,11 @@ describe('EventEmitter', () => {
     expect(emitter.active).toBe(false);
   });
 
-  it('keeps calling the other listeners when one throws, and rethrows its error on a later microtask', () => {
-    const queued = captureMicrotasks();
-    const emitter = new EventEmitter<number>();
+  // Regression (issue 11, row C5): a throwing listener's error was rethrown on a microtask, an
+  // uncaught exception that stops a server with no handler.
+  it('keeps calling the other listeners when one throws, and reports its error on bulwark:callback:error', () => {
+    const reports = captureCallbackErrors();
+    const emitter = new EventEmitter<number>('orders-db');
     const boom = new Error('listener broke');
     const before = vi.fn();
     const after = vi.fn();
@@ -146,23 +148,49 @@ describe('EventEmitter', () => {
     expect(() => emitter.emit(7)).not.toThrow();
     expect(before).toHaveBeenCalledWith(7);
     expect(after).toHaveBeenCalledWith(7);
-    expect(queued).toHaveLength(1);
-    expect(() => queued[0]!()).toThrow(boom);
+    expect(reports.messages).toEqual([{ policy: 'orders-db', callback: 'listener', error: boom }]);
+    reports.stop();
   });
 
-  it('rethrows the error of each throwing listener separately', () => {
-    const queued = captureMicrotasks();
-    const emitter = new EventEmitter<number>();
+  it('reports the error of each throwing listener separately, naming the owner given as a function', () => {
+    const reports = captureCallbackErrors();
+    let name = 'before';
+    const emitter = new EventEmitter<number>(() => name);
     emitter.subscribe(() => {
       throw new Error('first');
     });
     emitter.subscribe(() => {
       throw new Error('second');
     });
+    name = 'payments';
     emitter.emit(1);
-    expect(queued).toHaveLength(2);
-    expect(() => queued[0]!()).toThrow('first');
-    expect(() => queued[1]!()).toThrow('second');
+    expect(reports.messages.map((m) => [m.policy, (m.error as Error).message])).toEqual([
+      ['payments', 'first'],
+      ['payments', 'second'],
+    ]);
+    reports.stop();
+  });
+
+  it('with nobody subscribed, warns the process once per owner and callback, never throwing', () => {
+    const warnings: Error[] = [];
+    const onWarning = (w: Error): void => {
+      warnings.push(w);
+    };
+    process.on('warning', onWarning);
+    const spy = vi.spyOn(process, 'emitWarning');
+    try {
+      const emitter = new EventEmitter<number>('warn-once-owner');
+      emitter.subscribe(() => {
+        throw new Error('again and again');
+      });
+      for (let i = 0; i < 5; i++) expect(() => emitter.emit(i)).not.toThrow();
+      expect(spy).toHaveBeenCalledTimes(1);
+      expect(String(spy.mock.calls[0]![0])).toContain('warn-once-owner: a listener threw (Error: again and again)');
+      expect(spy.mock.calls[0]![1]).toEqual({ code: 'BULWARK_CALLBACK_ERROR' });
+    } finally {
+      spy.mockRestore();
+      process.off('warning', onWarning);
+    }
   });
 
   it('exposes subscribe as a bound function, so it can be handed out on its own', () => {
