@@ -19,7 +19,10 @@ export type HealthMiddleware = (req: IncomingMessage, res: ServerResponse, next:
 /**
  * Express 4/5 middleware serving `/livez`, `/readyz`, `/startupz` and `/healthz` (after `prefix`,
  * relative to where it is mounted): 200 or 503, `Cache-Control: no-store`, JSON; per-check
- * results with `?verbose`. Other requests go to `next()`.
+ * results only when `verbose` allows; `/readyz/<check>` (and so on) for one check, 404 for a
+ * name the probe does not have. Other requests go to `next()`. The prefixed paths are registered
+ * as served by bulwark (never limited or shed); mounted below a path (`app.use('/ops', ...)`),
+ * the limiter sees `/ops/readyz`, so use `prefix` instead, or `registerServedPath('/ops/readyz')`.
  * @example
  * app.use(healthMiddleware(h, { prefix: '/ops' }));
  */
@@ -32,6 +35,6 @@ export function healthMiddleware(h: Health, options?: HealthMiddlewareOptions): 
       next();
       return;
     }
-    respond(h, match.route, match.verbose).then((answer) => writeResponse(res, req.method, answer), next);
+    respond(h, match.route, match.verbose, match.check).then((answer) => writeResponse(res, req.method, answer), next);
   };
 }
