@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Health } from './health.js';
-import { assertHealth, matchRoute, resolveRoutes, respond, writeResponse, type HealthRoutesOptions } from './routes.js';
+import { matchRoute, respond, serveHealth, writeResponse, type HealthRoutesOptions } from './routes.js';
 
 /**
  * Options of {@link healthHandler}.
@@ -32,8 +32,7 @@ export type HealthRequestHandler = (req: IncomingMessage, res: ServerResponse, n
  * });
  */
 export function healthHandler(h: Health, options?: HealthHandlerOptions): HealthRequestHandler {
-  assertHealth('healthHandler', h);
-  const routes = resolveRoutes('healthHandler', options);
+  const routes = serveHealth('healthHandler', h, options);
   return (req, res, next) => {
     const match = matchRoute(routes, req.method, req.url);
     if (match === undefined) {

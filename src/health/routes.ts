@@ -3,6 +3,7 @@
 // of fields, so an error's message, stack or socket address can never end up in one.
 import { checkOptions, enumOption, show } from '../core/validate.js';
 import type { Health } from './health.js';
+import { registerServedHealth } from './served-health.js';
 import { registerServedPath } from './served-paths.js';
 import type { HealthReport, Probe } from './types.js';
 
@@ -60,6 +61,17 @@ export function assertHealth(owner: string, h: unknown): asserts h is Health {
   ) {
     throw new TypeError(`${owner}: expected a health() instance, got ${show(h)}`);
   }
+}
+
+/**
+ * What every probe route does when it is made: checks `h` and the options, builds the path table,
+ * and notes `h` as served (a gracefulShutdown without `health` fails its readiness).
+ */
+export function serveHealth(owner: string, h: unknown, options: HealthRoutesOptions | undefined): ResolvedRoutes {
+  assertHealth(owner, h);
+  const routes = resolveRoutes(owner, options);
+  registerServedHealth(h);
+  return routes;
 }
 
 /** Validates the shared options and builds the path table. */

@@ -190,6 +190,21 @@ describe('healthHandler (node:http)', () => {
     }
   });
 
+  it('without a health given, the shutdown still fails the /readyz it serves during the drain (regression: the log said so, /readyz said 200)', async () => {
+    const hh = health();
+    const port = await serve(hh);
+    const lines: string[] = [];
+    const stopper = gracefulShutdown(server!, { signals: [], exit: false, drainDelayMs: 300, closeTimeoutMs: 1000, log: (l) => lines.push(l) });
+    expect((await get(port, '/readyz')).status).toBe(200);
+    const done = stopper.shutdown();
+    const during = await get(port, '/readyz');
+    expect(during.status).toBe(503);
+    expect(during.headers.connection).toBe('close');
+    expect((await get(port, '/livez')).status).toBe(200);
+    expect(lines[0]).toMatch(/^shutdown: readiness failing \(/);
+    expect((await done).exitCode).toBe(0);
+  });
+
   it('F13: the event loop blocked for 2 s shows in the probes, then clears; other checks are unharmed', async () => {
     let dbCalls = 0;
     const port = await serve(

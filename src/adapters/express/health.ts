@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Health } from '../../health/health.js';
-import { assertHealth, matchRoute, resolveRoutes, respond, writeResponse, type HealthRoutesOptions } from '../../health/routes.js';
+import { matchRoute, respond, serveHealth, writeResponse, type HealthRoutesOptions } from '../../health/routes.js';
 
 /**
  * Options of {@link healthMiddleware}.
@@ -27,8 +27,7 @@ export type HealthMiddleware = (req: IncomingMessage, res: ServerResponse, next:
  * app.use(healthMiddleware(h, { prefix: '/ops' }));
  */
 export function healthMiddleware(h: Health, options?: HealthMiddlewareOptions): HealthMiddleware {
-  assertHealth('healthMiddleware', h);
-  const routes = resolveRoutes('healthMiddleware', options);
+  const routes = serveHealth('healthMiddleware', h, options);
   return (req, res, next) => {
     const match = matchRoute(routes, req.method, req.url);
     if (match === undefined) {

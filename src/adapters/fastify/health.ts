@@ -1,5 +1,5 @@
 import type { Health } from '../../health/health.js';
-import { assertHealth, isVerbose, resolveRoutes, respond, type HealthRoutesOptions } from '../../health/routes.js';
+import { assertHealth, isVerbose, respond, serveHealth, type HealthRoutesOptions } from '../../health/routes.js';
 
 /**
  * Options of {@link healthPlugin}.
@@ -60,7 +60,7 @@ export function healthPlugin(app: HealthFastifyInstance, options: HealthPluginOp
   try {
     const { health: h, ...rest } = options ?? ({} as HealthPluginOptions);
     assertHealth('healthPlugin: option "health"', h);
-    const routes = resolveRoutes('healthPlugin', rest);
+    const routes = serveHealth('healthPlugin', h, rest);
     for (const [url, route] of routes.paths) {
       // The router may send other spellings here (ignoreTrailingSlash, caseSensitive: false):
       // read only the query from the request's URL.
