@@ -51,7 +51,7 @@ const EMPTY: Readonly<Record<string, CheckResult>> = Object.freeze({});
  * Default timeout of a check, in ms: half the kubelet's default probe timeout (`timeoutSeconds: 1`),
  * leaving the other half for the request, the event loop's lag and the probe's own bookkeeping.
  */
-export const DEFAULT_CHECK_TIMEOUT_MS = 500;
+const DEFAULT_CHECK_TIMEOUT_MS = 500;
 
 /**
  * The probe a route asks about: one of the three, or `'summary'` (`/healthz`, every check).

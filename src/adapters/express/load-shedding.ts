@@ -1,6 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import { overloadedProblem, PROBLEM_CONTENT_TYPE } from '../../http/problem.js';
-import { sheddingSetup, type LoadSheddingAdapterOptions, type LoadSheddingOptions } from '../../http/shedding.js';
+import { sheddingSetup, type LoadSheddingOptions } from '../../http/shedding.js';
 import type { LoadShedder } from '../../shedding/load-shedder.js';
 import type { BulwarkMiddleware } from './rate-limit.js';
 
@@ -22,13 +22,6 @@ export interface LoadSheddingMiddleware extends BulwarkMiddleware {
  * const options: LoadSheddingMiddlewareOptions = { shedder, skip: (req) => req.url === '/admin/status' };
  */
 export type LoadSheddingMiddlewareOptions = LoadSheddingOptions<IncomingMessage>;
-
-/**
- * The middleware's own options (`skip`, `exemptProbes`), beside a shedder or its options.
- * @example
- * const own: LoadSheddingMiddlewareAdapterOptions = { exemptProbes: true };
- */
-export type LoadSheddingMiddlewareAdapterOptions = LoadSheddingAdapterOptions<IncomingMessage>;
 
 /**
  * Express 4/5 middleware that answers 503 with `Retry-After` and an `application/problem+json`
