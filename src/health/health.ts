@@ -22,7 +22,13 @@ import type {
 export interface HealthOptions {
   /** The checks, each with a unique name. @default [] */
   readonly checks?: readonly HealthCheck[];
-  /** Timeout of a check that sets none. @default 1000 */
+  /**
+   * Timeout of a check that sets none. Half the kubelet's default probe timeout (1 s), so that a
+   * hung check fails the probe with a 503 the kubelet reads, rather than the kubelet giving up on
+   * the request (checks of one probe run at once, so a probe takes about its slowest check). Keep
+   * every check's timeout below the `timeoutSeconds` of the probes it takes part in.
+   * @default 500
+   */
   readonly timeoutMs?: number;
   /** How long a check's result is reused when the check sets no `cacheMs`. @default 0 (runs on every probe) */
   readonly cacheMs?: number;
@@ -40,6 +46,19 @@ const OWNER = 'health';
 const PROBES: readonly Probe[] = ['live', 'ready', 'startup'];
 const CHECK_KEYS = ['name', 'check', 'timeoutMs', 'cacheMs', 'critical', 'probes', 'close'] as const;
 const EMPTY: Readonly<Record<string, CheckResult>> = Object.freeze({});
+
+/**
+ * Default timeout of a check, in ms: half the kubelet's default probe timeout (`timeoutSeconds: 1`),
+ * leaving the other half for the request, the event loop's lag and the probe's own bookkeeping.
+ */
+const DEFAULT_CHECK_TIMEOUT_MS = 500;
+
+/**
+ * The probe a route asks about: one of the three, or `'summary'` (`/healthz`, every check).
+ * @example
+ * const r = await h.runCheck('db', 'ready' satisfies ProbeOrSummary);
+ */
+export type ProbeOrSummary = Probe | 'summary';
 
 interface Entry {
   readonly name: string;
@@ -64,6 +83,7 @@ interface Entry {
  */
 export class Health {
   readonly #entries: readonly Entry[];
+  readonly #byName: ReadonlyMap<string, Entry>;
   readonly #clock: Clock;
   readonly #waitForStarted: boolean;
   #started = false;
@@ -72,7 +92,7 @@ export class Health {
   constructor(options?: HealthOptions) {
     const o = checkOptions(OWNER, options, ['checks', 'timeoutMs', 'cacheMs', 'waitForStarted', 'clock']);
     this.#clock = clockOption(OWNER, o.clock, systemClock);
-    const timeoutMs = durationOption(OWNER, 'timeoutMs', o.timeoutMs, 1000, { exclusiveMin: true });
+    const timeoutMs = durationOption(OWNER, 'timeoutMs', o.timeoutMs, DEFAULT_CHECK_TIMEOUT_MS, { exclusiveMin: true });
     const cacheMs = durationOption(OWNER, 'cacheMs', o.cacheMs, 0);
     if (o.waitForStarted !== undefined && typeof o.waitForStarted !== 'boolean') {
       throw new TypeError(`${OWNER}: option "waitForStarted" must be a boolean, got ${show(o.waitForStarted)}`);
@@ -91,6 +111,7 @@ export class Health {
       seen.add(entry.name);
       return entry;
     });
+    this.#byName = new Map(this.#entries.map((e) => [e.name, e]));
   }
 
   /** True once startup has completed (it never un-completes). */
@@ -144,15 +165,7 @@ export class Health {
    * if ((await h.readiness()).status === 'fail') console.log('not ready');
    */
   async readiness(): Promise<HealthReport> {
-    if (this.#shuttingDown) return { status: 'fail', state: 'shutting-down', checks: EMPTY };
-    if (!this.#started) {
-      const startup = await this.startup();
-      if (startup.status === 'fail') return { status: 'fail', state: 'starting', checks: startup.checks };
-    }
-    const report = await this.#run('ready');
-    // Shutdown may have begun while the checks ran: the answer must not say ready.
-    if (this.#shuttingDown) return { status: 'fail', state: 'shutting-down', checks: report.checks };
-    return report;
+    return this.#readiness(undefined);
   }
 
   /**
@@ -175,17 +188,42 @@ export class Health {
    * const report = await h.summary();
    */
   async summary(): Promise<HealthReport> {
-    const report = await this.#run(undefined);
-    if (!this.#started && !this.#waitForStarted) {
-      // Every check ran once: the startup ones decide startup, without a second run.
-      const startupPassed = this.#entries.every(
-        (e) => !e.probes.includes('startup') || !e.critical || report.checks[e.name]!.status !== 'fail',
-      );
-      if (startupPassed) this.#started = true;
+    return this.#summary(undefined);
+  }
+
+  /**
+   * Whether `probe` has a check named `name` (`'summary'`: whether there is such a check at all).
+   * @example
+   * if (h.hasCheck('db', 'ready')) console.log(await h.runCheck('db', 'ready'));
+   */
+  hasCheck(name: string, probe: ProbeOrSummary = 'summary'): boolean {
+    const entry = this.#byName.get(name);
+    return entry !== undefined && (probe === 'summary' || entry.probes.includes(probe));
+  }
+
+  /**
+   * Answers `probe` (default `'summary'`) as if `name` were its only check, and a critical one:
+   * the report fails when that check fails, or when the probe fails anyway (starting, shutting
+   * down). What `/readyz/<name>` serves. Rejects with a `RangeError` when the probe has no such check.
+   * @example
+   * const { status, checks } = await h.runCheck('db', 'ready');
+   */
+  async runCheck(name: string, probe: ProbeOrSummary = 'summary'): Promise<HealthReport> {
+    if (probe !== 'summary' && !PROBES.includes(probe)) {
+      throw new TypeError(`${OWNER}: runCheck(name, probe): probe must be 'live', 'ready', 'startup' or 'summary', got ${show(probe)}`);
     }
-    const state: ProbeState | undefined = this.#shuttingDown ? 'shutting-down' : this.#started ? undefined : 'starting';
-    if (state === undefined) return report;
-    return { status: 'fail', state, checks: report.checks };
+    if (typeof name !== 'string' || !this.hasCheck(name, probe)) {
+      throw new RangeError(`${OWNER}: runCheck(name, probe): no check named ${show(name)} on the ${probe} probe`);
+    }
+    const only = this.#byName.get(name)!;
+    if (probe === 'live') return this.#run('live', only);
+    if (probe === 'ready') return this.#readiness(only);
+    if (probe === 'startup') {
+      if (this.#started) return { status: 'pass', checks: EMPTY };
+      const report = await this.#run('startup', only);
+      return report.status === 'pass' ? report : { status: 'fail', state: 'starting', checks: report.checks };
+    }
+    return this.#summary(only);
   }
 
   /**
@@ -197,8 +235,33 @@ export class Health {
     for (const e of this.#entries) e.close?.();
   }
 
-  async #run(probe: Probe | undefined): Promise<HealthReport> {
-    const entries = probe === undefined ? this.#entries : this.#entries.filter((e) => e.probes.includes(probe));
+  async #readiness(only: Entry | undefined): Promise<HealthReport> {
+    if (this.#shuttingDown) return { status: 'fail', state: 'shutting-down', checks: EMPTY };
+    // Before startup has completed, the startup and readiness checks run side by side, not one
+    // after the other: a probe then takes one check timeout at most, not two.
+    const [startup, report] = await Promise.all([this.#started ? undefined : this.startup(), this.#run('ready', only)]);
+    if (startup !== undefined && startup.status === 'fail') return { status: 'fail', state: 'starting', checks: startup.checks };
+    // Shutdown may have begun while the checks ran: the answer must not say ready.
+    if (this.#shuttingDown) return { status: 'fail', state: 'shutting-down', checks: report.checks };
+    return report;
+  }
+
+  async #summary(only: Entry | undefined): Promise<HealthReport> {
+    const report = await this.#run(undefined, only);
+    if (only === undefined && !this.#started && !this.#waitForStarted) {
+      // Every check ran once: the startup ones decide startup, without a second run.
+      const startupPassed = this.#entries.every(
+        (e) => !e.probes.includes('startup') || !e.critical || report.checks[e.name]!.status !== 'fail',
+      );
+      if (startupPassed) this.#started = true;
+    }
+    const state: ProbeState | undefined = this.#shuttingDown ? 'shutting-down' : this.#started ? undefined : 'starting';
+    if (state === undefined) return report;
+    return { status: 'fail', state, checks: report.checks };
+  }
+
+  async #run(probe: Probe | undefined, only?: Entry): Promise<HealthReport> {
+    const entries = only !== undefined ? [only] : probe === undefined ? this.#entries : this.#entries.filter((e) => e.probes.includes(probe));
     if (entries.length === 0) return { status: 'pass', checks: EMPTY };
     const results = await Promise.all(entries.map((e) => this.#result(e)));
     const checks: Record<string, CheckResult> = {};
@@ -206,7 +269,8 @@ export class Health {
     for (let i = 0; i < entries.length; i++) {
       const r = results[i]!;
       checks[entries[i]!.name] = r;
-      if (r.status === 'fail' && r.critical) status = 'fail';
+      // A check asked for by name decides its answer, critical or not.
+      if (r.status === 'fail' && (r.critical || only !== undefined)) status = 'fail';
     }
     return { status, checks };
   }

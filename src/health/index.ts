@@ -1,4 +1,4 @@
-export { health, Health, type HealthOptions } from './health.js';
+export { health, Health, type HealthOptions, type ProbeOrSummary } from './health.js';
 export { eventLoopDelayCheck, type EventLoopDelayCheckOptions } from './event-loop.js';
 export { isServedPath, registerServedPath, servedPaths, DEFAULT_SERVED_PATHS } from './served-paths.js';
 export { healthHandler, type HealthHandlerOptions, type HealthRequestHandler } from './handler.js';

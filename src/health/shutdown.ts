@@ -4,6 +4,7 @@ import { shutdownPhaseChannel } from '../core/diagnostics.js';
 import { TimeoutError } from '../core/errors.js';
 import { checkOptions, clockOption, durationOption, enumOption, functionOption, show } from '../core/validate.js';
 import type { Health } from './health.js';
+import { servedHealths } from './served-health.js';
 
 /**
  * The parts of a node:http `Server` graceful shutdown uses (an Express app's `app.listen()` result is one).
@@ -83,7 +84,13 @@ export interface ShutdownResult {
  * const options: GracefulShutdownOptions = { health: h, drainDelayMs: 10_000, closeTimeoutMs: 10_000 };
  */
 export interface GracefulShutdownOptions {
-  /** Its readiness starts failing the moment shutdown begins. */
+  /**
+   * Its readiness starts failing the moment shutdown begins. Without it, every health() that
+   * bulwark's probe routes (`healthHandler`, `healthMiddleware`, `healthPlugin`) serve in this
+   * process fails its readiness instead, as with lightship or terminus; give it to fail only that
+   * one. A `/readyz` you serve by other means is yours to fail (from a hook on the `draining`
+   * phase, say). @default the healths bulwark's probe routes serve
+   */
   readonly health?: Health;
   /** The signals that start a shutdown; `[]` for `shutdown()` only. @default ['SIGTERM', 'SIGINT'] */
   readonly signals?: readonly NodeJS.Signals[];
@@ -156,7 +163,8 @@ const IDLE_SWEEP_MS = 100;
 
 /**
  * Graceful shutdown for a node:http server (also an Express app's server) or a Fastify instance.
- * On the first signal (or `shutdown()`): readiness fails; for `drainDelayMs` the server keeps
+ * On the first signal (or `shutdown()`): readiness fails (of `health`, or else of every health
+ * bulwark's probe routes serve); for `drainDelayMs` the server keeps
  * serving but answers every request with `Connection: close`; then it stops accepting, idle
  * keep-alive connections close and in-flight requests get `closeTimeoutMs` to finish (then their
  * connections are cut); then the hooks run, each bounded by `hookTimeoutMs`; then the process
@@ -352,10 +360,12 @@ export function gracefulShutdown(target: ShutdownTarget, options?: GracefulShutd
 
   const run = async (trigger: string): Promise<ShutdownResult> => {
     enter('draining', trigger);
-    health?.beginShutdown();
+    // Looked up now, not at construction: the routes may be made after the shutdown controller.
+    const failing = health !== undefined ? [health] : servedHealths();
+    for (const h of failing) h.beginShutdown();
     for (const res of active) if (!res.headersSent) res.setHeader('connection', 'close');
     if (drainDelayMs > 0 && !hurried) {
-      log(`shutdown: readiness failing; draining for ${drainDelayMs} ms`);
+      log(`shutdown: ${readinessNote(health !== undefined, failing.length)}; draining for ${drainDelayMs} ms`);
       await wait(drainDelayMs, (w) => (wakeDrain = w));
     }
     enter('closing', trigger);
@@ -434,6 +444,13 @@ function resolveSignals(value: unknown): readonly NodeJS.Signals[] {
     );
   }
   return [...new Set(value as NodeJS.Signals[])];
+}
+
+/** What the drain's log line says about readiness: only what is true. */
+function readinessNote(given: boolean, count: number): string {
+  if (given) return 'readiness failing';
+  if (count === 0) return 'no readiness to fail (no health given, and none served by bulwark probe routes)';
+  return `readiness failing (${count === 1 ? 'the health' : `${count} healths`} served by bulwark probe routes)`;
 }
 
 function messageOf(error: unknown): string {

@@ -39,7 +39,7 @@ export interface HealthCheck {
   readonly name: string;
   /** The check itself; `signal` aborts when the check's timeout expires. */
   readonly check: (signal: AbortSignal) => CheckOutcome | PromiseLike<CheckOutcome>;
-  /** A run that takes longer is cut and reported as a fail. @default the health's `timeoutMs` (1000) */
+  /** A run that takes longer is cut and reported as a fail. @default the health's `timeoutMs` (500) */
   readonly timeoutMs?: number;
   /** A result is reused for this long before the check runs again. @default the health's `cacheMs` (0) */
   readonly cacheMs?: number;

@@ -43,12 +43,16 @@ export interface LoadSample {
 /**
  * Options of {@link loadShedder}; at least one `max…` is required.
  * @example
- * const options: LoadShedderOptions = { maxEventLoopDelayMs: 200, maxHeapUsedRatio: 0.9, retryAfterSeconds: 5 };
+ * const options: LoadShedderOptions = { maxEventLoopDelayMs: 50, sustainedSamples: 2, maxHeapUsedRatio: 0.9, retryAfterSeconds: 5 };
  */
 export interface LoadShedderOptions {
   /** Shed while the mean event-loop delay over the last interval exceeds this, in ms. */
   readonly maxEventLoopDelayMs?: number;
-  /** Shed while event-loop utilization over the last interval exceeds this ratio (0, 1]. */
+  /**
+   * Shed while event-loop utilization over the last interval exceeds this ratio (0, 1]. Counts
+   * time the process was runnable but not running as busy: on shared or CPU-limited cores it reads
+   * near 1 for a server that keeps up, so prefer `maxEventLoopDelayMs` (or add `sustainedSamples`).
+   */
   readonly maxEventLoopUtilization?: number;
   /** Shed while the V8 heap in use exceeds this many bytes. */
   readonly maxHeapUsedBytes?: number;
@@ -58,6 +62,14 @@ export interface LoadShedderOptions {
   readonly maxRssBytes?: number;
   /** How often the process is sampled, in ms (10 or more). @default 1000 */
   readonly sampleIntervalMs?: number;
+  /**
+   * Shed only once this many samples in a row are over a threshold (and stop at the first one
+   * that is not). `1` sheds from the first slow interval on: then one busy second (the app's own
+   * start-up work, a major GC) turns a whole interval of traffic away. `2` or more asks for
+   * sustained pressure, at the price of reacting `sampleIntervalMs` later per extra sample.
+   * @default 1
+   */
+  readonly sustainedSamples?: number;
   /** `Retry-After` sent with a 503, in whole seconds. @default 10 */
   readonly retryAfterSeconds?: number;
   /** Replaces the built-in measurements (for tests, or other signals); called once per interval. */
@@ -71,6 +83,7 @@ const keys = [
   'maxHeapUsedRatio',
   'maxRssBytes',
   'sampleIntervalMs',
+  'sustainedSamples',
   'retryAfterSeconds',
   'sampler',
 ] as const;
@@ -89,7 +102,7 @@ const disposeSymbol: typeof Symbol.dispose =
  * timer per shedder samples every `sampleIntervalMs`; a request only reads the last result, so
  * `check()` costs a property read. Built by {@link loadShedder}.
  * @example
- * using shedder = loadShedder({ maxEventLoopUtilization: 0.98 });
+ * using shedder = loadShedder({ maxEventLoopDelayMs: 50, sustainedSamples: 2 });
  * if (shedder.check() !== null) console.log('overloaded');
  */
 export class LoadShedder {
@@ -97,6 +110,8 @@ export class LoadShedder {
   readonly retryAfter: string;
   /** How often the process is sampled, in ms. */
   readonly sampleIntervalMs: number;
+  /** Samples in a row over a threshold before shedding starts. */
+  readonly sustainedSamples: number;
   private readonly maxDelay: number | undefined;
   private readonly maxUtilization: number | undefined;
   private readonly maxHeapBytes: number | undefined;
@@ -109,6 +124,10 @@ export class LoadShedder {
   private delaySum = 0;
   private timer: NodeJS.Timeout | undefined;
   private current: LoadPressure | null = null;
+  /** Samples in a row that were over a threshold. */
+  private overCount = 0;
+  /** Whether the built-in sampler has taken its first (baseline-only) reading. */
+  private warmedUp = false;
   private closed = false;
 
   constructor(options: LoadShedderOptions) {
@@ -132,6 +151,7 @@ export class LoadShedder {
       );
     }
     this.sampleIntervalMs = durationOption(owner, 'sampleIntervalMs', o.sampleIntervalMs, 1_000, { min: 10 });
+    this.sustainedSamples = countOption(owner, 'sustainedSamples', o.sustainedSamples, 1, { min: 1, max: 1_000 });
     this.retryAfter = String(countOption(owner, 'retryAfterSeconds', o.retryAfterSeconds, 10, { min: 0, max: 2_147_483_647 }));
     if (o.sampler !== undefined && typeof o.sampler !== 'function') {
       throw new TypeError(`${owner}: option "sampler" must be a function returning a sample, got ${show(o.sampler)}`);
@@ -162,10 +182,15 @@ export class LoadShedder {
     return this.current;
   }
 
-  /** Samples now, rather than waiting for the timer; returns what {@link LoadShedder.check} will answer. */
+  /**
+   * Samples now, rather than waiting for the timer (the sample counts towards `sustainedSamples`
+   * like a timed one); returns what {@link LoadShedder.check} will answer.
+   */
   update(): ShedReason | null {
     if (this.closed) return null;
-    this.current = this.evaluate(this.sampler());
+    const pressure = this.evaluate(this.sampler());
+    this.overCount = pressure === null ? 0 : Math.min(this.overCount + 1, this.sustainedSamples);
+    this.current = this.overCount >= this.sustainedSamples ? pressure : null;
     return this.check();
   }
 
@@ -210,29 +235,19 @@ export class LoadShedder {
     let heapUsedBytes: number | undefined;
     let heapLimitBytes: number | undefined;
     let rssBytes: number | undefined;
-    const h = this.histogram;
-    if (h !== undefined) {
-      // The mean over this interval from the running totals. Resetting the histogram each time
-      // would also forget when its last tick was, and so miss a block that starts right after.
-      const count = h.count;
-      const sum = count > 0 && Number.isFinite(h.mean) ? h.mean * count : 0;
-      const n = count - this.delayCount;
-      const mean = n > 0 ? (sum - this.delaySum) / n / 1e6 : 0;
-      eventLoopDelayMs = mean > RESOLUTION_MS ? mean - RESOLUTION_MS : 0;
-      if (count > MAX_DELAY_SAMPLES) {
-        h.reset();
-        this.delayCount = 0;
-        this.delaySum = 0;
-      } else {
-        this.delayCount = count;
-        this.delaySum = sum;
-      }
+    const delay = this.readDelayMs();
+    const now = this.elu === undefined ? undefined : performance.eventLoopUtilization();
+    if (this.warmedUp) {
+      eventLoopDelayMs = delay;
+      if (now !== undefined) eventLoopUtilization = performance.eventLoopUtilization(now, this.elu).utilization;
+    } else {
+      // The first reading covers the time since construction, which is usually the app's own
+      // start-up (module loading, building routes: a second of synchronous work reads as an
+      // event loop 100 % busy) rather than load. It only sets the baselines; judging it shed a
+      // whole interval of healthy traffic right after each start in benchmarks/shedding-thresholds.mjs.
+      this.warmedUp = true;
     }
-    if (this.elu !== undefined) {
-      const now = performance.eventLoopUtilization();
-      eventLoopUtilization = performance.eventLoopUtilization(now, this.elu).utilization;
-      this.elu = now;
-    }
+    this.elu = now;
     if (this.maxHeapBytes !== undefined || this.maxHeapRatio !== undefined) {
       const heap = getHeapStatistics();
       heapUsedBytes = heap.used_heap_size;
@@ -241,6 +256,27 @@ export class LoadShedder {
     if (this.maxRss !== undefined) rssBytes = process.memoryUsage.rss();
     return { eventLoopDelayMs, eventLoopUtilization, heapUsedBytes, heapLimitBytes, rssBytes };
   };
+
+  /** The mean event-loop delay since the last reading, beyond the monitor's resolution, in ms. */
+  private readDelayMs(): number | undefined {
+    const h = this.histogram;
+    if (h === undefined) return undefined;
+    // The mean over this interval from the running totals. Resetting the histogram each time
+    // would also forget when its last tick was, and so miss a block that starts right after.
+    const count = h.count;
+    const sum = count > 0 && Number.isFinite(h.mean) ? h.mean * count : 0;
+    const n = count - this.delayCount;
+    const mean = n > 0 ? (sum - this.delaySum) / n / 1e6 : 0;
+    if (count > MAX_DELAY_SAMPLES) {
+      h.reset();
+      this.delayCount = 0;
+      this.delaySum = 0;
+    } else {
+      this.delayCount = count;
+      this.delaySum = sum;
+    }
+    return mean > RESOLUTION_MS ? mean - RESOLUTION_MS : 0;
+  }
 
   private evaluate(sample: LoadSample): LoadPressure | null {
     if (typeof sample !== 'object' || sample === null) {
@@ -266,7 +302,7 @@ export class LoadShedder {
  * Creates a load shedder: adapters answer 503 with `Retry-After` while the event loop is slow or
  * busy, or memory is high. Close it when the server stops (its timer never holds the process open).
  * @example
- * const shedder = loadShedder({ maxEventLoopDelayMs: 200, maxEventLoopUtilization: 0.98 });
+ * const shedder = loadShedder({ maxEventLoopDelayMs: 50, sustainedSamples: 2 });
  * if (shedder.check() !== null) console.log('overloaded');
  * shedder.close();
  */

@@ -23,7 +23,7 @@ describe.each([
   it('serves the probes, passes other requests on, and keeps errors out of verbose bodies', async () => {
     const h = health({ checks: [{ name: 'db', check: () => Promise.reject(secretError()) }, { name: 'ok', probes: ['live'], check: () => true }] });
     const app = makeApp();
-    app.use(healthMiddleware(h, { prefix: '/ops' }));
+    app.use(healthMiddleware(h, { prefix: '/ops', verbose: 'query' }));
     app.get('/hello', (_req, res) => void res.send('hi'));
     server = app.listen(0, '127.0.0.1');
     const port = await new Promise<number>((resolve) => server!.once('listening', () => resolve((server!.address() as { port: number }).port)));
@@ -38,6 +38,12 @@ describe.each([
     expect((await get(port, '/ops/readyz', { method: 'HEAD' })).body).toBe('');
     expect((await get(port, '/hello')).body).toBe('hi');
     expect((await get(port, '/livez')).status).toBe(404);
+    // One check by name, and a 404 problem rather than the app for a name the probe lacks.
+    expect((await get(port, '/ops/livez/ok')).status).toBe(200);
+    expect((await get(port, '/ops/readyz/db')).status).toBe(503);
+    const unknown = await get(port, '/ops/readyz/nope');
+    expect(unknown.status).toBe(404);
+    expect(unknown.headers['content-type']).toBe('application/problem+json');
   });
 
   it('works mounted under a path', async () => {

@@ -32,7 +32,7 @@ describe.each([
   it('serves the probes with 200/503, no-store and JSON, and keeps errors out of verbose bodies', async () => {
     const a = makeApp();
     const h = health({ checks: [{ name: 'db', check: () => Promise.reject(secretError()) }, { name: 'up', probes: ['live'], check: () => true }] });
-    await a.register(healthPlugin, { health: h });
+    await a.register(healthPlugin, { health: h, verbose: 'query' });
     const port = await start(a);
     const live = await get(port, '/livez');
     expect(live.status).toBe(200);
@@ -48,6 +48,25 @@ describe.each([
     expect(head.status).toBe(503);
     expect(head.body).toBe('');
     expect((await get(port, '/startupz')).status).toBe(200);
+  });
+
+  it('answers /readyz/<check> for that one check, and 404 JSON for a name the probe does not have (regression: they were left to the app)', async () => {
+    const a = makeApp();
+    const h = health({ checks: [{ name: 'db', check: () => true }, { name: 'cache', critical: false, check: () => false }, { name: 'up', probes: ['live'], check: () => true }] });
+    await a.register(healthPlugin, { health: h, prefix: '/ops' });
+    const port = await start(a);
+    expect((await get(port, '/ops/readyz')).status).toBe(200);
+    expect(await get(port, '/ops/readyz/db')).toMatchObject({ status: 200, body: '{"status":"pass"}' });
+    expect((await get(port, '/ops/readyz/cache')).status).toBe(503);
+    expect((await get(port, '/ops/livez/up')).status).toBe(200);
+    expect((await get(port, '/ops/healthz/cache', { method: 'HEAD' })).status).toBe(503);
+    expect((await get(port, '/ops/readyz/db?verbose')).body).toBe('{"status":"pass"}'); // verbose is opt-in
+    for (const path of ['/ops/readyz/nope', '/ops/livez/db', '/ops/startupz/db']) {
+      const answer = await get(port, path);
+      expect(answer.status, path).toBe(404);
+      expect(answer.headers['content-type'], path).toMatch(/^application\/problem\+json/);
+      expect(JSON.parse(answer.body), path).toMatchObject({ status: 404, title: 'Not Found' });
+    }
   });
 
   it('is not encapsulated: routes registered from a child context land at its own prefix', async () => {
@@ -134,7 +153,7 @@ describe('healthPlugin with a lenient router', () => {
     ['Fastify 5', () => fastify({ routerOptions: { ignoreTrailingSlash: true, caseSensitive: false } })],
   ])('%s: ?verbose is honoured on every path the router sends to a probe', async (_name, makeApp) => {
     const a = makeApp();
-    await a.register(healthPlugin, { health: health({ checks: [{ name: 'db', check: () => true }] }) });
+    await a.register(healthPlugin, { health: health({ checks: [{ name: 'db', check: () => true }] }), verbose: 'query' });
     const port = await start(a);
     for (const path of ['/readyz?verbose', '/readyz/?verbose', '/READYZ?verbose']) {
       const answer = await get(port, path);
@@ -142,5 +161,6 @@ describe('healthPlugin with a lenient router', () => {
       expect(JSON.parse(answer.body), path).toEqual({ status: 'pass', checks: { db: { status: 'pass', durationMs: expect.any(Number) } } });
     }
     expect((await get(port, '/readyz/')).body).toBe('{"status":"pass"}');
+    expect((await get(port, '/READYZ/db/')).status).toBe(200);
   });
 });

@@ -33,8 +33,8 @@ describe('healthHandler (node:http)', () => {
       expect(a.headers['content-type']).toBe('application/json; charset=utf-8');
       expect(JSON.parse(a.body)).toEqual({ status: 'pass' });
     }
-    expect((await get(port, '/readyz/x')).body).toBe('app');
     expect((await get(port, '/other')).status).toBe(404);
+    expect((await get(port, '/other')).body).toBe('app');
     expect((await get(port, '/readyz', { method: 'POST' })).body).toBe('app');
   });
 
@@ -50,7 +50,7 @@ describe('healthHandler (node:http)', () => {
     expect((await get(port, '/livez')).status).toBe(200);
   });
 
-  it('shows per-check results only with ?verbose, and never an error message, stack or address', async () => {
+  it("with verbose: 'query', shows per-check results only with ?verbose, and never an error message, stack or address", async () => {
     const port = await serve(
       health({
         checks: [
@@ -58,6 +58,7 @@ describe('healthHandler (node:http)', () => {
           { name: 'queue', critical: false, check: () => ({ status: 'warn', details: { depth: 7, err: secretError() as never } }) },
         ],
       }),
+      { verbose: 'query' },
     );
     const plain = await get(port, '/readyz');
     expect(plain.body).toBe('{"status":"fail"}');
@@ -87,9 +88,60 @@ describe('healthHandler (node:http)', () => {
     expect((await get(port2, '/readyz?verbose')).body).toBe('{"status":"pass"}');
   });
 
+  it('keeps per-check details out by default: ?verbose needs verbose: query (regression: they were opt-out)', async () => {
+    const port = await serve(health({ checks: [{ name: 'db', check: () => ({ status: 'pass', details: { pool: 'primary' } }) }] }));
+    for (const path of ['/readyz?verbose', '/healthz?verbose=1', '/readyz/db?verbose']) {
+      expect((await get(port, path)).body, path).toBe('{"status":"pass"}');
+    }
+  });
+
+  it('answers /readyz/<check> (and /livez, /startupz, /healthz) for that one check, 404 JSON for an unknown one (regression: they fell through to the app)', async () => {
+    const port = await serve(
+      health({
+        checks: [
+          { name: 'db', check: () => true },
+          { name: 'cache', critical: false, check: () => false },
+          { name: 'loop', probes: ['live'], check: () => true },
+          { name: 'a b/c', check: () => true },
+        ],
+      }),
+      { verbose: 'query', prefix: '/ops' },
+    );
+    expect((await get(port, '/ops/readyz')).status).toBe(200); // cache is not critical
+    const db = await get(port, '/ops/readyz/db?verbose');
+    expect(db.status).toBe(200);
+    expect(JSON.parse(db.body)).toEqual({ status: 'pass', checks: { db: { status: 'pass', durationMs: expect.any(Number) } } });
+    // Asked for by name, a failing check fails its answer, critical or not.
+    expect(await get(port, '/ops/readyz/cache')).toMatchObject({ status: 503, body: '{"status":"fail"}' });
+    expect((await get(port, '/ops/healthz/cache')).status).toBe(503);
+    expect((await get(port, '/ops/livez/loop')).status).toBe(200);
+    expect((await get(port, '/ops/readyz/a%20b%2Fc')).status).toBe(200);
+    expect((await get(port, '/ops/readyz/db', { method: 'HEAD' })).body).toBe('');
+    expect((await get(port, '/ops/readyz/')).status).toBe(200); // a bare trailing slash is the probe
+    for (const path of ['/ops/readyz/nope', '/ops/readyz/loop', '/ops/livez/db', '/ops/readyz/db/x', '/ops/readyz/%E0%A4%A']) {
+      const a = await get(port, path);
+      expect(a.status, path).toBe(404);
+      expect(a.headers['content-type'], path).toBe('application/problem+json');
+      expect(a.headers['cache-control'], path).toBe('no-store');
+      expect(JSON.parse(a.body), path).toMatchObject({ status: 404, title: 'Not Found' });
+      expect(a.body, path).not.toContain('nope');
+    }
+  });
+
+  it('a per-check readiness answer fails while starting and while shutting down, as the probe does', async () => {
+    const hh = health({ waitForStarted: true, checks: [{ name: 'db', check: () => true }] });
+    const port = await serve(hh, { verbose: 'always' });
+    expect(JSON.parse((await get(port, '/readyz/db')).body)).toMatchObject({ status: 'fail', state: 'starting' });
+    hh.started();
+    expect((await get(port, '/readyz/db')).status).toBe(200);
+    hh.beginShutdown();
+    expect(JSON.parse((await get(port, '/readyz/db')).body)).toMatchObject({ status: 'fail', state: 'shutting-down' });
+    expect((await get(port, '/livez')).status).toBe(200);
+  });
+
   it('answers startupz 503 until started, then readyz follows', async () => {
     const hh = health({ waitForStarted: true });
-    const port = await serve(hh);
+    const port = await serve(hh, { verbose: 'query' });
     expect((await get(port, '/startupz')).status).toBe(503);
     expect(JSON.parse((await get(port, '/readyz?verbose')).body)).toEqual({ status: 'fail', state: 'starting', checks: {} });
     expect((await get(port, '/livez')).status).toBe(200);
@@ -109,7 +161,7 @@ describe('healthHandler (node:http)', () => {
   });
 
   it('cuts a hanging check at its timeout and answers 503 in time', async () => {
-    const port = await serve(health({ checks: [{ name: 'hang', timeoutMs: 150, check: () => new Promise(() => {}) }] }));
+    const port = await serve(health({ checks: [{ name: 'hang', timeoutMs: 150, check: () => new Promise(() => {}) }] }), { verbose: 'query' });
     const started = performance.now();
     const a = await get(port, '/readyz?verbose');
     expect(performance.now() - started).toBeLessThan(1000);
@@ -138,6 +190,21 @@ describe('healthHandler (node:http)', () => {
     }
   });
 
+  it('without a health given, the shutdown still fails the /readyz it serves during the drain (regression: the log said so, /readyz said 200)', async () => {
+    const hh = health();
+    const port = await serve(hh);
+    const lines: string[] = [];
+    const stopper = gracefulShutdown(server!, { signals: [], exit: false, drainDelayMs: 300, closeTimeoutMs: 1000, log: (l) => lines.push(l) });
+    expect((await get(port, '/readyz')).status).toBe(200);
+    const done = stopper.shutdown();
+    const during = await get(port, '/readyz');
+    expect(during.status).toBe(503);
+    expect(during.headers.connection).toBe('close');
+    expect((await get(port, '/livez')).status).toBe(200);
+    expect(lines[0]).toMatch(/^shutdown: readiness failing \(/);
+    expect((await done).exitCode).toBe(0);
+  });
+
   it('F13: the event loop blocked for 2 s shows in the probes, then clears; other checks are unharmed', async () => {
     let dbCalls = 0;
     const port = await serve(
@@ -147,6 +214,7 @@ describe('healthHandler (node:http)', () => {
           { name: 'db', probes: ['ready'], check: () => { dbCalls++; } },
         ],
       }),
+      { verbose: 'query' },
     );
     expect((await get(port, '/readyz')).status).toBe(200);
     // The probe requests are sent, then the loop blocks before the server can take them.

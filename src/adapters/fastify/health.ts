@@ -1,5 +1,5 @@
 import type { Health } from '../../health/health.js';
-import { assertHealth, matchRoute, resolveRoutes, respond, type HealthRoutesOptions } from '../../health/routes.js';
+import { assertHealth, isVerbose, respond, serveHealth, type HealthRoutesOptions } from '../../health/routes.js';
 
 /**
  * Options of {@link healthPlugin}.
@@ -19,6 +19,8 @@ export interface HealthPluginOptions extends HealthRoutesOptions {
 export interface HealthFastifyRequest {
   readonly method: string;
   readonly url: string;
+  /** Route parameters: the per-check routes read the wildcard, `'*'`. */
+  readonly params?: unknown;
 }
 
 /**
@@ -47,8 +49,10 @@ export interface HealthFastifyInstance {
 /**
  * A Fastify 4/5 plugin serving `GET` (and Fastify's automatic `HEAD`) on `/livez`, `/readyz`,
  * `/startupz` and `/healthz` after `prefix`: 200 or 503, `Cache-Control: no-store`, JSON; per-check
- * results with `?verbose`. Not encapsulated (routes land on the instance it is registered on), so
- * Fastify's own `prefix` does not apply: use this plugin's `prefix` option.
+ * results only when `verbose` allows; `/readyz/<check>` (and so on) for one check, 404 for a name
+ * the probe does not have. Not encapsulated (routes land on the instance it is registered on), so
+ * Fastify's own `prefix` does not apply: use this plugin's `prefix` option. The prefixed paths are
+ * registered as served by bulwark (never limited or shed).
  * @example
  * await app.register(healthPlugin, { health: h, prefix: '/ops' });
  */
@@ -56,20 +60,26 @@ export function healthPlugin(app: HealthFastifyInstance, options: HealthPluginOp
   try {
     const { health: h, ...rest } = options ?? ({} as HealthPluginOptions);
     assertHealth('healthPlugin: option "health"', h);
-    const routes = resolveRoutes('healthPlugin', rest);
-    for (const url of routes.paths.keys()) {
+    const routes = serveHealth('healthPlugin', h, rest);
+    for (const [url, route] of routes.paths) {
+      // The router may send other spellings here (ignoreTrailingSlash, caseSensitive: false):
+      // read only the query from the request's URL.
+      const answer = async (request: HealthFastifyRequest, reply: HealthFastifyReply, check: string | undefined): Promise<string> => {
+        const q = request.url.indexOf('?');
+        const result = await respond(h, route, isVerbose(routes, q === -1 ? undefined : request.url.slice(q + 1)), check);
+        reply.code(result.statusCode);
+        for (const [name, value] of Object.entries(result.headers)) reply.header(name, value);
+        return result.body;
+      };
+      app.route({ method: 'GET', url, handler: (request, reply) => answer(request, reply, undefined) });
       app.route({
         method: 'GET',
-        url,
-        handler: async (request, reply) => {
-          // The router may send other spellings here (ignoreTrailingSlash, caseSensitive: false):
-          // read the query against the registered path.
-          const q = request.url.indexOf('?');
-          const match = matchRoute(routes, 'GET', q === -1 ? url : url + request.url.slice(q));
-          const answer = await respond(h, routes.paths.get(url)!, match?.verbose ?? routes.verbose === 'always');
-          reply.code(answer.statusCode);
-          for (const [name, value] of Object.entries(answer.headers)) reply.header(name, value);
-          return answer.body;
+        url: `${url}/*`,
+        handler: (request, reply) => {
+          const params = request.params as Record<string, unknown> | undefined;
+          let name = typeof params?.['*'] === 'string' ? params['*'] : '';
+          if (name.endsWith('/')) name = name.slice(0, -1); // ignoreTrailingSlash
+          return answer(request, reply, name === '' ? undefined : name);
         },
       });
     }

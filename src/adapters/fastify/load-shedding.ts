@@ -1,27 +1,29 @@
 import { overloadedProblem } from '../../http/problem.js';
-import { isShedder, shedderFrom, type ShedderOrOptions } from '../../http/shedding.js';
+import { sheddingSetup, type LoadSheddingAdapterOptions, type ShedderOrOptions } from '../../http/shedding.js';
 import type { LoadShedder } from '../../shedding/load-shedder.js';
-import { type FastifyInstanceLike, type FastifyPluginLike, type FastifyReplyLike, pluginOf, registerOptionKeys, sendProblem } from './types.js';
+import {
+  type FastifyInstanceLike,
+  type FastifyPluginLike,
+  type FastifyReplyLike,
+  type FastifyRequestLike,
+  pluginOf,
+  registerOptionKeys,
+  sendProblem,
+} from './types.js';
 
 /**
- * Options of {@link loadSheddingPlugin}: `{ shedder }`, or the options of a shedder the plugin makes (and closes with the app).
+ * Options of {@link loadSheddingPlugin}: `{ shedder }`, or the options of a shedder the plugin
+ * makes (and closes with the app); either with `skip` and `exemptProbes` beside them.
  * @example
- * await app.register(loadSheddingPlugin, { shedder: loadShedder({ maxEventLoopUtilization: 0.98 }) });
+ * await app.register(loadSheddingPlugin, { shedder: loadShedder({ maxEventLoopDelayMs: 200 }), skip: (req) => req.url === '/admin/status' });
  */
-export type LoadSheddingPluginOptions = { readonly shedder: LoadShedder } | ShedderOrOptions;
+export type LoadSheddingPluginOptions =
+  | ShedderOrOptions
+  | (LoadSheddingAdapterOptions<FastifyRequestLike> & ({ readonly shedder: LoadShedder } | Exclude<ShedderOrOptions, LoadShedder>));
 
 function setup(app: unknown, options: LoadSheddingPluginOptions): void {
   const instance = app as FastifyInstanceLike;
-  let given: unknown = options;
-  if (!isShedder(options)) {
-    const own: Record<string, unknown> = { ...(options as object) };
-    for (const k of registerOptionKeys) delete own[k];
-    if ('shedder' in own && Object.keys(own).length > 1) {
-      throw new TypeError(`loadSheddingPlugin: pass either { shedder } or shedder options, not both (got ${Object.keys(own).join(', ')})`);
-    }
-    given = 'shedder' in own ? own.shedder : own;
-  }
-  const { shedder, owned } = shedderFrom('loadSheddingPlugin', given as ShedderOrOptions);
+  const { shedder, owned, exempt } = sheddingSetup<FastifyRequestLike>('loadSheddingPlugin', options, registerOptionKeys);
   if (owned) {
     instance.addHook('onClose', (_instance: unknown, closed: () => void) => {
       shedder.close();
@@ -29,8 +31,11 @@ function setup(app: unknown, options: LoadSheddingPluginOptions): void {
     });
   }
   const body = overloadedProblem;
-  instance.addHook('onRequest', async function bulwarkLoadShedding(_request: unknown, reply: FastifyReplyLike) {
+  instance.addHook('onRequest', async function bulwarkLoadShedding(request: FastifyRequestLike, reply: FastifyReplyLike) {
+    // Not under pressure (nearly always): one property read, and on. A `skip` that throws
+    // rejects the hook, so Fastify answers with its error handler.
     if (shedder.check() === null) return undefined;
+    if (exempt !== undefined && exempt(request, request.url)) return undefined;
     shedder.reject();
     return sendProblem(reply, body, shedder.retryAfter);
   });
@@ -40,8 +45,9 @@ function setup(app: unknown, options: LoadSheddingPluginOptions): void {
  * Fastify 4/5 plugin that answers 503 with `Retry-After` and an `application/problem+json` body
  * while the load shedder reports pressure. Not encapsulated; register it before other plugins so
  * its `onRequest` hook runs first. Given options rather than a shedder, it makes one and closes it
- * with the app.
+ * with the app. bulwark's own routes (health probes, `/metrics`) are never shed unless
+ * `exemptProbes: false`; `skip` exempts your own.
  * @example
- * await app.register(loadSheddingPlugin, { maxEventLoopDelayMs: 200, maxEventLoopUtilization: 0.98 });
+ * await app.register(loadSheddingPlugin, { maxEventLoopDelayMs: 200, skip: (req) => req.url.startsWith('/admin/') });
  */
 export const loadSheddingPlugin: FastifyPluginLike<LoadSheddingPluginOptions> = pluginOf(setup, 'bulwark-load-shedding');

@@ -170,6 +170,77 @@ describe('timeouts, caching and sharing', () => {
   });
 });
 
+describe('the default timeout and the kubelet', () => {
+  it('cuts a check that sets no timeout at 500 ms, half the kubelet default probe timeout (regression: 1000 ms made a hung check time the probe out)', async () => {
+    const clock = new ManualClock();
+    const h = health({ clock, checks: [ok('hang', { check: () => new Promise(() => {}) })] });
+    const p = h.readiness();
+    let settled = false;
+    void p.then(() => (settled = true));
+    await clock.advance(499);
+    expect(settled).toBe(false);
+    await clock.advance(1);
+    expect((await p).checks.hang).toMatchObject({ failure: 'timed-out', durationMs: 500 });
+  });
+
+  it('before startup completes, runs the startup and readiness checks side by side, so a probe waits one timeout, not two', async () => {
+    const clock = new ManualClock();
+    const slowStart = deferred();
+    const h = health({
+      clock,
+      checks: [ok('warm', { probes: ['startup'], check: () => slowStart.promise }), ok('db', { check: () => new Promise(() => {}) })],
+    });
+    const p = h.readiness();
+    await clock.advance(400);
+    slowStart.resolve(); // startup passes just before its timeout...
+    await flush();
+    await clock.advance(100); // ...and the hung readiness check was cut at 500 ms from the start, not 900
+    const r = await p;
+    expect(r).toMatchObject({ status: 'fail', checks: { db: { failure: 'timed-out', durationMs: 500 } } });
+    expect(h.isStarted).toBe(true);
+  });
+});
+
+describe('one check by name', () => {
+  const h = health({
+    checks: [ok('db'), ok('cache', { critical: false, check: () => false }), ok('loop', { probes: ['live'] }), ok('warm', { probes: ['startup'] })],
+  });
+
+  it('knows which probe has which check', () => {
+    expect(h.hasCheck('db', 'ready')).toBe(true);
+    expect(h.hasCheck('db', 'live')).toBe(false);
+    expect(h.hasCheck('loop', 'live')).toBe(true);
+    expect(h.hasCheck('warm')).toBe(true); // 'summary': any check
+    expect(h.hasCheck('nope')).toBe(false);
+  });
+
+  it('answers as the probe with only that check, failing when it fails, critical or not', async () => {
+    expect(await h.runCheck('db', 'ready')).toMatchObject({ status: 'pass', checks: { db: { status: 'pass' } } });
+    expect(Object.keys((await h.runCheck('db', 'ready')).checks)).toEqual(['db']);
+    expect(await h.runCheck('cache', 'ready')).toMatchObject({ status: 'fail', checks: { cache: { critical: false } } });
+    expect((await h.readiness()).status).toBe('pass');
+    expect((await h.runCheck('loop', 'live')).status).toBe('pass');
+    expect((await h.runCheck('cache')).status).toBe('fail');
+  });
+
+  it('refuses a name the probe does not have, or a probe that is not one', async () => {
+    await expect(h.runCheck('loop', 'ready')).rejects.toThrow(new RangeError('health: runCheck(name, probe): no check named "loop" on the ready probe'));
+    await expect(h.runCheck(7 as never)).rejects.toThrow(/no check named 7/);
+    await expect(h.runCheck('db', 'later' as never)).rejects.toThrow(/probe must be 'live', 'ready', 'startup' or 'summary', got "later"/);
+  });
+
+  it('keeps the probe states: a readiness check fails while starting and while shutting down', async () => {
+    const g = health({ waitForStarted: true, checks: [ok('db')] });
+    expect(await g.runCheck('db', 'ready')).toMatchObject({ status: 'fail', state: 'starting' });
+    expect(await g.runCheck('db', 'startup').catch((e: Error) => e.message)).toMatch(/no check named "db" on the startup probe/);
+    g.started();
+    expect((await g.runCheck('db', 'ready')).status).toBe('pass');
+    g.beginShutdown();
+    expect(await g.runCheck('db', 'ready')).toMatchObject({ status: 'fail', state: 'shutting-down' });
+    expect(await g.runCheck('db')).toMatchObject({ status: 'fail', state: 'shutting-down' });
+  });
+});
+
 describe('startup and shutdown states', () => {
   it('startup completes once when its checks pass, and is not re-run afterwards', async () => {
     let ready = false;

@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { describe, expect, it, vi } from 'vitest';
 import { health, healthHandler } from '../../../src/index.js';
 import { matchRoute, resolveRoutes, respond } from '../../../src/health/routes.js';
+import { isServedPath } from '../../../src/health/served-paths.js';
 import { flush } from '../../support/helpers.js';
 
 function fakeRes() {
@@ -21,10 +22,11 @@ function fakeRes() {
 }
 
 describe('health routes', () => {
-  const routes = resolveRoutes('test', { prefix: '/ops' });
+  const routes = resolveRoutes('test', { prefix: '/ops', verbose: 'query' });
 
   it.each([
     ['GET', '/ops/livez', 'live', false],
+    ['GET', '/ops/livez/', 'live', false],
     ['HEAD', '/ops/readyz?verbose', 'ready', true],
     ['GET', '/ops/startupz?verbose=true', 'startup', true],
     ['GET', '/ops/healthz?verbose=0', 'summary', false],
@@ -34,9 +36,31 @@ describe('health routes', () => {
   });
 
   it.each([
+    ['/ops/readyz/db', 'ready', 'db'],
+    ['/ops/livez/event-loop?verbose', 'live', 'event-loop'],
+    ['/ops/healthz/a%20b', 'summary', 'a b'],
+    ['/ops/readyz/db/x', 'ready', 'db/x'],
+    ['/ops/readyz/%E0%A4%A', 'ready', '%E0%A4%A'],
+  ] as const)('GET %s asks the %s probe about the check %j', (url, route, check) => {
+    expect(matchRoute(routes, 'GET', url)).toMatchObject({ route, check });
+  });
+
+  it('makes verbose bodies opt-in: without the option, ?verbose changes nothing', () => {
+    expect(matchRoute(resolveRoutes('test', undefined), 'GET', '/readyz?verbose')).toEqual({ route: 'ready', verbose: false });
+  });
+
+  it('registers the prefixed paths as served by bulwark when the routes are made', () => {
+    expect(isServedPath('/routes-test/readyz/db')).toBe(false);
+    resolveRoutes('test', { prefix: '/routes-test' });
+    for (const p of ['/routes-test/livez', '/routes-test/readyz/db', '/routes-test/startupz', '/routes-test/healthz?verbose']) {
+      expect(isServedPath(p), p).toBe(true);
+    }
+  });
+
+  it.each([
     ['POST', '/ops/livez'],
     ['GET', '/livez'],
-    ['GET', '/ops/livez/'],
+    ['GET', '/ops/livezz'],
     ['GET', '/ops/LIVEZ'],
     [undefined, '/ops/livez'],
     ['GET', undefined],
@@ -57,6 +81,9 @@ describe('health routes', () => {
       checks: { db: { status: 'fail', failure: 'returned-false', durationMs: 0 } },
     });
     expect((await respond(h, 'live', false)).statusCode).toBe(200);
+    expect((await respond(h, 'ready', false, 'db')).statusCode).toBe(503);
+    expect((await respond(h, 'ready', false, 'nope')).statusCode).toBe(404);
+    expect((await respond(h, 'live', false, 'db')).statusCode).toBe(404);
   });
 
   it('healthHandler answers and returns true, or calls next and returns false', async () => {

@@ -141,6 +141,31 @@ describe('loadShedder with an injected sampler', () => {
     expect(() => loadShedder({ maxRssBytes: 1, maxDelay: 5 } as never)).toThrow(/unknown option "maxDelay"/);
   });
 
+  it('with sustainedSamples, sheds only after that many samples in a row over a threshold, and stops at the first one under', () => {
+    const { shedder, set } = injected({ maxEventLoopDelayMs: 100, sustainedSamples: 3 });
+    try {
+      expect(shedder.sustainedSamples).toBe(3);
+      set({ eventLoopDelayMs: 500 });
+      expect(shedder.update()).toBeNull();
+      expect(shedder.update()).toBeNull();
+      set({ eventLoopDelayMs: 5 }); // the run is broken: counting starts again
+      expect(shedder.update()).toBeNull();
+      set({ eventLoopDelayMs: 500 });
+      expect(shedder.update()).toBeNull();
+      expect(shedder.update()).toBeNull();
+      expect(shedder.update()).toBe('eventLoopDelay');
+      expect(shedder.update()).toBe('eventLoopDelay');
+      set({ eventLoopDelayMs: 5 });
+      expect(shedder.update()).toBeNull();
+    } finally {
+      shedder.close();
+    }
+  });
+
+  it.each([0, 1.5, '2', null, 1001])('refuses sustainedSamples %j, naming it', (bad) => {
+    expect(() => loadShedder({ maxRssBytes: 1, sustainedSamples: bad as never })).toThrow(/"sustainedSamples"/);
+  });
+
   it('defaults Retry-After to 10 seconds', () => {
     const shedder = loadShedder({ maxRssBytes: 1e15 });
     try {
@@ -175,9 +200,30 @@ describe('loadShedder with the built-in sampler', () => {
     }
   });
 
+  it('does not judge its first reading, which covers the app start-up (regression: start-up work shed a second of healthy traffic)', () => {
+    const shedder = loadShedder({ maxEventLoopUtilization: 0.9 });
+    const busy = (ms: number): void => {
+      const until = performance.now() + ms;
+      while (performance.now() < until) {
+        // Busy: start-up work, the event loop cannot turn.
+      }
+    };
+    try {
+      busy(200);
+      expect(shedder.update()).toBeNull();
+      busy(200);
+      // From the second reading on, a busy loop is judged.
+      expect(shedder.update()).toBe('eventLoopUtilization');
+      expect(shedder.pressure!.value).toBeGreaterThan(0.9);
+    } finally {
+      shedder.close();
+    }
+  });
+
   it('measures utilization, heap and rss without tripping normal thresholds', () => {
     const shedder = loadShedder({ maxEventLoopUtilization: 1, maxHeapUsedRatio: 1, maxHeapUsedBytes: 2 ** 50, maxRssBytes: 2 ** 50 });
     try {
+      expect(shedder.update()).toBeNull();
       expect(shedder.update()).toBeNull();
     } finally {
       shedder.close();
