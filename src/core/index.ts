@@ -9,6 +9,7 @@ export {
   isBulwarkError,
   QuotaExceededError,
   RateLimitedError,
+  RateLimitStoreUnavailableError,
   StoreUnavailableError,
   TimeoutError,
   type BulwarkErrorCode,
