@@ -673,7 +673,14 @@ export class RedisStore implements RateLimitStore {
     setImmediate(() => {
       if (batch.done) return;
       batch.done = true; // already removed from the deadline queue
-      if (lateMs < Math.max(20, this.timeoutMs / 2)) this.failed(batch.sentSeq);
+      if (lateMs < Math.max(20, this.timeoutMs / 2)) {
+        this.failed(batch.sentSeq);
+      } else if (this.breaker === PROBING) {
+        // A probe that ran out of time while this process was busy has no verdict: the next call
+        // probes again, rather than the store staying half-open with no probe in flight.
+        this.breaker = OPEN;
+        this.openUntil = systemClock.now();
+      }
       this.settleWithoutRedis(batch, new StoreUnavailableError('redis', `no answer within ${this.timeoutMs} ms`));
       if (batch.parent !== undefined) this.childSettled(batch.parent);
     });

@@ -74,10 +74,10 @@ async function arrivals(
 }
 
 describe('F16: a Redis stall of twice the store timeout under load', () => {
-  it.each([
+  it.each<[Load, number]>([
     ['closed', STALL_MS],
     ['open', STALL_MS],
-  ] as const)('with %s load and a stall of %i ms, a fail-closed quota is denied about as long as the stall (deny-all window ÷ stall ≤ 1.5), and the store returns to Redis by itself', async (load, stallForMs) => {
+  ])('with %s load and a stall of %i ms, a fail-closed quota is denied about as long as the stall (deny-all window ÷ stall ≤ 1.5), and the store returns to Redis by itself', async (load, stallForMs) => {
     const server = await startRedis();
     cleanup.push(() => server.stop());
     const client = new Redis({

@@ -186,6 +186,30 @@ describe('one stall counts as one failure (RELIABILITY F16)', () => {
     expect(client.calls).toHaveLength(calls);
   });
 
+  it('a probe that times out while this process is blocked does not leave the store half-open for good (regression: no call went to Redis again)', async () => {
+    const client = new FakeClient();
+    const store = redisStore(client, { timeoutMs: 30, openAfterFailures: 1, openMs: 20 });
+    const limiter = rateLimiter({ name: 'api', algorithm: window(), store });
+    const first = limiter.consume('a');
+    await flush();
+    client.last().reject(new Error('down'));
+    await first;
+    await sleep(25);
+    const probe = limiter.consume('b');
+    await flush();
+    const calls = client.calls.length;
+    // A long synchronous task: the probe's deadline passes while its timer cannot run.
+    const until = performance.now() + 80;
+    while (performance.now() < until);
+    expect(await probe).toMatchObject({ store: 'local' });
+    const next = limiter.consume('c');
+    await flush();
+    expect(client.calls).toHaveLength(calls + 1);
+    client.last().resolve(admitAll(client.last()));
+    expect(await next).toMatchObject({ store: 'redis' });
+    expect(store.status).toBe('ready');
+  });
+
   it('a failed probe still opens the breaker again at once', async () => {
     const client = new FakeClient();
     const store = redisStore(client, { openAfterFailures: 1, openMs: 25 });
