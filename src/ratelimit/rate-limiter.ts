@@ -92,7 +92,7 @@ function maxCostOf(algorithm: RateLimitAlgorithm): number {
   return algorithm.kind === 'gcra' && typeof burst === 'number' ? burst : algorithm.limit;
 }
 
-/** Checks a per-call options argument that is not undefined or a number (the rare forms). */
+/** Checks that a per-call options argument is a plain object with only `known` keys. */
 function checkCallOptions(owner: string, options: unknown, known: readonly string[]): void {
   const proto = typeof options === 'object' && options !== null ? Object.getPrototypeOf(options) : undefined;
   if (proto !== Object.prototype && proto !== null) {
@@ -101,10 +101,10 @@ function checkCallOptions(owner: string, options: unknown, known: readonly strin
   for (const key in options as object) {
     if (!known.includes(key)) throw new TypeError(`${owner}: unknown option "${key}" (known options: ${known.join(', ')})`);
   }
-  const signal = (options as ConsumeOptions).signal;
-  if (signal !== undefined && !(signal instanceof AbortSignal)) {
-    throw new TypeError(`${owner}: option "signal" must be an AbortSignal, got ${show(signal)}`);
-  }
+}
+
+function checkSignal(owner: string, signal: unknown): void {
+  if (!(signal instanceof AbortSignal)) throw new TypeError(`${owner}: option "signal" must be an AbortSignal, got ${show(signal)}`);
 }
 
 function isAlgorithm(value: unknown): value is RateLimitAlgorithm {
@@ -138,6 +138,12 @@ export class RateLimiter {
   private closed = false;
   /** `'rateLimiter.consume'` or `'quota.consume'`, made once: error messages on the hot path name it. */
   private readonly consumeOwner: string;
+  /**
+   * The last consume options object whose shape passed the check. The HTTP adapters pass one
+   * object, made once, for every request: its keys are not enumerated again (its cost and
+   * signal still are checked on every call).
+   */
+  private checkedOptions: object | undefined;
 
   constructor(options: RateLimiterOptions) {
     if (options === undefined) throw new TypeError('rateLimiter: options must be an object with "algorithm", got undefined');
@@ -194,10 +200,16 @@ export class RateLimiter {
       if (typeof options === 'number') {
         cost = this.checkCost('consume', options);
       } else {
-        checkCallOptions(this.consumeOwner, options, consumeKeys);
+        if (options !== this.checkedOptions) {
+          checkCallOptions(this.consumeOwner, options, consumeKeys);
+          this.checkedOptions = options;
+        }
         if (options.cost !== undefined) cost = this.checkCost('consume', options.cost);
         signal = options.signal;
-        if (signal?.aborted) return Promise.reject(signal.reason);
+        if (signal !== undefined) {
+          checkSignal(this.consumeOwner, signal);
+          if (signal.aborted) return Promise.reject(signal.reason);
+        }
       }
     }
     const store = this.store;

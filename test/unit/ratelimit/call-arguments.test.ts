@@ -97,6 +97,17 @@ describe.each(deciders)('consume on %s', (_label, make) => {
     expect((error as Error).message).toContain(shown);
   });
 
+  it('checks the cost and signal of an options object reused across calls on every call', async () => {
+    const d = make();
+    const options: { cost: unknown; signal?: unknown } = { cost: 2 };
+    expect(await d.consume('k', options as never)).toMatchObject({ remaining: 10_000 - 2 });
+    options.cost = 0;
+    await expect(d.consume('k', options as never)).rejects.toThrow(/"cost" .*got 0/);
+    options.cost = 1;
+    options.signal = 'abort';
+    await expect(d.consume('k', options as never)).rejects.toThrow(/"signal" must be an AbortSignal, got "abort"/);
+  });
+
   it('accepts a real AbortSignal and no options at all', async () => {
     const d = make();
     await expect(d.consume('k', { signal: new AbortController().signal })).resolves.toMatchObject({ allowed: true });
