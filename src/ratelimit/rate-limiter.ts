@@ -243,10 +243,10 @@ export class RateLimiter {
       checkCallOptions(this.owner('peek'), options, ['cost']);
       if (options.cost !== undefined) cost = this.checkCost('peek', options.cost);
     }
-    const key_ = storeKey(this.owner('peek'), this.name, key);
+    const id = storeKey(this.owner('peek'), this.name, key);
     return this.onStoreError === undefined
-      ? this.store.peek(key_, this.algorithm, cost)
-      : this.store.peek(key_, this.algorithm, cost, this.onStoreError);
+      ? this.store.peek(id, this.algorithm, cost)
+      : this.store.peek(id, this.algorithm, cost, this.onStoreError);
   }
 
   /** Gives back `cost` units to `key` (for work that was admitted but not done). */
