@@ -10,6 +10,7 @@ export type BulwarkErrorCode =
   | 'ERR_BULWARK_RATE_LIMITED'
   | 'ERR_BULWARK_QUOTA_EXCEEDED'
   | 'ERR_BULWARK_STORE_UNAVAILABLE'
+  | 'ERR_BULWARK_RATE_LIMIT_STORE_UNAVAILABLE'
   | 'ERR_BULWARK_HTTP_STATUS';
 
 /**
@@ -181,6 +182,31 @@ export class StoreUnavailableError extends BulwarkError {
     super(`${store} store unavailable: ${message}`, 'ERR_BULWARK_STORE_UNAVAILABLE', options);
     this.name = 'StoreUnavailableError';
     this.store = store;
+  }
+}
+
+/**
+ * Rejected by the `rateLimit` policy when its limiter or quota denied a call only because its
+ * store could not decide (a Redis outage under `onStoreError: 'fail-closed'`): nothing says the
+ * limit or the quota is used up. `retryAfterMs` is a short hint (a few seconds at most) of when
+ * the store may answer again, which a retry policy outside honours as its next delay.
+ * @example
+ * if (err instanceof RateLimitStoreUnavailableError) console.log(`store down; try again in ${err.retryAfterMs} ms`);
+ */
+export class RateLimitStoreUnavailableError extends BulwarkError {
+  /** The limiter or quota that could not decide. */
+  readonly policy: string;
+  /** Milliseconds after which trying again may reach the store (a hint, never a quota's reset). */
+  readonly retryAfterMs: number;
+
+  constructor(policy: string, retryAfterMs: number) {
+    super(
+      `Rate limit store unavailable for "${policy}"; denied without a decision, retry after ${retryAfterMs} ms`,
+      'ERR_BULWARK_RATE_LIMIT_STORE_UNAVAILABLE',
+    );
+    this.name = 'RateLimitStoreUnavailableError';
+    this.policy = policy;
+    this.retryAfterMs = retryAfterMs;
   }
 }
 

@@ -10,6 +10,7 @@ export {
   isBulwarkError,
   QuotaExceededError,
   RateLimitedError,
+  RateLimitStoreUnavailableError,
   StoreUnavailableError,
   TimeoutError,
   type BulwarkErrorCode,

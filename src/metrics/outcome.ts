@@ -27,6 +27,7 @@ const byCode: Readonly<Record<BulwarkErrorCode, ExecutionOutcome>> = {
   ERR_BULWARK_RATE_LIMITED: 'rate_limited',
   ERR_BULWARK_QUOTA_EXCEEDED: 'quota_exceeded',
   ERR_BULWARK_STORE_UNAVAILABLE: 'store_unavailable',
+  ERR_BULWARK_RATE_LIMIT_STORE_UNAVAILABLE: 'store_unavailable',
   ERR_BULWARK_HTTP_STATUS: 'http_status',
 };
 

@@ -11,4 +11,4 @@ export {
   type RateLimitDecisionMessage,
   type RateLimiterOptions,
 } from './rate-limiter.js';
-export type { LimiterDecision, RateLimitStore } from './store.js';
+export type { LimiterDecision, RateLimitStore, StoreErrorMode } from './store.js';

@@ -13,7 +13,7 @@ export function storeKey(owner: string, limiterName: string, key: unknown): stri
   if (typeof key !== 'string') {
     throw new TypeError(`${owner}: key must be a string, got ${show(key)}`);
   }
-  if (key.length === 0) throw new RangeError(`${owner}: key must not be empty`);
+  if (key.length === 0) throw new RangeError(`${owner}: key must be a non-empty string, got ""`);
   if (!isWellFormed(key)) {
     // UTF-8 (Redis keys, SHA-256 input) turns every lone surrogate into U+FFFD, so such keys would
     // share counters; no real client identifier holds one.

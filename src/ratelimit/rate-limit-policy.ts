@@ -1,5 +1,5 @@
 import type { Context, ExecutionContext } from '../core/context.js';
-import { QuotaExceededError, RateLimitedError } from '../core/errors.js';
+import { QuotaExceededError, RateLimitedError, RateLimitStoreUnavailableError } from '../core/errors.js';
 import { callFunction, PolicyBase, type PolicyFunction, runSymbol } from '../core/policy.js';
 import { checkOptions, countOption, nameOption, show } from '../core/validate.js';
 import type { LimiterDecision } from './store.js';
@@ -8,6 +8,8 @@ import type { LimiterDecision } from './store.js';
 export interface Decider {
   readonly kind: string;
   readonly name: string;
+  /** The largest cost that can ever be admitted, when the decider knows it (bulwark's limiters and quotas do). */
+  readonly maxCost?: number;
   consume(key: string, options?: { readonly cost?: number; readonly signal?: AbortSignal }): Promise<LimiterDecision>;
 }
 
@@ -64,6 +66,8 @@ export class RateLimitPolicy extends PolicyBase {
   }
 
   private denial(decision: LimiterDecision): Error {
+    // Denied because the store could not decide: an outage, not a used-up limit.
+    if (decision.store === 'fail-closed') return new RateLimitStoreUnavailableError(this.limiter.name, decision.retryAfterMs);
     return this.limiter.kind === 'quota'
       ? new QuotaExceededError(decision.limit, decision.remaining, decision.resetMs)
       : new RateLimitedError(decision);
@@ -72,8 +76,10 @@ export class RateLimitPolicy extends PolicyBase {
 
 /**
  * Builds a policy for outbound calls that takes units from a limiter (or quota) before each call
- * and rejects with `RateLimitedError` (or `QuotaExceededError`) when denied. The error carries
- * `retryAfterMs`, which a retry policy outside it honours as its next delay.
+ * and rejects with `RateLimitedError` (or `QuotaExceededError`) when denied, or with
+ * `RateLimitStoreUnavailableError` when the store could not decide and its `onStoreError` is
+ * `'fail-closed'`. Each error carries `retryAfterMs`, which a retry policy outside it honours as
+ * its next delay.
  * @example
  * const partnerApi = rateLimiter({ name: 'partner', algorithm: gcra({ limit: 10, periodMs: 1_000 }) });
  * const policy = pipeline(retry({ maxAttempts: 3 }), rateLimit(partnerApi, { key: 'partner' }));

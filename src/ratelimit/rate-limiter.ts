@@ -1,17 +1,26 @@
 import { channelNames } from '../core/diagnostics.js';
-import { checkOptions, countOption, nameOption, show } from '../core/validate.js';
+import { checkOptions, countOption, enumOption, nameOption, show } from '../core/validate.js';
 import diagnosticsChannel from 'node:diagnostics_channel';
 import type { RateLimitAlgorithm } from './algorithm.js';
 import { isShortKey, shortKeyPrefix, storeKey } from './keys.js';
 import { consumeInNamespace, type MemoryNamespace, MemoryStore, memoryStore, namespaceFor } from './memory-store.js';
-import { decideNow, type LimiterDecision, type RateLimitStore } from './store.js';
+import { decideNow, type LimiterDecision, type RateLimitStore, type StoreErrorMode } from './store.js';
 
 const decisionChannel = diagnosticsChannel.channel(channelNames.rateLimitDecision);
 const memoryConsume = MemoryStore.prototype.consume;
 
-/** Per-call options of {@link RateLimiter.consume}. */
+/** Internal: `Symbol.dispose`, or its registered stand-in where Node lacks it. */
+export const disposeSymbol: typeof Symbol.dispose =
+  (Symbol as { dispose?: typeof Symbol.dispose }).dispose ?? (Symbol.for('Symbol.dispose') as typeof Symbol.dispose);
+
+/**
+ * Per-call options of {@link RateLimiter.consume}; a plain number stands for `{ cost }`.
+ * @example
+ * await limiter.consume(clientId, { cost: 5, signal: AbortSignal.timeout(50) });
+ * await limiter.consume(clientId, 5); // the same cost, no signal
+ */
 export interface ConsumeOptions {
-  /** Units this request takes. @default 1 */
+  /** Units this request takes: a whole number from 1 to the limiter's `maxCost`. @default 1 */
   readonly cost?: number;
   /** Gives up waiting for a remote store. */
   readonly signal?: AbortSignal;
@@ -23,8 +32,18 @@ export interface RateLimiterOptions {
   readonly algorithm: RateLimitAlgorithm;
   /** Where the counters live. @default memoryStore() */
   readonly store?: RateLimitStore;
-  /** Names the limiter in keys, events and telemetry; limiters sharing a store need distinct names. @default 'ratelimit' */
+  /**
+   * Names the limiter in keys, events and telemetry. Limiters and quotas sharing a store must
+   * have distinct names (their keys would collide): a second one with a name in use on the same
+   * store throws, until the first is closed or garbage-collected. @default 'ratelimit'
+   */
   readonly name?: string;
+  /**
+   * What decisions do while the store cannot answer (a Redis outage): `'local'`, `'fail-open'`
+   * or `'fail-closed'`; overrides the store's own setting. Ignored by the memory store, which
+   * cannot fail. @default the store's `onStoreError` ('local' for rate limiters on the Redis store)
+   */
+  readonly onStoreError?: StoreErrorMode;
 }
 
 /** Message published on `bulwark:ratelimit:decision` (no key: keys are user data). */
@@ -38,7 +57,55 @@ export interface RateLimitDecisionMessage {
 /** Internal: the kind a quota's inner limiter reports on the decision channel. */
 export const decisionKind = Symbol('bulwark.decisionKind');
 
-const keys = ['algorithm', 'store', 'name'] as const;
+const keys = ['algorithm', 'store', 'name', 'onStoreError'] as const;
+const consumeKeys = ['cost', 'signal'] as const;
+const storeErrorModes = ['fail-open', 'fail-closed', 'local'] as const;
+
+/**
+ * Limiters and quotas by store and name: a name is taken on a store while its holder is alive
+ * and not closed. Weak both ways, so a dropped limiter frees its name and its store.
+ */
+const names = new WeakMap<RateLimitStore, Map<string, WeakRef<RateLimiter>>>();
+
+function claimName(owner: string, store: RateLimitStore, name: string, limiter: RateLimiter): void {
+  let taken = names.get(store);
+  if (taken === undefined) names.set(store, (taken = new Map()));
+  const holder = taken.get(name)?.deref();
+  if (holder !== undefined) {
+    throw new Error(
+      `${owner}: a ${holder[decisionKind] === 'quota' ? 'quota' : 'rate limiter'} named ${show(name)} already uses this store, ` +
+        'and the two would share counters; give each limiter and quota on a store its own "name" ' +
+        '(or close() the first one before creating its replacement)',
+    );
+  }
+  taken.set(name, new WeakRef(limiter));
+}
+
+function releaseName(store: RateLimitStore, name: string, limiter: RateLimiter): void {
+  const taken = names.get(store);
+  if (taken?.get(name)?.deref() === limiter) taken.delete(name);
+}
+
+/** The largest cost `algorithm` can ever admit: GCRA's bucket, a window's limit. */
+function maxCostOf(algorithm: RateLimitAlgorithm): number {
+  const burst = (algorithm as { readonly burst?: unknown }).burst;
+  return algorithm.kind === 'gcra' && typeof burst === 'number' ? burst : algorithm.limit;
+}
+
+/** Checks that a per-call options argument is a plain object with only `known` keys. */
+function checkCallOptions(owner: string, options: unknown, known: readonly string[]): void {
+  const proto = typeof options === 'object' && options !== null ? Object.getPrototypeOf(options) : undefined;
+  if (proto !== Object.prototype && proto !== null) {
+    throw new TypeError(`${owner}: options must be a number (the cost) or an object such as { cost }, got ${show(options)}`);
+  }
+  for (const key in options as object) {
+    if (!known.includes(key)) throw new TypeError(`${owner}: unknown option "${key}" (known options: ${known.join(', ')})`);
+  }
+}
+
+function checkSignal(owner: string, signal: unknown): void {
+  if (!(signal instanceof AbortSignal)) throw new TypeError(`${owner}: option "signal" must be an AbortSignal, got ${show(signal)}`);
+}
 
 function isAlgorithm(value: unknown): value is RateLimitAlgorithm {
   return typeof value === 'object' && value !== null && typeof (value as RateLimitAlgorithm).consume === 'function';
@@ -56,6 +123,10 @@ function isStore(value: unknown): value is RateLimitStore {
 export class RateLimiter {
   readonly kind = 'rate-limiter';
   readonly name: string;
+  /** The largest cost a single call can ever be admitted with: GCRA's burst, a window's limit, a quota's limit. */
+  readonly maxCost: number;
+  /** This limiter's own `onStoreError`, passed to the store with every decision; undefined: the store's. */
+  readonly onStoreError: StoreErrorMode | undefined;
   /** Internal: what decision messages call this limiter (a quota's inner limiter says `'quota'`). */
   [decisionKind]: 'rate-limiter' | 'quota' = 'rate-limiter';
   readonly algorithm: RateLimitAlgorithm;
@@ -64,21 +135,39 @@ export class RateLimiter {
   private readonly memory: MemoryStore | undefined;
   /** This limiter's short keys in `memory`. */
   private readonly namespace: MemoryNamespace | undefined;
+  private closed = false;
+  /** `'rateLimiter.consume'` or `'quota.consume'`, made once: error messages on the hot path name it. */
+  private readonly consumeOwner: string;
+  /**
+   * The last consume options object whose shape passed the check. The HTTP adapters pass one
+   * object, made once, for every request: its keys are not enumerated again (its cost and
+   * signal still are checked on every call).
+   */
+  private checkedOptions: object | undefined;
 
   constructor(options: RateLimiterOptions) {
     if (options === undefined) throw new TypeError('rateLimiter: options must be an object with "algorithm", got undefined');
     const o = checkOptions('rateLimiter', options, keys);
+    // A quota builds its limiter with this (symbol keys are not options), so errors name the quota.
+    const ofQuota = (options as { [decisionKind]?: string })[decisionKind] === 'quota';
+    const owner = ofQuota ? 'quota' : 'rateLimiter';
+    if (ofQuota) this[decisionKind] = 'quota';
+    this.consumeOwner = `${owner}.consume`;
     if (!isAlgorithm(o.algorithm)) {
       throw new TypeError(
         `rateLimiter: option "algorithm" must be gcra(...), slidingWindow(...) or fixedWindow(...), got ${show(o.algorithm)}`,
       );
     }
     this.algorithm = o.algorithm;
+    this.maxCost = maxCostOf(o.algorithm);
     if (o.store !== undefined && !isStore(o.store)) {
-      throw new TypeError(`rateLimiter: option "store" must be a store such as memoryStore(), got ${show(o.store)}`);
+      throw new TypeError(`${owner}: option "store" must be a store such as memoryStore(), got ${show(o.store)}`);
     }
-    this.store = o.store ?? memoryStore();
-    this.name = nameOption('rateLimiter', o.name, 'ratelimit');
+    this.store = o.store === undefined ? memoryStore() : o.store;
+    this.name = nameOption(owner, o.name, ofQuota ? 'quota' : 'ratelimit');
+    this.onStoreError =
+      o.onStoreError === undefined ? undefined : enumOption(owner, 'onStoreError', o.onStoreError, storeErrorModes, 'local');
+    claimName(owner, this.store, this.name, this);
     if (Object.getPrototypeOf(this.store) === MemoryStore.prototype) {
       this.memory = this.store as MemoryStore;
       this.namespace = this.memory[namespaceFor](shortKeyPrefix(this.name));
@@ -88,8 +177,12 @@ export class RateLimiter {
     }
   }
 
-  /** Takes `cost` units for `key` if available. */
-  consume(key: string, options?: ConsumeOptions): Promise<LimiterDecision> {
+  /**
+   * Takes `cost` units for `key` if available. `options` is `{ cost, signal }` or just the cost
+   * as a number; anything else (unknown keys, `null`, a signal that is not an `AbortSignal`, a
+   * key that is not a non-empty string) rejects with a `TypeError` or `RangeError`.
+   */
+  consume(key: string, options?: number | ConsumeOptions): Promise<LimiterDecision> {
     try {
       const decision = this[decideNow](key, options);
       return decision instanceof Promise ? decision : Promise.resolve(decision);
@@ -99,13 +192,25 @@ export class RateLimiter {
   }
 
   /** Internal: what `consume` decides, synchronously when the store can (see {@link decideNow}); throws bad input. */
-  [decideNow](key: string, options?: ConsumeOptions): LimiterDecision | Promise<LimiterDecision> {
+  [decideNow](key: string, options?: number | ConsumeOptions): LimiterDecision | Promise<LimiterDecision> {
+    if (this.closed) throw this.closedError('consume');
     let cost = 1;
     let signal: AbortSignal | undefined;
     if (options !== undefined) {
-      cost = this.cost(options);
-      signal = options.signal;
-      if (signal?.aborted) return Promise.reject(signal.reason);
+      if (typeof options === 'number') {
+        cost = this.checkCost('consume', options);
+      } else {
+        if (options !== this.checkedOptions) {
+          checkCallOptions(this.consumeOwner, options, consumeKeys);
+          this.checkedOptions = options;
+        }
+        if (options.cost !== undefined) cost = this.checkCost('consume', options.cost);
+        signal = options.signal;
+        if (signal !== undefined) {
+          checkSignal(this.consumeOwner, signal);
+          if (signal.aborted) return Promise.reject(signal.reason);
+        }
+      }
     }
     const store = this.store;
     let decision: LimiterDecision;
@@ -113,7 +218,12 @@ export class RateLimiter {
       // What store.consume(storeKey(...), ...) does, without building the store key each time.
       decision = this.memory[consumeInNamespace](this.namespace!, key, this.algorithm, cost);
     } else {
-      const pending = store.consume(storeKey('rateLimiter.consume', this.name, key), this.algorithm, cost, signal);
+      const storeKeyOf = storeKey(this.consumeOwner, this.name, key);
+      // Only a limiter with a mode of its own passes one, so a custom store sees the call it always saw.
+      const pending =
+        this.onStoreError === undefined
+          ? store.consume(storeKeyOf, this.algorithm, cost, signal)
+          : store.consume(storeKeyOf, this.algorithm, cost, signal, this.onStoreError);
       if (pending instanceof Promise || typeof (pending as Partial<PromiseLike<unknown>>).then === 'function') {
         // A custom store may answer with another library's promise: adopted as a native one.
         const answer = pending instanceof Promise ? pending : Promise.resolve(pending);
@@ -124,25 +234,61 @@ export class RateLimiter {
     return this.publish(decision);
   }
 
-  /** The decision `consume` would give now, taking nothing. */
-  async peek(key: string, options?: Pick<ConsumeOptions, 'cost'>): Promise<LimiterDecision> {
-    return this.store.peek(storeKey('rateLimiter.peek', this.name, key), this.algorithm, this.cost(options));
+  /** The decision `consume` would give now, taking nothing; `options` as for `consume`, without `signal`. */
+  async peek(key: string, options?: number | Pick<ConsumeOptions, 'cost'>): Promise<LimiterDecision> {
+    if (this.closed) throw this.closedError('peek');
+    let cost = 1;
+    if (typeof options === 'number') cost = this.checkCost('peek', options);
+    else if (options !== undefined) {
+      checkCallOptions(this.owner('peek'), options, ['cost']);
+      if (options.cost !== undefined) cost = this.checkCost('peek', options.cost);
+    }
+    const id = storeKey(this.owner('peek'), this.name, key);
+    return this.onStoreError === undefined
+      ? this.store.peek(id, this.algorithm, cost)
+      : this.store.peek(id, this.algorithm, cost, this.onStoreError);
   }
 
   /** Gives back `cost` units to `key` (for work that was admitted but not done). */
-  async refund(key: string, cost = 1): Promise<void> {
-    const units = countOption('rateLimiter.refund', 'cost', cost, 1, { max: Number.MAX_SAFE_INTEGER });
-    await this.store.refund(storeKey('rateLimiter.refund', this.name, key), this.algorithm, units);
+  async refund(key: string, cost?: number): Promise<void> {
+    if (this.closed) throw this.closedError('refund');
+    const units = cost === undefined ? 1 : this.checkCost('refund', cost);
+    await this.store.refund(storeKey(this.owner('refund'), this.name, key), this.algorithm, units);
   }
 
   /** Forgets everything about `key`. */
   async reset(key: string): Promise<void> {
-    await this.store.reset(storeKey('rateLimiter.reset', this.name, key));
+    if (this.closed) throw this.closedError('reset');
+    await this.store.reset(storeKey(this.owner('reset'), this.name, key));
   }
 
-  private cost(options: ConsumeOptions | undefined): number {
-    if (options === undefined || options.cost === undefined) return 1;
-    return countOption('rateLimiter.consume', 'cost', options.cost, 1, { max: Number.MAX_SAFE_INTEGER });
+  /**
+   * Frees this limiter's name on its store, so a replacement (after a hot reload, in the next
+   * test) can take it; every call after this throws. The counters stay in the store, for the
+   * replacement to continue from. Idempotent.
+   */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    releaseName(this.store, this.name, this);
+  }
+
+  /** Same as {@link RateLimiter.close}, for `using`. */
+  [disposeSymbol](): void {
+    this.close();
+  }
+
+  private owner(method: string): string {
+    return `${this[decisionKind] === 'quota' ? 'quota' : 'rateLimiter'}.${method}`;
+  }
+
+  private checkCost(method: string, cost: unknown): number {
+    if (Number.isSafeInteger(cost) && (cost as number) >= 1) return cost as number;
+    return countOption(this.owner(method), 'cost', cost, 1, { max: Number.MAX_SAFE_INTEGER });
+  }
+
+  private closedError(method: string): Error {
+    return new Error(`${this.owner(method)}: ${show(this.name)} is closed`);
   }
 
   private publish(decision: LimiterDecision): LimiterDecision {
@@ -155,7 +301,8 @@ export class RateLimiter {
 }
 
 /**
- * Creates a rate limiter: an algorithm over a store.
+ * Creates a rate limiter: an algorithm over a store. Limiters and quotas on one store need
+ * distinct names.
  * @example
  * const perClient = rateLimiter({ name: 'api', algorithm: gcra({ limit: 100, periodMs: 60_000, burst: 20 }) });
  * const decision = await perClient.consume(clientId);

@@ -7,20 +7,39 @@ export interface LimiterDecision extends RateLimitDecision {
 }
 
 /**
+ * What decisions do while a remote store cannot answer: `'local'` decides with an in-memory
+ * store, `'fail-open'` admits, `'fail-closed'` denies (with `store: 'fail-closed'` and a short
+ * `retryAfterMs`).
+ * @example
+ * const monthly = quota({ limit: 10_000, period: 'month', store: redisStore(client), onStoreError: 'fail-open' });
+ */
+export type StoreErrorMode = 'fail-open' | 'fail-closed' | 'local';
+
+/**
  * Where limiter state lives. A store applies an algorithm's pure functions to the state it keeps
  * per key; the memory store answers synchronously, a remote one with a promise.
  */
 export interface RateLimitStore {
   /** Reported in every decision this store makes. */
   readonly name: string;
-  /** Takes `cost` units for `key`; a remote store stops waiting when `signal` aborts. */
+  /**
+   * Takes `cost` units for `key`; a remote store stops waiting when `signal` aborts. A limiter
+   * passes its own `onStoreError` (when it has one), which a remote store follows instead of its
+   * own setting; a store that cannot fail ignores it.
+   */
   consume(
     key: string,
     algorithm: RateLimitAlgorithm,
     cost: number,
     signal?: AbortSignal,
+    onStoreError?: StoreErrorMode,
   ): LimiterDecision | Promise<LimiterDecision>;
-  peek(key: string, algorithm: RateLimitAlgorithm, cost: number): LimiterDecision | Promise<LimiterDecision>;
+  peek(
+    key: string,
+    algorithm: RateLimitAlgorithm,
+    cost: number,
+    onStoreError?: StoreErrorMode,
+  ): LimiterDecision | Promise<LimiterDecision>;
   refund(key: string, algorithm: RateLimitAlgorithm, cost: number): void | Promise<void>;
   reset(key: string): void | Promise<void>;
 }
@@ -34,5 +53,5 @@ export const decideNow: unique symbol = Symbol('bulwark.decideNow');
 
 /** A decider offering {@link decideNow}. */
 export interface SyncDecider {
-  [decideNow](key: string, options?: { readonly cost?: number }): LimiterDecision | Promise<LimiterDecision>;
+  [decideNow](key: string, options?: number | { readonly cost?: number }): LimiterDecision | Promise<LimiterDecision>;
 }

@@ -25,10 +25,11 @@ describe('inbound adapters with the Redis store', () => {
     client.on('error', () => {});
     cleanup.push(() => disconnectClient(client));
     await client.ping();
-    const store = redisStore(client, { timeoutMs: 200, onStoreError: 'fail-closed' });
-    // Each instance builds its own limiter object over the same store and name, as two processes would.
-    const limiterA = rateLimiter({ name: 'shared', store, algorithm: fixedWindow({ limit: 3, windowMs: 60_000 }) });
-    const limiterB = rateLimiter({ name: 'shared', store, algorithm: fixedWindow({ limit: 3, windowMs: 60_000 }) });
+    // Each instance builds its own store and limiter over the same Redis and name, as two processes
+    // would (one store refuses two limiters of one name).
+    const options = { timeoutMs: 200, onStoreError: 'fail-closed' } as const;
+    const limiterA = rateLimiter({ name: 'shared', store: redisStore(client, options), algorithm: fixedWindow({ limit: 3, windowMs: 60_000 }) });
+    const limiterB = rateLimiter({ name: 'shared', store: redisStore(client, options), algorithm: fixedWindow({ limit: 3, windowMs: 60_000 }) });
 
     const app = express();
     app.use(rateLimitMiddleware(limiterA));

@@ -1,8 +1,7 @@
-import { checkOptions, countOption, nameOption, show } from '../../core/validate.js';
+import { checkOptions, countOption, show } from '../../core/validate.js';
 import type { AlgorithmState, CalendarAlgorithm, ConsumeOutcome } from '../algorithm.js';
-import { memoryStore } from '../memory-store.js';
-import { type ConsumeOptions, decisionKind, RateLimiter } from '../rate-limiter.js';
-import { decideNow, type LimiterDecision, type RateLimitStore } from '../store.js';
+import { type ConsumeOptions, decisionKind, disposeSymbol, RateLimiter, type RateLimiterOptions } from '../rate-limiter.js';
+import { decideNow, type LimiterDecision, type RateLimitStore, type StoreErrorMode } from '../store.js';
 import {
   type PeriodBounds,
   periodBounds,
@@ -25,11 +24,21 @@ export interface QuotaOptions {
   readonly weekStartsOn?: Weekday;
   /** Where usage is kept; its clock must be wall-clock epoch ms. @default memoryStore() */
   readonly store?: RateLimitStore;
-  /** Names the quota in keys, events and telemetry. @default 'quota' */
+  /**
+   * Names the quota in keys, events and telemetry. Quotas and limiters sharing a store must have
+   * distinct names: a second one with a name in use on the same store throws. @default 'quota'
+   */
   readonly name?: string;
+  /**
+   * What decisions do while the store cannot answer (a Redis outage): `'fail-closed'` denies
+   * (with `store: 'fail-closed'` and a short `retryAfterMs`, never the period's reset),
+   * `'fail-open'` admits, `'local'` counts in memory; overrides the store's own setting.
+   * Ignored by the memory store. @default the store's `onStoreError` ('fail-closed' for quotas on the Redis store)
+   */
+  readonly onStoreError?: StoreErrorMode;
 }
 
-const keys = ['limit', 'period', 'timeZone', 'weekStartsOn', 'store', 'name'] as const;
+const keys = ['limit', 'period', 'timeZone', 'weekStartsOn', 'store', 'name', 'onStoreError'] as const;
 
 const nominalMs: Record<QuotaPeriod, number> = {
   hour: 3_600_000,
@@ -106,6 +115,10 @@ export class Quota {
   readonly limit: number;
   readonly period: QuotaPeriod;
   readonly timeZone: string;
+  /** The largest cost a single call can ever be admitted with: the quota's limit. */
+  readonly maxCost: number;
+  /** This quota's own `onStoreError`; undefined: the store's. */
+  readonly onStoreError: StoreErrorMode | undefined;
   private readonly limiter: RateLimiter;
 
   constructor(options: QuotaOptions) {
@@ -114,40 +127,59 @@ export class Quota {
     if (o.limit === undefined) throw new TypeError('quota: option "limit" must be a number, got undefined');
     this.limit = countOption('quota', 'limit', o.limit, 1, { max: Number.MAX_SAFE_INTEGER });
     this.period = validateQuotaPeriod('quota', 'period', o.period);
-    this.timeZone = validateTimeZone('quota', 'timeZone', o.timeZone ?? 'UTC');
+    this.timeZone = validateTimeZone('quota', 'timeZone', o.timeZone === undefined ? 'UTC' : o.timeZone);
     const weekStartsOn = validateWeekStartsOn('quota', 'weekStartsOn', o.weekStartsOn);
-    this.name = nameOption('quota', o.name, 'quota');
-    this.limiter = new RateLimiter({
-      name: this.name,
+    this.maxCost = this.limit;
+    // The inner limiter checks store, name and onStoreError (naming "quota" in its errors) and
+    // takes the name on the store.
+    const inner = {
       algorithm: calendarAlgorithm(this.limit, this.period, this.timeZone, weekStartsOn),
-      store: o.store ?? memoryStore(),
-    });
-    this.limiter[decisionKind] = 'quota';
+      store: o.store,
+      name: o.name,
+      onStoreError: o.onStoreError,
+      [decisionKind]: 'quota',
+    };
+    this.limiter = new RateLimiter(inner as RateLimiterOptions);
+    this.name = this.limiter.name;
+    this.onStoreError = this.limiter.onStoreError;
   }
 
-  /** Takes `cost` units from `key`'s allowance for the current period, if they are left. */
-  consume(key: string, options?: ConsumeOptions): Promise<LimiterDecision> {
+  /**
+   * Takes `cost` units from `key`'s allowance for the current period, if they are left.
+   * `options` is `{ cost, signal }` or just the cost; anything else rejects with a `TypeError`.
+   */
+  consume(key: string, options?: number | ConsumeOptions): Promise<LimiterDecision> {
     return this.limiter.consume(key, options);
   }
 
   /** Internal: see {@link decideNow}. */
-  [decideNow](key: string, options?: ConsumeOptions): LimiterDecision | Promise<LimiterDecision> {
+  [decideNow](key: string, options?: number | ConsumeOptions): LimiterDecision | Promise<LimiterDecision> {
     return this.limiter[decideNow](key, options);
   }
 
   /** The decision `consume` would give now, taking nothing. */
-  peek(key: string, options?: Pick<ConsumeOptions, 'cost'>): Promise<LimiterDecision> {
+  peek(key: string, options?: number | Pick<ConsumeOptions, 'cost'>): Promise<LimiterDecision> {
     return this.limiter.peek(key, options);
   }
 
   /** Gives back units to the current period (for work that was admitted but not done). */
-  refund(key: string, units = 1): Promise<void> {
+  refund(key: string, units?: number): Promise<void> {
     return this.limiter.refund(key, units);
   }
 
   /** Forgets `key`'s usage. */
   reset(key: string): Promise<void> {
     return this.limiter.reset(key);
+  }
+
+  /** Frees this quota's name on its store (see `RateLimiter.close`); every call after this throws. */
+  close(): void {
+    this.limiter.close();
+  }
+
+  /** Same as {@link Quota.close}, for `using`. */
+  [disposeSymbol](): void {
+    this.close();
   }
 }
 

@@ -7,7 +7,7 @@ import { checkOptions, countOption, durationOption, enumOption, show } from '../
 import type { RateLimitAlgorithm } from '../algorithm.js';
 import { limiterDecisionOf, refundUnits } from '../algorithms/shared.js';
 import { MemoryStore } from '../memory-store.js';
-import type { LimiterDecision, RateLimitStore } from '../store.js';
+import type { LimiterDecision, RateLimitStore, StoreErrorMode } from '../store.js';
 import {
   OP_CONSUME,
   OP_PEEK,
@@ -20,8 +20,13 @@ import {
 } from './scripts.js';
 import { hashSlot } from './slot.js';
 
-/** What decisions do while Redis cannot answer. */
-export type StoreErrorMode = 'fail-open' | 'fail-closed' | 'local';
+export type { StoreErrorMode } from '../store.js';
+
+/**
+ * Longest `retryAfterMs` a fail-closed decision suggests: an outage denial is a hint to try again
+ * soon, never a quota period's reset.
+ */
+export const MAX_OUTAGE_RETRY_MS = 5_000;
 
 /**
  * The part of an ioredis 5 or 6 client (`Redis` or `Cluster`) the store uses. Configure it with
@@ -44,7 +49,8 @@ export interface RedisStoreOptions {
   /**
    * What decisions do while Redis is unreachable or slower than `timeoutMs`: `'local'` decides
    * with an in-memory store until Redis answers again, `'fail-open'` admits, `'fail-closed'`
-   * denies. @default 'local' for rate limiters, 'fail-closed' for quotas
+   * denies. A limiter's or quota's own `onStoreError` overrides it.
+   * @default 'local' for rate limiters, 'fail-closed' for quotas
    */
   readonly onStoreError?: StoreErrorMode;
   /** Deny a key that Redis denied locally, with no round trip, until its `retryAfterMs` passes. @default false */
@@ -103,6 +109,8 @@ interface Batch extends DeadlineEntry {
   readonly ops: Pending[];
   /** Wall-clock ms when last sent, to estimate the server clock's offset from the reply. */
   sentAtMs: number;
+  /** The store's count of calls sent when this batch was last sent (see `RedisStore.failed`). */
+  sentSeq: number;
   /** Sent a second time after a wrong-period or stale answer (at most once). */
   resent: boolean;
   /** Settled, by a reply, an error or the deadline. */
@@ -118,11 +126,13 @@ interface Batch extends DeadlineEntry {
   children: number;
 }
 
-/** Everything the store keeps for one algorithm object. */
+/** Everything the store keeps for one algorithm object (and one outage mode). */
 interface Lane {
   readonly algorithm: RateLimitAlgorithm;
   readonly plan: ScriptPlan;
   readonly mode: StoreErrorMode;
+  /** On the lane for the store's own mode: the lanes of limiters that chose another mode. */
+  variants: Map<StoreErrorMode, Lane> | undefined;
   /** The batch being filled, per slot (slot 0 on a single node). */
   readonly open: Map<number, Batch>;
   /** Calendar quotas: the bounds of the period believed to hold the server's time. */
@@ -209,6 +219,10 @@ export class RedisStore implements RateLimitStore {
   private offsetMs = 0;
   private breaker = CLOSED;
   private failures = 0;
+  /** Calls sent to Redis so far (batches and deletes), numbering them. */
+  private sentSeq = 0;
+  /** `sentSeq` when the latest failure was counted: calls up to it were in flight with it. */
+  private countedUpTo = 0;
   private openUntil = 0;
   /** While probing, whether the probe batch still accepts decisions. */
   private probeOpen = false;
@@ -259,8 +273,14 @@ export class RedisStore implements RateLimitStore {
     return `${this.prefix}{${escapeKey(key)}}`;
   }
 
-  consume(key: string, algorithm: RateLimitAlgorithm, cost: number, signal?: AbortSignal): LimiterDecision | Promise<LimiterDecision> {
-    const lane = this.lane(algorithm);
+  consume(
+    key: string,
+    algorithm: RateLimitAlgorithm,
+    cost: number,
+    signal?: AbortSignal,
+    onStoreError?: StoreErrorMode,
+  ): LimiterDecision | Promise<LimiterDecision> {
+    const lane = this.lane(algorithm, onStoreError);
     checkCost(algorithm, cost, lane.plan.maxCost);
     if (this.denied !== undefined) {
       const cached = this.deniedLocally(key, cost);
@@ -273,8 +293,8 @@ export class RedisStore implements RateLimitStore {
     return this.enqueue(lane, key, OP_CONSUME, cost, signal) as Promise<LimiterDecision>;
   }
 
-  peek(key: string, algorithm: RateLimitAlgorithm, cost: number): LimiterDecision | Promise<LimiterDecision> {
-    const lane = this.lane(algorithm);
+  peek(key: string, algorithm: RateLimitAlgorithm, cost: number, onStoreError?: StoreErrorMode): LimiterDecision | Promise<LimiterDecision> {
+    const lane = this.lane(algorithm, onStoreError);
     checkCost(algorithm, cost, lane.plan.maxCost);
     if (!this.admitsCalls()) return this.fallbackDecision(lane, key, cost, OP_PEEK);
     return this.enqueue(lane, key, OP_PEEK, cost, undefined) as Promise<LimiterDecision>;
@@ -282,7 +302,7 @@ export class RedisStore implements RateLimitStore {
 
   /** Rejects with `StoreUnavailableError` when Redis cannot take the refund (nothing is refunded then). */
   refund(key: string, algorithm: RateLimitAlgorithm, cost: number): Promise<void> {
-    const lane = this.lane(algorithm);
+    const lane = this.lane(algorithm, undefined);
     let units: number;
     try {
       units = refundUnits('redisStore.refund', cost, lane.plan.maxCost);
@@ -308,13 +328,14 @@ export class RedisStore implements RateLimitStore {
       return Promise.reject(error);
     }
     return new Promise<void>((resolve, reject) => {
+      const seq = ++this.sentSeq;
       const entry: DeadlineEntry = {
         deadline: systemClock.now() + this.timeoutMs,
         queuePrev: undefined,
         queueNext: undefined,
         queued: false,
         expire: () => {
-          this.failed();
+          this.failed(seq);
           reject(new StoreUnavailableError('redis', `no answer within ${this.timeoutMs} ms`));
         },
       };
@@ -330,7 +351,7 @@ export class RedisStore implements RateLimitStore {
         (error: unknown) => {
           if (!entry.queued) return;
           this.deadlines.remove(entry);
-          this.failed();
+          this.failed(seq);
           reject(new StoreUnavailableError('redis', errorText(error), { cause: error }));
         },
       );
@@ -339,21 +360,28 @@ export class RedisStore implements RateLimitStore {
 
   // ---- batching ------------------------------------------------------------------------------
 
-  private lane(algorithm: RateLimitAlgorithm): Lane {
+  /** The lane for `algorithm` under `mode` (the store's own mode when undefined). */
+  private lane(algorithm: RateLimitAlgorithm, mode: StoreErrorMode | undefined): Lane {
     let lane = this.lanes.get(algorithm);
     if (lane === undefined) {
       const plan = planFor(algorithm);
-      lane = {
-        algorithm,
-        plan,
-        mode: this.onStoreError ?? (plan.calendar !== undefined ? 'fail-closed' : 'local'),
-        open: new Map(),
-        periodStart: 0,
-        periodEnd: 0,
-      };
+      lane = this.newLane(algorithm, plan, this.onStoreError ?? (plan.calendar !== undefined ? 'fail-closed' : 'local'));
       this.lanes.set(algorithm, lane);
     }
-    return lane;
+    if (mode === undefined || mode === lane.mode) return lane;
+    return lane.variants?.get(mode) ?? this.addVariant(lane, mode);
+  }
+
+  private addVariant(lane: Lane, mode: StoreErrorMode): Lane {
+    // Limiters check their option; this guards a direct call to the store.
+    enumOption('redisStore.consume', 'onStoreError', mode, modes, 'local');
+    const variant = this.newLane(lane.algorithm, lane.plan, mode);
+    (lane.variants ??= new Map()).set(mode, variant);
+    return variant;
+  }
+
+  private newLane(algorithm: RateLimitAlgorithm, plan: ScriptPlan, mode: StoreErrorMode): Lane {
+    return { algorithm, plan, mode, variants: undefined, open: new Map(), periodStart: 0, periodEnd: 0 };
   }
 
   private enqueue(
@@ -373,6 +401,7 @@ export class RedisStore implements RateLimitStore {
         lane,
         ops: [],
         sentAtMs: 0,
+        sentSeq: 0,
         resent: false,
         done: false,
         internal,
@@ -465,6 +494,7 @@ export class RedisStore implements RateLimitStore {
     const n = ops.length;
     const now = Date.now();
     batch.sentAtMs = now;
+    batch.sentSeq = ++this.sentSeq;
     const args: (string | number)[] = [n];
     for (let i = 0; i < n; i++) args.push(ops[i]!.redisKey);
     for (const value of plan.fixedArgs) args.push(value);
@@ -589,7 +619,7 @@ export class RedisStore implements RateLimitStore {
       if (this.splitPerKey(batch)) return;
     }
     this.finish(batch);
-    this.failed();
+    this.failed(batch.sentSeq);
     this.settleWithoutRedis(batch, new StoreUnavailableError('redis', errorText(error), { cause: error }));
     if (batch.parent !== undefined) this.childSettled(batch.parent);
   }
@@ -614,6 +644,7 @@ export class RedisStore implements RateLimitStore {
         lane: batch.lane,
         ops,
         sentAtMs: 0,
+        sentSeq: batch.sentSeq,
         resent: true, // neither queued for a deadline of its own nor sent a third time
         done: false,
         internal: batch.internal,
@@ -642,7 +673,14 @@ export class RedisStore implements RateLimitStore {
     setImmediate(() => {
       if (batch.done) return;
       batch.done = true; // already removed from the deadline queue
-      if (lateMs < Math.max(20, this.timeoutMs / 2)) this.failed();
+      if (lateMs < Math.max(20, this.timeoutMs / 2)) {
+        this.failed(batch.sentSeq);
+      } else if (this.breaker === PROBING) {
+        // A probe that ran out of time while this process was busy has no verdict: the next call
+        // probes again, rather than the store staying half-open with no probe in flight.
+        this.breaker = OPEN;
+        this.openUntil = systemClock.now();
+      }
       this.settleWithoutRedis(batch, new StoreUnavailableError('redis', `no answer within ${this.timeoutMs} ms`));
       if (batch.parent !== undefined) this.childSettled(batch.parent);
     });
@@ -687,7 +725,7 @@ export class RedisStore implements RateLimitStore {
       case 'fail-open':
         return { ...algorithm.peek(undefined, Date.now(), cost), store: 'fail-open' };
       default: {
-        const retryAfterMs = this.breaker === OPEN ? Math.max(1, Math.ceil(this.openUntil - systemClock.now())) : this.openMs;
+        const retryAfterMs = this.outageRetryAfterMs();
         return {
           allowed: false,
           limit: lane.plan.decisionLimit,
@@ -753,12 +791,32 @@ export class RedisStore implements RateLimitStore {
     return `${this.failures} failed calls in a row; next try in at most ${this.openMs} ms`;
   }
 
+  /**
+   * When a denied caller may try again: when the store next tries Redis (the breaker is open),
+   * the reconnect horizon (the client is down), or the timeout (Redis was slow); at most
+   * {@link MAX_OUTAGE_RETRY_MS}.
+   */
+  private outageRetryAfterMs(): number {
+    let ms: number;
+    if (this.breaker === OPEN) ms = Math.ceil(this.openUntil - systemClock.now());
+    else if (this.client.status !== 'ready') ms = this.openMs;
+    else ms = Math.ceil(this.timeoutMs);
+    return Math.min(MAX_OUTAGE_RETRY_MS, Math.max(1, ms));
+  }
+
   private succeeded(): void {
     this.failures = 0;
     this.breaker = CLOSED;
   }
 
-  private failed(): void {
+  /**
+   * Counts a failed call sent as number `seq`. Calls that were already in flight when the latest
+   * failure was counted fail with it (one stall times out every batch in flight at once): they do
+   * not count again, so a stall shorter than `openAfterFailures` timeouts never opens the breaker.
+   */
+  private failed(seq: number): void {
+    if (seq <= this.countedUpTo) return;
+    this.countedUpTo = this.sentSeq;
     this.failures++;
     if (this.breaker === PROBING || this.failures >= this.openAfterFailures) {
       this.breaker = OPEN;

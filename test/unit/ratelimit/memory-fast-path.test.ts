@@ -172,9 +172,9 @@ describe.each(cases)('memory store fast path, $name', ({ make, stepMs }) => {
     const reference = new ReferenceStore(clock, maxKeys);
     const algA = make();
     const algB = shared ? algA : make();
-    // Limiters whose names could collide if keys were not length-prefixed, the last one sharing
-    // the first one's name (so its counters).
-    const names = ['a', 'a:k', 'a'];
+    // Limiters whose names could collide if keys were not length-prefixed. (Two limiters with one
+    // name on one store are refused at construction.)
+    const names = ['a', 'a:k', '1:a'];
     const algorithms = [algA, algB, algA];
     const limiters: [RateLimiter, RateLimiter][] = names.map((name, i) => [
       rateLimiter({ name, algorithm: algorithms[i]!, store }),
