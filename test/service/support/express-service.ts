@@ -54,7 +54,7 @@ export async function startExpressService(options: ServiceOptions): Promise<Runn
   }
 
   app.get('/hello', (_req: Request, res: Response) => {
-    res.send('hello');
+    res.type('text/plain').send('hello');
   });
 
   const api = express.Router();
