@@ -50,7 +50,7 @@ export interface ServiceOptions {
   readonly prefix: string;
   /** The service's error log: one call per line. */
   readonly log: (line: string) => void;
-  /** For the child-process scenarios: shut down on SIGTERM, with this drain, and exit. */
+  /** For the child-process scenarios: shut down on SIGTERM, with this drain, then exit. */
   readonly signals?: { readonly drainDelayMs: number };
   /** The store's timeout, in ms. @default 100 */
   readonly storeTimeoutMs?: number;
