@@ -30,19 +30,22 @@ function metricSum(text: string, name: string, labels: Record<string, string>): 
   return sum;
 }
 
-/** Calls /api/items from `clients` loops until `ms` have passed (at most 400 requests); returns every answer. */
-async function trafficFor(port: number, ms: number, clients = 2): Promise<Answer[]> {
+/** Calls /api/items from `clients` loops until `ms` have passed (at most 400 requests); returns every answer and its latency. */
+async function trafficFor(port: number, ms: number, clients = 2): Promise<{ answers: Answer[]; latenciesMs: number[] }> {
   const answers: Answer[] = [];
+  const latenciesMs: number[] = [];
   const until = performance.now() + ms;
   await Promise.all(
     Array.from({ length: clients }, async (_, c) => {
       for (let i = 0; i < 200 && performance.now() < until; i++) {
+        const sent = performance.now();
         answers.push(await get(port, '/api/items', { 'x-forwarded-for': `198.51.100.${10 + c}`, 'x-tenant': 'acme' }));
+        latenciesMs.push(performance.now() - sent);
         await sleep(10);
       }
     }),
   );
-  return answers;
+  return { answers, latenciesMs };
 }
 
 /** Milliseconds from now until /api/items is admitted again (bounded by `boundMs` × 2, polled every 25 ms). */
@@ -67,16 +70,17 @@ async function scenario(framework: (typeof frameworks)[number], fault: Fault): P
   cleanup.push(() => started.service.close());
   const { port } = started.service;
 
-  const before = await trafficFor(port, 200, 1);
+  const { answers: before } = await trafficFor(port, 200, 1);
   expect(before.map((a) => a.status).filter((s) => s !== 200), 'answers before the outage').toEqual([]);
 
   let recovered = Number.POSITIVE_INFINITY;
   let during: Answer[];
+  let latenciesMs: number[];
   let probesDuring: Answer[];
   redis.kill(fault);
   try {
     if (fault === 'SIGKILL') await redis.exited();
-    [during, probesDuring] = await Promise.all([
+    [{ answers: during, latenciesMs }, probesDuring] = await Promise.all([
       trafficFor(port, OUTAGE_MS),
       (async () => {
         await sleep(OUTAGE_MS / 2);
@@ -94,6 +98,7 @@ async function scenario(framework: (typeof frameworks)[number], fault: Fault): P
   const tally = Object.fromEntries([...new Set(statuses)].map((s) => [s, statuses.filter((x) => x === s).length]));
   console.log(
     `C3 ${framework} ${fault}: ${during.length} requests during a ${OUTAGE_MS} ms outage answered ${JSON.stringify(tally)}; ` +
+      `slowest answer ${Math.round(Math.max(...latenciesMs))} ms; ` +
       `back on Redis ${Math.round(recovered)} ms after ${fault === 'SIGSTOP' ? 'SIGCONT' : 'the restarted server answered PING'}`,
   );
 
