@@ -5,25 +5,10 @@
 // the tenant's quota; the X-Forwarded-For cases are answered as any request is (keyed by the last
 // address that can be believed, as the README says), never with a 5xx. Figure: error-log lines
 // for all these requests ≤ 1 (a client must not be able to flood the log).
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { startRedis, type RedisServer } from '../integration/support/redis.js';
-import { frameworks, get, item, problemOf, startService, startUpstream, type Answer, type Started, type Upstream } from './support/harness.js';
+import { describe, expect, it } from 'vitest';
+import { frameworks, get, item, problemOf, startService, useRedisAndUpstream, type Answer } from './support/harness.js';
 
-let redis: RedisServer;
-let upstream: Upstream;
-const running: Started[] = [];
-
-beforeAll(async () => {
-  redis = await startRedis();
-  upstream = await startUpstream();
-});
-afterEach(async () => {
-  for (const s of running.splice(0)) await s.service.close();
-});
-afterAll(async () => {
-  await upstream?.close();
-  await redis?.stop();
-});
+const shared = useRedisAndUpstream();
 
 const TENANT_UNITS = 1_000;
 const tenant = { 'x-forwarded-for': '198.51.100.40', 'x-tenant': 'careless' };
@@ -51,8 +36,7 @@ function expectSafeBody(answer: Answer): void {
 
 describe.each(frameworks)('bad input to the %s service', (framework) => {
   it('a bad cost gets a 4xx problem answer, takes nothing from the quota, and adds no error-log line per request', async () => {
-    const started = await startService(framework, { redisPort: redis.port, upstreamUrl: upstream.url, tenantUnits: TENANT_UNITS });
-    running.push(started);
+    const started = shared.track(await startService(framework, { redisPort: shared.redis.port, upstreamUrl: shared.upstream.url, tenantUnits: TENANT_UNITS }));
     const { service, errorLog } = started;
     const logBefore = errorLog.length;
 
@@ -76,8 +60,7 @@ describe.each(frameworks)('bad input to the %s service', (framework) => {
   });
 
   it('garbage and 8 KB X-Forwarded-For lists are answered like any request, never with a 5xx or an error-log line', async () => {
-    const started = await startService(framework, { redisPort: redis.port, upstreamUrl: upstream.url, perClientLimit: 100 });
-    running.push(started);
+    const started = shared.track(await startService(framework, { redisPort: shared.redis.port, upstreamUrl: shared.upstream.url, perClientLimit: 100 }));
     const { service, errorLog } = started;
     const logBefore = errorLog.length;
 

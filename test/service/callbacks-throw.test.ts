@@ -6,22 +6,10 @@
 // service makes of the failed call; never an HTML error page, never a stack trace or the error's
 // message in the body. Figure: uncaught exceptions + unhandled rejections = 0.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startRedis, type RedisServer } from '../integration/support/redis.js';
-import { buildServiceProgram, startChild, type Child, type ServiceBuild } from './support/child.js';
-import { frameworks, get, problemOf, sleep, startUpstream, type Answer, type Upstream } from './support/harness.js';
+import { startChild, useServiceProgram, type Child } from './support/child.js';
+import { frameworks, get, problemOf, sleep, type Answer } from './support/harness.js';
 
-let redis: RedisServer;
-let upstream: Upstream;
-let program: ServiceBuild;
-
-beforeAll(async () => {
-  [redis, upstream, program] = await Promise.all([startRedis(), startUpstream(), buildServiceProgram()]);
-});
-afterAll(async () => {
-  program?.remove();
-  await upstream?.close();
-  await redis?.stop();
-});
+const shared = useServiceProgram();
 
 /** What the request met: path and headers. */
 const cases = [
@@ -41,10 +29,10 @@ describe.each(frameworks)('C5 %s service: a user callback throws', (framework) =
   let child: Child;
   beforeAll(async () => {
     // NODE_ENV unset, as on a developer's machine: Express's final handler then shows stacks.
-    child = await startChild(program, {
+    child = await startChild(shared.program, {
       SERVICE_FRAMEWORK: framework,
-      REDIS_PORT: String(redis.port),
-      UPSTREAM_URL: upstream.url,
+      REDIS_PORT: String(shared.redis.port),
+      UPSTREAM_URL: shared.upstream.url,
       DRAIN_DELAY_MS: '0',
       NODE_ENV: undefined,
     });

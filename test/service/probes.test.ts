@@ -2,26 +2,11 @@
 // client has used up the app-wide limit, the probes (/livez, /readyz, /startupz) and /metrics keep
 // answering 200 from health state — with bulwark's shedding and limits registered before the
 // health routes and after them, in Express and in Fastify. Figure: probe answers ≠ 200 = 0.
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { LoadSample } from '../../src/index.js';
-import { startRedis, type RedisServer } from '../integration/support/redis.js';
-import { type Answer, frameworks, get, probeFailures, problemOf, startService, startUpstream, type Started, type Upstream } from './support/harness.js';
+import { type Answer, frameworks, get, probeFailures, problemOf, startService, useRedisAndUpstream } from './support/harness.js';
 
-let redis: RedisServer;
-let upstream: Upstream;
-const running: Started[] = [];
-
-beforeAll(async () => {
-  redis = await startRedis();
-  upstream = await startUpstream();
-});
-afterEach(async () => {
-  for (const s of running.splice(0)) await s.service.close();
-});
-afterAll(async () => {
-  await upstream?.close();
-  await redis?.stop();
-});
+const shared = useRedisAndUpstream();
 
 const orders = ['limits-first', 'health-first'] as const;
 
@@ -29,8 +14,7 @@ describe.each(frameworks)('C1 %s service', (framework) => {
   it.each(orders)('overloaded and shedding (%s): every probe and /metrics answers 200 while /api is shed', async (order) => {
     let overloaded = false;
     const sampler = (): LoadSample => ({ eventLoopDelayMs: overloaded ? 1_000 : 0 });
-    const started = await startService(framework, { redisPort: redis.port, upstreamUrl: upstream.url, order, sampler });
-    running.push(started);
+    const started = shared.track(await startService(framework, { redisPort: shared.redis.port, upstreamUrl: shared.upstream.url, order, sampler }));
     const { service } = started;
     expect((await get(service.port, '/api/items')).status).toBe(200);
 
@@ -53,8 +37,7 @@ describe.each(frameworks)('C1 %s service', (framework) => {
   });
 
   it.each(orders)('one client has used up the app-wide limit (%s): every probe and /metrics answers 200', async (order) => {
-    const started = await startService(framework, { redisPort: redis.port, upstreamUrl: upstream.url, order, perClientLimit: 10 });
-    running.push(started);
+    const started = shared.track(await startService(framework, { redisPort: shared.redis.port, upstreamUrl: shared.upstream.url, order, perClientLimit: 10 }));
     const { service } = started;
     // Anonymous traffic from this host (no X-Forwarded-For) shares one bucket, as behind a NAT.
     const statuses: number[] = [];

@@ -13,23 +13,11 @@
 // Fastify answers requests on connections it has just accepted with its own 503
 // (`return503OnClosing`): seen on Node 24 in 2 runs of 3.
 import { Agent } from 'node:http';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startRedis, type RedisServer } from '../integration/support/redis.js';
-import { attempt, buildServiceProgram, startChild, type Attempt, type ServiceBuild } from './support/child.js';
-import { frameworks, sleep, startUpstream, type Upstream } from './support/harness.js';
+import { describe, expect, it } from 'vitest';
+import { attempt, startChild, useServiceProgram, type Attempt } from './support/child.js';
+import { frameworks, sleep } from './support/harness.js';
 
-let redis: RedisServer;
-let upstream: Upstream;
-let program: ServiceBuild;
-
-beforeAll(async () => {
-  [redis, upstream, program] = await Promise.all([startRedis(), startUpstream(), buildServiceProgram()]);
-});
-afterAll(async () => {
-  program?.remove();
-  await upstream?.close();
-  await redis?.stop();
-});
+const shared = useServiceProgram();
 
 const client = { 'x-forwarded-for': '198.51.100.50', 'x-tenant': 'acme' };
 
@@ -38,10 +26,10 @@ const PROPAGATION_MS = 200;
 
 describe.each(frameworks)('G1 %s service: SIGTERM under keep-alive load', (framework) => {
   it('fails readiness before it stops accepting, finishes in-flight requests, drops none, exits 0', async () => {
-    const child = await startChild(program, {
+    const child = await startChild(shared.program, {
       SERVICE_FRAMEWORK: framework,
-      REDIS_PORT: String(redis.port),
-      UPSTREAM_URL: upstream.url,
+      REDIS_PORT: String(shared.redis.port),
+      UPSTREAM_URL: shared.upstream.url,
       DRAIN_DELAY_MS: '500',
       PER_CLIENT_LIMIT: '1000000',
     });

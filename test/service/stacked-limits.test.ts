@@ -7,35 +7,17 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import express from 'express';
 import Fastify from 'fastify';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { rateLimitMiddleware } from '../../src/adapters/express.js';
 import { rateLimitPlugin } from '../../src/adapters/fastify.js';
-import { startRedis, type RedisServer } from '../integration/support/redis.js';
 import { buildParts, type ServiceParts } from './support/parts.js';
-import { frameworks, get, item, listItems, problemOf, startService, startUpstream, type Answer, type Started, type Upstream } from './support/harness.js';
+import { frameworks, get, item, listItems, problemOf, startService, useRedisAndUpstream, type Answer } from './support/harness.js';
 
-let redis: RedisServer;
-let upstream: Upstream;
-const cleanup: (() => Promise<unknown>)[] = [];
-const running: Started[] = [];
-
-beforeAll(async () => {
-  redis = await startRedis();
-  upstream = await startUpstream();
-});
-afterEach(async () => {
-  for (const s of running.splice(0)) await s.service.close();
-  for (const step of cleanup.splice(0).reverse()) await step();
-});
-afterAll(async () => {
-  await upstream?.close();
-  await redis?.stop();
-});
+const shared = useRedisAndUpstream();
 
 describe.each(frameworks)('C2 %s service: a per-client limit and a per-tenant quota on one request', (framework) => {
   it('both decide and both appear in RateLimit-Policy and RateLimit', async () => {
-    const started = await startService(framework, { redisPort: redis.port, upstreamUrl: upstream.url, perClientLimit: 5, tenantUnits: 100 });
-    running.push(started);
+    const started = shared.track(await startService(framework, { redisPort: shared.redis.port, upstreamUrl: shared.upstream.url, perClientLimit: 5, tenantUnits: 100 }));
     const client = { 'x-forwarded-for': '198.51.100.7', 'x-tenant': 'acme' };
 
     const first = await get(started.service.port, '/api/items?units=10', client);
@@ -49,8 +31,7 @@ describe.each(frameworks)('C2 %s service: a per-client limit and a per-tenant qu
   });
 
   it('a denial by the quota names the quota, and still shows the per-client limit that allowed it', async () => {
-    const started = await startService(framework, { redisPort: redis.port, upstreamUrl: upstream.url, perClientLimit: 5, tenantUnits: 100 });
-    running.push(started);
+    const started = shared.track(await startService(framework, { redisPort: shared.redis.port, upstreamUrl: shared.upstream.url, perClientLimit: 5, tenantUnits: 100 }));
     const client = { 'x-forwarded-for': '198.51.100.8', 'x-tenant': 'globex' };
 
     expect((await get(started.service.port, '/api/items?units=90', client)).status).toBe(200);
@@ -63,8 +44,7 @@ describe.each(frameworks)('C2 %s service: a per-client limit and a per-tenant qu
   });
 
   it('a denial by the per-client limit names the per-client limit', async () => {
-    const started = await startService(framework, { redisPort: redis.port, upstreamUrl: upstream.url, perClientLimit: 3, tenantUnits: 100 });
-    running.push(started);
+    const started = shared.track(await startService(framework, { redisPort: shared.redis.port, upstreamUrl: shared.upstream.url, perClientLimit: 3, tenantUnits: 100 }));
     const client = { 'x-forwarded-for': '198.51.100.9', 'x-tenant': 'initech' };
 
     const answers: Answer[] = [];
@@ -81,13 +61,13 @@ describe.each(frameworks)('C2 %s service: a per-client limit and a per-tenant qu
 /** A fresh set of the service's parts on this test's Redis, released after the test. */
 async function parts(perClientLimit: number): Promise<ServiceParts> {
   const p = await buildParts({
-    redisPort: redis.port,
-    upstreamUrl: upstream.url,
+    redisPort: shared.redis.port,
+    upstreamUrl: shared.upstream.url,
     prefix: `c4-${Math.random().toString(36).slice(2, 10)}:`,
     perClientLimit,
     log: () => {},
   });
-  cleanup.push(() => p.release());
+  shared.later(() => p.release());
   return p;
 }
 
@@ -96,6 +76,20 @@ function perClientRemaining(answer: Answer): number {
   const rs = listItems(answer.headers.ratelimit).filter((i) => i.name === 'per-client').map((i) => i.params.r ?? NaN);
   expect(rs.length, `RateLimit: ${String(answer.headers.ratelimit)}`).toBeGreaterThan(0);
   return Math.min(...rs);
+}
+
+/** Three requests through both mounts of a limit of 10: the headers and the store show 3 units taken, not 6. */
+async function expectChargedOnce(p: ServiceParts, port: number, path: string): Promise<void> {
+  const before = (await p.perClient.peek('127.0.0.1')).remaining;
+  const remaining: number[] = [];
+  for (let i = 0; i < 3; i++) {
+    const a = await get(port, path);
+    expect(a.status, a.body).toBe(200);
+    remaining.push(perClientRemaining(a));
+  }
+  const after = (await p.perClient.peek('127.0.0.1')).remaining;
+  expect(remaining, 'remaining after each request').toEqual([9, 8, 7]);
+  expect(before - after, 'units charged for 3 requests').toBe(3);
 }
 
 describe('C4: the same limiter mounted twice', () => {
@@ -121,25 +115,14 @@ describe('C4: the same limiter mounted twice', () => {
     }
     const server = createServer(app);
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    cleanup.push(() => new Promise((resolve) => server.close(resolve)));
-    const port = (server.address() as AddressInfo).port;
-
-    const before = (await p.perClient.peek('127.0.0.1')).remaining;
-    const remaining: number[] = [];
-    for (let i = 0; i < 3; i++) {
-      const a = await get(port, '/r/x');
-      expect(a.status, a.body).toBe(200);
-      remaining.push(perClientRemaining(a));
-    }
-    const after = (await p.perClient.peek('127.0.0.1')).remaining;
-    expect(remaining, 'remaining after each request').toEqual([9, 8, 7]);
-    expect(before - after, 'units charged for 3 requests').toBe(3);
+    shared.later(() => new Promise((resolve) => server.close(resolve)));
+    await expectChargedOnce(p, (server.address() as AddressInfo).port, '/r/x');
   });
 
   it('Fastify, the global plugin and a route config naming the same limiter: charged once, or refused at startup', async () => {
     const p = await parts(10);
     const app = Fastify();
-    cleanup.push(() => app.close());
+    shared.later(() => app.close());
     let refused: unknown;
     try {
       await app.register(rateLimitPlugin, { limiter: p.perClient });
@@ -153,17 +136,6 @@ describe('C4: the same limiter mounted twice', () => {
       expect((refused as Error).message).toMatch(/per-client/);
       return;
     }
-    const port = (app.server.address() as AddressInfo).port;
-
-    const before = (await p.perClient.peek('127.0.0.1')).remaining;
-    const remaining: number[] = [];
-    for (let i = 0; i < 3; i++) {
-      const a = await get(port, '/x');
-      expect(a.status, a.body).toBe(200);
-      remaining.push(perClientRemaining(a));
-    }
-    const after = (await p.perClient.peek('127.0.0.1')).remaining;
-    expect(remaining, 'remaining after each request').toEqual([9, 8, 7]);
-    expect(before - after, 'units charged for 3 requests').toBe(3);
+    await expectChargedOnce(p, (app.server.address() as AddressInfo).port, '/x');
   });
 });

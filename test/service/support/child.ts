@@ -7,6 +7,8 @@ import { Agent, request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { build } from 'tsup';
+import { afterAll, beforeAll } from 'vitest';
+import { useRedisAndUpstream, type Shared } from './harness.js';
 
 const root = resolve(import.meta.dirname, '../../..');
 
@@ -35,6 +37,27 @@ export async function buildServiceProgram(): Promise<ServiceBuild> {
     external: ['express', 'fastify', 'ioredis', 'prom-client'],
   });
   return { entry: join(outDir, 'service-main.js'), remove: () => rmSync(outDir, { recursive: true, force: true }) };
+}
+
+/**
+ * For a test file that runs the service as a program: one redis-server, one upstream and one
+ * build of the program, for the whole file.
+ */
+export function useServiceProgram(): Shared & { readonly program: ServiceBuild } {
+  const shared = useRedisAndUpstream();
+  let program: ServiceBuild | undefined;
+  beforeAll(async () => {
+    program = await buildServiceProgram();
+  });
+  afterAll(() => program?.remove());
+  return Object.create(shared, {
+    program: {
+      get() {
+        if (!program) throw new Error('useServiceProgram: the program is only there inside tests');
+        return program;
+      },
+    },
+  }) as Shared & { readonly program: ServiceBuild };
 }
 
 export interface Exit {

@@ -13,10 +13,10 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import express, { type NextFunction, type Request, type Response } from 'express';
-import { gracefulShutdown, type GracefulShutdown } from '../../../src/index.js';
+import type { GracefulShutdown } from '../../../src/index.js';
 import { healthMiddleware, loadSheddingMiddleware, rateLimitMiddleware } from '../../../src/adapters/express.js';
 import { metricsHandler } from '../../../src/metrics/index.js';
-import { buildParts, type ServiceOptions, type ServiceParts } from './parts.js';
+import { buildParts, shutdownOf, type ServiceOptions, type ServiceParts } from './parts.js';
 
 /** A running service. */
 export interface RunningService extends ServiceParts {
@@ -90,21 +90,7 @@ export async function startExpressService(options: ServiceOptions): Promise<Runn
   });
   const port = (server.address() as AddressInfo).port;
 
-  const signals = options.signals;
-  const shutdown = gracefulShutdown(server, {
-    health: parts.health,
-    signals: signals === undefined ? [] : ['SIGTERM'],
-    exit: signals !== undefined,
-    drainDelayMs: signals?.drainDelayMs ?? 0,
-    closeTimeoutMs: 5_000,
-    hookTimeoutMs: 2_000,
-    hooks: [function releaseParts() {
-      return parts.release();
-    }],
-    log: (line) => {
-      if (signals !== undefined) console.log(line);
-    },
-  });
+  const shutdown = shutdownOf(server, parts, options);
 
   return {
     ...parts,

@@ -9,11 +9,10 @@
 //
 // Fastify's own logger, at level 'error', is the service's error log (tests count its lines).
 import Fastify from 'fastify';
-import { gracefulShutdown } from '../../../src/index.js';
 import { healthPlugin, loadSheddingPlugin, rateLimitPlugin } from '../../../src/adapters/fastify.js';
 import { metricsRoute } from '../../../src/metrics/index.js';
 import type { RunningService } from './express-service.js';
-import { buildParts, type ServiceOptions } from './parts.js';
+import { buildParts, shutdownOf, type ServiceOptions } from './parts.js';
 
 /** Starts the Fastify service on 127.0.0.1, port 0. */
 export async function startFastifyService(options: ServiceOptions): Promise<RunningService> {
@@ -72,21 +71,7 @@ export async function startFastifyService(options: ServiceOptions): Promise<Runn
   await app.listen({ port: 0, host: '127.0.0.1' });
   const port = (app.server.address() as { port: number }).port;
 
-  const signals = options.signals;
-  const shutdown = gracefulShutdown(app, {
-    health: parts.health,
-    signals: signals === undefined ? [] : ['SIGTERM'],
-    exit: signals !== undefined,
-    drainDelayMs: signals?.drainDelayMs ?? 0,
-    closeTimeoutMs: 5_000,
-    hookTimeoutMs: 2_000,
-    hooks: [function releaseParts() {
-      return parts.release();
-    }],
-    log: (line) => {
-      if (signals !== undefined) console.log(line);
-    },
-  });
+  const shutdown = shutdownOf(app, parts, options);
 
   return {
     ...parts,

@@ -2,13 +2,17 @@
 // reader for the rate-limit header lists and problem bodies, and a way to start either framework's
 // service with a fresh Redis key prefix and a captured error log.
 import { randomUUID } from 'node:crypto';
-import { createServer, request as httpRequest, type Agent, type IncomingHttpHeaders, type Server } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { afterAll, afterEach, beforeAll } from 'vitest';
+import { send, type Answer } from '../../adapters/support/inbound-http.js';
+import { startRedis, type RedisServer } from '../../integration/support/redis.js';
 import { startExpressService, type RunningService } from './express-service.js';
 import { startFastifyService } from './fastify-service.js';
 import type { ServiceOptions } from './parts.js';
 
 export type { RunningService } from './express-service.js';
+export type { Answer } from '../../adapters/support/inbound-http.js';
 
 /** Both frameworks, for `describe.each`. */
 export const frameworks = ['express', 'fastify'] as const;
@@ -64,28 +68,9 @@ export async function startUpstream(): Promise<Upstream> {
   };
 }
 
-export interface Answer {
-  readonly status: number;
-  readonly headers: IncomingHttpHeaders;
-  readonly body: string;
-}
-
-/** GET `path` on 127.0.0.1:`port` on a fresh connection (or `agent`'s); rejects only on a network error. */
-export function get(port: number, path: string, headers: Record<string, string> = {}, agent?: Agent): Promise<Answer> {
-  return new Promise((resolve, reject) => {
-    const req = httpRequest(
-      { host: '127.0.0.1', port, path, headers: agent ? headers : { connection: 'close', ...headers }, agent: agent ?? false },
-      (res) => {
-        let body = '';
-        res.setEncoding('utf8');
-        res.on('data', (chunk: string) => (body += chunk));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
-        res.on('error', reject);
-      },
-    );
-    req.on('error', reject);
-    req.end();
-  });
+/** GET `path` on 127.0.0.1:`port` on a fresh connection; rejects only on a network error. */
+export function get(port: number, path: string, headers: Record<string, string> = {}): Promise<Answer> {
+  return send(port, path, { headers });
 }
 
 /** One item of a structured-field list (`"name";r=5;t=60`): its name and parameters. */
@@ -141,4 +126,51 @@ export async function probeFailures(port: number): Promise<string[]> {
 /** Waits `ms`. */
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** What {@link useRedisAndUpstream} starts for a test file. */
+export interface Shared {
+  readonly redis: RedisServer;
+  readonly upstream: Upstream;
+  /** Registers a service to close after the current test. */
+  track(started: Started): Started;
+  /** Registers a step to run after the current test (in reverse order). */
+  later(step: () => Promise<unknown>): void;
+}
+
+/**
+ * Starts one redis-server and one upstream for the test file (stopped after it), and closes the
+ * services and runs the steps each test registered after that test.
+ */
+export function useRedisAndUpstream(): Shared {
+  let redis: RedisServer | undefined;
+  let upstream: Upstream | undefined;
+  const steps: (() => Promise<unknown>)[] = [];
+  beforeAll(async () => {
+    [redis, upstream] = await Promise.all([startRedis(), startUpstream()]);
+  });
+  afterEach(async () => {
+    for (const step of steps.splice(0).reverse()) await step();
+  });
+  afterAll(async () => {
+    await upstream?.close();
+    await redis?.stop();
+  });
+  return {
+    get redis() {
+      if (!redis) throw new Error('useRedisAndUpstream: redis is only there inside tests');
+      return redis;
+    },
+    get upstream() {
+      if (!upstream) throw new Error('useRedisAndUpstream: the upstream is only there inside tests');
+      return upstream;
+    },
+    track(started) {
+      steps.push(() => started.service.close());
+      return started;
+    },
+    later(step) {
+      steps.push(step);
+    },
+  };
 }

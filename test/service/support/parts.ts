@@ -12,6 +12,9 @@ import { Redis } from 'ioredis';
 import { Registry } from 'prom-client';
 import {
   circuitBreaker,
+  gracefulShutdown,
+  type GracefulShutdown,
+  type ShutdownTarget,
   consecutive,
   constant,
   fallback,
@@ -224,4 +227,29 @@ export async function buildParts(options: ServiceOptions): Promise<ServiceParts>
     items,
     release,
   };
+}
+
+/**
+ * Graceful shutdown as the service sets it up: readiness fails, the drain, the close, then the
+ * parts are released. In-process tests call `shutdown()` themselves (no signal, no drain, no
+ * exit); the program of ./service-main.ts shuts down on SIGTERM and exits.
+ */
+export function shutdownOf(target: ShutdownTarget, parts: ServiceParts, options: ServiceOptions): GracefulShutdown {
+  const signals = options.signals;
+  return gracefulShutdown(target, {
+    health: parts.health,
+    signals: signals === undefined ? [] : ['SIGTERM'],
+    exit: signals !== undefined,
+    drainDelayMs: signals?.drainDelayMs ?? 0,
+    closeTimeoutMs: 5_000,
+    hookTimeoutMs: 2_000,
+    hooks: [
+      function releaseParts() {
+        return parts.release();
+      },
+    ],
+    log: (line) => {
+      if (signals !== undefined) console.log(line);
+    },
+  });
 }
