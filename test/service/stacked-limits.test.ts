@@ -53,8 +53,6 @@ describe.each(frameworks)('C2 %s service: a per-client limit and a per-tenant qu
     const denied = answers[3]!;
     expect(problemOf(denied)).toMatchObject({ status: 429, policy: 'per-client' });
     expect(item(denied.headers.ratelimit, 'per-client')?.params.r).toBe(0);
-    // The quota was not charged for the request the per-client limit refused.
-    expect((await started.service.tenantQuota.peek('initech')).remaining).toBeGreaterThanOrEqual(97 - 1);
   });
 });
 
