@@ -4,13 +4,13 @@
 // through ./parts.ts and here).
 //
 //   load shedding, the per-client limit (app-wide, keyed by client address behind a local proxy),
-//   the health routes and /metrics — in either order — then /api with the per-tenant quota,
-//   routes that call the upstream, and graceful shutdown.
+//   the health routes and /metrics — in either order — then /api routes with the per-tenant
+//   quota, one of which calls the upstream, and graceful shutdown.
 //
 // No error handler answers for bulwark: an error the adapters pass on goes to a logging middleware
 // (the service's error log, which tests count) and then to Express's own final handler, so a test
 // sees exactly what bulwark leaves a user with.
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { GracefulShutdown } from '../../../src/index.js';
@@ -57,21 +57,20 @@ export async function startExpressService(options: ServiceOptions): Promise<Runn
     res.type('text/plain').send('hello');
   });
 
+  // The per-tenant quota on the routes that use the tenant's units; /reports reads its cost as a
+  // JavaScript user might write it: the header, unconverted.
+  const tenantOf = (req: IncomingMessage): string => parts.tenantOf(req.headers);
+  const tenantUnits = rateLimitMiddleware(tenantQuota, { key: tenantOf, cost: (req) => parts.unitsOf(req.url ?? '/', req.headers) });
+  const reportUnits = rateLimitMiddleware(tenantQuota, { key: tenantOf, cost: (req) => parts.rawUnitsOf(req.headers) });
   const api = express.Router();
-  api.use(
-    '/reports',
-    // The quota's cost as a JavaScript user might write it: the header, unconverted.
-    rateLimitMiddleware(tenantQuota, { key: (req) => parts.tenantOf(req.headers), cost: (req) => parts.rawUnitsOf(req.headers) }),
-  );
-  api.use(rateLimitMiddleware(tenantQuota, { key: (req) => parts.tenantOf(req.headers), cost: (req) => parts.unitsOf(req.url ?? '/', req.headers) }));
-  api.get('/items', async (req: Request, res: Response) => {
+  api.get('/items', tenantUnits, async (req: Request, res: Response) => {
     const answer = await parts.items(req.originalUrl, req.headers);
     res.status(answer.status).type(answer.status === 200 ? 'application/json' : 'application/problem+json').send(JSON.stringify(answer.body));
   });
-  api.get('/reports', (_req: Request, res: Response) => {
+  api.get('/reports', reportUnits, (_req: Request, res: Response) => {
     res.json({ report: 'ok' });
   });
-  api.get('/work', (req: Request, res: Response) => {
+  api.get('/work', tenantUnits, (req: Request, res: Response) => {
     const ms = Math.min(Number(req.query.ms ?? 0) || 0, 5_000);
     setTimeout(() => res.send(`ok ${ms}`), ms);
   });
