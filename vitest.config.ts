@@ -61,6 +61,24 @@ export default defineConfig({
           sequence: { groupOrder: 2 },
         },
       },
+      {
+        plugins: [luaText],
+        test: {
+          // Whole services assembled from the public entry points and attacked (RELIABILITY.md rows
+          // C1–C5, G1, bad input): real Express and Fastify servers, real redis-server processes
+          // that the tests freeze and kill, and child processes that get real signals. Last, after
+          // the other projects, and one file at a time, because several scenarios assert recovery
+          // times and a 2-core machine shared with other files would blur them.
+          name: 'service',
+          include: ['test/service/**/*.test.ts'],
+          setupFiles: ['test/support/setup.ts'],
+          environment: 'node',
+          testTimeout: 30_000,
+          hookTimeout: 60_000,
+          poolOptions: { forks: { singleFork: true } },
+          sequence: { groupOrder: 3 },
+        },
+      },
     ],
   },
 });
