@@ -4,9 +4,9 @@ import { checkOptions, countOption, show } from '../core/validate.js';
 /**
  * Which proxies in front of the server may be believed about the client's address:
  * `false` (the default: nobody, the socket's peer is the client), a hop count (the `n` proxies
- * nearest the server are trusted, 1–32), or addresses and CIDR ranges (IPv4 or IPv6), given as one
+ * nearest the server are trusted, 1–16), or addresses and CIDR ranges (IPv4 or IPv6), given as one
  * string (comma-separated) or a list. The names `'loopback'`, `'linklocal'` and `'uniquelocal'`
- * stand for the usual ranges. At most 32 `X-Forwarded-For` entries are read per request (see
+ * stand for the usual ranges. At most 16 `X-Forwarded-For` entries are read per request (see
  * {@link clientAddressResolver}).
  * @example
  * const trustProxy: TrustProxy = ['loopback', '10.0.0.0/8', '2001:db8:ffff::/48'];
@@ -16,7 +16,7 @@ export type TrustProxy = false | number | string | readonly string[];
 /**
  * Options of {@link clientAddressResolver}.
  * @example
- * const options: ClientAddressOptions = { trustProxy: 1, ipv6Subnet: 56 };
+ * const options: ClientAddressOptions = { trustProxy: 1, ipv6Subnet: 64 };
  */
 export interface ClientAddressOptions {
   /** Proxies whose `X-Forwarded-For` entries are believed. @default false */
@@ -60,9 +60,9 @@ const presets: Record<string, readonly string[]> = {
  * further left and the request is keyed by the rightmost entry instead (see
  * {@link clientAddressResolver}).
  * @example
- * const limit = MAX_FORWARDED_HOPS; // 32
+ * const limit = MAX_FORWARDED_HOPS; // 16
  */
-export const MAX_FORWARDED_HOPS = 32;
+export const MAX_FORWARDED_HOPS = 16;
 
 /** IPv6 addresses whose keys each resolver remembers. */
 const MAX_CACHED = 1_024;
@@ -79,21 +79,29 @@ const MAX_ENTRY_LENGTH = 100;
  * parseAddress(' [::ffff:10.0.0.1]:8080 '); // '10.0.0.1'
  */
 export function parseAddress(entry: string): string | undefined {
-  let start = 0;
-  let end = entry.length;
-  while (start < end && isBlank(entry.charCodeAt(start))) start++;
-  while (end > start && isBlank(entry.charCodeAt(end - 1))) end--;
+  const address = bareAddress(entry, 0, entry.length);
+  return address === undefined || !address.includes(':') ? address : normalizeIPv6(address);
+}
+
+/**
+ * The address written in `source` from `from` to `to`, read as {@link parseAddress} reads it, with
+ * the spaces, brackets and port around it taken off but not normalized: IPv6 as written (any case,
+ * a zone, an IPv4 tail). Undefined when it is not an address.
+ */
+function bareAddress(source: string, from: number, to: number): string | undefined {
+  let start = from;
+  let end = to;
+  while (start < end && isBlank(source.charCodeAt(start))) start++;
+  while (end > start && isBlank(source.charCodeAt(end - 1))) end--;
   if (end - start === 0 || end - start > MAX_ENTRY_LENGTH) return undefined;
-  let text = start === 0 && end === entry.length ? entry : entry.slice(start, end);
+  const text = start === 0 && end === source.length ? source : source.slice(start, end);
   if (text.charCodeAt(0) === 91 /* [ */) {
     const close = text.indexOf(']');
     if (close < 0 || !isPortSuffix(text, close + 1)) return undefined;
-    text = text.slice(1, close);
-    return isIP(text) === 6 ? normalizeIPv6(text) : undefined;
+    const inner = text.slice(1, close);
+    return isIP(inner) === 6 ? inner : undefined;
   }
-  const family = isIP(text);
-  if (family === 4) return text;
-  if (family === 6) return normalizeIPv6(text);
+  if (isIP(text) !== 0) return text;
   // IPv4 with a port: exactly one colon.
   const colon = text.indexOf(':');
   if (colon > 0 && text.indexOf(':', colon + 1) < 0 && isPortSuffix(text, colon)) {
@@ -180,6 +188,16 @@ function ipv6Groups(address: string): number[] {
   return groups;
 }
 
+const HEX = '0123456789abcdef';
+
+/** A 16-bit group in lower-case hex without leading zeros. */
+function hexGroup(g: number): string {
+  if (g < 0x10) return HEX[g]!;
+  if (g < 0x100) return HEX[g >> 4]! + HEX[g & 15]!;
+  if (g < 0x1000) return HEX[g >> 8]! + HEX[(g >> 4) & 15]! + HEX[g & 15]!;
+  return HEX[g >> 12]! + HEX[(g >> 8) & 15]! + HEX[(g >> 4) & 15]! + HEX[g & 15]!;
+}
+
 /** Formats eight groups in the RFC 5952 form: lower case, no leading zeros, longest zero run as `::`. */
 function formatIPv6(groups: readonly number[]): string {
   let bestStart = -1;
@@ -197,13 +215,18 @@ function formatIPv6(groups: readonly number[]): string {
     }
     i = j;
   }
-  const hex = (from: number, to: number): string =>
-    groups
-      .slice(from, to)
-      .map((g) => g.toString(16))
-      .join(':');
-  if (bestStart < 0) return hex(0, 8);
-  return `${hex(0, bestStart)}::${hex(bestStart + bestLength, 8)}`;
+  // Built by concatenation, not slice/map/join: this runs for every IPv6 hop a walk reads.
+  let out = '';
+  for (let i = 0; i < 8; i++) {
+    if (i === bestStart) {
+      out += '::';
+      i += bestLength - 1;
+      continue;
+    }
+    if (out.length > 0 && !out.endsWith(':')) out += ':';
+    out += hexGroup(groups[i]!);
+  }
+  return out;
 }
 
 function isMapped(groups: readonly number[]): boolean {
@@ -269,21 +292,22 @@ export class TrustedRanges {
     this.v6.push(...groups.map((g, i) => g & masks[i]!), ...masks);
   }
 
-  /** Whether the normalized `address` is in one of the ranges. */
+  /** Whether `address` (IPv4, or IPv6 in any form `isIP` accepts; IPv4-mapped counts as IPv4) is in one of the ranges. */
   matches(address: string): boolean {
-    if (!address.includes(':')) {
-      const bits = ipv4Bits(address);
-      const v4 = this.v4;
-      for (let i = 0; i < v4.length; i += 2) if (((bits ^ v4[i]!) & v4[i + 1]!) === 0) return true;
-      return false;
-    }
-    const v6 = this.v6;
-    if (v6.length === 0) return false;
+    if (!address.includes(':')) return this.matchesIPv4(ipv4Bits(address));
     const groups = ipv6Groups(address);
+    if (isMapped(groups)) return this.matchesIPv4(((groups[6]! << 16) | groups[7]!) >>> 0);
+    const v6 = this.v6;
     next: for (let r = 0; r < v6.length; r += 16) {
       for (let k = 0; k < 8; k++) if (((groups[k]! ^ v6[r + k]!) & v6[r + 8 + k]!) !== 0) continue next;
       return true;
     }
+    return false;
+  }
+
+  private matchesIPv4(bits: number): boolean {
+    const v4 = this.v4;
+    for (let i = 0; i < v4.length; i += 2) if (((bits ^ v4[i]!) & v4[i + 1]!) === 0) return true;
     return false;
   }
 }
@@ -330,7 +354,7 @@ function trustList(owner: string, value: string | readonly string[]): TrustedRan
  * proxies, `X-Forwarded-For` is walked from the right (nearest hop) to the left, skipping trusted
  * proxies; the first untrusted address is the client. An entry that is not an address ends the
  * walk (nothing to its left can be believed), and the client is then the last good hop seen.
- * The walk reads at most 32 entries (`MAX_FORWARDED_HOPS`): when that many are all trusted and
+ * The walk reads at most 16 entries (`MAX_FORWARDED_HOPS`): when that many are all trusted and
  * more remain to their left, the request is keyed by the rightmost entry (the address the nearest
  * proxy saw), which a client cannot choose by padding the header. IPv4-mapped IPv6 is read as
  * IPv4; 6to4 addresses are keyed by their embedded IPv4 address, other IPv6 by their `ipv6Subnet`
@@ -368,7 +392,8 @@ export function clientAddressResolver(
     // dual-stack server (the default for listen(port)): both without parsing.
     if (!raw.includes(':')) return raw;
     if (raw.startsWith('::ffff:') && isIP(raw.slice(7)) === 4) return raw.slice(7);
-    return parseAddress(raw);
+    // IPv6 as node writes it is kept as it is: keyOf and the trusted ranges read any form.
+    return isIP(raw) === 6 ? raw : parseAddress(raw);
   };
 
   if (trust === undefined || trust === false || trust === 0) {
@@ -420,7 +445,7 @@ export function clientAddressResolver(
       while (start > floor && list.charCodeAt(start - 1) !== 44 /* , */) start--;
       // No comma within an address's length: the entry is too long to be one.
       if (start > 0 && list.charCodeAt(start - 1) !== 44) break;
-      const entry = parseAddress(list.slice(start, end));
+      const entry = bareAddress(list, start, end);
       if (entry === undefined) break;
       current = entry;
       if (hop === 1) rightmost = entry;
