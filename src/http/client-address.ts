@@ -4,10 +4,10 @@ import { checkOptions, countOption, show } from '../core/validate.js';
 /**
  * Which proxies in front of the server may be believed about the client's address:
  * `false` (the default: nobody, the socket's peer is the client), a hop count (the `n` proxies
- * nearest the server are trusted, 1–16), or addresses and CIDR ranges (IPv4 or IPv6), given as one
- * string (comma-separated) or a list. The names `'loopback'`, `'linklocal'` and `'uniquelocal'`
- * stand for the usual ranges. At most 16 `X-Forwarded-For` entries are read per request (see
- * {@link clientAddressResolver}).
+ * nearest the server are trusted, at most 16), or addresses and CIDR ranges (IPv4 or IPv6), given
+ * as one string (comma-separated) or a list. The names `'loopback'`, `'linklocal'` and
+ * `'uniquelocal'` stand for the usual ranges. At most 16 `X-Forwarded-For` entries are read per
+ * request (see {@link clientAddressResolver}).
  * @example
  * const trustProxy: TrustProxy = ['loopback', '10.0.0.0/8', '2001:db8:ffff::/48'];
  */
