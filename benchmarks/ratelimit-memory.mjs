@@ -19,6 +19,17 @@
 // run makes), the run counts every call it makes per key (warm-up, calibration, timing, bytes/op)
 // and fails if any key could have reached its allowance, and a last consume on every key must
 // still be admitted. The header line says how much of its allowance the busiest key used.
+//
+// Key rotation (`--part rotation`, also in the default `--part all`): what a decision costs when a
+// client makes every request under a new key, for a bulwark fixedWindow limiter over
+// memoryStore({ maxKeys }) with maxKeys 50,000 and 100,000 (the default), timed like the rest:
+//   - hits, not full: the store holds maxKeys keys in room for twice as many, the keys cycled (the
+//     ordinary decision on known clients);
+//   - new keys, filling: every call a key the store does not hold, the store cleared each time it
+//     reaches maxKeys, so it never evicts (the cost before the store filled);
+//   - new keys, full: every call a key the store does not hold (2 × maxKeys keys cycled), the store
+//     at maxKeys, so every decision evicts one key (the rotation attack).
+// The table gives each row's ratio to "hits, not full" and, for the full store, to "filling".
 import { createRequire } from 'node:module';
 import { parseArgs } from 'node:util';
 import os from 'node:os';
@@ -34,8 +45,13 @@ const { values: args } = parseArgs({
     rounds: { type: 'string', default: '15' },
     json: { type: 'boolean', default: false },
     filter: { type: 'string' },
+    part: { type: 'string', default: 'all' },
   },
 });
+if (!['all', 'decisions', 'rotation'].includes(args.part)) {
+  console.error(`--part must be all, decisions or rotation, got ${args.part}`);
+  process.exit(1);
+}
 const ROUNDS = Number(args.rounds);
 if (!Number.isInteger(ROUNDS) || ROUNDS < 1) {
   console.error(`--rounds must be a whole number of at least 1, got ${args.rounds}`);
@@ -49,7 +65,8 @@ const BYTES_CALLS = 2_000;
 const LIMIT = 2_000_000_000;
 const HOUR_MS = 3_600_000;
 
-const KEY_COUNTS = [1, 10_000];
+const KEY_COUNTS = args.part === 'rotation' ? [] : [1, 10_000];
+const ROTATION_CAPACITIES = args.part === 'decisions' ? [] : [50_000, 100_000];
 const keySets = new Map(
   KEY_COUNTS.map((n) => [n, Array.from({ length: n }, (_, i) => `client-${String(i).padStart(5, '0')}`)]),
 );
@@ -157,12 +174,61 @@ function scenario(contender, build, keyCount) {
   return { name, contender, keyCount, keys, fn, consume, admitted, allowance, calls: 0 };
 }
 
+/**
+ * A key-rotation scenario (see the header): `kind` is 'hits', 'filling' or 'full', on a store of
+ * `capacity` keys. `prefill` brings the store to its starting point before the warm-up.
+ */
+function rotationScenario(kind, capacity) {
+  const maxKeys = kind === 'hits' ? capacity * 2 : capacity;
+  const store = memoryStore({ maxKeys });
+  const limiter = rateLimiter({ name: 'rotation', algorithm: fixedWindow({ limit: LIMIT, windowMs: HOUR_MS }), store });
+  const keyCount = kind === 'hits' ? capacity : capacity * 2;
+  const keys = Array.from({ length: keyCount }, (_, i) => `${kind}-${String(i).padStart(6, '0')}`);
+  const consume = (key) => limiter.consume(key);
+  let i = 0;
+  const fn =
+    kind === 'filling'
+      ? () => {
+          if (store.size >= capacity - 1) store.clear();
+          const key = keys[i];
+          i = i + 1 === keyCount ? 0 : i + 1;
+          return consume(key);
+        }
+      : () => {
+          const key = keys[i];
+          i = i + 1 === keyCount ? 0 : i + 1;
+          return consume(key);
+        };
+  const prefill = async () => {
+    if (kind === 'filling') return;
+    // 'hits': every key held; 'full': the store at capacity, the next key one it no longer holds.
+    for (let k = 0; k < (kind === 'hits' ? capacity : capacity * 1.5); k++) await fn();
+  };
+  const label = { hits: 'hits, not full', filling: 'new keys, filling (no eviction)', full: 'new keys, full (every decision evicts)' }[kind];
+  return {
+    name: `rotation: ${label} — maxKeys ${capacity.toLocaleString('en')}`,
+    contender: label,
+    rotation: { kind, capacity, store },
+    keyCount,
+    keys,
+    fn,
+    prefill,
+    consume,
+    admitted: (d) => d.allowed === true,
+    allowance: LIMIT,
+    calls: 0,
+  };
+}
+
 const scenarios = [];
 for (const keyCount of KEY_COUNTS) {
   for (const [name, build] of contenders) {
     if (args.filter && !name.startsWith('bare') && !name.includes(args.filter)) continue;
     scenarios.push(scenario(name, build, keyCount));
   }
+}
+for (const capacity of ROTATION_CAPACITIES) {
+  for (const kind of ['hits', 'filling', 'full']) scenarios.push(rotationScenario(kind, capacity));
 }
 
 async function timeBatch(fn, n) {
@@ -212,6 +278,7 @@ function median(xs) {
 // Warm up every scenario (every 10k-key store holds all its keys afterwards), then size batches.
 const sizes = new Map();
 for (const s of scenarios) {
+  if (s.prefill) await s.prefill();
   for (let i = 0; i < WARMUP_CALLS; i++) await s.fn();
   s.calls += WARMUP_CALLS;
 }
@@ -229,7 +296,14 @@ for (let r = 0; r < ROUNDS; r++) {
 
 const rows = [];
 for (const s of scenarios) {
-  rows.push({ name: s.name, contender: s.contender, keys: s.keyCount, ns: median(samples.get(s)), bytes: await bytesPerOp(s) });
+  rows.push({
+    name: s.name,
+    contender: s.contender,
+    keys: s.keyCount,
+    rotation: s.rotation && { kind: s.rotation.kind, capacity: s.rotation.capacity },
+    ns: median(samples.get(s)),
+    bytes: await bytesPerOp(s),
+  });
 }
 
 // No denial happened: no key was offered as many calls as its contender's allowance (units per
@@ -243,9 +317,16 @@ for (const s of scenarios) {
   for (const key of s.keys) {
     if (!s.admitted(await s.consume(key))) throw new Error(`${s.name}: a decision was a denial`);
   }
+  if (s.rotation && s.rotation.store.size > s.rotation.store.maxKeys) throw new Error(`${s.name}: store over maxKeys`);
 }
 
 for (const row of rows) {
+  if (row.rotation) {
+    const same = (kind) => rows.find((r) => r.rotation?.capacity === row.rotation.capacity && r.rotation.kind === kind);
+    row.ratio = row.ns / same('hits').ns;
+    if (row.rotation.kind === 'full') row.ratioToFilling = row.ns / same('filling').ns;
+    continue;
+  }
   const base = rows.find((r) => r.keys === row.keys && r.contender.startsWith('bare'));
   row.ratio = base ? row.ns / base.ns : undefined;
 }
@@ -261,10 +342,27 @@ console.log(
     `no denials (the busiest key used ${(mostPerKey * 100).toFixed(2)}% of its allowance)`,
 );
 console.log('');
-console.log('| contender | keys | ns/op | ÷ bare Map | bytes/op |');
-console.log('|---|---:|---:|---:|---:|');
-for (const r of rows) {
-  const ratio = r.ratio === undefined ? 'n/a' : `${r.ratio.toFixed(2)}×`;
-  const bytes = r.bytes === undefined ? 'n/a' : Math.max(0, r.bytes).toFixed(0);
-  console.log(`| ${r.contender} | ${r.keys.toLocaleString('en')} | ${fmt(r.ns)} | ${ratio} | ${bytes} |`);
+const showBytes = (r) => (r.bytes === undefined ? 'n/a' : Math.max(0, r.bytes).toFixed(0));
+const decisionRows = rows.filter((r) => !r.rotation);
+if (decisionRows.length > 0) {
+  console.log('| contender | keys | ns/op | ÷ bare Map | bytes/op |');
+  console.log('|---|---:|---:|---:|---:|');
+  for (const r of decisionRows) {
+    const ratio = r.ratio === undefined ? 'n/a' : `${r.ratio.toFixed(2)}×`;
+    console.log(`| ${r.contender} | ${r.keys.toLocaleString('en')} | ${fmt(r.ns)} | ${ratio} | ${showBytes(r)} |`);
+  }
+}
+const rotationRows = rows.filter((r) => r.rotation);
+if (rotationRows.length > 0) {
+  if (decisionRows.length > 0) console.log('');
+  console.log('Key rotation, bulwark fixedWindow over memoryStore({ maxKeys }):');
+  console.log('');
+  console.log('| maxKeys | case | ns/op | ÷ hits, not full | ÷ filling | bytes/op |');
+  console.log('|---:|---|---:|---:|---:|---:|');
+  for (const r of rotationRows) {
+    const toFilling = r.ratioToFilling === undefined ? '' : `${r.ratioToFilling.toFixed(2)}×`;
+    console.log(
+      `| ${r.rotation.capacity.toLocaleString('en')} | ${r.contender} | ${fmt(r.ns)} | ${r.ratio.toFixed(2)}× | ${toFilling} | ${showBytes(r)} |`,
+    );
+  }
 }

@@ -44,7 +44,7 @@ export interface HttpRateLimitOptions<Req> extends RateLimitRuleOptions<Req> {
   readonly headers?: RateLimitHeaders;
   /** Proxies believed about the client address (for the default key). @default false */
   readonly trustProxy?: TrustProxy;
-  /** IPv6 clients are keyed by this prefix length (1–128). @default 64 */
+  /** IPv6 clients are keyed by this prefix length (1–128); 6to4 by its IPv4 address. @default 56 */
   readonly ipv6Subnet?: number;
 }
 
@@ -218,7 +218,7 @@ export function checkHttpOptions<Req>(
 } {
   const o = checkOptions(owner, options, ['key', 'cost', 'skip', 'headers', 'trustProxy', 'ipv6Subnet', ...extra]);
   const headers = enumOption<RateLimitHeaders>(owner, 'headers', o.headers, ['draft', 'draft+legacy', 'none'], 'draft');
-  const clientOf = clientAddressResolver({ trustProxy: o.trustProxy ?? false, ipv6Subnet: o.ipv6Subnet }, owner);
+  const clientOf = clientAddressResolver({ trustProxy: o.trustProxy, ipv6Subnet: o.ipv6Subnet }, owner);
   return { options: o, rule: checkRuleOptions(owner, o), shared: { headers, clientOf } };
 }
 

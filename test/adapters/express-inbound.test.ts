@@ -183,7 +183,7 @@ describe.each([
     expect(statuses).toEqual([200, 200, 200, 429, 429, 429]);
   });
 
-  it('with a trusted proxy, keys by X-Forwarded-For; S2: IPv6 within a /64 shares a bucket; mapped IPv4 is IPv4', async () => {
+  it('with a trusted proxy, keys by X-Forwarded-For; S2: IPv6 within a /56 shares a bucket; mapped IPv4 is IPv4', async () => {
     const app = express();
     app.use(rateLimitMiddleware(windowLimiter(1), { trustProxy: 'loopback' }));
     app.get('/', ok);
@@ -195,7 +195,8 @@ describe.each([
     expect(await from('203.0.113.9, 198.51.100.3:4444')).toBe(200);
     expect(await from('2001:db8:1:2::1')).toBe(200);
     expect(await from('[2001:db8:1:2:ffff:eeee:dddd:cccc]:443')).toBe(429);
-    expect(await from('2001:db8:1:3::1')).toBe(200);
+    expect(await from('2001:db8:1:3::1')).toBe(429); // the same /56
+    expect(await from('2001:db8:1:100::1')).toBe(200);
     expect(await from('::ffff:192.0.2.77')).toBe(200);
     expect(await from('192.0.2.77')).toBe(429);
     // Garbage from the client right of the proxy: keyed by the proxy itself (127.0.0.1).

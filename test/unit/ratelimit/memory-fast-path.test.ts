@@ -90,6 +90,9 @@ class ReferenceStore implements RateLimitStore {
     this.entries.set(key, { state, expiresAt, used: false });
   }
 
+  // The store now sweeps 16 keys per eviction and keeps its CLOCK hand between evictions
+  // (memory-eviction.test.ts): the same evictions as this whole sweep and restarted walk while at
+  // most 16 keys are held, as in every case below that evicts (maxKeys 40 never fills).
   private evict(now: number): void {
     if (now - this.lastSweep >= 1_000 || now < this.lastSweep) {
       this.lastSweep = now;
