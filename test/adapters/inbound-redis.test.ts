@@ -1,5 +1,6 @@
 // The inbound adapters over the Redis store: two app instances (Express 5 and Fastify 5) share one
-// limit, and when Redis goes away the answers follow the store's onStoreError without a crash.
+// limit, and when Redis goes away the answers follow the store's onStoreError without a crash: a
+// store that fails closed is answered 503 store-unavailable (contract C-b), never a used-up limit.
 import { createServer } from 'node:http';
 import express from 'express';
 import fastify from 'fastify';
@@ -25,10 +26,11 @@ describe('inbound adapters with the Redis store', () => {
     client.on('error', () => {});
     cleanup.push(() => disconnectClient(client));
     await client.ping();
-    const store = redisStore(client, { timeoutMs: 200, onStoreError: 'fail-closed' });
-    // Each instance builds its own limiter object over the same store and name, as two processes would.
-    const limiterA = rateLimiter({ name: 'shared', store, algorithm: fixedWindow({ limit: 3, windowMs: 60_000 }) });
-    const limiterB = rateLimiter({ name: 'shared', store, algorithm: fixedWindow({ limit: 3, windowMs: 60_000 }) });
+    // Each instance builds its own store and limiter over the same Redis and name, as two processes would.
+    const storeA = redisStore(client, { timeoutMs: 200, onStoreError: 'fail-closed' });
+    const storeB = redisStore(client, { timeoutMs: 200, onStoreError: 'fail-closed' });
+    const limiterA = rateLimiter({ name: 'shared', store: storeA, algorithm: fixedWindow({ limit: 3, windowMs: 60_000 }) });
+    const limiterB = rateLimiter({ name: 'shared', store: storeB, algorithm: fixedWindow({ limit: 3, windowMs: 60_000 }) });
 
     const app = express();
     app.use(rateLimitMiddleware(limiterA));
@@ -55,12 +57,17 @@ describe('inbound adapters with the Redis store', () => {
 
     redis.kill('SIGSTOP');
     try {
-      // fail-closed: denied within the store timeout; the servers keep running.
+      // fail-closed: answered within the store timeout, as an outage (503), not as the client's
+      // used-up limit (429); the servers keep running.
       const started = performance.now();
       const during = await Promise.all([send(expressPort, '/'), send(fastifyPort, '/')]);
-      expect(during.map((a) => a.status)).toEqual([429, 429]);
+      expect(during.map((a) => a.status)).toEqual([503, 503]);
       expect(performance.now() - started).toBeLessThan(2_000);
-      for (const a of during) expect(Number(a.headers['retry-after'])).toBeGreaterThan(0);
+      for (const a of during) {
+        expect(Number(a.headers['retry-after'])).toBeGreaterThanOrEqual(1);
+        expect(JSON.parse(a.body)).toMatchObject({ type: 'urn:bulwark:problem:store-unavailable', status: 503, policy: 'shared' });
+        expect(a.headers['ratelimit']).toBeUndefined();
+      }
     } finally {
       redis.kill('SIGCONT');
     }
