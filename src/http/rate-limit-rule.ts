@@ -32,6 +32,15 @@ type SkipFunction<Req> = { fn(request: Req): boolean | Promise<boolean> }['fn'];
 type ErrorFunction<Req> = { fn(error: unknown, request: Req): void }['fn'];
 
 /**
+ * What a policy's units measure, as the draft's `qu` parameter names it (its registered values).
+ * @example
+ * rateLimitMiddleware(uploadBytes, { cost: (req) => Number(req.headers['content-length']), quotaUnit: 'content-bytes' });
+ */
+export type QuotaUnit = 'requests' | 'content-bytes' | 'concurrent-requests';
+
+const quotaUnits: readonly QuotaUnit[] = ['requests', 'content-bytes', 'concurrent-requests'];
+
+/**
  * What a request is limited by: the part of the adapters' options that can also be set per route.
  * @example
  * const perTenant: RateLimitRuleOptions<IncomingMessage> = { key: (req) => String(req.headers['x-tenant']), cost: 2 };
@@ -47,6 +56,8 @@ export interface RateLimitRuleOptions<Req> {
   readonly cost?: number | CostFunction<Req>;
   /** Requests for which it returns (or resolves to) true are not limited (and get no rate-limit headers). @default none */
   readonly skip?: SkipFunction<Req>;
+  /** Advertised as `qu` in `RateLimit-Policy`; left out by default, which the draft reads as `'requests'`. @default none */
+  readonly quotaUnit?: QuotaUnit;
 }
 
 /**
@@ -72,6 +83,12 @@ export interface HttpRateLimitOptions<Req> extends RateLimitRuleOptions<Req> {
    * at most one line per 10 s; Fastify: `request.log.error`
    */
   readonly onError?: ErrorFunction<Req>;
+  /**
+   * Adds the draft's partition key `pk` (a byte sequence) to both header items: the answer of this
+   * function for the request's key. The key itself may be a secret (an API key): return a hash or
+   * an id you are happy to show the client. @default none (no `pk`)
+   */
+  readonly partitionKey?: (key: string) => string;
 }
 
 /** The parts of the options every rule of one middleware or plugin shares. */
@@ -80,6 +97,7 @@ export interface SharedRuleOptions<Req> {
   readonly clientOf: (request: AddressedRequest) => string;
   readonly exemptProbes: boolean;
   readonly onError: ErrorFunction<Req> | undefined;
+  readonly partitionKey: ((key: string) => string) | undefined;
 }
 
 const nominalSeconds: Record<string, number> = { hour: 3_600, day: 86_400, week: 604_800 };
@@ -212,6 +230,13 @@ function firstCharge(raw: object, decider: Decider, key: string): boolean {
   return true;
 }
 
+/** The key the latest limiter charged on this request under. */
+function lastChargedKey(raw: object): string {
+  const marks = raw as ChargeMarks;
+  const more = marks[chargedMore];
+  return (more === undefined ? marks[chargedKey] : more[more.length - 1]) as string;
+}
+
 /** Whether more than one limiter charged this request (so headers are appended, not set). */
 function stacked(raw: object): boolean {
   return (raw as ChargeMarks)[chargedMore] !== undefined;
@@ -247,9 +272,15 @@ export function writeRateLimitHeaders<R, T>(
   access: HeaderAccess<T>,
 ): void {
   const append = stacked(raw);
-  putItem(target, access, 'RateLimit-Policy', rule.policyHeader(decision), append);
+  let pk = '';
+  if (rule.partitionKey !== undefined) {
+    const shown: unknown = rule.partitionKey(lastChargedKey(raw));
+    if (typeof shown !== 'string') throw new TypeError(`${rule.owner}: option "partitionKey" must return a string, got ${show(shown)}`);
+    pk = `;pk=:${Buffer.from(shown).toString('base64')}:`;
+  }
+  putItem(target, access, 'RateLimit-Policy', pk === '' ? rule.policyHeader(decision) : rule.policyHeader(decision) + pk, append);
   if (decision.store === 'fail-open') return;
-  putItem(target, access, 'RateLimit', rule.rateLimitHeader(decision), append);
+  putItem(target, access, 'RateLimit', pk === '' ? rule.rateLimitHeader(decision) : rule.rateLimitHeader(decision) + pk, append);
   if (!rule.legacy) return;
   const remaining = countValue(decision.remaining);
   if (append && decision.allowed) {
@@ -294,6 +325,8 @@ export class RateLimitRule<Req> {
   /** 400 for a cost above `maxCost`. */
   readonly costTooLarge: ProblemResponse;
   readonly clientOf: (request: AddressedRequest) => string;
+  /** Turns the key into the draft's `pk`, when asked. */
+  readonly partitionKey: ((key: string) => string) | undefined;
   /** `"name";r=` */
   readonly remainingPrefix: string;
   private readonly sfName: string;
@@ -301,12 +334,14 @@ export class RateLimitRule<Req> {
   private readonly burst: number;
   private readonly intervalUs: number;
   private policy: string | undefined;
+  /** `;qu="…"`, or empty. */
+  private readonly unit: string;
 
   constructor(
     readonly owner: string,
     decider: Decider,
     rule: RateLimitRuleOptions<Req>,
-    shared: Pick<SharedRuleOptions<Req>, 'headers' | 'clientOf'>,
+    shared: Pick<SharedRuleOptions<Req>, 'headers' | 'clientOf'> & Partial<Pick<SharedRuleOptions<Req>, 'partitionKey'>>,
   ) {
     this.decider = decider;
     this.key = rule.key;
@@ -320,11 +355,13 @@ export class RateLimitRule<Req> {
     this.draft = shared.headers !== 'none';
     this.legacy = shared.headers === 'draft+legacy';
     this.clientOf = shared.clientOf;
+    this.partitionKey = shared.partitionKey;
+    this.unit = rule.quotaUnit === undefined ? '' : `;qu="${rule.quotaUnit}"`;
     const name = typeof decider.name === 'string' && decider.name.length > 0 ? decider.name : 'ratelimit';
     this.sfName = sfString(name);
     this.remainingPrefix = `${this.sfName};r=`;
     const view = viewOf(decider, this.sfName);
-    this.policy = view.policy;
+    this.policy = view.policy === undefined ? undefined : view.policy + this.unit;
     this.shape = view.shape;
     this.burst = view.burst;
     this.intervalUs = view.intervalUs;
@@ -342,7 +379,7 @@ export class RateLimitRule<Req> {
 
   /** The `RateLimit-Policy` item; for a limiter whose shape is unknown, built from its first decision's limit. */
   policyHeader(decision: LimiterDecision): string {
-    if (this.policy === undefined) this.policy = `${this.sfName};q=${countValue(decision.limit)}`;
+    if (this.policy === undefined) this.policy = `${this.sfName};q=${countValue(decision.limit)}${this.unit}`;
     return this.policy;
   }
 
@@ -414,7 +451,9 @@ export function checkRuleOptions<Req>(
   }
   const skip = options.skip === undefined ? base?.skip : options.skip;
   checkFunctionOption(owner, 'skip', skip, 'a function returning a boolean');
-  return { key, cost, skip };
+  const given = options.quotaUnit === undefined ? base?.quotaUnit : options.quotaUnit;
+  const quotaUnit = given === undefined ? undefined : enumOption<QuotaUnit>(owner, 'quotaUnit', given, quotaUnits, 'requests');
+  return { key, cost, skip, quotaUnit };
 }
 
 /** Checks the options shared by both adapters (plus the adapter's own `extra` keys); returns the pieces every rule shares. */
@@ -427,17 +466,30 @@ export function checkHttpOptions<Req>(
   readonly rule: RateLimitRuleOptions<Req>;
   readonly shared: SharedRuleOptions<Req>;
 } {
-  const o = checkOptions(owner, options, ['key', 'cost', 'skip', 'headers', 'trustProxy', 'ipv6Subnet', 'exemptProbes', 'onError', ...extra]);
+  const o = checkOptions(owner, options, [
+    'key',
+    'cost',
+    'skip',
+    'quotaUnit',
+    'headers',
+    'trustProxy',
+    'ipv6Subnet',
+    'exemptProbes',
+    'onError',
+    'partitionKey',
+    ...extra,
+  ]);
   const headers = enumOption<RateLimitHeaders>(owner, 'headers', o.headers, ['draft', 'draft+legacy', 'none'], 'draft');
   const clientOf = clientAddressResolver({ trustProxy: o.trustProxy, ipv6Subnet: o.ipv6Subnet }, owner);
   if (o.exemptProbes !== undefined && typeof o.exemptProbes !== 'boolean') {
     throw new TypeError(`${owner}: option "exemptProbes" must be a boolean, got ${show(o.exemptProbes)}`);
   }
   checkFunctionOption(owner, 'onError', o.onError, 'a function (error, request) => void');
+  checkFunctionOption(owner, 'partitionKey', o.partitionKey, 'a function (key) => string');
   return {
     options: o,
     rule: checkRuleOptions(owner, o),
-    shared: { headers, clientOf, exemptProbes: o.exemptProbes ?? true, onError: o.onError },
+    shared: { headers, clientOf, exemptProbes: o.exemptProbes ?? true, onError: o.onError, partitionKey: o.partitionKey },
   };
 }
 

@@ -105,7 +105,13 @@ export function rateLimitMiddleware(limiter: Decider, options?: RateLimitMiddlew
     // Someone else (a timeout middleware, say) may have answered while the decision was pending:
     // then nothing more is sent and the route is not run, skipped or not.
     if (response.headersSent) return;
-    const answer = applyOutcome(compiled, outcome, request, response, onResponse);
+    let answer: ProblemResponse | undefined;
+    try {
+      answer = applyOutcome(compiled, outcome, request, response, onResponse);
+    } catch (error) {
+      failed(request, response, error);
+      return;
+    }
     if (answer === undefined) next();
     else send(response, answer);
   };

@@ -1,6 +1,6 @@
 import { checkOptions, show } from '../../core/validate.js';
 import { isServedPath } from '../../health/served-paths.js';
-import { rateLimitFailedProblem } from '../../http/problem.js';
+import { type ProblemResponse, rateLimitFailedProblem } from '../../http/problem.js';
 import {
   applyOutcome,
   checkDecider,
@@ -60,7 +60,7 @@ export type RouteRateLimitConfig = boolean | RouteRateLimitRule | readonly (true
 
 const owner = 'rateLimitPlugin';
 const routeOwner = 'rateLimitPlugin (route config.rateLimit)';
-const routeKeys = ['limiter', 'key', 'cost', 'skip'] as const;
+const routeKeys = ['limiter', 'key', 'cost', 'skip', 'quotaUnit'] as const;
 
 type Rule = RateLimitRule<FastifyRequestLike>;
 
@@ -161,7 +161,13 @@ function setup(app: unknown, options: RateLimitPluginOptions): void {
 
   /** Applies one outcome; true to go on to the next rule. */
   const settle = (rule: Rule, outcome: RuleOutcome, request: FastifyRequestLike, reply: FastifyReplyLike): boolean => {
-    const answer = applyOutcome(rule, outcome, request.raw, reply, onReply);
+    let answer: ProblemResponse | undefined;
+    try {
+      answer = applyOutcome(rule, outcome, request.raw, reply, onReply);
+    } catch (error) {
+      failed(request, reply, error);
+      return false;
+    }
     if (answer === undefined) return true;
     sendProblem(reply, answer);
     return false;

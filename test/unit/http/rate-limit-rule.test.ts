@@ -301,8 +301,36 @@ describe('applyOutcome: headers of stacked limiters, outages, bad costs', () => 
   });
 });
 
+describe('draft-11 parameters qu and pk', () => {
+  it('quotaUnit adds qu to RateLimit-Policy, for known and unknown limiters', () => {
+    const bytes = new RateLimitRule('t', rateLimiter({ name: 'up', algorithm: fixedWindow({ limit: 1_000_000, windowMs: 60_000 }) }), { quotaUnit: 'content-bytes' }, shared);
+    expect(bytes.policyHeader(decision({}))).toBe('"up";q=1000000;w=60;qu="content-bytes"');
+    expect(new RateLimitRule('t', custom('c'), { quotaUnit: 'requests' }, shared).policyHeader(decision({ limit: 4 }))).toBe('"c";q=4;qu="requests"');
+    expect(() => checkHttpOptions('own', { quotaUnit: 'bytes' } as never)).toThrow(/own: option "quotaUnit" must be one of "requests", "content-bytes", "concurrent-requests", got "bytes"/);
+  });
+
+  it('partitionKey adds pk (a byte sequence of what it returns for the key) to both items; nothing by default', () => {
+    const { shared: withPk } = checkHttpOptions<unknown>('own', { partitionKey: (key: string) => `tenant:${key}` });
+    const limiter = rateLimiter({ name: 'p', algorithm: fixedWindow({ limit: 5, windowMs: 60_000 }) });
+    const rule = new RateLimitRule('t', limiter, { key: () => 'acme' }, withPk);
+    const req = fresh();
+    const headers: Headers = new Map();
+    return decideRequest(rule, req, req).then((outcome) => {
+      applyOutcome(rule, outcome, req, headers, access);
+      const pk = `pk=:${Buffer.from('tenant:acme').toString('base64')}:`;
+      expect(headers.get('ratelimit-policy')).toBe(`"p";q=5;w=60;${pk}`);
+      expect(headers.get('ratelimit')).toMatch(new RegExp(`^"p";r=4;t=\\d+;${pk.replace(/[+/]/g, '\\$&')}$`));
+      const plain = new RateLimitRule('t', limiter, {}, shared);
+      const h2: Headers = new Map();
+      const r2 = fresh();
+      applyOutcome(plain, decideRequestNow(plain, r2, r2) as RuleOutcome, r2, h2, access);
+      expect(h2.get('ratelimit')).not.toMatch(/pk=/);
+    });
+  });
+});
+
 describe('options', () => {
-  it.each(['cost', 'key', 'skip', 'headers', 'trustProxy', 'exemptProbes', 'onError', 'ipv6Subnet'])('null for %s is refused by name, not read as "not given"', (name) => {
+  it.each(['cost', 'key', 'skip', 'quotaUnit', 'headers', 'trustProxy', 'exemptProbes', 'onError', 'partitionKey', 'ipv6Subnet'])('null for %s is refused by name, not read as "not given"', (name) => {
     expect(() => checkHttpOptions('own', { [name]: null } as never)).toThrow(new RegExp(`own: option "${name}".*null`));
   });
 
