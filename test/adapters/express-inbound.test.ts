@@ -232,6 +232,21 @@ describe.each([
     expect(lines).toEqual([]);
   });
 
+  it('shows the draft\'s pk and qu when asked, and answers a partitionKey that throws as a failed check', async () => {
+    const app = express();
+    const reported: unknown[] = [];
+    app.get('/pk', rateLimitMiddleware(windowLimiter(5, 'pk'), { key: (req) => req.get('x-tenant') ?? 'none', partitionKey: (key) => `t-${key}`, quotaUnit: 'requests' }), ok);
+    app.get('/broken', rateLimitMiddleware(windowLimiter(5, 'broken'), { partitionKey: () => { throw new Error('no pk'); }, onError: (e) => void reported.push(e) }), ok);
+    const port = await serve(app);
+    const a = await send(port, '/pk', { headers: { 'x-tenant': 'acme' } });
+    expect(a.headers['ratelimit-policy']).toBe(`"pk";q=5;w=60;qu="requests";pk=:${Buffer.from('t-acme').toString('base64')}:`);
+    expect(a.headers['ratelimit']).toMatch(/^"pk";r=4;t=\d+;pk=:[A-Za-z0-9+/=]+:$/);
+    const broken = await send(port, '/broken');
+    expect(broken.status).toBe(500);
+    expect(JSON.parse(broken.body)).toMatchObject({ type: 'urn:bulwark:problem:rate-limit-check-failed' });
+    expect(reported.map((e) => (e as Error).message)).toEqual(['no pk']);
+  });
+
   it('S1: without trusted proxies, rotating X-Forwarded-For keeps one bucket', async () => {
     const app = express();
     app.use(rateLimitMiddleware(windowLimiter(3)));
