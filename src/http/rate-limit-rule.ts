@@ -187,7 +187,9 @@ function viewOf(decider: Decider, sfName: string): DeciderView {
 }
 
 /**
- * How the adapters read and write a response's headers: the framework's own getter and setter,
+ * How the adapters read and write a response's headers (names given in lower case, as HTTP/2 sends
+ * them: both frameworks lower-case names on every get and set, and an already lower-case constant
+ * makes that free): the framework's own getter and setter,
  * given once as plain functions so no closure is made per request.
  */
 export interface HeaderAccess<T> {
@@ -195,63 +197,60 @@ export interface HeaderAccess<T> {
   set(target: T, name: string, value: string): void;
 }
 
-// Per request, the limiters (and keys) that already charged it: the first one in two properties
-// (no allocation), any further ones in an array. A limiter met again on the same request (mounted
-// twice) is not charged again, and a second limiter appends to the first one's headers.
-const chargedDecider = Symbol('bulwark.rateLimit.decider');
-const chargedKey = Symbol('bulwark.rateLimit.key');
-const chargedMore = Symbol('bulwark.rateLimit.more');
-
-interface ChargeMarks {
-  [chargedDecider]?: Decider;
-  [chargedKey]?: string;
-  [chargedMore]?: unknown[];
+// Per limiter, the requests it has charged and under which key (or keys): a limiter met again on
+// the same request (mounted on the app and on a router, say) is not charged again. Kept in a
+// WeakMap per limiter rather than in properties of the request: writing two properties onto
+// Express's request cost about 6 % of a whole limited request (35k instructions in
+// benchmarks/http-instructions.mjs), a WeakMap entry about 1.2k; entries go with the request.
+// A limiter with a single rule over it that cannot meet a request twice (a Fastify plugin's or
+// route's rule) skips even that.
+interface Charges {
+  readonly requests: WeakMap<object, string | string[]>;
+  /** Rules made over this limiter. */
+  rules: number;
 }
 
-/** Records that `decider` charges `key` on this request; false when it already has. */
-function firstCharge(raw: object, decider: Decider, key: string): boolean {
-  const marks = raw as ChargeMarks;
-  const first = marks[chargedDecider];
-  if (first === undefined) {
-    marks[chargedDecider] = decider;
-    marks[chargedKey] = key;
+const chargesByDecider = new WeakMap<object, Charges>();
+
+/** The charges of `decider`, shared by every rule over it. */
+function chargesOf(decider: Decider): Charges {
+  let charges = chargesByDecider.get(decider);
+  if (charges === undefined) {
+    charges = { requests: new WeakMap(), rules: 0 };
+    chargesByDecider.set(decider, charges);
+  }
+  return charges;
+}
+
+/** Records that the rule's limiter charges `key` on this request; false when it already has. */
+function firstCharge<Req>(rule: RateLimitRule<Req>, raw: object, key: string): boolean {
+  const charges = rule.charges;
+  if (!rule.reentrant && charges.rules === 1) return true;
+  const seen = charges.requests.get(raw);
+  if (seen === undefined) {
+    charges.requests.set(raw, key);
     return true;
   }
-  if (first === decider && marks[chargedKey] === key) return false;
-  const more = marks[chargedMore];
-  if (more === undefined) {
-    marks[chargedMore] = [decider, key];
+  if (seen === key) return false;
+  if (typeof seen === 'string') {
+    charges.requests.set(raw, [seen, key]);
     return true;
   }
-  for (let i = 0; i < more.length; i += 2) {
-    if (more[i] === decider && more[i + 1] === key) return false;
-  }
-  more.push(decider, key);
+  if (seen.includes(key)) return false;
+  seen.push(key);
   return true;
 }
 
-/** The key the latest limiter charged on this request under. */
-function lastChargedKey(raw: object): string {
-  const marks = raw as ChargeMarks;
-  const more = marks[chargedMore];
-  return (more === undefined ? marks[chargedKey] : more[more.length - 1]) as string;
-}
-
-/** Whether more than one limiter charged this request (so headers are appended, not set). */
-function stacked(raw: object): boolean {
-  return (raw as ChargeMarks)[chargedMore] !== undefined;
+/** The key the rule's limiter last charged this request under. */
+function chargedKey<Req>(rule: RateLimitRule<Req>, raw: object): string {
+  const seen = rule.charges.requests.get(raw)!;
+  return typeof seen === 'string' ? seen : seen[seen.length - 1]!;
 }
 
 /** Sets a list-valued field, or appends an item to what an earlier limiter on this request set. */
-function putItem<T>(target: T, access: HeaderAccess<T>, name: string, item: string, append: boolean): void {
-  if (append) {
-    const earlier = access.get(target, name);
-    if (typeof earlier === 'string' && earlier.length > 0) {
-      access.set(target, name, `${earlier}, ${item}`);
-      return;
-    }
-  }
-  access.set(target, name, item);
+function putItem<T>(target: T, access: HeaderAccess<T>, name: string, item: string): void {
+  const earlier = access.get(target, name);
+  access.set(target, name, typeof earlier === 'string' && earlier.length > 0 ? `${earlier}, ${item}` : item);
 }
 
 /** Longest reset written in `X-RateLimit-Reset`, in ms (as `secondsUp` caps seconds). */
@@ -271,27 +270,26 @@ export function writeRateLimitHeaders<R, T>(
   target: T,
   access: HeaderAccess<T>,
 ): void {
-  const append = stacked(raw);
   let pk = '';
   if (rule.partitionKey !== undefined) {
-    const shown: unknown = rule.partitionKey(lastChargedKey(raw));
+    const shown: unknown = rule.partitionKey(chargedKey(rule, raw));
     if (typeof shown !== 'string') throw new TypeError(`${rule.owner}: option "partitionKey" must return a string, got ${show(shown)}`);
     pk = `;pk=:${Buffer.from(shown).toString('base64')}:`;
   }
-  putItem(target, access, 'RateLimit-Policy', pk === '' ? rule.policyHeader(decision) : rule.policyHeader(decision) + pk, append);
+  putItem(target, access, 'ratelimit-policy', pk === '' ? rule.policyHeader(decision) : rule.policyHeader(decision) + pk);
   if (decision.store === 'fail-open') return;
-  putItem(target, access, 'RateLimit', pk === '' ? rule.rateLimitHeader(decision) : rule.rateLimitHeader(decision) + pk, append);
+  putItem(target, access, 'ratelimit', pk === '' ? rule.rateLimitHeader(decision) : rule.rateLimitHeader(decision) + pk);
   if (!rule.legacy) return;
   const remaining = countValue(decision.remaining);
-  if (append && decision.allowed) {
-    const earlier = access.get(target, 'X-RateLimit-Remaining');
+  if (decision.allowed) {
+    const earlier = access.get(target, 'x-ratelimit-remaining');
     if (earlier !== undefined && Number(earlier) <= remaining) return;
   }
-  access.set(target, 'X-RateLimit-Limit', String(countValue(decision.limit)));
-  access.set(target, 'X-RateLimit-Remaining', String(remaining));
+  access.set(target, 'x-ratelimit-limit', String(countValue(decision.limit)));
+  access.set(target, 'x-ratelimit-remaining', String(remaining));
   // Epoch seconds, as GitHub and express-rate-limit send it.
   const resetMs = decision.resetMs > 0 ? (decision.resetMs < MAX_RESET_MS ? decision.resetMs : MAX_RESET_MS) : 0;
-  access.set(target, 'X-RateLimit-Reset', String(Math.ceil((Date.now() + resetMs) / 1000)));
+  access.set(target, 'x-ratelimit-reset', String(Math.ceil((Date.now() + resetMs) / 1000)));
 }
 
 /**
@@ -325,6 +323,10 @@ export class RateLimitRule<Req> {
   /** 400 for a cost above `maxCost`. */
   readonly costTooLarge: ProblemResponse;
   readonly clientOf: (request: AddressedRequest) => string;
+  /** The requests this rule's limiter has charged (shared by every rule over the same limiter). */
+  readonly charges: Charges;
+  /** Charges are recorded even with one rule over the limiter: the rule may meet a request twice, or `pk` needs the key. */
+  readonly reentrant: boolean;
   /** Turns the key into the draft's `pk`, when asked. */
   readonly partitionKey: ((key: string) => string) | undefined;
   /** `"name";r=` */
@@ -342,6 +344,8 @@ export class RateLimitRule<Req> {
     decider: Decider,
     rule: RateLimitRuleOptions<Req>,
     shared: Pick<SharedRuleOptions<Req>, 'headers' | 'clientOf'> & Partial<Pick<SharedRuleOptions<Req>, 'partitionKey'>>,
+    /** The same rule may meet one request more than once (an Express middleware mounted twice). */
+    reentrant = true,
   ) {
     this.decider = decider;
     this.key = rule.key;
@@ -355,7 +359,10 @@ export class RateLimitRule<Req> {
     this.draft = shared.headers !== 'none';
     this.legacy = shared.headers === 'draft+legacy';
     this.clientOf = shared.clientOf;
+    this.charges = chargesOf(decider);
+    this.charges.rules++;
     this.partitionKey = shared.partitionKey;
+    this.reentrant = reentrant || this.partitionKey !== undefined;
     this.unit = rule.quotaUnit === undefined ? '' : `;qu="${rule.quotaUnit}"`;
     const name = typeof decider.name === 'string' && decider.name.length > 0 ? decider.name : 'ratelimit';
     this.sfName = sfString(name);
@@ -525,7 +532,7 @@ export function decideRequest<Req>(rule: RateLimitRule<Req>, request: Req, raw: 
 export function decideRequestNow<Req>(rule: RateLimitRule<Req>, request: Req, raw: AddressedRequest): RuleOutcome | Promise<RuleOutcome> {
   if (!rule.plain) return decideWithFunctions(rule, request, raw);
   const key = rule.clientOf(raw);
-  if (!firstCharge(raw, rule.decider, key)) return undefined;
+  if (!firstCharge(rule, raw, key)) return undefined;
   const now = rule.now;
   if (now !== undefined) return now.call(rule.decider, key, rule.costOptions);
   return settled(rule.owner, rule.costOptions === undefined ? rule.decider.consume(key) : rule.decider.consume(key, rule.costOptions));
@@ -570,7 +577,7 @@ async function decideWithFunctions<Req>(rule: RateLimitRule<Req>, request: Req, 
     if (rule.maxCost !== undefined && cost > rule.maxCost) return rule.costTooLarge;
     costOptions = cost === 1 ? undefined : { cost };
   }
-  if (!firstCharge(raw, rule.decider, key as string)) return undefined;
+  if (!firstCharge(rule, raw, key as string)) return undefined;
   const outcome = costOptions === undefined ? rule.decider.consume(key as string) : rule.decider.consume(key as string, costOptions);
   return rule.now === undefined ? settled(rule.owner, outcome) : outcome;
 }
@@ -592,12 +599,12 @@ export function applyOutcome<Req, T>(
   if (outcome === rule.badCost || outcome === rule.costTooLarge) return outcome;
   const decision = outcome as LimiterDecision;
   if (!decision.allowed && decision.store === 'fail-closed') {
-    access.set(target, 'Retry-After', retryAfterValue(decision));
+    access.set(target, 'retry-after', retryAfterValue(decision));
     return rule.unavailable;
   }
   if (rule.draft) writeRateLimitHeaders(rule, decision, raw, target, access);
   if (decision.allowed) return undefined;
-  access.set(target, 'Retry-After', retryAfterValue(decision));
+  access.set(target, 'retry-after', retryAfterValue(decision));
   return rule.denial;
 }
 

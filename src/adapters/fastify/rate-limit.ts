@@ -85,7 +85,9 @@ function setup(app: unknown, options: RateLimitPluginOptions): void {
   }
   const global = o.global ?? true;
   const limiter = o.limiter === undefined && !global ? undefined : checkDecider(owner, 'option "limiter"', o.limiter);
-  const baseRules: readonly Rule[] | undefined = limiter === undefined ? undefined : [new RateLimitRule(owner, limiter, base, shared)];
+  // A plugin's rules run once per request (a route list may not name one limiter twice), so they
+  // need not record their charges unless another rule shares their limiter.
+  const baseRules: readonly Rule[] | undefined = limiter === undefined ? undefined : [new RateLimitRule(owner, limiter, base, shared, false)];
   const globalRules = global ? baseRules : undefined;
   const routeRules = new WeakMap<object, readonly Rule[]>();
   const configOf = routeConfigReader(instance);
@@ -103,7 +105,7 @@ function setup(app: unknown, options: RateLimitPluginOptions): void {
     const r = checkOptions(routeOwner, setting as RouteRateLimitRule, routeKeys);
     const decider = r.limiter === undefined ? limiter : checkDecider(routeOwner, 'option "limiter"', r.limiter);
     if (decider === undefined) throw new TypeError(`${routeOwner}: option "limiter" is required when the plugin has none`);
-    return new RateLimitRule(owner, decider, checkRuleOptions(routeOwner, r, base), shared);
+    return new RateLimitRule(owner, decider, checkRuleOptions(routeOwner, r, base), shared, false);
   };
 
   const rulesFor = (config: unknown): readonly Rule[] | undefined => {

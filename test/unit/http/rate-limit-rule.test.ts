@@ -218,6 +218,18 @@ describe('applyOutcome: headers of stacked limiters, outages, bad costs', () => 
     expect(decideRequestNow(first, other, other)).toMatchObject({ remaining: 8 });
   });
 
+  it('a rule that cannot meet a request twice records nothing while it is alone over its limiter, and charges once as soon as another rule shares it', () => {
+    const limiter = rateLimiter({ name: 'solo', algorithm: fixedWindow({ limit: 10, windowMs: 60_000 }) });
+    const solo = new RateLimitRule('t', limiter, {}, shared, false);
+    const req = fresh();
+    expect(decideRequestNow(solo, req, req)).toMatchObject({ remaining: 9 });
+    expect(solo.charges.requests.has(req)).toBe(false);
+    const other = new RateLimitRule('t', limiter, { cost: 2 }, shared, false);
+    const req2 = fresh();
+    expect(decideRequestNow(solo, req2, req2)).toMatchObject({ remaining: 8 });
+    expect(decideRequestNow(other, req2, req2)).toBeUndefined();
+  });
+
   it('one limiter under two different keys on one request charges each key', async () => {
     const limiter = rateLimiter({ name: 'k', algorithm: fixedWindow({ limit: 10, windowMs: 60_000 }) });
     const byA = new RateLimitRule('t', limiter, { key: () => 'a' }, shared);
