@@ -8,7 +8,7 @@ import { Redis } from 'ioredis';
 import { afterEach, describe, expect, it } from 'vitest';
 import { rateLimitMiddleware } from '../../src/adapters/express.js';
 import { rateLimitPlugin } from '../../src/adapters/fastify.js';
-import { fixedWindow, rateLimiter } from '../../src/index.js';
+import { fixedWindow, quota, rateLimiter } from '../../src/index.js';
 import { redisStore } from '../../src/ratelimit/redis/index.js';
 import { disconnectClient, startRedis } from '../integration/support/redis.js';
 import { close, listen, send } from './support/inbound-http.js';
@@ -67,6 +67,40 @@ describe('inbound adapters with the Redis store', () => {
         expect(Number(a.headers['retry-after'])).toBeGreaterThanOrEqual(1);
         expect(JSON.parse(a.body)).toMatchObject({ type: 'urn:bulwark:problem:store-unavailable', status: 503, policy: 'shared' });
         expect(a.headers['ratelimit']).toBeUndefined();
+      }
+    } finally {
+      redis.kill('SIGCONT');
+    }
+  });
+
+  it('C3: a quota on Redis (failing closed by default) answers 503 store-unavailable, not 429, while Redis is frozen', async () => {
+    const redis = await startRedis();
+    cleanup.push(() => redis.stop());
+    const client = new Redis({ host: '127.0.0.1', port: redis.port, retryStrategy: (times) => Math.min(times * 50, 500) });
+    client.on('error', () => {});
+    cleanup.push(() => disconnectClient(client));
+    await client.ping();
+    const monthly = quota({ name: 'monthly', limit: 100, period: 'month', store: redisStore(client, { timeoutMs: 150 }) });
+    const app = express();
+    app.use(rateLimitMiddleware(monthly, { key: (req) => req.get('x-tenant') ?? 'anonymous', headers: 'draft+legacy' }));
+    app.get('/', (_req, res) => {
+      res.send('ok');
+    });
+    const server = createServer(app);
+    cleanup.push(() => close(server));
+    const port = await listen(server);
+    const acme = { headers: { 'x-tenant': 'acme' } };
+    expect((await send(port, '/', acme)).headers['ratelimit']).toMatch(/^"monthly";r=99;t=\d+$/);
+
+    redis.kill('SIGSTOP');
+    try {
+      const during = await Promise.all([send(port, '/', acme), send(port, '/', acme)]);
+      for (const a of during) {
+        expect(a.status).toBe(503);
+        expect(JSON.parse(a.body)).toMatchObject({ type: 'urn:bulwark:problem:store-unavailable', policy: 'monthly' });
+        expect(Number(a.headers['retry-after'])).toBeGreaterThanOrEqual(1);
+        expect(a.headers['ratelimit']).toBeUndefined();
+        expect(a.headers['x-ratelimit-remaining']).toBeUndefined();
       }
     } finally {
       redis.kill('SIGCONT');
