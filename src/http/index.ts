@@ -7,4 +7,5 @@ export {
   type ClientAddressOptions,
   type TrustProxy,
 } from './client-address.js';
-export type { HttpRateLimitOptions, RateLimitHeaders, RateLimitRuleOptions } from './rate-limit-rule.js';
+export { PROBLEM_TYPES } from './problem.js';
+export type { HttpRateLimitOptions, QuotaUnit, RateLimitHeaders, RateLimitRuleOptions } from './rate-limit-rule.js';

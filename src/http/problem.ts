@@ -3,7 +3,7 @@
  * (at module load or per limiter) and never carry error messages, addresses or stack traces.
  */
 
-/** An RFC 9457 problem body as JSON text, and its length in bytes. */
+/** An RFC 9457 problem body as JSON text, its status, and its length in bytes. */
 export interface ProblemResponse {
   readonly status: number;
   readonly body: string;
@@ -13,42 +13,139 @@ export interface ProblemResponse {
 /** The media type of problem bodies. */
 export const PROBLEM_CONTENT_TYPE = 'application/problem+json';
 
-/** Builds a problem response of type `about:blank` (so `title` is the status phrase). */
-export function problem(status: number, title: string, detail: string): ProblemResponse {
-  const body = JSON.stringify({ type: 'about:blank', title, status, detail });
+/**
+ * The `type` of every problem body bulwark's adapters send: stable URNs a client can switch on.
+ * @example
+ * if (body.type === PROBLEM_TYPES.storeUnavailable) retryLater(res.headers.get('retry-after'));
+ */
+export const PROBLEM_TYPES = {
+  /** 429: a rate limiter denied the request (`policy` names it). */
+  rateLimited: 'urn:bulwark:problem:rate-limited',
+  /** 429: a quota for the current period is used up (`policy` names it). */
+  quotaExceeded: 'urn:bulwark:problem:quota-exceeded',
+  /** 503: the limiter's store could not decide (an outage, not the client's quota). */
+  storeUnavailable: 'urn:bulwark:problem:store-unavailable',
+  /** 400: the request's cost is not a whole number from 1 to the most the policy can ever admit. */
+  badCost: 'urn:bulwark:problem:bad-cost',
+  /** 500: the limit could not be checked (a key, cost or skip function threw, or the limiter failed). */
+  checkFailed: 'urn:bulwark:problem:rate-limit-check-failed',
+  /** 503: the load shedder turned the request away. */
+  overloaded: 'urn:bulwark:problem:overloaded',
+} as const;
+
+/**
+ * Builds a problem response: `{ type, title, status, detail }`, plus `policy` when given (the
+ * limiter or quota a denial comes from).
+ * @example
+ * const tooMany = problem(429, PROBLEM_TYPES.rateLimited, 'Too Many Requests', 'Slow down.', 'api');
+ */
+export function problem(status: number, type: string, title: string, detail: string, policy?: string): ProblemResponse {
+  const body = JSON.stringify(policy === undefined ? { type, title, status, detail } : { type, title, status, detail, policy });
   return { status, body, length: String(Buffer.byteLength(body)) };
 }
 
-/** 429 for a rate limiter's denial. */
-export const rateLimitedProblem = problem(
-  429,
-  'Too Many Requests',
-  'Too many requests from this client; retry after the number of seconds in the Retry-After header.',
-);
+/**
+ * 429 for a rate limiter's denial by the policy named `policy`.
+ * @example
+ * const body = rateLimitedProblem('api').body;
+ */
+export function rateLimitedProblem(policy: string): ProblemResponse {
+  return problem(
+    429,
+    PROBLEM_TYPES.rateLimited,
+    'Too Many Requests',
+    'Too many requests from this client; retry after the number of seconds in the Retry-After header.',
+    policy,
+  );
+}
 
-/** 429 for a quota's denial. */
-export const quotaExceededProblem = problem(
-  429,
-  'Too Many Requests',
-  "This client's quota for the current period is used up; retry after the number of seconds in the Retry-After header.",
-);
+/**
+ * 429 for a quota's denial by the quota named `policy`.
+ * @example
+ * const body = quotaExceededProblem('monthly').body;
+ */
+export function quotaExceededProblem(policy: string): ProblemResponse {
+  return problem(
+    429,
+    PROBLEM_TYPES.quotaExceeded,
+    'Quota Exceeded',
+    "This client's quota for the current period is used up; retry after the number of seconds in the Retry-After header.",
+    policy,
+  );
+}
 
-/** 503 for a load shedder's rejection. */
+/**
+ * 503 when the store behind the policy named `policy` could not decide (it failed closed): the
+ * server's problem, not the client's quota.
+ * @example
+ * const body = storeUnavailableProblem('monthly').body;
+ */
+export function storeUnavailableProblem(policy: string): ProblemResponse {
+  return problem(
+    503,
+    PROBLEM_TYPES.storeUnavailable,
+    'Service Unavailable',
+    'The limit for this request could not be checked just now; retry after the number of seconds in the Retry-After header.',
+    policy,
+  );
+}
+
+/**
+ * 400 when a request's cost is not a whole number of units of at least 1 (from the `cost` function).
+ * @example
+ * const body = badCostProblem('search').body;
+ */
+export function badCostProblem(policy: string): ProblemResponse {
+  return problem(400, PROBLEM_TYPES.badCost, 'Bad Request', 'The request asks for a cost that is not a whole number of units of at least 1.', policy);
+}
+
+/**
+ * 400 when a request's cost is more than the policy can ever admit (`maxCost` units).
+ * @example
+ * const body = costTooLargeProblem('search', 50).body;
+ */
+export function costTooLargeProblem(policy: string, maxCost: number): ProblemResponse {
+  return problem(
+    400,
+    PROBLEM_TYPES.badCost,
+    'Bad Request',
+    `The request costs more than this policy ever admits at once (${maxCost} units); retrying will not help.`,
+    policy,
+  );
+}
+
+/**
+ * 503 for a load shedder's rejection.
+ * @example
+ * response.end(overloadedProblem.body);
+ */
 export const overloadedProblem = problem(
   503,
+  PROBLEM_TYPES.overloaded,
   'Service Unavailable',
   'The server is overloaded; retry after the number of seconds in the Retry-After header.',
 );
 
-/** 500 when a rate limit could not be checked (a key function threw, say). */
+/**
+ * 500 when a rate limit could not be checked (a key function threw, say).
+ * @example
+ * response.end(rateLimitFailedProblem.body);
+ */
 export const rateLimitFailedProblem = problem(
   500,
+  PROBLEM_TYPES.checkFailed,
   'Internal Server Error',
   'The request could not be checked against its rate limit.',
 );
 
 /** Largest number of seconds written in a header (2^31 − 1, as in `delay-seconds` parsers). */
 const MAX_SECONDS = 2_147_483_647;
+
+/**
+ * Largest integer a structured field may carry (RFC 9651 §3.3.1: at most 15 digits). A larger
+ * value makes parsers reject the whole field.
+ */
+export const MAX_SF_INTEGER = 999_999_999_999_999;
 
 /**
  * Whole seconds, rounded up, for a duration in ms: never negative, never NaN, at most 2^31 − 1.
@@ -61,8 +158,12 @@ export function secondsUp(ms: number): number {
   return s < MAX_SECONDS ? s : MAX_SECONDS;
 }
 
-/** A count as a header value: a whole number, never negative or NaN. */
+/**
+ * A count as a header value: a whole number, never negative or NaN, at most {@link MAX_SF_INTEGER}.
+ * @example
+ * countValue(-3); // 0
+ */
 export function countValue(n: number): number {
   if (!(n > 0)) return 0;
-  return n < Number.MAX_SAFE_INTEGER ? Math.floor(n) : Number.MAX_SAFE_INTEGER;
+  return n < MAX_SF_INTEGER ? Math.floor(n) : MAX_SF_INTEGER;
 }

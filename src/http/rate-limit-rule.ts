@@ -2,7 +2,17 @@ import { checkOptions, countOption, enumOption, show } from '../core/validate.js
 import type { Decider } from '../ratelimit/rate-limit-policy.js';
 import { decideNow, type LimiterDecision, type SyncDecider } from '../ratelimit/store.js';
 import { type AddressedRequest, clientAddressResolver, type TrustProxy } from './client-address.js';
-import { countValue, type ProblemResponse, quotaExceededProblem, rateLimitedProblem, secondsUp } from './problem.js';
+import {
+  badCostProblem,
+  costTooLargeProblem,
+  countValue,
+  MAX_SF_INTEGER,
+  type ProblemResponse,
+  quotaExceededProblem,
+  rateLimitedProblem,
+  secondsUp,
+  storeUnavailableProblem,
+} from './problem.js';
 
 /**
  * Which rate-limit headers a response carries: `'draft'` (the IETF draft's structured
@@ -17,8 +27,18 @@ export type RateLimitHeaders = 'draft' | 'draft+legacy' | 'none';
 // Method-shaped types, so that a function written for a framework's own request type (a subtype
 // of the one named here) is accepted.
 type KeyFunction<Req> = { fn(request: Req): string | Promise<string> }['fn'];
-type CostFunction<Req> = { fn(request: Req): number }['fn'];
+type CostFunction<Req> = { fn(request: Req): number | Promise<number> }['fn'];
 type SkipFunction<Req> = { fn(request: Req): boolean | Promise<boolean> }['fn'];
+type ErrorFunction<Req> = { fn(error: unknown, request: Req): void }['fn'];
+
+/**
+ * What a policy's units measure, as the draft's `qu` parameter names it (its registered values).
+ * @example
+ * rateLimitMiddleware(uploadBytes, { cost: (req) => Number(req.headers['content-length']), quotaUnit: 'content-bytes' });
+ */
+export type QuotaUnit = 'requests' | 'content-bytes' | 'concurrent-requests';
+
+const quotaUnits: readonly QuotaUnit[] = ['requests', 'content-bytes', 'concurrent-requests'];
 
 /**
  * What a request is limited by: the part of the adapters' options that can also be set per route.
@@ -26,12 +46,18 @@ type SkipFunction<Req> = { fn(request: Req): boolean | Promise<boolean> }['fn'];
  * const perTenant: RateLimitRuleOptions<IncomingMessage> = { key: (req) => String(req.headers['x-tenant']), cost: 2 };
  */
 export interface RateLimitRuleOptions<Req> {
-  /** The client's key; must return a non-empty string. @default the client address (see `trustProxy`) */
+  /** The client's key; must return (or resolve to) a non-empty string. @default the client address (see `trustProxy`) */
   readonly key?: KeyFunction<Req>;
-  /** Units a request takes, or a function of the request returning them. @default 1 */
+  /**
+   * Units a request takes, or a function of the request returning (or resolving to) them. A
+   * function's answer that is not a whole number from 1 to the limiter's `maxCost` gets a 400
+   * problem answer. @default 1
+   */
   readonly cost?: number | CostFunction<Req>;
-  /** Requests for which it returns true are not limited (and get no rate-limit headers). */
+  /** Requests for which it returns (or resolves to) true are not limited (and get no rate-limit headers). @default none */
   readonly skip?: SkipFunction<Req>;
+  /** Advertised as `qu` in `RateLimit-Policy`; left out by default, which the draft reads as `'requests'`. @default none */
+  readonly quotaUnit?: QuotaUnit;
 }
 
 /**
@@ -46,6 +72,32 @@ export interface HttpRateLimitOptions<Req> extends RateLimitRuleOptions<Req> {
   readonly trustProxy?: TrustProxy;
   /** IPv6 clients are keyed by this prefix length (1–128); 6to4 by its IPv4 address. @default 56 */
   readonly ipv6Subnet?: number;
+  /**
+   * Let the paths bulwark serves itself (health probes, `/metrics`: see `isServedPath`) through
+   * untouched and uncharged. @default true
+   */
+  readonly exemptProbes?: boolean;
+  /**
+   * Told when a limit could not be checked (a `key`, `cost` or `skip` function threw, or the
+   * limiter failed); the request has been answered 500 already. @default Express: `console.error`,
+   * at most one line per 10 s; Fastify: `request.log.error`
+   */
+  readonly onError?: ErrorFunction<Req>;
+  /**
+   * Adds the draft's partition key `pk` (a byte sequence) to both header items: the answer of this
+   * function for the request's key. The key itself may be a secret (an API key): return a hash or
+   * an id you are happy to show the client. @default none (no `pk`)
+   */
+  readonly partitionKey?: (key: string) => string;
+}
+
+/** The parts of the options every rule of one middleware or plugin shares. */
+export interface SharedRuleOptions<Req> {
+  readonly headers: RateLimitHeaders;
+  readonly clientOf: (request: AddressedRequest) => string;
+  readonly exemptProbes: boolean;
+  readonly onError: ErrorFunction<Req> | undefined;
+  readonly partitionKey: ((key: string) => string) | undefined;
 }
 
 const nominalSeconds: Record<string, number> = { hour: 3_600, day: 86_400, week: 604_800 };
@@ -61,51 +113,188 @@ function sfString(name: string): string {
   return `${out}"`;
 }
 
+/** How a decider's allowed decisions tell the draft's effective window `t`. */
+type Shape =
+  /** Units come back all at once at `resetMs` (fixed windows, calendar quotas, unknown limiters). */
+  | 'reset'
+  /** One unit refills every emission interval (GCRA). */
+  | 'gcra'
+  /** Units come back continuously at a rate the decision does not tell (sliding window): no `t`. */
+  | 'sliding';
+
+interface AlgorithmView {
+  readonly kind?: unknown;
+  readonly limit?: unknown;
+  readonly windowMs?: unknown;
+  readonly burst?: unknown;
+  readonly emissionIntervalUs?: unknown;
+}
+
+function isCount(n: unknown): n is number {
+  return typeof n === 'number' && Number.isSafeInteger(n) && n >= 1;
+}
+
+/** What the adapters can tell about a decider without depending on its class: read by duck typing. */
+interface DeciderView {
+  /** `"name";q=…;w=…`, or undefined when only a decision can tell the quota. */
+  readonly policy: string | undefined;
+  readonly shape: Shape;
+  /** GCRA: units a full bucket holds, and µs per unit. */
+  readonly burst: number;
+  readonly intervalUs: number;
+  /** The largest cost that can ever be admitted, when it can be told. */
+  readonly maxCost: number | undefined;
+}
+
 /**
- * The `RateLimit-Policy` value for a limiter, when its shape can be told from the limiter itself:
- * `"name";q=<units>;w=<seconds>` (`w` left out when the window is not a whole number of seconds,
- * or a calendar month).
+ * The `RateLimit-Policy` item and the rest of what headers need, when the limiter's shape can be
+ * told from the limiter itself: `"name";q=<units>;w=<seconds>` (`w` left out when the window is not
+ * a whole number of seconds, or a calendar month). A GCRA limiter is advertised by its bucket:
+ * `q` is its burst (what `r` counts down from) and `w` the seconds a full bucket takes to refill.
  */
-function policyHeaderOf(decider: Decider, name: string): string | undefined {
-  const algorithm = (decider as { algorithm?: { limit?: unknown; windowMs?: unknown } }).algorithm;
+function viewOf(decider: Decider, sfName: string): DeciderView {
+  const algorithm = (decider as { algorithm?: AlgorithmView }).algorithm;
+  const declared = (decider as { maxCost?: unknown }).maxCost;
   let q: unknown;
   let w: number | undefined;
-  if (typeof algorithm === 'object' && algorithm !== null && typeof algorithm.limit === 'number') {
-    q = algorithm.limit;
+  let shape: Shape = 'reset';
+  let burst = 0;
+  let intervalUs = 0;
+  if (typeof algorithm === 'object' && algorithm !== null && isCount(algorithm.limit)) {
+    const limit = algorithm.limit;
     const ms = algorithm.windowMs;
-    if (typeof ms === 'number' && ms >= 1000 && ms % 1000 === 0) w = ms / 1000;
+    if (algorithm.kind === 'gcra' && isCount(algorithm.burst) && isCount(algorithm.emissionIntervalUs)) {
+      shape = 'gcra';
+      burst = algorithm.burst;
+      intervalUs = algorithm.emissionIntervalUs;
+      q = burst;
+      // The nominal refill time of a full bucket, burst × periodMs / limit, when it is whole seconds.
+      const scaled = burst * (typeof ms === 'number' ? ms : Number.NaN);
+      if (Number.isSafeInteger(scaled) && scaled > 0 && scaled % (limit * 1000) === 0) w = scaled / (limit * 1000);
+    } else {
+      if (algorithm.kind === 'sliding-window') shape = 'sliding';
+      q = limit;
+      if (typeof ms === 'number' && ms >= 1000 && ms % 1000 === 0) w = ms / 1000;
+    }
   } else if (decider.kind === 'quota') {
     const d = decider as { limit?: unknown; period?: unknown };
     q = d.limit;
     if (typeof d.period === 'string') w = nominalSeconds[d.period];
   }
-  if (typeof q !== 'number' || !Number.isSafeInteger(q) || q < 0) return undefined;
-  return `${name};q=${q}${w === undefined ? '' : `;w=${w}`}`;
+  const maxCost = isCount(declared) ? declared : isCount(q) ? (q as number) : undefined;
+  const policy = typeof q === 'number' && Number.isSafeInteger(q) && q >= 0 ? `${sfName};q=${countValue(q)}${w === undefined ? '' : `;w=${w}`}` : undefined;
+  return { policy, shape, burst, intervalUs, maxCost };
 }
 
 /**
- * Sets the rate-limit headers `rule` asks for (the draft's two, and the legacy three when asked)
- * through `set`, the framework's own header setter, given once as a plain function so no closure is
- * made per request.
+ * How the adapters read and write a response's headers (names given in lower case, as HTTP/2 sends
+ * them: both frameworks lower-case names on every get and set, and an already lower-case constant
+ * makes that free): the framework's own getter and setter,
+ * given once as plain functions so no closure is made per request.
+ */
+export interface HeaderAccess<T> {
+  get(target: T, name: string): unknown;
+  set(target: T, name: string, value: string): void;
+}
+
+// Per limiter, the requests it has charged and under which key (or keys): a limiter met again on
+// the same request (mounted on the app and on a router, say) is not charged again. Kept in a
+// WeakMap per limiter rather than in properties of the request: writing two properties onto
+// Express's request cost about 6 % of a whole limited request (35k instructions in
+// benchmarks/http-instructions.mjs), a WeakMap entry about 1.2k; entries go with the request.
+// A limiter with a single rule over it that cannot meet a request twice (a Fastify plugin's or
+// route's rule) skips even that.
+interface Charges {
+  readonly requests: WeakMap<object, string | string[]>;
+  /** Rules made over this limiter. */
+  rules: number;
+}
+
+const chargesByDecider = new WeakMap<object, Charges>();
+
+/** The charges of `decider`, shared by every rule over it. */
+function chargesOf(decider: Decider): Charges {
+  let charges = chargesByDecider.get(decider);
+  if (charges === undefined) {
+    charges = { requests: new WeakMap(), rules: 0 };
+    chargesByDecider.set(decider, charges);
+  }
+  return charges;
+}
+
+/** Records that the rule's limiter charges `key` on this request; false when it already has. */
+function firstCharge<Req>(rule: RateLimitRule<Req>, raw: object, key: string): boolean {
+  const charges = rule.charges;
+  if (!rule.reentrant && charges.rules === 1) return true;
+  const seen = charges.requests.get(raw);
+  if (seen === undefined) {
+    charges.requests.set(raw, key);
+    return true;
+  }
+  if (seen === key) return false;
+  if (typeof seen === 'string') {
+    charges.requests.set(raw, [seen, key]);
+    return true;
+  }
+  if (seen.includes(key)) return false;
+  seen.push(key);
+  return true;
+}
+
+/** The key the rule's limiter last charged this request under. */
+function chargedKey<Req>(rule: RateLimitRule<Req>, raw: object): string {
+  const seen = rule.charges.requests.get(raw)!;
+  return typeof seen === 'string' ? seen : seen[seen.length - 1]!;
+}
+
+/** Sets a list-valued field, or appends an item to what an earlier limiter on this request set. */
+function putItem<T>(target: T, access: HeaderAccess<T>, name: string, item: string): void {
+  const earlier = access.get(target, name);
+  access.set(target, name, typeof earlier === 'string' && earlier.length > 0 ? `${earlier}, ${item}` : item);
+}
+
+/** Longest reset written in `X-RateLimit-Reset`, in ms (as `secondsUp` caps seconds). */
+const MAX_RESET_MS = 2_147_483_647_000;
+
+/**
+ * Sets the rate-limit headers `rule` asks for: one item per policy in `RateLimit-Policy` and
+ * `RateLimit` (appended to the items of limiters that decided earlier on this request), and the
+ * legacy three when asked, for the policy closest to exhaustion (or the one that denied). A
+ * fail-open decision (the store could not count) gets its policy item only: its numbers would be
+ * made up.
  */
 export function writeRateLimitHeaders<R, T>(
   rule: RateLimitRule<R>,
   decision: LimiterDecision,
+  raw: object,
   target: T,
-  set: (target: T, name: string, value: string) => void,
+  access: HeaderAccess<T>,
 ): void {
-  set(target, 'RateLimit-Policy', rule.policyHeader(decision));
-  set(target, 'RateLimit', rule.rateLimitHeader(decision));
-  if (rule.legacy) {
-    set(target, 'X-RateLimit-Limit', String(countValue(decision.limit)));
-    set(target, 'X-RateLimit-Remaining', String(countValue(decision.remaining)));
-    set(target, 'X-RateLimit-Reset', String(secondsUp(decision.resetMs)));
+  let pk = '';
+  if (rule.partitionKey !== undefined) {
+    const shown: unknown = rule.partitionKey(chargedKey(rule, raw));
+    if (typeof shown !== 'string') throw new TypeError(`${rule.owner}: option "partitionKey" must return a string, got ${show(shown)}`);
+    pk = `;pk=:${Buffer.from(shown).toString('base64')}:`;
   }
+  putItem(target, access, 'ratelimit-policy', pk === '' ? rule.policyHeader(decision) : rule.policyHeader(decision) + pk);
+  if (decision.store === 'fail-open') return;
+  putItem(target, access, 'ratelimit', pk === '' ? rule.rateLimitHeader(decision) : rule.rateLimitHeader(decision) + pk);
+  if (!rule.legacy) return;
+  const remaining = countValue(decision.remaining);
+  if (decision.allowed) {
+    const earlier = access.get(target, 'x-ratelimit-remaining');
+    if (earlier !== undefined && Number(earlier) <= remaining) return;
+  }
+  access.set(target, 'x-ratelimit-limit', String(countValue(decision.limit)));
+  access.set(target, 'x-ratelimit-remaining', String(remaining));
+  // Epoch seconds, as GitHub and express-rate-limit send it.
+  const resetMs = decision.resetMs > 0 ? (decision.resetMs < MAX_RESET_MS ? decision.resetMs : MAX_RESET_MS) : 0;
+  access.set(target, 'x-ratelimit-reset', String(Math.ceil((Date.now() + resetMs) / 1000)));
 }
 
 /**
  * One rate limit as an adapter applies it: the limiter, how the key and cost are found, and the
- * header strings computed once.
+ * header strings and problem bodies computed once.
  */
 export class RateLimitRule<Req> {
   readonly decider: Decider;
@@ -123,18 +312,40 @@ export class RateLimitRule<Req> {
   readonly draft: boolean;
   /** X-RateLimit-* headers. */
   readonly legacy: boolean;
+  /** The largest cost the limiter can ever admit, when it can be told. */
+  readonly maxCost: number | undefined;
+  /** 429 naming this policy. */
   readonly denial: ProblemResponse;
+  /** 503 when this policy's store failed closed. */
+  readonly unavailable: ProblemResponse;
+  /** 400 for a cost that is not a whole number ≥ 1. */
+  readonly badCost: ProblemResponse;
+  /** 400 for a cost above `maxCost`. */
+  readonly costTooLarge: ProblemResponse;
   readonly clientOf: (request: AddressedRequest) => string;
+  /** The requests this rule's limiter has charged (shared by every rule over the same limiter). */
+  readonly charges: Charges;
+  /** Charges are recorded even with one rule over the limiter: the rule may meet a request twice, or `pk` needs the key. */
+  readonly reentrant: boolean;
+  /** Turns the key into the draft's `pk`, when asked. */
+  readonly partitionKey: ((key: string) => string) | undefined;
   /** `"name";r=` */
   readonly remainingPrefix: string;
   private readonly sfName: string;
+  private readonly shape: Shape;
+  private readonly burst: number;
+  private readonly intervalUs: number;
   private policy: string | undefined;
+  /** `;qu="…"`, or empty. */
+  private readonly unit: string;
 
   constructor(
     readonly owner: string,
     decider: Decider,
     rule: RateLimitRuleOptions<Req>,
-    shared: { readonly headers: RateLimitHeaders; readonly clientOf: (request: AddressedRequest) => string },
+    shared: Pick<SharedRuleOptions<Req>, 'headers' | 'clientOf'> & Partial<Pick<SharedRuleOptions<Req>, 'partitionKey'>>,
+    /** The same rule may meet one request more than once (an Express middleware mounted twice). */
+    reentrant = true,
   ) {
     this.decider = decider;
     this.key = rule.key;
@@ -148,22 +359,63 @@ export class RateLimitRule<Req> {
     this.draft = shared.headers !== 'none';
     this.legacy = shared.headers === 'draft+legacy';
     this.clientOf = shared.clientOf;
-    this.denial = decider.kind === 'quota' ? quotaExceededProblem : rateLimitedProblem;
-    this.sfName = sfString(typeof decider.name === 'string' && decider.name.length > 0 ? decider.name : 'ratelimit');
+    this.charges = chargesOf(decider);
+    this.charges.rules++;
+    this.partitionKey = shared.partitionKey;
+    this.reentrant = reentrant || this.partitionKey !== undefined;
+    this.unit = rule.quotaUnit === undefined ? '' : `;qu="${rule.quotaUnit}"`;
+    const name = typeof decider.name === 'string' && decider.name.length > 0 ? decider.name : 'ratelimit';
+    this.sfName = sfString(name);
     this.remainingPrefix = `${this.sfName};r=`;
-    this.policy = policyHeaderOf(decider, this.sfName);
+    const view = viewOf(decider, this.sfName);
+    this.policy = view.policy === undefined ? undefined : view.policy + this.unit;
+    this.shape = view.shape;
+    this.burst = view.burst;
+    this.intervalUs = view.intervalUs;
+    this.maxCost = view.maxCost;
+    if (this.maxCost !== undefined && this.cost > this.maxCost) {
+      throw new RangeError(
+        `${owner}: option "cost" must not exceed what limiter ${JSON.stringify(name)} can ever admit (${this.maxCost}), got ${show(this.cost)}`,
+      );
+    }
+    this.denial = decider.kind === 'quota' ? quotaExceededProblem(name) : rateLimitedProblem(name);
+    this.unavailable = storeUnavailableProblem(name);
+    this.badCost = badCostProblem(name);
+    this.costTooLarge = costTooLargeProblem(name, this.maxCost ?? MAX_SF_INTEGER);
   }
 
-  /** The `RateLimit-Policy` value; for a limiter whose shape is unknown, built from its first decision's limit. */
+  /** The `RateLimit-Policy` item; for a limiter whose shape is unknown, built from its first decision's limit. */
   policyHeader(decision: LimiterDecision): string {
-    if (this.policy === undefined) this.policy = `${this.sfName};q=${countValue(decision.limit)}`;
+    if (this.policy === undefined) this.policy = `${this.sfName};q=${countValue(decision.limit)}${this.unit}`;
     return this.policy;
   }
 
-  /** The `RateLimit` value: remaining units, and seconds until the limit resets (on a denial: until a retry can be admitted). */
+  /**
+   * The `RateLimit` item: `r`, the units left, and `t`, the draft's effective window: seconds
+   * within which no more than `r` units can be used. On a denial `t` is the `Retry-After` value.
+   * When allowed: the seconds until the window or period resets, for a GCRA limiter until its
+   * next unit refills (never longer than the `t` of a denial that follows), and no `t` for a
+   * sliding window, whose units come back continuously.
+   */
   rateLimitHeader(decision: LimiterDecision): string {
-    const t = decision.allowed ? secondsUp(decision.resetMs) : retryAfterValue(decision);
-    return `${this.remainingPrefix}${countValue(decision.remaining)};t=${t}`;
+    const r = countValue(decision.remaining);
+    if (!decision.allowed) return `${this.remainingPrefix}${r};t=${retryAfterValue(decision)}`;
+    if (this.shape === 'reset') return `${this.remainingPrefix}${r};t=${secondsUp(decision.resetMs)}`;
+    if (this.shape === 'sliding') return `${this.remainingPrefix}${r}`;
+    return `${this.remainingPrefix}${r};t=${this.nextUnitSeconds(decision, r)}`;
+  }
+
+  /**
+   * GCRA: whole seconds until one more unit is back. The bucket is full `resetMs` from now and
+   * holds `r` units, so the next one is back `resetMs − (burst − r − 1) × interval` from now
+   * (resetMs is rounded up to a ms: taking 999 µs off keeps this a lower bound).
+   */
+  private nextUnitSeconds(decision: LimiterDecision, r: number): number {
+    const resetUs = (decision.resetMs > 0 ? decision.resetMs : 0) * 1000 - 999;
+    let us = resetUs - (this.burst - r - 1) * this.intervalUs;
+    if (us > this.intervalUs) us = this.intervalUs;
+    const s = Math.ceil(us / 1_000_000);
+    return s > 1 ? s : 1;
   }
 }
 
@@ -185,25 +437,30 @@ export function checkDecider(owner: string, name: string, value: unknown): Decid
   return value;
 }
 
-/** Checks the per-route part of the options (key, cost, skip), with defaults from `base`. */
+/** An option given as null or a wrong type: refused by name, never read as "not given". */
+function checkFunctionOption(owner: string, name: string, value: unknown, what: string): void {
+  if (value !== undefined && typeof value !== 'function') {
+    throw new TypeError(`${owner}: option "${name}" must be ${what}, got ${show(value)}`);
+  }
+}
+
+/** Checks the per-route part of the options (key, cost, skip); what is not given comes from `base`. */
 export function checkRuleOptions<Req>(
   owner: string,
   options: RateLimitRuleOptions<Req>,
   base?: RateLimitRuleOptions<Req>,
 ): RateLimitRuleOptions<Req> {
-  const key = options.key ?? base?.key;
-  if (key !== undefined && typeof key !== 'function') {
-    throw new TypeError(`${owner}: option "key" must be a function returning a non-empty string, got ${show(key)}`);
-  }
-  const cost = options.cost ?? base?.cost;
+  const key = options.key === undefined ? base?.key : options.key;
+  checkFunctionOption(owner, 'key', key, 'a function returning a non-empty string');
+  const cost = options.cost === undefined ? base?.cost : options.cost;
   if (cost !== undefined && typeof cost !== 'function') {
     countOption(owner, 'cost', cost, 1, { max: Number.MAX_SAFE_INTEGER });
   }
-  const skip = options.skip ?? base?.skip;
-  if (skip !== undefined && typeof skip !== 'function') {
-    throw new TypeError(`${owner}: option "skip" must be a function returning a boolean, got ${show(skip)}`);
-  }
-  return { key, cost, skip };
+  const skip = options.skip === undefined ? base?.skip : options.skip;
+  checkFunctionOption(owner, 'skip', skip, 'a function returning a boolean');
+  const given = options.quotaUnit === undefined ? base?.quotaUnit : options.quotaUnit;
+  const quotaUnit = given === undefined ? undefined : enumOption<QuotaUnit>(owner, 'quotaUnit', given, quotaUnits, 'requests');
+  return { key, cost, skip, quotaUnit };
 }
 
 /** Checks the options shared by both adapters (plus the adapter's own `extra` keys); returns the pieces every rule shares. */
@@ -214,32 +471,51 @@ export function checkHttpOptions<Req>(
 ): {
   readonly options: Partial<HttpRateLimitOptions<Req> & Record<string, unknown>>;
   readonly rule: RateLimitRuleOptions<Req>;
-  readonly shared: { readonly headers: RateLimitHeaders; readonly clientOf: (request: AddressedRequest) => string };
+  readonly shared: SharedRuleOptions<Req>;
 } {
-  const o = checkOptions(owner, options, ['key', 'cost', 'skip', 'headers', 'trustProxy', 'ipv6Subnet', ...extra]);
+  const o = checkOptions(owner, options, [
+    'key',
+    'cost',
+    'skip',
+    'quotaUnit',
+    'headers',
+    'trustProxy',
+    'ipv6Subnet',
+    'exemptProbes',
+    'onError',
+    'partitionKey',
+    ...extra,
+  ]);
   const headers = enumOption<RateLimitHeaders>(owner, 'headers', o.headers, ['draft', 'draft+legacy', 'none'], 'draft');
   const clientOf = clientAddressResolver({ trustProxy: o.trustProxy, ipv6Subnet: o.ipv6Subnet }, owner);
-  return { options: o, rule: checkRuleOptions(owner, o), shared: { headers, clientOf } };
+  if (o.exemptProbes !== undefined && typeof o.exemptProbes !== 'boolean') {
+    throw new TypeError(`${owner}: option "exemptProbes" must be a boolean, got ${show(o.exemptProbes)}`);
+  }
+  checkFunctionOption(owner, 'onError', o.onError, 'a function (error, request) => void');
+  checkFunctionOption(owner, 'partitionKey', o.partitionKey, 'a function (key) => string');
+  return {
+    options: o,
+    rule: checkRuleOptions(owner, o),
+    shared: { headers, clientOf, exemptProbes: o.exemptProbes ?? true, onError: o.onError, partitionKey: o.partitionKey },
+  };
 }
 
 function badKey(owner: string, key: unknown): TypeError {
   return new TypeError(`${owner}: option "key" must return a non-empty string, got ${show(key)}`);
 }
 
-function checkCost(owner: string, cost: unknown): number {
-  if (cost === undefined) throw new TypeError(`${owner}: option "cost" must return a number, got undefined`);
-  return countOption(owner, 'cost', cost, 1, { max: Number.MAX_SAFE_INTEGER });
-}
+/**
+ * What one rule did to a request: undefined (skipped, or this limiter already charged it), a
+ * decision, or a problem to answer with (a bad cost).
+ */
+export type RuleOutcome = LimiterDecision | ProblemResponse | undefined;
 
 /**
- * Takes units for one request: undefined when `skip` says so, else the decision. Rejects when a
- * user function throws or returns something unusable, or the limiter rejects.
+ * Takes units for one request: undefined when `skip` says so (or this limiter already charged
+ * this request), a problem for a bad cost, else the decision. Rejects when a user function throws
+ * or returns an unusable key, or the limiter rejects.
  */
-export function decideRequest<Req>(
-  rule: RateLimitRule<Req>,
-  request: Req,
-  raw: AddressedRequest,
-): Promise<LimiterDecision | undefined> {
+export function decideRequest<Req>(rule: RateLimitRule<Req>, request: Req, raw: AddressedRequest): Promise<RuleOutcome> {
   try {
     const outcome = decideRequestNow(rule, request, raw);
     return outcome instanceof Promise ? outcome : Promise.resolve(outcome);
@@ -253,13 +529,10 @@ export function decideRequest<Req>(
  * common case (client-address key, fixed cost, no skip) on a limiter or quota over a memory store.
  * Throws what goes wrong before a promise exists.
  */
-export function decideRequestNow<Req>(
-  rule: RateLimitRule<Req>,
-  request: Req,
-  raw: AddressedRequest,
-): LimiterDecision | undefined | Promise<LimiterDecision | undefined> {
+export function decideRequestNow<Req>(rule: RateLimitRule<Req>, request: Req, raw: AddressedRequest): RuleOutcome | Promise<RuleOutcome> {
   if (!rule.plain) return decideWithFunctions(rule, request, raw);
   const key = rule.clientOf(raw);
+  if (!firstCharge(rule, raw, key)) return undefined;
   const now = rule.now;
   if (now !== undefined) return now.call(rule.decider, key, rule.costOptions);
   return settled(rule.owner, rule.costOptions === undefined ? rule.decider.consume(key) : rule.decider.consume(key, rule.costOptions));
@@ -284,11 +557,7 @@ function checkDecision(owner: string, decision: unknown): LimiterDecision {
   return decision as LimiterDecision;
 }
 
-async function decideWithFunctions<Req>(
-  rule: RateLimitRule<Req>,
-  request: Req,
-  raw: AddressedRequest,
-): Promise<LimiterDecision | undefined> {
+async function decideWithFunctions<Req>(rule: RateLimitRule<Req>, request: Req, raw: AddressedRequest): Promise<RuleOutcome> {
   if (rule.skip !== undefined && (await rule.skip(request)) === true) return undefined;
   let key: unknown;
   if (rule.key === undefined) {
@@ -298,12 +567,65 @@ async function decideWithFunctions<Req>(
     if (typeof key !== 'string') key = await key;
     if (typeof key !== 'string' || key.length === 0) throw badKey(rule.owner, key);
   }
-  let outcome: unknown;
-  if (rule.costOf === undefined) {
-    outcome = rule.costOptions === undefined ? rule.decider.consume(key as string) : rule.decider.consume(key as string, rule.costOptions);
-  } else {
-    const cost = checkCost(rule.owner, rule.costOf(request));
-    outcome = cost === 1 ? rule.decider.consume(key as string) : rule.decider.consume(key as string, { cost });
+  let costOptions = rule.costOptions;
+  if (rule.costOf !== undefined) {
+    let cost: unknown = rule.costOf(request);
+    if (typeof cost !== 'number') cost = await cost;
+    // The cost comes from the request: a bad one is the client's mistake (400), never a 500 and
+    // never a log line per request.
+    if (!isCount(cost)) return rule.badCost;
+    if (rule.maxCost !== undefined && cost > rule.maxCost) return rule.costTooLarge;
+    costOptions = cost === 1 ? undefined : { cost };
   }
-  return rule.now === undefined ? settled(rule.owner, outcome) : (outcome as Promise<LimiterDecision>);
+  if (!firstCharge(rule, raw, key as string)) return undefined;
+  const outcome = costOptions === undefined ? rule.decider.consume(key as string) : rule.decider.consume(key as string, costOptions);
+  return rule.now === undefined ? settled(rule.owner, outcome) : outcome;
+}
+
+/**
+ * Applies a rule's outcome to the response: writes the rate-limit headers (and `Retry-After`)
+ * through `access`, and returns the problem to answer with, or undefined to let the request go on.
+ * A denial by a store that failed closed is an outage: 503, `Retry-After`, and no header that
+ * claims the client's limit is used up.
+ */
+export function applyOutcome<Req, T>(
+  rule: RateLimitRule<Req>,
+  outcome: RuleOutcome,
+  raw: object,
+  target: T,
+  access: HeaderAccess<T>,
+): ProblemResponse | undefined {
+  if (outcome === undefined) return undefined;
+  if (outcome === rule.badCost || outcome === rule.costTooLarge) return outcome;
+  const decision = outcome as LimiterDecision;
+  if (!decision.allowed && decision.store === 'fail-closed') {
+    access.set(target, 'retry-after', retryAfterValue(decision));
+    return rule.unavailable;
+  }
+  if (rule.draft) writeRateLimitHeaders(rule, decision, raw, target, access);
+  if (decision.allowed) return undefined;
+  access.set(target, 'retry-after', retryAfterValue(decision));
+  return rule.denial;
+}
+
+/**
+ * Reports errors on `console.error`, at most one line per `intervalMs` (with the number left
+ * out since), so that a failing key function or store cannot flood the log.
+ * @example
+ * const report = boundedConsoleReporter('rateLimitMiddleware');
+ */
+export function boundedConsoleReporter(owner: string, intervalMs = 10_000): (error: unknown) => void {
+  let last = Number.NEGATIVE_INFINITY;
+  let suppressed = 0;
+  return (error) => {
+    const now = Date.now();
+    if (now - last < intervalMs) {
+      suppressed++;
+      return;
+    }
+    last = now;
+    const more = suppressed > 0 ? ` (and ${suppressed} more since the last report)` : '';
+    suppressed = 0;
+    console.error(`${owner}: a rate limit could not be checked; the request was answered 500${more}:`, error);
+  };
 }

@@ -2,7 +2,7 @@
 import { Agent, createServer, request as httpRequest, type IncomingMessage, type Server } from 'node:http';
 import { createRequire } from 'node:module';
 import express5 from 'express';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { loadSheddingMiddleware, rateLimitMiddleware } from '../../src/adapters/express.js';
 import {
   type Decider,
@@ -83,8 +83,8 @@ describe.each([
     expect(retryAfter).toBeLessThanOrEqual(60);
     expect(denied.headers['ratelimit']).toBe(`"api";r=0;t=${retryAfter}`);
     const body = JSON.parse(denied.body) as Record<string, unknown>;
-    expect(Object.keys(body).sort()).toEqual(['detail', 'status', 'title', 'type']);
-    expect(body).toMatchObject({ type: 'about:blank', title: 'Too Many Requests', status: 429 });
+    expect(Object.keys(body).sort()).toEqual(['detail', 'policy', 'status', 'title', 'type']);
+    expect(body).toMatchObject({ type: 'urn:bulwark:problem:rate-limited', title: 'Too Many Requests', status: 429, policy: 'api' });
     expect(Number(denied.headers['content-length'])).toBe(Buffer.byteLength(denied.body));
   });
 
@@ -96,7 +96,10 @@ describe.each([
     const legacy = await send(port, '/legacy');
     expect(legacy.headers['x-ratelimit-limit']).toBe('5');
     expect(legacy.headers['x-ratelimit-remaining']).toBe('4');
-    expect(Number(legacy.headers['x-ratelimit-reset'])).toBeGreaterThan(0);
+    // Epoch seconds, as GitHub and express-rate-limit send it (it used to be seconds from now).
+    const reset = Number(legacy.headers['x-ratelimit-reset']);
+    expect(reset).toBeGreaterThan(Date.now() / 1000);
+    expect(reset).toBeLessThanOrEqual(Math.ceil(Date.now() / 1000) + 60);
     expect(legacy.headers['ratelimit-policy']).toBe('"legacy";q=5;w=60');
     const none = await send(port, '/none');
     expect(none.headers['ratelimit']).toBeUndefined();
@@ -145,32 +148,103 @@ describe.each([
     }
   });
 
-  it('passes key-function errors and bad keys to next(err), and keeps serving', async () => {
+  it('regression: answers key-function errors and bad keys with its own 500 problem+json (not next(err) and Express\'s HTML page), reports them to onError, and keeps serving', async () => {
     const app = express();
-    const seen: unknown[] = [];
-    app.get('/throws', rateLimitMiddleware(windowLimiter(5, 'throws'), { key: () => { throw new Error('secret internals'); } }), ok);
-    app.get('/empty', rateLimitMiddleware(windowLimiter(5, 'empty'), { key: () => '' }), ok);
-    app.get('/number', rateLimitMiddleware(windowLimiter(5, 'number'), { key: (() => 42) as never }), ok);
-    app.get('/rejects', rateLimitMiddleware(windowLimiter(5, 'rejects'), { key: () => Promise.reject(new Error('db down')) }), ok);
-    app.get('/cost', rateLimitMiddleware(windowLimiter(5, 'cost'), { cost: () => Number.NaN }), ok);
+    const seen: [unknown, string | undefined][] = [];
+    const onError = (error: unknown, req: { path: string }) => void seen.push([error, req.path]);
+    app.get('/throws', rateLimitMiddleware(windowLimiter(5, 'throws'), { onError, key: () => { throw new Error('secret internals'); } }), ok);
+    app.get('/empty', rateLimitMiddleware(windowLimiter(5, 'empty'), { onError, key: () => '' }), ok);
+    app.get('/number', rateLimitMiddleware(windowLimiter(5, 'number'), { onError, key: (() => 42) as never }), ok);
+    app.get('/rejects', rateLimitMiddleware(windowLimiter(5, 'rejects'), { onError, key: () => Promise.reject(new Error('db down')) }), ok);
+    app.get('/skip', rateLimitMiddleware(windowLimiter(5, 'skip'), { onError, skip: () => { throw new Error('skip broke'); } }), ok);
     app.get('/ok', ok);
-    app.use((err: unknown, _req: unknown, res: { status(n: number): { send(b: string): void } }, _next: unknown) => {
-      seen.push(err);
+    let handlerCalls = 0;
+    app.use((_err: unknown, _req: unknown, res: { status(n: number): { send(b: string): void } }, _next: unknown) => {
+      handlerCalls++;
       res.status(500).send('handled');
     });
     const port = await serve(app);
-    for (const path of ['/throws', '/empty', '/number', '/rejects', '/cost']) {
+    for (const path of ['/throws', '/empty', '/number', '/rejects', '/skip']) {
       const a = await send(port, path);
       expect(a.status, path).toBe(500);
-      expect(a.body).toBe('handled');
+      expect(a.headers['content-type']).toBe('application/problem+json');
+      expect(JSON.parse(a.body)).toEqual({
+        type: 'urn:bulwark:problem:rate-limit-check-failed',
+        title: 'Internal Server Error',
+        status: 500,
+        detail: 'The request could not be checked against its rate limit.',
+      });
+      expect(a.body).not.toMatch(/secret|db down|<html|at /i);
     }
     expect((await send(port, '/ok')).status).toBe(200);
-    const messages = seen.map((e) => (e as Error).message);
-    expect(messages[0]).toBe('secret internals');
-    expect(messages[1]).toMatch(/rateLimitMiddleware: option "key" must return a non-empty string, got ""/);
-    expect(messages[2]).toMatch(/option "key" must return a non-empty string, got 42/);
-    expect(messages[3]).toBe('db down');
-    expect(messages[4]).toMatch(/option "cost"/);
+    expect(handlerCalls).toBe(0);
+    expect(seen.map(([e, path]) => [(e as Error).message, path])).toEqual([
+      ['secret internals', '/throws'],
+      [expect.stringMatching(/rateLimitMiddleware: option "key" must return a non-empty string, got ""/), '/empty'],
+      [expect.stringMatching(/option "key" must return a non-empty string, got 42/), '/number'],
+      ['db down', '/rejects'],
+      ['skip broke', '/skip'],
+    ]);
+  });
+
+  it('by default reports failed checks on console.error, at most one line per 10 s, and survives an onError that throws', async () => {
+    const app = express();
+    app.get('/default', rateLimitMiddleware(windowLimiter(5, 'd'), { key: () => { throw new Error('broken key'); } }), ok);
+    app.get('/throwing', rateLimitMiddleware(windowLimiter(5, 't'), { key: () => { throw new Error('x'); }, onError: () => { throw new Error('reporter broke'); } }), ok);
+    const port = await serve(app);
+    const lines: unknown[][] = [];
+    const spy = vi.spyOn(console, 'error').mockImplementation((...args: unknown[]) => void lines.push(args));
+    try {
+      for (let i = 0; i < 20; i++) expect((await send(port, '/default')).status).toBe(500);
+      expect((await send(port, '/throwing')).status).toBe(500);
+    } finally {
+      spy.mockRestore();
+    }
+    expect(lines).toHaveLength(1);
+    expect(String(lines[0]![0])).toMatch(/rateLimitMiddleware: a rate limit could not be checked/);
+  });
+
+  it('C-e: answers a bad cost (0, NaN, negative, fractional, a numeric string, over maxCost) with a 400 problem, logs nothing, charges nothing; an async cost works', async () => {
+    const app = express();
+    const limiter = windowLimiter(10, 'cost');
+    const onError = vi.fn();
+    app.get('/c', rateLimitMiddleware(limiter, { onError, cost: (req) => { const v = req.query.cost; return (typeof v === 'string' && v.startsWith('s') ? v.slice(1) : Number(v)) as number; } }), ok);
+    app.get('/async', rateLimitMiddleware(windowLimiter(10, 'async'), { cost: async (req) => Number(req.get('x-cost')) }), ok);
+    const port = await serve(app);
+    const lines: unknown[][] = [];
+    const spy = vi.spyOn(console, 'error').mockImplementation((...args: unknown[]) => void lines.push(args));
+    try {
+      for (const cost of ['0', 'NaN', '-1', '1.5', 's2', '11', '1e300']) {
+        const a = await send(port, `/c?cost=${cost}`);
+        expect(a.status, cost).toBe(400);
+        expect(a.headers['content-type']).toBe('application/problem+json');
+        expect(JSON.parse(a.body)).toMatchObject({ type: 'urn:bulwark:problem:bad-cost', status: 400, policy: 'cost' });
+        expect(a.headers['ratelimit']).toBeUndefined();
+      }
+      expect((await send(port, '/c?cost=10')).status).toBe(200);
+      expect((await send(port, '/c?cost=1')).status).toBe(429);
+      const a = await send(port, '/async', { headers: { 'x-cost': '4' } });
+      expect(a.headers['ratelimit']).toMatch(/^"async";r=6;/);
+    } finally {
+      spy.mockRestore();
+    }
+    expect(onError).not.toHaveBeenCalled();
+    expect(lines).toEqual([]);
+  });
+
+  it('shows the draft\'s pk and qu when asked, and answers a partitionKey that throws as a failed check', async () => {
+    const app = express();
+    const reported: unknown[] = [];
+    app.get('/pk', rateLimitMiddleware(windowLimiter(5, 'pk'), { key: (req) => req.get('x-tenant') ?? 'none', partitionKey: (key) => `t-${key}`, quotaUnit: 'requests' }), ok);
+    app.get('/broken', rateLimitMiddleware(windowLimiter(5, 'broken'), { partitionKey: () => { throw new Error('no pk'); }, onError: (e) => void reported.push(e) }), ok);
+    const port = await serve(app);
+    const a = await send(port, '/pk', { headers: { 'x-tenant': 'acme' } });
+    expect(a.headers['ratelimit-policy']).toBe(`"pk";q=5;w=60;qu="requests";pk=:${Buffer.from('t-acme').toString('base64')}:`);
+    expect(a.headers['ratelimit']).toMatch(/^"pk";r=4;t=\d+;pk=:[A-Za-z0-9+/=]+:$/);
+    const broken = await send(port, '/broken');
+    expect(broken.status).toBe(500);
+    expect(JSON.parse(broken.body)).toMatchObject({ type: 'urn:bulwark:problem:rate-limit-check-failed' });
+    expect(reported.map((e) => (e as Error).message)).toEqual(['no pk']);
   });
 
   it('S1: without trusted proxies, rotating X-Forwarded-For keeps one bucket', async () => {
@@ -225,21 +299,19 @@ describe.each([
     expect(handled).toBeGreaterThanOrEqual(1);
   });
 
-  it('passes a custom limiter answer that is not a decision to next(err), with no unhandled rejection', async () => {
+  it('answers 500 problem+json when a custom limiter answers something that is not a decision, with no unhandled rejection', async () => {
     const app = express();
     const seen: unknown[] = [];
+    const onError = (error: unknown) => void seen.push(error);
     const bad = (value: unknown): Decider => ({ kind: 'rate-limiter', name: 'bad', consume: () => Promise.resolve(value as LimiterDecision) });
-    app.get('/null', rateLimitMiddleware(bad(null)), ok);
-    app.get('/undefined', rateLimitMiddleware(bad(undefined)), ok);
-    app.get('/keyed', rateLimitMiddleware(bad({}), { key: () => 'k' }), ok);
-    app.use((err: unknown, _req: unknown, res: { status(n: number): { send(b: string): void } }, _next: unknown) => {
-      seen.push(err);
-      res.status(500).send('handled');
-    });
+    app.get('/null', rateLimitMiddleware(bad(null), { onError }), ok);
+    app.get('/undefined', rateLimitMiddleware(bad(undefined), { onError }), ok);
+    app.get('/keyed', rateLimitMiddleware(bad({}), { onError, key: () => 'k' }), ok);
     const port = await serve(app);
     for (const path of ['/null', '/undefined', '/keyed']) {
       const a = await send(port, path);
       expect(a.status, path).toBe(500);
+      expect(JSON.parse(a.body)).toMatchObject({ type: 'urn:bulwark:problem:rate-limit-check-failed' });
       expect(a.headers['ratelimit'], path).toBeUndefined();
     }
     expect(seen.map((e) => (e as Error).message)).toEqual(Array(3).fill(expect.stringMatching(/consume must resolve to a decision/)));
@@ -260,6 +332,7 @@ describe.each([
   it('keeps the connection when the limiter fails after another middleware already answered', async () => {
     const app = express();
     const seen: unknown[] = [];
+    const reported: unknown[] = [];
     app.use((_req: unknown, res: { status(n: number): { send(b: string): void } }, next: () => void) => {
       setTimeout(() => res.status(503).send('too slow'), 5);
       next();
@@ -272,7 +345,7 @@ describe.each([
           await delay(30);
           throw new Error('store down');
         },
-      }),
+      }, { onError: (error) => void reported.push(error) }),
     );
     app.get('/', ok);
     app.use((err: unknown, _req: unknown, _res: unknown, next: (e: unknown) => void) => {
@@ -298,6 +371,7 @@ describe.each([
       await delay(60);
       expect(closed).toBe(0);
       expect(seen).toEqual([]);
+      expect(reported.map((e) => (e as Error).message)).toEqual(['store down']);
     } finally {
       agent.destroy();
     }
@@ -338,19 +412,19 @@ describe.each([
     expect(a.headers['ratelimit']).toMatch(/^"odd";r=\d+;t=\d+$/);
   });
 
-  it('advertises a GCRA limiter by its rate and a quota by its period', async () => {
+  it('advertises a GCRA limiter by its bucket (q never below r) and a quota by its period; a quota denial is quota-exceeded', async () => {
     const app = express();
     app.get('/gcra', rateLimitMiddleware(rateLimiter({ name: 'g', algorithm: gcra({ limit: 10, periodMs: 1_000, burst: 2 }) })), ok);
     app.get('/quota', rateLimitMiddleware(quota({ name: 'daily', limit: 1, period: 'day' })), ok);
     const port = await serve(app);
     const g = await send(port, '/gcra');
-    expect(g.headers['ratelimit-policy']).toBe('"g";q=10;w=1');
+    expect(g.headers['ratelimit-policy']).toBe('"g";q=2');
     expect(g.headers['ratelimit']).toMatch(/^"g";r=1;t=1$/);
     const q = await send(port, '/quota');
     expect(q.headers['ratelimit-policy']).toBe('"daily";q=1;w=86400');
     const denied = await send(port, '/quota');
     expect(denied.status).toBe(429);
-    expect((JSON.parse(denied.body) as { detail: string }).detail).toMatch(/quota/);
+    expect(JSON.parse(denied.body)).toMatchObject({ type: 'urn:bulwark:problem:quota-exceeded', title: 'Quota Exceeded', policy: 'daily' });
     expect(Number(denied.headers['retry-after'])).toBeGreaterThan(0);
   });
 
@@ -369,7 +443,7 @@ describe.each([
       expect(shed.status).toBe(503);
       expect(shed.headers['retry-after']).toBe('7');
       expect(shed.headers['content-type']).toBe('application/problem+json');
-      expect(JSON.parse(shed.body)).toMatchObject({ type: 'about:blank', title: 'Service Unavailable', status: 503 });
+      expect(JSON.parse(shed.body)).toMatchObject({ type: 'urn:bulwark:problem:overloaded', title: 'Service Unavailable', status: 503 });
       sample = { eventLoopDelayMs: 1 };
       shedder.update();
       expect((await send(port, '/')).status).toBe(200);
@@ -391,5 +465,9 @@ describe('rateLimitMiddleware options', () => {
     expect(() => rateLimitMiddleware(limiter, { trustProxy: true as never })).toThrow(/trustProxy/);
     expect(() => rateLimitMiddleware(limiter, { ipv6Subnet: 200 })).toThrow(/ipv6Subnet/);
     expect(() => rateLimitMiddleware(limiter, { windowMs: 1 } as never)).toThrow(/unknown option "windowMs"/);
+    expect(() => rateLimitMiddleware(limiter, { cost: 2 })).toThrow(/option "cost" must not exceed what limiter "api" can ever admit \(1\), got 2/);
+    for (const name of ['cost', 'key', 'skip', 'headers', 'trustProxy', 'exemptProbes', 'onError']) {
+      expect(() => rateLimitMiddleware(limiter, { [name]: null } as never), name).toThrow(new RegExp(`option "${name}".*null`));
+    }
   });
 });

@@ -65,8 +65,8 @@ describe.each([
     const retryAfter = Number(denied.headers['retry-after']);
     expect(Number.isInteger(retryAfter) && retryAfter > 0 && retryAfter <= 60).toBe(true);
     const body = JSON.parse(denied.body) as Record<string, unknown>;
-    expect(Object.keys(body).sort()).toEqual(['detail', 'status', 'title', 'type']);
-    expect(body).toMatchObject({ type: 'about:blank', title: 'Too Many Requests', status: 429 });
+    expect(Object.keys(body).sort()).toEqual(['detail', 'policy', 'status', 'title', 'type']);
+    expect(body).toMatchObject({ type: 'urn:bulwark:problem:rate-limited', title: 'Too Many Requests', status: 429, policy: 'api' });
   });
 
   it('works when routes are declared before the plugin loads (no await on register)', async () => {
@@ -165,7 +165,7 @@ describe.each([
       expect(a.status, path).toBe(500);
       expect(a.headers['content-type']).toMatch(/^application\/problem\+json/);
       expect(JSON.parse(a.body)).toEqual({
-        type: 'about:blank',
+        type: 'urn:bulwark:problem:rate-limit-check-failed',
         title: 'Internal Server Error',
         status: 500,
         detail: 'The request could not be checked against its rate limit.',
@@ -189,7 +189,7 @@ describe.each([
     for (const path of ['/', '/undefined']) {
       const a = await send(port, path);
       expect(a.status, path).toBe(500);
-      expect(JSON.parse(a.body)).toMatchObject({ type: 'about:blank', status: 500 });
+      expect(JSON.parse(a.body)).toMatchObject({ type: 'urn:bulwark:problem:rate-limit-check-failed', status: 500 });
     }
     expect(logs.join('\n')).toMatch(/consume must resolve to a decision/);
   });
@@ -264,13 +264,37 @@ describe.each([
       const shed = await send(port, '/');
       expect(shed.status).toBe(503);
       expect(shed.headers['retry-after']).toBe('3');
-      expect(JSON.parse(shed.body)).toMatchObject({ type: 'about:blank', title: 'Service Unavailable', status: 503 });
+      expect(JSON.parse(shed.body)).toMatchObject({ type: 'urn:bulwark:problem:overloaded', title: 'Service Unavailable', status: 503 });
       sample = { eventLoopUtilization: 0.5 };
       shedder.update();
       expect((await send(port, '/')).status).toBe(200);
     } finally {
       shedder.close();
     }
+  });
+
+  it('C-e: answers a bad cost with a 400 problem and logs nothing; an async cost works; onError takes the place of request.log.error', async () => {
+    const logs: string[] = [];
+    const app = make({ logger: { level: 'error', stream: { write: (line: string) => logs.push(line) } } });
+    const reported: unknown[] = [];
+    await app.register(rateLimitPlugin, {
+      limiter: windowLimiter(10, 'cost'),
+      cost: (req: { headers: Record<string, unknown> }) => JSON.parse(String(req.headers['x-cost'])) as number,
+      onError: (error: unknown, request: { url: string }) => void reported.push([(error as Error).message, request.url]),
+    });
+    app.get('/', async () => 'ok');
+    app.get('/async', { config: { rateLimit: { cost: async () => 3 } } }, async () => 'ok');
+    const port = await start(app);
+    for (const cost of ['0', '-1', '1.5', '"2"', '11', 'null']) {
+      const a = await send(port, '/', { headers: { 'x-cost': cost } });
+      expect(a.status, cost).toBe(400);
+      expect(a.headers['content-type']).toMatch(/^application\/problem\+json/);
+      expect(JSON.parse(a.body)).toMatchObject({ type: 'urn:bulwark:problem:bad-cost', policy: 'cost' });
+    }
+    expect((await send(port, '/async')).headers['ratelimit']).toMatch(/^"cost";r=7;/);
+    expect((await send(port, '/', { headers: { 'x-cost': 'not json' } })).status).toBe(500);
+    expect(reported).toEqual([[expect.stringMatching(/JSON/), '/']]);
+    expect(logs).toEqual([]);
   });
 
   it('rejects bad plugin and route options at startup', async () => {
@@ -282,6 +306,10 @@ describe.each([
     await app3.register(rateLimitPlugin, { limiter: windowLimiter(1) });
     expect(() => app3.get('/', { config: { rateLimit: { cost: -1 } } }, async () => 'ok')).toThrow(/option "cost"/);
     expect(() => app3.get('/x', { config: { rateLimit: { limit: 5 } } }, async () => 'ok')).toThrow(/unknown option "limit"/);
+    expect(() => app3.get('/y', { config: { rateLimit: { cost: 2 } } }, async () => 'ok')).toThrow(/option "cost" must not exceed what limiter "api" can ever admit \(1\)/);
+    expect(() => app3.get('/z', { config: { rateLimit: { cost: null } } }, async () => 'ok')).toThrow(/option "cost" must be a number, got null/);
+    const app4 = make();
+    await expect(app4.register(rateLimitPlugin, { limiter: windowLimiter(1), onError: null })).rejects.toThrow(/option "onError".*null/);
   });
 });
 

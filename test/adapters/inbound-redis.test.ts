@@ -1,5 +1,6 @@
 // The inbound adapters over the Redis store: two app instances (Express 5 and Fastify 5) share one
-// limit, and when Redis goes away the answers follow the store's onStoreError without a crash.
+// limit, and when Redis goes away the answers follow the store's onStoreError without a crash: a
+// store that fails closed is answered 503 store-unavailable (contract C-b), never a used-up limit.
 import { createServer } from 'node:http';
 import express from 'express';
 import fastify from 'fastify';
@@ -7,7 +8,7 @@ import { Redis } from 'ioredis';
 import { afterEach, describe, expect, it } from 'vitest';
 import { rateLimitMiddleware } from '../../src/adapters/express.js';
 import { rateLimitPlugin } from '../../src/adapters/fastify.js';
-import { fixedWindow, rateLimiter } from '../../src/index.js';
+import { fixedWindow, quota, rateLimiter } from '../../src/index.js';
 import { redisStore } from '../../src/ratelimit/redis/index.js';
 import { disconnectClient, startRedis } from '../integration/support/redis.js';
 import { close, listen, send } from './support/inbound-http.js';
@@ -25,11 +26,11 @@ describe('inbound adapters with the Redis store', () => {
     client.on('error', () => {});
     cleanup.push(() => disconnectClient(client));
     await client.ping();
-    // Each instance builds its own store and limiter over the same Redis and name, as two processes
-    // would (one store refuses two limiters of one name).
-    const options = { timeoutMs: 200, onStoreError: 'fail-closed' } as const;
-    const limiterA = rateLimiter({ name: 'shared', store: redisStore(client, options), algorithm: fixedWindow({ limit: 3, windowMs: 60_000 }) });
-    const limiterB = rateLimiter({ name: 'shared', store: redisStore(client, options), algorithm: fixedWindow({ limit: 3, windowMs: 60_000 }) });
+    // Each instance builds its own store and limiter over the same Redis and name, as two processes would.
+    const storeA = redisStore(client, { timeoutMs: 200, onStoreError: 'fail-closed' });
+    const storeB = redisStore(client, { timeoutMs: 200, onStoreError: 'fail-closed' });
+    const limiterA = rateLimiter({ name: 'shared', store: storeA, algorithm: fixedWindow({ limit: 3, windowMs: 60_000 }) });
+    const limiterB = rateLimiter({ name: 'shared', store: storeB, algorithm: fixedWindow({ limit: 3, windowMs: 60_000 }) });
 
     const app = express();
     app.use(rateLimitMiddleware(limiterA));
@@ -56,12 +57,51 @@ describe('inbound adapters with the Redis store', () => {
 
     redis.kill('SIGSTOP');
     try {
-      // fail-closed: denied within the store timeout; the servers keep running.
+      // fail-closed: answered within the store timeout, as an outage (503), not as the client's
+      // used-up limit (429); the servers keep running.
       const started = performance.now();
       const during = await Promise.all([send(expressPort, '/'), send(fastifyPort, '/')]);
-      expect(during.map((a) => a.status)).toEqual([429, 429]);
+      expect(during.map((a) => a.status)).toEqual([503, 503]);
       expect(performance.now() - started).toBeLessThan(2_000);
-      for (const a of during) expect(Number(a.headers['retry-after'])).toBeGreaterThan(0);
+      for (const a of during) {
+        expect(Number(a.headers['retry-after'])).toBeGreaterThanOrEqual(1);
+        expect(JSON.parse(a.body)).toMatchObject({ type: 'urn:bulwark:problem:store-unavailable', status: 503, policy: 'shared' });
+        expect(a.headers['ratelimit']).toBeUndefined();
+      }
+    } finally {
+      redis.kill('SIGCONT');
+    }
+  });
+
+  it('C3: a quota on Redis (failing closed by default) answers 503 store-unavailable, not 429, while Redis is frozen', async () => {
+    const redis = await startRedis();
+    cleanup.push(() => redis.stop());
+    const client = new Redis({ host: '127.0.0.1', port: redis.port, retryStrategy: (times) => Math.min(times * 50, 500) });
+    client.on('error', () => {});
+    cleanup.push(() => disconnectClient(client));
+    await client.ping();
+    const monthly = quota({ name: 'monthly', limit: 100, period: 'month', store: redisStore(client, { timeoutMs: 150 }) });
+    const app = express();
+    app.use(rateLimitMiddleware(monthly, { key: (req) => req.get('x-tenant') ?? 'anonymous', headers: 'draft+legacy' }));
+    app.get('/', (_req, res) => {
+      res.send('ok');
+    });
+    const server = createServer(app);
+    cleanup.push(() => close(server));
+    const port = await listen(server);
+    const acme = { headers: { 'x-tenant': 'acme' } };
+    expect((await send(port, '/', acme)).headers['ratelimit']).toMatch(/^"monthly";r=99;t=\d+$/);
+
+    redis.kill('SIGSTOP');
+    try {
+      const during = await Promise.all([send(port, '/', acme), send(port, '/', acme)]);
+      for (const a of during) {
+        expect(a.status).toBe(503);
+        expect(JSON.parse(a.body)).toMatchObject({ type: 'urn:bulwark:problem:store-unavailable', policy: 'monthly' });
+        expect(Number(a.headers['retry-after'])).toBeGreaterThanOrEqual(1);
+        expect(a.headers['ratelimit']).toBeUndefined();
+        expect(a.headers['x-ratelimit-remaining']).toBeUndefined();
+      }
     } finally {
       redis.kill('SIGCONT');
     }

@@ -16,6 +16,19 @@ function typeChecks(): void {
     res.send('ok');
   });
   app.use(loadSheddingMiddleware({ maxEventLoopDelayMs: 100 }));
+  // Without annotations, key/cost/skip/onError see Express's request members (no @types/express
+  // needed by bulwark's own .d.ts): req.get(), req.ip, req.path, req.query.
+  app.use(
+    rateLimitMiddleware(limiter, {
+      key: (req) => req.get('x-tenant') ?? req.ip ?? 'anonymous',
+      cost: async (req) => (req.path === '/bulk' ? Number(req.query.n ?? 1) : 1),
+      skip: (req) => req.originalUrl.startsWith('/internal/') || req.header('x-internal') === 'yes',
+      onError: (error, req) => console.warn(req.path, error),
+      exemptProbes: true,
+    }),
+  );
+  // @ts-expect-error: a key must be a string (or a promise of one).
+  rateLimitMiddleware(limiter, { key: (req) => req.ip?.length });
 
   const f5 = fastify();
   void f5.register(rateLimitPlugin, { limiter, key: (req: FastifyRequest) => req.ip });
@@ -23,6 +36,8 @@ function typeChecks(): void {
   void f5.register(loadSheddingPlugin, { shedder: loadShedder({ maxEventLoopDelayMs: 100 }) });
   f5.get('/y', { config: { rateLimit: { cost: 2 } } }, async () => 'ok');
   f5.get('/z', { config: { rateLimit: false } }, async () => 'ok');
+  f5.get('/list', { config: { rateLimit: [true, { limiter, key: (req: FastifyRequest) => req.ip, cost: async () => 2 }] } }, async () => 'ok');
+  void f5.register(rateLimitPlugin, { limiter, key: (req) => req.ip, onError: (error, req) => req.log.error({ err: error }) });
 
   const f4 = fastify4();
   void f4.register(rateLimitPlugin, { limiter, global: false });

@@ -1,17 +1,19 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { isServedPath } from '../../health/served-paths.js';
 import { type AddressedRequest } from '../../http/client-address.js';
-import { PROBLEM_CONTENT_TYPE } from '../../http/problem.js';
+import { PROBLEM_CONTENT_TYPE, type ProblemResponse, rateLimitFailedProblem } from '../../http/problem.js';
 import {
+  applyOutcome,
+  boundedConsoleReporter,
   checkDecider,
   checkHttpOptions,
   decideRequestNow,
+  type HeaderAccess,
   type HttpRateLimitOptions,
   RateLimitRule,
-  retryAfterValue,
-  writeRateLimitHeaders,
+  type RuleOutcome,
 } from '../../http/rate-limit-rule.js';
 import type { Decider } from '../../ratelimit/rate-limit-policy.js';
-import type { LimiterDecision } from '../../ratelimit/store.js';
 
 /**
  * Express's `next`: called with nothing to go on, or with an error.
@@ -30,40 +32,47 @@ export type BulwarkNextFunction = (error?: unknown) => void;
 export type BulwarkMiddleware = (request: IncomingMessage, response: ServerResponse, next: BulwarkNextFunction) => void;
 
 /**
+ * The parts of Express's (4 or 5) request that `key`, `cost`, `skip` and `onError` may read
+ * without an annotation (a function typed with Express's own `Request` is accepted as well), so
+ * that the package's types do not need `@types/express`.
+ * @example
+ * rateLimitMiddleware(quota, { key: (req) => req.get('x-tenant') ?? req.ip ?? 'anonymous' });
+ */
+export interface ExpressRequestLike extends IncomingMessage {
+  /** A request header, case-insensitively. */
+  get(name: string): string | undefined;
+  /** A request header, case-insensitively (Express's alias of `get`). */
+  header(name: string): string | undefined;
+  /** The client address as Express's `trust proxy` setting sees it. */
+  readonly ip?: string | undefined;
+  /** The path part of the URL, relative to where the middleware is mounted. */
+  readonly path: string;
+  /** The URL as the client sent it, before any mount path was taken off. */
+  readonly originalUrl: string;
+  /** The parsed query string. */
+  readonly query: Record<string, unknown>;
+  /** Route parameters (empty in `app.use`). */
+  readonly params: Record<string, string | string[]>;
+}
+
+/**
  * Options of {@link rateLimitMiddleware}.
  * @example
- * const options: RateLimitMiddlewareOptions = { key: (req) => String(req.headers['x-api-key']), skip: (req) => req.url === '/healthz' };
+ * const options: RateLimitMiddlewareOptions = { key: (req) => req.get('x-api-key') ?? 'anonymous', skip: (req) => req.path === '/internal' };
  */
-export type RateLimitMiddlewareOptions = HttpRateLimitOptions<IncomingMessage>;
+export type RateLimitMiddlewareOptions = HttpRateLimitOptions<ExpressRequestLike>;
 
 const owner = 'rateLimitMiddleware';
 
-function setOnResponse(response: ServerResponse, name: string, value: string): void {
-  response.setHeader(name, value);
-}
+const onResponse: HeaderAccess<ServerResponse> = {
+  get: (response, name) => response.getHeader(name),
+  set: (response, name, value) => {
+    response.setHeader(name, value);
+  },
+};
 
-/** Goes on, or answers 429, once the decision is made. */
-function decided(
-  rule: RateLimitRule<IncomingMessage>,
-  response: ServerResponse,
-  next: BulwarkNextFunction,
-  decision: LimiterDecision | undefined,
-): void {
-  // Someone else (a timeout middleware, say) may have answered while the decision was pending:
-  // then nothing more is sent and the route is not run, skipped or not.
-  if (response.headersSent) return;
-  if (decision === undefined) {
-    next();
-    return;
-  }
-  if (rule.draft) writeRateLimitHeaders(rule, decision, response, setOnResponse);
-  if (decision.allowed) {
-    next();
-    return;
-  }
-  const body = rule.denial;
+function send(response: ServerResponse, body: ProblemResponse): void {
   response.statusCode = body.status;
-  response.setHeader('Retry-After', retryAfterValue(decision));
   response.setHeader('Content-Type', PROBLEM_CONTENT_TYPE);
   response.setHeader('Content-Length', body.length);
   response.end(body.body);
@@ -72,9 +81,13 @@ function decided(
 /**
  * Express 4/5 middleware that takes units from a rate limiter (or quota) for each request, keyed
  * by the client address unless `key` says otherwise. Allowed requests go on with `RateLimit-Policy`
- * and `RateLimit` headers; denied ones get 429, `Retry-After` and an `application/problem+json`
- * body. An error from `key`, `cost`, `skip` or the limiter goes to `next(err)`, to the app's error
- * handler.
+ * and `RateLimit` headers (appended to those of limiters that decided earlier on the request, so
+ * a per-client limiter and a per-tenant quota both show); denied ones get 429, `Retry-After` and
+ * an `application/problem+json` body naming the policy; a store that failed closed gets 503. The
+ * paths bulwark serves itself (probes, `/metrics`) pass untouched unless `exemptProbes: false`. A
+ * cost that is not a whole number from 1 to the limiter's `maxCost` gets 400. When `key`, `cost`,
+ * `skip` or the limiter fail, the middleware answers 500 problem+json itself and tells `onError`.
+ * The same limiter met twice on one request (mounted on the app and a router) charges it once.
  * @example
  * const limiter = rateLimiter({ name: 'api', algorithm: gcra({ limit: 100, periodMs: 60_000 }) });
  * app.use(rateLimitMiddleware(limiter, { trustProxy: ['10.0.0.0/8'] }));
@@ -82,26 +95,55 @@ function decided(
  */
 export function rateLimitMiddleware(limiter: Decider, options?: RateLimitMiddlewareOptions): BulwarkMiddleware {
   const decider = checkDecider(owner, 'the first argument', limiter);
-  const { rule, shared } = checkHttpOptions<IncomingMessage>(owner, options as RateLimitMiddlewareOptions & Record<string, unknown>);
-  const compiled = new RateLimitRule<IncomingMessage>(owner, decider, rule, shared);
-  return function bulwarkRateLimit(request, response, next) {
-    let outcome: LimiterDecision | undefined | Promise<LimiterDecision | undefined>;
+  const { rule, shared } = checkHttpOptions<ExpressRequestLike>(owner, options as RateLimitMiddlewareOptions & Record<string, unknown>);
+  const compiled = new RateLimitRule<ExpressRequestLike>(owner, decider, rule, shared);
+  const exempt = shared.exemptProbes;
+  const report = shared.onError ?? boundedConsoleReporter(owner);
+
+  /** Goes on, or answers, once the decision is made. */
+  const decided = (request: IncomingMessage, response: ServerResponse, next: BulwarkNextFunction, outcome: RuleOutcome): void => {
+    // Someone else (a timeout middleware, say) may have answered while the decision was pending:
+    // then nothing more is sent and the route is not run, skipped or not.
+    if (response.headersSent) return;
+    let answer: ProblemResponse | undefined;
     try {
-      outcome = decideRequestNow(compiled, request, request as AddressedRequest);
+      answer = applyOutcome(compiled, outcome, request, response, onResponse);
     } catch (error) {
-      next(error);
+      failed(request, response, error);
+      return;
+    }
+    if (answer === undefined) next();
+    else send(response, answer);
+  };
+
+  /** Answers 500 problem+json (never Express's HTML error page) and reports the error. */
+  const failed = (request: IncomingMessage, response: ServerResponse, error: unknown): void => {
+    try {
+      report(error, request as ExpressRequestLike);
+    } catch {
+      // A reporter that throws must not turn one failed check into a crashed process.
+    }
+    if (!response.headersSent) send(response, rateLimitFailedProblem);
+  };
+
+  return function bulwarkRateLimit(request, response, next) {
+    if (exempt && isServedPath(request.url)) {
+      next();
+      return;
+    }
+    let outcome: RuleOutcome | Promise<RuleOutcome>;
+    try {
+      outcome = decideRequestNow(compiled, request as ExpressRequestLike, request as AddressedRequest);
+    } catch (error) {
+      failed(request, response, error);
       return;
     }
     // A memory store decides at once: the request goes on in this same tick, with no promise.
     if (outcome instanceof Promise) {
       outcome.then(
-        (decision) => decided(compiled, response, next, decision),
-        // Once someone else has answered, the error has nobody to reach: handing it to `next`
-        // would only make Express's final handler destroy the (keep-alive) connection.
-        (error: unknown) => {
-          if (!response.headersSent) next(error);
-        },
+        (o) => decided(request, response, next, o),
+        (error: unknown) => failed(request, response, error),
       );
-    } else decided(compiled, response, next, outcome);
+    } else decided(request, response, next, outcome);
   };
 }

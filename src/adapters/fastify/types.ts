@@ -15,6 +15,8 @@ export interface FastifyRequestLike {
   readonly headers: IncomingHttpHeaders;
   readonly url: string;
   readonly method: string;
+  /** The client address as Fastify's `trustProxy` setting sees it. */
+  readonly ip: string;
   readonly routeOptions: { readonly config?: unknown };
   readonly log: { error(object: unknown, message?: string): void };
 }
@@ -29,6 +31,7 @@ export interface FastifyReplyLike {
   readonly sent?: boolean;
   code(statusCode: number): unknown;
   header(name: string, value: string): unknown;
+  getHeader(name: string): unknown;
   send(payload?: unknown): unknown;
 }
 

@@ -1,0 +1,257 @@
+// The rate-limit adapters next to the rest of a service (DESIGN §4.9, RELIABILITY C1–C4): probes
+// are never limited, stacked limiters all show and the denial names its policy, the same limiter
+// met twice charges once, and a store outage is a 503, not a used-up quota. Real Express 4/5 and
+// Fastify 4/5 servers on 127.0.0.1, port 0.
+import { createServer, type Server } from 'node:http';
+import { createRequire } from 'node:module';
+import express5 from 'express';
+import fastify5 from 'fastify';
+import fastify4 from 'fastify4';
+import { afterEach, describe, expect, it } from 'vitest';
+import { healthMiddleware, rateLimitMiddleware } from '../../src/adapters/express.js';
+import { healthPlugin, rateLimitPlugin } from '../../src/adapters/fastify.js';
+import { type Decider, fixedWindow, health, type LimiterDecision, quota, rateLimiter } from '../../src/index.js';
+import { close, listen, send } from './support/inbound-http.js';
+
+const express4 = createRequire(import.meta.url)('express4') as typeof express5;
+
+const servers: Server[] = [];
+const apps: { close(): Promise<unknown> }[] = [];
+afterEach(async () => {
+  await Promise.all(servers.splice(0).map((s) => close(s)));
+  await Promise.all(apps.splice(0).map((a) => a.close()));
+});
+
+function windowLimiter(limit: number, name: string) {
+  return rateLimiter({ name, algorithm: fixedWindow({ limit, windowMs: 60_000 }) });
+}
+
+/** A limiter whose store is down and fails closed (contract C-b). */
+function outage(name: string, retryAfterMs: number): Decider {
+  return {
+    kind: 'quota',
+    name,
+    consume: async (): Promise<LimiterDecision> => ({ allowed: false, limit: 1_000, remaining: 0, resetMs: retryAfterMs, retryAfterMs, store: 'fail-closed' }),
+  };
+}
+
+const probes = ['/livez', '/readyz', '/readyz?verbose', '/startupz', '/healthz'];
+
+/** Every probe answers 200 with no rate-limit header. */
+async function expectProbesUntouched(port: number): Promise<void> {
+  for (const path of probes) {
+    const a = await send(port, path);
+    expect(a.status, path).toBe(200);
+    expect(a.headers['ratelimit'], path).toBeUndefined();
+  }
+}
+
+/** With a limit of 2 on /api: probes take nothing from the bucket, and still answer once it is used up. */
+async function probesOutliveTheBucket(port: number): Promise<void> {
+  await expectProbesUntouched(port);
+  expect((await send(port, '/api')).status).toBe(200);
+  expect((await send(port, '/api')).status).toBe(200);
+  expect((await send(port, '/api')).status).toBe(429);
+  await expectProbesUntouched(port);
+}
+
+describe.each([
+  ['Express 4', express4],
+  ['Express 5', express5],
+])('%s', (_name, express) => {
+  async function serve(app: ReturnType<typeof express5>): Promise<number> {
+    const server = createServer(app);
+    servers.push(server);
+    return listen(server);
+  }
+
+  it.each(['limiter first', 'health routes first'])(
+    'C1 regression: probes answer 200 and are not charged once anonymous traffic has used up the shared bucket (%s)',
+    async (order) => {
+      const app = express();
+      const limit = rateLimitMiddleware(windowLimiter(2, 'api'));
+      const probesMw = healthMiddleware(health());
+      if (order === 'limiter first') app.use(limit, probesMw);
+      else app.use(probesMw, limit);
+      app.get('/api', (_req, res) => void res.send('ok'));
+      await probesOutliveTheBucket(await serve(app));
+    },
+  );
+
+  it('exemptProbes: false limits the probes too; skip exempts other routes', async () => {
+    const app = express();
+    app.use(rateLimitMiddleware(windowLimiter(1, 'all'), { exemptProbes: false, skip: (req) => req.path.startsWith('/internal/') }));
+    app.use(healthMiddleware(health()));
+    app.get('/internal/ping', (_req, res) => void res.send('pong'));
+    const port = await serve(app);
+    expect((await send(port, '/livez')).status).toBe(200);
+    expect((await send(port, '/livez')).status).toBe(429);
+    expect((await send(port, '/internal/ping')).status).toBe(200);
+    expect((await send(port, '/internal/ping')).status).toBe(200);
+  });
+
+  it('C2 regression: a per-key limiter and a per-tenant quota both show in the headers (the second used to overwrite the first) and the denial names its policy', async () => {
+    const perKey = windowLimiter(3, 'per-key');
+    const tenants = quota({ name: 'tenant', limit: 2, period: 'day' });
+    const app = express();
+    app.use(rateLimitMiddleware(perKey));
+    app.use(rateLimitMiddleware(tenants, { key: (req) => req.get('x-tenant') ?? 'anonymous' }));
+    app.get('/', (_req, res) => void res.send('ok'));
+    const port = await serve(app);
+    const acme = { headers: { 'x-tenant': 'acme' } };
+    const first = await send(port, '/', acme);
+    expect(first.status).toBe(200);
+    expect(first.headers['ratelimit-policy']).toBe('"per-key";q=3;w=60, "tenant";q=2;w=86400');
+    expect(first.headers['ratelimit']).toMatch(/^"per-key";r=2;t=\d+, "tenant";r=1;t=\d+$/);
+    expect((await send(port, '/', acme)).status).toBe(200);
+    const byQuota = await send(port, '/', acme);
+    expect(byQuota.status).toBe(429);
+    expect(JSON.parse(byQuota.body)).toMatchObject({ type: 'urn:bulwark:problem:quota-exceeded', policy: 'tenant' });
+    expect(byQuota.headers['ratelimit']).toMatch(/^"per-key";r=0;t=\d+, "tenant";r=0;t=\d+$/);
+    const byLimiter = await send(port, '/', { headers: { 'x-tenant': 'globex' } });
+    expect(byLimiter.status).toBe(429);
+    expect(JSON.parse(byLimiter.body)).toMatchObject({ type: 'urn:bulwark:problem:rate-limited', policy: 'per-key' });
+    // Denied by the first limiter: the quota after it was never charged.
+    expect(await tenants.peek('globex')).toMatchObject({ allowed: true, remaining: 1 });
+  });
+
+  it('C4: the same limiter mounted on the app and on a router charges a request once', async () => {
+    const limiter = windowLimiter(3, 'twice');
+    const app = express();
+    const router = express.Router();
+    app.use(rateLimitMiddleware(limiter));
+    router.use(rateLimitMiddleware(limiter));
+    router.get('/x', (_req, res) => void res.send('ok'));
+    app.use('/r', router);
+    const port = await serve(app);
+    const answers = [];
+    for (let i = 0; i < 4; i++) answers.push(await send(port, '/r/x'));
+    expect(answers.map((a) => a.status)).toEqual([200, 200, 200, 429]);
+    expect(answers[0]!.headers['ratelimit']).toMatch(/^"twice";r=2;t=\d+$/);
+  });
+
+  it('C3: a denial by a store that failed closed is 503 store-unavailable with Retry-After, never a used-up quota', async () => {
+    const app = express();
+    app.use(rateLimitMiddleware(windowLimiter(10, 'per-key')));
+    app.use(rateLimitMiddleware(outage('monthly', 2_500), { headers: 'draft+legacy' }));
+    app.get('/', (_req, res) => void res.send('ok'));
+    const port = await serve(app);
+    const a = await send(port, '/');
+    expect(a.status).toBe(503);
+    expect(a.headers['content-type']).toBe('application/problem+json');
+    expect(a.headers['retry-after']).toBe('3');
+    expect(JSON.parse(a.body)).toMatchObject({ type: 'urn:bulwark:problem:store-unavailable', status: 503, policy: 'monthly' });
+    expect(a.body).not.toMatch(/quota|used up/i);
+    // The per-key limiter's item stays; nothing claims the quota's units are gone.
+    expect(a.headers['ratelimit']).toMatch(/^"per-key";r=9;t=\d+$/);
+    expect(a.headers['x-ratelimit-remaining']).toBeUndefined();
+  });
+});
+
+interface FastifyLike {
+  register(plugin: unknown, options?: unknown): PromiseLike<unknown>;
+  get(path: string, ...rest: unknown[]): unknown;
+  listen(options: { port: number; host: string }): Promise<string>;
+  close(): Promise<unknown>;
+  server: { address(): unknown };
+}
+
+describe.each([
+  ['Fastify 4', fastify4 as unknown as () => FastifyLike],
+  ['Fastify 5', fastify5 as unknown as () => FastifyLike],
+])('%s', (_name, fastify) => {
+  function make(): FastifyLike {
+    const app = fastify();
+    apps.push(app);
+    return app;
+  }
+  async function start(app: FastifyLike): Promise<number> {
+    await app.listen({ port: 0, host: '127.0.0.1' });
+    return (app.server.address() as { port: number }).port;
+  }
+
+  it.each(['plugin first', 'health routes first'])(
+    'C1 regression: with a global rateLimitPlugin, probes answer 200 (not 429) and are not charged once the shared bucket is used up (%s)',
+    async (order) => {
+      const app = make();
+      if (order === 'plugin first') {
+        await app.register(rateLimitPlugin, { limiter: windowLimiter(2, 'api') });
+        await app.register(healthPlugin, { health: health() });
+      } else {
+        await app.register(healthPlugin, { health: health() });
+        await app.register(rateLimitPlugin, { limiter: windowLimiter(2, 'api') });
+      }
+      app.get('/api', async () => 'ok');
+      await probesOutliveTheBucket(await start(app));
+    },
+  );
+
+  it('exemptProbes: false limits the probes too', async () => {
+    const app = make();
+    await app.register(rateLimitPlugin, { limiter: windowLimiter(1, 'all'), exemptProbes: false });
+    await app.register(healthPlugin, { health: health() });
+    const port = await start(app);
+    expect((await send(port, '/livez')).status).toBe(200);
+    expect((await send(port, '/livez')).status).toBe(429);
+  });
+
+  it('C2: a route list adds a tenant quota to the global limiter; both show, the denial names its policy', async () => {
+    const tenants = quota({ name: 'tenant', limit: 1, period: 'day' });
+    const app = make();
+    await app.register(rateLimitPlugin, { limiter: windowLimiter(5, 'per-key') });
+    const tenantOf = (request: { headers: Record<string, unknown> }) => String(request.headers['x-tenant'] ?? 'anonymous');
+    app.get('/exports', { config: { rateLimit: [true, { limiter: tenants, key: tenantOf, cost: 1 }] } }, async () => 'queued');
+    app.get('/plain', async () => 'ok');
+    const port = await start(app);
+    const first = await send(port, '/exports', { headers: { 'x-tenant': 'acme' } });
+    expect(first.status).toBe(200);
+    expect(first.headers['ratelimit-policy']).toBe('"per-key";q=5;w=60, "tenant";q=1;w=86400');
+    expect(first.headers['ratelimit']).toMatch(/^"per-key";r=4;t=\d+, "tenant";r=0;t=\d+$/);
+    const denied = await send(port, '/exports', { headers: { 'x-tenant': 'acme' } });
+    expect(denied.status).toBe(429);
+    expect(JSON.parse(denied.body)).toMatchObject({ type: 'urn:bulwark:problem:quota-exceeded', policy: 'tenant' });
+    expect(denied.headers['ratelimit']).toMatch(/^"per-key";r=3;t=\d+, "tenant";r=0;t=\d+$/);
+    const plain = await send(port, '/plain');
+    expect(plain.headers['ratelimit-policy']).toBe('"per-key";q=5;w=60');
+  });
+
+  it('C2: two registrations (a global limiter and a global quota) compose, and the same limiter registered twice charges once', async () => {
+    const perKey = windowLimiter(3, 'per-key');
+    const app = make();
+    await app.register(rateLimitPlugin, { limiter: perKey });
+    await app.register(rateLimitPlugin, { limiter: quota({ name: 'daily', limit: 10, period: 'day' }) });
+    await app.register(rateLimitPlugin, { limiter: perKey });
+    app.get('/', async () => 'ok');
+    const port = await start(app);
+    const answers = [];
+    for (let i = 0; i < 4; i++) answers.push(await send(port, '/'));
+    expect(answers.map((a) => a.status)).toEqual([200, 200, 200, 429]);
+    expect(answers[0]!.headers['ratelimit']).toMatch(/^"per-key";r=2;t=\d+, "daily";r=9;t=\d+$/);
+    expect(JSON.parse(answers[3]!.body)).toMatchObject({ policy: 'per-key' });
+  });
+
+  it('C4: the same limiter twice in one route list, or two limiters of one name, fail at startup', async () => {
+    const limiter = windowLimiter(3, 'dup');
+    const app = make();
+    await app.register(rateLimitPlugin, { limiter });
+    expect(() => app.get('/a', { config: { rateLimit: [true, { limiter, cost: 2 }] } }, async () => 'ok')).toThrow(
+      /entries 0 and 1 use the same limiter "dup"; one request would be charged once, not twice/,
+    );
+    expect(() => app.get('/b', { config: { rateLimit: [true, { limiter: windowLimiter(3, 'dup') }] } }, async () => 'ok')).toThrow(
+      /same name "dup"/,
+    );
+    expect(() => app.get('/c', { config: { rateLimit: [false] } }, async () => 'ok')).toThrow(/entry 0: must be false, true, an object/);
+  });
+
+  it('C3: a denial by a store that failed closed is 503 store-unavailable with Retry-After', async () => {
+    const app = make();
+    await app.register(rateLimitPlugin, { limiter: outage('monthly', 400) });
+    app.get('/', async () => 'ok');
+    const port = await start(app);
+    const a = await send(port, '/');
+    expect(a.status).toBe(503);
+    expect(a.headers['retry-after']).toBe('1');
+    expect(JSON.parse(a.body)).toMatchObject({ type: 'urn:bulwark:problem:store-unavailable', policy: 'monthly' });
+    expect(a.headers['ratelimit']).toBeUndefined();
+  });
+});
