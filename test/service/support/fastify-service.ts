@@ -41,13 +41,14 @@ export async function startFastifyService(options: ServiceOptions): Promise<Runn
 
   app.get('/hello', async () => 'hello');
 
-  // The per-tenant quota, on the routes that use the tenant's units, next to the global limit.
+  // The per-tenant quota, on the routes that use the tenant's units, after the global limit (`true`
+  // in a route's list stands for the plugin's own rule; a rule alone would replace it).
   const tenantUnits = {
     limiter: tenantQuota,
     key: (request: { headers: import('node:http').IncomingHttpHeaders }) => parts.tenantOf(request.headers),
     cost: (request: { url: string; headers: import('node:http').IncomingHttpHeaders }) => parts.unitsOf(request.url, request.headers),
   };
-  app.get('/api/items', { config: { rateLimit: tenantUnits } }, async (request, reply) => {
+  app.get('/api/items', { config: { rateLimit: [true, tenantUnits] } }, async (request, reply) => {
     const answer = await parts.items(request.url, request.headers);
     void reply.code(answer.status).type(answer.status === 200 ? 'application/json' : 'application/problem+json');
     return JSON.stringify(answer.body);
@@ -57,12 +58,12 @@ export async function startFastifyService(options: ServiceOptions): Promise<Runn
     {
       config: {
         // The quota's cost as a JavaScript user might write it: the header, unconverted.
-        rateLimit: { ...tenantUnits, cost: (request: { headers: import('node:http').IncomingHttpHeaders }) => parts.rawUnitsOf(request.headers) },
+        rateLimit: [true, { ...tenantUnits, cost: (request: { headers: import('node:http').IncomingHttpHeaders }) => parts.rawUnitsOf(request.headers) }],
       },
     },
     async () => ({ report: 'ok' }),
   );
-  app.get('/api/work', { config: { rateLimit: tenantUnits } }, async (request) => {
+  app.get('/api/work', { config: { rateLimit: [true, tenantUnits] } }, async (request) => {
     const ms = Math.min(Number((request.query as { ms?: string }).ms ?? 0) || 0, 5_000);
     await new Promise((resolve) => setTimeout(resolve, ms));
     return `ok ${ms}`;
