@@ -43,7 +43,7 @@ export interface LoadSample {
 /**
  * Options of {@link loadShedder}; at least one `max…` is required.
  * @example
- * const options: LoadShedderOptions = { maxEventLoopDelayMs: 50, sustainedSamples: 2, maxHeapUsedRatio: 0.9, retryAfterSeconds: 5 };
+ * const options: LoadShedderOptions = { maxEventLoopDelayMs: 30, sustainedSamples: 2, maxHeapUsedRatio: 0.9, retryAfterSeconds: 5 };
  */
 export interface LoadShedderOptions {
   /** Shed while the mean event-loop delay over the last interval exceeds this, in ms. */
@@ -102,7 +102,7 @@ const disposeSymbol: typeof Symbol.dispose =
  * timer per shedder samples every `sampleIntervalMs`; a request only reads the last result, so
  * `check()` costs a property read. Built by {@link loadShedder}.
  * @example
- * using shedder = loadShedder({ maxEventLoopDelayMs: 50, sustainedSamples: 2 });
+ * using shedder = loadShedder({ maxEventLoopDelayMs: 30, sustainedSamples: 2 });
  * if (shedder.check() !== null) console.log('overloaded');
  */
 export class LoadShedder {
@@ -302,7 +302,7 @@ export class LoadShedder {
  * Creates a load shedder: adapters answer 503 with `Retry-After` while the event loop is slow or
  * busy, or memory is high. Close it when the server stops (its timer never holds the process open).
  * @example
- * const shedder = loadShedder({ maxEventLoopDelayMs: 50, sustainedSamples: 2 });
+ * const shedder = loadShedder({ maxEventLoopDelayMs: 30, sustainedSamples: 2 });
  * if (shedder.check() !== null) console.log('overloaded');
  * shedder.close();
  */
