@@ -7,9 +7,10 @@
 // bulwark loaded in one process share it: a health route made by one copy is exempt in the
 // limiter of the other. Health handlers add their prefixed paths when they are made, before any
 // request arrives, so the order in which routes and limiters are registered does not matter.
-// A path is matched as the limiter sees it (`req.url` at the app's root): a health middleware
-// mounted below a router path (`app.use('/ops', ...)`) is found only by its standard names, so
-// the docs say to use the handler's `prefix` option, or `registerServedPath`, instead.
+// A path is matched against the URL the client sent (Express's `originalUrl`, not the `req.url`
+// a mounted middleware sees): a health middleware mounted below a router path
+// (`app.use('/ops', ...)`) registers only its own paths, not `/ops/...`, so the docs say to use
+// the handler's `prefix` option, or `registerServedPath`, instead.
 
 /** The paths on the list before anything registers: the probes' standard names and `/metrics`. */
 export const DEFAULT_SERVED_PATHS: readonly string[] = ['/livez', '/readyz', '/startupz', '/healthz', '/metrics'];

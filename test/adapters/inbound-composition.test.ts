@@ -78,6 +78,20 @@ describe.each([
     },
   );
 
+  // A middleware under a mount path sees req.url without it: /api/metrics must not pass for
+  // bulwark's /metrics, nor /api/livez for the probe.
+  it('a limiter mounted under a path judges the URL the client sent, so /api/metrics is limited', async () => {
+    const app = express();
+    app.use('/api', rateLimitMiddleware(windowLimiter(1, 'mounted')));
+    app.get('/api/metrics', (_req, res) => void res.send('business figures'));
+    app.use(healthMiddleware(health()));
+    const port = await serve(app);
+    expect((await send(port, '/api/metrics')).status).toBe(200);
+    expect((await send(port, '/api/metrics')).status).toBe(429);
+    expect((await send(port, '/api/livez')).status).toBe(429);
+    expect((await send(port, '/livez')).status).toBe(200);
+  });
+
   it('exemptProbes: false limits the probes too; skip exempts other routes', async () => {
     const app = express();
     app.use(rateLimitMiddleware(windowLimiter(1, 'all'), { exemptProbes: false, skip: (req) => req.path.startsWith('/internal/') }));

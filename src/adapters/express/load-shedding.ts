@@ -47,7 +47,7 @@ export function loadSheddingMiddleware(options: LoadSheddingMiddlewareOptions): 
     if (exempt !== undefined) {
       let through: boolean;
       try {
-        through = exempt(request, request.url);
+        through = exempt(request, (request as { originalUrl?: string }).originalUrl ?? request.url);
       } catch (error) {
         next(error);
         return;

@@ -127,7 +127,9 @@ export function rateLimitMiddleware(limiter: Decider, options?: RateLimitMiddlew
   };
 
   return function bulwarkRateLimit(request, response, next) {
-    if (exempt && isServedPath(request.url)) {
+    // The URL as the client sent it: under `app.use('/api', ...)` Express strips the mount path
+    // from `req.url`, and `/api/metrics` must not pass for bulwark's `/metrics`.
+    if (exempt && isServedPath((request as { originalUrl?: string }).originalUrl ?? request.url)) {
       next();
       return;
     }
