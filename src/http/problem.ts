@@ -31,6 +31,8 @@ export const PROBLEM_TYPES = {
   checkFailed: 'urn:bulwark:problem:rate-limit-check-failed',
   /** 503: the load shedder turned the request away. */
   overloaded: 'urn:bulwark:problem:overloaded',
+  /** 500: under pressure, the shedder's `skip` threw or did not answer a boolean. */
+  sheddingCheckFailed: 'urn:bulwark:problem:shedding-check-failed',
 } as const;
 
 /**
@@ -136,6 +138,18 @@ export const rateLimitFailedProblem = problem(
   PROBLEM_TYPES.checkFailed,
   'Internal Server Error',
   'The request could not be checked against its rate limit.',
+);
+
+/**
+ * 500 when a load-shedding adapter could not tell whether to shed a request (its `skip` threw).
+ * @example
+ * response.end(sheddingFailedProblem.body);
+ */
+export const sheddingFailedProblem = problem(
+  500,
+  PROBLEM_TYPES.sheddingCheckFailed,
+  'Internal Server Error',
+  'The request could not be checked against the load shedder.',
 );
 
 /** Largest number of seconds written in a header (2^31 − 1, as in `delay-seconds` parsers). */

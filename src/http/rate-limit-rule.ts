@@ -614,7 +614,11 @@ export function applyOutcome<Req, T>(
  * @example
  * const report = boundedConsoleReporter('rateLimitMiddleware');
  */
-export function boundedConsoleReporter(owner: string, intervalMs = 10_000): (error: unknown) => void {
+export function boundedConsoleReporter(
+  owner: string,
+  intervalMs = 10_000,
+  what = 'a rate limit could not be checked',
+): (error: unknown) => void {
   let last = Number.NEGATIVE_INFINITY;
   let suppressed = 0;
   return (error) => {
@@ -626,6 +630,6 @@ export function boundedConsoleReporter(owner: string, intervalMs = 10_000): (err
     last = now;
     const more = suppressed > 0 ? ` (and ${suppressed} more since the last report)` : '';
     suppressed = 0;
-    console.error(`${owner}: a rate limit could not be checked; the request was answered 500${more}:`, error);
+    console.error(`${owner}: ${what}; the request was answered 500${more}:`, error);
   };
 }

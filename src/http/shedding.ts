@@ -8,6 +8,7 @@ export type ShedderOrOptions = LoadShedder | LoadShedderOptions;
 // Method-shaped, so that a function written for a framework's own request type (a subtype of the
 // one named here) is accepted.
 type SheddingSkipFunction<Req> = { fn(request: Req): boolean }['fn'];
+type SheddingErrorFunction<Req> = { fn(error: unknown, request: Req): void }['fn'];
 
 /**
  * What the load-shedding adapters add to the shedder: which requests are never turned away.
@@ -27,6 +28,12 @@ export interface LoadSheddingAdapterOptions<Req> {
    * instead of recovering. @default true
    */
   readonly exemptProbes?: boolean;
+  /**
+   * Told when `skip` throws or answers something other than a boolean; the request then gets a
+   * 500 problem+json answer from the adapter (never the framework's error page).
+   * @default Express: `console.error`, at most one line per 10 s; Fastify: `request.log.error`
+   */
+  readonly onError?: SheddingErrorFunction<Req>;
 }
 
 /**
@@ -67,9 +74,11 @@ export interface SheddingSetup<Req> {
    * throws or returns something other than a boolean (the adapter turns that into an error answer).
    */
   readonly exempt: ((request: Req, url: string | undefined) => boolean) | undefined;
+  /** The user's `onError`, when given. */
+  readonly onError: SheddingErrorFunction<Req> | undefined;
 }
 
-const ADAPTER_KEYS = ['skip', 'exemptProbes'] as const;
+const ADAPTER_KEYS = ['skip', 'exemptProbes', 'onError'] as const;
 
 /**
  * Splits what a load-shedding adapter was given into the shedder and the adapter's own options,
@@ -79,7 +88,7 @@ export function sheddingSetup<Req>(owner: string, value: unknown, ignoredKeys: r
   if (typeof value !== 'object' || value === null) {
     throw new TypeError(`${owner}: the argument must be a load shedder, { shedder } or loadShedder options, got ${show(value)}`);
   }
-  if (isShedder(value)) return { shedder: value, owned: false, exempt: exemption(owner, undefined, undefined) };
+  if (isShedder(value)) return { shedder: value, owned: false, exempt: exemption(owner, undefined, undefined), onError: undefined };
   const own: Record<string, unknown> = { ...value };
   for (const k of ignoredKeys) delete own[k];
   const adapter: Record<string, unknown> = {};
@@ -96,6 +105,9 @@ export function sheddingSetup<Req>(owner: string, value: unknown, ignoredKeys: r
   if (o.exemptProbes !== undefined && typeof o.exemptProbes !== 'boolean') {
     throw new TypeError(`${owner}: option "exemptProbes" must be a boolean, got ${show(o.exemptProbes)}`);
   }
+  if (o.onError !== undefined && typeof o.onError !== 'function') {
+    throw new TypeError(`${owner}: option "onError" must be a function (error, request) => void, got ${show(o.onError)}`);
+  }
   let given: unknown = own;
   if ('shedder' in own) {
     if (Object.keys(own).length > 1) {
@@ -105,7 +117,7 @@ export function sheddingSetup<Req>(owner: string, value: unknown, ignoredKeys: r
     given = own.shedder;
   }
   const { shedder, owned } = shedderFrom(owner, given as ShedderOrOptions);
-  return { shedder, owned, exempt: exemption(owner, o.skip, o.exemptProbes) };
+  return { shedder, owned, exempt: exemption(owner, o.skip, o.exemptProbes), onError: o.onError };
 }
 
 function exemption<Req>(

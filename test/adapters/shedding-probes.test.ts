@@ -110,17 +110,25 @@ describe.each([
     expect(seen).toEqual(['/admin', '/api/orders']);
   });
 
-  it('sends an error from skip, or a non-boolean answer, to the error handler, naming the option', async () => {
+  // Regression (issue 11 §4): a throwing skip went to next(err), and Express's default error
+  // handler answered an HTML page with the stack trace.
+  it('answers a skip that throws, or a non-boolean answer, with 500 problem+json and tells onError, naming the option', async () => {
+    const errors: unknown[] = [];
     const { port } = await serve('shedding first', {
       skip: (req: IncomingMessage) => {
         if (req.url === '/throws') throw new Error('skip broke');
         return 'yes' as unknown as boolean;
       },
+      onError: (error: unknown) => errors.push(error),
     });
-    expect(await send(port, '/throws')).toMatchObject({ status: 500, body: 'error: skip broke' });
-    const bad = await send(port, '/other');
-    expect(bad.status).toBe(500);
-    expect(bad.body).toContain('option "skip" must return a boolean, got "yes"');
+    for (const path of ['/throws', '/other']) {
+      const a = await send(port, path);
+      expect(a.status).toBe(500);
+      expect(a.headers['content-type']).toBe('application/problem+json');
+      expect(JSON.parse(a.body)).toMatchObject({ type: 'urn:bulwark:problem:shedding-check-failed', status: 500 });
+      expect(a.body).not.toContain('skip broke');
+    }
+    expect(errors.map((e) => (e as Error).message)).toEqual(['skip broke', expect.stringContaining('option "skip" must return a boolean, got "yes"')]);
   });
 });
 
@@ -155,17 +163,24 @@ describe.each([
     expect((await send(port, '/metrics')).status).toBe(503);
   });
 
-  it('lets through what skip returns true for, and only that; a skip that throws gets the error handler', async () => {
+  it('lets through what skip returns true for, and only that; a skip that throws gets a 500 problem, told to onError', async () => {
+    const errors: unknown[] = [];
     const { port } = await serve('shedding first', {
       skip: (req: FastifyRequest) => {
         if (req.url === '/throws') throw new Error('skip broke');
         return req.url === '/admin';
       },
+      onError: (error: unknown) => errors.push(error),
     });
     expect((await send(port, '/admin')).status).toBe(200);
     expect((await send(port, '/api/orders')).status).toBe(503);
     expect((await send(port, '/readyz')).status).toBe(200);
-    expect((await send(port, '/throws')).status).toBe(500);
+    const failed = await send(port, '/throws');
+    expect(failed.status).toBe(500);
+    expect(failed.headers['content-type']).toMatch(/^application\/problem\+json/);
+    expect(JSON.parse(failed.body)).toMatchObject({ type: 'urn:bulwark:problem:shedding-check-failed' });
+    expect(failed.body).not.toContain('skip broke');
+    expect(errors.map((e) => (e as Error).message)).toEqual(['skip broke']);
   });
 
   it('refuses bad adapter options at registration, naming them', async () => {

@@ -1,5 +1,6 @@
-import type { IncomingMessage } from 'node:http';
-import { overloadedProblem, PROBLEM_CONTENT_TYPE } from '../../http/problem.js';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { overloadedProblem, PROBLEM_CONTENT_TYPE, type ProblemResponse, sheddingFailedProblem } from '../../http/problem.js';
+import { boundedConsoleReporter } from '../../http/rate-limit-rule.js';
 import { sheddingSetup, type LoadSheddingOptions } from '../../http/shedding.js';
 import type { LoadShedder } from '../../shedding/load-shedder.js';
 import type { BulwarkMiddleware } from './rate-limit.js';
@@ -28,15 +29,16 @@ export type LoadSheddingMiddlewareOptions = LoadSheddingOptions<IncomingMessage>
  * body while the load shedder reports pressure (a slow or busy event loop, high memory). Put it
  * first, so that an overloaded server does as little as possible for the requests it turns away.
  * bulwark's own routes (health probes, `/metrics`) are never shed unless `exemptProbes: false`;
- * `skip` exempts your own. A `skip` that throws or returns a non-boolean sends the error to
- * `next(err)`.
+ * `skip` exempts your own. A `skip` that throws or returns a non-boolean gets the request a 500
+ * problem+json answer, and the error goes to `onError`.
  * @example
  * const shedder = loadShedder({ maxEventLoopDelayMs: 200 });
  * app.use(loadSheddingMiddleware({ shedder, skip: (req) => req.url === '/admin/status' }));
  * server.on('close', () => shedder.close());
  */
 export function loadSheddingMiddleware(options: LoadSheddingMiddlewareOptions): LoadSheddingMiddleware {
-  const { shedder, exempt } = sheddingSetup<IncomingMessage>('loadSheddingMiddleware', options);
+  const { shedder, exempt, onError } = sheddingSetup<IncomingMessage>('loadSheddingMiddleware', options);
+  const report = onError ?? boundedConsoleReporter('loadSheddingMiddleware', 10_000, 'the load shedder could not check a request');
   const body = overloadedProblem;
   const middleware: BulwarkMiddleware = function bulwarkLoadShedding(request, response, next) {
     // Not under pressure (nearly always): one property read, and on.
@@ -49,7 +51,13 @@ export function loadSheddingMiddleware(options: LoadSheddingMiddlewareOptions): 
       try {
         through = exempt(request, (request as { originalUrl?: string }).originalUrl ?? request.url);
       } catch (error) {
-        next(error);
+        // Answered here as problem+json: Express's own error page would show a stack trace.
+        try {
+          report(error, request);
+        } catch {
+          // A reporter that throws must not turn one failed check into a crashed process.
+        }
+        answer(response, sheddingFailedProblem);
         return;
       }
       if (through) {
@@ -58,11 +66,15 @@ export function loadSheddingMiddleware(options: LoadSheddingMiddlewareOptions): 
       }
     }
     shedder.reject();
-    response.statusCode = body.status;
-    response.setHeader('Retry-After', shedder.retryAfter);
-    response.setHeader('Content-Type', PROBLEM_CONTENT_TYPE);
-    response.setHeader('Content-Length', body.length);
-    response.end(body.body);
+    answer(response, body, shedder.retryAfter);
   };
   return Object.assign(middleware, { shedder });
+}
+
+function answer(response: ServerResponse, body: ProblemResponse, retryAfter?: string): void {
+  response.statusCode = body.status;
+  if (retryAfter !== undefined) response.setHeader('Retry-After', retryAfter);
+  response.setHeader('Content-Type', PROBLEM_CONTENT_TYPE);
+  response.setHeader('Content-Length', body.length);
+  response.end(body.body);
 }

@@ -1,4 +1,4 @@
-import { overloadedProblem } from '../../http/problem.js';
+import { overloadedProblem, sheddingFailedProblem } from '../../http/problem.js';
 import { sheddingSetup, type LoadSheddingAdapterOptions, type ShedderOrOptions } from '../../http/shedding.js';
 import type { LoadShedder } from '../../shedding/load-shedder.js';
 import {
@@ -23,7 +23,7 @@ export type LoadSheddingPluginOptions =
 
 function setup(app: unknown, options: LoadSheddingPluginOptions): void {
   const instance = app as FastifyInstanceLike;
-  const { shedder, owned, exempt } = sheddingSetup<FastifyRequestLike>('loadSheddingPlugin', options, registerOptionKeys);
+  const { shedder, owned, exempt, onError } = sheddingSetup<FastifyRequestLike>('loadSheddingPlugin', options, registerOptionKeys);
   if (owned) {
     instance.addHook('onClose', (_instance: unknown, closed: () => void) => {
       shedder.close();
@@ -32,10 +32,24 @@ function setup(app: unknown, options: LoadSheddingPluginOptions): void {
   }
   const body = overloadedProblem;
   instance.addHook('onRequest', async function bulwarkLoadShedding(request: FastifyRequestLike, reply: FastifyReplyLike) {
-    // Not under pressure (nearly always): one property read, and on. A `skip` that throws
-    // rejects the hook, so Fastify answers with its error handler.
+    // Not under pressure (nearly always): one property read, and on.
     if (shedder.check() === null) return undefined;
-    if (exempt !== undefined && exempt(request, request.url)) return undefined;
+    if (exempt !== undefined) {
+      let through: boolean;
+      try {
+        through = exempt(request, request.url);
+      } catch (error) {
+        // Answered here as problem+json: Fastify's error handler would put the message in the body.
+        try {
+          if (onError === undefined) request.log.error({ err: error }, 'bulwark: the load shedder could not check a request');
+          else onError(error, request);
+        } catch {
+          // A reporter that throws must not turn one failed check into a crashed process.
+        }
+        return sendProblem(reply, sheddingFailedProblem);
+      }
+      if (through) return undefined;
+    }
     shedder.reject();
     return sendProblem(reply, body, shedder.retryAfter);
   });
