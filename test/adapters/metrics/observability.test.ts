@@ -76,12 +76,25 @@ interface Panel {
   readonly id?: number;
   readonly type: string;
   readonly title?: string;
-  readonly targets?: readonly { readonly expr?: string }[];
+  readonly targets?: readonly { readonly expr?: string; readonly legendFormat?: string }[];
   readonly panels?: readonly Panel[];
 }
 
 function allPanels(panels: readonly Panel[]): Panel[] {
   return panels.flatMap((p) => [p, ...allPanels(p.panels ?? [])]);
+}
+
+/**
+ * The labels a query's series keep: those of its `by (...)` lists (a histogram's `le` is consumed
+ * by histogram_quantile). A query without `by` keeps no label the test can name.
+ */
+export function keptLabels(expr: string): string[] {
+  const labels = new Set<string>();
+  for (const m of expr.matchAll(/\bby\s*\(([^)]*)\)/g)) {
+    for (const l of m[1]!.split(',')) if (l.trim() !== '') labels.add(l.trim());
+  }
+  if (/\bhistogram_quantile\s*\(/.test(expr)) labels.delete('le');
+  return [...labels];
 }
 
 describe('metricNamesIn (the test\'s own PromQL reader)', () => {
@@ -91,6 +104,14 @@ describe('metricNamesIn (the test\'s own PromQL reader)', () => {
         'sum by (policy, le) (rate(bulwark_a_total{job=~"$job", x="y{z}"}[5m])) / on (policy) group_left() bulwark_b and bool up > 0',
       ),
     ).toEqual(['bulwark_a_total', 'bulwark_b', 'up']);
+  });
+});
+
+describe('keptLabels (the test\'s own reader of grouping lists)', () => {
+  it('collects every by (...) label and leaves out le under histogram_quantile', () => {
+    expect(keptLabels('histogram_quantile(0.5, sum by (kind, policy, le) (rate(x_bucket[5m])))')).toEqual(['kind', 'policy']);
+    expect(keptLabels('max by (job, instance, policy) (a) + 2 * max by (job, instance, policy) (b)')).toEqual(['job', 'instance', 'policy']);
+    expect(keptLabels('sum(rate(x[5m]))')).toEqual([]);
   });
 });
 
@@ -172,6 +193,23 @@ describe('observability/grafana-dashboard.json', () => {
     const registration = registerMetrics(new Registry());
     registration.dispose();
     for (const name of registration.metricNames) expect(used, `a panel for ${name}`).toContain(name);
+  });
+
+  // Regression (issue 12): the duration panel grouped by kind and policy but its legends showed
+  // only the policy, so a retry and a timeout policy of one name drew two lines labelled alike;
+  // the breaker-state and health panels kept `job` without showing it.
+  it('gives every series its own legend: each legend shows every label its query keeps, and targets of one panel differ', () => {
+    for (const p of panels) {
+      const targets = p.targets ?? [];
+      for (const t of targets) {
+        const legend = t.legendFormat ?? '';
+        for (const l of keptLabels(t.expr ?? '')) expect(legend, `panel "${p.title}": ${t.expr}`).toContain(`{{${l}}}`);
+      }
+      if (targets.length > 1) {
+        const fixed = targets.map((t) => (t.legendFormat ?? '').replace(/\{\{\s*\w+\s*\}\}/g, '{}'));
+        expect(new Set(fixed).size, `panel "${p.title}": ${fixed.join(' | ')}`).toBe(targets.length);
+      }
+    }
   });
 
   it('has queries that all parse as PromQL (checked as recording rules by promtool)', () => {
