@@ -19,3 +19,4 @@ export {
   type MetricsRouteRequest,
 } from './handler.js';
 export type { ExecutionOutcome } from './outcome.js';
+export { OVERFLOW_LABEL_VALUE } from './label-cap.js';

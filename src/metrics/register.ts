@@ -3,7 +3,8 @@ import { Counter, Gauge, Histogram, type Metric, type Registry, type RegistryCon
 import type { CircuitState } from '../circuit/circuit-breaker.js';
 import { channelNames, executeChannel, type ExecuteMessage } from '../core/diagnostics.js';
 import { toDisposable } from '../core/events.js';
-import { checkOptions, show } from '../core/validate.js';
+import { checkOptions, countOption, show } from '../core/validate.js';
+import { labelCap } from './label-cap.js';
 import { outcomeOf } from './outcome.js';
 
 /**
@@ -46,6 +47,14 @@ export interface MetricsOptions {
    * @default none
    */
   readonly circuitBreakers?: Iterable<ObservedBreaker>;
+  /**
+   * Hard cap on the distinct values of each label (`policy`, `check`, `store`, and every other
+   * label) over all of this registration's metrics: once a label has held this many values, any
+   * new value is recorded as `"_other"`, so the number of series stays bounded however many
+   * policies (for example fetch's per-origin breakers) come and go. A whole number from 1 to 10,000.
+   * @default 100
+   */
+  readonly maxLabelValues?: number;
 }
 
 /**
@@ -64,7 +73,10 @@ export interface MetricsRegistration {
 }
 
 const OWNER = 'registerMetrics';
-const KEYS = ['prefix', 'durationBuckets', 'circuitBreakers'] as const;
+const KEYS = ['prefix', 'durationBuckets', 'circuitBreakers', 'maxLabelValues'] as const;
+
+/** The default of {@link MetricsOptions.maxLabelValues}. */
+const DEFAULT_MAX_LABEL_VALUES = 100;
 
 /** Histogram buckets for calls to other services: 1 ms to 30 s. */
 const DEFAULT_BUCKETS: readonly number[] = Object.freeze([
@@ -185,6 +197,12 @@ export function registerMetrics(registry: Registry<RegistryContentType>, options
   const prefix = prefixOption(o.prefix);
   const buckets = bucketsOption(o.durationBuckets);
   const breakers = breakersOption(o.circuitBreakers);
+  const cap = labelCap(countOption(OWNER, 'maxLabelValues', o.maxLabelValues, DEFAULT_MAX_LABEL_VALUES, { max: 10_000 }));
+  const bound = <L extends Record<string, string>>(labels: L): L => {
+    const out: Record<string, string> = {};
+    for (const key in labels) out[key] = cap(key, labels[key]!);
+    return out as L;
+  };
   const name = (suffix: string): string => `${prefix}${suffix}`;
 
   // The last state each breaker was seen in on the channels, for breakers not given to read.
@@ -206,9 +224,10 @@ export function registerMetrics(registry: Registry<RegistryContentType>, options
         for (const b of breakers) {
           // A breaker that cannot be read must not fail the whole scrape: it keeps its last seen state.
           try {
-            const policy = b.name;
+            const name = b.name;
             const state = b.state;
-            if (typeof policy === 'string' && (STATES as readonly string[]).includes(state) && !read.has(policy)) {
+            const policy = typeof name === 'string' ? cap('policy', label(name)) : undefined;
+            if (policy !== undefined && (STATES as readonly string[]).includes(state) && !read.has(policy)) {
               read.add(policy);
               states.set(policy, state as CircuitState);
               // Kept for the scrapes at which the state cannot be shown (a shut-down opossum breaker).
@@ -366,7 +385,7 @@ export function registerMetrics(registry: Registry<RegistryContentType>, options
     const start = started.get(message);
     if (start === undefined) return; // started before this registration
     started.delete(message);
-    const labels = { kind: label(message.kind), policy: label(message.policy), outcome: failed ? outcomeOf(error) : 'success' };
+    const labels = bound({ kind: label(message.kind), policy: label(message.policy), outcome: failed ? outcomeOf(error) : 'success' });
     try {
       executions.inc(labels);
       duration.observe(labels, (performance.now() - start) / 1000);
@@ -396,36 +415,38 @@ export function registerMetrics(registry: Registry<RegistryContentType>, options
     [
       channelNames.circuitState,
       (m) => {
-        const policy = label(m.policy);
-        if (STATES.includes(m.to as CircuitState)) lastSeen.set(policy, m.to as CircuitState);
-        transitions.inc({ policy, from: label(m.from), to: label(m.to), reason: label(m.reason) });
+        const labels = bound({ policy: label(m.policy), from: label(m.from), to: label(m.to), reason: label(m.reason) });
+        if (STATES.includes(m.to as CircuitState)) lastSeen.set(labels.policy, m.to as CircuitState);
+        transitions.inc(labels);
       },
     ],
     [
       channelNames.circuitRejected,
       (m) => {
-        const policy = label(m.policy);
-        if (STATES.includes(m.state as CircuitState)) lastSeen.set(policy, m.state as CircuitState);
-        circuitRejections.inc({ policy, state: label(m.state) });
+        const labels = bound({ policy: label(m.policy), state: label(m.state) });
+        if (STATES.includes(m.state as CircuitState)) lastSeen.set(labels.policy, m.state as CircuitState);
+        circuitRejections.inc(labels);
       },
     ],
-    [channelNames.retryAttempt, (m) => retries.inc({ policy: label(m.policy) })],
-    [channelNames.retryGiveUp, (m) => giveUps.inc({ policy: label(m.policy), reason: label(m.reason) })],
-    [channelNames.timeout, (m) => timeouts.inc({ policy: label(m.policy) })],
-    [channelNames.bulkheadRejected, (m) => bulkheadRejections.inc({ policy: label(m.policy) })],
-    [channelNames.fallback, (m) => fallbacks.inc({ policy: label(m.policy) })],
-    [channelNames.hedge, (m) => hedges.inc({ policy: label(m.policy), trigger: label(m.trigger) })],
+    [channelNames.retryAttempt, (m) => retries.inc(bound({ policy: label(m.policy) }))],
+    [channelNames.retryGiveUp, (m) => giveUps.inc(bound({ policy: label(m.policy), reason: label(m.reason) }))],
+    [channelNames.timeout, (m) => timeouts.inc(bound({ policy: label(m.policy) }))],
+    [channelNames.bulkheadRejected, (m) => bulkheadRejections.inc(bound({ policy: label(m.policy) }))],
+    [channelNames.fallback, (m) => fallbacks.inc(bound({ policy: label(m.policy) }))],
+    [channelNames.hedge, (m) => hedges.inc(bound({ policy: label(m.policy), trigger: label(m.trigger) }))],
     [
       channelNames.rateLimitDecision,
       (m) => {
         // Only these four fields are read: the message has no key, and nothing else is copied.
         const decision = (m.decision ?? {}) as { allowed?: unknown; store?: unknown };
-        decisions.inc({
-          kind: label(m.kind),
-          policy: label(m.policy),
-          decision: decision.allowed === true ? 'allowed' : 'denied',
-          store: label(decision.store),
-        });
+        decisions.inc(
+          bound({
+            kind: label(m.kind),
+            policy: label(m.policy),
+            decision: decision.allowed === true ? 'allowed' : 'denied',
+            store: label(decision.store),
+          }),
+        );
       },
     ],
     [
@@ -433,14 +454,14 @@ export function registerMetrics(registry: Registry<RegistryContentType>, options
       (m) => {
         // One message may stand for a whole batch of operations sent in one round trip.
         const operations = typeof m.operations === 'number' && Number.isInteger(m.operations) && m.operations > 0 ? m.operations : 1;
-        storeErrors.inc({ store: label(m.store), fallback: label(m.fallback) }, operations);
+        storeErrors.inc(bound({ store: label(m.store), fallback: label(m.fallback) }), operations);
       },
     ],
-    [channelNames.sheddingRejected, (m) => shed.inc({ reason: label(m.reason) })],
+    [channelNames.sheddingRejected, (m) => shed.inc(bound({ reason: label(m.reason) }))],
     [
       channelNames.healthCheck,
       (m) => {
-        const check = label(m.check);
+        const check = cap('check', label(m.check));
         // A message without `critical` (an older copy of bulwark) is read as critical, the checks' default.
         const critical = m.critical === false ? 'false' : 'true';
         const previous = healthCritical.get(check);
@@ -454,8 +475,8 @@ export function registerMetrics(registry: Registry<RegistryContentType>, options
         }
       },
     ],
-    [channelNames.fetchFailover, (m) => failovers.inc({ policy: label(m.policy), reason: label(m.reason) })],
-    [channelNames.callbackError, (m) => callbackErrors.inc({ policy: label(m.policy), callback: label(m.callback) })],
+    [channelNames.fetchFailover, (m) => failovers.inc(bound({ policy: label(m.policy), reason: label(m.reason) }))],
+    [channelNames.callbackError, (m) => callbackErrors.inc(bound({ policy: label(m.policy), callback: label(m.callback) }))],
   ];
 
   for (const metric of metrics) registry.registerMetric(metric as Metric);

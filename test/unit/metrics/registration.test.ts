@@ -142,7 +142,7 @@ describe('registerMetrics options', () => {
   });
 
   it.each<[string, unknown, ErrorConstructor, string]>([
-    ['an unknown key', { prefx: 'a_' }, TypeError, 'unknown option "prefx" (known options: prefix, durationBuckets, circuitBreakers)'],
+    ['an unknown key', { prefx: 'a_' }, TypeError, 'unknown option "prefx" (known options: prefix, durationBuckets, circuitBreakers, maxLabelValues)'],
     ['an array as options', [], TypeError, 'options must be an object, got an array'],
     ['a numeric prefix', { prefix: 5 }, TypeError, 'option "prefix" must be a string, got 5'],
     ['a prefix with a dash', { prefix: 'my-app_' }, RangeError, 'option "prefix" must hold only letters, digits and underscores and not start with a digit, got "my-app_"'],
@@ -156,6 +156,11 @@ describe('registerMetrics options', () => {
     ['a NaN bucket', { durationBuckets: [Number.NaN] }, RangeError, 'option "durationBuckets[0]" must be a finite number of seconds above 0, got NaN'],
     ['decreasing buckets', { durationBuckets: [1, 0.5] }, RangeError, 'option "durationBuckets" must be strictly increasing, got 0.5 after 1 at index 1'],
     ['a repeated bucket', { durationBuckets: [1, 1] }, RangeError, 'option "durationBuckets" must be strictly increasing, got 1 after 1 at index 1'],
+    ['a numeric-string label cap', { maxLabelValues: '5' }, TypeError, 'option "maxLabelValues" must be a number, got "5"'],
+    ['a NaN label cap', { maxLabelValues: Number.NaN }, RangeError, 'option "maxLabelValues" must be a finite number, got NaN'],
+    ['a label cap of 0', { maxLabelValues: 0 }, RangeError, 'option "maxLabelValues" must be between 1 and 10000, got 0'],
+    ['a fractional label cap', { maxLabelValues: 2.5 }, RangeError, 'option "maxLabelValues" must be a whole number, got 2.5'],
+    ['a label cap over 10,000', { maxLabelValues: 10_001 }, RangeError, 'option "maxLabelValues" must be between 1 and 10000, got 10001'],
     ['breakers that are not iterable', { circuitBreakers: 7 }, TypeError, 'option "circuitBreakers" must be an iterable of circuit breakers, got 7'],
     ['a string of breakers', { circuitBreakers: 'abc' }, TypeError, 'option "circuitBreakers" must be an iterable of circuit breakers, got "abc"'],
     [
