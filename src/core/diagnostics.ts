@@ -3,13 +3,17 @@ import diagnosticsChannel from 'node:diagnostics_channel';
 /**
  * Every diagnostics channel bulwark publishes on, named in one place. Telemetry (`bulwark/otel`,
  * `bulwark/prometheus`) subscribes to these; nothing is built or published while a channel has
- * no subscribers.
+ * no subscribers. Each line below names the message's fields (checked against what the policies
+ * publish by test/adapters/metrics/channels.test.ts); their types are exported beside each
+ * publisher (`StateChangeEvent`, `RetryEvent`, ...) and, for messages that have no event of
+ * their own, here (`CircuitRejectedMessage`, `SheddingRejectedMessage`, `HealthCheckMessage`,
+ * `ShutdownPhaseMessage`).
  * @example
  * import { subscribe } from 'node:diagnostics_channel';
  * subscribe(channelNames.circuitState, (msg) => console.log(msg));
  */
 export const channelNames = {
-  /** Tracing channel (start/end/asyncStart/asyncEnd/error) around each policy execution. */
+  /** Tracing channel (start/end/asyncStart/asyncEnd/error) around each policy execution: `{ kind, policy }`. */
   execute: 'bulwark:execute',
   /** A circuit breaker changed state: `{ policy, from, to, reason }`. */
   circuitState: 'bulwark:circuit:state',
@@ -25,7 +29,7 @@ export const channelNames = {
   bulkheadRejected: 'bulwark:bulkhead:rejected',
   /** A fallback replaced an error: `{ policy, error }`. */
   fallback: 'bulwark:fallback:used',
-  /** A hedge started another attempt: `{ policy, attempt }`. */
+  /** A hedge started another attempt: `{ policy, attempt, trigger }` (`trigger`: `'delay' | 'failure'`). */
   hedge: 'bulwark:hedge:attempt',
   /** A rate limiter or quota decided: `{ kind, policy, decision }` (`kind`: `'rate-limiter' | 'quota'`; never the key; `decision.store` says who decided). */
   rateLimitDecision: 'bulwark:ratelimit:decision',
@@ -50,7 +54,71 @@ export const channelNames = {
   fetchFailover: 'bulwark:fetch:failover',
 } as const;
 
-/** Message published on the `execute` tracing channel. */
+/**
+ * Message published on `bulwark:circuit:rejected` when a breaker (or a wrapped opossum breaker)
+ * rejects a call without running it.
+ * @example
+ * subscribe(channelNames.circuitRejected, (m) => console.log((m as CircuitRejectedMessage).state));
+ */
+export interface CircuitRejectedMessage {
+  /** The breaker's name. */
+  readonly policy: string;
+  /** The state it rejected in: `'open'`, `'half-open'` or `'isolated'`. */
+  readonly state: string;
+}
+
+/**
+ * Message published on `bulwark:shedding:rejected` when a load shedder turns a request away:
+ * the measure over its threshold.
+ * @example
+ * subscribe(channelNames.sheddingRejected, (m) => console.log((m as SheddingRejectedMessage).reason));
+ */
+export interface SheddingRejectedMessage {
+  /** The measure: `'eventLoopDelay'`, `'eventLoopUtilization'`, `'heapUsed'` or `'rss'`. */
+  readonly reason: string;
+  /** Its latest value, in the threshold's unit. */
+  readonly value: number;
+  /** The threshold it is over. */
+  readonly threshold: number;
+}
+
+/**
+ * Message published on `bulwark:health:check` when a health check finishes (never the error's
+ * internals).
+ * @example
+ * subscribe(channelNames.healthCheck, (m) => console.log((m as HealthCheckMessage).status));
+ */
+export interface HealthCheckMessage {
+  /** The check's name. */
+  readonly check: string;
+  /** `'pass'`, `'warn'` or `'fail'`. */
+  readonly status: string;
+  /** Whether the probes it takes part in fail with it. */
+  readonly critical: boolean;
+  /** How long the run took, in milliseconds. */
+  readonly durationMs: number;
+  /** Whether the result came from the check's cache rather than a new run. */
+  readonly cached: boolean;
+}
+
+/**
+ * Message published on `bulwark:health:shutdown` when graceful shutdown moves to a phase.
+ * @example
+ * subscribe(channelNames.shutdownPhase, (m) => console.log((m as ShutdownPhaseMessage).phase));
+ */
+export interface ShutdownPhaseMessage {
+  /** `'draining'`, `'closing'`, `'hooks'` or `'exiting'`. */
+  readonly phase: string;
+  /** What started the shutdown: the signal's name, or the trigger given to `shutdown()`. */
+  readonly signal: string;
+}
+
+/**
+ * Message published on the `execute` tracing channel (`start`, `end`, `asyncStart`, `asyncEnd`,
+ * `error`) around each policy execution.
+ * @example
+ * tracingChannel(channelNames.execute).subscribe({ start: (m) => console.log((m as ExecuteMessage).policy) });
+ */
 export interface ExecuteMessage {
   /** The policy kind: `circuit-breaker`, `retry`, `timeout`, `bulkhead`, `fallback`, `hedge`, `rate-limit`, `pipeline`, and for wrapped engines `opossum`, `bottleneck`. */
   readonly kind: string;

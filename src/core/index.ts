@@ -1,7 +1,14 @@
 export type { CallbackErrorMessage } from './callback-error.js';
 export { ManualClock, systemClock, wallClock, type Clock, type TimerHandle } from './clock.js';
 export type { ExecutionContext } from './context.js';
-export { channelNames, type ExecuteMessage } from './diagnostics.js';
+export {
+  channelNames,
+  type CircuitRejectedMessage,
+  type ExecuteMessage,
+  type HealthCheckMessage,
+  type SheddingRejectedMessage,
+  type ShutdownPhaseMessage,
+} from './diagnostics.js';
 export {
   BrokenCircuitError,
   BulkheadRejectedError,
