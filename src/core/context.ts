@@ -1,3 +1,5 @@
+import { offAbort, onAbort } from './shared-abort.js';
+
 /**
  * What every function run by a policy receives.
  * @example
@@ -137,9 +139,10 @@ export class AbortableContext extends Context {
       if (parentSignal.aborted) {
         controller.abort(parentSignal.reason);
       } else if (!this.released) {
-        const listener = (): void => this.abort(parentSignal.reason);
-        parentSignal.addEventListener('abort', listener);
-        this.unlink = () => parentSignal.removeEventListener('abort', listener);
+        // Through the signal's one shared listener: many calls often follow one caller's signal.
+        const handler = (): void => this.abort(parentSignal.reason);
+        onAbort(parentSignal, handler);
+        this.unlink = () => offAbort(parentSignal, handler);
       }
     }
     return controller;

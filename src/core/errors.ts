@@ -14,21 +14,54 @@ export type BulwarkErrorCode =
   | 'ERR_BULWARK_HTTP_STATUS';
 
 /**
+ * The code each of bulwark's error classes stands for (`null` for {@link BulwarkError}: any code),
+ * so that `instanceof` recognises errors made by another copy of bulwark. A class not in here (one
+ * you derive yourself) keeps the ordinary `instanceof`.
+ */
+const classCodes = new WeakMap<object, BulwarkErrorCode | null>();
+
+const ordinaryHasInstance = Function.prototype[Symbol.hasInstance];
+
+/**
  * Base class of every error bulwark itself rejects with. Errors thrown by your own functions pass
- * through the policies untouched.
+ * through the policies untouched. `instanceof` holds across copies of bulwark (the ESM and the
+ * CommonJS build loaded side by side): `instanceof BulwarkError` matches any bulwark error, and
+ * each subclass matches the errors carrying its own `code`.
  * @example
- * if (isBulwarkError(err)) console.log(err.code);
+ * if (err instanceof BulwarkError) console.log(err.code);
  */
 export class BulwarkError extends Error {
+  static {
+    classCodes.set(this, null);
+  }
+
+  /**
+   * Our own classes first (one prototype walk, as a plain `instanceof`); then an error branded by
+   * another copy of bulwark, matched by its stable code.
+   */
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    if (ordinaryHasInstance.call(this, value)) return true;
+    const code = classCodes.get(this);
+    return code !== undefined && isBulwarkError(value, code ?? undefined);
+  }
+
   /** A stable, machine-readable code such as `ERR_BULWARK_TIMEOUT`. */
   readonly code: BulwarkErrorCode;
 
-  constructor(message: string, code: BulwarkErrorCode, options?: { cause?: unknown }) {
+  constructor(message: string, code: BulwarkErrorCode, options?: ErrorOptions) {
     super(message, options);
     this.code = code;
     this.name = 'BulwarkError';
     Object.defineProperty(this, brand, { value: true });
   }
+}
+
+/**
+ * Lets `instanceof cls` recognise errors with `code` from other copies of bulwark. Internal: for
+ * bulwark's own error classes, not exported from the package.
+ */
+export function brandErrorClass(cls: abstract new (...args: never[]) => BulwarkError, code: BulwarkErrorCode): void {
+  classCodes.set(cls, code);
 }
 
 /**
@@ -54,8 +87,12 @@ export class BrokenCircuitError extends BulwarkError {
   /** Milliseconds until the breaker will admit a probe call (0 when half-open). */
   readonly retryAfterMs: number;
 
-  constructor(retryAfterMs: number, message = 'Circuit breaker is open') {
-    super(message, 'ERR_BULWARK_BROKEN_CIRCUIT');
+  static {
+    brandErrorClass(this, 'ERR_BULWARK_BROKEN_CIRCUIT');
+  }
+
+  constructor(retryAfterMs: number, message = 'Circuit breaker is open', options?: ErrorOptions) {
+    super(message, 'ERR_BULWARK_BROKEN_CIRCUIT', options);
     this.name = 'BrokenCircuitError';
     this.retryAfterMs = retryAfterMs;
   }
@@ -67,8 +104,12 @@ export class BrokenCircuitError extends BulwarkError {
  * const hold = breaker.isolate(); // every call now rejects with IsolatedCircuitError
  */
 export class IsolatedCircuitError extends BulwarkError {
-  constructor() {
-    super('Circuit breaker is isolated', 'ERR_BULWARK_ISOLATED_CIRCUIT');
+  static {
+    brandErrorClass(this, 'ERR_BULWARK_ISOLATED_CIRCUIT');
+  }
+
+  constructor(options?: ErrorOptions) {
+    super('Circuit breaker is isolated', 'ERR_BULWARK_ISOLATED_CIRCUIT', options);
     this.name = 'IsolatedCircuitError';
   }
 }
@@ -82,7 +123,11 @@ export class TimeoutError extends BulwarkError {
   /** The timeout that expired, in milliseconds. */
   readonly timeoutMs: number;
 
-  constructor(timeoutMs: number, options?: { cause?: unknown }) {
+  static {
+    brandErrorClass(this, 'ERR_BULWARK_TIMEOUT');
+  }
+
+  constructor(timeoutMs: number, options?: ErrorOptions) {
     super(`Operation timed out after ${timeoutMs} ms`, 'ERR_BULWARK_TIMEOUT', options);
     this.name = 'TimeoutError';
     this.timeoutMs = timeoutMs;
@@ -100,8 +145,12 @@ export class BulkheadRejectedError extends BulwarkError {
   /** Calls waiting in the queue when this one was rejected. */
   readonly queued: number;
 
-  constructor(active: number, queued: number) {
-    super(`Bulkhead is full (${active} running, ${queued} queued)`, 'ERR_BULWARK_BULKHEAD_REJECTED');
+  static {
+    brandErrorClass(this, 'ERR_BULWARK_BULKHEAD_REJECTED');
+  }
+
+  constructor(active: number, queued: number, options?: ErrorOptions) {
+    super(`Bulkhead is full (${active} running, ${queued} queued)`, 'ERR_BULWARK_BULKHEAD_REJECTED', options);
     this.name = 'BulkheadRejectedError';
     this.active = active;
     this.queued = queued;
@@ -134,8 +183,12 @@ export class RateLimitedError extends BulwarkError {
   readonly resetMs: number;
   readonly retryAfterMs: number;
 
-  constructor(decision: RateLimitDecision) {
-    super(`Rate limit exceeded; retry after ${decision.retryAfterMs} ms`, 'ERR_BULWARK_RATE_LIMITED');
+  static {
+    brandErrorClass(this, 'ERR_BULWARK_RATE_LIMITED');
+  }
+
+  constructor(decision: RateLimitDecision, options?: ErrorOptions) {
+    super(`Rate limit exceeded; retry after ${decision.retryAfterMs} ms`, 'ERR_BULWARK_RATE_LIMITED', options);
     this.name = 'RateLimitedError';
     this.limit = decision.limit;
     this.remaining = decision.remaining;
@@ -156,8 +209,12 @@ export class QuotaExceededError extends BulwarkError {
   readonly resetMs: number;
   readonly retryAfterMs: number;
 
-  constructor(limit: number, remaining: number, resetMs: number) {
-    super(`Quota of ${limit} exceeded; resets in ${resetMs} ms`, 'ERR_BULWARK_QUOTA_EXCEEDED');
+  static {
+    brandErrorClass(this, 'ERR_BULWARK_QUOTA_EXCEEDED');
+  }
+
+  constructor(limit: number, remaining: number, resetMs: number, options?: ErrorOptions) {
+    super(`Quota of ${limit} exceeded; resets in ${resetMs} ms`, 'ERR_BULWARK_QUOTA_EXCEEDED', options);
     this.name = 'QuotaExceededError';
     this.limit = limit;
     this.remaining = remaining;
@@ -178,7 +235,11 @@ export class StoreUnavailableError extends BulwarkError {
   /** The store that failed, e.g. `'redis'`. */
   readonly store: string;
 
-  constructor(store: string, message: string, options?: { cause?: unknown }) {
+  static {
+    brandErrorClass(this, 'ERR_BULWARK_STORE_UNAVAILABLE');
+  }
+
+  constructor(store: string, message: string, options?: ErrorOptions) {
     super(`${store} store unavailable: ${message}`, 'ERR_BULWARK_STORE_UNAVAILABLE', options);
     this.name = 'StoreUnavailableError';
     this.store = store;
@@ -199,10 +260,15 @@ export class RateLimitStoreUnavailableError extends BulwarkError {
   /** Milliseconds after which trying again may reach the store (a hint, never a quota's reset). */
   readonly retryAfterMs: number;
 
-  constructor(policy: string, retryAfterMs: number) {
+  static {
+    brandErrorClass(this, 'ERR_BULWARK_RATE_LIMIT_STORE_UNAVAILABLE');
+  }
+
+  constructor(policy: string, retryAfterMs: number, options?: ErrorOptions) {
     super(
       `Rate limit store unavailable for "${policy}"; denied without a decision, retry after ${retryAfterMs} ms`,
       'ERR_BULWARK_RATE_LIMIT_STORE_UNAVAILABLE',
+      options,
     );
     this.name = 'RateLimitStoreUnavailableError';
     this.policy = policy;
@@ -211,8 +277,8 @@ export class RateLimitStoreUnavailableError extends BulwarkError {
 }
 
 /**
- * Gives `error` a standard `cause` (non-enumerable, like one set through the constructor), for
- * the bulwark errors whose constructors take none, or one made before its cause was known.
+ * Gives `error` a standard `cause` (non-enumerable, like one set through the constructor), for an
+ * error made before its cause was known.
  * Returns `error`. Internal: not exported from the package.
  */
 export function withCause<E extends Error>(error: E, cause: unknown): E {

@@ -1,5 +1,6 @@
 import { type Context, type ExecutionContext, RootContext } from './context.js';
 import { currentExecuteScope, executeChannel, type ExecuteMessage } from './diagnostics.js';
+import { offAbort, onAbort } from './shared-abort.js';
 import { show } from './validate.js';
 
 /** The function a policy runs: it receives the context and returns a value or a promise. */
@@ -124,20 +125,21 @@ export abstract class PolicyBase<R = never> implements ContextualPolicy<R> {
 /**
  * Settles like `work`, or rejects with `signal.reason` as soon as the caller's signal aborts —
  * even if the function ignores its signal. The work itself goes on and its outcome is still
- * observed (never an unhandled rejection); the listener is removed when either settles. Costs
- * one listener, and only when the caller passed a signal.
+ * observed (never an unhandled rejection); the handler is removed when either settles. All calls
+ * on one signal share a single listener on it (see `onAbort`), added only when the caller passed
+ * a signal.
  */
 export function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
   return new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => reject(signal.reason);
-    signal.addEventListener('abort', onAbort, { once: true });
+    const aborted = (): void => reject(signal.reason);
+    onAbort(signal, aborted);
     work.then(
       (value) => {
-        signal.removeEventListener('abort', onAbort);
+        offAbort(signal, aborted);
         resolve(value);
       },
       (error: unknown) => {
-        signal.removeEventListener('abort', onAbort);
+        offAbort(signal, aborted);
         reject(error);
       },
     );

@@ -3,6 +3,7 @@ import { type Clock, systemClock } from '../core/clock.js';
 import { AbortableContext, Context } from '../core/context.js';
 import { DeadlineQueue, type DeadlineEntry } from '../core/deadline-queue.js';
 import { hedgeChannel } from '../core/diagnostics.js';
+import { offAbort, onAbort } from '../core/shared-abort.js';
 import { EventEmitter, type EventSubscriber } from '../core/events.js';
 import { callFunction, PolicyBase, type PolicyFunction, runSymbol } from '../core/policy.js';
 import { checkOptions, clockOption, countOption, durationOption, nameOption } from '../core/validate.js';
@@ -53,8 +54,10 @@ class HedgedCall<T> extends Context implements DeadlineEntry {
   private hedgesLeft: number;
   private settled = false;
   private lastError: unknown = undefined;
-  /** The caller's signal, while one listener on it aborts every attempt. */
+  /** The caller's signal, while one handler on it aborts every attempt. */
   private following: AbortSignal | undefined = undefined;
+  /** That handler (made only once an attempt reads its signal). */
+  private onCallerAbort: (() => void) | undefined = undefined;
 
   constructor(
     private readonly policy: HedgePolicy,
@@ -81,13 +84,14 @@ class HedgedCall<T> extends Context implements DeadlineEntry {
     if (signal === undefined || signal.aborted) return signal;
     if (this.following === undefined && !this.settled) {
       this.following = signal;
-      signal.addEventListener('abort', this);
+      this.onCallerAbort = () => this.callerAborted();
+      onAbort(signal, this.onCallerAbort);
     }
     return undefined;
   }
 
-  /** The caller's signal aborted (the call itself is the listener: no closure per call). */
-  handleEvent(): void {
+  /** The caller's signal aborted. */
+  private callerAborted(): void {
     const reason = this.following!.reason;
     for (const attempt of this.attempts) attempt.abort(reason);
   }
@@ -145,8 +149,9 @@ class HedgedCall<T> extends Context implements DeadlineEntry {
     this.settled = true;
     this.policy.unschedule(this);
     if (this.following !== undefined) {
-      this.following.removeEventListener('abort', this);
+      offAbort(this.following, this.onCallerAbort!);
       this.following = undefined;
+      this.onCallerAbort = undefined;
     }
     for (const attempt of this.attempts) attempt.release();
   }

@@ -173,6 +173,46 @@ console.log(JSON.stringify([esm.isBulwarkError(new cjs.BrokenCircuitError(0)), c
     expect(JSON.parse(run(process.execPath, ['dual.mjs'], app))).toEqual([true, true]);
   });
 
+  // Regression (issue 12): an error from the CommonJS build failed `instanceof` against the ES
+  // module's class (and the other way round), while the README's examples use instanceof.
+  it('keeps instanceof across the ESM and CJS builds, for errors thrown by policies and made by hand', () => {
+    writeFileSync(
+      join(app, 'instanceof.mjs'),
+      `import { createRequire } from 'node:module';
+import * as esm from 'bulwark';
+import * as esmFetch from 'bulwark/fetch';
+const require = createRequire(import.meta.url);
+const cjs = require('bulwark');
+const cjsFetch = require('bulwark/fetch');
+const thrown = async (b) => b.timeout(5).execute(() => new Promise(() => {})).catch((e) => e);
+const fromCjs = await thrown(cjs);
+const fromEsm = await thrown(esm);
+const cause = new Error('root');
+const response = () => new Response(null, { status: 503 });
+console.log(JSON.stringify({
+  cjsInEsm: [fromCjs instanceof esm.TimeoutError, fromCjs instanceof esm.BulwarkError, fromCjs instanceof esm.BrokenCircuitError],
+  esmInCjs: [fromEsm instanceof cjs.TimeoutError, fromEsm instanceof cjs.BulwarkError, fromEsm instanceof cjs.RateLimitedError],
+  byHand: [
+    new cjs.BulkheadRejectedError(1, 0) instanceof esm.BulkheadRejectedError,
+    new esm.QuotaExceededError(1, 0, 1) instanceof cjs.QuotaExceededError,
+    new cjs.IsolatedCircuitError() instanceof esm.BrokenCircuitError,
+  ],
+  http: [
+    new cjsFetch.HttpStatusError(response(), 'http://127.0.0.1/', undefined) instanceof esmFetch.HttpStatusError,
+    new esmFetch.HttpStatusError(response(), 'http://127.0.0.1/', undefined) instanceof cjs.BulwarkError,
+  ],
+  cause: new cjs.RateLimitedError({ allowed: false, limit: 1, remaining: 0, resetMs: 1, retryAfterMs: 1 }, { cause }).cause === cause,
+}));`,
+    );
+    expect(JSON.parse(run(process.execPath, ['instanceof.mjs'], app))).toEqual({
+      cjsInEsm: [true, true, false],
+      esmInCjs: [true, true, false],
+      byHand: [true, true, false],
+      http: [true, true],
+      cause: true,
+    });
+  });
+
   it('type-checks from both module systems', () => {
     writeFileSync(
       join(app, 'tsconfig.json'),

@@ -1,4 +1,4 @@
-import { BulwarkError } from '../../core/errors.js';
+import { brandErrorClass, BulwarkError } from '../../core/errors.js';
 
 /**
  * A response whose status is in `retryOn`, seen by the policies as a failed attempt: the retry
@@ -24,8 +24,12 @@ export class HttpStatusError extends BulwarkError {
   /** The response. Its body is cancelled once the response is discarded for a retry. */
   readonly response: Response;
 
-  constructor(response: Response, url: string, retryAfterMs: number | undefined) {
-    super(`HTTP ${response.status} from ${url}`, 'ERR_BULWARK_HTTP_STATUS');
+  static {
+    brandErrorClass(this, 'ERR_BULWARK_HTTP_STATUS');
+  }
+
+  constructor(response: Response, url: string, retryAfterMs: number | undefined, options?: ErrorOptions) {
+    super(`HTTP ${response.status} from ${url}`, 'ERR_BULWARK_HTTP_STATUS', options);
     this.name = 'HttpStatusError';
     this.status = response.status;
     this.url = url;

@@ -131,7 +131,10 @@ describe('isBulwarkError', () => {
       }
     }
     const foreign = new ForeignBulwarkError();
-    expect(foreign).not.toBeInstanceOf(BulwarkError);
+    // instanceof holds across copies too (issue 12), by the same brand and code.
+    expect(foreign).toBeInstanceOf(BulwarkError);
+    expect(foreign).toBeInstanceOf(RateLimitedError);
+    expect(foreign).not.toBeInstanceOf(TimeoutError);
     expect(isBulwarkError(foreign)).toBe(true);
     expect(isBulwarkError(foreign, 'ERR_BULWARK_RATE_LIMITED')).toBe(true);
     expect(isBulwarkError(foreign, 'ERR_BULWARK_TIMEOUT')).toBe(false);

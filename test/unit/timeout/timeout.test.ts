@@ -18,6 +18,7 @@ import {
   rejection,
   status,
 } from '../../support/helpers.js';
+import { abortHandlerCount } from '../../../src/core/shared-abort.js';
 
 const never = (): Promise<never> => new Promise<never>(() => {});
 
@@ -290,11 +291,14 @@ describe('timeout (cooperative)', () => {
         { signal: caller.signal },
       ),
     );
-    // One listener links fn's signal to the caller's, one lets execute() reject at once on abort.
-    expect(abortListeners(caller.signal)).toBe(2);
+    // One handler links fn's signal to the caller's, one lets execute() reject at once on abort;
+    // both behind the signal's one shared listener.
+    expect(abortListeners(caller.signal)).toBe(1);
+    expect(abortHandlerCount(caller.signal)).toBe(2);
     await clock.advance(100);
     // The deadline unlinks fn's signal; execute() still listens while it waits for fn.
     expect(abortListeners(caller.signal)).toBe(1);
+    expect(abortHandlerCount(caller.signal)).toBe(1);
     work.resolve('x');
     expect(await result).toEqual({ ok: true, value: 'x' });
     expect(policy.queue.size).toBe(0);
@@ -534,7 +538,8 @@ describe('timeout abort propagation', () => {
         { signal: caller.signal },
       ),
     );
-    expect(abortListeners(caller.signal)).toBe(2);
+    expect(abortListeners(caller.signal)).toBe(1);
+    expect(abortHandlerCount(caller.signal)).toBe(2);
     await clock.advance(100);
     const error = await rejection(result);
     expect(error).toBeInstanceOf(TimeoutError);
