@@ -25,7 +25,7 @@ export type CircuitState = 'closed' | 'open' | 'half-open' | 'isolated';
 export type StateChangeReason =
   | 'failures' // the strategy's threshold was reached
   | 'half-open-due' // the open period ended
-  | 'probe-failed'
+  | 'probe-failed' // a probe failed, or succeeded no faster than the strategy's slowCallMs
   | 'probe-abandoned' // a probe did not settle within probeTimeoutMs
   | 'probes-succeeded'
   | 'isolated'
@@ -63,7 +63,10 @@ export interface CircuitBreakerOptions {
    * successive opens last longer. @default 10000
    */
   readonly halfOpenAfterMs?: number | Backoff;
-  /** Probes admitted in the half-open state; all must succeed to close. @default 1 */
+  /**
+   * Probes admitted in the half-open state; all must succeed to close (and, when the strategy has
+   * `slowCallMs`, none be slow). @default 1
+   */
   readonly halfOpenMaxCalls?: number;
   /** A probe unsettled after this long is given up and counts as a failure. @default 30000 */
   readonly probeTimeoutMs?: number;
@@ -114,6 +117,8 @@ export class CircuitBreakerPolicy extends PolicyBase {
   private mode: Mode = CLOSED;
   private readonly tracker: FailureTracker;
   private readonly timed: boolean;
+  /** A probe lasting at least this long opens the breaker again (Infinity: slowness not judged). */
+  private readonly slowCallMs: number;
   private readonly clock: Clock;
   private readonly handle: (error: unknown) => boolean;
   private readonly openDelay: (opens: number, previous: number) => number;
@@ -146,6 +151,11 @@ export class CircuitBreakerPolicy extends PolicyBase {
     }
     this.tracker = strategy.create();
     this.timed = strategy.timed;
+    const slowCallMs = strategy.slowCallMs === undefined ? Infinity : strategy.slowCallMs;
+    if (typeof slowCallMs !== 'number' || !(slowCallMs > 0)) {
+      throw new TypeError(`circuitBreaker: option "breaker" has a bad "slowCallMs" (a number > 0), got ${show(slowCallMs)}`);
+    }
+    this.slowCallMs = slowCallMs;
     const halfOpen = o.halfOpenAfterMs;
     if (isBackoff(halfOpen)) {
       this.openDelay = (n, previous) => nextDelay(halfOpen, n, previous, MAX_TIMER_MS);
@@ -266,10 +276,15 @@ export class CircuitBreakerPolicy extends PolicyBase {
     const p = callFunction(fn, context);
     p.then(
       () => {
-        this.refresh(this.clock.now()); // past its deadline, this probe has already been given up
+        const end = this.clock.now();
+        this.refresh(end); // past its deadline, this probe has already been given up
         if (generation !== this.generation) return;
         this.probesInFlight--;
-        if (++this.probesSucceeded >= this.halfOpenMaxCalls) {
+        // As in resilience4j, a dependency that answers but stays slow is not healthy: closing on
+        // a slow probe would let `minimumCalls` slow calls through on every cycle.
+        if (end - now >= this.slowCallMs) {
+          this.open('probe-failed');
+        } else if (++this.probesSucceeded >= this.halfOpenMaxCalls) {
           this.tracker.reset();
           this.opens = 0;
           this.lastOpenDelay = this.firstOpenDelay;
@@ -369,8 +384,9 @@ export class CircuitBreakerPolicy extends PolicyBase {
  * Builds a circuit breaker. Closed: calls pass and outcomes are counted by the `breaker`
  * strategy. Open: calls reject at once with `BrokenCircuitError` for `halfOpenAfterMs`. Then
  * half-open: exactly `halfOpenMaxCalls` probes run, every other caller is rejected at once; all
- * probes succeeding closes it, one failing opens it again. No timer is used: open → half-open
- * happens on the next call or state read.
+ * probes succeeding closes it, one failing — or succeeding slowly, when the strategy has
+ * `slowCallMs` — opens it again (the slow probe's call still resolves with its value). No timer
+ * is used: open → half-open happens on the next call or state read.
  * @example
  * const breaker = circuitBreaker({ breaker: consecutive(5), halfOpenAfterMs: 5_000 });
  * breaker.onStateChange(({ from, to }) => console.log(`breaker ${from} -> ${to}`));

@@ -24,6 +24,12 @@ export interface BreakerStrategy {
   readonly kind: 'consecutive' | 'count-window' | 'time-window';
   /** Whether outcomes need timing (slow-call detection or time buckets). */
   readonly timed: boolean;
+  /**
+   * A call lasting at least this long, in ms, counts as slow; set when the strategy judges slow
+   * calls. The breaker also judges half-open probes by it: a slow probe opens the breaker again,
+   * even if it succeeded. Leave it out (or `Infinity`) when slowness does not matter.
+   */
+  readonly slowCallMs?: number;
   create(): FailureTracker;
 }
 
@@ -128,6 +134,7 @@ export function countWindow(options?: CountWindowOptions): BreakerStrategy {
   return {
     kind: 'count-window',
     timed: r.slowCallMs !== Infinity,
+    slowCallMs: r.slowCallMs,
     create() {
       // Each slot holds bit 0 = failed, bit 1 = slow.
       const ring = new Uint8Array(size);
@@ -181,6 +188,7 @@ export function timeWindow(options?: TimeWindowOptions): BreakerStrategy {
   return {
     kind: 'time-window',
     timed: true,
+    slowCallMs: r.slowCallMs,
     create() {
       const window = new TimeBuckets(windowMs, 3, BUCKETS);
       const { totals } = window;

@@ -2,6 +2,7 @@ import diagnosticsChannel from 'node:diagnostics_channel';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import {
   type Backoff,
+  type BreakerStrategy,
   BrokenCircuitError,
   BulwarkError,
   channelNames,
@@ -375,6 +376,88 @@ describe('circuitBreaker: half-open state', () => {
     void breaker.execute(() => new Promise<never>(() => {}));
     await clock.advance(5000 + 400);
     expect(await rejection(breaker.execute(() => 1))).toMatchObject({ retryAfterMs: 600 });
+  });
+});
+
+describe('circuitBreaker: slow probes', () => {
+  /** A breaker that opens once two calls in a row took 100 ms or more, on a manual clock. */
+  function slowSetup(options: CircuitBreakerOptions = {}): { breaker: CircuitBreakerPolicy; clock: ManualClock } {
+    return setup({
+      breaker: countWindow({ size: 2, minimumCalls: 2, failureRateThreshold: 1, slowCallMs: 100, slowCallRateThreshold: 1 }),
+      ...options,
+    });
+  }
+
+  /** Makes a call that succeeds with `value` after `ms` on the manual clock; returns what it resolved with. */
+  async function slowCall<T>(breaker: CircuitBreakerPolicy, clock: ManualClock, ms: number, value: T): Promise<T> {
+    const d = deferred<T>();
+    const p = breaker.execute(() => d.promise);
+    await clock.advance(ms);
+    d.resolve(value);
+    return p;
+  }
+
+  async function openSlowly(breaker: CircuitBreakerPolicy, clock: ManualClock): Promise<void> {
+    for (let i = 0; i < 2; i++) expect(await slowCall(breaker, clock, 150, 'slow')).toBe('slow');
+    expect(breaker.state).toBe('open');
+  }
+
+  // Regression (issue 12): a slow, successful probe closed the breaker, so a dependency that
+  // stayed slow got `minimumCalls` slow calls through on every open → half-open → closed cycle.
+  it('a probe that succeeds slowly opens the breaker again, and its call still resolves with its value', async () => {
+    const { breaker, clock } = slowSetup();
+    const events = record(breaker);
+    await openSlowly(breaker, clock);
+    await clock.advance(1000);
+    expect(breaker.state).toBe('half-open');
+    expect(await slowCall(breaker, clock, 100, 'late but fine')).toBe('late but fine');
+    expect(breaker.state).toBe('open');
+    expect(events.at(-1)).toMatchObject({ from: 'half-open', to: 'open', reason: 'probe-failed' });
+    expect(await rejection(breaker.execute(() => 1))).toMatchObject({ retryAfterMs: 1000 });
+  });
+
+  it('a probe just under slowCallMs closes the breaker', async () => {
+    const { breaker, clock } = slowSetup();
+    await openSlowly(breaker, clock);
+    await clock.advance(1000);
+    expect(await slowCall(breaker, clock, 99, 'fast enough')).toBe('fast enough');
+    expect(breaker.state).toBe('closed');
+  });
+
+  it('one slow probe among several opens the breaker, and the others are then ignored', async () => {
+    const { breaker, clock } = slowSetup({ halfOpenMaxCalls: 2 });
+    await openSlowly(breaker, clock);
+    await clock.advance(1000);
+    const fast = deferred<string>();
+    const slow = deferred<string>();
+    const p1 = breaker.execute(() => fast.promise);
+    const p2 = breaker.execute(() => slow.promise);
+    await clock.advance(100);
+    slow.resolve('slow');
+    await expect(p2).resolves.toBe('slow');
+    expect(breaker.state).toBe('open');
+    fast.resolve('fast');
+    await expect(p1).resolves.toBe('fast');
+    expect(breaker.state).toBe('open');
+  });
+
+  it('without slowCallMs a probe is never judged slow', async () => {
+    const { breaker, clock } = setup({ breaker: countWindow({ size: 2, minimumCalls: 2 }), probeTimeoutMs: 60_000 });
+    await fail(breaker, 2);
+    await clock.advance(1000);
+    expect(await slowCall(breaker, clock, 50_000, 'slow')).toBe('slow');
+    expect(breaker.state).toBe('closed');
+  });
+
+  it.each<[string, unknown]>([
+    ['zero', 0],
+    ['negative', -1],
+    ['NaN', NaN],
+    ['a string', '100'],
+  ])('a strategy whose slowCallMs is %s is refused with a TypeError naming "breaker"', (_label, slowCallMs) => {
+    const strategy = { ...consecutive(1), slowCallMs } as unknown as BreakerStrategy;
+    expect(() => circuitBreaker({ breaker: strategy })).toThrow(TypeError);
+    expect(() => circuitBreaker({ breaker: strategy })).toThrow(/"breaker".*"slowCallMs"/);
   });
 });
 
