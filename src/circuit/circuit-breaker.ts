@@ -46,7 +46,10 @@ export interface StateChangeEvent {
  */
 export interface CircuitBreakerSnapshot {
   readonly state: CircuitState;
-  /** While open: milliseconds left before a probe is admitted, at `savedAt`. */
+  /**
+   * While open: milliseconds left before a probe is admitted, at `savedAt`. On restore, at most
+   * 2^31 − 1 and cut to the restoring breaker's longest open period.
+   */
   readonly openRemainingMs: number;
   /** How many times in a row the breaker has opened without closing (drives the backoff). */
   readonly opens: number;
@@ -72,7 +75,13 @@ export interface CircuitBreakerOptions {
   readonly probeTimeoutMs?: number;
   /** Which errors count as failures; others pass through uncounted. @default every error except an `AbortError` */
   readonly handle?: (error: unknown) => boolean;
-  /** State to start from, as saved by `toJSON()`. @default closed */
+  /**
+   * State to start from, as saved by `toJSON()`. An `openRemainingMs` above 2^31 − 1 ms is
+   * refused (RangeError: no breaker saves that, the snapshot is corrupt); one longer than this
+   * breaker's longest open period (`halfOpenAfterMs`, or its backoff's `maxMs`) is cut to it, since
+   * a snapshot saved under an earlier, longer setting is legitimate and a restart must not fail
+   * over it, while the breaker must never stay open longer than it is configured to. @default closed
+   */
   readonly initialState?: CircuitBreakerSnapshot;
   /** Name used in events and telemetry. @default 'circuit-breaker' */
   readonly name?: string;
@@ -122,6 +131,8 @@ export class CircuitBreakerPolicy extends PolicyBase {
   private readonly clock: Clock;
   private readonly handle: (error: unknown) => boolean;
   private readonly openDelay: (opens: number, previous: number) => number;
+  /** The longest open period: `halfOpenAfterMs`, or its backoff's `maxMs`. */
+  private readonly maxOpenMs: number;
   private readonly halfOpenMaxCalls: number;
   private readonly probeTimeoutMs: number;
   private readonly stateChanged = new EventEmitter<StateChangeEvent>(() => this.name);
@@ -158,12 +169,20 @@ export class CircuitBreakerPolicy extends PolicyBase {
     this.slowCallMs = slowCallMs;
     const halfOpen = o.halfOpenAfterMs;
     if (isBackoff(halfOpen)) {
-      this.openDelay = (n, previous) => nextDelay(halfOpen, n, previous, MAX_TIMER_MS);
+      const cap = halfOpen.maxMs === undefined ? MAX_TIMER_MS : halfOpen.maxMs;
+      if (typeof cap !== 'number' || !(cap >= halfOpen.initialMs && cap <= MAX_TIMER_MS)) {
+        throw new RangeError(
+          `circuitBreaker: option "halfOpenAfterMs" is a backoff whose "maxMs" must be from its initialMs (${show(halfOpen.initialMs)}) to ${MAX_TIMER_MS} ms, got ${show(cap)}`,
+        );
+      }
+      this.openDelay = (n, previous) => nextDelay(halfOpen, n, previous, cap);
       this.firstOpenDelay = halfOpen.initialMs;
+      this.maxOpenMs = cap;
     } else {
       const ms = durationOption('circuitBreaker', 'halfOpenAfterMs', halfOpen, 10_000);
       this.openDelay = () => ms;
       this.firstOpenDelay = ms;
+      this.maxOpenMs = ms;
     }
     this.lastOpenDelay = this.firstOpenDelay;
     this.halfOpenMaxCalls = countOption('circuitBreaker', 'halfOpenMaxCalls', o.halfOpenMaxCalls, 1, { max: 1_000_000 });
@@ -371,11 +390,17 @@ export class CircuitBreakerPolicy extends PolicyBase {
     if (typeof openRemainingMs !== 'number' || !Number.isFinite(openRemainingMs) || openRemainingMs < 0) {
       bad('has a bad "openRemainingMs"');
     }
+    if (openRemainingMs > MAX_TIMER_MS) {
+      throw new RangeError(
+        `circuitBreaker: option "initialState" has "openRemainingMs" above ${MAX_TIMER_MS} ms (2^31 − 1), which no breaker saves, got ${show(openRemainingMs)}`,
+      );
+    }
     if (typeof savedAt !== 'number' || !Number.isFinite(savedAt)) bad('has a bad "savedAt"');
     if (state === 'closed') return;
     this.opens = Math.max(1, opens);
     const elapsed = Math.max(0, Date.now() - savedAt);
-    this.openUntil = this.clock.now() + (state === 'half-open' ? 0 : Math.max(0, openRemainingMs - elapsed));
+    const remaining = Math.min(this.maxOpenMs, Math.max(0, openRemainingMs - elapsed));
+    this.openUntil = this.clock.now() + (state === 'half-open' ? 0 : remaining);
     this.mode = OPEN;
   }
 }

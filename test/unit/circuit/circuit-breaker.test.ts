@@ -893,6 +893,74 @@ describe('circuitBreaker: toJSON and initialState', () => {
     expect(await rejection(restored.execute(() => 1))).toMatchObject({ retryAfterMs: 4000 });
   });
 
+  // Regression (issue 12): a corrupt snapshot's openRemainingMs was taken as it was, so
+  // 1e12 ms kept a breaker open for 11,574 days.
+  it('an openRemainingMs above 2^31 − 1 ms is refused with a RangeError naming "initialState", "openRemainingMs" and the value', () => {
+    const initialState: CircuitBreakerSnapshot = { state: 'open', openRemainingMs: 1e12, opens: 1, savedAt: Date.now() };
+    expect(() => circuitBreaker({ initialState })).toThrow(RangeError);
+    expect(() => circuitBreaker({ initialState })).toThrow(/"initialState".*"openRemainingMs".*1000000000000/);
+    const isolated: CircuitBreakerSnapshot = { state: 'isolated', openRemainingMs: 2 ** 31, opens: 1, savedAt: Date.now() };
+    expect(() => circuitBreaker({ initialState: isolated })).toThrow(RangeError);
+  });
+
+  // Regression (issue 12): an open period longer than the breaker could ever open for was kept.
+  it('an openRemainingMs longer than halfOpenAfterMs is cut to it', async () => {
+    vi.useFakeTimers({ toFake: ['Date'] });
+    vi.setSystemTime(now);
+    const clock = new ManualClock();
+    const restored = circuitBreaker({
+      halfOpenAfterMs: 1000,
+      clock,
+      initialState: { state: 'open', openRemainingMs: 2 ** 31 - 1, opens: 1, savedAt: now },
+    });
+    expect(await rejection(restored.execute(() => 1))).toMatchObject({ retryAfterMs: 1000 });
+    await clock.advance(1000);
+    expect(restored.state).toBe('half-open');
+  });
+
+  it('the cut applies to what is left after the wall-clock time since savedAt', async () => {
+    vi.useFakeTimers({ toFake: ['Date'] });
+    vi.setSystemTime(now + 4500);
+    const restored = circuitBreaker({
+      halfOpenAfterMs: 1000,
+      clock: new ManualClock(),
+      initialState: { state: 'open', openRemainingMs: 5000, opens: 1, savedAt: now },
+    });
+    expect(await rejection(restored.execute(() => 1))).toMatchObject({ retryAfterMs: 500 });
+  });
+
+  it.each<[string, Backoff, number]>([
+    ["is cut to an exponential backoff's maxMs", exponential({ initialMs: 1000, maxMs: 30_000, jitter: 'none' }), 30_000],
+    ['is kept up to 2^31 − 1 ms with a custom backoff without maxMs', { initialMs: 1000, next: (n) => 1000 * n }, 1e9],
+  ])('with a backoff as halfOpenAfterMs, an openRemainingMs of 1e9 %s', async (_label, backoff, expected) => {
+    vi.useFakeTimers({ toFake: ['Date'] });
+    vi.setSystemTime(now);
+    const restored = circuitBreaker({
+      halfOpenAfterMs: backoff,
+      clock: new ManualClock(),
+      initialState: { state: 'open', openRemainingMs: 1e9, opens: 3, savedAt: now },
+    });
+    expect(await rejection(restored.execute(() => 1))).toMatchObject({ retryAfterMs: expected });
+  });
+
+  it("a custom backoff's maxMs also caps the open periods it asks for", async () => {
+    const backoff: Backoff = { initialMs: 1000, maxMs: 1500, next: (n) => 1000 * n };
+    const { breaker } = setup({ halfOpenAfterMs: backoff, initialState: { state: 'half-open', openRemainingMs: 0, opens: 4, savedAt: Date.now() } });
+    await fail(breaker);
+    expect(await rejection(breaker.execute(() => 1))).toMatchObject({ retryAfterMs: 1500 });
+  });
+
+  it.each<[string, unknown]>([
+    ['below initialMs', 999],
+    ['above 2^31 − 1', 2 ** 31],
+    ['NaN', NaN],
+    ['a string', '5000'],
+  ])('a backoff whose maxMs is %s is refused with a RangeError naming "halfOpenAfterMs"', (_label, maxMs) => {
+    const backoff = { initialMs: 1000, maxMs, next: () => 1000 } as unknown as Backoff;
+    expect(() => circuitBreaker({ halfOpenAfterMs: backoff })).toThrow(RangeError);
+    expect(() => circuitBreaker({ halfOpenAfterMs: backoff })).toThrow(/"halfOpenAfterMs".*"maxMs"/);
+  });
+
   it.each<[string, unknown]>([
     ['null', null],
     ['a string', 'open'],
