@@ -76,6 +76,13 @@ export interface CircuitBreakerOptions {
   /** Which errors count as failures; others pass through uncounted. @default every error except an `AbortError` */
   readonly handle?: (error: unknown) => boolean;
   /**
+   * Which returned values count as failures (an HTTP 503 `Response`, `{ ok: false }`), as Polly's
+   * and resilience4j's result predicates do; the call still resolves with the value. One that
+   * throws counts the value as a failure and is reported on `bulwark:callback:error`.
+   * @default every value counts as a success
+   */
+  readonly handleResult?: (value: unknown) => boolean;
+  /**
    * State to start from, as saved by `toJSON()`. An `openRemainingMs` above 2^31 − 1 ms is
    * refused (RangeError: no breaker saves that, the snapshot is corrupt); one longer than this
    * breaker's longest open period (`halfOpenAfterMs`, or its backoff's `maxMs`) is cut to it, since
@@ -95,6 +102,7 @@ const keys = [
   'halfOpenMaxCalls',
   'probeTimeoutMs',
   'handle',
+  'handleResult',
   'initialState',
   'name',
   'clock',
@@ -130,6 +138,9 @@ export class CircuitBreakerPolicy extends PolicyBase {
   private readonly slowCallMs: number;
   private readonly clock: Clock;
   private readonly handle: (error: unknown) => boolean;
+  private readonly handleResult: ((value: unknown) => boolean) | undefined;
+  /** What the untimed closed path runs on a value: chosen once, so it costs nothing without `handleResult`. */
+  private readonly closedValue: (value: unknown) => void;
   private readonly openDelay: (opens: number, previous: number) => number;
   /** The longest open period: `halfOpenAfterMs`, or its backoff's `maxMs`. */
   private readonly maxOpenMs: number;
@@ -191,6 +202,9 @@ export class CircuitBreakerPolicy extends PolicyBase {
       exclusiveMin: true,
     });
     this.handle = functionOption('circuitBreaker', 'handle', o.handle, defaultHandle);
+    this.handleResult =
+      o.handleResult === undefined ? undefined : functionOption('circuitBreaker', 'handleResult', o.handleResult, defaultHandle);
+    this.closedValue = this.handleResult === undefined ? this.closedSuccess : this.closedResult;
     this.name = nameOption('circuitBreaker', o.name, 'circuit-breaker');
     this.clock = clockOption('circuitBreaker', o.clock, systemClock);
     this.onStateChange = this.stateChanged.subscribe;
@@ -247,12 +261,16 @@ export class CircuitBreakerPolicy extends PolicyBase {
   // generation exactly.
   private runClosed<T>(fn: PolicyFunction<T>, context: Context): Promise<T> {
     const p = callFunction(fn, context);
-    p.then(this.closedSuccess, this.closedFailure);
+    p.then(this.closedValue, this.closedFailure);
     return p;
   }
 
   private readonly closedSuccess = (): void => {
     if (this.mode === CLOSED && this.tracker.record(false, NaN, 0)) this.open('failures');
+  };
+
+  private readonly closedResult = (value: unknown): void => {
+    if (this.mode === CLOSED && this.tracker.record(this.resultFails(value), NaN, 0)) this.open('failures');
   };
 
   private readonly closedFailure = (error: unknown): void => {
@@ -264,10 +282,10 @@ export class CircuitBreakerPolicy extends PolicyBase {
     const start = this.clock.now();
     const p = callFunction(fn, context);
     p.then(
-      () => {
+      (value) => {
         if (generation !== this.generation) return;
         const now = this.clock.now();
-        if (this.tracker.record(false, now - start, now)) this.open('failures');
+        if (this.tracker.record(this.resultFails(value), now - start, now)) this.open('failures');
       },
       (error: unknown) => {
         if (generation !== this.generation || !this.counts(error)) return;
@@ -294,14 +312,14 @@ export class CircuitBreakerPolicy extends PolicyBase {
     this.probeDeadline = Math.max(this.probeDeadline, now + this.probeTimeoutMs);
     const p = callFunction(fn, context);
     p.then(
-      () => {
+      (value) => {
         const end = this.clock.now();
         this.refresh(end); // past its deadline, this probe has already been given up
         if (generation !== this.generation) return;
         this.probesInFlight--;
         // As in resilience4j, a dependency that answers but stays slow is not healthy: closing on
         // a slow probe would let `minimumCalls` slow calls through on every cycle.
-        if (end - now >= this.slowCallMs) {
+        if (this.resultFails(value) || end - now >= this.slowCallMs) {
           this.open('probe-failed');
         } else if (++this.probesSucceeded >= this.halfOpenMaxCalls) {
           this.tracker.reset();
@@ -335,6 +353,22 @@ export class CircuitBreakerPolicy extends PolicyBase {
       return this.handle(error);
     } catch (err) {
       reportCallbackError(this.name, 'handle', err);
+      return true;
+    }
+  }
+
+  /**
+   * Asks `handleResult` whether a returned value counts as a failure. The call resolves with the
+   * value whatever the answer, so a throw has no call to reject: the value counts (as a throwing
+   * `handle` counts the error) and the throw is reported on `bulwark:callback:error`.
+   */
+  private resultFails(value: unknown): boolean {
+    const handleResult = this.handleResult;
+    if (handleResult === undefined) return false;
+    try {
+      return handleResult(value);
+    } catch (err) {
+      reportCallbackError(this.name, 'handleResult', err);
       return true;
     }
   }

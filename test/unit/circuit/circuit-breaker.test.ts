@@ -523,6 +523,97 @@ describe('circuitBreaker: a handle function that throws', () => {
   });
 });
 
+describe('circuitBreaker: handleResult', () => {
+  const unavailable = (value: unknown): boolean => value instanceof Response && value.status === 503;
+
+  // Regression (issue 12): only errors could count, so a dependency answering 503 as a value (a
+  // fetch Response) never opened the breaker.
+  it('a handled value counts as a failure in the closed state, and the call still resolves with it', async () => {
+    const { breaker } = setup({ breaker: consecutive(2), handleResult: unavailable });
+    for (let i = 0; i < 2; i++) {
+      const response = new Response(null, { status: 503 });
+      await expect(breaker.execute(() => response)).resolves.toBe(response);
+    }
+    expect(breaker.state).toBe('open');
+  });
+
+  it('a value it does not handle counts as a success', async () => {
+    const { breaker } = setup({ breaker: consecutive(2), handleResult: unavailable });
+    await expect(breaker.execute(() => new Response(null, { status: 503 }))).resolves.toBeInstanceOf(Response);
+    await expect(breaker.execute(() => new Response('ok', { status: 200 }))).resolves.toBeInstanceOf(Response);
+    await expect(breaker.execute(() => new Response(null, { status: 503 }))).resolves.toBeInstanceOf(Response);
+    expect(breaker.state).toBe('closed');
+  });
+
+  it('a handled value counts as a failure in a timed window', async () => {
+    const { breaker } = setup({
+      breaker: countWindow({ size: 2, minimumCalls: 2, failureRateThreshold: 1, slowCallMs: 1000 }),
+      handleResult: (v) => (v as { ok: boolean }).ok === false,
+    });
+    await expect(breaker.execute(() => ({ ok: false }))).resolves.toEqual({ ok: false });
+    expect(breaker.state).toBe('closed');
+    await expect(breaker.execute(async () => ({ ok: false }))).resolves.toEqual({ ok: false });
+    expect(breaker.state).toBe('open');
+  });
+
+  it('a probe returning a handled value opens the breaker again and resolves with the value', async () => {
+    const { breaker, clock } = setup({ handleResult: (v) => v === 'busy' });
+    const events = record(breaker);
+    await fail(breaker);
+    await clock.advance(1000);
+    await expect(breaker.execute(() => 'busy')).resolves.toBe('busy');
+    expect(breaker.state).toBe('open');
+    expect(events.at(-1)).toMatchObject({ from: 'half-open', to: 'open', reason: 'probe-failed' });
+    await clock.advance(1000);
+    await expect(breaker.execute(() => 'fine')).resolves.toBe('fine');
+    expect(breaker.state).toBe('closed');
+  });
+
+  it('errors still go to handle, never to handleResult', async () => {
+    const handleResult = vi.fn(() => false);
+    const { breaker } = setup({ handleResult, handle: () => false });
+    await fail(breaker, 3);
+    expect(handleResult).not.toHaveBeenCalled();
+    expect(breaker.state).toBe('closed');
+  });
+
+  it.each<[string, CircuitBreakerOptions]>([
+    ['untimed', {}],
+    ['timed', { breaker: countWindow({ size: 1, minimumCalls: 1, failureRateThreshold: 1, slowCallMs: 1000 }) }],
+  ])('a handleResult that throws (%s) counts the value as a failure and is reported, never uncaught', async (_label, options) => {
+    const bug = new TypeError("Cannot read properties of undefined (reading 'status')");
+    const { breaker } = setup({
+      ...options,
+      handleResult: () => {
+        throw bug;
+      },
+    });
+    const reports = captureCallbackErrors();
+    await expect(breaker.execute(() => 'value')).resolves.toBe('value');
+    await flush();
+    reports.stop();
+    expect(breaker.state).toBe('open');
+    expect(reports.messages).toEqual([{ policy: 'circuit-breaker', callback: 'handleResult', error: bug }]);
+  });
+
+  it('a probe whose handleResult throws opens the breaker again, resolves with its value, and is reported', async () => {
+    const bug = new Error('handleResult bug');
+    const handleResult = (v: unknown): boolean => {
+      if (v === 'odd') throw bug;
+      return false;
+    };
+    const { breaker, clock } = setup({ handleResult });
+    await fail(breaker);
+    await clock.advance(1000);
+    const reports = captureCallbackErrors();
+    const probe = breaker.execute(() => 'odd');
+    await expect(probe).resolves.toBe('odd');
+    await flush();
+    reports.stop();
+    expect([breaker.state, reports.messages]).toEqual(['open', [{ policy: 'circuit-breaker', callback: 'handleResult', error: bug }]]);
+  });
+});
+
 describe('circuitBreaker: halfOpenAfterMs as a backoff', () => {
   async function openFor(breaker: CircuitBreakerPolicy): Promise<number> {
     return ((await rejection(breaker.execute(() => 1))) as BrokenCircuitError).retryAfterMs;
