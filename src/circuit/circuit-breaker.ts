@@ -16,7 +16,7 @@ import {
   nameOption,
   show,
 } from '../core/validate.js';
-import { type BreakerStrategy, consecutive, type FailureTracker, isBreakerStrategy } from './strategies.js';
+import { type BreakerStrategy, consecutive, type FailureTracker, isBreakerStrategy, safeTracker } from './strategies.js';
 
 /** The states of a circuit breaker. */
 export type CircuitState = 'closed' | 'open' | 'half-open' | 'isolated';
@@ -171,7 +171,11 @@ export class CircuitBreakerPolicy extends PolicyBase {
         `circuitBreaker: option "breaker" must be a strategy such as consecutive(5), countWindow() or timeWindow(), got ${show(strategy)}`,
       );
     }
-    this.tracker = strategy.create();
+    const tracker = strategy.create();
+    if (typeof tracker !== 'object' || tracker === null || typeof tracker.record !== 'function' || typeof tracker.reset !== 'function') {
+      throw new TypeError(`circuitBreaker: option "breaker" must create a tracker with record() and reset(), got ${show(tracker)}`);
+    }
+    this.tracker = safeTracker(strategy, tracker, (err) => reportCallbackError(this.name, 'breaker', err));
     this.timed = strategy.timed;
     const slowCallMs = strategy.slowCallMs === undefined ? Infinity : strategy.slowCallMs;
     if (typeof slowCallMs !== 'number' || !(slowCallMs > 0)) {
@@ -186,7 +190,16 @@ export class CircuitBreakerPolicy extends PolicyBase {
           `circuitBreaker: option "halfOpenAfterMs" is a backoff whose "maxMs" must be from its initialMs (${show(halfOpen.initialMs)}) to ${MAX_TIMER_MS} ms, got ${show(cap)}`,
         );
       }
-      this.openDelay = (n, previous) => nextDelay(halfOpen, n, previous, cap);
+      this.openDelay = (n, previous) => {
+        // Called from settlement handlers: a custom backoff that throws must not leave the breaker
+        // half-opened (a lost transition) nor reject a promise nobody holds.
+        try {
+          return nextDelay(halfOpen, n, previous, cap);
+        } catch (err) {
+          reportCallbackError(this.name, 'halfOpenAfterMs', err);
+          return Math.min(halfOpen.initialMs, cap);
+        }
+      };
       this.firstOpenDelay = halfOpen.initialMs;
       this.maxOpenMs = cap;
     } else {

@@ -614,6 +614,84 @@ describe('circuitBreaker: handleResult', () => {
   });
 });
 
+describe('circuitBreaker: custom strategies and backoffs that throw', () => {
+  const bug = new Error('custom code bug');
+
+  /** A custom strategy that opens on the first failure; `record` or `reset` throws when asked to. */
+  function custom(throwIn: 'record' | 'reset', timed = false): BreakerStrategy {
+    return {
+      kind: 'consecutive',
+      timed,
+      create: () => ({
+        record(failed) {
+          if (throwIn === 'record') throw bug;
+          return failed;
+        },
+        reset() {
+          if (throwIn === 'reset') throw bug;
+        },
+      }),
+    };
+  }
+
+  // Regression (issue 12): a custom tracker's throw escaped from the breaker's settlement
+  // handler as an unhandled rejection (which stops a process run with --unhandled-rejections=throw).
+  it.each([false, true])('a record() that throws (timed: %s) is reported; calls settle with their own outcomes', async (timed) => {
+    const { breaker } = setup({ breaker: custom('record', timed) });
+    const reports = captureCallbackErrors();
+    await succeed(breaker);
+    await fail(breaker);
+    await flush();
+    reports.stop();
+    expect(breaker.state).toBe('closed');
+    expect(reports.messages).toEqual([
+      { policy: 'circuit-breaker', callback: 'breaker', error: bug },
+      { policy: 'circuit-breaker', callback: 'breaker', error: bug },
+    ]);
+  });
+
+  it('a reset() that throws when a probe succeeds is reported, and the breaker still closes', async () => {
+    const { breaker, clock } = setup({ breaker: custom('reset') });
+    await fail(breaker);
+    await clock.advance(1000);
+    const reports = captureCallbackErrors();
+    await succeed(breaker);
+    await flush();
+    reports.stop();
+    expect(breaker.state).toBe('closed');
+    expect(reports.messages).toEqual([{ policy: 'circuit-breaker', callback: 'breaker', error: bug }]);
+  });
+
+  // Regression (issue 12): a backoff that threw while the breaker opened left it closed (the
+  // transition was lost) and escaped as an unhandled rejection.
+  it("a halfOpenAfterMs backoff whose next() throws is reported, and the breaker opens for the backoff's initialMs", async () => {
+    const backoff: Backoff = {
+      initialMs: 700,
+      next: () => {
+        throw bug;
+      },
+    };
+    const { breaker } = setup({ halfOpenAfterMs: backoff });
+    const reports = captureCallbackErrors();
+    await fail(breaker);
+    await flush();
+    reports.stop();
+    expect(breaker.state).toBe('open');
+    expect(await rejection(breaker.execute(() => 1))).toMatchObject({ retryAfterMs: 700 });
+    expect(reports.messages).toEqual([{ policy: 'circuit-breaker', callback: 'halfOpenAfterMs', error: bug }]);
+  });
+
+  it.each<[string, unknown]>([
+    ['undefined', undefined],
+    ['an object without record()', { reset: () => {} }],
+    ['an object without reset()', { record: () => false }],
+  ])('a strategy whose create() returns %s is refused with a TypeError naming "breaker"', (_label, tracker) => {
+    const strategy = { kind: 'consecutive', timed: false, create: () => tracker } as unknown as BreakerStrategy;
+    expect(() => circuitBreaker({ breaker: strategy })).toThrow(TypeError);
+    expect(() => circuitBreaker({ breaker: strategy })).toThrow(/"breaker"/);
+  });
+});
+
 describe('circuitBreaker: halfOpenAfterMs as a backoff', () => {
   async function openFor(breaker: CircuitBreakerPolicy): Promise<number> {
     return ((await rejection(breaker.execute(() => 1))) as BrokenCircuitError).retryAfterMs;

@@ -15,7 +15,7 @@ import {
   type GiveUpEvent,
   type RetryEvent,
 } from '../../../src/index.js';
-import { abortListeners, flush, stateOf } from '../../support/helpers.js';
+import { abortListeners, captureCallbackErrors, flush, stateOf } from '../../support/helpers.js';
 import { alwaysFailing, failing, outcome } from './support.js';
 
 function rateLimited(retryAfterMs: number): RateLimitedError {
@@ -309,6 +309,65 @@ describe('retry: handleResult', () => {
     await clock.advance(100);
     expect(await result).toEqual({ ok: false, error: bug });
     expect(calls.length).toBe(at);
+  });
+});
+
+describe('retry: user functions that throw reject the call', () => {
+  const bug = new TypeError("Cannot read properties of undefined (reading 'status')");
+
+  // Audit (issue 12): every user function retry calls where a call can reject makes that call
+  // reject with its throw, never an uncaught exception nor a retry loop that goes on.
+  it.each([1, 2])('a handle that throws on attempt %i rejects the call with what it threw, and stops retrying', async (at) => {
+    const clock = new ManualClock();
+    const { fn, calls } = alwaysFailing(new Error('reset'));
+    let asked = 0;
+    const policy = retry({
+      maxAttempts: 5,
+      backoff: constant(10),
+      clock,
+      handle: () => {
+        if (++asked === at) throw bug;
+        return true;
+      },
+    });
+    const result = outcome(policy.execute(fn));
+    await clock.advance(100);
+    expect(await result).toEqual({ ok: false, error: bug });
+    expect(calls()).toBe(at);
+  });
+
+  it('a backoff whose next() throws rejects the call with what it threw', async () => {
+    const clock = new ManualClock();
+    const { fn, calls } = alwaysFailing(new Error('reset'));
+    const backoff: Backoff = {
+      initialMs: 10,
+      next: () => {
+        throw bug;
+      },
+    };
+    const result = outcome(retry({ maxAttempts: 3, backoff, clock }).execute(fn));
+    await clock.advance(100);
+    expect(await result).toEqual({ ok: false, error: bug });
+    expect(calls()).toBe(1);
+  });
+
+  it('onRetry and onGiveUp listeners that throw are reported; the call retries and settles as before', async () => {
+    const clock = new ManualClock();
+    const last = new Error('still down');
+    const { fn } = failing([new Error('a'), new Error('b'), last]);
+    const policy = retry({ maxAttempts: 3, backoff: constant(10), clock, name: 'api' });
+    policy.onRetry(() => {
+      throw bug;
+    });
+    policy.onGiveUp(() => {
+      throw bug;
+    });
+    const reports = captureCallbackErrors();
+    const result = outcome(policy.execute(fn));
+    await clock.advance(100);
+    reports.stop();
+    expect(await result).toEqual({ ok: false, error: last });
+    expect(reports.messages).toEqual([1, 2, 3].map(() => ({ policy: 'api', callback: 'listener', error: bug })));
   });
 });
 
