@@ -33,6 +33,15 @@ export interface BreakerStrategy {
   create(): FailureTracker;
 }
 
+/** bulwark's own strategies, whose trackers never throw (internal, not exported by the package). */
+const ownStrategies = new WeakSet<BreakerStrategy>();
+
+/** Marks one of bulwark's own strategies. */
+function own(strategy: BreakerStrategy): BreakerStrategy {
+  ownStrategies.add(strategy);
+  return strategy;
+}
+
 /**
  * Opens after `threshold` handled failures in a row; any success resets the count.
  * @example
@@ -206,15 +215,6 @@ export function timeWindow(options?: TimeWindowOptions): BreakerStrategy {
       };
     },
   });
-}
-
-/** bulwark's own strategies, whose trackers never throw (internal, not exported by the package). */
-const ownStrategies = new WeakSet<BreakerStrategy>();
-
-/** Marks one of bulwark's own strategies. */
-function own(strategy: BreakerStrategy): BreakerStrategy {
-  ownStrategies.add(strategy);
-  return strategy;
 }
 
 /**

@@ -219,7 +219,8 @@ export class RetryPolicy extends PolicyBase {
 /**
  * Builds a retry policy. Failed calls are tried again after a backoff delay until they succeed,
  * `maxAttempts` is reached, the error is not retryable, or the retry budget is spent; then the
- * last error is rethrown. A wait aborts at once with the caller's `signal.reason`.
+ * last error is rethrown (or, for a value `handleResult` retries, the call resolves with the last
+ * value). A wait aborts at once with the caller's `signal.reason`.
  * @example
  * const policy = retry({ maxAttempts: 4, backoff: exponential({ initialMs: 50, maxMs: 2_000 }) });
  * policy.onRetry(({ attempt, delayMs }) => console.log(`attempt ${attempt} failed, waiting ${delayMs} ms`));
