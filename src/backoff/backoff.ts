@@ -10,6 +10,11 @@ export interface Backoff {
   /** The smallest delay the schedule starts from, in ms (checked against `maxDelayMs`). */
   readonly initialMs: number;
   /**
+   * The longest delay `next` returns, in ms, when the schedule has one. A breaker caps its open
+   * periods at it, restored ones included. @default 2^31 − 1 (no cap of its own)
+   */
+  readonly maxMs?: number;
+  /**
    * The delay after the `n`-th failure (n starts at 1), given the previous delay it returned
    * (`initialMs` before the first).
    */
@@ -24,7 +29,7 @@ export interface Backoff {
 export function constant(ms: number): Backoff {
   if (ms === undefined) throw new TypeError('constant: option "ms" must be a number, got undefined');
   const delay = durationOption('constant', 'ms', ms, 0);
-  return { initialMs: delay, next: () => delay };
+  return { initialMs: delay, maxMs: delay, next: () => delay };
 }
 
 /** Options of {@link exponential}. */
@@ -67,12 +72,13 @@ export function exponential(options?: ExponentialOptions): Backoff {
   const ceiling = (n: number): number => Math.min(maxMs, initialMs * factor ** (n - 1));
   switch (jitter) {
     case 'none':
-      return { initialMs, next: (n) => ceiling(n) };
+      return { initialMs, maxMs, next: (n) => ceiling(n) };
     case 'full':
-      return { initialMs, next: (n) => random() * ceiling(n) };
+      return { initialMs, maxMs, next: (n) => random() * ceiling(n) };
     case 'decorrelated':
       return {
         initialMs,
+        maxMs,
         next: (_n, previousMs) => {
           const upper = Math.max(initialMs, previousMs) * (factor + 1);
           return Math.min(maxMs, initialMs + random() * (upper - initialMs));

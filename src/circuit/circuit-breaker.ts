@@ -16,7 +16,7 @@ import {
   nameOption,
   show,
 } from '../core/validate.js';
-import { type BreakerStrategy, consecutive, type FailureTracker, isBreakerStrategy } from './strategies.js';
+import { type BreakerStrategy, consecutive, type FailureTracker, isBreakerStrategy, safeTracker } from './strategies.js';
 
 /** The states of a circuit breaker. */
 export type CircuitState = 'closed' | 'open' | 'half-open' | 'isolated';
@@ -25,7 +25,7 @@ export type CircuitState = 'closed' | 'open' | 'half-open' | 'isolated';
 export type StateChangeReason =
   | 'failures' // the strategy's threshold was reached
   | 'half-open-due' // the open period ended
-  | 'probe-failed'
+  | 'probe-failed' // a probe failed, or succeeded no faster than the strategy's slowCallMs
   | 'probe-abandoned' // a probe did not settle within probeTimeoutMs
   | 'probes-succeeded'
   | 'isolated'
@@ -46,7 +46,10 @@ export interface StateChangeEvent {
  */
 export interface CircuitBreakerSnapshot {
   readonly state: CircuitState;
-  /** While open: milliseconds left before a probe is admitted, at `savedAt`. */
+  /**
+   * While open: milliseconds left before a probe is admitted, at `savedAt`. On restore, at most
+   * 2^31 − 1 and cut to the restoring breaker's longest open period.
+   */
   readonly openRemainingMs: number;
   /** How many times in a row the breaker has opened without closing (drives the backoff). */
   readonly opens: number;
@@ -63,13 +66,29 @@ export interface CircuitBreakerOptions {
    * successive opens last longer. @default 10000
    */
   readonly halfOpenAfterMs?: number | Backoff;
-  /** Probes admitted in the half-open state; all must succeed to close. @default 1 */
+  /**
+   * Probes admitted in the half-open state; all must succeed to close (and, when the strategy has
+   * `slowCallMs`, none be slow). @default 1
+   */
   readonly halfOpenMaxCalls?: number;
   /** A probe unsettled after this long is given up and counts as a failure. @default 30000 */
   readonly probeTimeoutMs?: number;
   /** Which errors count as failures; others pass through uncounted. @default every error except an `AbortError` */
   readonly handle?: (error: unknown) => boolean;
-  /** State to start from, as saved by `toJSON()`. @default closed */
+  /**
+   * Which returned values count as failures (an HTTP 503 `Response`, `{ ok: false }`), as Polly's
+   * and resilience4j's result predicates do; the call still resolves with the value. One that
+   * throws counts the value as a failure and is reported on `bulwark:callback:error`.
+   * @default every value counts as a success
+   */
+  readonly handleResult?: (value: unknown) => boolean;
+  /**
+   * State to start from, as saved by `toJSON()`. An `openRemainingMs` above 2^31 − 1 ms is
+   * refused (RangeError: no breaker saves that, the snapshot is corrupt); one longer than this
+   * breaker's longest open period (`halfOpenAfterMs`, or its backoff's `maxMs`) is cut to it, since
+   * a snapshot saved under an earlier, longer setting is legitimate and a restart must not fail
+   * over it, while the breaker must never stay open longer than it is configured to. @default closed
+   */
   readonly initialState?: CircuitBreakerSnapshot;
   /** Name used in events and telemetry. @default 'circuit-breaker' */
   readonly name?: string;
@@ -83,6 +102,7 @@ const keys = [
   'halfOpenMaxCalls',
   'probeTimeoutMs',
   'handle',
+  'handleResult',
   'initialState',
   'name',
   'clock',
@@ -114,9 +134,16 @@ export class CircuitBreakerPolicy extends PolicyBase {
   private mode: Mode = CLOSED;
   private readonly tracker: FailureTracker;
   private readonly timed: boolean;
+  /** A probe lasting at least this long opens the breaker again (Infinity: slowness not judged). */
+  private readonly slowCallMs: number;
   private readonly clock: Clock;
   private readonly handle: (error: unknown) => boolean;
+  private readonly handleResult: ((value: unknown) => boolean) | undefined;
+  /** What the untimed closed path runs on a value: chosen once, so it costs nothing without `handleResult`. */
+  private readonly closedValue: (value: unknown) => void;
   private readonly openDelay: (opens: number, previous: number) => number;
+  /** The longest open period: `halfOpenAfterMs`, or its backoff's `maxMs`. */
+  private readonly maxOpenMs: number;
   private readonly halfOpenMaxCalls: number;
   private readonly probeTimeoutMs: number;
   private readonly stateChanged = new EventEmitter<StateChangeEvent>(() => this.name);
@@ -144,16 +171,42 @@ export class CircuitBreakerPolicy extends PolicyBase {
         `circuitBreaker: option "breaker" must be a strategy such as consecutive(5), countWindow() or timeWindow(), got ${show(strategy)}`,
       );
     }
-    this.tracker = strategy.create();
+    const tracker = strategy.create();
+    if (typeof tracker !== 'object' || tracker === null || typeof tracker.record !== 'function' || typeof tracker.reset !== 'function') {
+      throw new TypeError(`circuitBreaker: option "breaker" must create a tracker with record() and reset(), got ${show(tracker)}`);
+    }
+    this.tracker = safeTracker(strategy, tracker, (err) => reportCallbackError(this.name, 'breaker', err));
     this.timed = strategy.timed;
+    const slowCallMs = strategy.slowCallMs === undefined ? Infinity : strategy.slowCallMs;
+    if (typeof slowCallMs !== 'number' || !(slowCallMs > 0)) {
+      throw new TypeError(`circuitBreaker: option "breaker" has a bad "slowCallMs" (a number > 0), got ${show(slowCallMs)}`);
+    }
+    this.slowCallMs = slowCallMs;
     const halfOpen = o.halfOpenAfterMs;
     if (isBackoff(halfOpen)) {
-      this.openDelay = (n, previous) => nextDelay(halfOpen, n, previous, MAX_TIMER_MS);
+      const cap = halfOpen.maxMs === undefined ? MAX_TIMER_MS : halfOpen.maxMs;
+      if (typeof cap !== 'number' || !(cap >= halfOpen.initialMs && cap <= MAX_TIMER_MS)) {
+        throw new RangeError(
+          `circuitBreaker: option "halfOpenAfterMs" is a backoff whose "maxMs" must be from its initialMs (${show(halfOpen.initialMs)}) to ${MAX_TIMER_MS} ms, got ${show(cap)}`,
+        );
+      }
+      this.openDelay = (n, previous) => {
+        // Called from settlement handlers: a custom backoff that throws must not leave the breaker
+        // half-opened (a lost transition) nor reject a promise nobody holds.
+        try {
+          return nextDelay(halfOpen, n, previous, cap);
+        } catch (err) {
+          reportCallbackError(this.name, 'halfOpenAfterMs', err);
+          return Math.min(halfOpen.initialMs, cap);
+        }
+      };
       this.firstOpenDelay = halfOpen.initialMs;
+      this.maxOpenMs = cap;
     } else {
       const ms = durationOption('circuitBreaker', 'halfOpenAfterMs', halfOpen, 10_000);
       this.openDelay = () => ms;
       this.firstOpenDelay = ms;
+      this.maxOpenMs = ms;
     }
     this.lastOpenDelay = this.firstOpenDelay;
     this.halfOpenMaxCalls = countOption('circuitBreaker', 'halfOpenMaxCalls', o.halfOpenMaxCalls, 1, { max: 1_000_000 });
@@ -162,6 +215,9 @@ export class CircuitBreakerPolicy extends PolicyBase {
       exclusiveMin: true,
     });
     this.handle = functionOption('circuitBreaker', 'handle', o.handle, defaultHandle);
+    this.handleResult =
+      o.handleResult === undefined ? undefined : functionOption('circuitBreaker', 'handleResult', o.handleResult, defaultHandle);
+    this.closedValue = this.handleResult === undefined ? this.closedSuccess : this.closedResult;
     this.name = nameOption('circuitBreaker', o.name, 'circuit-breaker');
     this.clock = clockOption('circuitBreaker', o.clock, systemClock);
     this.onStateChange = this.stateChanged.subscribe;
@@ -218,12 +274,16 @@ export class CircuitBreakerPolicy extends PolicyBase {
   // generation exactly.
   private runClosed<T>(fn: PolicyFunction<T>, context: Context): Promise<T> {
     const p = callFunction(fn, context);
-    p.then(this.closedSuccess, this.closedFailure);
+    p.then(this.closedValue, this.closedFailure);
     return p;
   }
 
   private readonly closedSuccess = (): void => {
     if (this.mode === CLOSED && this.tracker.record(false, NaN, 0)) this.open('failures');
+  };
+
+  private readonly closedResult = (value: unknown): void => {
+    if (this.mode === CLOSED && this.tracker.record(this.resultFails(value), NaN, 0)) this.open('failures');
   };
 
   private readonly closedFailure = (error: unknown): void => {
@@ -235,10 +295,10 @@ export class CircuitBreakerPolicy extends PolicyBase {
     const start = this.clock.now();
     const p = callFunction(fn, context);
     p.then(
-      () => {
+      (value) => {
         if (generation !== this.generation) return;
         const now = this.clock.now();
-        if (this.tracker.record(false, now - start, now)) this.open('failures');
+        if (this.tracker.record(this.resultFails(value), now - start, now)) this.open('failures');
       },
       (error: unknown) => {
         if (generation !== this.generation || !this.counts(error)) return;
@@ -265,11 +325,16 @@ export class CircuitBreakerPolicy extends PolicyBase {
     this.probeDeadline = Math.max(this.probeDeadline, now + this.probeTimeoutMs);
     const p = callFunction(fn, context);
     p.then(
-      () => {
-        this.refresh(this.clock.now()); // past its deadline, this probe has already been given up
+      (value) => {
+        const end = this.clock.now();
+        this.refresh(end); // past its deadline, this probe has already been given up
         if (generation !== this.generation) return;
         this.probesInFlight--;
-        if (++this.probesSucceeded >= this.halfOpenMaxCalls) {
+        // As in resilience4j, a dependency that answers but stays slow is not healthy: closing on
+        // a slow probe would let `minimumCalls` slow calls through on every cycle.
+        if (this.resultFails(value) || end - now >= this.slowCallMs) {
+          this.open('probe-failed');
+        } else if (++this.probesSucceeded >= this.halfOpenMaxCalls) {
           this.tracker.reset();
           this.opens = 0;
           this.lastOpenDelay = this.firstOpenDelay;
@@ -301,6 +366,22 @@ export class CircuitBreakerPolicy extends PolicyBase {
       return this.handle(error);
     } catch (err) {
       reportCallbackError(this.name, 'handle', err);
+      return true;
+    }
+  }
+
+  /**
+   * Asks `handleResult` whether a returned value counts as a failure. The call resolves with the
+   * value whatever the answer, so a throw has no call to reject: the value counts (as a throwing
+   * `handle` counts the error) and the throw is reported on `bulwark:callback:error`.
+   */
+  private resultFails(value: unknown): boolean {
+    const handleResult = this.handleResult;
+    if (handleResult === undefined) return false;
+    try {
+      return handleResult(value);
+    } catch (err) {
+      reportCallbackError(this.name, 'handleResult', err);
       return true;
     }
   }
@@ -356,11 +437,17 @@ export class CircuitBreakerPolicy extends PolicyBase {
     if (typeof openRemainingMs !== 'number' || !Number.isFinite(openRemainingMs) || openRemainingMs < 0) {
       bad('has a bad "openRemainingMs"');
     }
+    if (openRemainingMs > MAX_TIMER_MS) {
+      throw new RangeError(
+        `circuitBreaker: option "initialState" has "openRemainingMs" above ${MAX_TIMER_MS} ms (2^31 − 1), which no breaker saves, got ${show(openRemainingMs)}`,
+      );
+    }
     if (typeof savedAt !== 'number' || !Number.isFinite(savedAt)) bad('has a bad "savedAt"');
     if (state === 'closed') return;
     this.opens = Math.max(1, opens);
     const elapsed = Math.max(0, Date.now() - savedAt);
-    this.openUntil = this.clock.now() + (state === 'half-open' ? 0 : Math.max(0, openRemainingMs - elapsed));
+    const remaining = Math.min(this.maxOpenMs, Math.max(0, openRemainingMs - elapsed));
+    this.openUntil = this.clock.now() + (state === 'half-open' ? 0 : remaining);
     this.mode = OPEN;
   }
 }
@@ -369,8 +456,9 @@ export class CircuitBreakerPolicy extends PolicyBase {
  * Builds a circuit breaker. Closed: calls pass and outcomes are counted by the `breaker`
  * strategy. Open: calls reject at once with `BrokenCircuitError` for `halfOpenAfterMs`. Then
  * half-open: exactly `halfOpenMaxCalls` probes run, every other caller is rejected at once; all
- * probes succeeding closes it, one failing opens it again. No timer is used: open → half-open
- * happens on the next call or state read.
+ * probes succeeding closes it, one failing — or succeeding slowly, when the strategy has
+ * `slowCallMs` — opens it again (the slow probe's call still resolves with its value). No timer
+ * is used: open → half-open happens on the next call or state read.
  * @example
  * const breaker = circuitBreaker({ breaker: consecutive(5), halfOpenAfterMs: 5_000 });
  * breaker.onStateChange(({ from, to }) => console.log(`breaker ${from} -> ${to}`));

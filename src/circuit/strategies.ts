@@ -24,7 +24,22 @@ export interface BreakerStrategy {
   readonly kind: 'consecutive' | 'count-window' | 'time-window';
   /** Whether outcomes need timing (slow-call detection or time buckets). */
   readonly timed: boolean;
+  /**
+   * A call lasting at least this long, in ms, counts as slow; set when the strategy judges slow
+   * calls. The breaker also judges half-open probes by it: a slow probe opens the breaker again,
+   * even if it succeeded. Leave it out (or `Infinity`) when slowness does not matter.
+   */
+  readonly slowCallMs?: number;
   create(): FailureTracker;
+}
+
+/** bulwark's own strategies, whose trackers never throw (internal, not exported by the package). */
+const ownStrategies = new WeakSet<BreakerStrategy>();
+
+/** Marks one of bulwark's own strategies. */
+function own(strategy: BreakerStrategy): BreakerStrategy {
+  ownStrategies.add(strategy);
+  return strategy;
 }
 
 /**
@@ -35,7 +50,7 @@ export interface BreakerStrategy {
 export function consecutive(threshold: number): BreakerStrategy {
   if (threshold === undefined) throw new TypeError('consecutive: option "threshold" must be a number, got undefined');
   const n = countOption('consecutive', 'threshold', threshold, 5);
-  return {
+  return own({
     kind: 'consecutive',
     timed: false,
     create() {
@@ -53,7 +68,7 @@ export function consecutive(threshold: number): BreakerStrategy {
         },
       };
     },
-  };
+  });
 }
 
 /** Options shared by the windowed strategies. */
@@ -125,9 +140,10 @@ export function countWindow(options?: CountWindowOptions): BreakerStrategy {
   const o = checkOptions('countWindow', options, countKeys);
   const size = countOption('countWindow', 'size', o.size, 100, { max: 1_000_000 });
   const r = rates('countWindow', o, size);
-  return {
+  return own({
     kind: 'count-window',
     timed: r.slowCallMs !== Infinity,
+    slowCallMs: r.slowCallMs,
     create() {
       // Each slot holds bit 0 = failed, bit 1 = slow.
       const ring = new Uint8Array(size);
@@ -157,7 +173,7 @@ export function countWindow(options?: CountWindowOptions): BreakerStrategy {
         },
       };
     },
-  };
+  });
 }
 
 const timeKeys = ['windowMs', 'failureRateThreshold', 'minimumCalls', 'slowCallMs', 'slowCallRateThreshold'] as const;
@@ -178,9 +194,10 @@ export function timeWindow(options?: TimeWindowOptions): BreakerStrategy {
   const o = checkOptions('timeWindow', options, timeKeys);
   const windowMs = durationOption('timeWindow', 'windowMs', o.windowMs, 10_000, { min: BUCKETS });
   const r = rates('timeWindow', o, Number.MAX_SAFE_INTEGER);
-  return {
+  return own({
     kind: 'time-window',
     timed: true,
+    slowCallMs: r.slowCallMs,
     create() {
       const window = new TimeBuckets(windowMs, 3, BUCKETS);
       const { totals } = window;
@@ -196,6 +213,32 @@ export function timeWindow(options?: TimeWindowOptions): BreakerStrategy {
           window.reset();
         },
       };
+    },
+  });
+}
+
+/**
+ * The tracker a breaker uses: bulwark's own as it is (the hot path pays nothing), a custom one
+ * wrapped so that a throw from it is reported, not left to reject a promise nobody holds. A
+ * throwing `record` counts as "do not open"; the breaker stays usable.
+ */
+export function safeTracker(strategy: BreakerStrategy, tracker: FailureTracker, report: (error: unknown) => void): FailureTracker {
+  if (ownStrategies.has(strategy)) return tracker;
+  return {
+    record(failed, durationMs, now) {
+      try {
+        return !!tracker.record(failed, durationMs, now);
+      } catch (err) {
+        report(err);
+        return false;
+      }
+    },
+    reset() {
+      try {
+        tracker.reset();
+      } catch (err) {
+        report(err);
+      }
     },
   };
 }

@@ -19,9 +19,9 @@ export const channelNames = {
   circuitState: 'bulwark:circuit:state',
   /** A circuit breaker rejected a call: `{ policy, state }`. */
   circuitRejected: 'bulwark:circuit:rejected',
-  /** A retry policy is about to wait and try again: `{ policy, attempt, delayMs, error }`. */
+  /** A retry policy is about to wait and try again: `{ policy, attempt, delayMs, error, result? }` (`result`: a value `handleResult` retried). */
   retryAttempt: 'bulwark:retry:attempt',
-  /** A retry policy gave up: `{ policy, attempts, reason, error }`. */
+  /** A retry policy gave up: `{ policy, attempts, reason, error, result? }`. */
   retryGiveUp: 'bulwark:retry:give-up',
   /** A timeout expired: `{ policy, timeoutMs }`. */
   timeout: 'bulwark:timeout:expired',

@@ -26,6 +26,13 @@ export interface RetryOptions {
   /** Which errors are worth retrying. @default {@link defaultRetryHandle} */
   readonly handle?: (error: unknown) => boolean;
   /**
+   * Which returned values are worth retrying (an HTTP 503 `Response`, `{ ok: false }`), as Polly's
+   * `ShouldHandle` does for results: such a value is retried like an error, and when retrying
+   * stops (attempts, budget) the call resolves with the last value. One that throws rejects the
+   * call with what it threw. @default no value is retried
+   */
+  readonly handleResult?: (value: unknown) => boolean;
+  /**
    * Cap on every delay, in ms, including one asked for by an error's `retryAfterMs`
    * (rate-limit errors, HTTP 429/503 `Retry-After`). @default 30000
    */
@@ -45,7 +52,10 @@ export interface RetryEvent {
   readonly attempt: number;
   /** How long the policy waits before the next attempt. */
   readonly delayMs: number;
+  /** What the attempt failed with; `undefined` when it returned a value that `handleResult` retries. */
   readonly error: unknown;
+  /** The value `handleResult` retries, when the attempt returned one. */
+  readonly result?: unknown;
 }
 
 /** Why a retry policy stopped retrying. */
@@ -57,11 +67,13 @@ export interface GiveUpEvent {
   /** Attempts made. */
   readonly attempts: number;
   readonly reason: GiveUpReason;
-  /** The last error, which is what the call rejects with. */
+  /** The last error, which is what the call rejects with; `undefined` when it resolves with `result`. */
   readonly error: unknown;
+  /** The last value, retried by `handleResult`, which the call resolves with. */
+  readonly result?: unknown;
 }
 
-const keys = ['maxAttempts', 'backoff', 'handle', 'maxDelayMs', 'budget', 'name', 'clock'] as const;
+const keys = ['maxAttempts', 'backoff', 'handle', 'handleResult', 'maxDelayMs', 'budget', 'name', 'clock'] as const;
 
 /**
  * Retries every error except: a cancellation (`AbortError`), an open or isolated circuit
@@ -96,6 +108,7 @@ export class RetryPolicy extends PolicyBase {
 
   private readonly backoff: Backoff;
   private readonly handle: (error: unknown) => boolean;
+  private readonly handleResult: ((value: unknown) => boolean) | undefined;
   private readonly budget: RetryBudget | undefined;
   private readonly clock: Clock;
   private readonly retried = new EventEmitter<RetryEvent>(() => this.name);
@@ -117,6 +130,7 @@ export class RetryPolicy extends PolicyBase {
       );
     }
     this.handle = functionOption('retry', 'handle', o.handle, defaultRetryHandle);
+    this.handleResult = o.handleResult === undefined ? undefined : functionOption('retry', 'handleResult', o.handleResult, defaultRetryHandle);
     if (o.budget !== undefined && !(o.budget instanceof RetryBudget)) {
       throw new TypeError(`retry: option "budget" must come from retryBudget(), got ${show(o.budget)}`);
     }
@@ -132,23 +146,36 @@ export class RetryPolicy extends PolicyBase {
     const p = callFunction(fn, context.attempt === 1 ? context : new AttemptContext(context, 1));
     // With one attempt there is nothing to retry; skip the catch unless someone hears the give-up.
     if (this.maxAttempts === 1 && !this.gaveUp.active && !retryGiveUpChannel.hasSubscribers) return p;
-    return p.catch((error: unknown) => this.retryAfter(error, fn, context));
+    // Without handleResult a value is never looked at: no extra handler, as before.
+    if (this.handleResult === undefined) return p.catch((error: unknown) => this.retryAfter(error, false, fn, context));
+    return p.then(
+      (value) => (this.handleResult!(value) ? this.retryAfter(value, true, fn, context) : value),
+      (error: unknown) => this.retryAfter(error, false, fn, context),
+    );
   }
 
-  private async retryAfter<T>(firstError: unknown, fn: PolicyFunction<T>, context: Context): Promise<T> {
-    let error = firstError;
+  /**
+   * Retries after a failed first attempt: `outcome` is its error, or (`isResult`) a value that
+   * `handleResult` retries. A `handleResult` that throws rejects the call with what it threw.
+   */
+  private async retryAfter<T>(firstOutcome: unknown, firstIsResult: boolean, fn: PolicyFunction<T>, context: Context): Promise<T> {
+    let outcome = firstOutcome;
+    let isResult = firstIsResult;
     let previousDelay = this.backoff.initialMs;
     for (let attempt = 1; ; attempt++) {
-      const reason = this.giveUpReason(error, attempt, context);
+      const reason = this.giveUpReason(outcome, isResult, attempt, context);
       if (reason !== undefined) {
-        this.giveUp(attempt, reason, error);
-        throw error;
+        this.giveUp(attempt, reason, outcome, isResult);
+        if (isResult) return outcome as T;
+        throw outcome;
       }
       let delay = nextDelay(this.backoff, attempt, previousDelay, this.maxDelayMs);
       previousDelay = delay;
-      delay = Math.min(hintedDelay(error) ?? delay, this.maxDelayMs);
+      delay = Math.min(hintedDelay(outcome) ?? delay, this.maxDelayMs);
       if (this.retried.active || retryAttemptChannel.hasSubscribers) {
-        const event: RetryEvent = { policy: this.name, attempt, delayMs: delay, error };
+        const event: RetryEvent = isResult
+          ? { policy: this.name, attempt, delayMs: delay, error: undefined, result: outcome }
+          : { policy: this.name, attempt, delayMs: delay, error: outcome };
         this.retried.emit(event);
         if (retryAttemptChannel.hasSubscribers) retryAttemptChannel.publish(event);
       }
@@ -156,27 +183,33 @@ export class RetryPolicy extends PolicyBase {
         await sleep(this.clock, delay, context.abortable());
       } catch (abortReason) {
         // The caller gave up during the wait: the call rejects with the signal's reason.
-        this.giveUp(attempt, 'aborted', abortReason);
+        this.giveUp(attempt, 'aborted', abortReason, false);
         throw abortReason;
       }
       try {
-        return await callFunction(fn, new AttemptContext(context, attempt + 1));
+        outcome = await callFunction(fn, new AttemptContext(context, attempt + 1));
       } catch (next) {
-        error = next;
+        outcome = next;
+        isResult = false;
+        continue;
       }
+      if (this.handleResult === undefined || !this.handleResult(outcome)) return outcome as T;
+      isResult = true;
     }
   }
 
-  private giveUp(attempts: number, reason: GiveUpReason, error: unknown): void {
+  private giveUp(attempts: number, reason: GiveUpReason, outcome: unknown, isResult: boolean): void {
     if (!this.gaveUp.active && !retryGiveUpChannel.hasSubscribers) return;
-    const event: GiveUpEvent = { policy: this.name, attempts, reason, error };
+    const event: GiveUpEvent = isResult
+      ? { policy: this.name, attempts, reason, error: undefined, result: outcome }
+      : { policy: this.name, attempts, reason, error: outcome };
     this.gaveUp.emit(event);
     if (retryGiveUpChannel.hasSubscribers) retryGiveUpChannel.publish(event);
   }
 
-  private giveUpReason(error: unknown, attempt: number, context: Context): GiveUpReason | undefined {
+  private giveUpReason(outcome: unknown, isResult: boolean, attempt: number, context: Context): GiveUpReason | undefined {
     if (context.abortable()?.aborted) return 'aborted';
-    if (!this.handle(error)) return 'unhandled';
+    if (!isResult && !this.handle(outcome)) return 'unhandled';
     if (attempt >= this.maxAttempts) return 'attempts';
     if (this.budget !== undefined && !this.budget.tryRetry()) return 'budget';
     return undefined;
@@ -186,7 +219,8 @@ export class RetryPolicy extends PolicyBase {
 /**
  * Builds a retry policy. Failed calls are tried again after a backoff delay until they succeed,
  * `maxAttempts` is reached, the error is not retryable, or the retry budget is spent; then the
- * last error is rethrown. A wait aborts at once with the caller's `signal.reason`.
+ * last error is rethrown (or, for a value `handleResult` retries, the call resolves with the last
+ * value). A wait aborts at once with the caller's `signal.reason`.
  * @example
  * const policy = retry({ maxAttempts: 4, backoff: exponential({ initialMs: 50, maxMs: 2_000 }) });
  * policy.onRetry(({ attempt, delayMs }) => console.log(`attempt ${attempt} failed, waiting ${delayMs} ms`));

@@ -24,8 +24,10 @@ import {
   hedge,
   type HedgeEvent,
   type LoadPressure,
+  constant,
   ManualClock,
   type RateLimitDecisionMessage,
+  retry,
   type RetryEvent,
   type SheddingRejectedMessage,
   type ShutdownPhaseMessage,
@@ -59,8 +61,8 @@ const typed: Record<ChannelName, string[][]> = {
     fields<OpossumStateChangeEvent>()('policy', 'from', 'to', 'reason'),
   ],
   [channelNames.circuitRejected]: [fields<CircuitRejectedMessage>()('policy', 'state'), fields<OpossumRejectedEvent>()('policy', 'state')],
-  [channelNames.retryAttempt]: [fields<RetryEvent>()('policy', 'attempt', 'delayMs', 'error')],
-  [channelNames.retryGiveUp]: [fields<GiveUpEvent>()('policy', 'attempts', 'reason', 'error')],
+  [channelNames.retryAttempt]: [fields<RetryEvent>()('policy', 'attempt', 'delayMs', 'error', 'result')],
+  [channelNames.retryGiveUp]: [fields<GiveUpEvent>()('policy', 'attempts', 'reason', 'error', 'result')],
   [channelNames.timeout]: [fields<TimeoutEvent>()('policy', 'timeoutMs'), fields<OpossumTimeoutEvent>()('policy', 'timeoutMs')],
   [channelNames.bulkheadRejected]: [
     fields<BulkheadRejectedEvent>()('policy', 'active', 'queued'),
@@ -84,7 +86,7 @@ const typed: Record<ChannelName, string[][]> = {
 function fieldList(text: string): string[] {
   return text
     .split(',')
-    .map((f) => f.trim())
+    .map((f) => f.trim().replace(/\?$/, '')) // `result?`: a field only some messages carry
     .filter((f) => f !== '')
     .sort();
 }
@@ -132,6 +134,8 @@ async function published(): Promise<Map<string, string[]>> {
     const clock = new ManualClock();
     let n = 0;
     await hedge({ name: 'failover-hedge', delayMs: 1_000, clock }).execute(() => (++n === 1 ? Promise.reject(new Error('x')) : 'ok'));
+    // A retry of a returned value (handleResult): its messages carry `result`.
+    await retry({ name: 'result-retry', maxAttempts: 2, handleResult: (v) => v === 'busy', backoff: constant(0), clock }).execute(() => 'busy');
     const done = gracefulShutdown(null, { signals: [], exit: false, drainDelayMs: 10, clock, log: () => {} }).shutdown('test');
     await clock.advance(10);
     await done;

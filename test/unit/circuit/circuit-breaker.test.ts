@@ -2,6 +2,7 @@ import diagnosticsChannel from 'node:diagnostics_channel';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import {
   type Backoff,
+  type BreakerStrategy,
   BrokenCircuitError,
   BulwarkError,
   channelNames,
@@ -378,6 +379,88 @@ describe('circuitBreaker: half-open state', () => {
   });
 });
 
+describe('circuitBreaker: slow probes', () => {
+  /** A breaker that opens once two calls in a row took 100 ms or more, on a manual clock. */
+  function slowSetup(options: CircuitBreakerOptions = {}): { breaker: CircuitBreakerPolicy; clock: ManualClock } {
+    return setup({
+      breaker: countWindow({ size: 2, minimumCalls: 2, failureRateThreshold: 1, slowCallMs: 100, slowCallRateThreshold: 1 }),
+      ...options,
+    });
+  }
+
+  /** Makes a call that succeeds with `value` after `ms` on the manual clock; returns what it resolved with. */
+  async function slowCall<T>(breaker: CircuitBreakerPolicy, clock: ManualClock, ms: number, value: T): Promise<T> {
+    const d = deferred<T>();
+    const p = breaker.execute(() => d.promise);
+    await clock.advance(ms);
+    d.resolve(value);
+    return p;
+  }
+
+  async function openSlowly(breaker: CircuitBreakerPolicy, clock: ManualClock): Promise<void> {
+    for (let i = 0; i < 2; i++) expect(await slowCall(breaker, clock, 150, 'slow')).toBe('slow');
+    expect(breaker.state).toBe('open');
+  }
+
+  // Regression (issue 12): a slow, successful probe closed the breaker, so a dependency that
+  // stayed slow got `minimumCalls` slow calls through on every open → half-open → closed cycle.
+  it('a probe that succeeds slowly opens the breaker again, and its call still resolves with its value', async () => {
+    const { breaker, clock } = slowSetup();
+    const events = record(breaker);
+    await openSlowly(breaker, clock);
+    await clock.advance(1000);
+    expect(breaker.state).toBe('half-open');
+    expect(await slowCall(breaker, clock, 100, 'late but fine')).toBe('late but fine');
+    expect(breaker.state).toBe('open');
+    expect(events.at(-1)).toMatchObject({ from: 'half-open', to: 'open', reason: 'probe-failed' });
+    expect(await rejection(breaker.execute(() => 1))).toMatchObject({ retryAfterMs: 1000 });
+  });
+
+  it('a probe just under slowCallMs closes the breaker', async () => {
+    const { breaker, clock } = slowSetup();
+    await openSlowly(breaker, clock);
+    await clock.advance(1000);
+    expect(await slowCall(breaker, clock, 99, 'fast enough')).toBe('fast enough');
+    expect(breaker.state).toBe('closed');
+  });
+
+  it('one slow probe among several opens the breaker, and the others are then ignored', async () => {
+    const { breaker, clock } = slowSetup({ halfOpenMaxCalls: 2 });
+    await openSlowly(breaker, clock);
+    await clock.advance(1000);
+    const fast = deferred<string>();
+    const slow = deferred<string>();
+    const p1 = breaker.execute(() => fast.promise);
+    const p2 = breaker.execute(() => slow.promise);
+    await clock.advance(100);
+    slow.resolve('slow');
+    await expect(p2).resolves.toBe('slow');
+    expect(breaker.state).toBe('open');
+    fast.resolve('fast');
+    await expect(p1).resolves.toBe('fast');
+    expect(breaker.state).toBe('open');
+  });
+
+  it('without slowCallMs a probe is never judged slow', async () => {
+    const { breaker, clock } = setup({ breaker: countWindow({ size: 2, minimumCalls: 2 }), probeTimeoutMs: 60_000 });
+    await fail(breaker, 2);
+    await clock.advance(1000);
+    expect(await slowCall(breaker, clock, 50_000, 'slow')).toBe('slow');
+    expect(breaker.state).toBe('closed');
+  });
+
+  it.each<[string, unknown]>([
+    ['zero', 0],
+    ['negative', -1],
+    ['NaN', NaN],
+    ['a string', '100'],
+  ])('a strategy whose slowCallMs is %s is refused with a TypeError naming "breaker"', (_label, slowCallMs) => {
+    const strategy = { ...consecutive(1), slowCallMs } as unknown as BreakerStrategy;
+    expect(() => circuitBreaker({ breaker: strategy })).toThrow(TypeError);
+    expect(() => circuitBreaker({ breaker: strategy })).toThrow(/"breaker".*"slowCallMs"/);
+  });
+});
+
 describe('circuitBreaker: a handle function that throws', () => {
   // Regression: a throwing handle on a failed probe left the slot taken with no probe in
   // flight, so the breaker stayed half-open forever (and the throw became an unhandled rejection).
@@ -437,6 +520,175 @@ describe('circuitBreaker: a handle function that throws', () => {
     reports.stop();
     expect(breaker.state).toBe('open');
     expect(reports.messages).toHaveLength(2);
+  });
+});
+
+describe('circuitBreaker: handleResult', () => {
+  const unavailable = (value: unknown): boolean => value instanceof Response && value.status === 503;
+
+  // Regression (issue 12): only errors could count, so a dependency answering 503 as a value (a
+  // fetch Response) never opened the breaker.
+  it('a handled value counts as a failure in the closed state, and the call still resolves with it', async () => {
+    const { breaker } = setup({ breaker: consecutive(2), handleResult: unavailable });
+    for (let i = 0; i < 2; i++) {
+      const response = new Response(null, { status: 503 });
+      await expect(breaker.execute(() => response)).resolves.toBe(response);
+    }
+    expect(breaker.state).toBe('open');
+  });
+
+  it('a value it does not handle counts as a success', async () => {
+    const { breaker } = setup({ breaker: consecutive(2), handleResult: unavailable });
+    await expect(breaker.execute(() => new Response(null, { status: 503 }))).resolves.toBeInstanceOf(Response);
+    await expect(breaker.execute(() => new Response('ok', { status: 200 }))).resolves.toBeInstanceOf(Response);
+    await expect(breaker.execute(() => new Response(null, { status: 503 }))).resolves.toBeInstanceOf(Response);
+    expect(breaker.state).toBe('closed');
+  });
+
+  it('a handled value counts as a failure in a timed window', async () => {
+    const { breaker } = setup({
+      breaker: countWindow({ size: 2, minimumCalls: 2, failureRateThreshold: 1, slowCallMs: 1000 }),
+      handleResult: (v) => (v as { ok: boolean }).ok === false,
+    });
+    await expect(breaker.execute(() => ({ ok: false }))).resolves.toEqual({ ok: false });
+    expect(breaker.state).toBe('closed');
+    await expect(breaker.execute(async () => ({ ok: false }))).resolves.toEqual({ ok: false });
+    expect(breaker.state).toBe('open');
+  });
+
+  it('a probe returning a handled value opens the breaker again and resolves with the value', async () => {
+    const { breaker, clock } = setup({ handleResult: (v) => v === 'busy' });
+    const events = record(breaker);
+    await fail(breaker);
+    await clock.advance(1000);
+    await expect(breaker.execute(() => 'busy')).resolves.toBe('busy');
+    expect(breaker.state).toBe('open');
+    expect(events.at(-1)).toMatchObject({ from: 'half-open', to: 'open', reason: 'probe-failed' });
+    await clock.advance(1000);
+    await expect(breaker.execute(() => 'fine')).resolves.toBe('fine');
+    expect(breaker.state).toBe('closed');
+  });
+
+  it('errors still go to handle, never to handleResult', async () => {
+    const handleResult = vi.fn(() => false);
+    const { breaker } = setup({ handleResult, handle: () => false });
+    await fail(breaker, 3);
+    expect(handleResult).not.toHaveBeenCalled();
+    expect(breaker.state).toBe('closed');
+  });
+
+  it.each<[string, CircuitBreakerOptions]>([
+    ['untimed', {}],
+    ['timed', { breaker: countWindow({ size: 1, minimumCalls: 1, failureRateThreshold: 1, slowCallMs: 1000 }) }],
+  ])('a handleResult that throws (%s) counts the value as a failure and is reported, never uncaught', async (_label, options) => {
+    const bug = new TypeError("Cannot read properties of undefined (reading 'status')");
+    const { breaker } = setup({
+      ...options,
+      handleResult: () => {
+        throw bug;
+      },
+    });
+    const reports = captureCallbackErrors();
+    await expect(breaker.execute(() => 'value')).resolves.toBe('value');
+    await flush();
+    reports.stop();
+    expect(breaker.state).toBe('open');
+    expect(reports.messages).toEqual([{ policy: 'circuit-breaker', callback: 'handleResult', error: bug }]);
+  });
+
+  it('a probe whose handleResult throws opens the breaker again, resolves with its value, and is reported', async () => {
+    const bug = new Error('handleResult bug');
+    const handleResult = (v: unknown): boolean => {
+      if (v === 'odd') throw bug;
+      return false;
+    };
+    const { breaker, clock } = setup({ handleResult });
+    await fail(breaker);
+    await clock.advance(1000);
+    const reports = captureCallbackErrors();
+    const probe = breaker.execute(() => 'odd');
+    await expect(probe).resolves.toBe('odd');
+    await flush();
+    reports.stop();
+    expect([breaker.state, reports.messages]).toEqual(['open', [{ policy: 'circuit-breaker', callback: 'handleResult', error: bug }]]);
+  });
+});
+
+describe('circuitBreaker: custom strategies and backoffs that throw', () => {
+  const bug = new Error('custom code bug');
+
+  /** A custom strategy that opens on the first failure; `record` or `reset` throws when asked to. */
+  function custom(throwIn: 'record' | 'reset', timed = false): BreakerStrategy {
+    return {
+      kind: 'consecutive',
+      timed,
+      create: () => ({
+        record(failed) {
+          if (throwIn === 'record') throw bug;
+          return failed;
+        },
+        reset() {
+          if (throwIn === 'reset') throw bug;
+        },
+      }),
+    };
+  }
+
+  // Regression (issue 12): a custom tracker's throw escaped from the breaker's settlement
+  // handler as an unhandled rejection (which stops a process run with --unhandled-rejections=throw).
+  it.each([false, true])('a record() that throws (timed: %s) is reported; calls settle with their own outcomes', async (timed) => {
+    const { breaker } = setup({ breaker: custom('record', timed) });
+    const reports = captureCallbackErrors();
+    await succeed(breaker);
+    await fail(breaker);
+    await flush();
+    reports.stop();
+    expect(breaker.state).toBe('closed');
+    expect(reports.messages).toEqual([
+      { policy: 'circuit-breaker', callback: 'breaker', error: bug },
+      { policy: 'circuit-breaker', callback: 'breaker', error: bug },
+    ]);
+  });
+
+  it('a reset() that throws when a probe succeeds is reported, and the breaker still closes', async () => {
+    const { breaker, clock } = setup({ breaker: custom('reset') });
+    await fail(breaker);
+    await clock.advance(1000);
+    const reports = captureCallbackErrors();
+    await succeed(breaker);
+    await flush();
+    reports.stop();
+    expect(breaker.state).toBe('closed');
+    expect(reports.messages).toEqual([{ policy: 'circuit-breaker', callback: 'breaker', error: bug }]);
+  });
+
+  // Regression (issue 12): a backoff that threw while the breaker opened left it closed (the
+  // transition was lost) and escaped as an unhandled rejection.
+  it("a halfOpenAfterMs backoff whose next() throws is reported, and the breaker opens for the backoff's initialMs", async () => {
+    const backoff: Backoff = {
+      initialMs: 700,
+      next: () => {
+        throw bug;
+      },
+    };
+    const { breaker } = setup({ halfOpenAfterMs: backoff });
+    const reports = captureCallbackErrors();
+    await fail(breaker);
+    await flush();
+    reports.stop();
+    expect(breaker.state).toBe('open');
+    expect(await rejection(breaker.execute(() => 1))).toMatchObject({ retryAfterMs: 700 });
+    expect(reports.messages).toEqual([{ policy: 'circuit-breaker', callback: 'halfOpenAfterMs', error: bug }]);
+  });
+
+  it.each<[string, unknown]>([
+    ['undefined', undefined],
+    ['an object without record()', { reset: () => {} }],
+    ['an object without reset()', { record: () => false }],
+  ])('a strategy whose create() returns %s is refused with a TypeError naming "breaker"', (_label, tracker) => {
+    const strategy = { kind: 'consecutive', timed: false, create: () => tracker } as unknown as BreakerStrategy;
+    expect(() => circuitBreaker({ breaker: strategy })).toThrow(TypeError);
+    expect(() => circuitBreaker({ breaker: strategy })).toThrow(/"breaker"/);
   });
 });
 
@@ -808,6 +1060,74 @@ describe('circuitBreaker: toJSON and initialState', () => {
     });
     await fail(restored); // the probe fails: third open in a row
     expect(await rejection(restored.execute(() => 1))).toMatchObject({ retryAfterMs: 4000 });
+  });
+
+  // Regression (issue 12): a corrupt snapshot's openRemainingMs was taken as it was, so
+  // 1e12 ms kept a breaker open for 11,574 days.
+  it('an openRemainingMs above 2^31 − 1 ms is refused with a RangeError naming "initialState", "openRemainingMs" and the value', () => {
+    const initialState: CircuitBreakerSnapshot = { state: 'open', openRemainingMs: 1e12, opens: 1, savedAt: Date.now() };
+    expect(() => circuitBreaker({ initialState })).toThrow(RangeError);
+    expect(() => circuitBreaker({ initialState })).toThrow(/"initialState".*"openRemainingMs".*1000000000000/);
+    const isolated: CircuitBreakerSnapshot = { state: 'isolated', openRemainingMs: 2 ** 31, opens: 1, savedAt: Date.now() };
+    expect(() => circuitBreaker({ initialState: isolated })).toThrow(RangeError);
+  });
+
+  // Regression (issue 12): an open period longer than the breaker could ever open for was kept.
+  it('an openRemainingMs longer than halfOpenAfterMs is cut to it', async () => {
+    vi.useFakeTimers({ toFake: ['Date'] });
+    vi.setSystemTime(now);
+    const clock = new ManualClock();
+    const restored = circuitBreaker({
+      halfOpenAfterMs: 1000,
+      clock,
+      initialState: { state: 'open', openRemainingMs: 2 ** 31 - 1, opens: 1, savedAt: now },
+    });
+    expect(await rejection(restored.execute(() => 1))).toMatchObject({ retryAfterMs: 1000 });
+    await clock.advance(1000);
+    expect(restored.state).toBe('half-open');
+  });
+
+  it('the cut applies to what is left after the wall-clock time since savedAt', async () => {
+    vi.useFakeTimers({ toFake: ['Date'] });
+    vi.setSystemTime(now + 4500);
+    const restored = circuitBreaker({
+      halfOpenAfterMs: 1000,
+      clock: new ManualClock(),
+      initialState: { state: 'open', openRemainingMs: 5000, opens: 1, savedAt: now },
+    });
+    expect(await rejection(restored.execute(() => 1))).toMatchObject({ retryAfterMs: 500 });
+  });
+
+  it.each<[string, Backoff, number]>([
+    ["is cut to an exponential backoff's maxMs", exponential({ initialMs: 1000, maxMs: 30_000, jitter: 'none' }), 30_000],
+    ['is kept up to 2^31 − 1 ms with a custom backoff without maxMs', { initialMs: 1000, next: (n) => 1000 * n }, 1e9],
+  ])('with a backoff as halfOpenAfterMs, an openRemainingMs of 1e9 %s', async (_label, backoff, expected) => {
+    vi.useFakeTimers({ toFake: ['Date'] });
+    vi.setSystemTime(now);
+    const restored = circuitBreaker({
+      halfOpenAfterMs: backoff,
+      clock: new ManualClock(),
+      initialState: { state: 'open', openRemainingMs: 1e9, opens: 3, savedAt: now },
+    });
+    expect(await rejection(restored.execute(() => 1))).toMatchObject({ retryAfterMs: expected });
+  });
+
+  it("a custom backoff's maxMs also caps the open periods it asks for", async () => {
+    const backoff: Backoff = { initialMs: 1000, maxMs: 1500, next: (n) => 1000 * n };
+    const { breaker } = setup({ halfOpenAfterMs: backoff, initialState: { state: 'half-open', openRemainingMs: 0, opens: 4, savedAt: Date.now() } });
+    await fail(breaker);
+    expect(await rejection(breaker.execute(() => 1))).toMatchObject({ retryAfterMs: 1500 });
+  });
+
+  it.each<[string, unknown]>([
+    ['below initialMs', 999],
+    ['above 2^31 − 1', 2 ** 31],
+    ['NaN', NaN],
+    ['a string', '5000'],
+  ])('a backoff whose maxMs is %s is refused with a RangeError naming "halfOpenAfterMs"', (_label, maxMs) => {
+    const backoff = { initialMs: 1000, maxMs, next: () => 1000 } as unknown as Backoff;
+    expect(() => circuitBreaker({ halfOpenAfterMs: backoff })).toThrow(RangeError);
+    expect(() => circuitBreaker({ halfOpenAfterMs: backoff })).toThrow(/"halfOpenAfterMs".*"maxMs"/);
   });
 
   it.each<[string, unknown]>([

@@ -74,6 +74,9 @@ describe('circuitBreaker option validation', () => {
     ['halfOpenAfterMs', { next: () => 1 }], // no initialMs: not a backoff
     ['handle', 'all'],
     ['handle', {}],
+    ['handleResult', 'all'],
+    ['handleResult', null],
+    ['handleResult', true],
     ['name', ''],
     ['name', 42],
     ['clock', {}],

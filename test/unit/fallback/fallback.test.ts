@@ -9,7 +9,7 @@ import {
   timeout,
   TimeoutError,
 } from '../../../src/index.js';
-import { deferred, stateOf } from '../../support/helpers.js';
+import { captureCallbackErrors, deferred, stateOf } from '../../support/helpers.js';
 
 describe('fallback', () => {
   it('resolves with the function result when the call succeeds, without using the fallback', async () => {
@@ -166,6 +166,20 @@ describe('fallback', () => {
     policy.onFallback(() => order.push('event'));
     await policy.execute(() => Promise.reject(new Error('x')));
     expect(order).toEqual(['event', 'fallback fn']);
+  });
+
+  // Audit (issue 12): a listener has no call of its own to reject: its throw is reported, and the
+  // call still resolves with the fallback value.
+  it('an onFallback listener that throws is reported, and the call still resolves with the fallback', async () => {
+    const bug = new Error('listener bug');
+    const policy = fallback('v', { name: 'prices' });
+    policy.onFallback(() => {
+      throw bug;
+    });
+    const reports = captureCallbackErrors();
+    await expect(policy.execute(() => Promise.reject(new Error('x')))).resolves.toBe('v');
+    reports.stop();
+    expect(reports.messages).toEqual([{ policy: 'prices', callback: 'listener', error: bug }]);
   });
 
   it('does not emit onFallback for an error it passes through', async () => {

@@ -58,12 +58,14 @@ describe('retry options', () => {
     expectRejected(() => retry({ backoff: value as never }), TypeError, '"backoff"', shown);
   });
 
-  it.each<[string, unknown, string]>([
-    ['a boolean', true, 'true'],
-    ['a string', 'all', '"all"'],
-    ['null', null, 'null'],
-  ])('rejects a handle that is %s', (_label, value, shown) => {
-    expectRejected(() => retry({ handle: value as never }), TypeError, '"handle"', shown);
+  it.each<[string, string, unknown, string]>(
+    ['handle', 'handleResult'].flatMap((option) => [
+      [option, 'a boolean', true, 'true'],
+      [option, 'a string', 'all', '"all"'],
+      [option, 'null', null, 'null'],
+    ]),
+  )('rejects a %s that is %s', (option, _label, value, shown) => {
+    expectRejected(() => retry({ [option]: value as never }), TypeError, `"${option}"`, shown);
   });
 
   it.each<[string, unknown, string]>([

@@ -12,8 +12,10 @@ import {
   retry,
   TimeoutError,
   type Backoff,
+  type GiveUpEvent,
+  type RetryEvent,
 } from '../../../src/index.js';
-import { abortListeners, flush, stateOf } from '../../support/helpers.js';
+import { abortListeners, captureCallbackErrors, flush, stateOf } from '../../support/helpers.js';
 import { alwaysFailing, failing, outcome } from './support.js';
 
 function rateLimited(retryAfterMs: number): RateLimitedError {
@@ -202,6 +204,170 @@ describe('retry: which errors are retried', () => {
     expect(r.ok).toBe(false);
     expect(!r.ok && r.error).toBe(error);
     expect(calls()).toBe(3);
+  });
+});
+
+describe('retry: handleResult', () => {
+  /** A function that returns the given values in turn (the last one from then on); counts its calls. */
+  function returning<T>(...values: T[]): { fn: (ctx: { attempt: number }) => Promise<T>; calls: number[] } {
+    const calls: number[] = [];
+    const fn = async (ctx: { attempt: number }): Promise<T> => {
+      calls.push(ctx.attempt);
+      return values[Math.min(calls.length, values.length) - 1]!;
+    };
+    return { fn, calls };
+  }
+  const notOk = (v: unknown): boolean => (v as { ok?: unknown }).ok === false;
+
+  // Regression (issue 12): only errors were retried, so a dependency answering 503 as a value
+  // (a fetch Response, an `{ ok: false }`) was never tried again.
+  it('retries a handled value like an error, and resolves with the first value it does not handle', async () => {
+    const clock = new ManualClock();
+    const { fn, calls } = returning(new Response(null, { status: 503 }), new Response(null, { status: 503 }), new Response('ok'));
+    const policy = retry({ maxAttempts: 3, backoff: constant(10), clock, handleResult: (v) => (v as Response).status === 503 });
+    const result = outcome(policy.execute(fn));
+    await clock.advance(100);
+    const settled = await result;
+    expect(settled.ok && (settled.value as Response).status).toBe(200);
+    expect(calls).toEqual([1, 2, 3]);
+  });
+
+  it('when attempts run out, resolves with the last handled value and reports it on give-up', async () => {
+    const clock = new ManualClock();
+    const last = { ok: false, n: 3 };
+    const { fn, calls } = returning({ ok: false, n: 1 }, { ok: false, n: 2 }, last);
+    const retries: RetryEvent[] = [];
+    const giveUps: GiveUpEvent[] = [];
+    const policy = retry({ maxAttempts: 3, backoff: constant(10), clock, handleResult: notOk });
+    policy.onRetry((e) => retries.push(e));
+    policy.onGiveUp((e) => giveUps.push(e));
+    const result = outcome(policy.execute(fn));
+    await clock.advance(100);
+    expect(await result).toEqual({ ok: true, value: last });
+    expect(calls).toEqual([1, 2, 3]);
+    expect(retries.map((e) => [e.attempt, e.error, e.result])).toEqual([
+      [1, undefined, { ok: false, n: 1 }],
+      [2, undefined, { ok: false, n: 2 }],
+    ]);
+    expect(giveUps).toEqual([{ policy: 'retry', attempts: 3, reason: 'attempts', error: undefined, result: last }]);
+  });
+
+  it('with maxAttempts 1, a handled value resolves as it is and is reported on give-up', async () => {
+    const giveUps: GiveUpEvent[] = [];
+    const policy = retry({ maxAttempts: 1, handleResult: notOk });
+    policy.onGiveUp((e) => giveUps.push(e));
+    await expect(policy.execute(() => ({ ok: false }))).resolves.toEqual({ ok: false });
+    expect(giveUps).toMatchObject([{ attempts: 1, reason: 'attempts', result: { ok: false } }]);
+  });
+
+  it('a value it does not handle resolves at once', async () => {
+    const clock = new ManualClock();
+    const { fn, calls } = returning({ ok: true });
+    await expect(retry({ clock, handleResult: notOk }).execute(fn)).resolves.toEqual({ ok: true });
+    expect(calls).toEqual([1]);
+  });
+
+  it('errors and handled values mix: each is retried by its own predicate', async () => {
+    const clock = new ManualClock();
+    let n = 0;
+    const fn = async (): Promise<{ ok: boolean }> => {
+      n++;
+      if (n === 1) throw new Error('reset');
+      return { ok: n === 3 };
+    };
+    const result = outcome(retry({ maxAttempts: 3, backoff: constant(10), clock, handleResult: notOk }).execute(fn));
+    await clock.advance(100);
+    expect(await result).toEqual({ ok: true, value: { ok: true } });
+    expect(n).toBe(3);
+  });
+
+  it("a handled value's retryAfterMs sets the next delay, as an error's does", async () => {
+    const clock = new ManualClock();
+    const { fn, calls } = returning({ ok: false, retryAfterMs: 20 }, { ok: true });
+    const result = outcome(retry({ backoff: constant(1_000), clock, handleResult: notOk }).execute(fn));
+    await clock.advance(19);
+    expect(calls).toEqual([1]);
+    await clock.advance(1);
+    expect(calls).toEqual([1, 2]);
+    expect(await result).toEqual({ ok: true, value: { ok: true } });
+  });
+
+  it.each([1, 2])('a handleResult that throws on attempt %i rejects the call with what it threw, and stops retrying', async (at) => {
+    const clock = new ManualClock();
+    const bug = new TypeError("Cannot read properties of undefined (reading 'status')");
+    const { fn, calls } = returning({ ok: false });
+    const policy = retry({
+      maxAttempts: 3,
+      backoff: constant(10),
+      clock,
+      handleResult: () => {
+        if (calls.length === at) throw bug;
+        return true;
+      },
+    });
+    const result = outcome(policy.execute(fn));
+    await clock.advance(100);
+    expect(await result).toEqual({ ok: false, error: bug });
+    expect(calls.length).toBe(at);
+  });
+});
+
+describe('retry: user functions that throw reject the call', () => {
+  const bug = new TypeError("Cannot read properties of undefined (reading 'status')");
+
+  // Audit (issue 12): every user function retry calls where a call can reject makes that call
+  // reject with its throw, never an uncaught exception nor a retry loop that goes on.
+  it.each([1, 2])('a handle that throws on attempt %i rejects the call with what it threw, and stops retrying', async (at) => {
+    const clock = new ManualClock();
+    const { fn, calls } = alwaysFailing(new Error('reset'));
+    let asked = 0;
+    const policy = retry({
+      maxAttempts: 5,
+      backoff: constant(10),
+      clock,
+      handle: () => {
+        if (++asked === at) throw bug;
+        return true;
+      },
+    });
+    const result = outcome(policy.execute(fn));
+    await clock.advance(100);
+    expect(await result).toEqual({ ok: false, error: bug });
+    expect(calls()).toBe(at);
+  });
+
+  it('a backoff whose next() throws rejects the call with what it threw', async () => {
+    const clock = new ManualClock();
+    const { fn, calls } = alwaysFailing(new Error('reset'));
+    const backoff: Backoff = {
+      initialMs: 10,
+      next: () => {
+        throw bug;
+      },
+    };
+    const result = outcome(retry({ maxAttempts: 3, backoff, clock }).execute(fn));
+    await clock.advance(100);
+    expect(await result).toEqual({ ok: false, error: bug });
+    expect(calls()).toBe(1);
+  });
+
+  it('onRetry and onGiveUp listeners that throw are reported; the call retries and settles as before', async () => {
+    const clock = new ManualClock();
+    const last = new Error('still down');
+    const { fn } = failing([new Error('a'), new Error('b'), last]);
+    const policy = retry({ maxAttempts: 3, backoff: constant(10), clock, name: 'api' });
+    policy.onRetry(() => {
+      throw bug;
+    });
+    policy.onGiveUp(() => {
+      throw bug;
+    });
+    const reports = captureCallbackErrors();
+    const result = outcome(policy.execute(fn));
+    await clock.advance(100);
+    reports.stop();
+    expect(await result).toEqual({ ok: false, error: last });
+    expect(reports.messages).toEqual([1, 2, 3].map(() => ({ policy: 'api', callback: 'listener', error: bug })));
   });
 });
 
