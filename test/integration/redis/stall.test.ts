@@ -12,7 +12,7 @@ import { quota } from '../../../src/ratelimit/quota/quota.js';
 import { redisStore } from '../../../src/ratelimit/redis/redis-store.js';
 import type { LimiterDecision } from '../../../src/ratelimit/store.js';
 import { disconnectClient, startRedis } from '../support/redis.js';
-import { byStore, drive, eventually, type Sample } from './support.js';
+import { byStore, drive, eventually, recommendedClientOptions, type Sample } from './support.js';
 
 const cleanup: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -77,14 +77,7 @@ describe('F16: a Redis stall of twice the store timeout under load', () => {
   it.each<Load>(['closed', 'open'])('with %s load, a fail-closed quota is denied about as long as the stall (deny-all window ÷ stall ≤ 1.5), and the store returns to Redis by itself', async (load) => {
     const server = await startRedis();
     cleanup.push(() => server.stop());
-    const client = new Redis({
-      host: '127.0.0.1',
-      port: server.port,
-      enableOfflineQueue: false,
-      autoResendUnfulfilledCommands: false,
-      maxRetriesPerRequest: 1,
-      retryStrategy: (times) => Math.min(times * 50, 500),
-    });
+    const client = new Redis({ host: '127.0.0.1', port: server.port, ...recommendedClientOptions });
     client.on('error', () => {});
     cleanup.push(() => disconnectClient(client));
     await eventually('the client to connect', () => client.status === 'ready');

@@ -1,6 +1,15 @@
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { RedisOptions } from 'ioredis';
 import type { LimiterDecision } from '../../../src/ratelimit/store.js';
+
+/** The ioredis options the README recommended before issue 12 (no keepAlive or socketTimeout). */
+export const recommendedClientOptions: RedisOptions = {
+  enableOfflineQueue: false,
+  autoResendUnfulfilledCommands: false,
+  maxRetriesPerRequest: 1,
+  retryStrategy: (times) => Math.min(times * 50, 500),
+};
 
 /** One decision as a load driver saw it. */
 export interface Sample {
