@@ -5,7 +5,6 @@
 // dropped flow: the connection open at the switch swallows every byte and every close, both ways,
 // forever, while new connections pass (the path has healed for new flows the moment the old one
 // is lost, as after a NAT's state table was flushed). The figure is measured from that moment.
-import { Redis } from 'ioredis';
 import diagnosticsChannel from 'node:diagnostics_channel';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -14,8 +13,8 @@ import { channelNames } from '../../../src/core/diagnostics.js';
 import { quota } from '../../../src/ratelimit/quota/quota.js';
 import { redisStore, type StoreErrorMessage } from '../../../src/ratelimit/redis/redis-store.js';
 import { startProxy } from '../support/proxy.js';
-import { disconnectClient, startRedis } from '../support/redis.js';
-import { byStore, drive, eventually, recommendedClientOptions } from './support.js';
+import { startRedis } from '../support/redis.js';
+import { byStore, connectReady, drive } from './support.js';
 
 const cleanup: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -33,10 +32,7 @@ describe('F14: an established Redis flow silently dropped', () => {
     cleanup.push(() => proxy.close());
     // The options the README asked for before issue 12, with no keepAlive or socketTimeout: the
     // store alone must notice.
-    const client = new Redis({ host: proxy.host, port: proxy.port, ...recommendedClientOptions });
-    client.on('error', () => {});
-    cleanup.push(() => disconnectClient(client));
-    await eventually('the client to connect', () => client.status === 'ready');
+    const client = await connectReady(proxy.port, cleanup);
 
     const events: StoreErrorMessage[] = [];
     const eventTimes: number[] = [];

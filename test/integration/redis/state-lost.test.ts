@@ -2,14 +2,13 @@
 // `--save '' --appendonly no`), so every counter is gone and every quota would be handed out
 // again. The store must see it — a new server `run_id` after the reconnect — and publish it on
 // the store-error channel as `kind: 'state-lost'`.
-import { Redis } from 'ioredis';
 import diagnosticsChannel from 'node:diagnostics_channel';
 import { afterEach, describe, expect, it } from 'vitest';
 import { channelNames } from '../../../src/core/diagnostics.js';
 import { quota } from '../../../src/ratelimit/quota/quota.js';
 import { redisStore, type StoreErrorMessage } from '../../../src/ratelimit/redis/redis-store.js';
-import { disconnectClient, startRedis } from '../support/redis.js';
-import { eventually, recommendedClientOptions } from './support.js';
+import { startRedis } from '../support/redis.js';
+import { connectReady, eventually } from './support.js';
 
 const cleanup: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -20,10 +19,7 @@ describe('F15: Redis restarted empty', () => {
   it('Regression (issue 12): the store publishes a state-lost event after the restart, and none while the server stays the same', async () => {
     const server = await startRedis();
     cleanup.push(() => server.stop());
-    const client = new Redis({ host: '127.0.0.1', port: server.port, ...recommendedClientOptions });
-    client.on('error', () => {});
-    cleanup.push(() => disconnectClient(client));
-    await eventually('the client to connect', () => client.status === 'ready');
+    const client = await connectReady(server.port, cleanup);
 
     const events: StoreErrorMessage[] = [];
     const onMessage = (m: unknown) => {

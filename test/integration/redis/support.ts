@@ -1,7 +1,8 @@
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { RedisOptions } from 'ioredis';
+import { Redis, type RedisOptions } from 'ioredis';
 import type { LimiterDecision } from '../../../src/ratelimit/store.js';
+import { disconnectClient } from '../support/redis.js';
 
 /** The ioredis options the README recommended before issue 12 (no keepAlive or socketTimeout). */
 export const recommendedClientOptions: RedisOptions = {
@@ -10,6 +11,18 @@ export const recommendedClientOptions: RedisOptions = {
   maxRetriesPerRequest: 1,
   retryStrategy: (times) => Math.min(times * 50, 500),
 };
+
+/**
+ * Connects a client with {@link recommendedClientOptions} to 127.0.0.1:`port`, ignoring its
+ * connection errors, puts its disconnect on `cleanup`, and resolves once it is ready.
+ */
+export async function connectReady(port: number, cleanup: (() => Promise<void>)[]): Promise<Redis> {
+  const client = new Redis({ host: '127.0.0.1', port, ...recommendedClientOptions });
+  client.on('error', () => {}); // connection errors are expected; ioredis logs them otherwise
+  cleanup.push(() => disconnectClient(client));
+  await eventually('the client to connect', () => client.status === 'ready');
+  return client;
+}
 
 /** One decision as a load driver saw it. */
 export interface Sample {
