@@ -13,11 +13,11 @@ export const recommendedClientOptions: RedisOptions = {
 };
 
 /**
- * Connects a client with {@link recommendedClientOptions} to 127.0.0.1:`port`, ignoring its
+ * Connects a client with `options` (by default {@link recommendedClientOptions}) to 127.0.0.1:`port`, ignoring its
  * connection errors, puts its disconnect on `cleanup`, and resolves once it is ready.
  */
-export async function connectReady(port: number, cleanup: (() => Promise<void>)[]): Promise<Redis> {
-  const client = new Redis({ host: '127.0.0.1', port, ...recommendedClientOptions });
+export async function connectReady(port: number, cleanup: (() => Promise<void>)[], options: RedisOptions = recommendedClientOptions): Promise<Redis> {
+  const client = new Redis({ host: '127.0.0.1', port, ...options });
   client.on('error', () => {}); // connection errors are expected; ioredis logs them otherwise
   cleanup.push(() => disconnectClient(client));
   await eventually('the client to connect', () => client.status === 'ready');
