@@ -935,7 +935,6 @@ export class RedisStore implements RateLimitStore {
     try {
       reply = this.client.info('server');
     } catch {
-      this.mayHaveReconnected = true;
       return;
     }
     Promise.resolve(reply).then(
@@ -953,9 +952,9 @@ export class RedisStore implements RateLimitStore {
           ),
         );
       },
-      () => {
-        this.mayHaveReconnected = true;
-      },
+      // Refused (an ACL without INFO) or cut off: asked again on the next connection only, never
+      // once per call.
+      ignore,
     );
   }
 

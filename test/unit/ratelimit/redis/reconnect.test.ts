@@ -177,4 +177,22 @@ describe('F15: a Redis server that changed across a reconnect', () => {
     expect(events).toHaveLength(1);
     expect(events[0]).toMatchObject({ kind: 'state-lost' });
   });
+
+  it('Regression (issue 12, found while building F15): an INFO the server refuses (an ACL without it) is not asked again on every call', async () => {
+    const client = new ReconnectingClient();
+    client.info = () => {
+      client.infoCalls++;
+      return Promise.reject(new Error("NOPERM this user has no permissions to run the 'info' command"));
+    };
+    const store = redisStore(client, { timeoutMs: 1_000 });
+    const limiter = rateLimiter({ name: 'api', algorithm: window(), store });
+    for (const key of ['a', 'b', 'c']) {
+      const d = limiter.consume(key);
+      await flush();
+      client.last().resolve(admitAll(client.last()));
+      expect(await d).toMatchObject({ store: 'redis' });
+    }
+    expect(client.infoCalls).toBe(1);
+    expect(events).toEqual([]);
+  });
 });
