@@ -166,6 +166,10 @@ interface DenyEntry {
  * What a store-error message reports: `'operations'` failed or fell back; the store forced a
  * `'reconnect'` after silent timeouts; or the server's state was lost (`'state-lost'`: a new
  * `run_id` after a reconnect, so a restart without persistence may have emptied every counter).
+ * @example
+ * diagnosticsChannel.subscribe('bulwark:ratelimit:store-error', (m) => {
+ *   if ((m as StoreErrorMessage).kind === 'state-lost') alert('Redis lost the quota counters');
+ * });
  */
 export type StoreErrorKind = 'operations' | 'reconnect' | 'state-lost';
 
@@ -982,7 +986,13 @@ function errorText(error: unknown): string {
  * `Redis` with Sentinel, or `Cluster`), which the store does not own or close.
  * @example
  * import { Redis } from 'ioredis';
- * const client = new Redis({ enableOfflineQueue: false, autoResendUnfulfilledCommands: false });
+ * const client = new Redis({
+ *   enableOfflineQueue: false,
+ *   autoResendUnfulfilledCommands: false,
+ *   maxRetriesPerRequest: 1,
+ *   keepAlive: 10_000,
+ *   socketTimeout: 2_000,
+ * });
  * const limiter = rateLimiter({ algorithm: gcra({ limit: 100, periodMs: 60_000 }), store: redisStore(client) });
  */
 export function redisStore(client: RedisClientLike, options?: RedisStoreOptions): RedisStore {
