@@ -2,6 +2,7 @@
 // the 3-master cluster, the sentinel setup and the fault proxy.
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import { existsSync } from 'node:fs';
+import net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -286,6 +287,32 @@ describe('startProxy', () => {
         expect(proxy.connections()).toBe(0);
       },
       { retryStrategy: () => null, maxRetriesPerRequest: 0 },
+    );
+  });
+
+  it('blackhole-existing kills the connections open at the switch for good (bytes and closes swallowed) while new ones pass', async () => {
+    await throughProxy(
+      async (proxy, client) => {
+        expect(await client.ping()).toBe('PONG');
+        const raw = net.connect({ host: proxy.host, port: proxy.port });
+        raw.on('error', () => {});
+        await new Promise((resolve) => raw.once('connect', resolve));
+        proxy.mode('blackhole-existing');
+        expect(await command(proxy.port, ['PING'], 1_000)).toBe('PONG');
+        expect(((await rejection(capture(client.ping()))) as Error).message).toMatch(/timed out/i);
+        // Dead for good: passing again does not revive it, as a dropped flow's state is gone.
+        proxy.mode('pass');
+        expect(((await rejection(capture(client.ping()))) as Error).message).toMatch(/timed out/i);
+        expect(await command(proxy.port, ['PING'], 1_000)).toBe('PONG');
+        // A close from the client never reaches the other end, nor comes back.
+        let ended = false;
+        raw.on('end', () => (ended = true));
+        raw.end();
+        await sleep(300);
+        expect(ended).toBe(false);
+        raw.destroy();
+      },
+      { commandTimeout: 300 },
     );
   });
 

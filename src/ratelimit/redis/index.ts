@@ -3,6 +3,7 @@ export {
   RedisStore,
   type RedisClientLike,
   type RedisStoreOptions,
+  type StoreErrorKind,
   type StoreErrorMessage,
   type StoreErrorMode,
 } from './redis-store.js';

@@ -37,6 +37,12 @@ export interface RedisClientLike {
   readonly status: string;
   /** `true` on an ioredis `Cluster`. */
   readonly isCluster?: boolean;
+  /** ioredis `disconnect`: with `true`, drops the connection and reconnects (used after silent timeouts, not on a Cluster). */
+  disconnect?(reconnect?: boolean): void;
+  /** ioredis `info`: the store reads the server's `run_id` after each reconnect (not on a Cluster). */
+  info?(section: string): Promise<string>;
+  /** ioredis's socket, a new one per connection: how the store tells that the client reconnected. */
+  readonly stream?: unknown;
   defineCommand(name: string, definition: { lua: string; numberOfKeys?: number; readOnly?: boolean }): void;
 }
 
@@ -63,6 +69,14 @@ export interface RedisStoreOptions {
   readonly openMs?: number;
   /** Most decisions sent in one script call (smaller batches let Redis and Node work at the same time). @default 128 */
   readonly maxBatch?: number;
+  /**
+   * Timed-out calls in a row (each a separate failure, as `openAfterFailures` counts them) while
+   * the client says it is `'ready'`, after which the store drops the connection and reconnects
+   * (`disconnect(true)`): a flow a NAT or firewall dropped without a reset otherwise stays dead
+   * for minutes. Plain Redis and Sentinel clients only; a Cluster is left to its own timeouts.
+   * @default 3
+   */
+  readonly reconnectAfterTimeouts?: number;
 }
 
 const optionKeys = [
@@ -74,6 +88,7 @@ const optionKeys = [
   'openAfterFailures',
   'openMs',
   'maxBatch',
+  'reconnectAfterTimeouts',
 ] as const;
 const modes = ['fail-open', 'fail-closed', 'local'] as const;
 
@@ -147,13 +162,28 @@ interface DenyEntry {
   readonly limit: number;
 }
 
+/**
+ * What a store-error message reports: `'operations'` failed or fell back; the store forced a
+ * `'reconnect'` after silent timeouts; or the server's state was lost (`'state-lost'`: a new
+ * `run_id` after a reconnect, so a restart without persistence may have emptied every counter).
+ * @example
+ * diagnosticsChannel.subscribe('bulwark:ratelimit:store-error', (m) => {
+ *   if ((m as StoreErrorMessage).kind === 'state-lost') alert('Redis lost the quota counters');
+ * });
+ */
+export type StoreErrorKind = 'operations' | 'reconnect' | 'state-lost';
+
 /** Message published on `bulwark:ratelimit:store-error`. */
 export interface StoreErrorMessage {
   readonly store: 'redis';
+  readonly kind: StoreErrorKind;
   readonly error: unknown;
-  /** What the affected operations did instead. */
-  readonly fallback: StoreErrorMode | 'none';
-  /** How many operations it affected. */
+  /**
+   * What the affected operations did instead; for a `'reconnect'` or `'state-lost'` event, which
+   * affects no operation, the kind itself (so a counter labelled by `fallback` tells them apart).
+   */
+  readonly fallback: StoreErrorMode | 'none' | 'reconnect' | 'state-lost';
+  /** How many operations it affected (0 for a `'reconnect'` or `'state-lost'` event). */
   readonly operations: number;
 }
 
@@ -203,6 +233,7 @@ export class RedisStore implements RateLimitStore {
   private readonly openAfterFailures: number;
   private readonly openMs: number;
   private readonly maxBatch: number;
+  private readonly reconnectAfterTimeouts: number;
   private readonly cluster: boolean;
   private readonly lanes = new WeakMap<RateLimitAlgorithm, Lane>();
   private readonly deadlines = new DeadlineQueue(systemClock);
@@ -226,6 +257,19 @@ export class RedisStore implements RateLimitStore {
   private openUntil = 0;
   /** While probing, whether the probe batch still accepts decisions. */
   private probeOpen = false;
+  /** Counted failures in a row that were timeouts while the client said `'ready'`. */
+  private silentTimeouts = 0;
+  /** The client may have reconnected since the server's `run_id` was last read. */
+  private mayHaveReconnected = true;
+  /** The client's socket when the server's `run_id` was last asked for. */
+  private stream: unknown;
+  /**
+   * Until when (ms, system clock) the store waits for a connection it dropped to close, sending
+   * nothing meanwhile; 0 when it is not waiting.
+   */
+  private reconnectingUntil = 0;
+  /** The server's `run_id`, once read. */
+  private runId: string | undefined;
 
   constructor(client: RedisClientLike, options?: RedisStoreOptions) {
     if (typeof client !== 'object' || client === null || typeof client.defineCommand !== 'function') {
@@ -251,6 +295,7 @@ export class RedisStore implements RateLimitStore {
     this.openAfterFailures = countOption('redisStore', 'openAfterFailures', o.openAfterFailures, 3, { max: 1_000_000 });
     this.openMs = durationOption('redisStore', 'openMs', o.openMs, 1_000, { min: 1 });
     this.maxBatch = countOption('redisStore', 'maxBatch', o.maxBatch, 128, { max: 100_000 });
+    this.reconnectAfterTimeouts = countOption('redisStore', 'reconnectAfterTimeouts', o.reconnectAfterTimeouts, 3, { max: 1_000_000 });
     this.denied = o.denyCache === true ? new Map() : undefined;
     this.client = client;
     this.cluster = client.isCluster === true;
@@ -335,7 +380,7 @@ export class RedisStore implements RateLimitStore {
         queueNext: undefined,
         queued: false,
         expire: () => {
-          this.failed(seq);
+          this.failed(seq, true);
           reject(new StoreUnavailableError('redis', `no answer within ${this.timeoutMs} ms`));
         },
       };
@@ -351,7 +396,8 @@ export class RedisStore implements RateLimitStore {
         (error: unknown) => {
           if (!entry.queued) return;
           this.deadlines.remove(entry);
-          this.failed(seq);
+          this.mayHaveReconnected = true;
+          this.failed(seq, false);
           reject(new StoreUnavailableError('redis', errorText(error), { cause: error }));
         },
       );
@@ -480,10 +526,18 @@ export class RedisStore implements RateLimitStore {
 
   private send(batch: Batch): void {
     if (this.client.status !== 'ready') {
+      this.mayHaveReconnected = true;
       this.finish(batch);
       this.settleWithoutRedis(batch, new StoreUnavailableError('redis', `client status is "${this.client.status}"`));
       if (batch.parent !== undefined) this.childSettled(batch.parent);
       return;
+    }
+    // A reconnect may happen while no decision is made (a quick restart): a new socket tells.
+    // One comparison per call to Redis, not per decision.
+    const stream = this.client.stream;
+    if (this.mayHaveReconnected || stream !== this.stream) {
+      this.stream = stream;
+      this.checkServer();
     }
     if (!batch.queued && !batch.resent) {
       batch.deadline = systemClock.now() + this.timeoutMs;
@@ -550,6 +604,8 @@ export class RedisStore implements RateLimitStore {
     // A late reply says little about the offset (it includes the wait) and nothing good about
     // Redis's health: only replies in time update either.
     const late = batch.done;
+    // Even a late reply shows the connection carries bytes: its timeouts were not silent.
+    this.silentTimeouts = 0;
     if (!late) this.offsetMs = serverMs - batch.sentAtMs;
     const status = Number(reply[2]);
     if (status !== STATUS_DECIDED) {
@@ -619,7 +675,9 @@ export class RedisStore implements RateLimitStore {
       if (this.splitPerKey(batch)) return;
     }
     this.finish(batch);
-    this.failed(batch.sentSeq);
+    // A connection error may hide a restart the store did not see happen.
+    this.mayHaveReconnected = true;
+    this.failed(batch.sentSeq, false);
     this.settleWithoutRedis(batch, new StoreUnavailableError('redis', errorText(error), { cause: error }));
     if (batch.parent !== undefined) this.childSettled(batch.parent);
   }
@@ -674,7 +732,7 @@ export class RedisStore implements RateLimitStore {
       if (batch.done) return;
       batch.done = true; // already removed from the deadline queue
       if (lateMs < Math.max(20, this.timeoutMs / 2)) {
-        this.failed(batch.sentSeq);
+        this.failed(batch.sentSeq, true);
       } else if (this.breaker === PROBING) {
         // A probe that ran out of time while this process was busy has no verdict: the next call
         // probes again, rather than the store staying half-open with no probe in flight.
@@ -775,7 +833,17 @@ export class RedisStore implements RateLimitStore {
 
   /** Whether a new operation may go to Redis now. */
   private admitsCalls(): boolean {
-    if (this.client.status !== 'ready') return false;
+    if (this.client.status !== 'ready') {
+      this.mayHaveReconnected = true;
+      this.reconnectingUntil = 0;
+      return false;
+    }
+    // After a forced reconnect, ioredis still says 'ready' until the dead socket is closed
+    // (`disconnectTimeout`): calls sent meanwhile would only time out and push the probe later.
+    if (this.reconnectingUntil !== 0) {
+      if (systemClock.now() < this.reconnectingUntil) return false;
+      this.reconnectingUntil = 0;
+    }
     if (this.breaker === CLOSED) return true;
     if (this.breaker === OPEN) {
       if (systemClock.now() < this.openUntil) return false;
@@ -788,6 +856,7 @@ export class RedisStore implements RateLimitStore {
 
   private unavailableReason(): string {
     if (this.client.status !== 'ready') return `client status is "${this.client.status}"`;
+    if (this.reconnectingUntil !== 0) return 'reconnecting after calls timed out on a connection that looked ready';
     return `${this.failures} failed calls in a row; next try in at most ${this.openMs} ms`;
   }
 
@@ -798,7 +867,8 @@ export class RedisStore implements RateLimitStore {
    */
   private outageRetryAfterMs(): number {
     let ms: number;
-    if (this.breaker === OPEN) ms = Math.ceil(this.openUntil - systemClock.now());
+    if (this.reconnectingUntil !== 0) ms = this.openMs;
+    else if (this.breaker === OPEN) ms = Math.ceil(this.openUntil - systemClock.now());
     else if (this.client.status !== 'ready') ms = this.openMs;
     else ms = Math.ceil(this.timeoutMs);
     return Math.min(MAX_OUTAGE_RETRY_MS, Math.max(1, ms));
@@ -806,6 +876,7 @@ export class RedisStore implements RateLimitStore {
 
   private succeeded(): void {
     this.failures = 0;
+    this.silentTimeouts = 0;
     this.breaker = CLOSED;
   }
 
@@ -814,7 +885,7 @@ export class RedisStore implements RateLimitStore {
    * failure was counted fail with it (one stall times out every batch in flight at once): they do
    * not count again, so a stall shorter than `openAfterFailures` timeouts never opens the breaker.
    */
-  private failed(seq: number): void {
+  private failed(seq: number, timedOut: boolean): void {
     if (seq <= this.countedUpTo) return;
     this.countedUpTo = this.sentSeq;
     this.failures++;
@@ -822,11 +893,84 @@ export class RedisStore implements RateLimitStore {
       this.breaker = OPEN;
       this.openUntil = systemClock.now() + this.openMs;
     }
+    if (!timedOut || this.client.status !== 'ready') {
+      this.silentTimeouts = 0;
+    } else if (++this.silentTimeouts >= this.reconnectAfterTimeouts) {
+      this.reconnect();
+    }
+  }
+
+  /**
+   * Drops the connection and lets the client reconnect: calls keep timing out while the client
+   * says it is connected, as when a NAT or firewall dropped the flow without a reset (the kernel
+   * would notice only after about 15 minutes of retransmissions).
+   */
+  private reconnect(): void {
+    const count = this.silentTimeouts;
+    this.silentTimeouts = 0;
+    // A Cluster's disconnect(true) drops every node and reloads the slots: too much for one
+    // silent node. Its per-node connections rely on keepAlive and socketTimeout (see the README).
+    if (this.cluster || typeof this.client.disconnect !== 'function') return;
+    this.mayHaveReconnected = true;
+    // Nothing is sent until the client has left 'ready' (bounded, in case it never does), and
+    // the first call once it is ready again probes at once.
+    this.reconnectingUntil = systemClock.now() + MAX_OUTAGE_RETRY_MS;
+    this.breaker = OPEN;
+    this.openUntil = systemClock.now();
+    let error: unknown = new StoreUnavailableError('redis', `${count} calls in a row timed out while the client was ready: reconnecting`);
+    try {
+      this.client.disconnect(true);
+    } catch (thrown) {
+      error = new StoreUnavailableError('redis', `reconnecting after ${count} silent timeouts failed: ${errorText(thrown)}`, { cause: thrown });
+    }
+    this.publishEvent('reconnect', error);
+  }
+
+  /**
+   * Reads the server's `run_id` (once after each possible reconnect, never per decision) and
+   * reports a change: a restarted server without persistence has lost every counter, and would
+   * hand every quota out again. A failover to a replica changes it too (state not yet
+   * replicated is lost). A Cluster's INFO answers for one node only: not checked.
+   */
+  private checkServer(): void {
+    this.mayHaveReconnected = false;
+    if (this.cluster || typeof this.client.info !== 'function') return;
+    let reply: Promise<string>;
+    try {
+      reply = this.client.info('server');
+    } catch {
+      return;
+    }
+    Promise.resolve(reply).then(
+      (text) => {
+        const runId = /(?:^|\n)run_id:([0-9a-f]+)/.exec(String(text))?.[1];
+        if (runId === undefined) return;
+        const previous = this.runId;
+        this.runId = runId;
+        if (previous === undefined || previous === runId) return;
+        this.publishEvent(
+          'state-lost',
+          new StoreUnavailableError(
+            'redis',
+            `the Redis server changed (run_id ${previous} → ${runId}): a restart without persistence, or a failover, may have reset every limit and quota`,
+          ),
+        );
+      },
+      // Refused (an ACL without INFO) or cut off: asked again on the next connection only, never
+      // once per call.
+      ignore,
+    );
   }
 
   private publishError(error: unknown, fallback: StoreErrorMode | 'none', operations: number): void {
     if (!storeErrorChannel.hasSubscribers) return;
-    const message: StoreErrorMessage = { store: 'redis', error, fallback, operations };
+    const message: StoreErrorMessage = { store: 'redis', kind: 'operations', error, fallback, operations };
+    storeErrorChannel.publish(message);
+  }
+
+  private publishEvent(kind: 'reconnect' | 'state-lost', error: unknown): void {
+    if (!storeErrorChannel.hasSubscribers) return;
+    const message: StoreErrorMessage = { store: 'redis', kind, error, fallback: kind, operations: 0 };
     storeErrorChannel.publish(message);
   }
 }
@@ -842,7 +986,13 @@ function errorText(error: unknown): string {
  * `Redis` with Sentinel, or `Cluster`), which the store does not own or close.
  * @example
  * import { Redis } from 'ioredis';
- * const client = new Redis({ enableOfflineQueue: false, autoResendUnfulfilledCommands: false });
+ * const client = new Redis({
+ *   enableOfflineQueue: false,
+ *   autoResendUnfulfilledCommands: false,
+ *   maxRetriesPerRequest: 1,
+ *   keepAlive: 10_000,
+ *   socketTimeout: 2_000,
+ * });
  * const limiter = rateLimiter({ algorithm: gcra({ limit: 100, periodMs: 60_000 }), store: redisStore(client) });
  */
 export function redisStore(client: RedisClientLike, options?: RedisStoreOptions): RedisStore {

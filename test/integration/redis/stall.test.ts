@@ -4,15 +4,14 @@
 // quota (fail-closed) denied every request for openMs (1 s). The server is a real redis-server,
 // frozen with SIGSTOP and thawed with SIGCONT. (Before the fix, the closed load below measured a
 // deny-all window of 1,111 ms for a 205 ms stall: ratio 5.4.)
-import { Redis } from 'ioredis';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import { quota } from '../../../src/ratelimit/quota/quota.js';
 import { redisStore } from '../../../src/ratelimit/redis/redis-store.js';
 import type { LimiterDecision } from '../../../src/ratelimit/store.js';
-import { disconnectClient, startRedis } from '../support/redis.js';
-import { byStore, drive, eventually, type Sample } from './support.js';
+import { startRedis } from '../support/redis.js';
+import { byStore, connectReady, drive, type Sample } from './support.js';
 
 const cleanup: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -77,17 +76,7 @@ describe('F16: a Redis stall of twice the store timeout under load', () => {
   it.each<Load>(['closed', 'open'])('with %s load, a fail-closed quota is denied about as long as the stall (deny-all window ÷ stall ≤ 1.5), and the store returns to Redis by itself', async (load) => {
     const server = await startRedis();
     cleanup.push(() => server.stop());
-    const client = new Redis({
-      host: '127.0.0.1',
-      port: server.port,
-      enableOfflineQueue: false,
-      autoResendUnfulfilledCommands: false,
-      maxRetriesPerRequest: 1,
-      retryStrategy: (times) => Math.min(times * 50, 500),
-    });
-    client.on('error', () => {});
-    cleanup.push(() => disconnectClient(client));
-    await eventually('the client to connect', () => client.status === 'ready');
+    const client = await connectReady(server.port, cleanup);
     // The defaults that made the bug: three failures open the breaker for a second. A small
     // maxBatch stands for a load above the default one (128): the decisions waiting when Redis
     // stalls travel in several batches, which all time out together.

@@ -1,6 +1,28 @@
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { Redis, type RedisOptions } from 'ioredis';
 import type { LimiterDecision } from '../../../src/ratelimit/store.js';
+import { disconnectClient } from '../support/redis.js';
+
+/** The ioredis options the README recommended before issue 12 (no keepAlive or socketTimeout). */
+export const recommendedClientOptions: RedisOptions = {
+  enableOfflineQueue: false,
+  autoResendUnfulfilledCommands: false,
+  maxRetriesPerRequest: 1,
+  retryStrategy: (times) => Math.min(times * 50, 500),
+};
+
+/**
+ * Connects a client with `options` (by default {@link recommendedClientOptions}) to 127.0.0.1:`port`, ignoring its
+ * connection errors, puts its disconnect on `cleanup`, and resolves once it is ready.
+ */
+export async function connectReady(port: number, cleanup: (() => Promise<void>)[], options: RedisOptions = recommendedClientOptions): Promise<Redis> {
+  const client = new Redis({ host: '127.0.0.1', port, ...options });
+  client.on('error', () => {}); // connection errors are expected; ioredis logs them otherwise
+  cleanup.push(() => disconnectClient(client));
+  await eventually('the client to connect', () => client.status === 'ready');
+  return client;
+}
 
 /** One decision as a load driver saw it. */
 export interface Sample {

@@ -1,6 +1,7 @@
 // A TCP proxy on a random loopback port that forwards to a target (a redis-server) and can be
 // switched, at any moment, to misbehave: swallow everything, reset connections, or add latency.
-// The switch applies to the connections already open as well as to new ones.
+// The switch applies to the connections already open as well as to new ones (except
+// 'blackhole-existing', which kills only the connections already open).
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
 
@@ -10,8 +11,14 @@ import { performance } from 'node:perf_hooks';
  *   close when the target goes away — so a client's command hangs until its own timeout.
  * - `'reset'`: reset (RST) every open connection at once and every new one as it arrives.
  * - `{ delayMs }`: forward each chunk `delayMs` after it arrived, both directions, order kept.
+ * - `'blackhole-existing'`: a flow silently dropped by a NAT or firewall. The connections open
+ *   now swallow every byte both ways, and a close (FIN) from either end, for as long as they
+ *   live, whatever the mode later; new connections pass, as a new flow would.
  */
-export type ProxyMode = 'pass' | 'blackhole' | 'reset' | { delayMs: number };
+export type ProxyMode = 'pass' | 'blackhole' | 'reset' | 'blackhole-existing' | { delayMs: number };
+
+/** A mode as one connection sees it: a dead connection is a blackhole, a new one passes. */
+type LinkMode = Exclude<ProxyMode, 'blackhole-existing'>;
 
 /** A proxy started by {@link startProxy}. */
 export interface FaultProxy {
@@ -33,7 +40,7 @@ class Pipe {
 
   constructor(
     private readonly to: net.Socket,
-    private readonly currentMode: () => ProxyMode,
+    private readonly currentMode: () => LinkMode,
   ) {}
 
   forward(chunk: Buffer): void {
@@ -104,9 +111,11 @@ class Pipe {
 /** Starts a {@link FaultProxy} in `'pass'` mode on a random free port of 127.0.0.1, forwarding to `target`. */
 export async function startProxy(target: { host: string; port: number }): Promise<FaultProxy> {
   let mode: ProxyMode = 'pass';
-  const links = new Set<{ client: net.Socket; upstream: net.Socket; up: Pipe; down: Pipe }>();
+  const links = new Set<{ client: net.Socket; upstream: net.Socket; up: Pipe; down: Pipe; dead: boolean }>();
 
-  const server = net.createServer((client) => {
+  // Half-open allowed, so that a dead connection can swallow the client's FIN; a live one ends
+  // its side in turn, as Node would by itself.
+  const server = net.createServer({ allowHalfOpen: true }, (client) => {
     client.on('error', () => {});
     if (mode === 'reset') {
       client.resetAndDestroy();
@@ -114,9 +123,12 @@ export async function startProxy(target: { host: string; port: number }): Promis
     }
     const upstream = net.connect({ host: target.host, port: target.port });
     upstream.on('error', () => {});
-    const current = (): ProxyMode => mode;
-    const link = { client, upstream, up: new Pipe(upstream, current), down: new Pipe(client, current) };
+    const current = (): LinkMode => (link.dead ? 'blackhole' : mode === 'blackhole-existing' ? 'pass' : mode);
+    const link = { client, upstream, up: new Pipe(upstream, current), down: new Pipe(client, current), dead: false };
     links.add(link);
+    client.on('end', () => {
+      if (!link.dead) client.end();
+    });
     client.on('data', (chunk: Buffer) => link.up.forward(chunk));
     upstream.on('data', (chunk: Buffer) => link.down.forward(chunk));
     upstream.on('close', () => link.down.sourceClosed());
@@ -148,6 +160,7 @@ export async function startProxy(target: { host: string; port: number }): Promis
       }
       mode = next;
       for (const link of [...links]) {
+        if (next === 'blackhole-existing') link.dead = true;
         if (next === 'reset') {
           link.up.dispose();
           link.down.dispose();

@@ -61,6 +61,7 @@ describe('redisStore options', () => {
     ...badCounts('localMaxKeys', { max: 100_000_000 }),
     ...badCounts('openAfterFailures', { max: 1_000_000 }),
     ...badCounts('maxBatch', { max: 100_000 }),
+    ...badCounts('reconnectAfterTimeouts', { max: 1_000_000 }),
   ];
   it.each(rows)('option %s = %s throws %O naming the option and the value', (option, value, kind) => {
     const shown = typeof value === 'string' ? JSON.stringify(value).slice(0, 20) : String(value);

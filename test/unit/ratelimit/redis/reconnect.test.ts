@@ -1,0 +1,198 @@
+// Issue 12 §3, against a fake client: the store drops a connection that only times out while the
+// client says it is ready (F14, a flow a NAT dropped silently), and reports a Redis server whose
+// run_id changed across a reconnect (F15, a restart that may have emptied every counter). The
+// same against a real redis-server: test/integration/redis/flow-loss.test.ts and state-lost.test.ts.
+import diagnosticsChannel from 'node:diagnostics_channel';
+import { afterEach, describe, expect, it } from 'vitest';
+import { channelNames } from '../../../../src/core/diagnostics.js';
+import { fixedWindow } from '../../../../src/ratelimit/algorithms/index.js';
+import { rateLimiter } from '../../../../src/ratelimit/rate-limiter.js';
+import { redisStore, type StoreErrorMessage } from '../../../../src/ratelimit/redis/redis-store.js';
+import { flush } from '../../../support/helpers.js';
+import { admitAll, FakeClient } from './fake-client.js';
+
+const window = () => fixedWindow({ limit: 10, windowMs: 60_000 });
+
+/**
+ * Makes decisions that time out, one after the other, until the store disconnects (at most 10):
+ * how many it took. (A timeout that fires late because this process was busy does not count,
+ * by design: on a loaded machine it may take more than `reconnectAfterTimeouts`.)
+ */
+async function timeOutUntilDisconnect(client: ReconnectingClient, consume: (key: string) => Promise<unknown>): Promise<number> {
+  for (let n = 1; n <= 10; n++) {
+    await consume(`k${n}`);
+    if (client.disconnects.length > 0) return n;
+  }
+  return Infinity;
+}
+
+/** A fake client that records `disconnect` and answers `info` with a run_id the test sets. */
+class ReconnectingClient extends FakeClient {
+  readonly disconnects: (boolean | undefined)[] = [];
+  runId = 'a'.repeat(40);
+  infoCalls = 0;
+
+  disconnect(reconnect?: boolean): void {
+    this.disconnects.push(reconnect);
+  }
+
+  info(section: string): Promise<string> {
+    this.infoCalls++;
+    return Promise.resolve(`# Server\r\nredis_version:7.0.15\r\nrun_id:${this.runId}\r\ntcp_port:6379\r\n${section === 'server' ? '' : 'x:1\r\n'}`);
+  }
+}
+
+const events: StoreErrorMessage[] = [];
+const onMessage = (m: unknown) => {
+  const message = m as StoreErrorMessage;
+  if (message.kind !== 'operations') events.push(message);
+};
+diagnosticsChannel.subscribe(channelNames.storeError, onMessage);
+afterEach(() => {
+  events.length = 0;
+});
+
+describe('F14: calls that only time out while the client says it is ready', () => {
+  it('Regression (issue 12): after reconnectAfterTimeouts timeouts in a row, the store calls disconnect(true) once and publishes a reconnect event', async () => {
+    const client = new ReconnectingClient();
+    const store = redisStore(client, { timeoutMs: 40, openAfterFailures: 1_000, reconnectAfterTimeouts: 2 });
+    const limiter = rateLimiter({ name: 'api', algorithm: window(), store });
+    expect(await limiter.consume('a')).toMatchObject({ store: 'local' }); // times out: one
+    expect(client.disconnects).toEqual([]);
+    expect(await timeOutUntilDisconnect(client, (k) => limiter.consume(k))).toBeLessThanOrEqual(9);
+    expect(client.disconnects).toEqual([true]);
+    expect(events).toHaveLength(1);
+    expect(events[0]).toMatchObject({ store: 'redis', kind: 'reconnect', fallback: 'reconnect', operations: 0 });
+    expect(String((events[0]!.error as Error).message)).toMatch(/2 calls in a row timed out/);
+    // Until the client leaves 'ready', nothing is sent to the dropped connection.
+    const calls = client.calls.length;
+    expect(await limiter.consume('c')).toMatchObject({ store: 'local' });
+    expect(client.calls).toHaveLength(calls);
+    expect(store.status).toBe('degraded');
+    // Once it has reconnected, the first decision goes to Redis at once.
+    client.status = 'reconnecting';
+    expect(await limiter.consume('d')).toMatchObject({ store: 'local' });
+    client.status = 'ready';
+    const back = limiter.consume('e');
+    await flush();
+    expect(client.calls).toHaveLength(calls + 1);
+    client.last().resolve(admitAll(client.last()));
+    expect(await back).toMatchObject({ store: 'redis' });
+    expect(store.status).toBe('ready');
+  });
+
+  it('an answer between timeouts (even a late one) starts the count again: a slow Redis is not a dead flow', async () => {
+    const client = new ReconnectingClient();
+    const store = redisStore(client, { timeoutMs: 40, openAfterFailures: 1_000, reconnectAfterTimeouts: 2 });
+    const limiter = rateLimiter({ name: 'api', algorithm: window(), store });
+    await limiter.consume('a'); // times out: one
+    const late = client.last();
+    late.resolve(admitAll(late)); // answers after all
+    await flush();
+    await limiter.consume('b'); // times out: one again (or not counted at all)
+    expect(client.disconnects).toEqual([]);
+    expect(await timeOutUntilDisconnect(client, (k) => limiter.consume(k))).toBeLessThanOrEqual(10);
+    expect(client.disconnects).toEqual([true]);
+  });
+
+  it('errors are not silent: calls that fail (rather than time out) never force a reconnect', async () => {
+    const client = new ReconnectingClient();
+    const store = redisStore(client, { timeoutMs: 1_000, openAfterFailures: 1_000, reconnectAfterTimeouts: 1 });
+    const limiter = rateLimiter({ name: 'api', algorithm: window(), store });
+    for (const key of ['a', 'b', 'c']) {
+      const d = limiter.consume(key);
+      await flush();
+      client.last().reject(new Error('Connection is closed.'));
+      await d;
+    }
+    expect(client.disconnects).toEqual([]);
+    expect(events).toEqual([]);
+  });
+
+  it('a Cluster is never disconnected by the store (its disconnect(true) drops every node)', async () => {
+    const client = new ReconnectingClient();
+    client.isCluster = true;
+    const store = redisStore(client, { timeoutMs: 40, openAfterFailures: 1_000, reconnectAfterTimeouts: 1 });
+    const limiter = rateLimiter({ name: 'api', algorithm: window(), store });
+    expect(await timeOutUntilDisconnect(client, (k) => limiter.consume(k))).toBe(Infinity);
+    expect(client.infoCalls).toBe(0);
+  });
+});
+
+describe('F15: a Redis server that changed across a reconnect', () => {
+  it('Regression (issue 12): a new run_id after a reconnect is published as state-lost, once, and the same run_id is not', async () => {
+    const client = new ReconnectingClient();
+    const store = redisStore(client, { timeoutMs: 1_000 });
+    const limiter = rateLimiter({ name: 'api', algorithm: window(), store });
+    const decide = async (key: string) => {
+      const d = limiter.consume(key);
+      await flush();
+      client.last().resolve(admitAll(client.last()));
+      return d;
+    };
+    await decide('a'); // learns the run_id
+    expect(client.infoCalls).toBe(1);
+    await decide('b'); // no reconnect: no INFO, not per decision
+    expect(client.infoCalls).toBe(1);
+    // A reconnect to the same server.
+    client.status = 'reconnecting';
+    await limiter.consume('c');
+    client.status = 'ready';
+    await decide('d');
+    expect(client.infoCalls).toBe(2);
+    expect(events).toEqual([]);
+    // A restart: a new process, a new run_id.
+    client.status = 'reconnecting';
+    await limiter.consume('e');
+    client.runId = 'b'.repeat(40);
+    client.status = 'ready';
+    await decide('f');
+    await flush();
+    expect(events).toHaveLength(1);
+    expect(events[0]).toMatchObject({ store: 'redis', kind: 'state-lost', fallback: 'state-lost', operations: 0 });
+    expect(String((events[0]!.error as Error).message)).toContain(`run_id ${'a'.repeat(40)} → ${'b'.repeat(40)}`);
+    await decide('g');
+    await flush();
+    expect(events).toHaveLength(1);
+  });
+
+  it('Regression (issue 12): a reconnect no decision saw (a new socket, the status never seen leaving ready) is checked too', async () => {
+    const client = new ReconnectingClient();
+    client.stream = { id: 1 };
+    const store = redisStore(client, { timeoutMs: 1_000 });
+    const limiter = rateLimiter({ name: 'api', algorithm: window(), store });
+    const decide = async (key: string) => {
+      const d = limiter.consume(key);
+      await flush();
+      client.last().resolve(admitAll(client.last()));
+      return d;
+    };
+    await decide('a');
+    expect(client.infoCalls).toBe(1);
+    client.stream = { id: 2 };
+    client.runId = 'c'.repeat(40);
+    await decide('b');
+    await flush();
+    expect(client.infoCalls).toBe(2);
+    expect(events).toHaveLength(1);
+    expect(events[0]).toMatchObject({ kind: 'state-lost' });
+  });
+
+  it('Regression (issue 12, found while building F15): an INFO the server refuses (an ACL without it) is not asked again on every call', async () => {
+    const client = new ReconnectingClient();
+    client.info = () => {
+      client.infoCalls++;
+      return Promise.reject(new Error("NOPERM this user has no permissions to run the 'info' command"));
+    };
+    const store = redisStore(client, { timeoutMs: 1_000 });
+    const limiter = rateLimiter({ name: 'api', algorithm: window(), store });
+    for (const key of ['a', 'b', 'c']) {
+      const d = limiter.consume(key);
+      await flush();
+      client.last().resolve(admitAll(client.last()));
+      expect(await d).toMatchObject({ store: 'redis' });
+    }
+    expect(client.infoCalls).toBe(1);
+    expect(events).toEqual([]);
+  });
+});
