@@ -17,4 +17,5 @@ export {
   type ResilientFetch,
 } from './fetch/create-fetch.js';
 export { HttpStatusError } from './fetch/http-status-error.js';
+export { RetryAfterError } from './fetch/retry-after-error.js';
 export { parseRateLimit, parseRetryAfter } from './fetch/retry-after.js';

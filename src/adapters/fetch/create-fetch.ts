@@ -24,6 +24,7 @@ import { defaultRetryHandle, retry, type RetryEvent, type RetryPolicy } from '..
 import { timeout, type TimeoutPolicy } from '../../timeout/timeout.js';
 import { type Endpoint, joinPath, parseEndpoints, preferenceOrder } from './endpoints.js';
 import { HttpStatusError } from './http-status-error.js';
+import { RetryAfterError } from './retry-after-error.js';
 import { neverSent, requestTraits, type RequestTraits } from './request-rules.js';
 import { delayHint } from './retry-after.js';
 
@@ -50,7 +51,10 @@ export interface FetchRetryOptions {
   readonly maxAttempts?: number;
   /** Delay before each retry. @default exponential() — 100 ms doubling to 30 s, full jitter */
   readonly backoff?: Backoff;
-  /** Cap on every delay, including one a response asks for with `Retry-After`, in ms. @default 30000 */
+  /**
+   * Cap on every backoff delay, in ms. A response asking for a longer pause (`Retry-After`) is not
+   * retried early: the call rejects with {@link RetryAfterError}. @default 30000
+   */
   readonly maxDelayMs?: number;
   /** A retry budget, possibly shared with other clients of the same dependency. No budget by default. */
   readonly budget?: RetryBudget;
@@ -214,6 +218,7 @@ function isRejection(error: unknown): boolean {
  */
 function breakerHandle(error: unknown): boolean {
   if (error instanceof HttpStatusError) return error.status >= 500;
+  if (error instanceof RetryAfterError) return error.status !== undefined && error.status >= 500;
   // A bad argument (see retryHandle): the request was refused before it left, the server is fine.
   if (error instanceof TypeError && error.cause === undefined) return false;
   if (isBulwarkError(error, 'ERR_BULWARK_RATE_LIMITED') || isBulwarkError(error, 'ERR_BULWARK_QUOTA_EXCEEDED')) return false;
@@ -233,6 +238,7 @@ const outlasting = new WeakSet<HttpStatusError>();
  */
 function retryHandle(error: unknown): boolean {
   if (error instanceof HttpStatusError) return !outlasting.has(error);
+  if (error instanceof RetryAfterError) return false;
   if (error instanceof TypeError && error.cause === undefined) return false;
   return defaultRetryHandle(error);
 }
@@ -377,6 +383,11 @@ class ResilientFetcher {
       maxDelayMs: policies[0]?.maxDelayMs ?? 0,
       rateLimit,
     };
+  }
+
+  /** Whether a request's failed statuses are retried (so a pause it is asked for matters). */
+  retriesStatuses(traits: RequestTraits): boolean {
+    return traits.retryable && this.retrying !== undefined;
   }
 
   /** The pipeline a request runs under, from what may safely be repeated. */
@@ -669,6 +680,11 @@ class Call {
     this.held = response;
     const asked = delayHint(response.headers, Date.now());
     const hint = index >= 0 ? this.endpointWait(index, asked) : asked;
+    // RFC 9110 §10.2.3: the server's pause takes precedence over our cap. A retry sooner than asked
+    // only loads a server that said it is busy, so the call ends here and says when to come back.
+    if (hint !== undefined && hint > settings.maxDelayMs && this.fetcher.retriesStatuses(this.traits)) {
+      throw new RetryAfterError(url.origin, hint, response.status);
+    }
     const error = new HttpStatusError(response, url.href, hint);
     if (hint !== undefined && settings.clock.now() + Math.min(hint, settings.maxDelayMs) >= this.deadline) outlasting.add(error);
     if (hint !== undefined) this.asked = { round: context.attempt, error };
@@ -703,7 +719,8 @@ class Call {
  * DELETE, or any method with an `Idempotency-Key` header — never a streamed body. A request that
  * may not be repeated is still resent when its connection was refused (it never left).
  * When attempts run out on a failed status, the call resolves with the last response (as
- * `fetch` does); network errors, timeouts and open breakers reject. Bodies of responses given up
+ * `fetch` does); network errors, timeouts and open breakers reject, and so does a retried request
+ * whose server asks for a pause beyond `retry.maxDelayMs` ({@link RetryAfterError}). Bodies of responses given up
  * are cancelled so their connections are freed.
  * @example
  * const api = createFetch({

@@ -1,6 +1,6 @@
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { describe, expect, it } from 'vitest';
-import { createFetch, HttpStatusError, type FailoverEvent } from '../../../src/adapters/fetch.js';
+import { createFetch, HttpStatusError, RetryAfterError, type FailoverEvent } from '../../../src/adapters/fetch.js';
 import {
   BrokenCircuitError,
   channelNames,
@@ -119,8 +119,15 @@ describe('createFetch: server-suggested delays (row F12)', () => {
     expect(await gap(headers, 60_000, [2_999, 1])).toEqual([1, 2]);
   });
 
-  it('caps a huge Retry-After at maxDelayMs', async () => {
-    expect(await gap({ 'retry-after': '99999999' }, 10_000, [9_999, 1])).toEqual([1, 2]);
+  it('Regression (issue 12): a Retry-After beyond maxDelayMs ends the call with RetryAfterError, never an early retry', async () => {
+    const clock = new ManualClock();
+    const s = scripted([new Response('', { status: 503, headers: { 'retry-after': '99999999' } }), 200]);
+    const f = createFetch({ fetch: s.fetch, clock, retry: { backoff: constant(7), maxDelayMs: 10_000 } });
+    const error = await rejection(capture(f(url)));
+    expect(error).toBeInstanceOf(RetryAfterError);
+    expect(error).toMatchObject({ retryAfterMs: 2 ** 31 - 1, status: 503, origin: 'http://api.test' });
+    expect(s.calls).toHaveLength(1);
+    expect(s.responses[0]!.bodyUsed).toBe(true); // its connection is freed
   });
 
   it('ignores a garbage Retry-After and uses the backoff', async () => {
@@ -595,7 +602,7 @@ describe('createFetch: review fixes', () => {
       fetch: s.fetch,
       clock,
       endpoints: ['http://a.test', 'http://b.test'],
-      retry: { maxAttempts: 3, backoff: constant(5) },
+      retry: { maxAttempts: 3, backoff: constant(5), maxDelayMs: 120_000 },
       circuitBreaker: false,
     });
     const call = capture(f('/'));
@@ -628,6 +635,18 @@ describe('createFetch: review fixes', () => {
     await expect(f(url, { body: 'x' })).rejects.toThrow('cannot have body');
     expect(f.circuitBreaker(url)?.state).toBe('closed');
     expect((await f(url)).status).toBe(200);
+  });
+
+  it('rejects with RetryAfterError when every endpoint asked for longer than maxDelayMs', async () => {
+    const clock = new ManualClock();
+    const s = scripted([() => Promise.resolve(new Response('', { status: 503, headers: { 'retry-after': '60' } }))]);
+    const f = createFetch({ fetch: s.fetch, clock, endpoints: ['http://a.test', 'http://b.test'], retry: { maxAttempts: 3, backoff: constant(5) }, circuitBreaker: false });
+    const call = capture(f('/'));
+    await clock.advance(5);
+    const error = await rejection(call);
+    expect(error).toBeInstanceOf(RetryAfterError);
+    expect((error as RetryAfterError).retryAfterMs).toBeGreaterThan(30_000);
+    expect(s.calls.map((c) => c.url)).toEqual(['http://a.test/', 'http://b.test/']);
   });
 
   it('sends the retry to the endpoint whose asked-for delay ends first', async () => {

@@ -1,0 +1,70 @@
+// bulwark/fetch and a server's own pause (issue 12 §2), against real node:http servers on
+// 127.0.0.1 and Node's fetch: a Retry-After longer than the retry's cap ends the call instead of
+// being cut short, and a pause one call was asked for holds for every call to that origin.
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { createFetch, RetryAfterError } from '../../src/adapters/fetch.js';
+import { constant } from '../../src/index.js';
+import { capture, rejection } from '../support/helpers.js';
+
+interface Counting {
+  readonly url: string;
+  /** When each request arrived (performance.now()). */
+  readonly arrivals: number[];
+}
+
+const closers: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  await Promise.all(closers.splice(0).map((close) => close()));
+});
+
+/** A server that records when each request arrives and answers with `handler`. */
+async function counting(handler: (n: number, req: IncomingMessage, res: ServerResponse) => void): Promise<Counting> {
+  const arrivals: number[] = [];
+  const server = createServer((req, res) => {
+    arrivals.push(performance.now());
+    handler(arrivals.length, req, res);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  closers.push(
+    () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  );
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, arrivals };
+}
+
+const pause = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+describe('Retry-After longer than maxDelayMs', () => {
+  it('Regression (issue 12): rejects at once with RetryAfterError instead of retrying at the cap', async () => {
+    // Before the fix, `Retry-After: 5` under a 300 ms cap was retried at 0.3 s, twice.
+    const srv = await counting((_n, _req, res) => res.writeHead(503, { 'retry-after': '5' }).end('busy'));
+    const f = createFetch({ retry: { maxAttempts: 3, backoff: constant(10), maxDelayMs: 300 } });
+    const error = await rejection(capture(f(`${srv.url}/prices`)));
+    expect(error).toBeInstanceOf(RetryAfterError);
+    expect(error).toMatchObject({ code: 'ERR_BULWARK_RETRY_AFTER', origin: srv.url, retryAfterMs: 5_000, status: 503 });
+    await pause(800); // past two 300 ms retries of the old behaviour
+    expect(srv.arrivals).toHaveLength(1);
+  });
+
+  it('still waits a Retry-After within the cap, and no earlier', async () => {
+    const srv = await counting((n, _req, res) => (n === 1 ? res.writeHead(429, { 'retry-after': '1' }).end() : res.writeHead(200).end('ok')));
+    const f = createFetch({ retry: { maxAttempts: 3, backoff: constant(10), maxDelayMs: 2_000 } });
+    expect((await f(`${srv.url}/`)).status).toBe(200);
+    expect(srv.arrivals).toHaveLength(2);
+    expect(srv.arrivals[1]! - srv.arrivals[0]!).toBeGreaterThanOrEqual(990);
+  });
+
+  it('a request that is not retried (a POST without a key) still resolves with the response, as fetch does', async () => {
+    const srv = await counting((_n, _req, res) => res.writeHead(503, { 'retry-after': '5' }).end('busy'));
+    const f = createFetch({ retry: { maxAttempts: 3, backoff: constant(10), maxDelayMs: 300 } });
+    const res = await f(`${srv.url}/orders`, { method: 'POST', body: 'x' });
+    expect(res.status).toBe(503);
+    expect(await res.text()).toBe('busy');
+    expect(srv.arrivals).toHaveLength(1);
+  });
+});
