@@ -8,11 +8,13 @@ import { BrokenCircuitError, isBulwarkError, QuotaExceededError, RateLimitedErro
 import { type Disposable, EventEmitter, type EventSubscriber, toDisposable } from '../../core/events.js';
 import { PipelinePolicy } from '../../core/pipeline.js';
 import { type ContextualPolicy, invoke, type Policy, untilAborted } from '../../core/policy.js';
+import { sleep } from '../../core/sleep.js';
 import {
   checkOptions,
   clockOption,
   countOption,
   durationOption,
+  enumOption,
   functionOption,
   nameOption,
   show,
@@ -103,6 +105,15 @@ export interface FetchRateLimitOptions {
 }
 
 /**
+ * What a call does while its origin is inside a pause the server asked for (`Retry-After` on a
+ * failed status): `'fail-fast'` rejects at once with {@link RetryAfterError}; `'wait'` waits
+ * until the pause ends (bounded by `timeoutMs` and the caller's signal), even beyond `maxDelayMs`.
+ * @example
+ * createFetch({ serverBackoff: 'wait', timeoutMs: 30_000 });
+ */
+export type ServerBackoff = 'fail-fast' | 'wait';
+
+/**
  * Options of {@link createFetch}; every one is optional.
  * @example
  * const options: CreateFetchOptions = { endpoints: ['http://a:8080', 'http://b:8080'], attemptTimeoutMs: 2_000 };
@@ -124,7 +135,14 @@ export interface CreateFetchOptions {
   readonly retryOn?: readonly number[];
   /** One breaker per origin (per endpoint); `false` for none. @default { breaker: consecutive(5), halfOpenAfterMs: 10000 } */
   readonly circuitBreaker?: FetchCircuitBreakerOptions | false;
-  /** Most origins that keep a breaker, without `endpoints`; the least recently used closed one goes first. @default 100 */
+  /**
+   * When an origin answers a failed status with `Retry-After` (or `RateLimit`), every call to it
+   * through this fetch honours the pause: `'fail-fast'` rejects with {@link RetryAfterError}
+   * until it ends, `'wait'` waits it out (also a pause longer than `retry.maxDelayMs`).
+   * @default 'fail-fast'
+   */
+  readonly serverBackoff?: ServerBackoff;
+  /** Most origins that keep state (a breaker, a pause), without `endpoints`; the least recently used idle one goes first. @default 100 */
   readonly maxOrigins?: number;
   /** Hedge slow GET, HEAD and OPTIONS requests. No hedging by default. */
   readonly hedge?: FetchHedgeOptions;
@@ -143,7 +161,7 @@ export interface CreateFetchOptions {
  * @example
  * f.onFailover(({ reason }) => { if (reason === 'circuit-open') alertOnCall(); });
  */
-export type FailoverReason = 'circuit-open' | 'failure' | 'hedge';
+export type FailoverReason = 'circuit-open' | 'failure' | 'hedge' | 'server-backoff';
 
 /**
  * Payload of {@link ResilientFetch.onFailover} and of `bulwark:fetch:failover`.
@@ -159,7 +177,8 @@ export interface FailoverEvent {
   readonly to: string;
   /**
    * `'circuit-open'`: `from`'s breaker turned the attempt away; `'failure'`: the call's previous
-   * attempt failed on `from`; `'hedge'`: a hedge, while the attempt on `from` still runs.
+   * attempt failed on `from`; `'hedge'`: a hedge, while the attempt on `from` still runs;
+   * `'server-backoff'`: `from` is inside a pause its server asked for (`Retry-After`).
    */
   readonly reason: FailoverReason;
 }
@@ -192,6 +211,7 @@ const keys = [
   'retryOn',
   'circuitBreaker',
   'maxOrigins',
+  'serverBackoff',
   'hedge',
   'rateLimit',
   'fetch',
@@ -253,11 +273,19 @@ function discard(response: Response): void {
   body.cancel().catch(() => {});
 }
 
-/** The per-origin (or per-endpoint) state: its breaker. */
+/** The per-origin (or per-endpoint) state: its breaker, and the pause its server asked for. */
 interface Target {
   readonly origin: string;
   readonly breaker: CircuitBreakerPolicy | undefined;
+  /** Until when (policies' clock) the server asked every caller to stay away; -Infinity for never. */
+  pausedUntil: number;
 }
+
+/**
+ * A pause with at most this much left is sat out by anyone: a timer may fire that many ms early
+ * against the clock, so a retry that waited the whole pause can find a sliver of it left.
+ */
+const pauseSlackMs = 15;
 
 /** Internal: the settings every call reads. */
 interface Settings {
@@ -270,6 +298,7 @@ interface Settings {
   readonly clock: Clock;
   /** The longest wait a retry makes (its `maxDelayMs`). */
   readonly maxDelayMs: number;
+  readonly serverBackoff: ServerBackoff;
   readonly rateLimit:
     | { readonly limiter: Decider; readonly key: ((url: URL) => string) | undefined; readonly cost: number }
     | undefined;
@@ -324,7 +353,8 @@ class ResilientFetcher {
       );
     }
     this.maxOrigins = countOption(owner, 'maxOrigins', o.maxOrigins, 100, { max: 100_000 });
-    this.endpointTargets = this.endpoints.map((e) => ({ origin: e.origin, breaker: this.makeBreaker?.(e.origin) }));
+    this.endpointTargets = this.endpoints.map((e) => ({ origin: e.origin, breaker: this.makeBreaker?.(e.origin), pausedUntil: -Infinity }));
+    const serverBackoff = enumOption<ServerBackoff>(owner, 'serverBackoff', o.serverBackoff, ['fail-fast', 'wait'], 'fail-fast');
 
     let rateLimit: Settings['rateLimit'];
     if (o.rateLimit !== undefined) {
@@ -381,6 +411,7 @@ class ResilientFetcher {
       totalMs,
       clock,
       maxDelayMs: policies[0]?.maxDelayMs ?? 0,
+      serverBackoff,
       rateLimit,
     };
   }
@@ -398,9 +429,8 @@ class ResilientFetcher {
     return this.single;
   }
 
-  /** The target of an origin, made on first use; the least recently used closed one goes when full. */
+  /** The target of an origin, made on first use; the least recently used idle one goes when full. */
   originTarget(origin: string): Target {
-    if (this.makeBreaker === undefined) return { origin, breaker: undefined };
     const found = this.origins.get(origin);
     if (found !== undefined) {
       // Map order is the recency order: move it to the back.
@@ -409,17 +439,21 @@ class ResilientFetcher {
       return found;
     }
     if (this.origins.size >= this.maxOrigins) this.evictOne();
-    const target: Target = { origin, breaker: this.makeBreaker(origin) };
+    const target: Target = { origin, breaker: this.makeBreaker?.(origin), pausedUntil: -Infinity };
     this.origins.set(origin, target);
     return target;
   }
 
-  /** Drops the least recently used closed breaker, or the least recently used one if none is closed. */
+  /**
+   * Drops the least recently used idle origin (breaker closed or none, no pause running), or the
+   * least recently used one if none is idle. Bounded by `maxOrigins`.
+   */
   private evictOne(): void {
     let victim: string | undefined;
+    const now = this.settings.clock.now();
     for (const [origin, target] of this.origins) {
       victim ??= origin;
-      if (target.breaker!.state === 'closed') {
+      if ((target.breaker === undefined || target.breaker.state === 'closed') && target.pausedUntil <= now) {
         victim = origin;
         break;
       }
@@ -475,8 +509,6 @@ class Call {
   private readonly lastUsed: number[] | undefined;
   /** With endpoints: per endpoint, this call's attempts still running there. */
   private readonly running: number[] | undefined;
-  /** With endpoints: per endpoint, until when (policies' clock) it asked this call to stay away. */
-  private readonly notBefore: number[] | undefined;
   private sequence = 0;
   /** When the overall timeout ends the call, on the policies' clock. */
   private readonly deadline: number;
@@ -507,7 +539,6 @@ class Call {
       this.path = input;
       this.lastUsed = fetcher.endpoints.map(() => 0);
       this.running = fetcher.endpoints.map(() => 0);
-      this.notBefore = fetcher.endpoints.map(() => -Infinity);
     } else {
       // new URL() throws a TypeError for a relative or malformed URL, as fetch would reject.
       this.url = isRequest ? new URL(input.url) : new URL(input as string | URL);
@@ -566,8 +597,26 @@ class Call {
     // A hedge started in the round where the server asked for a delay would ignore it: end the
     // round with that answer instead, so the retry waits the delay. (Hedges keep the round's number.)
     if (this.asked !== undefined && this.asked.round === context.attempt) return Promise.reject(this.asked.error);
-    if (this.url !== undefined) return this.through(this.fetcher.originTarget(this.url.origin), this.url, context, -1);
+    if (this.url !== undefined) {
+      const url = this.url;
+      const target = this.fetcher.originTarget(url.origin);
+      return this.afterPause(target, context, () => this.through(target, url, context, -1));
+    }
     return this.attemptEndpoints(context);
+  }
+
+  /**
+   * Runs `go` once `target` is out of the pause its server asked for: at once if none runs; after
+   * it if `serverBackoff` is 'wait' or only a timer's slack of it is left; else rejects with
+   * RetryAfterError, so no request reaches a server inside the pause it asked every caller for.
+   */
+  private afterPause(target: Target, context: Context, go: () => Promise<Response>): Promise<Response> {
+    const { clock, serverBackoff } = this.fetcher.settings;
+    const left = target.pausedUntil - clock.now();
+    if (left <= 0) return go();
+    if (left > pauseSlackMs && serverBackoff === 'fail-fast') return Promise.reject(new RetryAfterError(target.origin, Math.ceil(left)));
+    // Checked again after the wait: another call may have been asked for a longer pause meanwhile.
+    return sleep(clock, left, context.abortable()).then(() => this.afterPause(target, context, go));
   }
 
   /** Tries the endpoints in this call's order of preference until a breaker admits the attempt. */
@@ -575,29 +624,44 @@ class Call {
     const targets = this.fetcher.endpointTargets;
     // Endpoints still inside a delay they asked for go last, so a free one takes the attempt. (A
     // few ms of slack: a timer may fire that much early against performance.now().)
-    const now = this.fetcher.settings.clock.now() + 15;
-    const order = preferenceOrder(this.lastUsed!).sort((a, b) => Number(this.notBefore![a]! > now) - Number(this.notBefore![b]! > now));
+    const { clock, serverBackoff } = this.fetcher.settings;
+    const now = clock.now() + pauseSlackMs;
+    const order = preferenceOrder(this.lastUsed!).sort((a, b) => Number(targets[a]!.pausedUntil > now) - Number(targets[b]!.pausedUntil > now));
     let refused: BrokenCircuitError | undefined;
-    let refusedFrom = false;
+    // A call's first attempt that finds the primary paused moves for that reason, not a failure.
+    let refusedFrom: FailoverReason | undefined = this.sequence === 0 && targets[0]!.pausedUntil > now ? 'server-backoff' : undefined;
+    let paused: Target | undefined;
     for (const i of order) {
       const target = targets[i]!;
+      // Inside a pause its server asked for: no request goes there, another endpoint may take it.
+      if (target.pausedUntil > now) {
+        if (paused === undefined || target.pausedUntil < paused.pausedUntil) paused = target;
+        continue;
+      }
       try {
         const url = new URL(joinPath(this.fetcher.endpoints[i]!.base, this.path!));
-        return await this.through(target, url, context, i, refusedFrom);
+        const from = refusedFrom;
+        return await this.afterPause(target, context, () => this.through(target, url, context, i, from));
       } catch (error) {
         if (!isRejection(error)) throw error;
-        if (i === this.current) refusedFrom = true;
+        if (i === this.current) refusedFrom = 'circuit-open';
         const wait = error instanceof BrokenCircuitError ? error.retryAfterMs : Infinity;
         if (refused === undefined || wait < refused.retryAfterMs) {
           refused = error instanceof BrokenCircuitError ? error : new BrokenCircuitError(wait, 'Every endpoint is unavailable');
         }
       }
     }
+    if (paused !== undefined) {
+      const left = Math.max(1, Math.ceil(paused.pausedUntil - clock.now()));
+      if (serverBackoff === 'fail-fast') throw new RetryAfterError(paused.origin, left);
+      await sleep(clock, left, context.abortable());
+      return this.attemptEndpoints(context);
+    }
     throw refused ?? new BrokenCircuitError(0, 'Every endpoint is unavailable');
   }
 
   /** One attempt on one origin: breaker → rate limit → attempt timeout → fetch. */
-  private through(target: Target, url: URL, context: Context, index: number, refusedFrom = false): Promise<Response> {
+  private through(target: Target, url: URL, context: Context, index: number, refusedFrom?: FailoverReason): Promise<Response> {
     const inner = (c: ExecutionContext): Promise<Response> => {
       if (index >= 0) this.entered(index, refusedFrom);
       return this.limited(c as Context, url, index);
@@ -606,13 +670,13 @@ class Call {
   }
 
   /** Records that an attempt goes to endpoint `index`, and announces a failover. */
-  private entered(index: number, refusedFrom: boolean): void {
+  private entered(index: number, refusedFrom: FailoverReason | undefined): void {
     const from = this.current;
     this.lastUsed![index] = ++this.sequence;
     this.current = index;
     if (index === from || !this.fetcher.announcing) return;
     const endpoints = this.fetcher.endpoints;
-    const reason: FailoverReason = refusedFrom ? 'circuit-open' : this.running![from]! > 0 ? 'hedge' : 'failure';
+    const reason: FailoverReason = refusedFrom ?? (this.running![from]! > 0 ? 'hedge' : 'failure');
     this.fetcher.announce({ policy: this.fetcher.settings.name, from: endpoints[from]!.origin, to: endpoints[index]!.origin, reason });
   }
 
@@ -679,31 +743,37 @@ class Call {
     if (this.held !== undefined) discard(this.held);
     this.held = response;
     const asked = delayHint(response.headers, Date.now());
-    const hint = index >= 0 ? this.endpointWait(index, asked) : asked;
+    if (asked !== undefined && asked > 0) {
+      // The pause is the server's word to every caller, not only to this call: record it on the origin.
+      const target = index >= 0 ? this.fetcher.endpointTargets[index]! : this.fetcher.originTarget(url.origin);
+      target.pausedUntil = Math.max(target.pausedUntil, settings.clock.now() + asked);
+    }
+    const hint = index >= 0 ? this.endpointWait(index) : asked;
+    const waits = settings.serverBackoff === 'wait';
     // RFC 9110 §10.2.3: the server's pause takes precedence over our cap. A retry sooner than asked
     // only loads a server that said it is busy, so the call ends here and says when to come back.
-    if (hint !== undefined && hint > settings.maxDelayMs && this.fetcher.retriesStatuses(this.traits)) {
+    if (!waits && hint !== undefined && hint > settings.maxDelayMs && this.fetcher.retriesStatuses(this.traits)) {
       throw new RetryAfterError(url.origin, hint, response.status);
     }
     const error = new HttpStatusError(response, url.href, hint);
-    if (hint !== undefined && settings.clock.now() + Math.min(hint, settings.maxDelayMs) >= this.deadline) outlasting.add(error);
+    if (hint !== undefined && settings.clock.now() + (waits ? hint : Math.min(hint, settings.maxDelayMs)) >= this.deadline) {
+      outlasting.add(error);
+    }
     if (hint !== undefined) this.asked = { round: context.attempt, error };
     throw error;
   }
 
   /**
-   * With endpoints: records the delay endpoint `index` asked for, and returns how long the retry
-   * should wait: nothing (the backoff) while a healthy endpoint is free to take it at once, else
-   * until the first healthy endpoint's asked-for delay ends.
+   * With endpoints: how long the retry after a failed status on endpoint `index` should wait:
+   * nothing (the backoff) while a healthy endpoint is free to take it at once, else until the
+   * first healthy endpoint's asked-for pause ends.
    */
-  private endpointWait(index: number, asked: number | undefined): number | undefined {
+  private endpointWait(index: number): number | undefined {
     const now = this.fetcher.settings.clock.now();
-    const notBefore = this.notBefore!;
-    notBefore[index] = asked === undefined ? -Infinity : now + asked;
     let wait = Infinity;
     this.fetcher.endpointTargets.forEach((t, i) => {
       const state = t.breaker?.state;
-      if (i === index || (state !== 'open' && state !== 'isolated')) wait = Math.min(wait, Math.max(0, notBefore[i]! - now));
+      if (i === index || (state !== 'open' && state !== 'isolated')) wait = Math.min(wait, Math.max(0, t.pausedUntil - now));
     });
     return wait > 0 ? wait : undefined;
   }

@@ -533,6 +533,74 @@ describe('createFetch: rate limit', () => {
   });
 });
 
+describe('createFetch: a pause one call was asked for holds for every call (issue 12)', () => {
+  const busy = (seconds: string): Response => new Response('busy', { status: 503, headers: { 'retry-after': seconds } });
+
+  it('Regression (issue 12): another call to the origin rejects at once with RetryAfterError until the pause ends', async () => {
+    const clock = new ManualClock();
+    const s = scripted([busy('2'), 200]);
+    const f = createFetch({ fetch: s.fetch, clock, retry: false });
+    expect((await f(url)).status).toBe(503); // not retried: resolves with the answer
+    const error = await rejection(capture(f('http://api.test/other')));
+    expect(error).toBeInstanceOf(RetryAfterError);
+    expect(error).toMatchObject({ origin: 'http://api.test', retryAfterMs: 2_000, status: undefined });
+    expect(s.calls).toHaveLength(1);
+    await clock.advance(1_900);
+    expect(await rejection(capture(f(url)))).toMatchObject({ retryAfterMs: 100 });
+    await clock.advance(100);
+    expect((await f(url)).status).toBe(200);
+    expect((await f('http://other.test/')).status).toBe(200); // other origins were never paused
+  });
+
+  it('keeps pause state within maxOrigins, dropping idle origins before a paused one', async () => {
+    const clock = new ManualClock();
+    const s = scripted([busy('60'), 200]);
+    const f = createFetch({ fetch: s.fetch, clock, retry: false, circuitBreaker: false, maxOrigins: 2 });
+    await f('http://a.test/');
+    for (const host of ['b', 'c', 'd', 'e']) await f(`http://${host}.test/`);
+    // Four idle origins came and went; a's pause was kept throughout.
+    expect(await rejection(capture(f('http://a.test/')))).toBeInstanceOf(RetryAfterError);
+    expect(s.calls).toHaveLength(5);
+  });
+
+  it('with endpoints, a paused endpoint is skipped by other calls (reason server-backoff), and all paused fail fast', async () => {
+    const clock = new ManualClock();
+    const s = scripted([busy('10'), 200, busy('20'), 200]);
+    const f = createFetch({ fetch: s.fetch, clock, endpoints: ['http://a.test', 'http://b.test'], retry: false, circuitBreaker: false });
+    const events: FailoverEvent[] = [];
+    f.onFailover((e) => events.push(e));
+    expect((await f('/x')).status).toBe(503); // a asks for 10 s
+    expect((await f('/x')).status).toBe(200); // goes straight to b
+    expect(events).toEqual([{ policy: 'fetch', from: 'http://a.test', to: 'http://b.test', reason: 'server-backoff' }]);
+    expect((await f('/x')).status).toBe(503); // b asks for 20 s
+    const error = await rejection(capture(f('/x')));
+    expect(error).toMatchObject({ name: 'RetryAfterError', origin: 'http://a.test', retryAfterMs: 10_000 });
+    expect(s.calls.map((c) => c.url)).toEqual(['http://a.test/x', 'http://b.test/x', 'http://b.test/x']);
+    await clock.advance(10_000);
+    expect((await f('/x')).status).toBe(200);
+    expect(s.calls.at(-1)!.url).toBe('http://a.test/x');
+  });
+
+  it("with serverBackoff: 'wait', another call waits the pause out, and the caller can still abort the wait", async () => {
+    const clock = new ManualClock();
+    const s = scripted([busy('5'), 200]);
+    const f = createFetch({ fetch: s.fetch, clock, retry: false, serverBackoff: 'wait' });
+    await f(url);
+    const waiting = capture(f(url));
+    const controller = new AbortController();
+    const leaving = capture(f(url, { signal: controller.signal }));
+    await clock.advance(4_999);
+    expect(s.calls).toHaveLength(1);
+    const reason = new Error('left');
+    controller.abort(reason);
+    expect(await rejection(leaving)).toBe(reason);
+    expect(abortListeners(controller.signal)).toBe(0);
+    await clock.advance(1);
+    expect(((await waiting) as { ok: true; value: Response }).value.status).toBe(200);
+    expect(s.calls).toHaveLength(2);
+  });
+});
+
 describe('createFetch: a delay that would outlast the overall timeout', () => {
   it('returns the response at once instead of waiting into a TimeoutError', async () => {
     const clock = new ManualClock();
