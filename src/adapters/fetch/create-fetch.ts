@@ -144,6 +144,13 @@ export interface CreateFetchOptions {
   readonly serverBackoff?: ServerBackoff;
   /** Most origins that keep state (a breaker, a pause), without `endpoints`; the least recently used idle one goes first. @default 100 */
   readonly maxOrigins?: number;
+  /**
+   * Let a request that is repeatable only through its `Idempotency-Key` (a POST or PATCH) be
+   * retried on another endpoint after it may have reached one — only when every endpoint shares
+   * one idempotency store. Otherwise it moves only when it provably never left (connection
+   * refused, DNS failure). @default false
+   */
+  readonly failoverKeyedRequests?: boolean;
   /** Hedge slow GET, HEAD and OPTIONS requests. No hedging by default. */
   readonly hedge?: FetchHedgeOptions;
   /** Take units from a rate limiter or quota before each attempt. None by default. */
@@ -212,6 +219,7 @@ const keys = [
   'circuitBreaker',
   'maxOrigins',
   'serverBackoff',
+  'failoverKeyedRequests',
   'hedge',
   'rateLimit',
   'fetch',
@@ -299,6 +307,8 @@ interface Settings {
   /** The longest wait a retry makes (its `maxDelayMs`). */
   readonly maxDelayMs: number;
   readonly serverBackoff: ServerBackoff;
+  /** Whether keyed requests may move to another endpoint after reaching one. */
+  readonly failoverKeyed: boolean;
   readonly rateLimit:
     | { readonly limiter: Decider; readonly key: ((url: URL) => string) | undefined; readonly cost: number }
     | undefined;
@@ -355,6 +365,13 @@ class ResilientFetcher {
     this.maxOrigins = countOption(owner, 'maxOrigins', o.maxOrigins, 100, { max: 100_000 });
     this.endpointTargets = this.endpoints.map((e) => ({ origin: e.origin, breaker: this.makeBreaker?.(e.origin), pausedUntil: -Infinity }));
     const serverBackoff = enumOption<ServerBackoff>(owner, 'serverBackoff', o.serverBackoff, ['fail-fast', 'wait'], 'fail-fast');
+    const failoverKeyed = o.failoverKeyedRequests ?? false;
+    if (typeof failoverKeyed !== 'boolean') {
+      throw new TypeError(`${owner}: option "failoverKeyedRequests" must be a boolean, got ${show(failoverKeyed)}`);
+    }
+    if (o.endpoints === undefined && o.failoverKeyedRequests !== undefined) {
+      throw new TypeError(`${owner}: option "failoverKeyedRequests" applies only with "endpoints", got ${show(o.failoverKeyedRequests)}`);
+    }
 
     let rateLimit: Settings['rateLimit'];
     if (o.rateLimit !== undefined) {
@@ -412,6 +429,7 @@ class ResilientFetcher {
       clock,
       maxDelayMs: policies[0]?.maxDelayMs ?? 0,
       serverBackoff,
+      failoverKeyed,
       rateLimit,
     };
   }
@@ -514,6 +532,11 @@ class Call {
   private readonly deadline: number;
   /** With endpoints: the endpoint of the latest attempt. */
   private current = 0;
+  /**
+   * With endpoints, for a pinned request: the endpoint it may have reached (an attempt there did
+   * not provably fail before sending). Its retries go there only.
+   */
+  private reached: number | undefined;
   /** A failed status that asked for a delay, and the retry round it ended: no hedge may follow it at once. */
   private asked: { readonly round: number; readonly error: HttpStatusError } | undefined;
 
@@ -626,7 +649,8 @@ class Call {
     // few ms of slack: a timer may fire that much early against performance.now().)
     const { clock, serverBackoff } = this.fetcher.settings;
     const now = clock.now() + pauseSlackMs;
-    const order = preferenceOrder(this.lastUsed!).sort((a, b) => Number(targets[a]!.pausedUntil > now) - Number(targets[b]!.pausedUntil > now));
+    // An idempotency key is a promise to one server: a request that may have reached one stays.
+    const order = this.reached !== undefined ? [this.reached] : preferenceOrder(this.lastUsed!).sort((a, b) => Number(targets[a]!.pausedUntil > now) - Number(targets[b]!.pausedUntil > now));
     let refused: BrokenCircuitError | undefined;
     // A call's first attempt that finds the primary paused moves for that reason, not a failure.
     let refusedFrom: FailoverReason | undefined = this.sequence === 0 && targets[0]!.pausedUntil > now ? 'server-backoff' : undefined;
@@ -720,11 +744,16 @@ class Call {
     const settings = this.fetcher.settings;
     const fetchImpl = settings.fetch ?? globalThis.fetch;
     if (index >= 0) this.running![index]!++;
+    const reachedBefore = this.reached;
+    // Pinned from the moment it is sent, not when it fails: a timeout's abort may reach the
+    // retry before this attempt's own rejection does.
+    if (index >= 0 && this.traits.pinned && !settings.failoverKeyed) this.reached = index;
     let response: Response;
     try {
       const request = this.request ?? url.href;
       response = await fetchImpl(request, this.init === undefined ? { signal } : { ...this.init, signal });
     } catch (error) {
+      if (neverSent(error)) this.reached = reachedBefore;
       // The caller cancelled: not the server's fault, so no breaker may count it (whatever reason
       // the caller gave); the call itself rejects with the caller's reason.
       if (caller?.aborted) throw new DOMException('The caller aborted the request', 'AbortError');
@@ -787,7 +816,8 @@ class Call {
  *
  * Retried: network errors, timeouts and `retryOn` statuses, for GET, HEAD, OPTIONS, PUT and
  * DELETE, or any method with an `Idempotency-Key` header — never a streamed body. A request that
- * may not be repeated is still resent when its connection was refused (it never left).
+ * may not be repeated is still resent when its connection was refused (it never left). With
+ * `endpoints`, a keyed POST or PATCH that may have reached an endpoint is retried there only.
  * When attempts run out on a failed status, the call resolves with the last response (as
  * `fetch` does); network errors, timeouts and open breakers reject, and so does a retried request
  * whose server asks for a pause beyond `retry.maxDelayMs` ({@link RetryAfterError}). Bodies of responses given up

@@ -601,6 +601,42 @@ describe('createFetch: a pause one call was asked for holds for every call (issu
   });
 });
 
+describe('createFetch: a keyed POST stays on the endpoint it may have reached (issue 12, F11/C6)', () => {
+  const keyed = { method: 'POST', body: '{}', headers: { 'Idempotency-Key': 'k-1' } };
+  const dropped = (): TypeError => networkError('ECONNRESET');
+
+  it('Regression (issue 12): after a dropped connection its retries go to the same endpoint', async () => {
+    const s = scripted([dropped(), dropped(), 201]);
+    const f = createFetch({ fetch: s.fetch, endpoints: ['http://a.test', 'http://b.test'], retry: { maxAttempts: 3, backoff: constant(0) }, circuitBreaker: false });
+    expect((await f('/orders', keyed)).status).toBe(201);
+    expect(s.calls.map((c) => c.url)).toEqual(['http://a.test/orders', 'http://a.test/orders', 'http://a.test/orders']);
+  });
+
+  it('after an attempt timeout too (the request may have arrived)', async () => {
+    const clock = new ManualClock();
+    const s = scripted([(_u, init) => new Promise<Response>((_resolve, reject) => init.signal!.addEventListener('abort', () => reject(init.signal!.reason), { once: true })), 201]);
+    const f = createFetch({ fetch: s.fetch, clock, endpoints: ['http://a.test', 'http://b.test'], attemptTimeoutMs: 100, retry: { maxAttempts: 2, backoff: constant(0) }, circuitBreaker: false });
+    const call = capture(f('/orders', keyed));
+    await clock.advance(100);
+    expect(((await call) as { ok: true; value: Response }).value.status).toBe(201);
+    expect(s.calls.map((c) => c.url)).toEqual(['http://a.test/orders', 'http://a.test/orders']);
+  });
+
+  it("rejects with the endpoint's BrokenCircuitError rather than moving when its breaker opens", async () => {
+    const s = scripted([dropped(), 201]);
+    const f = createFetch({ fetch: s.fetch, endpoints: ['http://a.test', 'http://b.test'], retry: { maxAttempts: 3, backoff: constant(0) }, circuitBreaker: { breaker: consecutive(1) } });
+    expect(await rejection(capture(f('/orders', keyed)))).toBeInstanceOf(BrokenCircuitError);
+    expect(s.calls.map((c) => c.url)).toEqual(['http://a.test/orders']);
+  });
+
+  it('moves when the error proves the request never left (connection refused, DNS)', async () => {
+    const s = scripted([networkError('ECONNREFUSED'), networkError('ENOTFOUND'), 201]);
+    const f = createFetch({ fetch: s.fetch, endpoints: ['http://a.test', 'http://b.test', 'http://c.test'], retry: { maxAttempts: 3, backoff: constant(0) }, circuitBreaker: false });
+    expect((await f('/orders', keyed)).status).toBe(201);
+    expect(s.calls.map((c) => c.url)).toEqual(['http://a.test/orders', 'http://b.test/orders', 'http://c.test/orders']);
+  });
+});
+
 describe('createFetch: a delay that would outlast the overall timeout', () => {
   it('returns the response at once instead of waiting into a TimeoutError', async () => {
     const clock = new ManualClock();
