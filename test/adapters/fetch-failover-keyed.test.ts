@@ -1,38 +1,26 @@
 // bulwark/fetch: failover and idempotency keys (issue 12 §2, RELIABILITY F11/C6), against two
 // real node:http servers on 127.0.0.1 and Node's fetch. An idempotency key is a promise to one
 // server: a keyed POST that may have reached the primary is retried there, never on the standby.
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer, type IncomingMessage, type ServerResponse, type Server } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createFetch } from '../../src/adapters/fetch.js';
 import { constant } from '../../src/index.js';
+import { close, listen } from './support/inbound-http.js';
 
-const closers: (() => Promise<void>)[] = [];
+const servers: Server[] = [];
 afterEach(async () => {
-  await Promise.all(closers.splice(0).map((close) => close()));
+  await Promise.all(servers.splice(0).map(close));
 });
 
-async function listen(handler: (req: IncomingMessage, res: ServerResponse) => void): Promise<string> {
+async function serve(handler: (req: IncomingMessage, res: ServerResponse) => void): Promise<string> {
   const server = createServer(handler);
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  closers.push(
-    () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  );
-  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  servers.push(server);
+  return `http://127.0.0.1:${await listen(server)}`;
 }
 
-function readBody(req: IncomingMessage): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let text = '';
-    req.setEncoding('utf8');
-    req.on('data', (chunk: string) => (text += chunk));
-    req.on('end', () => resolve(text));
-    req.on('error', reject);
-  });
+/** Reads the request body to its end (its content does not matter here). */
+function drained(req: IncomingMessage): Promise<void> {
+  return new Promise((resolve, reject) => req.on('end', resolve).on('error', reject).resume());
 }
 
 /**
@@ -46,7 +34,7 @@ async function twoRegions(): Promise<{ primary: string; standby: string; request
     const seen = new Set<string>();
     return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
       requests[name]++;
-      await readBody(req);
+      await drained(req);
       const key = String(req.headers['idempotency-key']);
       if (seen.has(key)) {
         res.writeHead(200).end(`already committed on ${name}`);
@@ -61,8 +49,8 @@ async function twoRegions(): Promise<{ primary: string; standby: string; request
       res.writeHead(201).end(`created on ${name}`);
     };
   };
-  const primary = await listen(service('primary'));
-  const standby = await listen(service('standby'));
+  const primary = await serve(service('primary'));
+  const standby = await serve(service('standby'));
   return { primary, standby, requests, duplicates: () => [...commits.values()].reduce((a, n) => a + n - 1, 0) };
 }
 
@@ -82,8 +70,8 @@ describe('failover of a POST with an Idempotency-Key', () => {
 
   it('one refused by a dead primary goes to the standby: it never left', async () => {
     const r = await twoRegions();
-    const dead = await listen(() => {});
-    await closers.pop()!(); // its port now refuses connections
+    const dead = await serve(() => {});
+    await close(servers.pop()!); // its port now refuses connections
     const f = createFetch({ endpoints: [dead, r.standby], retry: { maxAttempts: 3, backoff: constant(5) } });
     const res = await f('/orders', order);
     expect(res.status).toBe(201);

@@ -1,12 +1,12 @@
 // bulwark/fetch and a server's own pause (issue 12 §2), against real node:http servers on
 // 127.0.0.1 and Node's fetch: a Retry-After longer than the retry's cap ends the call instead of
 // being cut short, and a pause one call was asked for holds for every call to that origin.
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createFetch, RetryAfterError } from '../../src/adapters/fetch.js';
 import { constant } from '../../src/index.js';
 import { capture, rejection } from '../support/helpers.js';
+import { close, delay as pause, listen } from './support/inbound-http.js';
 
 interface Counting {
   readonly url: string;
@@ -14,9 +14,9 @@ interface Counting {
   readonly arrivals: number[];
 }
 
-const closers: (() => Promise<void>)[] = [];
+const servers: Server[] = [];
 afterEach(async () => {
-  await Promise.all(closers.splice(0).map((close) => close()));
+  await Promise.all(servers.splice(0).map(close));
 });
 
 /** A server that records when each request arrives and answers with `handler`. */
@@ -26,18 +26,10 @@ async function counting(handler: (n: number, req: IncomingMessage, res: ServerRe
     arrivals.push(performance.now());
     handler(arrivals.length, req, res);
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  closers.push(
-    () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  );
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, arrivals };
+  servers.push(server);
+  return { url: `http://127.0.0.1:${await listen(server)}`, arrivals };
 }
 
-const pause = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe('Retry-After longer than maxDelayMs', () => {
   it('Regression (issue 12): rejects at once with RetryAfterError instead of retrying at the cap', async () => {
