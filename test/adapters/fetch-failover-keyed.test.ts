@@ -1,22 +1,14 @@
 // bulwark/fetch: failover and idempotency keys (issue 12 §2, RELIABILITY F11/C6), against two
 // real node:http servers on 127.0.0.1 and Node's fetch. An idempotency key is a promise to one
 // server: a keyed POST that may have reached the primary is retried there, never on the standby.
-import { createServer, type IncomingMessage, type ServerResponse, type Server } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createFetch } from '../../src/adapters/fetch.js';
 import { constant } from '../../src/index.js';
-import { close, listen } from './support/inbound-http.js';
+import { loopbackServers } from './support/fetch-servers.js';
 
-const servers: Server[] = [];
-afterEach(async () => {
-  await Promise.all(servers.splice(0).map(close));
-});
-
-async function serve(handler: (req: IncomingMessage, res: ServerResponse) => void): Promise<string> {
-  const server = createServer(handler);
-  servers.push(server);
-  return `http://127.0.0.1:${await listen(server)}`;
-}
+const { serve, closeAll, closeLast } = loopbackServers();
+afterEach(closeAll);
 
 /** Reads the request body to its end (its content does not matter here). */
 function drained(req: IncomingMessage): Promise<void> {
@@ -71,7 +63,7 @@ describe('failover of a POST with an Idempotency-Key', () => {
   it('one refused by a dead primary goes to the standby: it never left', async () => {
     const r = await twoRegions();
     const dead = await serve(() => {});
-    await close(servers.pop()!); // its port now refuses connections
+    await closeLast(); // its port now refuses connections
     const f = createFetch({ endpoints: [dead, r.standby], retry: { maxAttempts: 3, backoff: constant(5) } });
     const res = await f('/orders', order);
     expect(res.status).toBe(201);

@@ -245,6 +245,7 @@ function isRejection(error: unknown): boolean {
  * client, not the server's health), not a rate limit of our own, not a bad argument, not a cancellation.
  */
 function breakerHandle(error: unknown): boolean {
+  if (typeof error === 'object' && error !== null && elsewhere.has(error)) return false;
   if (error instanceof HttpStatusError) return error.status >= 500;
   if (error instanceof RetryAfterError) return error.status !== undefined && error.status >= 500;
   // A bad argument (see retryHandle): the request was refused before it left, the server is fine.
@@ -252,6 +253,12 @@ function breakerHandle(error: unknown): boolean {
   if (isBulwarkError(error, 'ERR_BULWARK_RATE_LIMITED') || isBulwarkError(error, 'ERR_BULWARK_QUOTA_EXCEEDED')) return false;
   return defaultHandle(error);
 }
+
+/**
+ * Failed answers that came from another origin than the attempt's, after a redirect: judged by
+ * the breaker of the origin that answered, so the breaker of the one that redirected ignores them.
+ */
+const elsewhere = new WeakSet<object>();
 
 /**
  * Failed statuses whose asked-for delay would outlast the call's overall deadline: retrying them
@@ -269,6 +276,18 @@ function retryHandle(error: unknown): boolean {
   if (error instanceof RetryAfterError) return false;
   if (error instanceof TypeError && error.cause === undefined) return false;
   return defaultRetryHandle(error);
+}
+
+/** The origin that answered, when redirects led the attempt away from the one it was sent to. */
+function answeredBy(response: Response, sent: URL): string | undefined {
+  if (!response.redirected || response.url === '') return undefined;
+  let origin: string;
+  try {
+    origin = new URL(response.url).origin;
+  } catch {
+    return undefined;
+  }
+  return origin === sent.origin ? undefined : origin;
 }
 
 /** AbortSignal.any arrived in Node 20.3; before it, the caller's signal stops at the response. */
@@ -477,6 +496,11 @@ class ResilientFetcher {
       }
     }
     if (victim !== undefined) this.origins.delete(victim);
+  }
+
+  /** The state of an origin: an endpoint's, or the per-origin one (made on first use). */
+  targetOf(origin: string): Target {
+    return this.endpointTargets.find((t) => t.origin === origin) ?? this.originTarget(origin);
   }
 
   breakerOf(origin: string | URL): CircuitBreakerPolicy | undefined {
@@ -766,7 +790,13 @@ class Call {
     } else {
       this.responses.push(response);
     }
-    if (!settings.retryOn.has(response.status)) return response;
+    // Followed redirects end at another origin: that origin answered, so its breaker and its pause
+    // judge the answer, never those of the origin that only redirected (issue 12).
+    const answered = answeredBy(response, url);
+    if (!settings.retryOn.has(response.status)) {
+      if (answered !== undefined) this.judge(answered, context, undefined);
+      return response;
+    }
     // Retry and hedge keep only the latest error: an earlier failed response can no longer be
     // returned, so its connection is freed now rather than when the call ends.
     if (this.held !== undefined) discard(this.held);
@@ -774,22 +804,48 @@ class Call {
     const asked = delayHint(response.headers, Date.now());
     if (asked !== undefined && asked > 0) {
       // The pause is the server's word to every caller, not only to this call: record it on the origin.
-      const target = index >= 0 ? this.fetcher.endpointTargets[index]! : this.fetcher.originTarget(url.origin);
+      const target =
+        answered !== undefined ? this.fetcher.targetOf(answered) : index >= 0 ? this.fetcher.endpointTargets[index]! : this.fetcher.originTarget(url.origin);
       target.pausedUntil = Math.max(target.pausedUntil, settings.clock.now() + asked);
     }
-    const hint = index >= 0 ? this.endpointWait(index) : asked;
+    const hint = index >= 0 && answered === undefined ? this.endpointWait(index) : asked;
     const waits = settings.serverBackoff === 'wait';
     // RFC 9110 §10.2.3: the server's pause takes precedence over our cap. A retry sooner than asked
     // only loads a server that said it is busy, so the call ends here and says when to come back.
     if (!waits && hint !== undefined && hint > settings.maxDelayMs && this.fetcher.retriesStatuses(this.traits)) {
-      throw new RetryAfterError(url.origin, hint, response.status);
+      const ended = new RetryAfterError(answered ?? url.origin, hint, response.status);
+      if (answered !== undefined) this.judgedElsewhere(ended, answered, context);
+      throw ended;
     }
     const error = new HttpStatusError(response, url.href, hint);
+    if (answered !== undefined) this.judgedElsewhere(error, answered, context);
     if (hint !== undefined && settings.clock.now() + (waits ? hint : Math.min(hint, settings.maxDelayMs)) >= this.deadline) {
       outlasting.add(error);
     }
     if (hint !== undefined) this.asked = { round: context.attempt, error };
     throw error;
+  }
+
+  /** Marks a failed answer as another origin's, and has that origin's breaker count it. */
+  private judgedElsewhere(error: HttpStatusError | RetryAfterError, origin: string, context: Context): void {
+    elsewhere.add(error);
+    // A copy, not marked: the breaker of the origin that answered must count it.
+    const own =
+      error instanceof HttpStatusError
+        ? new HttpStatusError(error.response, error.response.url, error.retryAfterMs)
+        : new RetryAfterError(error.origin, error.retryAfterMs, error.status);
+    this.judge(origin, context, own);
+  }
+
+  /**
+   * Records an outcome (a success when `failure` is undefined) on `origin`'s breaker, as if the
+   * attempt had run through it. An open breaker turns it away: nothing to record then.
+   */
+  private judge(origin: string, context: Context, failure: HttpStatusError | RetryAfterError | undefined): void {
+    const breaker = this.fetcher.targetOf(origin).breaker;
+    if (breaker === undefined) return;
+    const outcome = (): Promise<void> => (failure === undefined ? Promise.resolve() : Promise.reject(failure));
+    invoke(breaker, outcome, context).catch(() => {});
   }
 
   /**
