@@ -382,7 +382,11 @@ class ResilientFetcher {
       );
     }
     this.maxOrigins = countOption(owner, 'maxOrigins', o.maxOrigins, 100, { max: 100_000 });
-    this.endpointTargets = this.endpoints.map((e) => ({ origin: e.origin, breaker: this.makeBreaker?.(e.origin), pausedUntil: -Infinity }));
+    this.endpointTargets = this.endpoints.map((e) => ({
+      origin: e.origin,
+      breaker: this.makeBreaker?.(e.origin),
+      pausedUntil: -Infinity,
+    }));
     const serverBackoff = enumOption<ServerBackoff>(owner, 'serverBackoff', o.serverBackoff, ['fail-fast', 'wait'], 'fail-fast');
     const failoverKeyed = o.failoverKeyedRequests ?? false;
     if (typeof failoverKeyed !== 'boolean') {
@@ -661,7 +665,9 @@ class Call {
     const { clock, serverBackoff } = this.fetcher.settings;
     const left = target.pausedUntil - clock.now();
     if (left <= 0) return go();
-    if (left > pauseSlackMs && serverBackoff === 'fail-fast') return Promise.reject(new RetryAfterError(target.origin, Math.ceil(left)));
+    if (left > pauseSlackMs && serverBackoff === 'fail-fast') {
+      return Promise.reject(new RetryAfterError(target.origin, Math.ceil(left)));
+    }
     // Checked again after the wait: another call may have been asked for a longer pause meanwhile.
     return sleep(clock, left, context.abortable()).then(() => this.afterPause(target, context, go));
   }
@@ -669,15 +675,15 @@ class Call {
   /** Tries the endpoints in this call's order of preference until a breaker admits the attempt. */
   private async attemptEndpoints(context: Context): Promise<Response> {
     const targets = this.fetcher.endpointTargets;
-    // Endpoints still inside a delay they asked for go last, so a free one takes the attempt. (A
-    // few ms of slack: a timer may fire that much early against performance.now().)
     const { clock, serverBackoff } = this.fetcher.settings;
+    // Within the slack, a pause is sat out (afterPause) rather than skipped.
     const now = clock.now() + pauseSlackMs;
     // An idempotency key is a promise to one server: a request that may have reached one stays.
-    const order = this.reached !== undefined ? [this.reached] : preferenceOrder(this.lastUsed!).sort((a, b) => Number(targets[a]!.pausedUntil > now) - Number(targets[b]!.pausedUntil > now));
+    const order = this.reached !== undefined ? [this.reached] : preferenceOrder(this.lastUsed!);
     let refused: BrokenCircuitError | undefined;
     // A call's first attempt that finds the primary paused moves for that reason, not a failure.
-    let refusedFrom: FailoverReason | undefined = this.sequence === 0 && targets[0]!.pausedUntil > now ? 'server-backoff' : undefined;
+    let refusedFrom: FailoverReason | undefined =
+      this.sequence === 0 && targets[0]!.pausedUntil > now ? 'server-backoff' : undefined;
     let paused: Target | undefined;
     for (const i of order) {
       const target = targets[i]!;
@@ -804,8 +810,9 @@ class Call {
     const asked = delayHint(response.headers, Date.now());
     if (asked !== undefined && asked > 0) {
       // The pause is the server's word to every caller, not only to this call: record it on the origin.
+      const fetcher = this.fetcher;
       const target =
-        answered !== undefined ? this.fetcher.targetOf(answered) : index >= 0 ? this.fetcher.endpointTargets[index]! : this.fetcher.originTarget(url.origin);
+        answered !== undefined ? fetcher.targetOf(answered) : index >= 0 ? fetcher.endpointTargets[index]! : fetcher.originTarget(url.origin);
       target.pausedUntil = Math.max(target.pausedUntil, settings.clock.now() + asked);
     }
     const hint = index >= 0 && answered === undefined ? this.endpointWait(index) : asked;
