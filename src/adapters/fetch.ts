@@ -15,6 +15,8 @@ export {
   type FetchRateLimitOptions,
   type FetchRetryOptions,
   type ResilientFetch,
+  type ServerBackoff,
 } from './fetch/create-fetch.js';
 export { HttpStatusError } from './fetch/http-status-error.js';
+export { RetryAfterError } from './fetch/retry-after-error.js';
 export { parseRateLimit, parseRetryAfter } from './fetch/retry-after.js';

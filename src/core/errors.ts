@@ -11,7 +11,8 @@ export type BulwarkErrorCode =
   | 'ERR_BULWARK_QUOTA_EXCEEDED'
   | 'ERR_BULWARK_STORE_UNAVAILABLE'
   | 'ERR_BULWARK_RATE_LIMIT_STORE_UNAVAILABLE'
-  | 'ERR_BULWARK_HTTP_STATUS';
+  | 'ERR_BULWARK_HTTP_STATUS'
+  | 'ERR_BULWARK_RETRY_AFTER';
 
 /**
  * The code each of bulwark's error classes stands for (`null` for {@link BulwarkError}: any code),

@@ -60,7 +60,7 @@ export const attributeNames = {
   fetchFromOrigin: 'bulwark.fetch.from_origin',
   /** Origin of the endpoint the attempt goes to. */
   fetchToOrigin: 'bulwark.fetch.to_origin',
-  /** `circuit-open`, `failure` or `hedge`. */
+  /** `circuit-open`, `failure`, `hedge` or `server-backoff`. */
   fetchFailoverReason: 'bulwark.fetch.failover_reason',
   /** What a load shedder measured: `eventLoopDelay`, `eventLoopUtilization`, `heapUsed`, ... */
   sheddingReason: 'bulwark.shedding.reason',

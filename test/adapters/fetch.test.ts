@@ -275,10 +275,16 @@ describe('F12: Retry-After from a real server', () => {
     expect(gap).toBeLessThan(500);
   });
 
-  it('caps a huge value at maxDelayMs', async () => {
-    const gap = await gapAfter(() => ({ 'retry-after': '999999999999' }), 300);
-    expect(gap).toBeGreaterThanOrEqual(290);
-    expect(gap).toBeLessThan(700);
+  it('a huge value is read as the longest pause: the call ends with RetryAfterError rather than retrying at maxDelayMs', async () => {
+    let arrivals = 0;
+    const srv = await serve((_req, res) => {
+      arrivals++;
+      res.writeHead(503, { 'retry-after': '999999999999' }).end('busy');
+    });
+    const f = createFetch({ retry: { maxAttempts: 2, backoff: constant(20), maxDelayMs: 300 } });
+    const error = await rejection(capture(f(`${srv.url}/`)));
+    expect(error).toMatchObject({ name: 'RetryAfterError', retryAfterMs: 2 ** 31 - 1 });
+    expect(arrivals).toBe(1);
   });
 
   it('takes t of the IETF RateLimit header', async () => {

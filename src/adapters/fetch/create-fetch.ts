@@ -8,11 +8,13 @@ import { BrokenCircuitError, isBulwarkError, QuotaExceededError, RateLimitedErro
 import { type Disposable, EventEmitter, type EventSubscriber, toDisposable } from '../../core/events.js';
 import { PipelinePolicy } from '../../core/pipeline.js';
 import { type ContextualPolicy, invoke, type Policy, untilAborted } from '../../core/policy.js';
+import { sleep } from '../../core/sleep.js';
 import {
   checkOptions,
   clockOption,
   countOption,
   durationOption,
+  enumOption,
   functionOption,
   nameOption,
   show,
@@ -24,6 +26,7 @@ import { defaultRetryHandle, retry, type RetryEvent, type RetryPolicy } from '..
 import { timeout, type TimeoutPolicy } from '../../timeout/timeout.js';
 import { type Endpoint, joinPath, parseEndpoints, preferenceOrder } from './endpoints.js';
 import { HttpStatusError } from './http-status-error.js';
+import { RetryAfterError } from './retry-after-error.js';
 import { neverSent, requestTraits, type RequestTraits } from './request-rules.js';
 import { delayHint } from './retry-after.js';
 
@@ -50,7 +53,10 @@ export interface FetchRetryOptions {
   readonly maxAttempts?: number;
   /** Delay before each retry. @default exponential() — 100 ms doubling to 30 s, full jitter */
   readonly backoff?: Backoff;
-  /** Cap on every delay, including one a response asks for with `Retry-After`, in ms. @default 30000 */
+  /**
+   * Cap on every backoff delay, in ms. A response asking for a longer pause (`Retry-After`) is not
+   * retried early: the call rejects with {@link RetryAfterError}. @default 30000
+   */
   readonly maxDelayMs?: number;
   /** A retry budget, possibly shared with other clients of the same dependency. No budget by default. */
   readonly budget?: RetryBudget;
@@ -99,6 +105,15 @@ export interface FetchRateLimitOptions {
 }
 
 /**
+ * What a call does while its origin is inside a pause the server asked for (`Retry-After` on a
+ * failed status): `'fail-fast'` rejects at once with {@link RetryAfterError}; `'wait'` waits
+ * until the pause ends (bounded by `timeoutMs` and the caller's signal), even beyond `maxDelayMs`.
+ * @example
+ * createFetch({ serverBackoff: 'wait', timeoutMs: 30_000 });
+ */
+export type ServerBackoff = 'fail-fast' | 'wait';
+
+/**
  * Options of {@link createFetch}; every one is optional.
  * @example
  * const options: CreateFetchOptions = { endpoints: ['http://a:8080', 'http://b:8080'], attemptTimeoutMs: 2_000 };
@@ -120,8 +135,22 @@ export interface CreateFetchOptions {
   readonly retryOn?: readonly number[];
   /** One breaker per origin (per endpoint); `false` for none. @default { breaker: consecutive(5), halfOpenAfterMs: 10000 } */
   readonly circuitBreaker?: FetchCircuitBreakerOptions | false;
-  /** Most origins that keep a breaker, without `endpoints`; the least recently used closed one goes first. @default 100 */
+  /**
+   * When an origin answers a failed status with `Retry-After` (or `RateLimit`), every call to it
+   * through this fetch honours the pause: `'fail-fast'` rejects with {@link RetryAfterError}
+   * until it ends, `'wait'` waits it out (also a pause longer than `retry.maxDelayMs`).
+   * @default 'fail-fast'
+   */
+  readonly serverBackoff?: ServerBackoff;
+  /** Most origins that keep state (a breaker, a pause), without `endpoints`; the least recently used idle one goes first. @default 100 */
   readonly maxOrigins?: number;
+  /**
+   * Let a request that is repeatable only through its `Idempotency-Key` (a POST or PATCH) be
+   * retried on another endpoint after it may have reached one — only when every endpoint shares
+   * one idempotency store. Otherwise it moves only when it provably never left (connection
+   * refused, DNS failure). @default false
+   */
+  readonly failoverKeyedRequests?: boolean;
   /** Hedge slow GET, HEAD and OPTIONS requests. No hedging by default. */
   readonly hedge?: FetchHedgeOptions;
   /** Take units from a rate limiter or quota before each attempt. None by default. */
@@ -139,7 +168,7 @@ export interface CreateFetchOptions {
  * @example
  * f.onFailover(({ reason }) => { if (reason === 'circuit-open') alertOnCall(); });
  */
-export type FailoverReason = 'circuit-open' | 'failure' | 'hedge';
+export type FailoverReason = 'circuit-open' | 'failure' | 'hedge' | 'server-backoff';
 
 /**
  * Payload of {@link ResilientFetch.onFailover} and of `bulwark:fetch:failover`.
@@ -155,7 +184,8 @@ export interface FailoverEvent {
   readonly to: string;
   /**
    * `'circuit-open'`: `from`'s breaker turned the attempt away; `'failure'`: the call's previous
-   * attempt failed on `from`; `'hedge'`: a hedge, while the attempt on `from` still runs.
+   * attempt failed on `from`; `'hedge'`: a hedge, while the attempt on `from` still runs;
+   * `'server-backoff'`: `from` is inside a pause its server asked for (`Retry-After`).
    */
   readonly reason: FailoverReason;
 }
@@ -188,6 +218,8 @@ const keys = [
   'retryOn',
   'circuitBreaker',
   'maxOrigins',
+  'serverBackoff',
+  'failoverKeyedRequests',
   'hedge',
   'rateLimit',
   'fetch',
@@ -213,12 +245,20 @@ function isRejection(error: unknown): boolean {
  * client, not the server's health), not a rate limit of our own, not a bad argument, not a cancellation.
  */
 function breakerHandle(error: unknown): boolean {
+  if (typeof error === 'object' && error !== null && elsewhere.has(error)) return false;
   if (error instanceof HttpStatusError) return error.status >= 500;
+  if (error instanceof RetryAfterError) return error.status !== undefined && error.status >= 500;
   // A bad argument (see retryHandle): the request was refused before it left, the server is fine.
   if (error instanceof TypeError && error.cause === undefined) return false;
   if (isBulwarkError(error, 'ERR_BULWARK_RATE_LIMITED') || isBulwarkError(error, 'ERR_BULWARK_QUOTA_EXCEEDED')) return false;
   return defaultHandle(error);
 }
+
+/**
+ * Failed answers that came from another origin than the attempt's, after a redirect: judged by
+ * the breaker of the origin that answered, so the breaker of the one that redirected ignores them.
+ */
+const elsewhere = new WeakSet<object>();
 
 /**
  * Failed statuses whose asked-for delay would outlast the call's overall deadline: retrying them
@@ -233,8 +273,21 @@ const outlasting = new WeakSet<HttpStatusError>();
  */
 function retryHandle(error: unknown): boolean {
   if (error instanceof HttpStatusError) return !outlasting.has(error);
+  if (error instanceof RetryAfterError) return false;
   if (error instanceof TypeError && error.cause === undefined) return false;
   return defaultRetryHandle(error);
+}
+
+/** The origin that answered, when redirects led the attempt away from the one it was sent to. */
+function answeredBy(response: Response, sent: URL): string | undefined {
+  if (!response.redirected || response.url === '') return undefined;
+  let origin: string;
+  try {
+    origin = new URL(response.url).origin;
+  } catch {
+    return undefined;
+  }
+  return origin === sent.origin ? undefined : origin;
 }
 
 /** AbortSignal.any arrived in Node 20.3; before it, the caller's signal stops at the response. */
@@ -247,11 +300,19 @@ function discard(response: Response): void {
   body.cancel().catch(() => {});
 }
 
-/** The per-origin (or per-endpoint) state: its breaker. */
+/** The per-origin (or per-endpoint) state: its breaker, and the pause its server asked for. */
 interface Target {
   readonly origin: string;
   readonly breaker: CircuitBreakerPolicy | undefined;
+  /** Until when (policies' clock) the server asked every caller to stay away; -Infinity for never. */
+  pausedUntil: number;
 }
+
+/**
+ * A pause with at most this much left is sat out by anyone: a timer may fire that many ms early
+ * against the clock, so a retry that waited the whole pause can find a sliver of it left.
+ */
+const pauseSlackMs = 15;
 
 /** Internal: the settings every call reads. */
 interface Settings {
@@ -264,6 +325,9 @@ interface Settings {
   readonly clock: Clock;
   /** The longest wait a retry makes (its `maxDelayMs`). */
   readonly maxDelayMs: number;
+  readonly serverBackoff: ServerBackoff;
+  /** Whether keyed requests may move to another endpoint after reaching one. */
+  readonly failoverKeyed: boolean;
   readonly rateLimit:
     | { readonly limiter: Decider; readonly key: ((url: URL) => string) | undefined; readonly cost: number }
     | undefined;
@@ -318,7 +382,19 @@ class ResilientFetcher {
       );
     }
     this.maxOrigins = countOption(owner, 'maxOrigins', o.maxOrigins, 100, { max: 100_000 });
-    this.endpointTargets = this.endpoints.map((e) => ({ origin: e.origin, breaker: this.makeBreaker?.(e.origin) }));
+    this.endpointTargets = this.endpoints.map((e) => ({
+      origin: e.origin,
+      breaker: this.makeBreaker?.(e.origin),
+      pausedUntil: -Infinity,
+    }));
+    const serverBackoff = enumOption<ServerBackoff>(owner, 'serverBackoff', o.serverBackoff, ['fail-fast', 'wait'], 'fail-fast');
+    const failoverKeyed = o.failoverKeyedRequests ?? false;
+    if (typeof failoverKeyed !== 'boolean') {
+      throw new TypeError(`${owner}: option "failoverKeyedRequests" must be a boolean, got ${show(failoverKeyed)}`);
+    }
+    if (o.endpoints === undefined && o.failoverKeyedRequests !== undefined) {
+      throw new TypeError(`${owner}: option "failoverKeyedRequests" applies only with "endpoints", got ${show(o.failoverKeyedRequests)}`);
+    }
 
     let rateLimit: Settings['rateLimit'];
     if (o.rateLimit !== undefined) {
@@ -375,8 +451,15 @@ class ResilientFetcher {
       totalMs,
       clock,
       maxDelayMs: policies[0]?.maxDelayMs ?? 0,
+      serverBackoff,
+      failoverKeyed,
       rateLimit,
     };
+  }
+
+  /** Whether a request's failed statuses are retried (so a pause it is asked for matters). */
+  retriesStatuses(traits: RequestTraits): boolean {
+    return traits.retryable && this.retrying !== undefined;
   }
 
   /** The pipeline a request runs under, from what may safely be repeated. */
@@ -387,9 +470,8 @@ class ResilientFetcher {
     return this.single;
   }
 
-  /** The target of an origin, made on first use; the least recently used closed one goes when full. */
+  /** The target of an origin, made on first use; the least recently used idle one goes when full. */
   originTarget(origin: string): Target {
-    if (this.makeBreaker === undefined) return { origin, breaker: undefined };
     const found = this.origins.get(origin);
     if (found !== undefined) {
       // Map order is the recency order: move it to the back.
@@ -398,22 +480,31 @@ class ResilientFetcher {
       return found;
     }
     if (this.origins.size >= this.maxOrigins) this.evictOne();
-    const target: Target = { origin, breaker: this.makeBreaker(origin) };
+    const target: Target = { origin, breaker: this.makeBreaker?.(origin), pausedUntil: -Infinity };
     this.origins.set(origin, target);
     return target;
   }
 
-  /** Drops the least recently used closed breaker, or the least recently used one if none is closed. */
+  /**
+   * Drops the least recently used idle origin (breaker closed or none, no pause running), or the
+   * least recently used one if none is idle. Bounded by `maxOrigins`.
+   */
   private evictOne(): void {
     let victim: string | undefined;
+    const now = this.settings.clock.now();
     for (const [origin, target] of this.origins) {
       victim ??= origin;
-      if (target.breaker!.state === 'closed') {
+      if ((target.breaker === undefined || target.breaker.state === 'closed') && target.pausedUntil <= now) {
         victim = origin;
         break;
       }
     }
     if (victim !== undefined) this.origins.delete(victim);
+  }
+
+  /** The state of an origin: an endpoint's, or the per-origin one (made on first use). */
+  targetOf(origin: string): Target {
+    return this.endpointTargets.find((t) => t.origin === origin) ?? this.originTarget(origin);
   }
 
   breakerOf(origin: string | URL): CircuitBreakerPolicy | undefined {
@@ -464,13 +555,16 @@ class Call {
   private readonly lastUsed: number[] | undefined;
   /** With endpoints: per endpoint, this call's attempts still running there. */
   private readonly running: number[] | undefined;
-  /** With endpoints: per endpoint, until when (policies' clock) it asked this call to stay away. */
-  private readonly notBefore: number[] | undefined;
   private sequence = 0;
   /** When the overall timeout ends the call, on the policies' clock. */
   private readonly deadline: number;
   /** With endpoints: the endpoint of the latest attempt. */
   private current = 0;
+  /**
+   * With endpoints, for a pinned request: the endpoint it may have reached (an attempt there did
+   * not provably fail before sending). Its retries go there only.
+   */
+  private reached: number | undefined;
   /** A failed status that asked for a delay, and the retry round it ended: no hedge may follow it at once. */
   private asked: { readonly round: number; readonly error: HttpStatusError } | undefined;
 
@@ -496,7 +590,6 @@ class Call {
       this.path = input;
       this.lastUsed = fetcher.endpoints.map(() => 0);
       this.running = fetcher.endpoints.map(() => 0);
-      this.notBefore = fetcher.endpoints.map(() => -Infinity);
     } else {
       // new URL() throws a TypeError for a relative or malformed URL, as fetch would reject.
       this.url = isRequest ? new URL(input.url) : new URL(input as string | URL);
@@ -555,38 +648,74 @@ class Call {
     // A hedge started in the round where the server asked for a delay would ignore it: end the
     // round with that answer instead, so the retry waits the delay. (Hedges keep the round's number.)
     if (this.asked !== undefined && this.asked.round === context.attempt) return Promise.reject(this.asked.error);
-    if (this.url !== undefined) return this.through(this.fetcher.originTarget(this.url.origin), this.url, context, -1);
+    if (this.url !== undefined) {
+      const url = this.url;
+      const target = this.fetcher.originTarget(url.origin);
+      return this.afterPause(target, context, () => this.through(target, url, context, -1));
+    }
     return this.attemptEndpoints(context);
+  }
+
+  /**
+   * Runs `go` once `target` is out of the pause its server asked for: at once if none runs; after
+   * it if `serverBackoff` is 'wait' or only a timer's slack of it is left; else rejects with
+   * RetryAfterError, so no request reaches a server inside the pause it asked every caller for.
+   */
+  private afterPause(target: Target, context: Context, go: () => Promise<Response>): Promise<Response> {
+    const { clock, serverBackoff } = this.fetcher.settings;
+    const left = target.pausedUntil - clock.now();
+    if (left <= 0) return go();
+    if (left > pauseSlackMs && serverBackoff === 'fail-fast') {
+      return Promise.reject(new RetryAfterError(target.origin, Math.ceil(left)));
+    }
+    // Checked again after the wait: another call may have been asked for a longer pause meanwhile.
+    return sleep(clock, left, context.abortable()).then(() => this.afterPause(target, context, go));
   }
 
   /** Tries the endpoints in this call's order of preference until a breaker admits the attempt. */
   private async attemptEndpoints(context: Context): Promise<Response> {
     const targets = this.fetcher.endpointTargets;
-    // Endpoints still inside a delay they asked for go last, so a free one takes the attempt. (A
-    // few ms of slack: a timer may fire that much early against performance.now().)
-    const now = this.fetcher.settings.clock.now() + 15;
-    const order = preferenceOrder(this.lastUsed!).sort((a, b) => Number(this.notBefore![a]! > now) - Number(this.notBefore![b]! > now));
+    const { clock, serverBackoff } = this.fetcher.settings;
+    // Within the slack, a pause is sat out (afterPause) rather than skipped.
+    const now = clock.now() + pauseSlackMs;
+    // An idempotency key is a promise to one server: a request that may have reached one stays.
+    const order = this.reached !== undefined ? [this.reached] : preferenceOrder(this.lastUsed!);
     let refused: BrokenCircuitError | undefined;
-    let refusedFrom = false;
+    // A call's first attempt that finds the primary paused moves for that reason, not a failure.
+    let refusedFrom: FailoverReason | undefined =
+      this.sequence === 0 && targets[0]!.pausedUntil > now ? 'server-backoff' : undefined;
+    let paused: Target | undefined;
     for (const i of order) {
       const target = targets[i]!;
+      // Inside a pause its server asked for: no request goes there, another endpoint may take it.
+      if (target.pausedUntil > now) {
+        if (paused === undefined || target.pausedUntil < paused.pausedUntil) paused = target;
+        continue;
+      }
       try {
         const url = new URL(joinPath(this.fetcher.endpoints[i]!.base, this.path!));
-        return await this.through(target, url, context, i, refusedFrom);
+        const from = refusedFrom;
+        return await this.afterPause(target, context, () => this.through(target, url, context, i, from));
       } catch (error) {
         if (!isRejection(error)) throw error;
-        if (i === this.current) refusedFrom = true;
+        if (i === this.current) refusedFrom = 'circuit-open';
         const wait = error instanceof BrokenCircuitError ? error.retryAfterMs : Infinity;
         if (refused === undefined || wait < refused.retryAfterMs) {
           refused = error instanceof BrokenCircuitError ? error : new BrokenCircuitError(wait, 'Every endpoint is unavailable');
         }
       }
     }
+    if (paused !== undefined) {
+      const left = Math.max(1, Math.ceil(paused.pausedUntil - clock.now()));
+      if (serverBackoff === 'fail-fast') throw new RetryAfterError(paused.origin, left);
+      await sleep(clock, left, context.abortable());
+      return this.attemptEndpoints(context);
+    }
     throw refused ?? new BrokenCircuitError(0, 'Every endpoint is unavailable');
   }
 
   /** One attempt on one origin: breaker → rate limit → attempt timeout → fetch. */
-  private through(target: Target, url: URL, context: Context, index: number, refusedFrom = false): Promise<Response> {
+  private through(target: Target, url: URL, context: Context, index: number, refusedFrom?: FailoverReason): Promise<Response> {
     const inner = (c: ExecutionContext): Promise<Response> => {
       if (index >= 0) this.entered(index, refusedFrom);
       return this.limited(c as Context, url, index);
@@ -595,13 +724,13 @@ class Call {
   }
 
   /** Records that an attempt goes to endpoint `index`, and announces a failover. */
-  private entered(index: number, refusedFrom: boolean): void {
+  private entered(index: number, refusedFrom: FailoverReason | undefined): void {
     const from = this.current;
     this.lastUsed![index] = ++this.sequence;
     this.current = index;
     if (index === from || !this.fetcher.announcing) return;
     const endpoints = this.fetcher.endpoints;
-    const reason: FailoverReason = refusedFrom ? 'circuit-open' : this.running![from]! > 0 ? 'hedge' : 'failure';
+    const reason: FailoverReason = refusedFrom ?? (this.running![from]! > 0 ? 'hedge' : 'failure');
     this.fetcher.announce({ policy: this.fetcher.settings.name, from: endpoints[from]!.origin, to: endpoints[index]!.origin, reason });
   }
 
@@ -645,11 +774,16 @@ class Call {
     const settings = this.fetcher.settings;
     const fetchImpl = settings.fetch ?? globalThis.fetch;
     if (index >= 0) this.running![index]!++;
+    const reachedBefore = this.reached;
+    // Pinned from the moment it is sent, not when it fails: a timeout's abort may reach the
+    // retry before this attempt's own rejection does.
+    if (index >= 0 && this.traits.pinned && !settings.failoverKeyed) this.reached = index;
     let response: Response;
     try {
       const request = this.request ?? url.href;
       response = await fetchImpl(request, this.init === undefined ? { signal } : { ...this.init, signal });
     } catch (error) {
+      if (neverSent(error)) this.reached = reachedBefore;
       // The caller cancelled: not the server's fault, so no breaker may count it (whatever reason
       // the caller gave); the call itself rejects with the caller's reason.
       if (caller?.aborted) throw new DOMException('The caller aborted the request', 'AbortError');
@@ -662,32 +796,76 @@ class Call {
     } else {
       this.responses.push(response);
     }
-    if (!settings.retryOn.has(response.status)) return response;
+    // Followed redirects end at another origin: that origin answered, so its breaker and its pause
+    // judge the answer, never those of the origin that only redirected (issue 12).
+    const answered = answeredBy(response, url);
+    if (!settings.retryOn.has(response.status)) {
+      if (answered !== undefined) this.judge(answered, context, undefined);
+      return response;
+    }
     // Retry and hedge keep only the latest error: an earlier failed response can no longer be
     // returned, so its connection is freed now rather than when the call ends.
     if (this.held !== undefined) discard(this.held);
     this.held = response;
     const asked = delayHint(response.headers, Date.now());
-    const hint = index >= 0 ? this.endpointWait(index, asked) : asked;
+    if (asked !== undefined && asked > 0) {
+      // The pause is the server's word to every caller, not only to this call: record it on the origin.
+      const fetcher = this.fetcher;
+      const target =
+        answered !== undefined ? fetcher.targetOf(answered) : index >= 0 ? fetcher.endpointTargets[index]! : fetcher.originTarget(url.origin);
+      target.pausedUntil = Math.max(target.pausedUntil, settings.clock.now() + asked);
+    }
+    const hint = index >= 0 && answered === undefined ? this.endpointWait(index) : asked;
+    const waits = settings.serverBackoff === 'wait';
+    // RFC 9110 §10.2.3: the server's pause takes precedence over our cap. A retry sooner than asked
+    // only loads a server that said it is busy, so the call ends here and says when to come back.
+    if (!waits && hint !== undefined && hint > settings.maxDelayMs && this.fetcher.retriesStatuses(this.traits)) {
+      const ended = new RetryAfterError(answered ?? url.origin, hint, response.status);
+      if (answered !== undefined) this.judgedElsewhere(ended, answered, context);
+      throw ended;
+    }
     const error = new HttpStatusError(response, url.href, hint);
-    if (hint !== undefined && settings.clock.now() + Math.min(hint, settings.maxDelayMs) >= this.deadline) outlasting.add(error);
+    if (answered !== undefined) this.judgedElsewhere(error, answered, context);
+    if (hint !== undefined && settings.clock.now() + (waits ? hint : Math.min(hint, settings.maxDelayMs)) >= this.deadline) {
+      outlasting.add(error);
+    }
     if (hint !== undefined) this.asked = { round: context.attempt, error };
     throw error;
   }
 
+  /** Marks a failed answer as another origin's, and has that origin's breaker count it. */
+  private judgedElsewhere(error: HttpStatusError | RetryAfterError, origin: string, context: Context): void {
+    elsewhere.add(error);
+    // A copy, not marked: the breaker of the origin that answered must count it.
+    const own =
+      error instanceof HttpStatusError
+        ? new HttpStatusError(error.response, error.response.url, error.retryAfterMs)
+        : new RetryAfterError(error.origin, error.retryAfterMs, error.status);
+    this.judge(origin, context, own);
+  }
+
   /**
-   * With endpoints: records the delay endpoint `index` asked for, and returns how long the retry
-   * should wait: nothing (the backoff) while a healthy endpoint is free to take it at once, else
-   * until the first healthy endpoint's asked-for delay ends.
+   * Records an outcome (a success when `failure` is undefined) on `origin`'s breaker, as if the
+   * attempt had run through it. An open breaker turns it away: nothing to record then.
    */
-  private endpointWait(index: number, asked: number | undefined): number | undefined {
+  private judge(origin: string, context: Context, failure: HttpStatusError | RetryAfterError | undefined): void {
+    const breaker = this.fetcher.targetOf(origin).breaker;
+    if (breaker === undefined) return;
+    const outcome = (): Promise<void> => (failure === undefined ? Promise.resolve() : Promise.reject(failure));
+    invoke(breaker, outcome, context).catch(() => {});
+  }
+
+  /**
+   * With endpoints: how long the retry after a failed status on endpoint `index` should wait:
+   * nothing (the backoff) while a healthy endpoint is free to take it at once, else until the
+   * first healthy endpoint's asked-for pause ends.
+   */
+  private endpointWait(index: number): number | undefined {
     const now = this.fetcher.settings.clock.now();
-    const notBefore = this.notBefore!;
-    notBefore[index] = asked === undefined ? -Infinity : now + asked;
     let wait = Infinity;
     this.fetcher.endpointTargets.forEach((t, i) => {
       const state = t.breaker?.state;
-      if (i === index || (state !== 'open' && state !== 'isolated')) wait = Math.min(wait, Math.max(0, notBefore[i]! - now));
+      if (i === index || (state !== 'open' && state !== 'isolated')) wait = Math.min(wait, Math.max(0, t.pausedUntil - now));
     });
     return wait > 0 ? wait : undefined;
   }
@@ -701,9 +879,11 @@ class Call {
  *
  * Retried: network errors, timeouts and `retryOn` statuses, for GET, HEAD, OPTIONS, PUT and
  * DELETE, or any method with an `Idempotency-Key` header — never a streamed body. A request that
- * may not be repeated is still resent when its connection was refused (it never left).
+ * may not be repeated is still resent when its connection was refused (it never left). With
+ * `endpoints`, a keyed POST or PATCH that may have reached an endpoint is retried there only.
  * When attempts run out on a failed status, the call resolves with the last response (as
- * `fetch` does); network errors, timeouts and open breakers reject. Bodies of responses given up
+ * `fetch` does); network errors, timeouts and open breakers reject, and so does a retried request
+ * whose server asks for a pause beyond `retry.maxDelayMs` ({@link RetryAfterError}). Bodies of responses given up
  * are cancelled so their connections are freed.
  * @example
  * const api = createFetch({

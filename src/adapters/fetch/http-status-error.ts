@@ -18,7 +18,7 @@ export class HttpStatusError extends BulwarkError {
   readonly url: string;
   /**
    * The delay the response asked for (`Retry-After` or the `RateLimit` headers), in ms, which a
-   * retry honours (capped at its `maxDelayMs`); undefined when it asked for none.
+   * retry honours (a pause beyond its `maxDelayMs` ends the call with a `RetryAfterError`); undefined when it asked for none.
    */
   readonly retryAfterMs: number | undefined;
   /** The response. Its body is cancelled once the response is discarded for a retry. */

@@ -59,13 +59,20 @@ export interface RequestTraits {
   readonly resendable: boolean;
   /** Whether two copies may run at once. */
   readonly hedgeable: boolean;
+  /**
+   * Whether only its `Idempotency-Key` makes it repeatable (a POST or PATCH with a key): the key
+   * is a promise to one server, so once the request may have reached an endpoint, its retries
+   * stay there.
+   */
+  readonly pinned: boolean;
 }
 
 /**
  * Classifies a request from what `fetch` would send. It may be retried when its method is
  * idempotent or it carries an `Idempotency-Key` header, and its body is replayable; it may be
  * resent after an error that proves it never left (connection refused) when only its body is
- * replayable; it may be hedged when its method is safe and its body replayable.
+ * replayable; it may be hedged when its method is safe and its body replayable. It is pinned to
+ * the endpoint it reached when only its idempotency key makes it repeatable.
  * @example
  * requestTraits('POST', new Headers({ 'idempotency-key': 'k1' }), '{}').retryable; // true
  */
@@ -78,6 +85,7 @@ export function requestTraits(method: string, headers: Headers, body: unknown): 
     retryable: replayable && (idempotentMethods.has(upper) || keyed),
     resendable: replayable,
     hedgeable: replayable && safeMethods.has(upper),
+    pinned: replayable && keyed && !idempotentMethods.has(upper),
   };
 }
 

@@ -1,6 +1,6 @@
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { describe, expect, it } from 'vitest';
-import { createFetch, HttpStatusError, type FailoverEvent } from '../../../src/adapters/fetch.js';
+import { createFetch, HttpStatusError, RetryAfterError, type FailoverEvent } from '../../../src/adapters/fetch.js';
 import {
   BrokenCircuitError,
   channelNames,
@@ -119,8 +119,15 @@ describe('createFetch: server-suggested delays (row F12)', () => {
     expect(await gap(headers, 60_000, [2_999, 1])).toEqual([1, 2]);
   });
 
-  it('caps a huge Retry-After at maxDelayMs', async () => {
-    expect(await gap({ 'retry-after': '99999999' }, 10_000, [9_999, 1])).toEqual([1, 2]);
+  it('Regression (issue 12): a Retry-After beyond maxDelayMs ends the call with RetryAfterError, never an early retry', async () => {
+    const clock = new ManualClock();
+    const s = scripted([new Response('', { status: 503, headers: { 'retry-after': '99999999' } }), 200]);
+    const f = createFetch({ fetch: s.fetch, clock, retry: { backoff: constant(7), maxDelayMs: 10_000 } });
+    const error = await rejection(capture(f(url)));
+    expect(error).toBeInstanceOf(RetryAfterError);
+    expect(error).toMatchObject({ retryAfterMs: 2 ** 31 - 1, status: 503, origin: 'http://api.test' });
+    expect(s.calls).toHaveLength(1);
+    expect(s.responses[0]!.bodyUsed).toBe(true); // its connection is freed
   });
 
   it('ignores a garbage Retry-After and uses the backoff', async () => {
@@ -526,6 +533,110 @@ describe('createFetch: rate limit', () => {
   });
 });
 
+describe('createFetch: a pause one call was asked for holds for every call (issue 12)', () => {
+  const busy = (seconds: string): Response => new Response('busy', { status: 503, headers: { 'retry-after': seconds } });
+
+  it('Regression (issue 12): another call to the origin rejects at once with RetryAfterError until the pause ends', async () => {
+    const clock = new ManualClock();
+    const s = scripted([busy('2'), 200]);
+    const f = createFetch({ fetch: s.fetch, clock, retry: false });
+    expect((await f(url)).status).toBe(503); // not retried: resolves with the answer
+    const error = await rejection(capture(f('http://api.test/other')));
+    expect(error).toBeInstanceOf(RetryAfterError);
+    expect(error).toMatchObject({ origin: 'http://api.test', retryAfterMs: 2_000, status: undefined });
+    expect(s.calls).toHaveLength(1);
+    await clock.advance(1_900);
+    expect(await rejection(capture(f(url)))).toMatchObject({ retryAfterMs: 100 });
+    await clock.advance(100);
+    expect((await f(url)).status).toBe(200);
+    expect((await f('http://other.test/')).status).toBe(200); // other origins were never paused
+  });
+
+  it('keeps pause state within maxOrigins, dropping idle origins before a paused one', async () => {
+    const clock = new ManualClock();
+    const s = scripted([busy('60'), 200]);
+    const f = createFetch({ fetch: s.fetch, clock, retry: false, circuitBreaker: false, maxOrigins: 2 });
+    await f('http://a.test/');
+    for (const host of ['b', 'c', 'd', 'e']) await f(`http://${host}.test/`);
+    // Four idle origins came and went; a's pause was kept throughout.
+    expect(await rejection(capture(f('http://a.test/')))).toBeInstanceOf(RetryAfterError);
+    expect(s.calls).toHaveLength(5);
+  });
+
+  it('with endpoints, a paused endpoint is skipped by other calls (reason server-backoff), and all paused fail fast', async () => {
+    const clock = new ManualClock();
+    const s = scripted([busy('10'), 200, busy('20'), 200]);
+    const f = createFetch({ fetch: s.fetch, clock, endpoints: ['http://a.test', 'http://b.test'], retry: false, circuitBreaker: false });
+    const events: FailoverEvent[] = [];
+    f.onFailover((e) => events.push(e));
+    expect((await f('/x')).status).toBe(503); // a asks for 10 s
+    expect((await f('/x')).status).toBe(200); // goes straight to b
+    expect(events).toEqual([{ policy: 'fetch', from: 'http://a.test', to: 'http://b.test', reason: 'server-backoff' }]);
+    expect((await f('/x')).status).toBe(503); // b asks for 20 s
+    const error = await rejection(capture(f('/x')));
+    expect(error).toMatchObject({ name: 'RetryAfterError', origin: 'http://a.test', retryAfterMs: 10_000 });
+    expect(s.calls.map((c) => c.url)).toEqual(['http://a.test/x', 'http://b.test/x', 'http://b.test/x']);
+    await clock.advance(10_000);
+    expect((await f('/x')).status).toBe(200);
+    expect(s.calls.at(-1)!.url).toBe('http://a.test/x');
+  });
+
+  it("with serverBackoff: 'wait', another call waits the pause out, and the caller can still abort the wait", async () => {
+    const clock = new ManualClock();
+    const s = scripted([busy('5'), 200]);
+    const f = createFetch({ fetch: s.fetch, clock, retry: false, serverBackoff: 'wait' });
+    await f(url);
+    const waiting = capture(f(url));
+    const controller = new AbortController();
+    const leaving = capture(f(url, { signal: controller.signal }));
+    await clock.advance(4_999);
+    expect(s.calls).toHaveLength(1);
+    const reason = new Error('left');
+    controller.abort(reason);
+    expect(await rejection(leaving)).toBe(reason);
+    expect(abortListeners(controller.signal)).toBe(0);
+    await clock.advance(1);
+    expect(((await waiting) as { ok: true; value: Response }).value.status).toBe(200);
+    expect(s.calls).toHaveLength(2);
+  });
+});
+
+describe('createFetch: a keyed POST stays on the endpoint it may have reached (issue 12, F11/C6)', () => {
+  const keyed = { method: 'POST', body: '{}', headers: { 'Idempotency-Key': 'k-1' } };
+  const dropped = (): TypeError => networkError('ECONNRESET');
+
+  it('Regression (issue 12): after a dropped connection its retries go to the same endpoint', async () => {
+    const s = scripted([dropped(), dropped(), 201]);
+    const f = createFetch({ fetch: s.fetch, endpoints: ['http://a.test', 'http://b.test'], retry: { maxAttempts: 3, backoff: constant(0) }, circuitBreaker: false });
+    expect((await f('/orders', keyed)).status).toBe(201);
+    expect(s.calls.map((c) => c.url)).toEqual(['http://a.test/orders', 'http://a.test/orders', 'http://a.test/orders']);
+  });
+
+  it('after an attempt timeout too (the request may have arrived)', async () => {
+    const clock = new ManualClock();
+    const s = scripted([(_u, init) => new Promise<Response>((_resolve, reject) => init.signal!.addEventListener('abort', () => reject(init.signal!.reason), { once: true })), 201]);
+    const f = createFetch({ fetch: s.fetch, clock, endpoints: ['http://a.test', 'http://b.test'], attemptTimeoutMs: 100, retry: { maxAttempts: 2, backoff: constant(0) }, circuitBreaker: false });
+    const call = capture(f('/orders', keyed));
+    await clock.advance(100);
+    expect(((await call) as { ok: true; value: Response }).value.status).toBe(201);
+    expect(s.calls.map((c) => c.url)).toEqual(['http://a.test/orders', 'http://a.test/orders']);
+  });
+
+  it("rejects with the endpoint's BrokenCircuitError rather than moving when its breaker opens", async () => {
+    const s = scripted([dropped(), 201]);
+    const f = createFetch({ fetch: s.fetch, endpoints: ['http://a.test', 'http://b.test'], retry: { maxAttempts: 3, backoff: constant(0) }, circuitBreaker: { breaker: consecutive(1) } });
+    expect(await rejection(capture(f('/orders', keyed)))).toBeInstanceOf(BrokenCircuitError);
+    expect(s.calls.map((c) => c.url)).toEqual(['http://a.test/orders']);
+  });
+
+  it('moves when the error proves the request never left (connection refused, DNS)', async () => {
+    const s = scripted([networkError('ECONNREFUSED'), networkError('ENOTFOUND'), 201]);
+    const f = createFetch({ fetch: s.fetch, endpoints: ['http://a.test', 'http://b.test', 'http://c.test'], retry: { maxAttempts: 3, backoff: constant(0) }, circuitBreaker: false });
+    expect((await f('/orders', keyed)).status).toBe(201);
+    expect(s.calls.map((c) => c.url)).toEqual(['http://a.test/orders', 'http://b.test/orders', 'http://c.test/orders']);
+  });
+});
+
 describe('createFetch: a delay that would outlast the overall timeout', () => {
   it('returns the response at once instead of waiting into a TimeoutError', async () => {
     const clock = new ManualClock();
@@ -595,7 +706,7 @@ describe('createFetch: review fixes', () => {
       fetch: s.fetch,
       clock,
       endpoints: ['http://a.test', 'http://b.test'],
-      retry: { maxAttempts: 3, backoff: constant(5) },
+      retry: { maxAttempts: 3, backoff: constant(5), maxDelayMs: 120_000 },
       circuitBreaker: false,
     });
     const call = capture(f('/'));
@@ -628,6 +739,18 @@ describe('createFetch: review fixes', () => {
     await expect(f(url, { body: 'x' })).rejects.toThrow('cannot have body');
     expect(f.circuitBreaker(url)?.state).toBe('closed');
     expect((await f(url)).status).toBe(200);
+  });
+
+  it('rejects with RetryAfterError when every endpoint asked for longer than maxDelayMs', async () => {
+    const clock = new ManualClock();
+    const s = scripted([() => Promise.resolve(new Response('', { status: 503, headers: { 'retry-after': '60' } }))]);
+    const f = createFetch({ fetch: s.fetch, clock, endpoints: ['http://a.test', 'http://b.test'], retry: { maxAttempts: 3, backoff: constant(5) }, circuitBreaker: false });
+    const call = capture(f('/'));
+    await clock.advance(5);
+    const error = await rejection(call);
+    expect(error).toBeInstanceOf(RetryAfterError);
+    expect((error as RetryAfterError).retryAfterMs).toBeGreaterThan(30_000);
+    expect(s.calls.map((c) => c.url)).toEqual(['http://a.test/', 'http://b.test/']);
   });
 
   it('sends the retry to the endpoint whose asked-for delay ends first', async () => {

@@ -38,8 +38,17 @@ describe('idempotency rules (row F11)', () => {
   it('never retries or hedges a streamed body, whatever the method or key', () => {
     const stream = new ReadableStream({ pull: (c) => c.close() });
     const traits = requestTraits('PUT', new Headers({ 'idempotency-key': 'k' }), stream);
-    expect(traits).toEqual({ method: 'PUT', retryable: false, resendable: false, hedgeable: false });
-    expect(requestTraits('GET', new Headers(), null)).toEqual({ method: 'GET', retryable: true, resendable: true, hedgeable: true });
+    expect(traits).toEqual({ method: 'PUT', retryable: false, resendable: false, hedgeable: false, pinned: false });
+    expect(requestTraits('GET', new Headers(), null)).toEqual({ method: 'GET', retryable: true, resendable: true, hedgeable: true, pinned: false });
+  });
+
+  it('pins a request that only its Idempotency-Key makes repeatable (issue 12): a keyed POST or PATCH, not a PUT', () => {
+    const key = new Headers({ 'idempotency-key': 'k' });
+    expect(requestTraits('POST', key, '{}').pinned).toBe(true);
+    expect(requestTraits('patch', key, '{}').pinned).toBe(true);
+    expect(requestTraits('PUT', key, '{}').pinned).toBe(false);
+    expect(requestTraits('POST', new Headers(), '{}').pinned).toBe(false);
+    expect(requestTraits('POST', key, new ReadableStream()).pinned).toBe(false); // never retried at all
   });
 });
 
