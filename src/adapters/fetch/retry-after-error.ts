@@ -1,4 +1,4 @@
-import { BulwarkError } from '../../core/errors.js';
+import { brandErrorClass, BulwarkError } from '../../core/errors.js';
 
 /**
  * Rejected by a fetch from {@link createFetch} when a server asked for a pause (`Retry-After`, or
@@ -19,8 +19,12 @@ export class RetryAfterError extends BulwarkError {
   /** The status of the response that asked, when this call received it (e.g. 503); else undefined. */
   readonly status: number | undefined;
 
-  constructor(origin: string, retryAfterMs: number, status?: number) {
-    super(`${origin} asked for no request during the next ${retryAfterMs} ms`, 'ERR_BULWARK_RETRY_AFTER');
+  static {
+    brandErrorClass(this, 'ERR_BULWARK_RETRY_AFTER');
+  }
+
+  constructor(origin: string, retryAfterMs: number, status?: number, options?: ErrorOptions) {
+    super(`${origin} asked for no request during the next ${retryAfterMs} ms`, 'ERR_BULWARK_RETRY_AFTER', options);
     this.name = 'RetryAfterError';
     this.origin = origin;
     this.retryAfterMs = retryAfterMs;

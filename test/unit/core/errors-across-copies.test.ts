@@ -1,9 +1,10 @@
 import { describe, expect, it, vi } from 'vitest';
 import * as one from '../../../src/core/errors.js';
 import { HttpStatusError } from '../../../src/adapters/fetch/http-status-error.js';
+import { RetryAfterError } from '../../../src/adapters/fetch/retry-after-error.js';
 import type { BulwarkError, BulwarkErrorCode } from '../../../src/core/errors.js';
 
-type Errors = typeof one & { HttpStatusError: typeof HttpStatusError };
+type Errors = typeof one & { HttpStatusError: typeof HttpStatusError; RetryAfterError: typeof RetryAfterError };
 type Ctor = abstract new (...args: never[]) => BulwarkError;
 
 /** A second, separately evaluated copy of the error classes: what the CJS build is next to the ESM one. */
@@ -11,10 +12,11 @@ async function secondCopy(): Promise<Errors> {
   vi.resetModules();
   const errors = await import('../../../src/core/errors.js');
   const fetchErrors = await import('../../../src/adapters/fetch/http-status-error.js');
-  return { ...errors, HttpStatusError: fetchErrors.HttpStatusError };
+  const pauseErrors = await import('../../../src/adapters/fetch/retry-after-error.js');
+  return { ...errors, HttpStatusError: fetchErrors.HttpStatusError, RetryAfterError: pauseErrors.RetryAfterError };
 }
 
-const first: Errors = { ...one, HttpStatusError };
+const first: Errors = { ...one, HttpStatusError, RetryAfterError };
 const decision = { allowed: false, limit: 10, remaining: 0, resetMs: 1_000, retryAfterMs: 500 } as const;
 
 /** Every class with a way to make one of its errors, from either copy, with a cause. */
@@ -36,6 +38,7 @@ const classes: [string, BulwarkErrorCode, (e: Errors, cause?: unknown) => Bulwar
     'ERR_BULWARK_HTTP_STATUS',
     (e, cause) => new e.HttpStatusError(new Response(null, { status: 503 }), 'http://127.0.0.1/', undefined, { cause }),
   ],
+  ['RetryAfterError', 'ERR_BULWARK_RETRY_AFTER', (e, cause) => new e.RetryAfterError('http://127.0.0.1', 2_000, 503, { cause })],
 ];
 
 const names = classes.map(([name]) => name);
