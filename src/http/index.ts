@@ -8,4 +8,4 @@ export {
   type TrustProxy,
 } from './client-address.js';
 export { PROBLEM_TYPES } from './problem.js';
-export type { HttpRateLimitOptions, QuotaUnit, RateLimitHeaders, RateLimitRuleOptions } from './rate-limit-rule.js';
+export type { HttpRateLimitOptions, QuotaUnit, RateLimitHeaders, RateLimitRuleOptions } from './rate-limit-options.js';

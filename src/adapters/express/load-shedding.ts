@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { overloadedProblem, PROBLEM_CONTENT_TYPE, type ProblemResponse, sheddingFailedProblem } from '../../http/problem.js';
-import { boundedConsoleReporter } from '../../http/rate-limit-rule.js';
+import { boundedConsoleReporter } from '../../http/rate-limit-options.js';
 import { sheddingSetup, type LoadSheddingOptions } from '../../http/shedding.js';
 import type { LoadShedder } from '../../shedding/load-shedder.js';
 import type { BulwarkMiddleware } from './rate-limit.js';

@@ -3,13 +3,15 @@ import { isServedPath } from '../../health/served-paths.js';
 import { type AddressedRequest } from '../../http/client-address.js';
 import { PROBLEM_CONTENT_TYPE, type ProblemResponse, rateLimitFailedProblem } from '../../http/problem.js';
 import {
-  applyOutcome,
   boundedConsoleReporter,
   checkDecider,
   checkHttpOptions,
+  type HttpRateLimitOptions,
+} from '../../http/rate-limit-options.js';
+import {
+  applyOutcome,
   decideRequestNow,
   type HeaderAccess,
-  type HttpRateLimitOptions,
   RateLimitRule,
   type RuleOutcome,
 } from '../../http/rate-limit-rule.js';

@@ -2,15 +2,17 @@ import { checkOptions, show } from '../../core/validate.js';
 import { isServedPath } from '../../health/served-paths.js';
 import { type ProblemResponse, rateLimitFailedProblem } from '../../http/problem.js';
 import {
-  applyOutcome,
   checkDecider,
   checkHttpOptions,
   checkRuleOptions,
+  type HttpRateLimitOptions,
+  type RateLimitRuleOptions,
+} from '../../http/rate-limit-options.js';
+import {
+  applyOutcome,
   decideRequestNow,
   type HeaderAccess,
-  type HttpRateLimitOptions,
   RateLimitRule,
-  type RateLimitRuleOptions,
   type RuleOutcome,
 } from '../../http/rate-limit-rule.js';
 import type { Decider } from '../../ratelimit/rate-limit-policy.js';

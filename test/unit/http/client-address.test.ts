@@ -9,7 +9,7 @@ import {
   TrustedRanges,
   UNKNOWN_CLIENT,
 } from '../../../src/http/client-address.js';
-import { checkHttpOptions } from '../../../src/http/rate-limit-rule.js';
+import { checkHttpOptions } from '../../../src/http/rate-limit-options.js';
 
 function request(remoteAddress: string | undefined, forwardedFor?: string | string[]): AddressedRequest {
   return { socket: { remoteAddress }, headers: forwardedFor === undefined ? {} : { 'x-forwarded-for': forwardedFor } };

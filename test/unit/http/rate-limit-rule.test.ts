@@ -2,10 +2,9 @@ import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../../../src/core/clock.js';
 import { clientAddressResolver } from '../../../src/http/client-address.js';
 import { countValue, MAX_SF_INTEGER, problem, PROBLEM_TYPES, secondsUp } from '../../../src/http/problem.js';
+import { boundedConsoleReporter, checkHttpOptions } from '../../../src/http/rate-limit-options.js';
 import {
   applyOutcome,
-  boundedConsoleReporter,
-  checkHttpOptions,
   decideRequest,
   decideRequestNow,
   type HeaderAccess,
