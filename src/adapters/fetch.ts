@@ -3,20 +3,20 @@
  * `Retry-After`, a circuit breaker per origin, hedging, rate limits and failover between endpoints.
  * @packageDocumentation
  */
-export {
-  createFetch,
-  type CreateFetchOptions,
-  type FailoverEvent,
-  type FailoverReason,
-  type FetchCircuitBreakerOptions,
-  type FetchHedgeOptions,
-  type FetchInit,
-  type FetchInput,
-  type FetchRateLimitOptions,
-  type FetchRetryOptions,
-  type ResilientFetch,
-  type ServerBackoff,
-} from './fetch/create-fetch.js';
+export { createFetch } from './fetch/create-fetch.js';
+export type {
+  CreateFetchOptions,
+  FailoverEvent,
+  FailoverReason,
+  FetchCircuitBreakerOptions,
+  FetchHedgeOptions,
+  FetchInit,
+  FetchInput,
+  FetchRateLimitOptions,
+  FetchRetryOptions,
+  ResilientFetch,
+  ServerBackoff,
+} from './fetch/types.js';
 export { HttpStatusError } from './fetch/http-status-error.js';
 export { RetryAfterError } from './fetch/retry-after-error.js';
 export { parseRateLimit, parseRetryAfter } from './fetch/retry-after.js';

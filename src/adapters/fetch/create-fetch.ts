@@ -1,6 +1,4 @@
-import type { Backoff } from '../../backoff/backoff.js';
 import { circuitBreaker, CircuitBreakerPolicy, defaultHandle } from '../../circuit/circuit-breaker.js';
-import type { BreakerStrategy } from '../../circuit/strategies.js';
 import { type Clock, systemClock } from '../../core/clock.js';
 import { Context, type ExecutionContext, RootContext } from '../../core/context.js';
 import { fetchFailoverChannel } from '../../core/diagnostics.js';
@@ -21,7 +19,6 @@ import {
 } from '../../core/validate.js';
 import { hedge, type HedgePolicy } from '../../hedge/hedge.js';
 import type { Decider } from '../../ratelimit/rate-limit-policy.js';
-import type { RetryBudget } from '../../retry/budget.js';
 import { defaultRetryHandle, retry, type RetryEvent, type RetryPolicy } from '../../retry/retry.js';
 import { timeout, type TimeoutPolicy } from '../../timeout/timeout.js';
 import { type Endpoint, joinPath, parseEndpoints, preferenceOrder } from './endpoints.js';
@@ -29,186 +26,16 @@ import { HttpStatusError } from './http-status-error.js';
 import { RetryAfterError } from './retry-after-error.js';
 import { neverSent, requestTraits, type RequestTraits } from './request-rules.js';
 import { delayHint } from './retry-after.js';
-
-/**
- * What `fetch` takes as its first argument: a URL string, a `URL` or a `Request`.
- * @example
- * const input: FetchInput = new URL('http://127.0.0.1:8080/health');
- */
-export type FetchInput = Parameters<typeof globalThis.fetch>[0];
-/**
- * What `fetch` takes as its second argument (`RequestInit`, or undefined).
- * @example
- * const init: FetchInit = { method: 'PUT', body: '{}', headers: { 'content-type': 'application/json' } };
- */
-export type FetchInit = Parameters<typeof globalThis.fetch>[1];
-
-/**
- * Retry settings of {@link createFetch}: those of `retry()` that make sense per request.
- * @example
- * createFetch({ retry: { maxAttempts: 4, backoff: exponential({ initialMs: 50 }), maxDelayMs: 5_000, budget: retryBudget() } });
- */
-export interface FetchRetryOptions {
-  /** Attempts in all, the first included. @default 3 */
-  readonly maxAttempts?: number;
-  /** Delay before each retry. @default exponential() — 100 ms doubling to 30 s, full jitter */
-  readonly backoff?: Backoff;
-  /**
-   * Cap on every backoff delay, in ms. A response asking for a longer pause (`Retry-After`) is not
-   * retried early: the call rejects with {@link RetryAfterError}. @default 30000
-   */
-  readonly maxDelayMs?: number;
-  /** A retry budget, possibly shared with other clients of the same dependency. No budget by default. */
-  readonly budget?: RetryBudget;
-}
-
-/**
- * Circuit-breaker settings of {@link createFetch}, applied to each origin's own breaker.
- * @example
- * createFetch({ circuitBreaker: { breaker: consecutive(3), halfOpenAfterMs: 5_000 } });
- */
-export interface FetchCircuitBreakerOptions {
-  /** When to open. @default consecutive(5) */
-  readonly breaker?: BreakerStrategy;
-  /** How long an origin is left alone before a probe, in ms, or a backoff. @default 10000 */
-  readonly halfOpenAfterMs?: number | Backoff;
-  /** Probes admitted while half-open. @default 1 */
-  readonly halfOpenMaxCalls?: number;
-  /** A probe unsettled after this long counts as a failure, in ms. @default 30000 */
-  readonly probeTimeoutMs?: number;
-}
-
-/**
- * Hedging settings of {@link createFetch}; only GET, HEAD and OPTIONS requests are hedged.
- * @example
- * createFetch({ hedge: { delayMs: 100, maxHedges: 1 } });
- */
-export interface FetchHedgeOptions {
-  /** How long an attempt may run before another starts beside it, in ms. */
-  readonly delayMs: number;
-  /** Extra attempts at most. @default 1 */
-  readonly maxHedges?: number;
-}
-
-/**
- * Rate-limit settings of {@link createFetch}: every attempt takes units from `limiter` first.
- * @example
- * createFetch({ rateLimit: { limiter: rateLimiter({ algorithm: gcra({ limit: 10, periodMs: 1_000 }) }), key: (url) => url.host } });
- */
-export interface FetchRateLimitOptions {
-  /** A `rateLimiter()` or a `quota()`. */
-  readonly limiter: Decider;
-  /** The key to limit by, from the attempt's URL. @default the URL's origin */
-  readonly key?: (url: URL) => string;
-  /** Units each attempt takes. @default 1 */
-  readonly cost?: number;
-}
-
-/**
- * What a call does while its origin is inside a pause the server asked for (`Retry-After` on a
- * failed status): `'fail-fast'` rejects at once with {@link RetryAfterError}; `'wait'` waits
- * until the pause ends (bounded by `timeoutMs` and the caller's signal), even beyond `maxDelayMs`.
- * @example
- * createFetch({ serverBackoff: 'wait', timeoutMs: 30_000 });
- */
-export type ServerBackoff = 'fail-fast' | 'wait';
-
-/**
- * Options of {@link createFetch}; every one is optional.
- * @example
- * const options: CreateFetchOptions = { endpoints: ['http://a:8080', 'http://b:8080'], attemptTimeoutMs: 2_000 };
- */
-export interface CreateFetchOptions {
-  /**
-   * Base URLs of one logical service, primary first. Requests then take a path (`f('/users')`)
-   * and go to the first endpoint whose breaker admits them; without it, requests take absolute
-   * URLs and each origin gets its own breaker. @default none
-   */
-  readonly endpoints?: readonly (string | URL)[];
-  /** Limit on each attempt, until the response headers arrive, in ms; `false` for none. @default 10000 */
-  readonly attemptTimeoutMs?: number | false;
-  /** Limit on the whole call — attempts and waits — in ms; `false` for none. @default false */
-  readonly timeoutMs?: number | false;
-  /** Retries of failed attempts; `false` never retries. @default { maxAttempts: 3 } */
-  readonly retry?: FetchRetryOptions | false;
-  /** Statuses that count as a failed attempt (retried; 5xx also counted by the breaker). @default [408, 429, 500, 502, 503, 504] */
-  readonly retryOn?: readonly number[];
-  /** One breaker per origin (per endpoint); `false` for none. @default { breaker: consecutive(5), halfOpenAfterMs: 10000 } */
-  readonly circuitBreaker?: FetchCircuitBreakerOptions | false;
-  /**
-   * When an origin answers a failed status with `Retry-After` (or `RateLimit`), every call to it
-   * through this fetch honours the pause: `'fail-fast'` rejects with {@link RetryAfterError}
-   * until it ends, `'wait'` waits it out (also a pause longer than `retry.maxDelayMs`).
-   * @default 'fail-fast'
-   */
-  readonly serverBackoff?: ServerBackoff;
-  /** Most origins that keep state (a breaker, a pause), without `endpoints`; the least recently used idle one goes first. @default 100 */
-  readonly maxOrigins?: number;
-  /**
-   * Let a request that is repeatable only through its `Idempotency-Key` (a POST or PATCH) be
-   * retried on another endpoint after it may have reached one — only when every endpoint shares
-   * one idempotency store. Otherwise it moves only when it provably never left (connection
-   * refused, DNS failure). @default false
-   */
-  readonly failoverKeyedRequests?: boolean;
-  /** Hedge slow GET, HEAD and OPTIONS requests. No hedging by default. */
-  readonly hedge?: FetchHedgeOptions;
-  /** Take units from a rate limiter or quota before each attempt. None by default. */
-  readonly rateLimit?: FetchRateLimitOptions;
-  /** The `fetch` to call. @default globalThis.fetch, read at each call */
-  readonly fetch?: typeof globalThis.fetch;
-  /** Name in events and telemetry; breakers are named `<name> <origin>`. @default 'fetch' */
-  readonly name?: string;
-  /** Time source of the policies (inject a ManualClock in tests). @default systemClock */
-  readonly clock?: Clock;
-}
-
-/**
- * Why a request went to another endpoint than the one before it.
- * @example
- * f.onFailover(({ reason }) => { if (reason === 'circuit-open') alertOnCall(); });
- */
-export type FailoverReason = 'circuit-open' | 'failure' | 'hedge' | 'server-backoff';
-
-/**
- * Payload of {@link ResilientFetch.onFailover} and of `bulwark:fetch:failover`.
- * @example
- * f.onFailover(({ from, to, reason }) => console.log(`${from} -> ${to} (${reason})`));
- */
-export interface FailoverEvent {
-  /** The fetch's `name`. */
-  readonly policy: string;
-  /** Origin of the endpoint the call was on (the primary, for a call's first attempt). */
-  readonly from: string;
-  /** Origin of the endpoint the attempt goes to. */
-  readonly to: string;
-  /**
-   * `'circuit-open'`: `from`'s breaker turned the attempt away; `'failure'`: the call's previous
-   * attempt failed on `from`; `'hedge'`: a hedge, while the attempt on `from` still runs;
-   * `'server-backoff'`: `from` is inside a pause its server asked for (`Retry-After`).
-   */
-  readonly reason: FailoverReason;
-}
-
-/**
- * A `fetch` with a resilience pipeline, built by {@link createFetch}. Call it as you call `fetch`.
- * @example
- * const f = createFetch({ retry: { maxAttempts: 3 } });
- * const res = await f('http://127.0.0.1:8080/health');
- */
-export interface ResilientFetch {
-  (input: FetchInput, init?: FetchInit): Promise<Response>;
-  /** The `name` option. */
-  readonly name: string;
-  /** The endpoints' base URLs, primary first (empty without `endpoints`). */
-  readonly endpoints: readonly string[];
-  /** The breaker of an origin (an endpoint's, or one seen in a request), if it has one. */
-  circuitBreaker(origin: string | URL): CircuitBreakerPolicy | undefined;
-  /** Subscribes to retries (the `error` of a retried status is an {@link HttpStatusError}). */
-  readonly onRetry: EventSubscriber<RetryEvent>;
-  /** Subscribes to failovers from one endpoint to another. */
-  readonly onFailover: EventSubscriber<FailoverEvent>;
-}
+import type {
+  CreateFetchOptions,
+  FailoverEvent,
+  FailoverReason,
+  FetchHedgeOptions,
+  FetchInit,
+  FetchInput,
+  ResilientFetch,
+  ServerBackoff,
+} from './types.js';
 
 const keys = [
   'endpoints',
