@@ -1,0 +1,388 @@
+// One call through bulwark/fetch: its attempts, the origin or endpoint each goes to, the pauses
+// servers asked for, and failover. The fetcher that makes calls is in create-fetch.ts.
+import type { CircuitBreakerPolicy } from '../../circuit/circuit-breaker.js';
+import type { Clock } from '../../core/clock.js';
+import { Context, type ExecutionContext, RootContext } from '../../core/context.js';
+import { BrokenCircuitError, QuotaExceededError, RateLimitedError } from '../../core/errors.js';
+import { type ContextualPolicy, invoke, untilAborted } from '../../core/policy.js';
+import { sleep } from '../../core/sleep.js';
+import { show } from '../../core/validate.js';
+import type { Decider } from '../../ratelimit/rate-limit-policy.js';
+import type { TimeoutPolicy } from '../../timeout/timeout.js';
+import { joinPath, preferenceOrder } from './endpoints.js';
+import { HttpStatusError } from './http-status-error.js';
+import { RetryAfterError } from './retry-after-error.js';
+import { neverSent, requestTraits, type RequestTraits } from './request-rules.js';
+import { delayHint } from './retry-after.js';
+import { answeredBy, discard, elsewhere, isRejection, outlasting } from './outcomes.js';
+import type { FailoverReason, FetchInit, FetchInput, ServerBackoff } from './types.js';
+import type { ResilientFetcher } from './create-fetch.js';
+
+/** AbortSignal.any arrived in Node 20.3; before it, the caller's signal stops at the response. */
+const anySignal = typeof AbortSignal.any === 'function';
+
+/** The per-origin (or per-endpoint) state: its breaker, and the pause its server asked for. */
+export interface Target {
+  readonly origin: string;
+  readonly breaker: CircuitBreakerPolicy | undefined;
+  /** Until when (policies' clock) the server asked every caller to stay away; -Infinity for never. */
+  pausedUntil: number;
+}
+
+/**
+ * A pause with at most this much left is sat out by anyone: a timer may fire that many ms early
+ * against the clock, so a retry that waited the whole pause can find a sliver of it left.
+ */
+export const pauseSlackMs = 15;
+
+/** Internal: the settings every call reads. */
+export interface Settings {
+  readonly name: string;
+  readonly fetch: typeof globalThis.fetch | undefined;
+  readonly retryOn: ReadonlySet<number>;
+  readonly attemptTimeout: TimeoutPolicy | undefined;
+  /** The overall timeout, if any, and the clock it runs on. */
+  readonly totalMs: number | undefined;
+  readonly clock: Clock;
+  /** The longest wait a retry makes (its `maxDelayMs`). */
+  readonly maxDelayMs: number;
+  readonly serverBackoff: ServerBackoff;
+  /** Whether keyed requests may move to another endpoint after reaching one. */
+  readonly failoverKeyed: boolean;
+  readonly rateLimit:
+    | { readonly limiter: Decider; readonly key: ((url: URL) => string) | undefined; readonly cost: number }
+    | undefined;
+}
+
+/** One call of the resilient fetch: its request, its attempts, the responses it has seen. */
+export class Call {
+  private readonly url: URL | undefined;
+  private readonly path: string | undefined;
+  private readonly request: Request | undefined;
+  private readonly init: FetchInit;
+  private readonly callerSignal: AbortSignal | undefined;
+  private readonly traits: RequestTraits;
+  /** Responses received, to cancel every one the caller will not get. */
+  private responses: Response[] = [];
+  private closed = false;
+  /** The latest failed-status response: the only one a retry or hedge may still return. */
+  private held: Response | undefined;
+  /** With endpoints: per endpoint, the sequence number of this call's latest attempt there. */
+  private readonly lastUsed: number[] | undefined;
+  /** With endpoints: per endpoint, this call's attempts still running there. */
+  private readonly running: number[] | undefined;
+  private sequence = 0;
+  /** When the overall timeout ends the call, on the policies' clock. */
+  private readonly deadline: number;
+  /** With endpoints: the endpoint of the latest attempt. */
+  private current = 0;
+  /**
+   * With endpoints, for a pinned request: the endpoint it may have reached (an attempt there did
+   * not provably fail before sending). Its retries go there only.
+   */
+  private reached: number | undefined;
+  /** A failed status that asked for a delay, and the retry round it ended: no hedge may follow it at once. */
+  private asked: { readonly round: number; readonly error: HttpStatusError } | undefined;
+
+  constructor(
+    private readonly fetcher: ResilientFetcher,
+    input: FetchInput,
+    init: FetchInit,
+  ) {
+    if (init === null) init = undefined; // fetch reads a null init as none
+    if (init !== undefined && typeof init !== 'object') {
+      throw new TypeError(`fetch: init must be an object, got ${show(init)}`);
+    }
+    this.init = init;
+    const total = fetcher.settings.totalMs;
+    this.deadline = total === undefined ? Infinity : fetcher.settings.clock.now() + total;
+    const isRequest = input instanceof Request;
+    if (fetcher.endpoints.length > 0) {
+      if (typeof input !== 'string') {
+        const got = isRequest ? 'a Request' : show(input);
+        throw new TypeError(`fetch: with "endpoints", the input must be a path such as '/users', got ${got}`);
+      }
+      joinPath('http://check', input); // refuses an absolute URL now, before any attempt
+      this.path = input;
+      this.lastUsed = fetcher.endpoints.map(() => 0);
+      this.running = fetcher.endpoints.map(() => 0);
+    } else {
+      // new URL() throws a TypeError for a relative or malformed URL, as fetch would reject.
+      this.url = isRequest ? new URL(input.url) : new URL(input as string | URL);
+      if (isRequest) this.request = input;
+    }
+    const method = init?.method ?? (isRequest ? input.method : 'GET');
+    const headers = new Headers(init?.headers ?? (isRequest ? input.headers : undefined));
+    // As in fetch, a null init.body leaves a Request's own body in place.
+    const body = init?.body !== undefined && init.body !== null ? init.body : isRequest ? input.body : null;
+    this.traits = requestTraits(method, headers, body);
+    const signal = init?.signal ?? (isRequest ? input.signal : undefined);
+    if (signal != null && !(signal instanceof AbortSignal)) {
+      throw new TypeError(`fetch: init.signal must be an AbortSignal, got ${show(signal)}`);
+    }
+    this.callerSignal = signal ?? undefined;
+  }
+
+  start(): Promise<Response> {
+    const policy = this.fetcher.pipelineFor(this.traits);
+    const signal = this.callerSignal;
+    const attempt = (context: ExecutionContext): Promise<Response> => this.attempt(context);
+    let work: Promise<Response>;
+    if (policy !== undefined) {
+      work = policy.execute(attempt, signal === undefined ? undefined : { signal });
+    } else if (signal?.aborted) {
+      work = Promise.reject(signal.reason);
+    } else {
+      work = this.attempt(new RootContext(signal));
+      if (signal !== undefined) work = untilAborted(work, signal);
+    }
+    return work.then(
+      (response) => this.finish(response),
+      (error: unknown) => {
+        if (signal?.aborted) {
+          this.finish(undefined);
+          throw signal.reason;
+        }
+        if (error instanceof HttpStatusError && this.responses.includes(error.response)) return this.finish(error.response);
+        this.finish(undefined);
+        throw error;
+      },
+    );
+  }
+
+  /** Ends the call: every response but the one returned is cancelled, now or when it arrives. */
+  private finish<R extends Response | undefined>(kept: R): R {
+    this.closed = true;
+    for (const response of this.responses) if (response !== kept) discard(response);
+    this.responses = [];
+    return kept;
+  }
+
+  private attempt(given: ExecutionContext): Promise<Response> {
+    // Policies of this package always pass a Context; anything else gets a fresh one around its signal.
+    const context = given instanceof Context ? given : new RootContext(given.signal);
+    // A hedge started in the round where the server asked for a delay would ignore it: end the
+    // round with that answer instead, so the retry waits the delay. (Hedges keep the round's number.)
+    if (this.asked !== undefined && this.asked.round === context.attempt) return Promise.reject(this.asked.error);
+    if (this.url !== undefined) {
+      const url = this.url;
+      const target = this.fetcher.originTarget(url.origin);
+      return this.afterPause(target, context, () => this.through(target, url, context, -1));
+    }
+    return this.attemptEndpoints(context);
+  }
+
+  /**
+   * Runs `go` once `target` is out of the pause its server asked for: at once if none runs; after
+   * it if `serverBackoff` is 'wait' or only a timer's slack of it is left; else rejects with
+   * RetryAfterError, so no request reaches a server inside the pause it asked every caller for.
+   */
+  private afterPause(target: Target, context: Context, go: () => Promise<Response>): Promise<Response> {
+    const { clock, serverBackoff } = this.fetcher.settings;
+    const left = target.pausedUntil - clock.now();
+    if (left <= 0) return go();
+    if (left > pauseSlackMs && serverBackoff === 'fail-fast') {
+      return Promise.reject(new RetryAfterError(target.origin, Math.ceil(left)));
+    }
+    // Checked again after the wait: another call may have been asked for a longer pause meanwhile.
+    return sleep(clock, left, context.abortable()).then(() => this.afterPause(target, context, go));
+  }
+
+  /** Tries the endpoints in this call's order of preference until a breaker admits the attempt. */
+  private async attemptEndpoints(context: Context): Promise<Response> {
+    const targets = this.fetcher.endpointTargets;
+    const { clock, serverBackoff } = this.fetcher.settings;
+    // Within the slack, a pause is sat out (afterPause) rather than skipped.
+    const now = clock.now() + pauseSlackMs;
+    // An idempotency key is a promise to one server: a request that may have reached one stays.
+    const order = this.reached !== undefined ? [this.reached] : preferenceOrder(this.lastUsed!);
+    let refused: BrokenCircuitError | undefined;
+    // A call's first attempt that finds the primary paused moves for that reason, not a failure.
+    let refusedFrom: FailoverReason | undefined =
+      this.sequence === 0 && targets[0]!.pausedUntil > now ? 'server-backoff' : undefined;
+    let paused: Target | undefined;
+    for (const i of order) {
+      const target = targets[i]!;
+      // Inside a pause its server asked for: no request goes there, another endpoint may take it.
+      if (target.pausedUntil > now) {
+        if (paused === undefined || target.pausedUntil < paused.pausedUntil) paused = target;
+        continue;
+      }
+      try {
+        const url = new URL(joinPath(this.fetcher.endpoints[i]!.base, this.path!));
+        const from = refusedFrom;
+        return await this.afterPause(target, context, () => this.through(target, url, context, i, from));
+      } catch (error) {
+        if (!isRejection(error)) throw error;
+        if (i === this.current) refusedFrom = 'circuit-open';
+        const wait = error instanceof BrokenCircuitError ? error.retryAfterMs : Infinity;
+        if (refused === undefined || wait < refused.retryAfterMs) {
+          refused = error instanceof BrokenCircuitError ? error : new BrokenCircuitError(wait, 'Every endpoint is unavailable');
+        }
+      }
+    }
+    if (paused !== undefined) {
+      const left = Math.max(1, Math.ceil(paused.pausedUntil - clock.now()));
+      if (serverBackoff === 'fail-fast') throw new RetryAfterError(paused.origin, left);
+      await sleep(clock, left, context.abortable());
+      return this.attemptEndpoints(context);
+    }
+    throw refused ?? new BrokenCircuitError(0, 'Every endpoint is unavailable');
+  }
+
+  /** One attempt on one origin: breaker → rate limit → attempt timeout → fetch. */
+  private through(target: Target, url: URL, context: Context, index: number, refusedFrom?: FailoverReason): Promise<Response> {
+    const inner = (c: ExecutionContext): Promise<Response> => {
+      if (index >= 0) this.entered(index, refusedFrom);
+      return this.limited(c as Context, url, index);
+    };
+    return target.breaker === undefined ? inner(context) : invoke(target.breaker, inner, context);
+  }
+
+  /** Records that an attempt goes to endpoint `index`, and announces a failover. */
+  private entered(index: number, refusedFrom: FailoverReason | undefined): void {
+    const from = this.current;
+    this.lastUsed![index] = ++this.sequence;
+    this.current = index;
+    if (index === from || !this.fetcher.announcing) return;
+    const endpoints = this.fetcher.endpoints;
+    const reason: FailoverReason = refusedFrom ?? (this.running![from]! > 0 ? 'hedge' : 'failure');
+    this.fetcher.announce({ policy: this.fetcher.settings.name, from: endpoints[from]!.origin, to: endpoints[index]!.origin, reason });
+  }
+
+  private limited(context: Context, url: URL, index: number): Promise<Response> {
+    const limit = this.fetcher.settings.rateLimit;
+    if (limit === undefined) return this.timed(context, url, index);
+    let key: string;
+    try {
+      key = limit.key === undefined ? url.origin : limit.key(url);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    const signal = context.abortable();
+    return limit.limiter.consume(key, signal === undefined ? { cost: limit.cost } : { cost: limit.cost, signal }).then(
+      (decision) => {
+        if (decision.allowed) return this.timed(context, url, index);
+        throw limit.limiter.kind === 'quota'
+          ? new QuotaExceededError(decision.limit, decision.remaining, decision.resetMs)
+          : new RateLimitedError(decision);
+      },
+      (error: unknown) => {
+        // A caller who gave up while the limiter decided is not the server's failure either.
+        if (this.callerSignal?.aborted) throw new DOMException('The caller aborted the request', 'AbortError');
+        throw error;
+      },
+    );
+  }
+
+  private timed(context: Context, url: URL, index: number): Promise<Response> {
+    const send = (c: ExecutionContext): Promise<Response> => this.send(c as Context, url, index);
+    const limit = this.fetcher.settings.attemptTimeout;
+    return limit === undefined ? send(context) : (invoke(limit as ContextualPolicy, send, context) as Promise<Response>);
+  }
+
+  /** The outbound request itself, inside every policy so that async context flows into it. */
+  private async send(context: Context, url: URL, index: number): Promise<Response> {
+    const caller = this.callerSignal;
+    // The caller's signal also reaches the body after the call returns, as with plain fetch;
+    // AbortSignal.any follows it without adding a listener that could outlive the call.
+    const signal = caller === undefined || !anySignal ? context.signal : AbortSignal.any([context.signal, caller]);
+    const settings = this.fetcher.settings;
+    const fetchImpl = settings.fetch ?? globalThis.fetch;
+    if (index >= 0) this.running![index]!++;
+    const reachedBefore = this.reached;
+    // Pinned from the moment it is sent, not when it fails: a timeout's abort may reach the
+    // retry before this attempt's own rejection does.
+    if (index >= 0 && this.traits.pinned && !settings.failoverKeyed) this.reached = index;
+    let response: Response;
+    try {
+      const request = this.request ?? url.href;
+      response = await fetchImpl(request, this.init === undefined ? { signal } : { ...this.init, signal });
+    } catch (error) {
+      if (neverSent(error)) this.reached = reachedBefore;
+      // The caller cancelled: not the server's fault, so no breaker may count it (whatever reason
+      // the caller gave); the call itself rejects with the caller's reason.
+      if (caller?.aborted) throw new DOMException('The caller aborted the request', 'AbortError');
+      throw error;
+    } finally {
+      if (index >= 0) this.running![index]!--;
+    }
+    if (this.closed) {
+      discard(response); // a hedge or timed-out attempt that answered after the call ended
+    } else {
+      this.responses.push(response);
+    }
+    // Followed redirects end at another origin: that origin answered, so its breaker and its pause
+    // judge the answer, never those of the origin that only redirected (issue 12).
+    const answered = answeredBy(response, url);
+    if (!settings.retryOn.has(response.status)) {
+      if (answered !== undefined) this.judge(answered, context, undefined);
+      return response;
+    }
+    // Retry and hedge keep only the latest error: an earlier failed response can no longer be
+    // returned, so its connection is freed now rather than when the call ends.
+    if (this.held !== undefined) discard(this.held);
+    this.held = response;
+    const asked = delayHint(response.headers, Date.now());
+    if (asked !== undefined && asked > 0) {
+      // The pause is the server's word to every caller, not only to this call: record it on the origin.
+      const fetcher = this.fetcher;
+      const target =
+        answered !== undefined ? fetcher.targetOf(answered) : index >= 0 ? fetcher.endpointTargets[index]! : fetcher.originTarget(url.origin);
+      target.pausedUntil = Math.max(target.pausedUntil, settings.clock.now() + asked);
+    }
+    const hint = index >= 0 && answered === undefined ? this.endpointWait(index) : asked;
+    const waits = settings.serverBackoff === 'wait';
+    // RFC 9110 §10.2.3: the server's pause takes precedence over our cap. A retry sooner than asked
+    // only loads a server that said it is busy, so the call ends here and says when to come back.
+    if (!waits && hint !== undefined && hint > settings.maxDelayMs && this.fetcher.retriesStatuses(this.traits)) {
+      const ended = new RetryAfterError(answered ?? url.origin, hint, response.status);
+      if (answered !== undefined) this.judgedElsewhere(ended, answered, context);
+      throw ended;
+    }
+    const error = new HttpStatusError(response, url.href, hint);
+    if (answered !== undefined) this.judgedElsewhere(error, answered, context);
+    if (hint !== undefined && settings.clock.now() + (waits ? hint : Math.min(hint, settings.maxDelayMs)) >= this.deadline) {
+      outlasting.add(error);
+    }
+    if (hint !== undefined) this.asked = { round: context.attempt, error };
+    throw error;
+  }
+
+  /** Marks a failed answer as another origin's, and has that origin's breaker count it. */
+  private judgedElsewhere(error: HttpStatusError | RetryAfterError, origin: string, context: Context): void {
+    elsewhere.add(error);
+    // A copy, not marked: the breaker of the origin that answered must count it.
+    const own =
+      error instanceof HttpStatusError
+        ? new HttpStatusError(error.response, error.response.url, error.retryAfterMs)
+        : new RetryAfterError(error.origin, error.retryAfterMs, error.status);
+    this.judge(origin, context, own);
+  }
+
+  /**
+   * Records an outcome (a success when `failure` is undefined) on `origin`'s breaker, as if the
+   * attempt had run through it. An open breaker turns it away: nothing to record then.
+   */
+  private judge(origin: string, context: Context, failure: HttpStatusError | RetryAfterError | undefined): void {
+    const breaker = this.fetcher.targetOf(origin).breaker;
+    if (breaker === undefined) return;
+    const outcome = (): Promise<void> => (failure === undefined ? Promise.resolve() : Promise.reject(failure));
+    invoke(breaker, outcome, context).catch(() => {});
+  }
+
+  /**
+   * With endpoints: how long the retry after a failed status on endpoint `index` should wait:
+   * nothing (the backoff) while a healthy endpoint is free to take it at once, else until the
+   * first healthy endpoint's asked-for pause ends.
+   */
+  private endpointWait(index: number): number | undefined {
+    const now = this.fetcher.settings.clock.now();
+    let wait = Infinity;
+    this.fetcher.endpointTargets.forEach((t, i) => {
+      const state = t.breaker?.state;
+      if (i === index || (state !== 'open' && state !== 'isolated')) wait = Math.min(wait, Math.max(0, t.pausedUntil - now));
+    });
+    return wait > 0 ? wait : undefined;
+  }
+}
