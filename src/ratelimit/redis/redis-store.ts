@@ -1,3 +1,8 @@
+// The Redis store: decisions gathered per tick into one script call per algorithm (and Cluster
+// slot), each call's deadline, and the answers — from Redis, or by `onStoreError` when it cannot
+// answer. It is one job: lanes, batches, the deadline queue, the deny cache and the fallback all
+// act on the same decisions in flight. Whether Redis may be called (the breaker, forced
+// reconnects, a changed server) is link.ts; the public types are types.ts.
 import diagnosticsChannel from 'node:diagnostics_channel';
 import { systemClock } from '../../core/clock.js';
 import { type DeadlineEntry, DeadlineQueue } from '../../core/deadline-queue.js';
@@ -18,66 +23,14 @@ import {
   STATUS_DECIDED,
   STATUS_WRONG_PERIOD,
 } from './scripts.js';
+import { errorText, ignore, RedisLink } from './link.js';
 import { hashSlot } from './slot.js';
+import type { RedisClientLike, RedisStoreOptions, StoreErrorMessage } from './types.js';
 
 export type { StoreErrorMode } from '../store.js';
 
-/**
- * Longest `retryAfterMs` a fail-closed decision suggests: an outage denial is a hint to try again
- * soon, never a quota period's reset.
- */
-export const MAX_OUTAGE_RETRY_MS = 5_000;
-
-/**
- * The part of an ioredis 5 or 6 client (`Redis` or `Cluster`) the store uses. Configure it with
- * `enableOfflineQueue: false` and `autoResendUnfulfilledCommands: false` (see the README).
- */
-export interface RedisClientLike {
-  /** ioredis connection status; the store sends nothing unless it is `'ready'`. */
-  readonly status: string;
-  /** `true` on an ioredis `Cluster`. */
-  readonly isCluster?: boolean;
-  /** ioredis `disconnect`: with `true`, drops the connection and reconnects (used after silent timeouts, not on a Cluster). */
-  disconnect?(reconnect?: boolean): void;
-  /** ioredis `info`: the store reads the server's `run_id` after each reconnect (not on a Cluster). */
-  info?(section: string): Promise<string>;
-  /** ioredis's socket, a new one per connection: how the store tells that the client reconnected. */
-  readonly stream?: unknown;
-  defineCommand(name: string, definition: { lua: string; numberOfKeys?: number; readOnly?: boolean }): void;
-}
-
-/** Options of {@link redisStore}. */
-export interface RedisStoreOptions {
-  /** Put before every key the store writes; must not contain `{` or `}`. @default 'bulwark:' */
-  readonly prefix?: string;
-  /** Longest a decision waits for Redis before following `onStoreError`, in ms. @default 100 */
-  readonly timeoutMs?: number;
-  /**
-   * What decisions do while Redis is unreachable or slower than `timeoutMs`: `'local'` decides
-   * with an in-memory store until Redis answers again, `'fail-open'` admits, `'fail-closed'`
-   * denies. A limiter's or quota's own `onStoreError` overrides it.
-   * @default 'local' for rate limiters, 'fail-closed' for quotas
-   */
-  readonly onStoreError?: StoreErrorMode;
-  /** Deny a key that Redis denied locally, with no round trip, until its `retryAfterMs` passes. @default false */
-  readonly denyCache?: boolean;
-  /** Most keys held by the in-memory fallback and by the deny cache (each). @default 10000 */
-  readonly localMaxKeys?: number;
-  /** Failed calls in a row after which the store stops trying Redis for `openMs`. @default 3 */
-  readonly openAfterFailures?: number;
-  /** How long the store leaves Redis alone after `openAfterFailures` failures; then one call probes it. @default 1000 */
-  readonly openMs?: number;
-  /** Most decisions sent in one script call (smaller batches let Redis and Node work at the same time). @default 128 */
-  readonly maxBatch?: number;
-  /**
-   * Timed-out calls in a row (each a separate failure, as `openAfterFailures` counts them) while
-   * the client says it is `'ready'`, after which the store drops the connection and reconnects
-   * (`disconnect(true)`): a flow a NAT or firewall dropped without a reset otherwise stays dead
-   * for minutes. Plain Redis and Sentinel clients only; a Cluster is left to its own timeouts.
-   * @default 3
-   */
-  readonly reconnectAfterTimeouts?: number;
-}
+export { MAX_OUTAGE_RETRY_MS } from './link.js';
+export type { RedisClientLike, RedisStoreOptions, StoreErrorKind, StoreErrorMessage } from './types.js';
 
 const optionKeys = [
   'prefix',
@@ -101,9 +54,6 @@ const FELL_BACK_ALLOWED = 2;
 const NOT_ADMITTED = 3;
 
 // Breaker around Redis.
-const CLOSED = 0;
-const OPEN = 1;
-const PROBING = 2;
 
 /** One decision (or refund) waiting for its batch. */
 interface Pending {
@@ -162,31 +112,6 @@ interface DenyEntry {
   readonly limit: number;
 }
 
-/**
- * What a store-error message reports: `'operations'` failed or fell back; the store forced a
- * `'reconnect'` after silent timeouts; or the server's state was lost (`'state-lost'`: a new
- * `run_id` after a reconnect, so a restart without persistence may have emptied every counter).
- * @example
- * diagnosticsChannel.subscribe('bulwark:ratelimit:store-error', (m) => {
- *   if ((m as StoreErrorMessage).kind === 'state-lost') alert('Redis lost the quota counters');
- * });
- */
-export type StoreErrorKind = 'operations' | 'reconnect' | 'state-lost';
-
-/** Message published on `bulwark:ratelimit:store-error`. */
-export interface StoreErrorMessage {
-  readonly store: 'redis';
-  readonly kind: StoreErrorKind;
-  readonly error: unknown;
-  /**
-   * What the affected operations did instead; for a `'reconnect'` or `'state-lost'` event, which
-   * affects no operation, the kind itself (so a counter labelled by `fallback` tells them apart).
-   */
-  readonly fallback: StoreErrorMode | 'none' | 'reconnect' | 'state-lost';
-  /** How many operations it affected (0 for a `'reconnect'` or `'state-lost'` event). */
-  readonly operations: number;
-}
-
 const storeErrorChannel = diagnosticsChannel.channel(channelNames.storeError);
 
 /** Whether a decided reply holds exactly one answer per operation (two integers each, three for a denial). */
@@ -230,10 +155,7 @@ export class RedisStore implements RateLimitStore {
   private readonly client: RedisClientLike;
   private readonly onStoreError: StoreErrorMode | undefined;
   private readonly localMaxKeys: number;
-  private readonly openAfterFailures: number;
-  private readonly openMs: number;
   private readonly maxBatch: number;
-  private readonly reconnectAfterTimeouts: number;
   private readonly cluster: boolean;
   private readonly lanes = new WeakMap<RateLimitAlgorithm, Lane>();
   private readonly deadlines = new DeadlineQueue(systemClock);
@@ -248,28 +170,8 @@ export class RedisStore implements RateLimitStore {
    * answer is "stale" and the call is sent again with the measured offset.
    */
   private offsetMs = 0;
-  private breaker = CLOSED;
-  private failures = 0;
-  /** Calls sent to Redis so far (batches and deletes), numbering them. */
-  private sentSeq = 0;
-  /** `sentSeq` when the latest failure was counted: calls up to it were in flight with it. */
-  private countedUpTo = 0;
-  private openUntil = 0;
-  /** While probing, whether the probe batch still accepts decisions. */
-  private probeOpen = false;
-  /** Counted failures in a row that were timeouts while the client said `'ready'`. */
-  private silentTimeouts = 0;
-  /** The client may have reconnected since the server's `run_id` was last read. */
-  private mayHaveReconnected = true;
-  /** The client's socket when the server's `run_id` was last asked for. */
-  private stream: unknown;
-  /**
-   * Until when (ms, system clock) the store waits for a connection it dropped to close, sending
-   * nothing meanwhile; 0 when it is not waiting.
-   */
-  private reconnectingUntil = 0;
-  /** The server's `run_id`, once read. */
-  private runId: string | undefined;
+  /** Whether Redis may be called now: the breaker around it, forced reconnects, a server that changed. */
+  private readonly link: RedisLink;
 
   constructor(client: RedisClientLike, options?: RedisStoreOptions) {
     if (typeof client !== 'object' || client === null || typeof client.defineCommand !== 'function') {
@@ -292,13 +194,20 @@ export class RedisStore implements RateLimitStore {
       throw new TypeError(`redisStore: option "denyCache" must be a boolean, got ${show(o.denyCache)}`);
     }
     this.localMaxKeys = countOption('redisStore', 'localMaxKeys', o.localMaxKeys, 10_000, { max: 100_000_000 });
-    this.openAfterFailures = countOption('redisStore', 'openAfterFailures', o.openAfterFailures, 3, { max: 1_000_000 });
-    this.openMs = durationOption('redisStore', 'openMs', o.openMs, 1_000, { min: 1 });
+    const openAfterFailures = countOption('redisStore', 'openAfterFailures', o.openAfterFailures, 3, { max: 1_000_000 });
+    const openMs = durationOption('redisStore', 'openMs', o.openMs, 1_000, { min: 1 });
     this.maxBatch = countOption('redisStore', 'maxBatch', o.maxBatch, 128, { max: 100_000 });
-    this.reconnectAfterTimeouts = countOption('redisStore', 'reconnectAfterTimeouts', o.reconnectAfterTimeouts, 3, { max: 1_000_000 });
+    const reconnectAfterTimeouts = countOption('redisStore', 'reconnectAfterTimeouts', o.reconnectAfterTimeouts, 3, { max: 1_000_000 });
     this.denied = o.denyCache === true ? new Map() : undefined;
     this.client = client;
     this.cluster = client.isCluster === true;
+    this.link = new RedisLink(client, {
+      timeoutMs: this.timeoutMs,
+      openMs,
+      openAfterFailures,
+      reconnectAfterTimeouts,
+      cluster: this.cluster,
+    });
     const registered = client as unknown as Record<string, unknown>;
     for (const { command, lua } of Object.values(scripts)) {
       if (typeof registered[command] !== 'function') client.defineCommand(command, { lua });
@@ -310,7 +219,7 @@ export class RedisStore implements RateLimitStore {
    * client is not connected, or the store is leaving Redis alone after repeated failures).
    */
   get status(): 'ready' | 'degraded' {
-    return this.client.status === 'ready' && this.breaker !== OPEN ? 'ready' : 'degraded';
+    return this.link.healthy ? 'ready' : 'degraded';
   }
 
   /** The Redis key holding `key`'s state (a store key, as a limiter builds it). */
@@ -331,8 +240,8 @@ export class RedisStore implements RateLimitStore {
       const cached = this.deniedLocally(key, cost);
       if (cached !== undefined) return cached;
     }
-    if (!this.admitsCalls()) {
-      this.publishError(new StoreUnavailableError('redis', this.unavailableReason()), lane.mode, 1);
+    if (!this.link.admitsCalls()) {
+      this.publishError(new StoreUnavailableError('redis', this.link.unavailableReason()), lane.mode, 1);
       return this.fallbackDecision(lane, key, cost, OP_CONSUME);
     }
     return this.enqueue(lane, key, OP_CONSUME, cost, signal) as Promise<LimiterDecision>;
@@ -341,7 +250,7 @@ export class RedisStore implements RateLimitStore {
   peek(key: string, algorithm: RateLimitAlgorithm, cost: number, onStoreError?: StoreErrorMode): LimiterDecision | Promise<LimiterDecision> {
     const lane = this.lane(algorithm, onStoreError);
     checkCost(algorithm, cost, lane.plan.maxCost);
-    if (!this.admitsCalls()) return this.fallbackDecision(lane, key, cost, OP_PEEK);
+    if (!this.link.admitsCalls()) return this.fallbackDecision(lane, key, cost, OP_PEEK);
     return this.enqueue(lane, key, OP_PEEK, cost, undefined) as Promise<LimiterDecision>;
   }
 
@@ -355,8 +264,8 @@ export class RedisStore implements RateLimitStore {
       return Promise.reject(error);
     }
     this.local?.refund(key, algorithm, units);
-    if (!this.admitsCalls()) {
-      const error = new StoreUnavailableError('redis', this.unavailableReason());
+    if (!this.link.admitsCalls()) {
+      const error = new StoreUnavailableError('redis', this.link.unavailableReason());
       this.publishError(error, 'none', 1);
       return Promise.reject(error);
     }
@@ -367,20 +276,20 @@ export class RedisStore implements RateLimitStore {
   reset(key: string): Promise<void> {
     this.local?.reset(key);
     this.denied?.delete(key);
-    if (!this.admitsCalls()) {
-      const error = new StoreUnavailableError('redis', this.unavailableReason());
+    if (!this.link.admitsCalls()) {
+      const error = new StoreUnavailableError('redis', this.link.unavailableReason());
       this.publishError(error, 'none', 1);
       return Promise.reject(error);
     }
     return new Promise<void>((resolve, reject) => {
-      const seq = ++this.sentSeq;
+      const seq = this.link.nextSeq();
       const entry: DeadlineEntry = {
         deadline: systemClock.now() + this.timeoutMs,
         queuePrev: undefined,
         queueNext: undefined,
         queued: false,
         expire: () => {
-          this.failed(seq, true);
+          this.link.failed(seq, true);
           reject(new StoreUnavailableError('redis', `no answer within ${this.timeoutMs} ms`));
         },
       };
@@ -390,14 +299,14 @@ export class RedisStore implements RateLimitStore {
         () => {
           if (!entry.queued) return;
           this.deadlines.remove(entry);
-          this.succeeded();
+          this.link.succeeded();
           resolve();
         },
         (error: unknown) => {
           if (!entry.queued) return;
           this.deadlines.remove(entry);
-          this.mayHaveReconnected = true;
-          this.failed(seq, false);
+          this.link.lostConnection();
+          this.link.failed(seq, false);
           reject(new StoreUnavailableError('redis', errorText(error), { cause: error }));
         },
       );
@@ -515,7 +424,7 @@ export class RedisStore implements RateLimitStore {
 
   private readonly flush = (): void => {
     this.flushScheduled = false;
-    if (this.breaker === PROBING) this.probeOpen = false;
+    this.link.closeProbe();
     const lanes = this.filling;
     this.filling = [];
     for (const lane of lanes) {
@@ -526,7 +435,7 @@ export class RedisStore implements RateLimitStore {
 
   private send(batch: Batch): void {
     if (this.client.status !== 'ready') {
-      this.mayHaveReconnected = true;
+      this.link.lostConnection();
       this.finish(batch);
       this.settleWithoutRedis(batch, new StoreUnavailableError('redis', `client status is "${this.client.status}"`));
       if (batch.parent !== undefined) this.childSettled(batch.parent);
@@ -534,11 +443,7 @@ export class RedisStore implements RateLimitStore {
     }
     // A reconnect may happen while no decision is made (a quick restart): a new socket tells.
     // One comparison per call to Redis, not per decision.
-    const stream = this.client.stream;
-    if (this.mayHaveReconnected || stream !== this.stream) {
-      this.stream = stream;
-      this.checkServer();
-    }
+    this.link.beforeSend();
     if (!batch.queued && !batch.resent) {
       batch.deadline = systemClock.now() + this.timeoutMs;
       this.deadlines.push(batch);
@@ -548,7 +453,7 @@ export class RedisStore implements RateLimitStore {
     const n = ops.length;
     const now = Date.now();
     batch.sentAtMs = now;
-    batch.sentSeq = ++this.sentSeq;
+    batch.sentSeq = this.link.nextSeq();
     const args: (string | number)[] = [n];
     for (let i = 0; i < n; i++) args.push(ops[i]!.redisKey);
     for (const value of plan.fixedArgs) args.push(value);
@@ -605,7 +510,7 @@ export class RedisStore implements RateLimitStore {
     // Redis's health: only replies in time update either.
     const late = batch.done;
     // Even a late reply shows the connection carries bytes: its timeouts were not silent.
-    this.silentTimeouts = 0;
+    this.link.replied();
     if (!late) this.offsetMs = serverMs - batch.sentAtMs;
     const status = Number(reply[2]);
     if (status !== STATUS_DECIDED) {
@@ -626,7 +531,7 @@ export class RedisStore implements RateLimitStore {
     }
     if (!late) {
       this.finish(batch);
-      this.succeeded();
+      this.link.succeeded();
     }
     const { plan } = batch.lane;
     let refunds: Pending[] | undefined;
@@ -676,8 +581,8 @@ export class RedisStore implements RateLimitStore {
     }
     this.finish(batch);
     // A connection error may hide a restart the store did not see happen.
-    this.mayHaveReconnected = true;
-    this.failed(batch.sentSeq, false);
+    this.link.lostConnection();
+    this.link.failed(batch.sentSeq, false);
     this.settleWithoutRedis(batch, new StoreUnavailableError('redis', errorText(error), { cause: error }));
     if (batch.parent !== undefined) this.childSettled(batch.parent);
   }
@@ -732,12 +637,9 @@ export class RedisStore implements RateLimitStore {
       if (batch.done) return;
       batch.done = true; // already removed from the deadline queue
       if (lateMs < Math.max(20, this.timeoutMs / 2)) {
-        this.failed(batch.sentSeq, true);
-      } else if (this.breaker === PROBING) {
-        // A probe that ran out of time while this process was busy has no verdict: the next call
-        // probes again, rather than the store staying half-open with no probe in flight.
-        this.breaker = OPEN;
-        this.openUntil = systemClock.now();
+        this.link.failed(batch.sentSeq, true);
+      } else {
+        this.link.probeAbandoned();
       }
       this.settleWithoutRedis(batch, new StoreUnavailableError('redis', `no answer within ${this.timeoutMs} ms`));
       if (batch.parent !== undefined) this.childSettled(batch.parent);
@@ -783,7 +685,7 @@ export class RedisStore implements RateLimitStore {
       case 'fail-open':
         return { ...algorithm.peek(undefined, Date.now(), cost), store: 'fail-open' };
       default: {
-        const retryAfterMs = this.outageRetryAfterMs();
+        const retryAfterMs = this.link.outageRetryAfterMs();
         return {
           allowed: false,
           limit: lane.plan.decisionLimit,
@@ -829,156 +731,13 @@ export class RedisStore implements RateLimitStore {
     denied.set(key, { untilMs: now + decision.retryAfterMs, resetAtMs: now + decision.resetMs, cost, limit: decision.limit });
   }
 
-  // ---- breaker around Redis ------------------------------------------------------------------
-
-  /** Whether a new operation may go to Redis now. */
-  private admitsCalls(): boolean {
-    if (this.client.status !== 'ready') {
-      this.mayHaveReconnected = true;
-      this.reconnectingUntil = 0;
-      return false;
-    }
-    // After a forced reconnect, ioredis still says 'ready' until the dead socket is closed
-    // (`disconnectTimeout`): calls sent meanwhile would only time out and push the probe later.
-    if (this.reconnectingUntil !== 0) {
-      if (systemClock.now() < this.reconnectingUntil) return false;
-      this.reconnectingUntil = 0;
-    }
-    if (this.breaker === CLOSED) return true;
-    if (this.breaker === OPEN) {
-      if (systemClock.now() < this.openUntil) return false;
-      this.breaker = PROBING;
-      this.probeOpen = true;
-      return true;
-    }
-    return this.probeOpen;
-  }
-
-  private unavailableReason(): string {
-    if (this.client.status !== 'ready') return `client status is "${this.client.status}"`;
-    if (this.reconnectingUntil !== 0) return 'reconnecting after calls timed out on a connection that looked ready';
-    return `${this.failures} failed calls in a row; next try in at most ${this.openMs} ms`;
-  }
-
-  /**
-   * When a denied caller may try again: when the store next tries Redis (the breaker is open),
-   * the reconnect horizon (the client is down), or the timeout (Redis was slow); at most
-   * {@link MAX_OUTAGE_RETRY_MS}.
-   */
-  private outageRetryAfterMs(): number {
-    let ms: number;
-    if (this.reconnectingUntil !== 0) ms = this.openMs;
-    else if (this.breaker === OPEN) ms = Math.ceil(this.openUntil - systemClock.now());
-    else if (this.client.status !== 'ready') ms = this.openMs;
-    else ms = Math.ceil(this.timeoutMs);
-    return Math.min(MAX_OUTAGE_RETRY_MS, Math.max(1, ms));
-  }
-
-  private succeeded(): void {
-    this.failures = 0;
-    this.silentTimeouts = 0;
-    this.breaker = CLOSED;
-  }
-
-  /**
-   * Counts a failed call sent as number `seq`. Calls that were already in flight when the latest
-   * failure was counted fail with it (one stall times out every batch in flight at once): they do
-   * not count again, so a stall shorter than `openAfterFailures` timeouts never opens the breaker.
-   */
-  private failed(seq: number, timedOut: boolean): void {
-    if (seq <= this.countedUpTo) return;
-    this.countedUpTo = this.sentSeq;
-    this.failures++;
-    if (this.breaker === PROBING || this.failures >= this.openAfterFailures) {
-      this.breaker = OPEN;
-      this.openUntil = systemClock.now() + this.openMs;
-    }
-    if (!timedOut || this.client.status !== 'ready') {
-      this.silentTimeouts = 0;
-    } else if (++this.silentTimeouts >= this.reconnectAfterTimeouts) {
-      this.reconnect();
-    }
-  }
-
-  /**
-   * Drops the connection and lets the client reconnect: calls keep timing out while the client
-   * says it is connected, as when a NAT or firewall dropped the flow without a reset (the kernel
-   * would notice only after about 15 minutes of retransmissions).
-   */
-  private reconnect(): void {
-    const count = this.silentTimeouts;
-    this.silentTimeouts = 0;
-    // A Cluster's disconnect(true) drops every node and reloads the slots: too much for one
-    // silent node. Its per-node connections rely on keepAlive and socketTimeout (see the README).
-    if (this.cluster || typeof this.client.disconnect !== 'function') return;
-    this.mayHaveReconnected = true;
-    // Nothing is sent until the client has left 'ready' (bounded, in case it never does), and
-    // the first call once it is ready again probes at once.
-    this.reconnectingUntil = systemClock.now() + MAX_OUTAGE_RETRY_MS;
-    this.breaker = OPEN;
-    this.openUntil = systemClock.now();
-    let error: unknown = new StoreUnavailableError('redis', `${count} calls in a row timed out while the client was ready: reconnecting`);
-    try {
-      this.client.disconnect(true);
-    } catch (thrown) {
-      error = new StoreUnavailableError('redis', `reconnecting after ${count} silent timeouts failed: ${errorText(thrown)}`, { cause: thrown });
-    }
-    this.publishEvent('reconnect', error);
-  }
-
-  /**
-   * Reads the server's `run_id` (once after each possible reconnect, never per decision) and
-   * reports a change: a restarted server without persistence has lost every counter, and would
-   * hand every quota out again. A failover to a replica changes it too (state not yet
-   * replicated is lost). A Cluster's INFO answers for one node only: not checked.
-   */
-  private checkServer(): void {
-    this.mayHaveReconnected = false;
-    if (this.cluster || typeof this.client.info !== 'function') return;
-    let reply: Promise<string>;
-    try {
-      reply = this.client.info('server');
-    } catch {
-      return;
-    }
-    Promise.resolve(reply).then(
-      (text) => {
-        const runId = /(?:^|\n)run_id:([0-9a-f]+)/.exec(String(text))?.[1];
-        if (runId === undefined) return;
-        const previous = this.runId;
-        this.runId = runId;
-        if (previous === undefined || previous === runId) return;
-        this.publishEvent(
-          'state-lost',
-          new StoreUnavailableError(
-            'redis',
-            `the Redis server changed (run_id ${previous} → ${runId}): a restart without persistence, or a failover, may have reset every limit and quota`,
-          ),
-        );
-      },
-      // Refused (an ACL without INFO) or cut off: asked again on the next connection only, never
-      // once per call.
-      ignore,
-    );
-  }
+  // ---- failures ----------------------------------------------------------------------------
 
   private publishError(error: unknown, fallback: StoreErrorMode | 'none', operations: number): void {
     if (!storeErrorChannel.hasSubscribers) return;
     const message: StoreErrorMessage = { store: 'redis', kind: 'operations', error, fallback, operations };
     storeErrorChannel.publish(message);
   }
-
-  private publishEvent(kind: 'reconnect' | 'state-lost', error: unknown): void {
-    if (!storeErrorChannel.hasSubscribers) return;
-    const message: StoreErrorMessage = { store: 'redis', kind, error, fallback: kind, operations: 0 };
-    storeErrorChannel.publish(message);
-  }
-}
-
-function ignore(): void {}
-
-function errorText(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }
 
 /**

@@ -1,0 +1,254 @@
+// The store's view of its connection to Redis: whether a call may go now (a breaker that opens
+// after failures in a row, one stall counting once, and probes when it is time), when to force a
+// reconnect (calls time out while the client claims to be connected), and whether the server
+// behind it changed (a restart that lost every counter). The store does the batching and asks
+// this object before and after every call; it never reads the state below directly.
+import diagnosticsChannel from 'node:diagnostics_channel';
+import { systemClock } from '../../core/clock.js';
+import { channelNames } from '../../core/diagnostics.js';
+import { StoreUnavailableError } from '../../core/errors.js';
+import type { RedisClientLike, StoreErrorMessage } from './types.js';
+
+/**
+ * Longest `retryAfterMs` a fail-closed decision suggests: an outage denial is a hint to try again
+ * soon, never a quota period's reset.
+ */
+export const MAX_OUTAGE_RETRY_MS = 5_000;
+
+const CLOSED = 0;
+const OPEN = 1;
+const PROBING = 2;
+
+const storeErrorChannel = diagnosticsChannel.channel(channelNames.storeError);
+
+/** The store's settings the link follows (see `RedisStoreOptions`). */
+export interface LinkSettings {
+  readonly timeoutMs: number;
+  readonly openMs: number;
+  readonly openAfterFailures: number;
+  readonly reconnectAfterTimeouts: number;
+  readonly cluster: boolean;
+}
+
+/** Internal: the breaker, reconnect and server-change bookkeeping of one `RedisStore`. */
+export class RedisLink {
+  private breaker = CLOSED;
+  private failures = 0;
+  /** Calls sent to Redis so far (batches and deletes), numbering them. */
+  private sentSeq = 0;
+  /** `sentSeq` when the latest failure was counted: calls up to it were in flight with it. */
+  private countedUpTo = 0;
+  private openUntil = 0;
+  /** While probing, whether the probe batch still accepts decisions. */
+  private probeOpen = false;
+  /** Counted failures in a row that were timeouts while the client said `'ready'`. */
+  private silentTimeouts = 0;
+  /** The client may have reconnected since the server's `run_id` was last read. */
+  private mayHaveReconnected = true;
+  /** The client's socket when the server's `run_id` was last asked for. */
+  private stream: unknown;
+  /**
+   * Until when (ms, system clock) the store waits for a connection it dropped to close, sending
+   * nothing meanwhile; 0 when it is not waiting.
+   */
+  private reconnectingUntil = 0;
+  /** The server's `run_id`, once read. */
+  private runId: string | undefined;
+
+  constructor(
+    private readonly client: RedisClientLike,
+    private readonly settings: LinkSettings,
+  ) {}
+
+  /** The client is connected and the breaker is not open. */
+  get healthy(): boolean {
+    return this.client.status === 'ready' && this.breaker !== OPEN;
+  }
+
+  /** The number of the next call sent to Redis. */
+  nextSeq(): number {
+    return ++this.sentSeq;
+  }
+
+  /** A reply arrived, even a late one: the connection carries bytes, its timeouts were not silent. */
+  replied(): void {
+    this.silentTimeouts = 0;
+  }
+
+  /** The connection dropped (or may have): the server is checked again on the next call. */
+  lostConnection(): void {
+    this.mayHaveReconnected = true;
+  }
+
+  /** The batches of this tick are sent: while probing, later decisions wait for the probe's verdict. */
+  closeProbe(): void {
+    if (this.breaker === PROBING) this.probeOpen = false;
+  }
+
+  /**
+   * A probe ran out of time while this process was busy: it has no verdict, so the next call
+   * probes again, rather than the store staying half-open with no probe in flight.
+   */
+  probeAbandoned(): void {
+    if (this.breaker !== PROBING) return;
+    this.breaker = OPEN;
+    this.openUntil = systemClock.now();
+  }
+
+  /**
+   * Before a call goes out: a reconnect may happen while no decision is made (a quick restart),
+   * and a new socket tells. One comparison per call to Redis, not per decision.
+   */
+  beforeSend(): void {
+    const stream = this.client.stream;
+    if (this.mayHaveReconnected || stream !== this.stream) {
+      this.stream = stream;
+      this.checkServer();
+    }
+  }
+
+  /** Whether a new operation may go to Redis now. */
+  admitsCalls(): boolean {
+    if (this.client.status !== 'ready') {
+      this.mayHaveReconnected = true;
+      this.reconnectingUntil = 0;
+      return false;
+    }
+    // After a forced reconnect, ioredis still says 'ready' until the dead socket is closed
+    // (`disconnectTimeout`): calls sent meanwhile would only time out and push the probe later.
+    if (this.reconnectingUntil !== 0) {
+      if (systemClock.now() < this.reconnectingUntil) return false;
+      this.reconnectingUntil = 0;
+    }
+    if (this.breaker === CLOSED) return true;
+    if (this.breaker === OPEN) {
+      if (systemClock.now() < this.openUntil) return false;
+      this.breaker = PROBING;
+      this.probeOpen = true;
+      return true;
+    }
+    return this.probeOpen;
+  }
+
+  unavailableReason(): string {
+    if (this.client.status !== 'ready') return `client status is "${this.client.status}"`;
+    if (this.reconnectingUntil !== 0) return 'reconnecting after calls timed out on a connection that looked ready';
+    return `${this.failures} failed calls in a row; next try in at most ${this.settings.openMs} ms`;
+  }
+
+  /**
+   * When a denied caller may try again: when the store next tries Redis (the breaker is open),
+   * the reconnect horizon (the client is down), or the timeout (Redis was slow); at most
+   * {@link MAX_OUTAGE_RETRY_MS}.
+   */
+  outageRetryAfterMs(): number {
+    let ms: number;
+    if (this.reconnectingUntil !== 0) ms = this.settings.openMs;
+    else if (this.breaker === OPEN) ms = Math.ceil(this.openUntil - systemClock.now());
+    else if (this.client.status !== 'ready') ms = this.settings.openMs;
+    else ms = Math.ceil(this.settings.timeoutMs);
+    return Math.min(MAX_OUTAGE_RETRY_MS, Math.max(1, ms));
+  }
+
+  succeeded(): void {
+    this.failures = 0;
+    this.silentTimeouts = 0;
+    this.breaker = CLOSED;
+  }
+
+  /**
+   * Counts a failed call sent as number `seq`. Calls that were already in flight when the latest
+   * failure was counted fail with it (one stall times out every batch in flight at once): they do
+   * not count again, so a stall shorter than `openAfterFailures` timeouts never opens the breaker.
+   */
+  failed(seq: number, timedOut: boolean): void {
+    if (seq <= this.countedUpTo) return;
+    this.countedUpTo = this.sentSeq;
+    this.failures++;
+    if (this.breaker === PROBING || this.failures >= this.settings.openAfterFailures) {
+      this.breaker = OPEN;
+      this.openUntil = systemClock.now() + this.settings.openMs;
+    }
+    if (!timedOut || this.client.status !== 'ready') {
+      this.silentTimeouts = 0;
+    } else if (++this.silentTimeouts >= this.settings.reconnectAfterTimeouts) {
+      this.reconnect();
+    }
+  }
+
+  /**
+   * Drops the connection and lets the client reconnect: calls keep timing out while the client
+   * says it is connected, as when a NAT or firewall dropped the flow without a reset (the kernel
+   * would notice only after about 15 minutes of retransmissions).
+   */
+  private reconnect(): void {
+    const count = this.silentTimeouts;
+    this.silentTimeouts = 0;
+    // A Cluster's disconnect(true) drops every node and reloads the slots: too much for one
+    // silent node. Its per-node connections rely on keepAlive and socketTimeout (see the README).
+    if (this.settings.cluster || typeof this.client.disconnect !== 'function') return;
+    this.mayHaveReconnected = true;
+    // Nothing is sent until the client has left 'ready' (bounded, in case it never does), and
+    // the first call once it is ready again probes at once.
+    this.reconnectingUntil = systemClock.now() + MAX_OUTAGE_RETRY_MS;
+    this.breaker = OPEN;
+    this.openUntil = systemClock.now();
+    let error: unknown = new StoreUnavailableError('redis', `${count} calls in a row timed out while the client was ready: reconnecting`);
+    try {
+      this.client.disconnect(true);
+    } catch (thrown) {
+      error = new StoreUnavailableError('redis', `reconnecting after ${count} silent timeouts failed: ${errorText(thrown)}`, { cause: thrown });
+    }
+    this.publishEvent('reconnect', error);
+  }
+
+  /**
+   * Reads the server's `run_id` (once after each possible reconnect, never per decision) and
+   * reports a change: a restarted server without persistence has lost every counter, and would
+   * hand every quota out again. A failover to a replica changes it too (state not yet
+   * replicated is lost). A Cluster's INFO answers for one node only: not checked.
+   */
+  private checkServer(): void {
+    this.mayHaveReconnected = false;
+    if (this.settings.cluster || typeof this.client.info !== 'function') return;
+    let reply: Promise<string>;
+    try {
+      reply = this.client.info('server');
+    } catch {
+      return;
+    }
+    Promise.resolve(reply).then(
+      (text) => {
+        const runId = /(?:^|\n)run_id:([0-9a-f]+)/.exec(String(text))?.[1];
+        if (runId === undefined) return;
+        const previous = this.runId;
+        this.runId = runId;
+        if (previous === undefined || previous === runId) return;
+        this.publishEvent(
+          'state-lost',
+          new StoreUnavailableError(
+            'redis',
+            `the Redis server changed (run_id ${previous} → ${runId}): a restart without persistence, or a failover, may have reset every limit and quota`,
+          ),
+        );
+      },
+      // Refused (an ACL without INFO) or cut off: asked again on the next connection only, never
+      // once per call.
+      ignore,
+    );
+  }
+
+  private publishEvent(kind: 'reconnect' | 'state-lost', error: unknown): void {
+    if (!storeErrorChannel.hasSubscribers) return;
+    const message: StoreErrorMessage = { store: 'redis', kind, error, fallback: kind, operations: 0 };
+    storeErrorChannel.publish(message);
+  }
+}
+
+/** Does nothing: for promises whose failure is already accounted for. */
+export function ignore(): void {}
+
+/** An error's message, or the value as text. */
+export function errorText(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
