@@ -1,7 +1,6 @@
 // Rows G1 and G2: graceful shutdown under real signals, in child processes. The fixtures
 // (test/adapters/fixtures/shutdown-*.mjs) load a private ESM build of src made here with tsup, so a
 // stale or concurrently rebuilt dist/ cannot change the outcome.
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -9,6 +8,7 @@ import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { build } from 'tsup';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type ListeningChild, pollReadiness, type ReadinessWatch, startListeningChild } from '../support/listening-child.js';
 
 const root = resolve(import.meta.dirname, '../..');
 const fixtures = join(root, 'test', 'adapters', 'fixtures');
@@ -37,45 +37,9 @@ afterAll(() => {
   if (outDir) rmSync(outDir, { recursive: true, force: true });
 });
 
-interface Child {
-  readonly proc: ChildProcess;
-  readonly lines: string[];
-  readonly port: number;
-  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>;
-}
-
 /** Starts a fixture and waits for its `listening <port>` line; kills it if it outlives `maxMs`. */
-async function startFixture(name: string, env: Record<string, string>, maxMs = 20_000): Promise<Child> {
-  const proc = spawn(process.execPath, [join(fixtures, name)], {
-    env: { ...process.env, ...env, BULWARK_ENTRY: entry },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const lines: string[] = [];
-  let buffered = '';
-  let stderr = '';
-  proc.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>((resolveExit) => {
-    const guard = setTimeout(() => proc.kill('SIGKILL'), maxMs);
-    proc.on('exit', (code, signal) => {
-      clearTimeout(guard);
-      resolveExit({ code, signal, at: performance.now() });
-    });
-  });
-  const port = await new Promise<number>((resolvePort, reject) => {
-    proc.stdout!.on('data', (chunk: Buffer) => {
-      buffered += chunk.toString();
-      let nl: number;
-      while ((nl = buffered.indexOf('\n')) !== -1) {
-        const line = buffered.slice(0, nl);
-        buffered = buffered.slice(nl + 1);
-        lines.push(line);
-        const m = /^listening (\d+)$/.exec(line);
-        if (m) resolvePort(Number(m[1]));
-      }
-    });
-    void exited.then(() => reject(new Error(`fixture exited before listening: ${stderr}`)));
-  });
-  return { proc, lines, port, exited };
+function startFixture(name: string, env: Record<string, string>, maxMs = 20_000): Promise<ListeningChild> {
+  return startListeningChild(join(fixtures, name), { ...env, BULWARK_ENTRY: entry }, maxMs);
 }
 
 interface Attempt {
@@ -138,23 +102,8 @@ describe('G1: SIGTERM under keep-alive load', () => {
         else dropped.push(a);
       }
     };
-    let first503: number | undefined;
-    let answered503 = 0;
-    let firstRefused: number | undefined;
-    const prober = async (): Promise<void> => {
-      for (let i = 0; i < 2000 && performance.now() < deadline; i++) {
-        const a = await attempt(child.port, '/readyz', false);
-        if (a.status === 503) {
-          first503 ??= performance.now();
-          answered503++;
-        }
-        if (a.code === 'ECONNREFUSED') {
-          firstRefused = performance.now();
-          return;
-        }
-        await sleep(10);
-      }
-    };
+    const readiness: ReadinessWatch = { first503: undefined, answered503: 0, firstRefused: undefined };
+    const prober = (): Promise<void> => pollReadiness(() => attempt(child.port, '/readyz', false), deadline, readiness);
 
     const load = Promise.all([worker(), worker(), worker(), worker(), prober()]);
     await sleep(300);
@@ -189,12 +138,12 @@ describe('G1: SIGTERM under keep-alive load', () => {
       [true, 'ok 1200'],
       [true, 'ok 1200'],
     ]);
-    expect(first503).toBeDefined();
-    expect(firstRefused).toBeDefined();
-    expect(first503!).toBeLessThan(firstRefused!);
+    expect(readiness.first503).toBeDefined();
+    expect(readiness.firstRefused).toBeDefined();
+    expect(readiness.first503!).toBeLessThan(readiness.firstRefused!);
     // Readiness failed for a while (the drain) before the server stopped accepting, not just at the end.
-    expect(answered503).toBeGreaterThanOrEqual(3);
-    expect(firstRefused! - signalledAt).toBeGreaterThanOrEqual(450);
+    expect(readiness.answered503).toBeGreaterThanOrEqual(3);
+    expect(readiness.firstRefused! - signalledAt).toBeGreaterThanOrEqual(450);
     const phases = child.lines.filter((l) => l.startsWith('phase '));
     expect(phases).toEqual(['phase draining SIGTERM', 'phase closing SIGTERM', 'phase hooks SIGTERM', 'phase exiting SIGTERM']);
     expect(child.lines.filter((l) => l.startsWith('shutdown: done'))).toEqual(['shutdown: done (SIGTERM); exiting with code 0']);

@@ -15,6 +15,7 @@
 import { Agent } from 'node:http';
 import { describe, expect, it } from 'vitest';
 import { attempt, startChild, useServiceProgram, type Attempt } from './support/child.js';
+import { type ReadinessWatch, pollReadiness } from '../support/listening-child.js';
 import { frameworks, sleep } from './support/harness.js';
 
 const shared = useServiceProgram();
@@ -42,10 +43,10 @@ describe.each(frameworks)('G1 %s service: SIGTERM under keep-alive load', (frame
       const failedFresh: Attempt[] = [];
       const dropped: Attempt[] = [];
 
-      let first503: number | undefined;
+      const readiness: ReadinessWatch = { first503: undefined, answered503: 0, firstRefused: undefined };
       const worker = async (): Promise<void> => {
         for (let i = 0; i < 3000 && !stop && performance.now() < deadline; i++) {
-          if (first503 !== undefined && performance.now() - first503 > PROPAGATION_MS) return; // out of rotation
+          if (readiness.first503 !== undefined && performance.now() - readiness.first503 > PROPAGATION_MS) return; // out of rotation
           const a = await attempt(child.port, '/api/work?ms=5', agent, client);
           if (a.ok) completed.push(a);
           else if (a.code === 'ECONNREFUSED') return; // the server has stopped accepting
@@ -53,22 +54,7 @@ describe.each(frameworks)('G1 %s service: SIGTERM under keep-alive load', (frame
           else dropped.push(a);
         }
       };
-      let answered503 = 0;
-      let firstRefused: number | undefined;
-      const prober = async (): Promise<void> => {
-        for (let i = 0; i < 2000 && performance.now() < deadline; i++) {
-          const a = await attempt(child.port, '/readyz', false);
-          if (a.status === 503) {
-            first503 ??= performance.now();
-            answered503++;
-          }
-          if (a.code === 'ECONNREFUSED') {
-            firstRefused = performance.now();
-            return;
-          }
-          await sleep(10);
-        }
-      };
+      const prober = (): Promise<void> => pollReadiness(() => attempt(child.port, '/readyz', false), deadline, readiness);
 
       const load = Promise.all([worker(), worker(), worker(), worker(), prober()]);
       await sleep(300);
@@ -98,11 +84,11 @@ describe.each(frameworks)('G1 %s service: SIGTERM under keep-alive load', (frame
         [200, 'ok 1200'],
         [200, 'ok 1200'],
       ]);
-      expect(first503).toBeDefined();
-      expect(firstRefused).toBeDefined();
-      expect(first503!).toBeLessThan(firstRefused!);
-      expect(answered503).toBeGreaterThanOrEqual(3);
-      expect(firstRefused! - signalledAt).toBeGreaterThanOrEqual(450);
+      expect(readiness.first503).toBeDefined();
+      expect(readiness.firstRefused).toBeDefined();
+      expect(readiness.first503!).toBeLessThan(readiness.firstRefused!);
+      expect(readiness.answered503).toBeGreaterThanOrEqual(3);
+      expect(readiness.firstRefused! - signalledAt).toBeGreaterThanOrEqual(450);
       expect(child.lines.filter((l) => l.startsWith('phase '))).toEqual([
         'phase draining SIGTERM',
         'phase closing SIGTERM',

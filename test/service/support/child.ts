@@ -1,13 +1,13 @@
 // Runs the assembled service (./service-main.ts) in a child process: built once per test file with
 // tsup into a temp dir (with a node_modules link, so express, fastify, ioredis and prom-client
 // resolve), started with node, and killed by pid if it outlives its bound.
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { build } from 'tsup';
 import { afterAll, beforeAll } from 'vitest';
+import { type Exit, type ListeningChild, startListeningChild } from '../../support/listening-child.js';
 import { useRedisAndUpstream, type Shared } from './harness.js';
 
 const root = resolve(import.meta.dirname, '../../..');
@@ -60,56 +60,18 @@ export function useServiceProgram(): Shared & { readonly program: ServiceBuild }
   }) as Shared & { readonly program: ServiceBuild };
 }
 
-export interface Exit {
-  readonly code: number | null;
-  readonly signal: NodeJS.Signals | null;
-  readonly at: number;
-}
-
 /** A running service process. */
-export interface Child {
-  readonly proc: ChildProcess;
-  /** Every line it printed so far. */
-  readonly lines: string[];
-  readonly port: number;
-  readonly exited: Promise<Exit>;
+export interface Child extends ListeningChild {
   /** SIGKILLs it if it still runs, and waits for its exit. */
   kill(): Promise<Exit>;
 }
 
 /** Starts the service program; resolves on its `listening <port>` line. SIGKILLed after `maxMs`. */
 export async function startChild(build: ServiceBuild, env: Record<string, string | undefined>, maxMs = 30_000): Promise<Child> {
-  const proc = spawn(process.execPath, [build.entry], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  const lines: string[] = [];
-  let buffered = '';
-  let stderr = '';
-  proc.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  const exited = new Promise<Exit>((resolveExit) => {
-    const guard = setTimeout(() => proc.kill('SIGKILL'), maxMs);
-    proc.on('exit', (code, signal) => {
-      clearTimeout(guard);
-      resolveExit({ code, signal, at: performance.now() });
-    });
-  });
-  const port = await new Promise<number>((resolvePort, reject) => {
-    proc.stdout!.on('data', (chunk: Buffer) => {
-      buffered += chunk.toString();
-      let nl: number;
-      while ((nl = buffered.indexOf('\n')) !== -1) {
-        const line = buffered.slice(0, nl);
-        buffered = buffered.slice(nl + 1);
-        lines.push(line);
-        const m = /^listening (\d+)$/.exec(line);
-        if (m) resolvePort(Number(m[1]));
-      }
-    });
-    void exited.then(() => reject(new Error(`the service exited before listening: ${stderr}\n${lines.join('\n')}`)));
-  });
+  const child = await startListeningChild(build.entry, env, maxMs);
+  const { proc, exited } = child;
   return {
-    proc,
-    lines,
-    port,
-    exited,
+    ...child,
     kill: () => {
       if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
       return exited;
