@@ -10,7 +10,7 @@ import { rateLimitMiddleware } from '../../src/adapters/express.js';
 import { rateLimitPlugin } from '../../src/adapters/fastify.js';
 import { fixedWindow, quota, rateLimiter } from '../../src/index.js';
 import { redisStore } from '../../src/ratelimit/redis/index.js';
-import { disconnectClient, startRedis } from '../integration/support/redis.js';
+import { disconnectClient, type RedisServer, startRedis } from '../integration/support/redis.js';
 import { close, listen, send } from './support/inbound-http.js';
 
 const cleanup: (() => Promise<unknown>)[] = [];
@@ -18,14 +18,20 @@ afterEach(async () => {
   for (const step of cleanup.splice(0).reverse()) await step();
 });
 
+/** A redis-server of the test's own and a client that reconnects within 0.5 s; both cleaned up after the test. */
+async function redisWithClient(): Promise<{ redis: RedisServer; client: Redis }> {
+  const redis = await startRedis();
+  cleanup.push(() => redis.stop());
+  const client = new Redis({ host: '127.0.0.1', port: redis.port, retryStrategy: (times) => Math.min(times * 50, 500) });
+  client.on('error', () => {});
+  cleanup.push(() => disconnectClient(client));
+  await client.ping();
+  return { redis, client };
+}
+
 describe('inbound adapters with the Redis store', () => {
   it('share one limit across an Express and a Fastify instance, and follow onStoreError while Redis is frozen', async () => {
-    const redis = await startRedis();
-    cleanup.push(() => redis.stop());
-    const client = new Redis({ host: '127.0.0.1', port: redis.port, retryStrategy: (times) => Math.min(times * 50, 500) });
-    client.on('error', () => {});
-    cleanup.push(() => disconnectClient(client));
-    await client.ping();
+    const { redis, client } = await redisWithClient();
     // Each instance builds its own store and limiter over the same Redis and name, as two processes would.
     const storeA = redisStore(client, { timeoutMs: 200, onStoreError: 'fail-closed' });
     const storeB = redisStore(client, { timeoutMs: 200, onStoreError: 'fail-closed' });
@@ -74,12 +80,7 @@ describe('inbound adapters with the Redis store', () => {
   });
 
   it('C3: a quota on Redis (failing closed by default) answers 503 store-unavailable, not 429, while Redis is frozen', async () => {
-    const redis = await startRedis();
-    cleanup.push(() => redis.stop());
-    const client = new Redis({ host: '127.0.0.1', port: redis.port, retryStrategy: (times) => Math.min(times * 50, 500) });
-    client.on('error', () => {});
-    cleanup.push(() => disconnectClient(client));
-    await client.ping();
+    const { redis, client } = await redisWithClient();
     const monthly = quota({ name: 'monthly', limit: 100, period: 'month', store: redisStore(client, { timeoutMs: 150 }) });
     const app = express();
     app.use(rateLimitMiddleware(monthly, { key: (req) => req.get('x-tenant') ?? 'anonymous', headers: 'draft+legacy' }));

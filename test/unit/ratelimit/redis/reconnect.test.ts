@@ -119,17 +119,23 @@ describe('F14: calls that only time out while the client says it is ready', () =
   });
 });
 
+/** A limiter over a store on `client`, and `decide`, which answers each call with an admission. */
+function admittingLimiter(client: ReconnectingClient) {
+  const store = redisStore(client, { timeoutMs: 1_000 });
+  const limiter = rateLimiter({ name: 'api', algorithm: window(), store });
+  const decide = async (key: string) => {
+    const d = limiter.consume(key);
+    await flush();
+    client.last().resolve(admitAll(client.last()));
+    return d;
+  };
+  return { limiter, decide };
+}
+
 describe('F15: a Redis server that changed across a reconnect', () => {
   it('Regression (issue 12): a new run_id after a reconnect is published as state-lost, once, and the same run_id is not', async () => {
     const client = new ReconnectingClient();
-    const store = redisStore(client, { timeoutMs: 1_000 });
-    const limiter = rateLimiter({ name: 'api', algorithm: window(), store });
-    const decide = async (key: string) => {
-      const d = limiter.consume(key);
-      await flush();
-      client.last().resolve(admitAll(client.last()));
-      return d;
-    };
+    const { limiter, decide } = admittingLimiter(client);
     await decide('a'); // learns the run_id
     expect(client.infoCalls).toBe(1);
     await decide('b'); // no reconnect: no INFO, not per decision
@@ -159,14 +165,7 @@ describe('F15: a Redis server that changed across a reconnect', () => {
   it('Regression (issue 12): a reconnect no decision saw (a new socket, the status never seen leaving ready) is checked too', async () => {
     const client = new ReconnectingClient();
     client.stream = { id: 1 };
-    const store = redisStore(client, { timeoutMs: 1_000 });
-    const limiter = rateLimiter({ name: 'api', algorithm: window(), store });
-    const decide = async (key: string) => {
-      const d = limiter.consume(key);
-      await flush();
-      client.last().resolve(admitAll(client.last()));
-      return d;
-    };
+    const { decide } = admittingLimiter(client);
     await decide('a');
     expect(client.infoCalls).toBe(1);
     client.stream = { id: 2 };
