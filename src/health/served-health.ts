@@ -7,22 +7,15 @@
 // Like the served-path list, it lives on `globalThis` under a registered symbol, so the ESM and
 // CommonJS builds loaded in one process share it. Entries are weak: a health whose routes are gone
 // is not kept alive by this list.
+import { processShared } from './process-shared.js';
 
 /** The part of a health() instance the shutdown needs. */
 export interface ShutdownableHealth {
   beginShutdown(): void;
 }
 
-const key = Symbol.for('bulwark.servedHealth.v1');
-
 function registry(): Set<WeakRef<ShutdownableHealth>> {
-  const holder = globalThis as unknown as Record<symbol, Set<WeakRef<ShutdownableHealth>> | undefined>;
-  let set = holder[key];
-  if (set === undefined) {
-    set = new Set();
-    Object.defineProperty(globalThis, key, { value: set, enumerable: false, configurable: true, writable: false });
-  }
-  return set;
+  return processShared('bulwark.servedHealth.v1', () => new Set<WeakRef<ShutdownableHealth>>());
 }
 
 /** Notes that a probe route serves `h` (once per instance; dead entries are dropped on the way). */

@@ -12,6 +12,8 @@
 // (`app.use('/ops', ...)`) registers only its own paths, not `/ops/...`, so the docs say to use
 // the handler's `prefix` option, or `registerServedPath`, instead.
 
+import { processShared } from './process-shared.js';
+
 /** The paths on the list before anything registers: the probes' standard names and `/metrics`. */
 export const DEFAULT_SERVED_PATHS: readonly string[] = ['/livez', '/readyz', '/startupz', '/healthz', '/metrics'];
 
@@ -22,17 +24,16 @@ interface Registry {
   readonly seconds: Set<number>;
 }
 
-const registryKey = Symbol.for('bulwark.servedPaths.v1');
+/** This copy's handle on the shared list, found (or made) once: the hot path reads it per request. */
+let found: Registry | undefined;
 
 function registry(): Registry {
-  const holder = globalThis as unknown as Record<symbol, Registry | undefined>;
-  let r = holder[registryKey];
-  if (r === undefined) {
-    r = { paths: [], seconds: new Set() };
+  found ??= processShared('bulwark.servedPaths.v1', () => {
+    const r: Registry = { paths: [], seconds: new Set() };
     for (const p of DEFAULT_SERVED_PATHS) add(r, p);
-    Object.defineProperty(globalThis, registryKey, { value: r, enumerable: false, configurable: true, writable: false });
-  }
-  return r;
+    return r;
+  });
+  return found;
 }
 
 function add(r: Registry, path: string): void {
