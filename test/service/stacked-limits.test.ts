@@ -23,7 +23,7 @@ describe.each(frameworks)('C2 %s service: a per-client limit and a per-tenant qu
     const first = await get(started.service.port, '/api/items?units=10', client);
     expect(first.status, first.body).toBe(200);
     expect(listItems(first.headers['ratelimit-policy']).map((i) => i.name).sort()).toEqual(['per-client', 'tenant-units']);
-    expect(item(first.headers['ratelimit-policy'], 'per-client')?.params).toMatchObject({ q: 5, w: 60 });
+    expect(item(first.headers['ratelimit-policy'], 'per-client')?.params).toMatchObject({ q: 5, w: 3600 });
     expect(item(first.headers['ratelimit-policy'], 'tenant-units')?.params).toMatchObject({ q: 100 });
     expect(listItems(first.headers.ratelimit).map((i) => i.name).sort()).toEqual(['per-client', 'tenant-units']);
     expect(item(first.headers.ratelimit, 'per-client')?.params.r).toBe(4);

@@ -43,7 +43,7 @@ export interface ServiceOptions {
   readonly upstreamUrl: string;
   /** Where bulwark's shedding and limits go relative to the health and metrics routes. @default 'limits-first' */
   readonly order?: 'limits-first' | 'health-first';
-  /** Requests per client per minute (the app-wide limit, keyed by client address). @default 1000 */
+  /** Requests per client per hour (the app-wide limit, keyed by client address). @default 1000 */
   readonly perClientLimit?: number;
   /** Units per tenant per day (the quota on /api). @default 100000 */
   readonly tenantUnits?: number;
@@ -104,6 +104,15 @@ function header(headers: IncomingHttpHeaders, name: string): string | undefined 
   return Array.isArray(v) ? v[0] : v;
 }
 
+/** The per-client limit's window: an hour, so that a test rarely starts near its edge. */
+const PER_CLIENT_WINDOW_MS = 3_600_000;
+
+/** Waits, if needed, until at least `marginMs` remain before the current clock-aligned window ends. */
+async function clearOfWindowEdge(windowMs: number, marginMs: number): Promise<void> {
+  const left = windowMs - (Date.now() % windowMs);
+  if (left < marginMs) await new Promise((resolve) => setTimeout(resolve, left + 50));
+}
+
 /** Builds the framework-independent parts; waits until Redis is ready. */
 export async function buildParts(options: ServiceOptions): Promise<ServiceParts> {
   const client = new Redis({
@@ -120,12 +129,16 @@ export async function buildParts(options: ServiceOptions): Promise<ServiceParts>
     client.once('end', () => reject(new Error('redis client ended before it was ready')));
   });
 
+  // A test that counts the per-client limit must not see its fixed window (aligned to the clock)
+  // roll over half-way: that refills the bucket and a 429 it expects turns into a 200.
+  if (options.perClientLimit !== undefined) await clearOfWindowEdge(PER_CLIENT_WINDOW_MS, 20_000);
+
   const store = redisStore(client, { prefix: options.prefix, timeoutMs: options.storeTimeoutMs ?? 100 });
   // Limits keep their defaults on a Redis outage: the per-client limit decides locally, the paid
   // quota fails closed.
   const perClient = rateLimiter({
     name: 'per-client',
-    algorithm: fixedWindow({ limit: options.perClientLimit ?? 1_000, windowMs: 60_000 }),
+    algorithm: fixedWindow({ limit: options.perClientLimit ?? 1_000, windowMs: PER_CLIENT_WINDOW_MS }),
     store,
   });
   const tenantQuota = quota({ name: 'tenant-units', limit: options.tenantUnits ?? 100_000, period: 'day', timeZone: 'UTC', store });

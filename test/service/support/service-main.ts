@@ -40,7 +40,7 @@ const options: ServiceOptions = {
   redisPort: Number(process.env.REDIS_PORT),
   upstreamUrl: String(process.env.UPSTREAM_URL),
   prefix: `child-${process.pid}:`,
-  perClientLimit: Number(process.env.PER_CLIENT_LIMIT ?? 1_000),
+  ...(process.env.PER_CLIENT_LIMIT === undefined ? {} : { perClientLimit: Number(process.env.PER_CLIENT_LIMIT) }),
   log: (line) => console.log(`log ${line}`),
   signals: { drainDelayMs: Number(process.env.DRAIN_DELAY_MS ?? 500) },
 };
