@@ -2,6 +2,7 @@ import { AsyncResource } from 'node:async_hooks';
 import type { Context } from '../core/context.js';
 import { bulkheadRejectedChannel } from '../core/diagnostics.js';
 import { BulkheadRejectedError } from '../core/errors.js';
+import { offAbort, onAbort as whenAborted } from '../core/shared-abort.js';
 import { EventEmitter, type EventSubscriber } from '../core/events.js';
 import { callFunction, PolicyBase, type PolicyFunction, runSymbol } from '../core/policy.js';
 import { checkOptions, countOption, nameOption } from '../core/validate.js';
@@ -107,7 +108,7 @@ export class BulkheadPolicy extends PolicyBase {
         prev: this.tail,
         next: undefined,
         start: () => {
-          signal?.removeEventListener('abort', onAbort);
+          if (signal !== undefined) offAbort(signal, onAbort);
           scope.runInAsyncScope(run);
         },
       };
@@ -115,7 +116,7 @@ export class BulkheadPolicy extends PolicyBase {
       else this.tail.next = waiter;
       this.tail = waiter;
       this.waiting++;
-      signal?.addEventListener('abort', onAbort, { once: true });
+      if (signal !== undefined) whenAborted(signal, onAbort);
     });
   }
 

@@ -12,6 +12,7 @@ import { bulkheadRejectedChannel } from '../core/diagnostics.js';
 import { BulkheadRejectedError, withCause } from '../core/errors.js';
 import { EventEmitter, type EventSubscriber } from '../core/events.js';
 import { callFunction, PolicyBase, type PolicyFunction, runSymbol } from '../core/policy.js';
+import { offAbort, onAbort } from '../core/shared-abort.js';
 import { checkOptions, countOption, nameOption, show } from '../core/validate.js';
 
 /**
@@ -100,7 +101,8 @@ class LimitedCall {
     this.signal = signal;
     this.resolve = resolve;
     this.reject = reject;
-    signal?.addEventListener('abort', this.aborted, { once: true });
+    // Through the shared listener, as bulwark's own bulkhead: queued jobs add none each.
+    if (signal !== undefined && !signal.aborted) onAbort(signal, this.aborted);
   }
 
   /** The job's turn has come. A caller who has gone (aborted) is not run: the slot is freed at once. */
@@ -110,7 +112,7 @@ class LimitedCall {
       this.started = true;
       // Once running, the function has the signal; as in bulwark's bulkhead, an abort no longer
       // takes the call out of the queue, and the layers above settle the caller.
-      this.signal?.removeEventListener('abort', this.aborted);
+      if (this.signal !== undefined) offAbort(this.signal, this.aborted);
     }
     return this.scope.runInAsyncScope(callFunction, undefined, this.fn, this.context) as Promise<unknown>;
   }
@@ -147,7 +149,7 @@ class LimitedCall {
   private finish(): boolean {
     if (this.settled) return false;
     this.settled = true;
-    if (!this.started) this.signal?.removeEventListener('abort', this.aborted);
+    if (!this.started && this.signal !== undefined) offAbort(this.signal, this.aborted);
     return true;
   }
 }

@@ -7,6 +7,7 @@ import diagnosticsChannel from 'node:diagnostics_channel';
 import { systemClock } from '../../core/clock.js';
 import { type DeadlineEntry, DeadlineQueue } from '../../core/deadline-queue.js';
 import { channelNames } from '../../core/diagnostics.js';
+import { offAbort, onAbort } from '../../core/shared-abort.js';
 import { StoreUnavailableError } from '../../core/errors.js';
 import { checkOptions, countOption, durationOption, enumOption, show } from '../../core/validate.js';
 import type { RateLimitAlgorithm } from '../algorithm.js';
@@ -411,11 +412,12 @@ export class RedisStore implements RateLimitStore {
       pending.reject!(signal.reason);
       this.release(pending);
     };
-    signal.addEventListener('abort', pending.onAbort, { once: true });
+    // One shared listener per signal: many decisions on one request's signal add none each.
+    onAbort(signal, pending.onAbort);
   }
 
   private release(pending: Pending): void {
-    if (pending.signal !== undefined) pending.signal.removeEventListener('abort', pending.onAbort!);
+    if (pending.signal !== undefined) offAbort(pending.signal, pending.onAbort!);
     pending.signal = undefined;
     pending.onAbort = undefined;
     pending.resolve = undefined;

@@ -13,6 +13,7 @@ import {
 } from '../../../src/index.js';
 import { runSymbol } from '../../../src/core/policy.js';
 import { RootContext } from '../../../src/core/context.js';
+import { abortHandlerCount } from '../../../src/core/shared-abort.js';
 import { abortListeners, capture, deferred, flush, rejection, stateOf, status } from '../../support/helpers.js';
 
 /** A job whose start is recorded and whose end is controlled by the test. */
@@ -268,11 +269,13 @@ describe('bulkhead', () => {
       const caller = new AbortController();
       const running = capture(pool.execute(job('a')));
       const queued = capture(pool.execute(job('b'), { signal: caller.signal }));
-      // The queue's own listener, and execute()'s (which rejects at once on abort).
-      expect(abortListeners(caller.signal)).toBe(2);
+      // The queue's own handler, and execute()'s (which rejects at once on abort), behind the
+      // signal's one shared listener.
+      expect(abortListeners(caller.signal)).toBe(1);
+      expect(abortHandlerCount(caller.signal)).toBe(2);
       finish('a');
       await running;
-      expect(abortListeners(caller.signal)).toBe(1);
+      expect(abortHandlerCount(caller.signal)).toBe(1);
       // Aborting now no longer touches the queue (the call is running): the caller gets its
       // reason at once, and the slot stays taken until the work itself ends.
       caller.abort('late');

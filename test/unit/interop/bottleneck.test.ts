@@ -322,6 +322,24 @@ describe('fromBottleneck: cancellation', () => {
     expect(limiter.counts()).toMatchObject({ RECEIVED: 0, QUEUED: 0, RUNNING: 0, EXECUTING: 0 });
   });
 
+  it('20 calls queued on one signal share one abort listener (no MaxListeners warning)', async () => {
+    const limiter = newLimiter({ maxConcurrent: 1 });
+    const policy = fromBottleneck(limiter);
+    const { started, job, finish } = gates();
+    const running = policy.execute(job('running'));
+    await until(() => started.length === 1);
+    const controller = new AbortController();
+    const queued = Array.from({ length: 20 }, (_, i) => capture(policy.execute(job(`q${i}`), { signal: controller.signal })));
+    await until(() => limiter.queued() === 20);
+    expect(abortListeners(controller.signal)).toBe(1);
+    const reason = new Error('caller gave up');
+    controller.abort(reason);
+    for (const call of queued) expect(await rejection(call)).toBe(reason);
+    expect(abortListeners(controller.signal)).toBe(0);
+    finish('running');
+    expect(await running).toBe('running');
+  });
+
   it('leaves no abort listener behind once a call has run', async () => {
     const policy = fromBottleneck(newLimiter());
     const controller = new AbortController();

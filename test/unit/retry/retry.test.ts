@@ -15,6 +15,7 @@ import {
   type GiveUpEvent,
   type RetryEvent,
 } from '../../../src/index.js';
+import { abortHandlerCount } from '../../../src/core/shared-abort.js';
 import { abortListeners, captureCallbackErrors, flush, stateOf } from '../../support/helpers.js';
 import { alwaysFailing, failing, outcome } from './support.js';
 
@@ -596,8 +597,9 @@ describe('retry: cancellation', () => {
     const result = outcome(p);
     await flush();
     expect(clock.pendingTimers).toBe(1);
-    // The wait's listener, and execute()'s own.
-    expect(abortListeners(controller.signal)).toBe(2);
+    // The wait's handler and execute()'s own, behind the signal's one shared listener.
+    expect(abortListeners(controller.signal)).toBe(1);
+    expect(abortHandlerCount(controller.signal)).toBe(2);
     controller.abort(reason);
     // No time passes: the rejection comes from the abort itself.
     expect(await stateOf(p)).toBe('rejected');

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { type ExecutionContext, hedge, ManualClock, pipeline, type Policy, timeout } from '../../../src/index.js';
+import { bulkhead, constant, type ExecutionContext, hedge, ManualClock, pipeline, type Policy, retry, timeout } from '../../../src/index.js';
 import { abortListeners, deferred, flush } from '../../support/helpers.js';
 
 const CALLS = 20;
@@ -69,6 +69,43 @@ describe("listeners on a caller's signal shared by concurrent calls", () => {
     expect(abortListeners(request.signal)).toBe(1);
     pending.resolve('ok');
     await Promise.all(calls);
+    expect(abortListeners(request.signal)).toBe(0);
+  });
+});
+
+describe("listeners on a caller's signal while calls wait (retry back-off, bulkhead queue)", () => {
+  // Regression (issue 12): a retry's sleep between attempts and a bulkhead's queued waiter each
+  // added a listener of their own to the caller's signal, so twenty calls waiting on one request's
+  // signal set off MaxListenersExceededWarning just as the timeout and hedge did.
+  it('20 calls sleeping between retries share one listener, and leave none', async () => {
+    const clock = new ManualClock();
+    const policy = retry({ maxAttempts: 2, backoff: constant(1_000), clock });
+    const request = new AbortController();
+    let attempts = 0;
+    const calls = Array.from({ length: CALLS }, () =>
+      policy.execute(() => (++attempts <= CALLS ? Promise.reject(new Error('busy')) : Promise.resolve('ok')), { signal: request.signal }),
+    );
+    await flush();
+    expect(attempts).toBe(CALLS);
+    expect(abortListeners(request.signal)).toBe(1);
+    await clock.advance(1_000);
+    await expect(Promise.all(calls)).resolves.toHaveLength(CALLS);
+    expect(abortListeners(request.signal)).toBe(0);
+  });
+
+  it('20 calls queued in a bulkhead share one listener; an abort rejects every one and leaves none', async () => {
+    const policy = bulkhead({ maxConcurrent: 1, maxQueue: CALLS });
+    const request = new AbortController();
+    const running = deferred<string>();
+    const first = policy.execute(() => running.promise);
+    const queued = Array.from({ length: CALLS }, () => policy.execute(async () => 'late', { signal: request.signal }));
+    await flush();
+    expect(abortListeners(request.signal)).toBe(1);
+    const reason = new Error('client went away');
+    request.abort(reason);
+    for (const call of queued) await expect(call).rejects.toBe(reason);
+    running.resolve('ok');
+    await expect(first).resolves.toBe('ok');
     expect(abortListeners(request.signal)).toBe(0);
   });
 });

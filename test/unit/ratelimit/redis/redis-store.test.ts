@@ -520,6 +520,25 @@ describe('cancellation', () => {
     const { abortListeners } = await import('../../../support/helpers.js');
     expect(abortListeners(controller.signal)).toBe(0);
   });
+
+  it('20 decisions in flight on one signal share one abort listener (no MaxListeners warning)', async () => {
+    const { client, limiter } = setup();
+    const controller = new AbortController();
+    const { abortListeners } = await import('../../../support/helpers.js');
+    const ds = Array.from({ length: 20 }, (_, i) => limiter.consume(`k${i}`, { signal: controller.signal }));
+    await flush();
+    expect(abortListeners(controller.signal)).toBe(1);
+    const reason = new Error('client went away');
+    controller.abort(reason);
+    for (const d of ds) await expect(d).rejects.toBe(reason);
+    expect(abortListeners(controller.signal)).toBe(0);
+    // Redis answers late: every admission is given back, in one more round trip.
+    const sent = client.calls.length;
+    for (const call of client.calls.slice(0, sent)) call.resolve(admitAll(call));
+    await flush();
+    for (const call of client.calls.slice(sent)) call.resolve(admitAll(call));
+    await flush();
+  });
 });
 
 describe('the deny cache', () => {
