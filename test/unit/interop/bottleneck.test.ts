@@ -274,13 +274,19 @@ describe('fromBottleneck: dropped jobs', () => {
   });
 });
 
+/** A one-slot limiter whose slot is taken by the call 'running', started and held open. */
+async function oneRunning() {
+  const limiter = newLimiter({ maxConcurrent: 1 });
+  const policy = fromBottleneck(limiter);
+  const { started, job, finish } = gates();
+  const running = policy.execute(job('running'));
+  await until(() => started.length === 1);
+  return { limiter, policy, started, job, finish, running };
+}
+
 describe('fromBottleneck: cancellation', () => {
   it('rejects a waiting call at once when its signal aborts, never runs it, and moves the queue on', async () => {
-    const limiter = newLimiter({ maxConcurrent: 1 });
-    const policy = fromBottleneck(limiter);
-    const { started, job, finish } = gates();
-    const running = policy.execute(job('running'));
-    await until(() => started.length === 1);
+    const { limiter, policy, started, job, finish, running } = await oneRunning();
     const controller = new AbortController();
     const cancelled = capture(policy.execute(job('cancelled'), { signal: controller.signal }));
     const next = policy.execute(job('next'));
@@ -298,11 +304,7 @@ describe('fromBottleneck: cancellation', () => {
   });
 
   it('rejects a waiting call when a cooperative timeout around it expires', async () => {
-    const limiter = newLimiter({ maxConcurrent: 1 });
-    const policy = fromBottleneck(limiter);
-    const { started, job, finish } = gates();
-    const running = policy.execute(job('running'));
-    await until(() => started.length === 1);
+    const { limiter, policy, started, job, finish, running } = await oneRunning();
     const t0 = Date.now();
     const error = await rejection(capture(pipeline(timeout(20, { strategy: 'cooperative' }), policy).execute(job('late'))));
     expect(error).toBeInstanceOf(TimeoutError);
@@ -323,11 +325,7 @@ describe('fromBottleneck: cancellation', () => {
   });
 
   it('20 calls queued on one signal share one abort listener (no MaxListeners warning)', async () => {
-    const limiter = newLimiter({ maxConcurrent: 1 });
-    const policy = fromBottleneck(limiter);
-    const { started, job, finish } = gates();
-    const running = policy.execute(job('running'));
-    await until(() => started.length === 1);
+    const { limiter, policy, job, finish, running } = await oneRunning();
     const controller = new AbortController();
     const queued = Array.from({ length: 20 }, (_, i) => capture(policy.execute(job(`q${i}`), { signal: controller.signal })));
     await until(() => limiter.queued() === 20);
