@@ -31,7 +31,7 @@ beforeAll(() => {
     throw new Error('dist/ is missing: run `npm run build` first (npm test does it).');
   }
   scratch = mkdtempSync(join(tmpdir(), 'bulwark-pack-'));
-  const tarball = run('npm', ['pack', '--silent', '--pack-destination', scratch], root).trim().split('\n').pop()!;
+  const tarball = run('npm', ['pack', '--ignore-scripts', '--silent', '--pack-destination', scratch], root).trim().split('\n').pop()!;
   app = join(scratch, 'app');
   mkdirSync(app);
   writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'consumer', private: true, type: 'module' }));
