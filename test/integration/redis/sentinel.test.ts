@@ -125,7 +125,9 @@ describe('F6: Sentinel failover under load', () => {
         `the sentinels named the new master ${(promotedAt - killedAt).toFixed(0)} ms after the kill; ` +
         `${samples.length} decisions ${JSON.stringify(byStore(samples))}; latency p50 ${percentile(latencies, 50).toFixed(1)} ms, ` +
         `p99 ${percentile(latencies, 99).toFixed(1)} ms, max ${Math.max(...latencies).toFixed(1)} ms; ` +
-        `client errors: ${[...new Set(errors.map((e) => e.message.replace(/\d+/g, 'N')))].join(' | ')}`,
+        // Only a count: the messages (connection refused, sentinels unreachable) are what a failover
+        // looks like, checked below, and read as alarms in the log of a passing run.
+        `${errors.length} client 'error' events while the master was down (each of an expected kind, checked below)`,
     );
     expect(outageMs, 'the outage is bounded').toBeLessThan(15_000);
 
@@ -152,6 +154,6 @@ describe('F6: Sentinel failover under load', () => {
     expect(byStore(after)).toEqual({ redis: after.length });
     expect(store.status).toBe('ready');
     // The client reported only what a dead master looks like.
-    for (const error of errors) expect(error.message).toMatch(/ECONNREFUSED|ECONNRESET|EPIPE|Connection is closed|All sentinels are unreachable/);
+    for (const error of errors) expect(error.message, 'a client error of a kind a failover does not explain').toMatch(/ECONNREFUSED|ECONNRESET|EPIPE|Connection is closed|All sentinels are unreachable/);
   });
 });
