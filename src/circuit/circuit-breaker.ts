@@ -2,7 +2,7 @@ import { type Backoff, isBackoff, nextDelay } from '../backoff/backoff.js';
 import { reportCallbackError } from '../core/callback-error.js';
 import { type Clock, systemClock } from '../core/clock.js';
 import type { Context } from '../core/context.js';
-import { circuitRejectedChannel, circuitStateChannel } from '../core/diagnostics.js';
+import { type CircuitState, circuitRejectedChannel, circuitStateChannel } from '../core/diagnostics.js';
 import { BrokenCircuitError, IsolatedCircuitError } from '../core/errors.js';
 import { type Disposable, EventEmitter, type EventSubscriber, toDisposable } from '../core/events.js';
 import { callFunction, PolicyBase, type PolicyFunction, runSymbol } from '../core/policy.js';
@@ -18,8 +18,8 @@ import {
 } from '../core/validate.js';
 import { type BreakerStrategy, consecutive, type FailureTracker, isBreakerStrategy, safeTracker } from './strategies.js';
 
-/** The states of a circuit breaker. */
-export type CircuitState = 'closed' | 'open' | 'half-open' | 'isolated';
+/** The states of a circuit breaker (defined in core beside the channel messages, for telemetry). */
+export type { CircuitState };
 
 /** Why a breaker changed state. */
 export type StateChangeReason =

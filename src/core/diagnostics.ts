@@ -56,6 +56,9 @@ export const channelNames = {
   fetchFailover: 'bulwark:fetch:failover',
 } as const;
 
+/** The states of a circuit breaker. */
+export type CircuitState = 'closed' | 'open' | 'half-open' | 'isolated';
+
 /**
  * Message published on `bulwark:circuit:rejected` when a breaker (or a wrapped opossum breaker)
  * rejects a call without running it.

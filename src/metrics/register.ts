@@ -1,7 +1,6 @@
 import { subscribe, type TracingChannelSubscribers, unsubscribe } from 'node:diagnostics_channel';
 import { Counter, Gauge, Histogram, type Metric, type Registry, type RegistryContentType } from 'prom-client';
-import type { CircuitState } from '../circuit/circuit-breaker.js';
-import { channelNames, executeChannel, type ExecuteMessage } from '../core/diagnostics.js';
+import { type CircuitState, channelNames, executeChannel, type ExecuteMessage } from '../core/diagnostics.js';
 import { toDisposable } from '../core/events.js';
 import { checkOptions, countOption, show } from '../core/validate.js';
 import { labelCap } from './label-cap.js';

@@ -8,4 +8,6 @@ export {
   type StoreErrorMode,
 } from './redis-store.js';
 export { scripts } from './scripts.js';
-export { redisCheck, type RedisCheckOptions, type RedisPingClient, type RedisStatusSource } from './health.js';
+// The Redis readiness check lives with the other health checks (it needs no ioredis import) and
+// is published here, beside the store it checks.
+export { redisCheck, type RedisCheckOptions, type RedisPingClient, type RedisStatusSource } from '../../health/redis-check.js';

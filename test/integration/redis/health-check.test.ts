@@ -5,7 +5,7 @@ import { Redis } from 'ioredis';
 import { afterEach, describe, expect, it } from 'vitest';
 import { health } from '../../../src/health/health.js';
 import { respond } from '../../../src/health/routes.js';
-import { redisCheck } from '../../../src/ratelimit/redis/health.js';
+import { redisCheck } from '../../../src/health/redis-check.js';
 import { redisStore } from '../../../src/ratelimit/redis/redis-store.js';
 import { disconnectClient, startRedis, type RedisServer } from '../support/redis.js';
 import { eventually } from './support.js';

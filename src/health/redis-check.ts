@@ -1,5 +1,5 @@
-import { checkOptions, nameOption, show } from '../../core/validate.js';
-import type { CheckOutcome, HealthCheck, Probe } from '../../health/types.js';
+import { checkOptions, nameOption, show } from '../core/validate.js';
+import type { CheckOutcome, HealthCheck, Probe } from './types.js';
 
 /**
  * The part of a Redis client {@link redisCheck} uses (ioredis 5 and 6 fit).
