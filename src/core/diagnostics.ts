@@ -7,7 +7,7 @@ import diagnosticsChannel from 'node:diagnostics_channel';
  * publish by test/adapters/metrics/channels.test.ts); their types are exported beside each
  * publisher (`StateChangeEvent`, `RetryEvent`, ...) and, for messages that have no event of
  * their own, here (`CircuitRejectedMessage`, `SheddingRejectedMessage`, `HealthCheckMessage`,
- * `ShutdownPhaseMessage`).
+ * `ShutdownPhaseMessage`, `FetchOriginEvictedMessage`).
  * @example
  * import { subscribe } from 'node:diagnostics_channel';
  * subscribe(channelNames.circuitState, (msg) => console.log(msg));
@@ -54,6 +54,11 @@ export const channelNames = {
   callbackError: 'bulwark:callback:error',
   /** The fetch adapter moved a request to another endpoint: `{ policy, from, to, reason }` (endpoint origins as configured). */
   fetchFailover: 'bulwark:fetch:failover',
+  /**
+   * The fetch adapter dropped an origin's state to stay within `maxOrigins`: `{ policy, origin, policies }`
+   * (`policies`: the names of the policies that went with it, its breaker's; metrics remove their series).
+   */
+  fetchOriginEvicted: 'bulwark:fetch:origin-evicted',
 } as const;
 
 /**
@@ -116,6 +121,22 @@ export interface ShutdownPhaseMessage {
 }
 
 /**
+ * Message published on `bulwark:fetch:origin-evicted` when `bulwark/fetch` drops the state of the
+ * least recently used origin to stay within `maxOrigins`. `bulwark/prometheus` removes the series
+ * of the policies named, so series per origin stay as bounded as the origins kept.
+ * @example
+ * subscribe(channelNames.fetchOriginEvicted, (m) => console.log((m as FetchOriginEvictedMessage).origin));
+ */
+export interface FetchOriginEvictedMessage {
+  /** The fetch's name. */
+  readonly policy: string;
+  /** The origin dropped (`http://a:8080`). */
+  readonly origin: string;
+  /** The names of the policies that went with it (its circuit breaker's, when it had one). */
+  readonly policies: readonly string[];
+}
+
+/**
  * Message published on the `execute` tracing channel (`start`, `end`, `asyncStart`, `asyncEnd`,
  * `error`) around each policy execution.
  * @example
@@ -159,6 +180,7 @@ export const sheddingRejectedChannel = diagnosticsChannel.channel(channelNames.s
 export const healthCheckChannel = diagnosticsChannel.channel(channelNames.healthCheck);
 export const shutdownPhaseChannel = diagnosticsChannel.channel(channelNames.shutdownPhase);
 export const fetchFailoverChannel = diagnosticsChannel.channel(channelNames.fetchFailover);
+export const fetchOriginEvictedChannel = diagnosticsChannel.channel(channelNames.fetchOriginEvicted);
 
 /**
  * Runs one traced policy execution inside a scope of the subscriber's choosing: `bulwark/otel`

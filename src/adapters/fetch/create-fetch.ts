@@ -1,6 +1,6 @@
 import { circuitBreaker, CircuitBreakerPolicy } from '../../circuit/circuit-breaker.js';
 import { systemClock } from '../../core/clock.js';
-import { fetchFailoverChannel } from '../../core/diagnostics.js';
+import { fetchFailoverChannel, fetchOriginEvictedChannel, type FetchOriginEvictedMessage } from '../../core/diagnostics.js';
 import { type Disposable, EventEmitter, type EventSubscriber, toDisposable } from '../../core/events.js';
 import { PipelinePolicy } from '../../core/pipeline.js';
 import type { Policy } from '../../core/policy.js';
@@ -226,7 +226,19 @@ export class ResilientFetcher {
         break;
       }
     }
-    if (victim !== undefined) this.origins.delete(victim);
+    if (victim === undefined) return;
+    const breaker = this.origins.get(victim)?.breaker;
+    this.origins.delete(victim);
+    // Metrics drop the series of the policies that went with the origin: without this, every
+    // origin ever called would keep its series for the life of the process.
+    if (fetchOriginEvictedChannel.hasSubscribers) {
+      const message: FetchOriginEvictedMessage = {
+        policy: this.settings.name,
+        origin: victim,
+        policies: breaker === undefined ? [] : [breaker.name],
+      };
+      fetchOriginEvictedChannel.publish(message);
+    }
   }
 
   /** The state of an origin: an endpoint's, or the per-origin one (made on first use). */
