@@ -191,16 +191,30 @@ export const fetchOriginEvictedChannel = diagnosticsChannel.channel(channelNames
 export type ExecuteScope = <T>(message: ExecuteMessage, run: () => Promise<T>) => Promise<T>;
 
 /**
- * Where the scope lives: on `globalThis` under a registered symbol, so that every copy of bulwark
+ * Where a scope lives: on `globalThis` under a registered symbol, so that every copy of bulwark
  * in a process (the ESM and CommonJS builds, or one per subpath entry) sees the same one, as they
- * see the same named channels.
+ * see the same named channels. `get` reads it; `set` installs one (or removes it, given
+ * `undefined`) and returns the one it replaced.
  */
-const executeScopeKey = Symbol.for('bulwark.executeScope');
-type ScopeHolder = { [executeScopeKey]?: ExecuteScope };
+function globalSlot<T>(name: string): { get(): T | undefined; set(value: T | undefined): T | undefined } {
+  const key = Symbol.for(name);
+  const holder = globalThis as unknown as Record<symbol, T | undefined>;
+  return {
+    get: () => holder[key],
+    set: (value) => {
+      const previous = holder[key];
+      if (value === undefined) delete holder[key];
+      else holder[key] = value;
+      return previous;
+    },
+  };
+}
+
+const executeScopeSlot = globalSlot<ExecuteScope>('bulwark.executeScope');
 
 /** The installed execute scope, if any. */
 export function currentExecuteScope(): ExecuteScope | undefined {
-  return (globalThis as ScopeHolder)[executeScopeKey];
+  return executeScopeSlot.get();
 }
 
 /**
@@ -208,9 +222,36 @@ export function currentExecuteScope(): ExecuteScope | undefined {
  * telemetry integrations; see {@link ExecuteScope}.
  */
 export function setExecuteScope(scope: ExecuteScope | undefined): ExecuteScope | undefined {
-  const holder = globalThis as ScopeHolder;
-  const previous = holder[executeScopeKey];
-  if (scope === undefined) delete holder[executeScopeKey];
-  else holder[executeScopeKey] = scope;
-  return previous;
+  return executeScopeSlot.set(scope);
+}
+
+/**
+ * What `bulwark/fetch` hands the send scope for each request it sends: the fetch's name and the
+ * ordinal of the resend (0 for a call's first request, 1 for the first one sent again, ...).
+ */
+export interface SendMessage {
+  /** The fetch's name. */
+  readonly policy: string;
+  /** How many requests this call sent before this one (retries, hedges and failovers alike). */
+  readonly resendCount: number;
+}
+
+/**
+ * Runs one outbound request of `bulwark/fetch` inside a scope of the subscriber's choosing:
+ * `bulwark/otel` puts the resend ordinal in the OpenTelemetry context, where the HTTP client
+ * span's instrumentation can read it (`http.request.resend_count`). At most one is installed,
+ * on `globalThis` like the execute scope.
+ */
+export type SendScope = <T>(message: SendMessage, run: () => Promise<T>) => Promise<T>;
+
+const sendScopeSlot = globalSlot<SendScope>('bulwark.sendScope');
+
+/** The installed send scope, if any (read before every request `bulwark/fetch` sends). */
+export function currentSendScope(): SendScope | undefined {
+  return sendScopeSlot.get();
+}
+
+/** Installs `scope` (or removes it, given `undefined`) and returns the one it replaced. */
+export function setSendScope(scope: SendScope | undefined): SendScope | undefined {
+  return sendScopeSlot.set(scope);
 }

@@ -3,6 +3,7 @@
 import type { CircuitBreakerPolicy } from '../../circuit/circuit-breaker.js';
 import type { Clock } from '../../core/clock.js';
 import { Context, type ExecutionContext, RootContext } from '../../core/context.js';
+import { currentSendScope } from '../../core/diagnostics.js';
 import { BrokenCircuitError, QuotaExceededError, RateLimitedError } from '../../core/errors.js';
 import { type ContextualPolicy, invoke, untilAborted } from '../../core/policy.js';
 import { sleep } from '../../core/sleep.js';
@@ -72,6 +73,8 @@ export class Call {
   /** With endpoints: per endpoint, this call's attempts still running there. */
   private readonly running: number[] | undefined;
   private sequence = 0;
+  /** Requests this call has sent: the next one's resend ordinal (`http.request.resend_count`). */
+  private sent = 0;
   /** When the overall timeout ends the call, on the policies' clock. */
   private readonly deadline: number;
   /** With endpoints: the endpoint of the latest attempt. */
@@ -297,7 +300,11 @@ export class Call {
     let response: Response;
     try {
       const request = this.request ?? url.href;
-      response = await fetchImpl(request, this.init === undefined ? { signal } : { ...this.init, signal });
+      const go = (): Promise<Response> => fetchImpl(request, this.init === undefined ? { signal } : { ...this.init, signal });
+      // Tracing, when installed, tells the HTTP client span which resend this is.
+      const scope = currentSendScope();
+      const resendCount = this.sent++;
+      response = await (scope === undefined ? go() : scope({ policy: settings.name, resendCount }, go));
     } catch (error) {
       if (neverSent(error)) this.reached = reachedBefore;
       // The caller cancelled: not the server's fault, so no breaker may count it (whatever reason
