@@ -28,6 +28,10 @@ export interface Target {
   readonly breaker: CircuitBreakerPolicy | undefined;
   /** Until when (policies' clock) the server asked every caller to stay away; -Infinity for never. */
   pausedUntil: number;
+  /** Attempts running through its breaker now (per-origin targets only: endpoints stay). */
+  active: number;
+  /** Set when it was dropped with attempts still running: called once, when the last one settles. */
+  whenIdle: (() => void) | undefined;
 }
 
 /**
@@ -239,7 +243,18 @@ export class Call {
       if (index >= 0) this.entered(index, refusedFrom);
       return this.limited(c as Context, url, index);
     };
-    return target.breaker === undefined ? inner(context) : invoke(target.breaker, inner, context);
+    if (target.breaker === undefined) return inner(context);
+    const run: Promise<Response> = invoke(target.breaker, inner, context);
+    if (index >= 0) return run;
+    // Counted so that an origin is dropped between calls, and its series only once its last
+    // attempt has settled (else that attempt would record them again, see create-fetch.ts).
+    target.active++;
+    return run.finally(() => {
+      if (--target.active > 0 || target.whenIdle === undefined) return;
+      const idle = target.whenIdle;
+      target.whenIdle = undefined;
+      idle();
+    });
   }
 
   /** Records that an attempt goes to endpoint `index`, and announces a failover. */

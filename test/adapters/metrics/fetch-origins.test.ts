@@ -14,8 +14,12 @@ const ORIGINS = 300;
 const MAX_ORIGINS = 20;
 
 const servers: Server[] = [];
+/** Answers of `/held` requests, waiting for `release()`. */
+const held: (() => void)[] = [];
+const release = (): void => held.splice(0).forEach((answer) => answer());
 let registration: MetricsRegistration | undefined;
 afterEach(async () => {
+  release();
   registration?.dispose();
   registration = undefined;
   await Promise.all(
@@ -29,11 +33,18 @@ afterEach(async () => {
   );
 });
 
-/** `count` servers on 127.0.0.1, each its own origin; answers close their connections. */
+/**
+ * `count` servers on 127.0.0.1, each its own origin; answers close their connections. A request
+ * to `/held` is answered only when `release()` is called.
+ */
 async function origins(count: number): Promise<string[]> {
   const urls: string[] = [];
   for (let i = 0; i < count; i++) {
-    const server = createServer((_req, res) => res.writeHead(200, { connection: 'close' }).end('ok'));
+    const server = createServer((req, res) => {
+      const answer = (): void => void res.writeHead(200, { connection: 'close' }).end('ok');
+      if (req.url === '/held') held.push(answer);
+      else answer();
+    });
     servers.push(server);
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     urls.push(`http://127.0.0.1:${(server.address() as AddressInfo).port}`);
@@ -88,5 +99,25 @@ describe('series of fetch origins', () => {
     for (const url of [a, b, a]) await (await api(`${url}/`)).text();
     expect(await calls(a!)).toBe('1');
     expect(await calls(b!)).toBeUndefined();
+  });
+
+  it('of an origin dropped while a call to it runs go once that call has settled, not before', async () => {
+    const registry = new Registry();
+    registration = registerMetrics(registry);
+    const api = createFetch({ name: 'api', maxOrigins: 1, retry: false });
+    const [a, b] = await origins(2);
+    const ofA = async (): Promise<string[]> => (await seriesLines(registry)).filter((l) => l.includes(`policy="api ${a}"`));
+
+    await (await api(`${a}/`)).text();
+    const running = api(`${a}/held`);
+    for (let i = 0; i < 200 && held.length === 0; i++) await new Promise((resolve) => setTimeout(resolve, 5));
+    expect(held).toHaveLength(1);
+    // b takes the only place: a is dropped (the least recently used), its call still running.
+    await (await api(`${b}/`)).text();
+    release();
+    await (await running).text();
+    // Before: a's series were removed when it was dropped, and its running call put them back.
+    expect(await ofA()).toEqual([]);
+    expect((await seriesLines(registry)).some((l) => l.includes(`policy="api ${b}"`))).toBe(true);
   });
 });
