@@ -7,7 +7,7 @@ import diagnosticsChannel from 'node:diagnostics_channel';
  * publish by test/adapters/metrics/channels.test.ts); their types are exported beside each
  * publisher (`StateChangeEvent`, `RetryEvent`, ...) and, for messages that have no event of
  * their own, here (`CircuitRejectedMessage`, `SheddingRejectedMessage`, `HealthCheckMessage`,
- * `ShutdownPhaseMessage`).
+ * `ShutdownPhaseMessage`, `FetchOriginEvictedMessage`).
  * @example
  * import { subscribe } from 'node:diagnostics_channel';
  * subscribe(channelNames.circuitState, (msg) => console.log(msg));
@@ -54,6 +54,11 @@ export const channelNames = {
   callbackError: 'bulwark:callback:error',
   /** The fetch adapter moved a request to another endpoint: `{ policy, from, to, reason }` (endpoint origins as configured). */
   fetchFailover: 'bulwark:fetch:failover',
+  /**
+   * The fetch adapter dropped an origin's state to stay within `maxOrigins`: `{ policy, origin, policies }`
+   * (`policies`: the names of the policies that went with it, its breaker's; metrics remove their series).
+   */
+  fetchOriginEvicted: 'bulwark:fetch:origin-evicted',
 } as const;
 
 /** The states of a circuit breaker. */
@@ -119,6 +124,22 @@ export interface ShutdownPhaseMessage {
 }
 
 /**
+ * Message published on `bulwark:fetch:origin-evicted` when `bulwark/fetch` drops the state of the
+ * least recently used origin to stay within `maxOrigins`. `bulwark/prometheus` removes the series
+ * of the policies named, so series per origin stay as bounded as the origins kept.
+ * @example
+ * subscribe(channelNames.fetchOriginEvicted, (m) => console.log((m as FetchOriginEvictedMessage).origin));
+ */
+export interface FetchOriginEvictedMessage {
+  /** The fetch's name. */
+  readonly policy: string;
+  /** The origin dropped (`http://a:8080`). */
+  readonly origin: string;
+  /** The names of the policies that went with it (its circuit breaker's, when it had one). */
+  readonly policies: readonly string[];
+}
+
+/**
  * Message published on the `execute` tracing channel (`start`, `end`, `asyncStart`, `asyncEnd`,
  * `error`) around each policy execution.
  * @example
@@ -162,6 +183,7 @@ export const sheddingRejectedChannel = diagnosticsChannel.channel(channelNames.s
 export const healthCheckChannel = diagnosticsChannel.channel(channelNames.healthCheck);
 export const shutdownPhaseChannel = diagnosticsChannel.channel(channelNames.shutdownPhase);
 export const fetchFailoverChannel = diagnosticsChannel.channel(channelNames.fetchFailover);
+export const fetchOriginEvictedChannel = diagnosticsChannel.channel(channelNames.fetchOriginEvicted);
 
 /**
  * Runs one traced policy execution inside a scope of the subscriber's choosing: `bulwark/otel`
@@ -172,16 +194,30 @@ export const fetchFailoverChannel = diagnosticsChannel.channel(channelNames.fetc
 export type ExecuteScope = <T>(message: ExecuteMessage, run: () => Promise<T>) => Promise<T>;
 
 /**
- * Where the scope lives: on `globalThis` under a registered symbol, so that every copy of bulwark
+ * Where a scope lives: on `globalThis` under a registered symbol, so that every copy of bulwark
  * in a process (the ESM and CommonJS builds, or one per subpath entry) sees the same one, as they
- * see the same named channels.
+ * see the same named channels. `get` reads it; `set` installs one (or removes it, given
+ * `undefined`) and returns the one it replaced.
  */
-const executeScopeKey = Symbol.for('bulwark.executeScope');
-type ScopeHolder = { [executeScopeKey]?: ExecuteScope };
+function globalSlot<T>(name: string): { get(): T | undefined; set(value: T | undefined): T | undefined } {
+  const key = Symbol.for(name);
+  const holder = globalThis as unknown as Record<symbol, T | undefined>;
+  return {
+    get: () => holder[key],
+    set: (value) => {
+      const previous = holder[key];
+      if (value === undefined) delete holder[key];
+      else holder[key] = value;
+      return previous;
+    },
+  };
+}
+
+const executeScopeSlot = globalSlot<ExecuteScope>('bulwark.executeScope');
 
 /** The installed execute scope, if any. */
 export function currentExecuteScope(): ExecuteScope | undefined {
-  return (globalThis as ScopeHolder)[executeScopeKey];
+  return executeScopeSlot.get();
 }
 
 /**
@@ -189,9 +225,36 @@ export function currentExecuteScope(): ExecuteScope | undefined {
  * telemetry integrations; see {@link ExecuteScope}.
  */
 export function setExecuteScope(scope: ExecuteScope | undefined): ExecuteScope | undefined {
-  const holder = globalThis as ScopeHolder;
-  const previous = holder[executeScopeKey];
-  if (scope === undefined) delete holder[executeScopeKey];
-  else holder[executeScopeKey] = scope;
-  return previous;
+  return executeScopeSlot.set(scope);
+}
+
+/**
+ * What `bulwark/fetch` hands the send scope for each request it sends: the fetch's name and the
+ * ordinal of the resend (0 for a call's first request, 1 for the first one sent again, ...).
+ */
+export interface SendMessage {
+  /** The fetch's name. */
+  readonly policy: string;
+  /** How many requests this call sent before this one (retries, hedges and failovers alike). */
+  readonly resendCount: number;
+}
+
+/**
+ * Runs one outbound request of `bulwark/fetch` inside a scope of the subscriber's choosing:
+ * `bulwark/otel` puts the resend ordinal in the OpenTelemetry context, where the HTTP client
+ * span's instrumentation can read it (`http.request.resend_count`). At most one is installed,
+ * on `globalThis` like the execute scope.
+ */
+export type SendScope = <T>(message: SendMessage, run: () => Promise<T>) => Promise<T>;
+
+const sendScopeSlot = globalSlot<SendScope>('bulwark.sendScope');
+
+/** The installed send scope, if any (read before every request `bulwark/fetch` sends). */
+export function currentSendScope(): SendScope | undefined {
+  return sendScopeSlot.get();
+}
+
+/** Installs `scope` (or removes it, given `undefined`) and returns the one it replaced. */
+export function setSendScope(scope: SendScope | undefined): SendScope | undefined {
+  return sendScopeSlot.set(scope);
 }

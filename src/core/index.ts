@@ -5,6 +5,7 @@ export {
   channelNames,
   type CircuitRejectedMessage,
   type ExecuteMessage,
+  type FetchOriginEvictedMessage,
   type HealthCheckMessage,
   type SheddingRejectedMessage,
   type ShutdownPhaseMessage,

@@ -5,6 +5,7 @@ import { toDisposable } from '../core/events.js';
 import { checkOptions, countOption, show } from '../core/validate.js';
 import { labelCap } from './label-cap.js';
 import { outcomeOf } from './outcome.js';
+import { forgetPolicies } from './retire.js';
 
 /**
  * What the breaker-state gauge reads from a breaker at scrape time: its name and its state. A
@@ -476,6 +477,8 @@ export function registerMetrics(registry: Registry<RegistryContentType>, options
     ],
     [channelNames.fetchFailover, (m) => failovers.inc(bound({ policy: label(m.policy), reason: label(m.reason) }))],
     [channelNames.callbackError, (m) => callbackErrors.inc(bound({ policy: label(m.policy), callback: label(m.callback) }))],
+    // The origin's policies are gone: so go their series (not metrics[0]'s: the state gauge is rebuilt at each scrape).
+    [channelNames.fetchOriginEvicted, (m) => forgetPolicies(m.policies, cap, lastSeen, metrics.slice(1))],
   ];
 
   for (const metric of metrics) registry.registerMetric(metric as Metric);

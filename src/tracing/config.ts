@@ -53,9 +53,10 @@ export interface BulwarkInstrumentationConfig {
    */
   readonly events?: boolean;
   /**
-   * Record error messages (`exception.message`, the span status message) and stack traces.
-   * Messages often carry user data (ids, addresses, query text), so by default only the error's
-   * class is recorded (`error.type`, `exception.type`).
+   * Record error messages: as the status description of a failed span, and as `exception.message`
+   * on bulwark's retry and fallback events. Messages often carry user data (ids, addresses, query
+   * text), so by default only the error's class is recorded (`error.type`). Stack traces are never
+   * recorded: no `exception` span event is added (see the README's tracing section).
    * @default false
    */
   readonly recordErrorMessages?: boolean;

@@ -14,4 +14,5 @@ export {
   type TracingHandle,
 } from './instrumentation.js';
 export { attributeNames, eventNames } from './names.js';
+export { resendCountAttributes } from './resend.js';
 export { VERSION } from './version.js';

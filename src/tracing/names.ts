@@ -18,6 +18,11 @@ export const attributeNames = {
   policyName: 'bulwark.policy.name',
   /** Semantic convention: the class of the error (`TimeoutError`, `TypeError`), never its message. */
   errorType: 'error.type',
+  /**
+   * Semantic convention: on the HTTP client span of a request `bulwark/fetch` sends again, the
+   * ordinal of the resend (1 for the first). Set through `resendCountAttributes`.
+   */
+  httpRequestResendCount: 'http.request.resend_count',
   /** Semantic convention: the error's message. Only with `recordErrorMessages: true`. */
   exceptionMessage: 'exception.message',
   /** The attempt that failed (1 = the first call); on give-up, the attempts made. */

@@ -14,10 +14,14 @@ import {
   executeChannel,
   type ExecuteMessage,
   type ExecuteScope,
+  currentSendScope,
+  type SendScope,
   setExecuteScope,
+  setSendScope,
 } from '../core/diagnostics.js';
 import type { Settings } from './config.js';
 import { attributeNames as A, eventNames as E } from './names.js';
+import { sendScope } from './resend.js';
 
 /**
  * The class of an error, for `error.type`: its `name` when it says more than `Error` (bulwark's
@@ -45,15 +49,6 @@ function messageOf(error: unknown): string | undefined {
   try {
     const message = (error as { message?: unknown } | null | undefined)?.message;
     return typeof message === 'string' ? message : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-function stackOf(error: unknown): string | undefined {
-  try {
-    const stack = (error as { stack?: unknown } | null | undefined)?.stack;
-    return typeof stack === 'string' ? stack : undefined;
   } catch {
     return undefined;
   }
@@ -95,6 +90,7 @@ export class Recorder {
   private readonly executeListener = (): void => {};
   private scopeInstalled = false;
   private previousScope: ExecuteScope | undefined = undefined;
+  private previousSendScope: SendScope | undefined = undefined;
 
   constructor(tracer: Tracer, settings: Settings) {
     this.tracer = tracer;
@@ -102,6 +98,8 @@ export class Recorder {
   }
 
   start(): void {
+    // Cheap (a context value on resent requests only), and read only by a client span's hook.
+    this.previousSendScope = setSendScope(sendScope);
     if (this.settings.events) {
       this.on(channelNames.retryAttempt, this.retryScheduled);
       this.on(channelNames.retryGiveUp, this.retryGaveUp);
@@ -127,6 +125,8 @@ export class Recorder {
   stop(): void {
     for (const [name, handler] of this.subscriptions) diagnosticsChannel.unsubscribe(name, handler);
     this.subscriptions.length = 0;
+    if (currentSendScope() === sendScope) setSendScope(this.previousSendScope);
+    this.previousSendScope = undefined;
     if (this.scopeInstalled) {
       // Put back whatever was there before, unless someone has replaced ours since.
       if (currentExecuteScope() === this.scope) setExecuteScope(this.previousScope);
@@ -279,7 +279,7 @@ export class Recorder {
   /**
    * Runs one policy execution in a span of its own, made the active span inside it, so that the
    * policies, attempts and outbound requests within nest under it. Ends it exactly once, with
-   * status ERROR, `error.type` and an exception event when the execution rejects.
+   * status ERROR and `error.type` when the execution rejects.
    */
   private readonly scope: ExecuteScope = <T>(message: ExecuteMessage, run: () => Promise<T>): Promise<T> => {
     const kinds = this.settings.spanKinds;
@@ -310,22 +310,17 @@ export class Recorder {
     );
   };
 
-  /** Marks a span failed and ends it. Only the error's class, unless messages are opted in. */
+  /**
+   * Marks a span failed and ends it, as OpenTelemetry's conventions for recording errors ask
+   * (semconv 1.40 on): status ERROR and `error.type`, no `exception` event (span events for
+   * errors are deprecated; a stack trace belongs in a log, where the caller catches the error).
+   * Every span whose execution failed is marked, since each is an operation that failed; the
+   * message becomes the status description only when messages are opted in.
+   */
   private fail(span: Span, error: unknown): void {
-    const type = errorType(error);
-    span.setAttribute(A.errorType, type);
-    if (this.settings.recordErrorMessages) {
-      const message = messageOf(error);
-      const exception: { name: string; message?: string; stack?: string } = { name: type };
-      if (message !== undefined) exception.message = message;
-      const stack = stackOf(error);
-      if (stack !== undefined) exception.stack = stack;
-      span.recordException(exception);
-      span.setStatus(message === undefined ? { code: SpanStatusCode.ERROR } : { code: SpanStatusCode.ERROR, message });
-    } else {
-      span.recordException({ name: type });
-      span.setStatus({ code: SpanStatusCode.ERROR });
-    }
+    span.setAttribute(A.errorType, errorType(error));
+    const message = this.settings.recordErrorMessages ? messageOf(error) : undefined;
+    span.setStatus(message === undefined ? { code: SpanStatusCode.ERROR } : { code: SpanStatusCode.ERROR, message });
     span.end();
   }
 }

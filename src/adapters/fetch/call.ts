@@ -3,6 +3,7 @@
 import type { CircuitBreakerPolicy } from '../../circuit/circuit-breaker.js';
 import type { Clock } from '../../core/clock.js';
 import { Context, type ExecutionContext, RootContext } from '../../core/context.js';
+import { currentSendScope } from '../../core/diagnostics.js';
 import { BrokenCircuitError, QuotaExceededError, RateLimitedError } from '../../core/errors.js';
 import { type ContextualPolicy, invoke, untilAborted } from '../../core/policy.js';
 import { sleep } from '../../core/sleep.js';
@@ -27,6 +28,10 @@ export interface Target {
   readonly breaker: CircuitBreakerPolicy | undefined;
   /** Until when (policies' clock) the server asked every caller to stay away; -Infinity for never. */
   pausedUntil: number;
+  /** Attempts running through its breaker now (per-origin targets only: endpoints stay). */
+  active: number;
+  /** Set when it was dropped with attempts still running: called once, when the last one settles. */
+  whenIdle: (() => void) | undefined;
 }
 
 /**
@@ -72,6 +77,8 @@ export class Call {
   /** With endpoints: per endpoint, this call's attempts still running there. */
   private readonly running: number[] | undefined;
   private sequence = 0;
+  /** Requests this call has sent: the next one's resend ordinal (`http.request.resend_count`). */
+  private sent = 0;
   /** When the overall timeout ends the call, on the policies' clock. */
   private readonly deadline: number;
   /** With endpoints: the endpoint of the latest attempt. */
@@ -236,7 +243,18 @@ export class Call {
       if (index >= 0) this.entered(index, refusedFrom);
       return this.limited(c as Context, url, index);
     };
-    return target.breaker === undefined ? inner(context) : invoke(target.breaker, inner, context);
+    if (target.breaker === undefined) return inner(context);
+    const run: Promise<Response> = invoke(target.breaker, inner, context);
+    if (index >= 0) return run;
+    // Counted so that an origin is dropped between calls, and its series only once its last
+    // attempt has settled (else that attempt would record them again, see create-fetch.ts).
+    target.active++;
+    return run.finally(() => {
+      if (--target.active > 0 || target.whenIdle === undefined) return;
+      const idle = target.whenIdle;
+      target.whenIdle = undefined;
+      idle();
+    });
   }
 
   /** Records that an attempt goes to endpoint `index`, and announces a failover. */
@@ -297,7 +315,11 @@ export class Call {
     let response: Response;
     try {
       const request = this.request ?? url.href;
-      response = await fetchImpl(request, this.init === undefined ? { signal } : { ...this.init, signal });
+      const go = (): Promise<Response> => fetchImpl(request, this.init === undefined ? { signal } : { ...this.init, signal });
+      // Tracing, when installed, tells the HTTP client span which resend this is.
+      const scope = currentSendScope();
+      const resendCount = this.sent++;
+      response = await (scope === undefined ? go() : scope({ policy: settings.name, resendCount }, go));
     } catch (error) {
       if (neverSent(error)) this.reached = reachedBefore;
       // The caller cancelled: not the server's fault, so no breaker may count it (whatever reason

@@ -1,6 +1,6 @@
 import { circuitBreaker, CircuitBreakerPolicy } from '../../circuit/circuit-breaker.js';
 import { systemClock } from '../../core/clock.js';
-import { fetchFailoverChannel } from '../../core/diagnostics.js';
+import { fetchFailoverChannel, fetchOriginEvictedChannel, type FetchOriginEvictedMessage } from '../../core/diagnostics.js';
 import { type Disposable, EventEmitter, type EventSubscriber, toDisposable } from '../../core/events.js';
 import { PipelinePolicy } from '../../core/pipeline.js';
 import type { Policy } from '../../core/policy.js';
@@ -113,6 +113,8 @@ export class ResilientFetcher {
       origin: e.origin,
       breaker: this.makeBreaker?.(e.origin),
       pausedUntil: -Infinity,
+      active: 0,
+      whenIdle: undefined,
     }));
     const serverBackoff = enumOption<ServerBackoff>(owner, 'serverBackoff', o.serverBackoff, ['fail-fast', 'wait'], 'fail-fast');
     const failoverKeyed = o.failoverKeyedRequests ?? false;
@@ -207,26 +209,42 @@ export class ResilientFetcher {
       return found;
     }
     if (this.origins.size >= this.maxOrigins) this.evictOne();
-    const target: Target = { origin, breaker: this.makeBreaker?.(origin), pausedUntil: -Infinity };
+    const target: Target = { origin, breaker: this.makeBreaker?.(origin), pausedUntil: -Infinity, active: 0, whenIdle: undefined };
     this.origins.set(origin, target);
     return target;
   }
 
   /**
-   * Drops the least recently used idle origin (breaker closed or none, no pause running), or the
-   * least recently used one if none is idle. Bounded by `maxOrigins`.
+   * Drops the least recently used idle origin (no attempt running, breaker closed or none, no
+   * pause running), or the least recently used one if none is idle. Bounded by `maxOrigins`.
    */
   private evictOne(): void {
-    let victim: string | undefined;
+    let victim: Target | undefined;
     const now = this.settings.clock.now();
-    for (const [origin, target] of this.origins) {
-      victim ??= origin;
-      if ((target.breaker === undefined || target.breaker.state === 'closed') && target.pausedUntil <= now) {
-        victim = origin;
+    for (const target of this.origins.values()) {
+      victim ??= target;
+      if (target.active === 0 && (target.breaker === undefined || target.breaker.state === 'closed') && target.pausedUntil <= now) {
+        victim = target;
         break;
       }
     }
-    if (victim !== undefined) this.origins.delete(victim);
+    if (victim === undefined) return;
+    this.origins.delete(victim.origin);
+    const dropped = victim;
+    // An attempt still running would record its breaker's series again as it settles: tell
+    // telemetry once the last one has.
+    if (dropped.active === 0) this.retire(dropped);
+    else dropped.whenIdle = () => this.retire(dropped);
+  }
+
+  /**
+   * Announces that a dropped origin's policies are gone, so metrics remove their series; not if
+   * the origin has come back meanwhile (its breaker's name is then a live one again).
+   */
+  private retire(target: Target): void {
+    if (target.breaker === undefined || this.origins.has(target.origin) || !fetchOriginEvictedChannel.hasSubscribers) return;
+    const message: FetchOriginEvictedMessage = { policy: this.settings.name, origin: target.origin, policies: [target.breaker.name] };
+    fetchOriginEvictedChannel.publish(message);
   }
 
   /** The state of an origin: an endpoint's, or the per-origin one (made on first use). */

@@ -18,6 +18,7 @@ import {
   type CircuitRejectedMessage,
   type ExecuteMessage,
   type FallbackEvent,
+  type FetchOriginEvictedMessage,
   type GiveUpEvent,
   gracefulShutdown,
   type HealthCheckMessage,
@@ -80,6 +81,7 @@ const typed: Record<ChannelName, string[][]> = {
   [channelNames.shutdownPhase]: [fields<ShutdownPhaseMessage>()('phase', 'signal')],
   [channelNames.callbackError]: [fields<CallbackErrorMessage>()('policy', 'callback', 'error')],
   [channelNames.fetchFailover]: [fields<FailoverEvent>()('policy', 'from', 'to', 'reason')],
+  [channelNames.fetchOriginEvicted]: [fields<FetchOriginEvictedMessage>()('policy', 'origin', 'policies')],
 };
 
 /** The field list of a documented message: `{ a, b, c }` → ['a', 'b', 'c'], sorted. */

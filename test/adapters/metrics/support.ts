@@ -49,8 +49,8 @@ export function promtool(args: readonly string[], input?: string, binary = PROMT
  * Makes one event of every kind bulwark publishes, so that every metric has series to lint:
  * executions with several outcomes, breaker transitions and rejections, a retry and a give-up, a
  * timeout, a bulkhead rejection, a fallback, a hedge, rate-limit and quota decisions (memory and
- * a Redis store falling back), a store error, a load-shedding rejection, health checks and a
- * fetch failover.
+ * a Redis store falling back), a store error, a load-shedding rejection, health checks, a
+ * fetch failover and a fetch origin dropped.
  */
 export async function exerciseEverything(): Promise<{ breakers: ReturnType<typeof circuitBreaker>[] }> {
   const clock = new ManualClock();
@@ -121,6 +121,10 @@ export async function exerciseEverything(): Promise<{ breakers: ReturnType<typeo
     fetch: (input) => Promise.resolve(new Response('x', { status: String(input).includes('primary') ? 503 : 200 })),
   });
   await (await f('/quote')).text();
+
+  // Two origins through a fetch that keeps one: the first one's state is dropped.
+  const perOrigin = createFetch({ name: 'rates', maxOrigins: 1, fetch: () => Promise.resolve(new Response('x')) });
+  for (const origin of ['http://rates-a.test', 'http://rates-b.test']) await (await perOrigin(`${origin}/rate`)).text();
 
   return { breakers: [breaker] };
 }

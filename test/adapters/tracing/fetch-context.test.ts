@@ -2,15 +2,27 @@
 // instrumentation registered in a real NodeSDK: every outbound attempt — retried, or hedged from
 // the policy's shared timer — is a client span under the caller's span (or under bulwark's
 // execution span when spans are on), and the server receives a traceparent of the same trace.
+//
+// Regression (issue 12): retried requests made client spans that could not be told apart from
+// the first; the semantic conventions put `http.request.resend_count` (1, 2, ...) on the client
+// span of the second and later requests. The undici instrumentation makes those spans, so bulwark
+// hands it the ordinal through its startSpanHook (`resendCountAttributes`). And a call whose
+// attempts all fail marks each failed bulwark span ERROR with error.type, with no `exception`
+// event (span events for errors are deprecated since semconv 1.40).
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { SpanKind } from '@opentelemetry/api';
+import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
 import { UndiciInstrumentation } from '@opentelemetry/instrumentation-undici';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createFetch } from '../../../src/adapters/fetch.js';
 import { constant } from '../../../src/index.js';
-import { BulwarkInstrumentation, type BulwarkInstrumentationConfig } from '../../../src/tracing/index.js';
+import {
+  attributeNames as A,
+  BulwarkInstrumentation,
+  type BulwarkInstrumentationConfig,
+  resendCountAttributes,
+} from '../../../src/tracing/index.js';
 import { type Harness, startSdk, withSpan } from '../../unit/tracing/support.js';
 
 interface Received {
@@ -32,9 +44,10 @@ afterEach(async () => {
 });
 
 /**
- * A loopback server: `/flaky` answers 503 the first time and 200 after; `/slow-first` holds its
- * first request open (until the client gives up on it) and answers the next ones at once;
- * anything else answers 200 at once. Records each request's path and traceparent header.
+ * A loopback server: `/flaky` answers 503 the first time and 200 after, `/twice` the first two
+ * times; `/down` always answers 503; `/slow-first` holds its first request open (until the
+ * client gives up on it) and answers the next ones at once; anything else answers 200 at once.
+ * Records each request's path and traceparent header.
  */
 async function serve(): Promise<{ url: string; received: Received[] }> {
   const received: Received[] = [];
@@ -45,7 +58,7 @@ async function serve(): Promise<{ url: string; received: Received[] }> {
     received.push({ path, traceparent: Array.isArray(header) ? header[0] : header });
     const n = (seen.get(path) ?? 0) + 1;
     seen.set(path, n);
-    if (path === '/flaky' && n === 1) {
+    if ((path === '/flaky' && n === 1) || (path === '/twice' && n <= 2) || path === '/down') {
       res.writeHead(503).end('busy');
     } else if (path === '/slow-first' && n === 1) {
       // Held open: the hedge must win.
@@ -59,10 +72,14 @@ async function serve(): Promise<{ url: string; received: Received[] }> {
   return { url: `http://127.0.0.1:${port}`, received };
 }
 
-function start(config: BulwarkInstrumentationConfig = {}): Harness {
-  h = startSdk([new BulwarkInstrumentation(config), new UndiciInstrumentation()]);
+function start(config: BulwarkInstrumentationConfig = {}, undici = new UndiciInstrumentation()): Harness {
+  h = startSdk([new BulwarkInstrumentation(config), undici]);
   return h;
 }
+
+/** With the undici instrumentation given bulwark's resend ordinal as its startSpanHook. */
+const startCounting = (config: BulwarkInstrumentationConfig = {}): Harness =>
+  start(config, new UndiciInstrumentation({ startSpanHook: resendCountAttributes }));
 
 const clientSpans = (spans: readonly ReadableSpan[]): ReadableSpan[] => spans.filter((s) => s.kind === SpanKind.CLIENT);
 const parentOf = (span: ReadableSpan): string | undefined => span.parentSpanContext?.spanId;
@@ -161,5 +178,51 @@ describe('createFetch with the undici instrumentation', () => {
     const clients = clientSpans(harness.spans());
     expect(clients.map(parentOf)).toEqual([retrySpan.spanContext().spanId, retrySpan.spanContext().spanId]);
     expect(retrySpan.events.map((e) => e.name)).toEqual(['bulwark.retry.scheduled']);
+  });
+});
+
+describe('http.request.resend_count on the client spans of bulwark/fetch', () => {
+  /** The client spans' resend counts, in the order their requests started. */
+  const resendCounts = (spans: readonly ReadableSpan[]): unknown[] =>
+    clientSpans(spans)
+      .sort((a, b) => a.startTime[0] - b.startTime[0] || a.startTime[1] - b.startTime[1])
+      .map((s) => s.attributes[A.httpRequestResendCount]);
+
+  it.each([
+    ['events only', {}],
+    ['spans on', { spans: true }],
+  ] as const)('is absent on the first request and 1, 2 on the retries (%s)', async (_label, config) => {
+    const { url } = await serve();
+    const harness = startCounting(config);
+    const f = createFetch({ retry: { maxAttempts: 3, backoff: constant(0) } });
+    const res = await withSpan(harness.tracer, 'caller', () => f(`${url}/twice`));
+    expect(await res.text()).toBe('ok /twice');
+    expect(resendCounts(harness.spans())).toEqual([undefined, 1, 2]);
+  });
+
+  it('counts each call on its own: a new call starts again without the attribute', async () => {
+    const { url } = await serve();
+    const harness = startCounting();
+    const f = createFetch({ retry: { maxAttempts: 2, backoff: constant(0) } });
+    await withSpan(harness.tracer, 'caller', async () => (await f(`${url}/down`)).text());
+    await withSpan(harness.tracer, 'caller', async () => (await f(`${url}/ok`)).text());
+    expect(resendCounts(harness.spans())).toEqual([undefined, 1, undefined]);
+  });
+
+  it('marks each failed attempt span ERROR with error.type, with no exception event on any span', async () => {
+    const { url } = await serve();
+    const harness = startCounting({ spans: true });
+    const f = createFetch({ retry: { maxAttempts: 2, backoff: constant(0) } });
+    const res = await withSpan(harness.tracer, 'caller', () => f(`${url}/down`));
+    // Attempts ran out on a failed status: the call resolves with the last response, as fetch does.
+    expect(res.status).toBe(503);
+    await res.text();
+    const breakers = harness.spans().filter((s) => s.name.startsWith('bulwark circuit-breaker'));
+    expect(breakers).toHaveLength(2);
+    for (const b of breakers) {
+      expect(b.status).toEqual({ code: SpanStatusCode.ERROR });
+      expect(b.attributes[A.errorType]).toBe('HttpStatusError');
+    }
+    expect(harness.spans().flatMap((s) => s.events.map((e) => e.name))).not.toContain('exception');
   });
 });

@@ -250,6 +250,26 @@ describe('createFetch: a breaker per origin', () => {
     expect(f.circuitBreaker('http://down.test')?.state).toBe('open');
     expect(f.circuitBreaker('http://b.test')).toBeUndefined();
   });
+
+  // Issue 12: an origin dropped with a call running would have that call record its breaker's
+  // metrics again after they were removed; one with nothing running goes first.
+  it('drops an origin with nothing running before one whose call is still running', async () => {
+    let answer: (() => void) | undefined;
+    const s = scripted([
+      (u) =>
+        u.includes('busy')
+          ? new Promise<Response>((resolve) => (answer = () => resolve(new Response('late'))))
+          : Promise.resolve(new Response('ok')),
+    ]);
+    const f = createFetch({ fetch: s.fetch, maxOrigins: 2, retry: false });
+    const running = f('http://busy.test/'); // the least recently used, still running
+    await f('http://b.test/');
+    await f('http://c.test/');
+    expect(f.circuitBreaker('http://busy.test')).toBeDefined();
+    expect(f.circuitBreaker('http://b.test')).toBeUndefined();
+    answer!();
+    await (await running).text();
+  });
 });
 
 describe('createFetch: timeouts', () => {

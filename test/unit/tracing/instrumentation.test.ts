@@ -18,7 +18,7 @@ import {
 import { capture } from '../../support/helpers.js';
 import { type Harness, resetOtel, startSdk, subscriptions, withSpan } from './support.js';
 
-const nothing = { channels: [], scope: false };
+const nothing = { channels: [], scope: false, sendScope: false };
 /** The channels events come from (not store errors, health checks or shutdown: no span of a caller's). */
 const eventChannels = [
   'bulwark:circuit:state',
@@ -60,7 +60,7 @@ describe('with NodeSDK', () => {
     expect(instrumentation.getConfig().enabled).toBe(false);
     h = startSdk([instrumentation]);
     expect(instrumentation.isEnabled()).toBe(true);
-    expect(subscriptions()).toEqual({ channels: [...eventChannels, 'tracing:bulwark:execute:error'], scope: true });
+    expect(subscriptions()).toEqual({ channels: [...eventChannels, 'tracing:bulwark:execute:error'], scope: true, sendScope: true });
   });
 
   it('records once started, and nothing after disable()', async () => {
@@ -273,7 +273,8 @@ describe('configuration', () => {
     expect(subscriptions()).toEqual(nothing);
     instrumentation.setConfig({ enabled: true, events: false });
     expect(instrumentation.isEnabled()).toBe(true);
-    expect(subscriptions()).toEqual(nothing); // neither spans nor events: nothing to listen to
+    // Neither spans nor events: nothing to listen to, only the resend ordinal for client spans.
+    expect(subscriptions()).toEqual({ ...nothing, sendScope: true });
     expect(instrumentation.getConfig()).toEqual({ enabled: true, spans: false, events: false, recordErrorMessages: false });
   });
 

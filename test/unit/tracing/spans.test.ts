@@ -1,4 +1,4 @@
-// A span per policy execution, when asked: nesting, attributes, status and exceptions, through a
+// A span per policy execution, when asked: nesting, attributes, status and errors, through a
 // real NodeSDK.
 import { context, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -82,7 +82,7 @@ describe('spans per policy execution', () => {
     expect(span('caller').events).toEqual([]);
   });
 
-  it('marks a failed execution ERROR with error.type and an exception event carrying only the class', async () => {
+  it('marks a failed execution ERROR with error.type, and adds no exception event', async () => {
     const { tracer, span, spans } = start({ spans: ['timeout'] });
     const clock = new ManualClock();
     const policy = timeout(100, { clock });
@@ -94,11 +94,30 @@ describe('spans per policy execution', () => {
     const failed = span('bulwark timeout');
     expect(failed.status).toEqual({ code: SpanStatusCode.ERROR });
     expect(failed.attributes[A.errorType]).toBe('TimeoutError');
-    const exception = failed.events.find((e) => e.name === 'exception');
-    expect(exception?.attributes).toEqual({ 'exception.type': 'TimeoutError' });
-    // The timeout event lands on the timeout's own span, which is active inside it.
-    expect(failed.events.map((e) => e.name)).toEqual([E.timeoutExpired, 'exception']);
+    // The timeout event lands on the timeout's own span, which is active inside it; no `exception`.
+    expect(failed.events.map((e) => e.name)).toEqual([E.timeoutExpired]);
     expect(everyAttribute(spans())).not.toMatch(/timed out|after 100/i);
+  });
+
+  // Regression (issue 12): one exception landed as an `exception` event (with its stack, when
+  // messages were on) on every nested span it passed through: pipeline, retry, breaker, timeout.
+  // Since semconv 1.40 span events for errors are deprecated: each failed span carries status
+  // ERROR and error.type, and no span carries an exception event.
+  it('records one failure through nested spans as status and error.type on each failed span, never as exception events', async () => {
+    const { tracer, spans } = start({ spans: true, recordErrorMessages: true });
+    const policy = pipeline(retry({ name: 'payments', maxAttempts: 2, backoff: constant(0) }), circuitBreaker(), timeout(5_000));
+    await withSpan(tracer, 'caller', () => capture(policy.execute(() => Promise.reject(new InventoryDown(secret)))));
+    const bulwarkSpans = spans().filter((s) => s.name.startsWith('bulwark '));
+    // pipeline, retry, and per attempt a breaker and a timeout span.
+    expect(bulwarkSpans).toHaveLength(6);
+    for (const s of bulwarkSpans) {
+      expect(s.status, s.name).toEqual({ code: SpanStatusCode.ERROR, message: secret });
+      expect(s.attributes[A.errorType], s.name).toBe('InventoryDown');
+    }
+    expect(spans().flatMap((s) => s.events.map((e) => e.name))).not.toContain('exception');
+    expect(everyAttribute(spans())).not.toContain('spans.test'); // no stack trace anywhere
+    // The caller's span is the caller's to mark: bulwark leaves it alone.
+    expect(spans().find((s) => s.name === 'caller')!.status.code).toBe(SpanStatusCode.UNSET);
   });
 
   it('never records the error message or stack unless asked', async () => {
@@ -108,14 +127,13 @@ describe('spans per policy execution', () => {
     expect(everyAttribute(spans())).not.toContain('spans.test');
   });
 
-  it('records the message as the status and in the exception event with recordErrorMessages', async () => {
+  it('records the message as the status description with recordErrorMessages, and no stack', async () => {
     const { tracer, span } = start({ spans: true, recordErrorMessages: true });
     await withSpan(tracer, 'caller', () => capture(retry({ maxAttempts: 1 }).execute(() => Promise.reject(new InventoryDown(secret)))));
     const failed = span('bulwark retry');
     expect(failed.status).toEqual({ code: SpanStatusCode.ERROR, message: secret });
-    const exception = failed.events.find((e) => e.name === 'exception')!;
-    expect(exception.attributes).toMatchObject({ 'exception.type': 'InventoryDown', 'exception.message': secret });
-    expect(String(exception.attributes!['exception.stacktrace'])).toContain('spans.test');
+    expect(failed.attributes[A.errorType]).toBe('InventoryDown');
+    expect(failed.events.map((e) => e.name)).toEqual([E.retryGaveUp]);
   });
 
   it('traces only the kinds listed', async () => {

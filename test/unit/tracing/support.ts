@@ -16,7 +16,7 @@ import { NodeSDK, type NodeSDKConfiguration } from '@opentelemetry/sdk-node';
 import { InMemorySpanExporter, type ReadableSpan, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { vi } from 'vitest';
 import { channelNames } from '../../../src/index.js';
-import { currentExecuteScope } from '../../../src/core/diagnostics.js';
+import { currentExecuteScope, currentSendScope } from '../../../src/core/diagnostics.js';
 
 /** An SDK started with the given instrumentations, and what it exported. */
 export interface Harness {
@@ -123,11 +123,12 @@ export const allChannels: string[] = [
   'tracing:bulwark:execute:error',
 ];
 
-/** The channels with subscribers now, and whether an execute scope is installed. */
-export function subscriptions(): { channels: string[]; scope: boolean } {
+/** The channels with subscribers now, and whether an execute scope and a send scope are installed. */
+export function subscriptions(): { channels: string[]; scope: boolean; sendScope: boolean } {
   return {
     channels: allChannels.filter((name) => diagnosticsChannel.hasSubscribers(name)),
     scope: currentExecuteScope() !== undefined,
+    sendScope: currentSendScope() !== undefined,
   };
 }
 
