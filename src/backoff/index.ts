@@ -1,1 +1,1 @@
-export { constant, exponential, isBackoff, nextDelay, type Backoff, type ExponentialOptions } from './backoff.js';
+export { constant, exponential, type Backoff, type ExponentialOptions } from './backoff.js';

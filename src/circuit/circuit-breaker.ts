@@ -3,7 +3,7 @@ import { reportCallbackError } from '../core/callback-error.js';
 import { type Clock, systemClock } from '../core/clock.js';
 import type { Context } from '../core/context.js';
 import { type CircuitState, circuitRejectedChannel, circuitStateChannel } from '../core/diagnostics.js';
-import { BrokenCircuitError, IsolatedCircuitError } from '../core/errors.js';
+import { BrokenCircuitError, IsolatedCircuitError, isAbortError } from '../core/errors.js';
 import { type Disposable, EventEmitter, type EventSubscriber, toDisposable } from '../core/events.js';
 import { callFunction, PolicyBase, type PolicyFunction, runSymbol } from '../core/policy.js';
 import {
@@ -117,7 +117,7 @@ const stateNames: readonly CircuitState[] = ['closed', 'open', 'half-open', 'iso
 
 /** Counts every error as a failure except a cancellation by the caller. */
 export function defaultHandle(error: unknown): boolean {
-  return !(typeof error === 'object' && error !== null && (error as { name?: unknown }).name === 'AbortError');
+  return !isAbortError(error);
 }
 
 /**

@@ -66,6 +66,14 @@ export function brandErrorClass(cls: abstract new (...args: never[]) => BulwarkE
 }
 
 /**
+ * Internal: whether `error` is a cancellation (a DOMException or any error named `AbortError`,
+ * which is what fetch, timers and AbortSignal.reason give). Policies do not count or retry it.
+ */
+export function isAbortError(error: unknown): boolean {
+  return typeof error === 'object' && error !== null && (error as { name?: unknown }).name === 'AbortError';
+}
+
+/**
  * True when `value` is an error raised by bulwark (any copy of it), optionally with the given code.
  * @example
  * if (isBulwarkError(err, 'ERR_BULWARK_TIMEOUT')) retryLater();

@@ -12,7 +12,8 @@ export interface Disposable {
   [Symbol.dispose](): void;
 }
 
-const disposeSymbol: typeof Symbol.dispose =
+/** Internal: `Symbol.dispose`, or its registered stand-in where Node lacks it (one definition for every handle). */
+export const disposeSymbol: typeof Symbol.dispose =
   (Symbol as { dispose?: typeof Symbol.dispose }).dispose ?? (Symbol.for('Symbol.dispose') as typeof Symbol.dispose);
 
 /**

@@ -1,5 +1,6 @@
 import type { Context } from '../core/context.js';
 import { fallbackChannel } from '../core/diagnostics.js';
+import { isAbortError } from '../core/errors.js';
 import { EventEmitter, type EventSubscriber } from '../core/events.js';
 import { callFunction, PolicyBase, type PolicyFunction, runSymbol } from '../core/policy.js';
 import { checkOptions, functionOption, nameOption } from '../core/validate.js';
@@ -24,7 +25,7 @@ export type FallbackSource<R> = R | ((error: unknown) => R | PromiseLike<R>);
 const keys = ['handle', 'name'] as const;
 
 function notAbort(error: unknown): boolean {
-  return !(typeof error === 'object' && error !== null && (error as { name?: unknown }).name === 'AbortError');
+  return !isAbortError(error);
 }
 
 /** Replaces handled errors with a value. Built by {@link fallback}. */

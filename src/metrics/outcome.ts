@@ -1,4 +1,4 @@
-import { type BulwarkErrorCode, isBulwarkError } from '../core/errors.js';
+import { type BulwarkErrorCode, isAbortError, isBulwarkError } from '../core/errors.js';
 
 /**
  * The `outcome` label of an execution: `success`, a bounded name for each bulwark rejection,
@@ -42,7 +42,7 @@ export function outcomeOf(error: unknown): ExecutionOutcome {
       // A code from a newer copy of bulwark that this one does not know counts as a plain error.
       return Object.hasOwn(byCode, error.code) ? byCode[error.code] : 'error';
     }
-    if (typeof error === 'object' && error !== null && (error as { name?: unknown }).name === 'AbortError') return 'aborted';
+    if (isAbortError(error)) return 'aborted';
   } catch {
     // A hostile value (a revoked Proxy, a getter that throws) is still a failed execution. This
     // runs in a channel subscriber, where a throw would become the process's uncaught exception.

@@ -1,4 +1,5 @@
 import { channelNames } from '../core/diagnostics.js';
+import { disposeSymbol } from '../core/events.js';
 import { checkOptions, countOption, enumOption, nameOption, show } from '../core/validate.js';
 import diagnosticsChannel from 'node:diagnostics_channel';
 import type { RateLimitAlgorithm } from './algorithm.js';
@@ -9,9 +10,6 @@ import { decideNow, type LimiterDecision, type RateLimitStore, type StoreErrorMo
 const decisionChannel = diagnosticsChannel.channel(channelNames.rateLimitDecision);
 const memoryConsume = MemoryStore.prototype.consume;
 
-/** Internal: `Symbol.dispose`, or its registered stand-in where Node lacks it. */
-export const disposeSymbol: typeof Symbol.dispose =
-  (Symbol as { dispose?: typeof Symbol.dispose }).dispose ?? (Symbol.for('Symbol.dispose') as typeof Symbol.dispose);
 
 /**
  * Per-call options of {@link RateLimiter.consume}; a plain number stands for `{ cost }`.

@@ -2,7 +2,7 @@ import { type Backoff, exponential, isBackoff, nextDelay } from '../backoff/back
 import { type Clock, systemClock } from '../core/clock.js';
 import { AttemptContext, type Context } from '../core/context.js';
 import { retryAttemptChannel, retryGiveUpChannel } from '../core/diagnostics.js';
-import { isBulwarkError } from '../core/errors.js';
+import { isAbortError, isBulwarkError } from '../core/errors.js';
 import { EventEmitter, type EventSubscriber } from '../core/events.js';
 import { callFunction, PolicyBase, type PolicyFunction, runSymbol } from '../core/policy.js';
 import { sleep } from '../core/sleep.js';
@@ -80,7 +80,7 @@ const keys = ['maxAttempts', 'backoff', 'handle', 'handleResult', 'maxDelayMs', 
  * (retrying it cannot help before it half-opens), and an exceeded quota.
  */
 export function defaultRetryHandle(error: unknown): boolean {
-  if (typeof error === 'object' && error !== null && (error as { name?: unknown }).name === 'AbortError') return false;
+  if (isAbortError(error)) return false;
   return !(
     isBulwarkError(error, 'ERR_BULWARK_BROKEN_CIRCUIT') ||
     isBulwarkError(error, 'ERR_BULWARK_ISOLATED_CIRCUIT') ||

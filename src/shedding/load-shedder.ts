@@ -1,6 +1,7 @@
 import { monitorEventLoopDelay, performance, type EventLoopUtilization, type IntervalHistogram } from 'node:perf_hooks';
 import { getHeapStatistics } from 'node:v8';
 import { sheddingRejectedChannel } from '../core/diagnostics.js';
+import { disposeSymbol } from '../core/events.js';
 import { checkOptions, countOption, durationOption, functionOption, numberOption, ratioOption, show } from '../core/validate.js';
 
 /**
@@ -93,9 +94,6 @@ const RESOLUTION_MS = 10;
 
 /** Samples the delay histogram holds before it is cleared (about 3 hours at one per 10 ms). */
 const MAX_DELAY_SAMPLES = 1_000_000;
-
-const disposeSymbol: typeof Symbol.dispose =
-  (Symbol as { dispose?: typeof Symbol.dispose }).dispose ?? (Symbol.for('Symbol.dispose') as typeof Symbol.dispose);
 
 /**
  * Watches the process's load and tells adapters when to turn requests away (503). One unref'd

@@ -1,4 +1,5 @@
 import { diag, type MeterProvider, trace, type Tracer, type TracerProvider } from '@opentelemetry/api';
+import { disposeSymbol } from '../core/events.js';
 import { checkOptions, show } from '../core/validate.js';
 import {
   type BulwarkInstrumentationConfig,
@@ -197,9 +198,6 @@ export interface TracingHandle {
   /** Same as `disable()`, for `using`. */
   [Symbol.dispose](): void;
 }
-
-const disposeSymbol: typeof Symbol.dispose =
-  (Symbol as { dispose?: typeof Symbol.dispose }).dispose ?? (Symbol.for('Symbol.dispose') as typeof Symbol.dispose);
 
 const enableKeys = ['tracerProvider', 'spans', 'events', 'recordErrorMessages'] as const;
 

@@ -1,6 +1,7 @@
 import { checkOptions, countOption, show } from '../../core/validate.js';
 import type { AlgorithmState, CalendarAlgorithm, ConsumeOutcome } from '../algorithm.js';
-import { type ConsumeOptions, decisionKind, disposeSymbol, RateLimiter, type RateLimiterOptions } from '../rate-limiter.js';
+import { disposeSymbol } from '../../core/events.js';
+import { type ConsumeOptions, decisionKind, RateLimiter, type RateLimiterOptions } from '../rate-limiter.js';
 import { decideNow, type LimiterDecision, type RateLimitStore, type StoreErrorMode } from '../store.js';
 import {
   type PeriodBounds,

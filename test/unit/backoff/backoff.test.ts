@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { constant, exponential, isBackoff, type Backoff } from '../../../src/index.js';
+import { isBackoff } from '../../../src/backoff/backoff.js';
+import { constant, exponential, type Backoff } from '../../../src/index.js';
 import { seeded } from '../retry/support.js';
 
 /** Runs a backoff the way retry does: each delay is passed back as the next call's previous. */
