@@ -2,10 +2,11 @@
 // node:http servers on 127.0.0.1 and Node's fetch: each origin is judged by its own answers.
 import { afterEach, describe, expect, it } from 'vitest';
 import { createFetch } from '../../src/adapters/fetch.js';
-import { consecutive } from '../../src/index.js';
+import { constant, consecutive } from '../../src/index.js';
+import { capture, rejection } from '../support/helpers.js';
 import { loopbackServers } from './support/fetch-servers.js';
 
-const { serve, closeAll } = loopbackServers();
+const { serve, closeLast, closeAll } = loopbackServers();
 afterEach(closeAll);
 
 /** A: `/moved` redirects (302) to B's `/broken`, `/ok` answers 200. B: `/broken` answers 503, `/ok` 200. */
@@ -56,5 +57,66 @@ describe('a redirect from A to a failing B', () => {
     expect(await (await f(`${a}/ok`)).text()).toBe('a ok');
     await expect(f(`${b}/busy`)).rejects.toMatchObject({ name: 'RetryAfterError', origin: b });
     expect(hits.b).toBe(1);
+  });
+});
+
+describe('a redirect from A to a B that fails before answering (no response to read the origin from)', () => {
+  /** B: a server stopped at once (its port refuses connections), or one that resets each connection. */
+  async function bOrigin(how: 'refuses' | 'resets'): Promise<string> {
+    if (how === 'resets') return serve((req) => req.socket.destroy());
+    const b = await serve(() => {});
+    await closeLast();
+    return b;
+  }
+
+  for (const how of ['refuses', 'resets'] as const) {
+    it(`Regression (issue 12): B that ${how} connections counts against B's breaker; A stays closed and serves`, async () => {
+      // Before the fix, undici's TypeError('fetch failed') was A's failure: two redirects opened A.
+      const b = await bOrigin(how);
+      let hitsA = 0;
+      const a = await serve((req, res) => {
+        hitsA++;
+        if (req.url === '/moved') res.writeHead(302, { location: `${b}/gone` }).end();
+        else res.writeHead(200).end('a ok');
+      });
+      const f = createFetch({ retry: false, circuitBreaker: { breaker: consecutive(2), halfOpenAfterMs: 60_000 } });
+      for (let i = 0; i < 3; i++) {
+        const error = (await rejection(capture(f(`${a}/moved`)))) as TypeError;
+        expect(error).toBeInstanceOf(TypeError); // fetch's own network error, unchanged for the caller
+        expect(error.cause).toBeDefined();
+      }
+      expect(hitsA).toBe(3);
+      expect(f.circuitBreaker(a)?.state).toBe('closed');
+      expect(f.circuitBreaker(b)?.state).toBe('open');
+      expect(await (await f(`${a}/ok`)).text()).toBe('a ok');
+      await expect(f(`${b}/gone`)).rejects.toMatchObject({ name: 'BrokenCircuitError' });
+    });
+  }
+
+  it("an attempt timeout while B keeps the redirected request waiting is B's, not A's", async () => {
+    const b = await serve(() => {}); // never answers
+    const a = await serve((req, res) => {
+      if (req.url === '/moved') res.writeHead(302, { location: `${b}/hang` }).end();
+      else res.writeHead(200).end('a ok');
+    });
+    const f = createFetch({ attemptTimeoutMs: 60, retry: false, circuitBreaker: { breaker: consecutive(2), halfOpenAfterMs: 60_000 } });
+    for (let i = 0; i < 3; i++) {
+      expect(await rejection(capture(f(`${a}/moved`)))).toMatchObject({ name: 'TimeoutError', timeoutMs: 60 });
+    }
+    expect(f.circuitBreaker(a)?.state).toBe('closed');
+    expect(f.circuitBreaker(b)?.state).toBe('open');
+    expect(await (await f(`${a}/ok`)).text()).toBe('a ok');
+  });
+
+  it('a POST that A redirected to a refusing B is not resent as if it never left: A got it', async () => {
+    const b = await bOrigin('refuses');
+    let posts = 0;
+    const a = await serve((_req, res) => {
+      posts++;
+      res.writeHead(307, { location: `${b}/orders` }).end();
+    });
+    const f = createFetch({ circuitBreaker: false, retry: { maxAttempts: 3, backoff: constant(1) } });
+    await rejection(capture(f(`${a}/orders`, { method: 'POST', body: 'x' })));
+    expect(posts).toBe(1);
   });
 });

@@ -4,7 +4,7 @@ import type { CircuitBreakerPolicy } from '../../circuit/circuit-breaker.js';
 import type { Clock } from '../../core/clock.js';
 import { Context, type ExecutionContext, RootContext } from '../../core/context.js';
 import { currentSendScope } from '../../core/diagnostics.js';
-import { BrokenCircuitError, QuotaExceededError, RateLimitedError } from '../../core/errors.js';
+import { BrokenCircuitError, QuotaExceededError, RateLimitedError, TimeoutError } from '../../core/errors.js';
 import { type ContextualPolicy, invoke, untilAborted } from '../../core/policy.js';
 import { sleep } from '../../core/sleep.js';
 import { show } from '../../core/validate.js';
@@ -16,6 +16,7 @@ import { RetryAfterError } from './retry-after-error.js';
 import { neverSent, requestTraits, type RequestTraits } from './request-rules.js';
 import { delayHint } from './retry-after.js';
 import { answeredBy, discard, elsewhere, isRejection, outlasting } from './outcomes.js';
+import { failedOrigin } from './network-origin.js';
 import type { FailoverReason, FetchInit, FetchInput, ServerBackoff } from './types.js';
 import type { ResilientFetcher } from './create-fetch.js';
 
@@ -296,7 +297,30 @@ export class Call {
   private timed(context: Context, url: URL, index: number): Promise<Response> {
     const send = (c: ExecutionContext): Promise<Response> => this.send(c as Context, url, index);
     const limit = this.fetcher.settings.attemptTimeout;
-    return limit === undefined ? send(context) : (invoke(limit as ContextualPolicy, send, context) as Promise<Response>);
+    if (limit === undefined) return send(context);
+    return (invoke(limit as ContextualPolicy, send, context) as Promise<Response>).catch((error: unknown) => {
+      // Only this attempt's own timeout: an overall timeout or a lost hedge is nobody's slowness.
+      if (error instanceof TimeoutError && context.abortable()?.aborted !== true) this.blameHop(error, url, context);
+      throw error;
+    });
+  }
+
+  /**
+   * A network error or attempt timeout met on a hop a followed redirect led to is that origin's
+   * failure (see network-origin.ts): its breaker counts it, while the breaker of the origin that
+   * redirected — it answered — ignores it. Marked `elsewhere`, the error also no longer passes
+   * for a request that never left.
+   */
+  private blameHop(error: unknown, url: URL, context: Context): void {
+    const at = failedOrigin(error);
+    if (at === undefined || at === url.origin) return;
+    elsewhere.add(error as object);
+    // A copy, not marked: the breaker of the origin where it happened must count it.
+    const own =
+      error instanceof TimeoutError
+        ? new TimeoutError(error.timeoutMs)
+        : new TypeError((error as Error).message, { cause: (error as Error).cause });
+    this.judge(at, context, own);
   }
 
   /** The outbound request itself, inside every policy so that async context flows into it. */
@@ -321,10 +345,15 @@ export class Call {
       const resendCount = this.sent++;
       response = await (scope === undefined ? go() : scope({ policy: settings.name, resendCount }, go));
     } catch (error) {
-      if (neverSent(error)) this.reached = reachedBefore;
       // The caller cancelled: not the server's fault, so no breaker may count it (whatever reason
       // the caller gave); the call itself rejects with the caller's reason.
-      if (caller?.aborted) throw new DOMException('The caller aborted the request', 'AbortError');
+      if (caller?.aborted) {
+        if (neverSent(error)) this.reached = reachedBefore;
+        throw new DOMException('The caller aborted the request', 'AbortError');
+      }
+      // An attempt aborted (its timeout, a lost hedge, the overall timeout) is judged in timed().
+      if (!signal.aborted) this.blameHop(error, url, context);
+      if (neverSent(error)) this.reached = reachedBefore;
       throw error;
     } finally {
       if (index >= 0) this.running![index]!--;
@@ -386,7 +415,7 @@ export class Call {
    * Records an outcome (a success when `failure` is undefined) on `origin`'s breaker, as if the
    * attempt had run through it. An open breaker turns it away: nothing to record then.
    */
-  private judge(origin: string, context: Context, failure: HttpStatusError | RetryAfterError | undefined): void {
+  private judge(origin: string, context: Context, failure: Error | undefined): void {
     const breaker = this.fetcher.targetOf(origin).breaker;
     if (breaker === undefined) return;
     const outcome = (): Promise<void> => (failure === undefined ? Promise.resolve() : Promise.reject(failure));

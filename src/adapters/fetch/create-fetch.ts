@@ -33,6 +33,7 @@ import type {
 } from './types.js';
 import { Call, type Settings, type Target } from './call.js';
 import { breakerHandle, discard, retryHandle } from './outcomes.js';
+import { watchNetworkErrors } from './network-origin.js';
 
 const keys = [
   'endpoints',
@@ -77,6 +78,9 @@ export class ResilientFetcher {
   constructor(options: CreateFetchOptions | undefined) {
     const o = checkOptions(owner, options, keys);
     const name = nameOption(owner, o.name, 'fetch');
+    // Records where undici's requests fail: a failure after a redirect counts for the origin where
+    // it happened (network-origin.ts).
+    watchNetworkErrors();
     const clock = clockOption(owner, o.clock, systemClock);
     const fetchImpl =
       o.fetch === undefined ? undefined : functionOption<typeof globalThis.fetch>(owner, 'fetch', o.fetch, globalThis.fetch);

@@ -1,3 +1,5 @@
+import { elsewhere } from './outcomes.js';
+
 /** Methods RFC 9110 defines as idempotent, which bulwark retries without an idempotency key. */
 const idempotentMethods = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE']);
 /** Methods without side effects, the only ones hedged (two copies may run at once). */
@@ -112,6 +114,8 @@ function unsent(error: unknown): boolean {
  * await fetch('http://127.0.0.1:1/').catch((err) => neverSent(err)); // true
  */
 export function neverSent(error: unknown): boolean {
+  // Failed on a hop a redirect led to: the first origin got the request and answered it.
+  if (typeof error === 'object' && error !== null && elsewhere.has(error)) return false;
   let cause = (error as { cause?: unknown } | null | undefined)?.cause;
   for (let depth = 0; depth < 3 && typeof cause === 'object' && cause !== null; depth++) {
     if (unsent(cause)) return true;
