@@ -34,10 +34,11 @@ export const channelNames = {
   /** A rate limiter or quota decided: `{ kind, policy, decision }` (`kind`: `'rate-limiter' | 'quota'`; never the key; `decision.store` says who decided). */
   rateLimitDecision: 'bulwark:ratelimit:decision',
   /**
-   * A remote store failed and decisions fell back: `{ store, kind, error, fallback, operations }`
+   * A remote store failed and decisions fell back: `{ store, kind, error, fallback, operations, reason? }`
    * (`kind`: `'operations'`, or `'reconnect'` / `'state-lost'` for a forced reconnect or a server
    * that lost its data; `fallback` is the store's `onStoreError`, `'none'` for refunds and resets,
-   * which reject, or the kind for the two events).
+   * which reject, or the kind for the two events; `reason`, on `'state-lost'` only:
+   * `'server-changed'` for a new run_id, `'keys-lost'` for a marker key that vanished).
    */
   storeError: 'bulwark:ratelimit:store-error',
   /** A load shedder rejected a request: `{ reason, value, threshold }` (reason: `'eventLoopDelay' | 'eventLoopUtilization' | 'heapUsed' | ...`). */

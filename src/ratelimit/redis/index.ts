@@ -3,6 +3,7 @@ export {
   RedisStore,
   type RedisClientLike,
   type RedisStoreOptions,
+  type StateLostReason,
   type StoreErrorKind,
   type StoreErrorMessage,
   type StoreErrorMode,

@@ -2,12 +2,15 @@
 // after failures in a row, one stall counting once, and probes when it is time), when to force a
 // reconnect (calls time out while the client claims to be connected), and whether the server
 // behind it changed (a restart that lost every counter). The store does the batching and asks
-// this object before and after every call; it never reads the state below directly.
+// this object before and after every call; it never reads the state below directly. The
+// server check also looks, every `stateCheckMs` at most, for the store's marker keys (marker.ts):
+// a FLUSHALL leaves the run_id as it was.
 import diagnosticsChannel from 'node:diagnostics_channel';
 import { systemClock } from '../../core/clock.js';
 import { channelNames } from '../../core/diagnostics.js';
 import { StoreUnavailableError } from '../../core/errors.js';
-import type { RedisClientLike, StoreErrorMessage } from './types.js';
+import { StateMarkers } from './marker.js';
+import type { RedisClientLike, StateLostReason, StoreErrorMessage } from './types.js';
 
 /**
  * Longest `retryAfterMs` a fail-closed decision suggests: an outage denial is a hint to try again
@@ -28,6 +31,8 @@ export interface LinkSettings {
   readonly openAfterFailures: number;
   readonly reconnectAfterTimeouts: number;
   readonly cluster: boolean;
+  readonly prefix: string;
+  readonly stateCheckMs: number;
 }
 
 /** Internal: the breaker, reconnect and server-change bookkeeping of one `RedisStore`. */
@@ -54,11 +59,16 @@ export class RedisLink {
   private reconnectingUntil = 0;
   /** The server's `run_id`, once read. */
   private runId: string | undefined;
+  private readonly markers: StateMarkers;
+  /** When (ms, system clock) the marker keys are next checked. */
+  private markersDueAt = 0;
 
   constructor(
     private readonly client: RedisClientLike,
     private readonly settings: LinkSettings,
-  ) {}
+  ) {
+    this.markers = new StateMarkers(client, settings.prefix);
+  }
 
   /** The client is connected and the breaker is not open. */
   get healthy(): boolean {
@@ -97,13 +107,16 @@ export class RedisLink {
 
   /**
    * Before a call goes out: a reconnect may happen while no decision is made (a quick restart),
-   * and a new socket tells. One comparison per call to Redis, not per decision.
+   * and a new socket tells. One comparison per call to Redis, not per decision; and, at most
+   * once per `stateCheckMs`, the marker check.
    */
   beforeSend(): void {
     const stream = this.client.stream;
     if (this.mayHaveReconnected || stream !== this.stream) {
       this.stream = stream;
       this.checkServer();
+    } else if (systemClock.now() >= this.markersDueAt) {
+      this.checkMarkers(false);
     }
   }
 
@@ -206,41 +219,75 @@ export class RedisLink {
    * Reads the server's `run_id` (once after each possible reconnect, never per decision) and
    * reports a change: a restarted server without persistence has lost every counter, and would
    * hand every quota out again. A failover to a replica changes it too (state not yet
-   * replicated is lost). A Cluster's INFO answers for one node only: not checked.
+   * replicated is lost). A Cluster's INFO answers for one node only: not checked. Then the
+   * marker keys are checked, and a loss the new `run_id` already reported is not reported again.
    */
   private checkServer(): void {
     this.mayHaveReconnected = false;
-    if (this.settings.cluster || typeof this.client.info !== 'function') return;
+    // No marker check of its own while this one is on its way.
+    this.markersDueAt = systemClock.now() + this.settings.stateCheckMs;
+    if (this.settings.cluster || typeof this.client.info !== 'function') {
+      this.checkMarkers(false);
+      return;
+    }
     let reply: Promise<string>;
     try {
       reply = this.client.info('server');
     } catch {
+      this.checkMarkers(false);
       return;
     }
     Promise.resolve(reply).then(
       (text) => {
         const runId = /(?:^|\n)run_id:([0-9a-f]+)/.exec(String(text))?.[1];
-        if (runId === undefined) return;
         const previous = this.runId;
-        this.runId = runId;
-        if (previous === undefined || previous === runId) return;
-        this.publishEvent(
-          'state-lost',
-          new StoreUnavailableError(
-            'redis',
-            `the Redis server changed (run_id ${previous} → ${runId}): a restart without persistence, or a failover, may have reset every limit and quota`,
-          ),
-        );
+        if (runId !== undefined) this.runId = runId;
+        const changed = runId !== undefined && previous !== undefined && previous !== runId;
+        if (changed) {
+          this.publishEvent(
+            'state-lost',
+            new StoreUnavailableError(
+              'redis',
+              `the Redis server changed (run_id ${previous} → ${runId}): a restart without persistence, or a failover, may have reset every limit and quota`,
+            ),
+            'server-changed',
+          );
+        }
+        this.checkMarkers(changed);
       },
       // Refused (an ACL without INFO) or cut off: asked again on the next connection only, never
-      // once per call.
-      ignore,
+      // once per call. The markers still tell a server that came back empty.
+      () => this.checkMarkers(false),
     );
   }
 
-  private publishEvent(kind: 'reconnect' | 'state-lost', error: unknown): void {
+  /**
+   * Looks for the store's marker keys (at most once per `stateCheckMs`, on a call the store
+   * makes anyway, never per decision) and reports one that vanished while the server stayed the
+   * same. `baseline`: a loss was just reported another way.
+   */
+  private checkMarkers(baseline: boolean): void {
+    this.markersDueAt = systemClock.now() + this.settings.stateCheckMs;
+    this.markers.check(baseline).then(({ lost, checked }) => {
+      if (lost === 0) return;
+      const where = this.settings.cluster ? ` on ${lost} of ${checked} Cluster masters` : '';
+      this.publishEvent(
+        'state-lost',
+        new StoreUnavailableError(
+          'redis',
+          `the store's marker key was gone${where}, with no new server seen: a FLUSHALL or FLUSHDB, an eviction, or a server that came back empty may have reset every limit and quota`,
+        ),
+        'keys-lost',
+      );
+    }, ignore);
+  }
+
+  private publishEvent(kind: 'reconnect' | 'state-lost', error: unknown, reason?: StateLostReason): void {
     if (!storeErrorChannel.hasSubscribers) return;
-    const message: StoreErrorMessage = { store: 'redis', kind, error, fallback: kind, operations: 0 };
+    const message: StoreErrorMessage =
+      reason === undefined
+        ? { store: 'redis', kind, error, fallback: kind, operations: 0 }
+        : { store: 'redis', kind, error, fallback: kind, operations: 0, reason };
     storeErrorChannel.publish(message);
   }
 }

@@ -31,7 +31,7 @@ import type { RedisClientLike, RedisStoreOptions, StoreErrorMessage } from './ty
 export type { StoreErrorMode } from '../store.js';
 
 export { MAX_OUTAGE_RETRY_MS } from './link.js';
-export type { RedisClientLike, RedisStoreOptions, StoreErrorKind, StoreErrorMessage } from './types.js';
+export type { RedisClientLike, RedisStoreOptions, StateLostReason, StoreErrorKind, StoreErrorMessage } from './types.js';
 
 const optionKeys = [
   'prefix',
@@ -43,6 +43,7 @@ const optionKeys = [
   'openMs',
   'maxBatch',
   'reconnectAfterTimeouts',
+  'stateCheckMs',
 ] as const;
 const modes = ['fail-open', 'fail-closed', 'local'] as const;
 
@@ -199,6 +200,7 @@ export class RedisStore implements RateLimitStore {
     const openMs = durationOption('redisStore', 'openMs', o.openMs, 1_000, { min: 1 });
     this.maxBatch = countOption('redisStore', 'maxBatch', o.maxBatch, 128, { max: 100_000 });
     const reconnectAfterTimeouts = countOption('redisStore', 'reconnectAfterTimeouts', o.reconnectAfterTimeouts, 3, { max: 1_000_000 });
+    const stateCheckMs = durationOption('redisStore', 'stateCheckMs', o.stateCheckMs, 5_000, { min: 1 });
     this.denied = o.denyCache === true ? new Map() : undefined;
     this.client = client;
     this.cluster = client.isCluster === true;
@@ -208,6 +210,8 @@ export class RedisStore implements RateLimitStore {
       openAfterFailures,
       reconnectAfterTimeouts,
       cluster: this.cluster,
+      prefix,
+      stateCheckMs,
     });
     const registered = client as unknown as Record<string, unknown>;
     for (const { command, lua } of Object.values(scripts)) {

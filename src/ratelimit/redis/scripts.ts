@@ -3,10 +3,11 @@ import type { GcraAlgorithm } from '../algorithms/gcra.js';
 import calendarLua from './lua/calendar.lua';
 import fixedWindowLua from './lua/fixed-window.lua';
 import gcraLua from './lua/gcra.lua';
+import markerLua from './lua/marker.lua';
 import slidingWindowLua from './lua/sliding-window.lua';
 
 /**
- * One Lua script per algorithm, each registered on the client under a versioned command name
+ * One Lua script per algorithm, and the state marker's (marker.ts), each registered on the client under a versioned command name
  * (the trailing digit changes whenever a script's arguments, reply or stored value change, so
  * two versions of bulwark sharing a Redis never run each other's scripts).
  */
@@ -15,6 +16,7 @@ export const scripts = {
   'sliding-window': { command: 'bulwarkSlidingWindow2', lua: slidingWindowLua },
   'fixed-window': { command: 'bulwarkFixedWindow2', lua: fixedWindowLua },
   calendar: { command: 'bulwarkCalendar2', lua: calendarLua },
+  marker: { command: 'bulwarkMarker1', lua: markerLua },
 } as const;
 
 /** Operation codes the scripts understand. */

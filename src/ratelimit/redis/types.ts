@@ -17,6 +17,8 @@ export interface RedisClientLike {
   info?(section: string): Promise<string>;
   /** ioredis's socket, a new one per connection: how the store tells that the client reconnected. */
   readonly stream?: unknown;
+  /** ioredis `Cluster`'s slot map (slot → node keys, the master first): one state marker per master. */
+  readonly slots?: readonly (readonly string[] | undefined)[];
   defineCommand(name: string, definition: { lua: string; numberOfKeys?: number; readOnly?: boolean }): void;
 }
 
@@ -51,18 +53,35 @@ export interface RedisStoreOptions {
    * @default 3
    */
   readonly reconnectAfterTimeouts?: number;
+  /**
+   * How often, at most, the store checks that Redis still holds its keys (a small marker key,
+   * one per Cluster master), on a call to Redis it makes anyway: a `FLUSHALL` or an eviction is
+   * published as `'state-lost'` on the first call this long after the previous check.
+   * @default 5000
+   */
+  readonly stateCheckMs?: number;
 }
 
 /**
  * What a store-error message reports: `'operations'` failed or fell back; the store forced a
- * `'reconnect'` after silent timeouts; or the server's state was lost (`'state-lost'`: a new
- * `run_id` after a reconnect, so a restart without persistence may have emptied every counter).
+ * `'reconnect'` after silent timeouts; or the server's state was lost (`'state-lost'`, with a
+ * {@link StateLostReason}: every limit and quota may have started again from zero).
  * @example
  * diagnosticsChannel.subscribe('bulwark:ratelimit:store-error', (m) => {
  *   if ((m as StoreErrorMessage).kind === 'state-lost') alert('Redis lost the quota counters');
  * });
  */
 export type StoreErrorKind = 'operations' | 'reconnect' | 'state-lost';
+
+/**
+ * Why a `'state-lost'` event was published: `'server-changed'`, a new `run_id` after a reconnect
+ * (a restart without persistence, or a failover); `'keys-lost'`, the store's marker key vanished
+ * while the server stayed the same (`FLUSHALL`, `FLUSHDB`, an eviction, a `DEL`, or a Cluster
+ * node that came back empty).
+ * @example
+ * const why: StateLostReason = 'keys-lost';
+ */
+export type StateLostReason = 'server-changed' | 'keys-lost';
 
 /** Message published on `bulwark:ratelimit:store-error`. */
 export interface StoreErrorMessage {
@@ -76,4 +95,6 @@ export interface StoreErrorMessage {
   readonly fallback: StoreErrorMode | 'none' | 'reconnect' | 'state-lost';
   /** How many operations it affected (0 for a `'reconnect'` or `'state-lost'` event). */
   readonly operations: number;
+  /** Only on a `'state-lost'` event: how the store found out. */
+  readonly reason?: StateLostReason;
 }

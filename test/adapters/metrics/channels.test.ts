@@ -72,7 +72,7 @@ const typed: Record<ChannelName, string[][]> = {
   [channelNames.fallback]: [fields<FallbackEvent>()('policy', 'error'), fields<OpossumFallbackEvent>()('policy', 'error')],
   [channelNames.hedge]: [fields<HedgeEvent>()('policy', 'attempt', 'trigger')],
   [channelNames.rateLimitDecision]: [fields<RateLimitDecisionMessage>()('kind', 'policy', 'decision')],
-  [channelNames.storeError]: [fields<StoreErrorMessage>()('store', 'kind', 'error', 'fallback', 'operations')],
+  [channelNames.storeError]: [fields<StoreErrorMessage>()('store', 'kind', 'error', 'fallback', 'operations', 'reason')],
   [channelNames.sheddingRejected]: [
     fields<SheddingRejectedMessage>()('reason', 'value', 'threshold'),
     fields<LoadPressure>()('reason', 'value', 'threshold'),

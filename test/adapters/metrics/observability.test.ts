@@ -32,14 +32,15 @@ const KEYWORDS = new Set(['by', 'without', 'on', 'ignoring', 'group_left', 'grou
 
 /**
  * The metric names a PromQL expression selects: what is left once strings, label matchers,
- * grouping lists, ranges and function calls are taken out.
+ * grouping lists, ranges, offsets' durations and function calls are taken out.
  */
 export function metricNamesIn(expr: string): string[] {
   const stripped = expr
     .replace(/"(?:[^"\\]|\\.)*"/g, '""')
     .replace(/\{[^}]*\}/g, ' ')
     .replace(/\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)/g, ' ')
-    .replace(/\[[^\]]*\]/g, ' ');
+    .replace(/\[[^\]]*\]/g, ' ')
+    .replace(/\boffset\s+(?:\d+[smhdwy])+/gi, ' offset ');
   const names: string[] = [];
   for (const m of stripped.matchAll(/[A-Za-z_:][A-Za-z0-9_:]*/g)) {
     const after = stripped.slice(m.index! + m[0].length);
@@ -105,6 +106,14 @@ describe('metricNamesIn (the test\'s own PromQL reader)', () => {
       ),
     ).toEqual(['bulwark_a_total', 'bulwark_b', 'up']);
   });
+
+  it('reads the duration after offset as no metric', () => {
+    expect(metricNamesIn('bulwark_a_total unless bulwark_a_total offset 15m or bulwark_b offset 1h30m')).toEqual([
+      'bulwark_a_total',
+      'bulwark_a_total',
+      'bulwark_b',
+    ]);
+  });
 });
 
 describe('keptLabels (the test\'s own reader of grouping lists)', () => {
@@ -133,8 +142,14 @@ describe('observability/alerts.yml', () => {
     expect(result.code).toBe(0);
   });
 
-  it('has the four alerts', () => {
-    expect(alerts).toEqual(['BulwarkCircuitOpenTooLong', 'BulwarkRetryRatioHigh', 'BulwarkRateLimitStoreFallingBack', 'BulwarkReadinessFailing']);
+  it('has the five alerts', () => {
+    expect(alerts).toEqual([
+      'BulwarkCircuitOpenTooLong',
+      'BulwarkRetryRatioHigh',
+      'BulwarkRateLimitStoreFallingBack',
+      'BulwarkRateLimitStoreStateLost',
+      'BulwarkReadinessFailing',
+    ]);
   });
 
   it('uses only metrics that registerMetrics produces', () => {

@@ -49,8 +49,8 @@ export function promtool(args: readonly string[], input?: string, binary = PROMT
  * Makes one event of every kind bulwark publishes, so that every metric has series to lint:
  * executions with several outcomes, breaker transitions and rejections, a retry and a give-up, a
  * timeout, a bulkhead rejection, a fallback, a hedge, rate-limit and quota decisions (memory and
- * a Redis store falling back), a store error, a load-shedding rejection, health checks, a
- * fetch failover and a fetch origin dropped.
+ * a Redis store falling back), a store error, a Redis store that lost its keys (state-lost), a
+ * load-shedding rejection, health checks, a fetch failover and a fetch origin dropped.
  */
 export async function exerciseEverything(): Promise<{ breakers: ReturnType<typeof circuitBreaker>[] }> {
   const clock = new ManualClock();
@@ -101,6 +101,18 @@ export async function exerciseEverything(): Promise<{ breakers: ReturnType<typeo
   await flush();
   client.last().reject(new Error('Connection is closed.'));
   await pending;
+
+  // A Redis that lost the store's keys (a FLUSHALL): the next check finds the marker gone.
+  const flushed = new FakeClient();
+  const counted = rateLimiter({ name: 'flushed', algorithm: fixedWindow({ limit: 5, windowMs: 60_000 }), store: redisStore(flushed, { stateCheckMs: 1 }) });
+  for (let i = 0; i < 2; i++) {
+    const decided = counted.consume('client-1');
+    await flush();
+    flushed.last().resolve([0, 0, 0, 4, 60_000]);
+    await decided;
+    flushed.markers.clear();
+    await new Promise((resolve) => setTimeout(resolve, 2));
+  }
 
   const shedder = loadShedder({ maxEventLoopDelayMs: 100, sampler: () => ({ eventLoopDelayMs: 500 }) });
   shedder.update();

@@ -180,7 +180,11 @@ describe('L3: concurrent decisions on a 3-master cluster', () => {
   it('keys of different users that share a hash slot are decided in one script call', async () => {
     const { client, errors } = await connect();
     const published = storeErrors();
-    const store = redisStore(client, { timeoutMs: 1_000 });
+    // The store checks its marker keys (one per master) on its first call, and not again within
+    // the test: a warm-up decision takes that call out of the count below.
+    const store = redisStore(client, { timeoutMs: 1_000, stateCheckMs: 60_000 });
+    await rateLimiter({ name: 'l3-warm-up', algorithm: fixedWindow({ limit: 2, windowMs: LONG_MS }), store }).consume('warm-up');
+    await sleep(50);
     const name = 'l3-batch';
     // Find four user keys whose Redis keys (each with its own hash tag) fall in one slot.
     const bySlot = new Map<number, string[]>();
@@ -459,5 +463,42 @@ describe('L4: slot migration and SCRIPT FLUSH under load', () => {
       expect(stored, `count of ${key}`).toBeGreaterThanOrEqual(redis);
       expect(stored, `count of ${key}`).toBeLessThanOrEqual(redis + (byLocal.get(key) ?? 0));
     }
+  });
+});
+
+describe('F15 on a Cluster: one master lost its keys', () => {
+  it('Regression (issue 12): a FLUSHALL on one master is published as state-lost (keys-lost) within stateCheckMs, once, naming 1 of 3 masters', async () => {
+    const { client } = await connect();
+    const published = storeErrors();
+    const lost = () => published.filter((m) => m.kind === 'state-lost');
+    const stateCheckMs = 300;
+    const store = redisStore(client, { timeoutMs: 1_000, stateCheckMs, prefix: 'f15:' });
+    const limiter = rateLimiter({ name: 'f15-cluster', algorithm: fixedWindow({ limit: 100_000, windowMs: LONG_MS }), store });
+    // Decisions every 20 ms, on keys spread over the masters, until `until` says stop (bounded).
+    const decideWhile = async (until: () => boolean, maxMs: number): Promise<void> => {
+      const deadline = performance.now() + maxMs;
+      for (let i = 0; !until() && performance.now() < deadline; i++) {
+        await limiter.consume(`tenant-${i % 30}`);
+        await sleep(20);
+      }
+    };
+
+    await decideWhile(() => false, 3 * stateCheckMs);
+    expect(lost()).toEqual([]);
+    for (const node of cluster.nodes) {
+      const markers = await node.command(['KEYS', 'f15:{marker-*}:state-marker']);
+      expect(markers, `one marker on the master at ${node.port}`).toHaveLength(1);
+    }
+
+    const flushedAt = performance.now();
+    await cluster.nodes[1]!.command(['FLUSHALL']);
+    await decideWhile(() => lost().length > 0, stateCheckMs + 2_000);
+    const elapsedMs = performance.now() - flushedAt;
+    expect(lost()).toHaveLength(1);
+    expect(lost()[0]).toMatchObject({ store: 'redis', kind: 'state-lost', fallback: 'state-lost', operations: 0, reason: 'keys-lost' });
+    expect(String((lost()[0]!.error as Error).message)).toMatch(/marker key was gone on 1 of 3 Cluster masters/);
+    expect(elapsedMs).toBeLessThan(stateCheckMs + 500);
+    await decideWhile(() => false, 3 * stateCheckMs);
+    expect(lost()).toHaveLength(1);
   });
 });

@@ -31,6 +31,7 @@ import { storeKey } from '../../../src/ratelimit/keys.js';
 import { periodBounds } from '../../../src/ratelimit/quota/calendar.js';
 import { quota } from '../../../src/ratelimit/quota/quota.js';
 import { rateLimiter, type RateLimiter } from '../../../src/ratelimit/rate-limiter.js';
+import { markerKey } from '../../../src/ratelimit/redis/marker.js';
 import { redisStore } from '../../../src/ratelimit/redis/redis-store.js';
 import type { LimiterDecision } from '../../../src/ratelimit/store.js';
 import { between, seededRandom } from '../../unit/ratelimit/algorithms/support.js';
@@ -97,6 +98,9 @@ async function steadyWindowMs(client: Redis): Promise<number> {
   for (let W = 2 ** 31 - 1; W > 2 ** 31 - 100; W--) if (W - (t % W) > 600_000) return W;
   throw new Error('no window length near 2^31 ms keeps its boundary 10 min away (cannot happen)');
 }
+
+/** The one key besides the limiters' that a store with the default prefix writes: its state marker. */
+const MARKER = markerKey('bulwark:', 'marker');
 
 /** Every key in the database (SCAN, bounded to 1,000 rounds). */
 async function allKeys(client: Redis): Promise<string[]> {
@@ -291,7 +295,7 @@ describe('L1: 4 processes × 500 concurrent decisions on one key', () => {
     if (algorithm.kind === 'fixed-window') expect(stored!.split(' ')[1]).toBe(String(LIMIT));
     if (algorithm.kind === 'sliding-window') expect(stored!.split(' ').slice(1)).toEqual([String(LIMIT), '0']);
     expect(await client.pttl(redisKey)).toBeGreaterThan(0);
-    expect(await allKeys(client)).toEqual([redisKey]);
+    expect((await allKeys(client)).sort()).toEqual([redisKey, MARKER].sort());
   });
 });
 
@@ -418,9 +422,9 @@ describe('L2: 10k keys under sustained concurrent load', () => {
     expect(byStore(samples)).toEqual({ redis: samples.length });
     expect(samples.every((s) => s.allowed)).toBe(true);
 
-    // Every key decided on is in Redis, nothing else is, and every one has a TTL.
+    // Every key decided on is in Redis, nothing else is (but the store's marker), and every one has a TTL.
     const redisKeyOf = (limiter: RateLimiter, key: string): string => store.redisKey(storeKey('test', limiter.name, key));
-    const expected = limiters.flatMap((l, i) => [...asked[i]!.keys()].map((k) => redisKeyOf(l, k)));
+    const expected = [...limiters.flatMap((l, i) => [...asked[i]!.keys()].map((k) => redisKeyOf(l, k))), MARKER];
     const found = await allKeys(inspect);
     expect(found.length).toBe(expected.length);
     expect(new Set(found)).toEqual(new Set(expected));
@@ -526,10 +530,10 @@ describe('bad input and key isolation against Redis', () => {
       .filter((e) => e.remaining !== e.expected);
     expect(wrong, 'keys whose counter was changed by another key').toEqual([]);
 
-    // One Redis key per entry, none of them long, each with a TTL.
+    // One Redis key per entry (and the store's marker), none of them long, each with a TTL.
     const found = await allKeys(client);
-    expect(found.length).toBe(entries.length);
-    expect(new Set(found)).toEqual(new Set(entries.map(([name, key]) => store.redisKey(storeKey('test', name, key)))));
+    expect(found.length).toBe(entries.length + 1);
+    expect(new Set(found)).toEqual(new Set([...entries.map(([name, key]) => store.redisKey(storeKey('test', name, key))), MARKER]));
     for (const key of found) expect(Buffer.byteLength(key), 'a stored key is short (long keys are hashed)').toBeLessThan(300);
     const ttls = await pttls(client, found);
     expect(found.filter((_, i) => !(ttls[i]! > 0)), 'keys without a TTL').toEqual([]);

@@ -2,15 +2,19 @@
 // ioredis client that finds the master through the sentinels; steady load, then the master is
 // SIGKILLed and the sentinels promote the replica. Decisions must never wait much past the
 // store's timeout nor reject, must follow onStoreError during the outage, and must come back to
-// Redis by themselves once the new master is up.
+// Redis by themselves once the new master is up. The failover is one loss of state (the new
+// master is another server, with another run_id): reported once, and not a second time by the
+// marker checks that follow (the replica had received the marker).
 import { Redis, type RedisOptions } from 'ioredis';
+import diagnosticsChannel from 'node:diagnostics_channel';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
+import { channelNames } from '../../../src/core/diagnostics.js';
 import { fixedWindow } from '../../../src/ratelimit/algorithms/index.js';
 import { quota } from '../../../src/ratelimit/quota/quota.js';
 import { rateLimiter } from '../../../src/ratelimit/rate-limiter.js';
-import { redisStore } from '../../../src/ratelimit/redis/redis-store.js';
+import { redisStore, type StoreErrorMessage } from '../../../src/ratelimit/redis/redis-store.js';
 import type { LimiterDecision } from '../../../src/ratelimit/store.js';
 import { disconnectClient, startSentinel } from '../support/redis.js';
 import { byStore, eventually, percentile, type Sample } from './support.js';
@@ -69,7 +73,13 @@ describe('F6: Sentinel failover under load', () => {
     });
     await eventually('the client to connect', () => client.status === 'ready');
 
-    const store = redisStore(client, { timeoutMs: TIMEOUT_MS });
+    const stateLost: StoreErrorMessage[] = [];
+    const onStoreError = (m: unknown): void => {
+      if ((m as StoreErrorMessage).kind === 'state-lost') stateLost.push(m as StoreErrorMessage);
+    };
+    diagnosticsChannel.subscribe(channelNames.storeError, onStoreError);
+    cleanup.push(async () => void diagnosticsChannel.unsubscribe(channelNames.storeError, onStoreError));
+    const store = redisStore(client, { timeoutMs: TIMEOUT_MS, stateCheckMs: 300 });
     const limiter = rateLimiter({ name: 'f6', algorithm: fixedWindow({ limit: 1_000_000_000, windowMs: 3_600_000 }), store });
     const monthly = quota({ name: 'f6-quota', limit: 1_000_000_000, period: 'month', store });
     await Promise.all([limiter.consume('warm-up'), monthly.consume('warm-up')]);
@@ -153,6 +163,7 @@ describe('F6: Sentinel failover under load', () => {
     expect(after.length).toBeGreaterThan(100);
     expect(byStore(after)).toEqual({ redis: after.length });
     expect(store.status).toBe('ready');
+    expect(stateLost.map((m) => m.reason)).toEqual(['server-changed']);
     // The client reported only what a dead master looks like.
     for (const error of errors) expect(error.message, 'a client error of a kind a failover does not explain').toMatch(/ECONNREFUSED|ECONNRESET|EPIPE|Connection is closed|All sentinels are unreachable/);
   });

@@ -32,6 +32,10 @@ export class FakeClient {
   readonly defined: string[] = [];
   readonly calls: Call[] = [];
   readonly deleted: string[] = [];
+  /** The state marker keys and their tokens, as `bulwarkMarker1` keeps them (answered at once, not in `calls`). */
+  readonly markers = new Map<string, string>();
+  /** How many marker checks the store made. */
+  markerChecks = 0;
   /** How `del` answers. */
   delBehaviour: 'ok' | 'fail' | 'hang' = 'ok';
   [command: string]: unknown;
@@ -39,6 +43,15 @@ export class FakeClient {
   defineCommand(name: string, definition: { lua: string }): void {
     if (typeof definition.lua !== 'string' || definition.lua.length === 0) throw new Error('no lua');
     this.defined.push(name);
+    if (name === 'bulwarkMarker1') {
+      this[name] = (count: number, key: string, token: string) => {
+        if (count !== 1) throw new Error(`${name}: ${count} keys, want 1`);
+        this.markerChecks++;
+        if (!this.markers.has(key)) this.markers.set(key, token);
+        return Promise.resolve(this.markers.get(key));
+      };
+      return;
+    }
     this[name] = (...args: (string | number)[]) => {
       const d = deferred<unknown>();
       const n = Number(args[0]);

@@ -155,7 +155,7 @@ describe('F15: a Redis server that changed across a reconnect', () => {
     await decide('f');
     await flush();
     expect(events).toHaveLength(1);
-    expect(events[0]).toMatchObject({ store: 'redis', kind: 'state-lost', fallback: 'state-lost', operations: 0 });
+    expect(events[0]).toMatchObject({ store: 'redis', kind: 'state-lost', fallback: 'state-lost', operations: 0, reason: 'server-changed' });
     expect(String((events[0]!.error as Error).message)).toContain(`run_id ${'a'.repeat(40)} → ${'b'.repeat(40)}`);
     await decide('g');
     await flush();

@@ -76,7 +76,7 @@ describe('redisStore options', () => {
     const client = new FakeClient();
     redisStore(client);
     redisStore(client, { prefix: 'other:' });
-    expect(client.defined.sort()).toEqual(['bulwarkCalendar2', 'bulwarkFixedWindow2', 'bulwarkGcra2', 'bulwarkSlidingWindow2']);
+    expect(client.defined.sort()).toEqual(['bulwarkCalendar2', 'bulwarkFixedWindow2', 'bulwarkGcra2', 'bulwarkMarker1', 'bulwarkSlidingWindow2']);
   });
 
   it('refuses an algorithm it has no script for', async () => {
