@@ -1,8 +1,8 @@
-// Every ```ts block of README.md is a real program: this test writes each one out with
-// `from 'bulwark'` pointed at the source, type-checks them all with the project's compiler
-// settings, and runs each one, so the README cannot drift from the code.
+// Every ```ts block of README.md, CONTRIBUTING.md and docs/**/*.md is a real program: this test
+// writes each one out with `from 'bulwark'` pointed at the source, type-checks them all with the
+// project's compiler settings, and runs each one, so the docs cannot drift from the code.
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -10,13 +10,23 @@ import { startRedis, type RedisServer } from '../integration/support/redis.js';
 
 const root = resolve(import.meta.dirname, '../..');
 const outDir = join(root, 'test', 'readme', `.generated-${process.pid}`);
-const readme = readFileSync(join(root, 'README.md'), 'utf8');
-const blocks = [...readme.matchAll(/```ts\n([\s\S]*?)```/g)].map((m) => m[1]!);
+/** The pages whose examples run: the front page, the contributing guide and every guide in docs/. */
+const pages = [
+  'README.md',
+  'CONTRIBUTING.md',
+  ...readdirSync(join(root, 'docs'), { recursive: true, encoding: 'utf8' })
+    .filter((f) => f.endsWith('.md'))
+    .map((f) => `docs/${f.split('\\').join('/')}`)
+    .sort(),
+];
+const blocks = pages.flatMap((page) =>
+  [...readFileSync(join(root, page), 'utf8').matchAll(/```ts\n([\s\S]*?)```/g)].map((m, i) => ({ page, n: i + 1, code: m[1]! })),
+);
 
 rmSync(outDir, { recursive: true, force: true });
 mkdirSync(outDir, { recursive: true });
-const files = blocks.map((code, i) => {
-  const file = join(outDir, `example-${String(i + 1).padStart(2, '0')}.ts`);
+const files = blocks.map(({ page, n, code }) => {
+  const file = join(outDir, `${page.replace(/\.md$/, '').replaceAll('/', '-')}-${String(n).padStart(2, '0')}.ts`);
   const source = code
     .replaceAll("from 'bulwark/redis'", "from '../../../src/ratelimit/redis/index.js'")
     .replaceAll("from 'bulwark/express'", "from '../../../src/adapters/express.js'")
@@ -28,7 +38,7 @@ const files = blocks.map((code, i) => {
     .replaceAll("from 'bulwark/bottleneck'", "from '../../../src/interop/bottleneck.js'")
     .replaceAll("from 'bulwark'", "from '../../../src/index.js'");
   writeFileSync(file, `${source}\nexport {};\n`);
-  return file;
+  return { label: `${page} example ${n}`, file };
 });
 writeFileSync(
   join(outDir, 'tsconfig.json'),
@@ -47,9 +57,10 @@ afterAll(async () => {
   await redis?.stop();
 });
 
-describe('README examples', () => {
-  it('has examples to check', () => {
-    expect(blocks.length).toBeGreaterThanOrEqual(8);
+describe('examples in README.md and docs/', () => {
+  it('has examples to check on the front page and in the guides', () => {
+    expect(blocks.filter((b) => b.page === 'README.md').length).toBeGreaterThanOrEqual(5);
+    expect(blocks.filter((b) => b.page.startsWith('docs/')).length).toBeGreaterThanOrEqual(35);
   });
 
   it('type-check', () => {
@@ -63,7 +74,7 @@ describe('README examples', () => {
     expect(output).toBe('');
   }, 60_000);
 
-  it.each(files.map((f, i) => [i + 1, f] as const))('example %i runs and prints', async (_n, file) => {
+  it.each(files.map((f) => [f.label, f.file] as const))('%s runs and prints', async (_label, file) => {
     const lines: string[] = [];
     const spy = vi.spyOn(console, 'log').mockImplementation((...args: unknown[]) => {
       lines.push(args.map(String).join(' '));
