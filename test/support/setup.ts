@@ -3,14 +3,19 @@
 import { afterEach, beforeEach, expect } from 'vitest';
 import { refedTrackedTimers, trackTimers } from './timer-tracker.js';
 
-const problems: string[] = [];
-
-process.on('unhandledRejection', (reason) => {
-  problems.push(`unhandled rejection: ${reason instanceof Error ? reason.stack : String(reason)}`);
-});
-process.on('warning', (warning) => {
-  if (warning.name === 'MaxListenersExceededWarning') problems.push(`MaxListeners warning: ${warning.message}`);
-});
+// One list and one pair of listeners per process: a project run in a single fork (integration)
+// loads this file once per test file, and a listener per load would itself set off the warning.
+const shared = globalThis as { bulwarkTestProblems?: string[] };
+const problems: string[] = shared.bulwarkTestProblems ?? [];
+if (shared.bulwarkTestProblems === undefined) {
+  shared.bulwarkTestProblems = problems;
+  process.on('unhandledRejection', (reason) => {
+    problems.push(`unhandled rejection: ${reason instanceof Error ? reason.stack : String(reason)}`);
+  });
+  process.on('warning', (warning) => {
+    if (warning.name === 'MaxListenersExceededWarning') problems.push(`MaxListeners warning: ${warning.message}`);
+  });
+}
 
 beforeEach(() => {
   problems.length = 0;

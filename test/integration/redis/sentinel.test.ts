@@ -7,7 +7,7 @@
 // marker checks that follow (the replica had received the marker).
 import { Redis, type RedisOptions } from 'ioredis';
 import diagnosticsChannel from 'node:diagnostics_channel';
-import { performance } from 'node:perf_hooks';
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import { channelNames } from '../../../src/core/diagnostics.js';
@@ -85,6 +85,10 @@ describe('F6: Sentinel failover under load', () => {
     await Promise.all([limiter.consume('warm-up'), monthly.consume('warm-up')]);
 
     const samples: Asked[] = [];
+    // The test's own event loop: a decision cannot be answered while it is blocked (a busy shared
+    // machine), so the longest stall it saw is allowed on top of the store's timeout.
+    const loop = monitorEventLoopDelay({ resolution: 10 });
+    loop.enable();
     const started = performance.now();
     let killedAt = Infinity;
     let promotedAt = Infinity;
@@ -142,7 +146,9 @@ describe('F6: Sentinel failover under load', () => {
     expect(outageMs, 'the outage is bounded').toBeLessThan(15_000);
 
     // No decision waited much past the store's timeout, during the outage or ever.
-    expect(Math.max(...latencies)).toBeLessThanOrEqual(TIMEOUT_MS + SLACK_MS);
+    loop.disable();
+    const loopStallMs = loop.max / 1e6;
+    expect(Math.max(...latencies), `the test's event loop stalled up to ${loopStallMs.toFixed(0)} ms`).toBeLessThanOrEqual(TIMEOUT_MS + SLACK_MS + loopStallMs);
     // Answered before the kill: Redis. (Those in flight at the kill fell back at their timeout.)
     const before = samples.filter((s) => s.at + s.latencyMs < killedAt);
     expect(before.length).toBeGreaterThan(100);
