@@ -1,7 +1,7 @@
 // The diagnostics channels' catalogue cannot drift from what the code publishes: for every
-// channel, the fields listed in the README's table, the fields named in `channelNames`' JSDoc,
-// the fields of the message's exported type (checked by the compiler) and the keys of the
-// messages the real policies publish are one and the same set.
+// channel, the fields listed in the catalogue table of docs/observability.md, the fields named in
+// `channelNames`' JSDoc, the fields of the message's exported type (checked by the compiler) and
+// the keys of the messages the real policies publish are one and the same set.
 //
 // Regression (issue 12): the hedge message's `trigger` field was missing from the documented
 // catalogue (`channelNames.hedge` said `{ policy, attempt }`).
@@ -9,7 +9,7 @@ import { subscribe, tracingChannel, unsubscribe } from 'node:diagnostics_channel
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
-// The types come from the entry points the README names, so the table's "type" column is checked too.
+// The types come from the entry points the docs name, so the table's "type" column is checked too.
 import type { FailoverEvent } from '../../../src/adapters/fetch.js';
 import {
   type BulkheadRejectedEvent,
@@ -93,12 +93,23 @@ function fieldList(text: string): string[] {
     .sort();
 }
 
-/** The README's channel table (in "Events and telemetry"): channel → fields. */
-function readmeCatalogue(): Map<string, string[]> {
-  const readme = readFileSync(resolve(root, 'README.md'), 'utf8');
-  const section = readme.slice(readme.indexOf('## Events and telemetry'), readme.indexOf('## Tracing with OpenTelemetry'));
+/** The page that holds the channel catalogue, and the heading of its section. */
+const CATALOGUE_PAGE = 'docs/observability.md';
+const CATALOGUE_HEADING = '## Diagnostics channels\n';
+
+/**
+ * The catalogue table of docs/observability.md ("Diagnostics channels"): channel → fields. A row
+ * is `| channel (key) | published when | { fields } | type |`.
+ */
+function docsCatalogue(): Map<string, string[]> {
+  const page = readFileSync(resolve(root, CATALOGUE_PAGE), 'utf8');
+  const start = page.indexOf(CATALOGUE_HEADING);
+  // A renamed or moved section must fail here, not leave an empty table that "matches" nothing.
+  if (start < 0) throw new Error(`${CATALOGUE_PAGE} has no "${CATALOGUE_HEADING.trim()}" section`);
+  const end = page.indexOf('\n## ', start + CATALOGUE_HEADING.length);
+  const section = page.slice(start, end < 0 ? undefined : end);
   const rows = new Map<string, string[]>();
-  for (const m of section.matchAll(/^\| `(bulwark:[^`]+)`[^|]*\| `\{([^}]*)\}`/gm)) rows.set(m[1]!, fieldList(m[2]!));
+  for (const m of section.matchAll(/^\| `(bulwark:[^`]+)`[^|]*\|[^|]*\| `\{([^}]*)\}`/gm)) rows.set(m[1]!, fieldList(m[2]!));
   return rows;
 }
 
@@ -149,19 +160,19 @@ async function published(): Promise<Map<string, string[]>> {
 }
 
 describe('the diagnostics channel catalogue', () => {
-  it('lists every channel, in the README and in channelNames', () => {
+  it('lists every channel, in docs/observability.md and in channelNames', () => {
     const names = Object.values(channelNames).sort();
-    expect([...readmeCatalogue().keys()].sort()).toEqual(names);
+    expect([...docsCatalogue().keys()].sort()).toEqual(names);
     expect([...jsdocCatalogue().keys()].sort()).toEqual(names);
   });
 
   it('documents, types and publishes the same fields on every channel', async () => {
-    const readme = readmeCatalogue();
+    const docs = docsCatalogue();
     const jsdoc = jsdocCatalogue();
     const actual = await published();
     for (const name of Object.values(channelNames)) {
       expect(actual.get(name), `${name}: published by the policies`).toBeDefined();
-      expect(readme.get(name), `${name}: README table vs published`).toEqual(actual.get(name));
+      expect(docs.get(name), `${name}: ${CATALOGUE_PAGE} table vs published`).toEqual(actual.get(name));
       expect(jsdoc.get(name), `${name}: channelNames JSDoc vs published`).toEqual(actual.get(name));
       for (const list of typed[name]) expect(list, `${name}: exported type vs published`).toEqual(actual.get(name));
     }
