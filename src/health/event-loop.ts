@@ -27,7 +27,7 @@ export interface EventLoopDelayCheckOptions {
 /**
  * A built-in check that fails when the event loop has been blocked for longer than `maxDelayMs`
  * within the last `windowMs` (or is late right now). One self-rearming, unref'd timer samples the
- * loop; `health.close()` stops it.
+ * loop; `health.dispose()` stops it (the check's own `dispose`, which that calls).
  * @example
  * const h = health({ checks: [eventLoopDelayCheck({ maxDelayMs: 1000, probes: ['ready'] })] });
  */
@@ -47,7 +47,7 @@ export function eventLoopDelayCheck(options?: EventLoopDelayCheckOptions): Healt
   let worstMs = 0;
   let worstAt = -Infinity;
   let timer: TimerHandle | undefined;
-  let closed = false;
+  let disposed = false;
 
   const note = (delayMs: number, at: number): void => {
     if (delayMs <= maxDelayMs) return;
@@ -61,11 +61,15 @@ export function eventLoopDelayCheck(options?: EventLoopDelayCheckOptions): Healt
     arm();
   };
   const arm = (): void => {
-    if (closed) return;
+    if (disposed) return;
     timer = clock.setTimeout(tick, intervalMs);
     timer.unref();
   };
   arm();
+  const dispose = (): void => {
+    disposed = true;
+    if (timer !== undefined) clock.clearTimeout(timer);
+  };
 
   return {
     name,
@@ -81,9 +85,8 @@ export function eventLoopDelayCheck(options?: EventLoopDelayCheckOptions): Healt
       const details = { delayMs: Math.round(delayMs), maxDelayMs };
       return { status: delayMs > maxDelayMs ? 'fail' : 'pass', details };
     },
-    close: () => {
-      closed = true;
-      if (timer !== undefined) clock.clearTimeout(timer);
-    },
+    dispose,
+    // For code that calls the check's old name itself; `health` calls `dispose` only.
+    close: dispose,
   };
 }

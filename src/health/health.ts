@@ -1,7 +1,9 @@
 import { systemClock, type Clock, type TimerHandle } from '../core/clock.js';
 import { healthCheckChannel } from '../core/diagnostics.js';
 import { TimeoutError } from '../core/errors.js';
+import { type Disposable, disposeSymbol } from '../core/events.js';
 import { checkOptions, clockOption, durationOption, show } from '../core/validate.js';
+import { type Entry, PROBES, toEntry } from './check-entry.js';
 import type {
   CheckDetails,
   CheckFailure,
@@ -43,8 +45,6 @@ export interface HealthOptions {
 }
 
 const OWNER = 'health';
-const PROBES: readonly Probe[] = ['live', 'ready', 'startup'];
-const CHECK_KEYS = ['name', 'check', 'timeoutMs', 'cacheMs', 'critical', 'probes', 'close'] as const;
 const EMPTY: Readonly<Record<string, CheckResult>> = Object.freeze({});
 
 /**
@@ -60,19 +60,6 @@ const DEFAULT_CHECK_TIMEOUT_MS = 500;
  */
 export type ProbeOrSummary = Probe | 'summary';
 
-interface Entry {
-  readonly name: string;
-  readonly run: HealthCheck['check'];
-  readonly timeoutMs: number;
-  readonly cacheMs: number;
-  readonly critical: boolean;
-  readonly probes: readonly Probe[];
-  readonly close: (() => void) | undefined;
-  last: { readonly result: CheckResult; readonly at: number } | undefined;
-  inflight: Promise<CheckResult> | undefined;
-  /** A run that was cut at its timeout and has not settled yet: no second one is started. */
-  abandoned: boolean;
-}
 
 /**
  * Named health checks behind liveness, readiness and startup probes, with per-check timeouts,
@@ -81,13 +68,14 @@ interface Entry {
  * const h = health({ checks: [{ name: 'db', check: () => db.ping() }] });
  * const { status } = await h.readiness();
  */
-export class Health {
+export class Health implements Disposable {
   readonly #entries: readonly Entry[];
   readonly #byName: ReadonlyMap<string, Entry>;
   readonly #clock: Clock;
   readonly #waitForStarted: boolean;
   #started = false;
   #shuttingDown = false;
+  #disposed = false;
 
   constructor(options?: HealthOptions) {
     const o = checkOptions(OWNER, options, ['checks', 'timeoutMs', 'cacheMs', 'waitForStarted', 'clock']);
@@ -227,12 +215,34 @@ export class Health {
   }
 
   /**
-   * Releases what the checks hold (such as the event-loop sampler's timer).
+   * Releases what the checks hold (such as the event-loop sampler's timer) by calling each
+   * check's `dispose`. Idempotent: a second call releases nothing again. Every check is released
+   * even if one throws; the first error is then rethrown.
    * @example
-   * h.close();
+   * h.dispose();
    */
+  dispose(): void {
+    if (this.#disposed) return;
+    this.#disposed = true;
+    let failed: { readonly error: unknown } | undefined;
+    for (const e of this.#entries) {
+      try {
+        e.release?.();
+      } catch (error) {
+        failed ??= { error };
+      }
+    }
+    if (failed !== undefined) throw failed.error;
+  }
+
+  /** Same as {@link Health.dispose}, for `using`. */
+  [disposeSymbol](): void {
+    this.dispose();
+  }
+
+  /** @deprecated use {@link Health.dispose} (the one verb of every bulwark handle that stops something). */
   close(): void {
-    for (const e of this.#entries) e.close?.();
+    this.dispose();
   }
 
   async #readiness(only: Entry | undefined): Promise<HealthReport> {
@@ -444,44 +454,4 @@ function sanitizeDetails(details: unknown): CheckDetails | undefined {
     }
   }
   return any ? Object.freeze(clean) : undefined;
-}
-
-function toEntry(value: unknown, i: number, timeoutMs: number, cacheMs: number): Entry {
-  const where = `checks[${i}]`;
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    throw new TypeError(`${OWNER}: option "${where}" must be an object, got ${show(value)}`);
-  }
-  const c = checkOptions(`${OWNER}: ${where}`, value as HealthCheck, CHECK_KEYS);
-  if (typeof c.name !== 'string' || c.name.length === 0) {
-    throw new TypeError(`${OWNER}: option "${where}.name" must be a non-empty string, got ${show(c.name)}`);
-  }
-  if (typeof c.check !== 'function') {
-    throw new TypeError(`${OWNER}: option "${where}.check" must be a function, got ${show(c.check)}`);
-  }
-  if (c.critical !== undefined && typeof c.critical !== 'boolean') {
-    throw new TypeError(`${OWNER}: option "${where}.critical" must be a boolean, got ${show(c.critical)}`);
-  }
-  if (c.close !== undefined && typeof c.close !== 'function') {
-    throw new TypeError(`${OWNER}: option "${where}.close" must be a function, got ${show(c.close)}`);
-  }
-  const probes = c.probes ?? ['ready'];
-  if (!Array.isArray(probes) || probes.length === 0 || !probes.every((p) => PROBES.includes(p as Probe))) {
-    throw new TypeError(
-      `${OWNER}: option "${where}.probes" must be a non-empty array of "live", "ready", "startup", got ${
-        Array.isArray(probes) ? JSON.stringify(probes) : show(probes)
-      }`,
-    );
-  }
-  return {
-    name: c.name,
-    run: c.check,
-    timeoutMs: durationOption(OWNER, `${where}.timeoutMs`, c.timeoutMs, timeoutMs, { exclusiveMin: true }),
-    cacheMs: durationOption(OWNER, `${where}.cacheMs`, c.cacheMs, cacheMs),
-    critical: c.critical ?? true,
-    probes: [...probes],
-    close: c.close,
-    last: undefined,
-    inflight: undefined,
-    abandoned: false,
-  };
 }

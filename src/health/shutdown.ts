@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { systemClock, type Clock, type TimerHandle } from '../core/clock.js';
 import { shutdownPhaseChannel } from '../core/diagnostics.js';
 import { TimeoutError } from '../core/errors.js';
+import { type Disposable, disposeSymbol } from '../core/events.js';
 import { checkOptions, clockOption, durationOption, enumOption, functionOption, show } from '../core/validate.js';
 import type { Health } from './health.js';
 import { servedHealths } from './served-health.js';
@@ -134,12 +135,12 @@ export interface GracefulShutdownOptions {
  * const stopper = gracefulShutdown(server, { signals: [] });
  * await stopper.shutdown();
  */
-export interface GracefulShutdown {
+export interface GracefulShutdown extends Disposable {
   /** Starts the shutdown (or returns the one already running): the same promise however often it is called. */
   shutdown(trigger?: string): Promise<ShutdownResult>;
   /** Where the shutdown is: `'running'` (not started), a phase, or `'done'`. */
   readonly phase: 'running' | ShutdownPhase | 'done';
-  /** Removes the signal handlers and the request listener without shutting down. */
+  /** Removes the signal handlers and the request listener without shutting down; later calls do nothing. */
   dispose(): void;
 }
 
@@ -403,6 +404,7 @@ export function gracefulShutdown(target: ShutdownTarget, options?: GracefulShutd
       return phase;
     },
     dispose,
+    [disposeSymbol]: dispose,
   };
 }
 

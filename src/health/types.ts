@@ -47,7 +47,9 @@ export interface HealthCheck {
   readonly critical?: boolean;
   /** The probes this check takes part in. @default ['ready'] */
   readonly probes?: readonly Probe[];
-  /** Called by `health.close()`: release timers or other resources the check holds. */
+  /** Called once by `health.dispose()`: release timers or other resources the check holds. */
+  readonly dispose?: () => void;
+  /** @deprecated name it `dispose` (the one verb bulwark uses for stopping); ignored when `dispose` is given. */
   readonly close?: () => void;
 }
 

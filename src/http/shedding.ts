@@ -54,7 +54,7 @@ export function isShedder(value: unknown): value is LoadShedder {
   return typeof v === 'object' && v !== null && typeof v.check === 'function' && typeof v.reject === 'function' && typeof v.retryAfter === 'string';
 }
 
-/** The shedder to use, and whether the adapter made it (and so must close it). */
+/** The shedder to use, and whether the adapter made it (and so must dispose of it). */
 export function shedderFrom(owner: string, value: ShedderOrOptions): { readonly shedder: LoadShedder; readonly owned: boolean } {
   // Duck-typed, so a shedder from the CommonJS build works with the ESM adapters and back.
   if (value instanceof LoadShedder || isShedder(value)) return { shedder: value as LoadShedder, owned: false };
@@ -67,7 +67,7 @@ export function shedderFrom(owner: string, value: ShedderOrOptions): { readonly 
 /** A load-shedding adapter's options, resolved once. */
 export interface SheddingSetup<Req> {
   readonly shedder: LoadShedder;
-  /** True when the adapter made the shedder, and so must close it. */
+  /** True when the adapter made the shedder, and so must dispose of it. */
   readonly owned: boolean;
   /**
    * Whether a request goes through although the shedder reports pressure. Throws when `skip`

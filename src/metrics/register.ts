@@ -1,7 +1,7 @@
 import { subscribe, type TracingChannelSubscribers, unsubscribe } from 'node:diagnostics_channel';
 import { Counter, Gauge, Histogram, type Metric, type Registry, type RegistryContentType } from 'prom-client';
 import { type CircuitState, channelNames, executeChannel, type ExecuteMessage } from '../core/diagnostics.js';
-import { toDisposable } from '../core/events.js';
+import { type Disposable, toDisposable } from '../core/events.js';
 import { checkOptions, countOption, show } from '../core/validate.js';
 import { labelCap } from './label-cap.js';
 import { outcomeOf } from './outcome.js';
@@ -63,13 +63,11 @@ export interface MetricsOptions {
  * @example
  * using registration = registerMetrics(registry);
  */
-export interface MetricsRegistration {
+export interface MetricsRegistration extends Disposable {
   /** The names of the metrics this registration added to the registry. */
   readonly metricNames: readonly string[];
-  /** Unsubscribes and unregisters. */
+  /** Unsubscribes and unregisters; later calls do nothing. */
   dispose(): void;
-  /** Same as {@link MetricsRegistration.dispose}, for `using`. */
-  [Symbol.dispose](): void;
 }
 
 const OWNER = 'registerMetrics';

@@ -1,5 +1,5 @@
 import { channelNames } from '../core/diagnostics.js';
-import { disposeSymbol } from '../core/events.js';
+import { type Disposable, disposeSymbol } from '../core/events.js';
 import { checkOptions, countOption, enumOption, nameOption, show } from '../core/validate.js';
 import diagnosticsChannel from 'node:diagnostics_channel';
 import type { RateLimitAlgorithm } from './algorithm.js';
@@ -33,7 +33,7 @@ export interface RateLimiterOptions {
   /**
    * Names the limiter in keys, events and telemetry. Limiters and quotas sharing a store must
    * have distinct names (their keys would collide): a second one with a name in use on the same
-   * store throws, until the first is closed or garbage-collected. @default 'ratelimit'
+   * store throws, until the first is disposed or garbage-collected. @default 'ratelimit'
    */
   readonly name?: string;
   /**
@@ -61,7 +61,7 @@ const storeErrorModes = ['fail-open', 'fail-closed', 'local'] as const;
 
 /**
  * Limiters and quotas by store and name: a name is taken on a store while its holder is alive
- * and not closed. Weak both ways, so a dropped limiter frees its name and its store.
+ * and not disposed. Weak both ways, so a dropped limiter frees its name and its store.
  */
 const names = new WeakMap<RateLimitStore, Map<string, WeakRef<RateLimiter>>>();
 
@@ -73,7 +73,7 @@ function claimName(owner: string, store: RateLimitStore, name: string, limiter: 
     throw new Error(
       `${owner}: a ${holder[decisionKind] === 'quota' ? 'quota' : 'rate limiter'} named ${show(name)} already uses this store, ` +
         'and the two would share counters; give each limiter and quota on a store its own "name" ' +
-        '(or close() the first one before creating its replacement)',
+        '(or dispose() the first one before creating its replacement)',
     );
   }
   taken.set(name, new WeakRef(limiter));
@@ -118,7 +118,7 @@ function isStore(value: unknown): value is RateLimitStore {
  * the `rateLimit` policy and the HTTP adapters turn a denial into an error or a 429). Built by
  * {@link rateLimiter}.
  */
-export class RateLimiter {
+export class RateLimiter implements Disposable {
   readonly kind = 'rate-limiter';
   readonly name: string;
   /** The largest cost a single call can ever be admitted with: GCRA's burst, a window's limit, a quota's limit. */
@@ -133,7 +133,7 @@ export class RateLimiter {
   private readonly memory: MemoryStore | undefined;
   /** This limiter's short keys in `memory`. */
   private readonly namespace: MemoryNamespace | undefined;
-  private closed = false;
+  private disposed = false;
   /** `'rateLimiter.consume'` or `'quota.consume'`, made once: error messages on the hot path name it. */
   private readonly consumeOwner: string;
   /**
@@ -191,7 +191,7 @@ export class RateLimiter {
 
   /** Internal: what `consume` decides, synchronously when the store can (see {@link decideNow}); throws bad input. */
   [decideNow](key: string, options?: number | ConsumeOptions): LimiterDecision | Promise<LimiterDecision> {
-    if (this.closed) throw this.closedError('consume');
+    if (this.disposed) throw this.disposedError('consume');
     let cost = 1;
     let signal: AbortSignal | undefined;
     if (options !== undefined) {
@@ -234,7 +234,7 @@ export class RateLimiter {
 
   /** The decision `consume` would give now, taking nothing; `options` as for `consume`, without `signal`. */
   async peek(key: string, options?: number | Pick<ConsumeOptions, 'cost'>): Promise<LimiterDecision> {
-    if (this.closed) throw this.closedError('peek');
+    if (this.disposed) throw this.disposedError('peek');
     let cost = 1;
     if (typeof options === 'number') cost = this.checkCost('peek', options);
     else if (options !== undefined) {
@@ -249,14 +249,14 @@ export class RateLimiter {
 
   /** Gives back `cost` units to `key` (for work that was admitted but not done). */
   async refund(key: string, cost?: number): Promise<void> {
-    if (this.closed) throw this.closedError('refund');
+    if (this.disposed) throw this.disposedError('refund');
     const units = cost === undefined ? 1 : this.checkCost('refund', cost);
     await this.store.refund(storeKey(this.owner('refund'), this.name, key), this.algorithm, units);
   }
 
   /** Forgets everything about `key`. */
   async reset(key: string): Promise<void> {
-    if (this.closed) throw this.closedError('reset');
+    if (this.disposed) throw this.disposedError('reset');
     await this.store.reset(storeKey(this.owner('reset'), this.name, key));
   }
 
@@ -264,16 +264,23 @@ export class RateLimiter {
    * Frees this limiter's name on its store, so a replacement (after a hot reload, in the next
    * test) can take it; every call after this throws. The counters stay in the store, for the
    * replacement to continue from. Idempotent.
+   * @example
+   * limiter.dispose();
    */
-  close(): void {
-    if (this.closed) return;
-    this.closed = true;
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
     releaseName(this.store, this.name, this);
   }
 
-  /** Same as {@link RateLimiter.close}, for `using`. */
+  /** Same as {@link RateLimiter.dispose}, for `using`. */
   [disposeSymbol](): void {
-    this.close();
+    this.dispose();
+  }
+
+  /** @deprecated use {@link RateLimiter.dispose} (the one verb of every bulwark handle that stops something). */
+  close(): void {
+    this.dispose();
   }
 
   private owner(method: string): string {
@@ -285,8 +292,8 @@ export class RateLimiter {
     return countOption(this.owner(method), 'cost', cost, 1, { max: Number.MAX_SAFE_INTEGER });
   }
 
-  private closedError(method: string): Error {
-    return new Error(`${this.owner(method)}: ${show(this.name)} is closed`);
+  private disposedError(method: string): Error {
+    return new Error(`${this.owner(method)}: ${show(this.name)} has been disposed`);
   }
 
   private publish(decision: LimiterDecision): LimiterDecision {

@@ -1,7 +1,7 @@
 import { monitorEventLoopDelay, performance, type EventLoopUtilization, type IntervalHistogram } from 'node:perf_hooks';
 import { getHeapStatistics } from 'node:v8';
 import { sheddingRejectedChannel } from '../core/diagnostics.js';
-import { disposeSymbol } from '../core/events.js';
+import { type Disposable, disposeSymbol } from '../core/events.js';
 import { checkOptions, countOption, durationOption, functionOption, numberOption, ratioOption, show } from '../core/validate.js';
 
 /**
@@ -103,7 +103,7 @@ const MAX_DELAY_SAMPLES = 1_000_000;
  * using shedder = loadShedder({ maxEventLoopDelayMs: 30, sustainedSamples: 2 });
  * if (shedder.check() !== null) console.log('overloaded');
  */
-export class LoadShedder {
+export class LoadShedder implements Disposable {
   /** `Retry-After` for a rejection, as the header value. */
   readonly retryAfter: string;
   /** How often the process is sampled, in ms. */
@@ -126,7 +126,7 @@ export class LoadShedder {
   private overCount = 0;
   /** Whether the built-in sampler has taken its first (baseline-only) reading. */
   private warmedUp = false;
-  private closed = false;
+  private disposed = false;
 
   constructor(options: LoadShedderOptions) {
     const owner = 'loadShedder';
@@ -185,7 +185,7 @@ export class LoadShedder {
    * like a timed one); returns what {@link LoadShedder.check} will answer.
    */
   update(): ShedReason | null {
-    if (this.closed) return null;
+    if (this.disposed) return null;
     const pressure = this.evaluate(this.sampler());
     this.overCount = pressure === null ? 0 : Math.min(this.overCount + 1, this.sustainedSamples);
     this.current = this.overCount >= this.sustainedSamples ? pressure : null;
@@ -201,10 +201,15 @@ export class LoadShedder {
     if (p !== null && sheddingRejectedChannel.hasSubscribers) sheddingRejectedChannel.publish(p);
   }
 
-  /** Stops sampling and releases the timer and monitors; `check()` answers null from then on. */
-  close(): void {
-    if (this.closed) return;
-    this.closed = true;
+  /**
+   * Stops sampling and releases the timer and monitors; `check()` answers null from then on.
+   * Idempotent.
+   * @example
+   * server.on('close', () => shedder.dispose());
+   */
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
     this.current = null;
     if (this.timer !== undefined) clearTimeout(this.timer);
     this.timer = undefined;
@@ -212,13 +217,18 @@ export class LoadShedder {
     this.histogram = undefined;
   }
 
-  /** Same as {@link LoadShedder.close}, for `using`. */
+  /** Same as {@link LoadShedder.dispose}, for `using`. */
   [disposeSymbol](): void {
-    this.close();
+    this.dispose();
+  }
+
+  /** @deprecated use {@link LoadShedder.dispose} (the one verb of every bulwark handle that stops something). */
+  close(): void {
+    this.dispose();
   }
 
   private readonly tick = (): void => {
-    if (this.closed) return;
+    if (this.disposed) return;
     try {
       this.update();
     } catch {
@@ -298,11 +308,11 @@ export class LoadShedder {
 
 /**
  * Creates a load shedder: adapters answer 503 with `Retry-After` while the event loop is slow or
- * busy, or memory is high. Close it when the server stops (its timer never holds the process open).
+ * busy, or memory is high. Dispose of it when the server stops (its timer never holds the process open).
  * @example
  * const shedder = loadShedder({ maxEventLoopDelayMs: 30, sustainedSamples: 2 });
  * if (shedder.check() !== null) console.log('overloaded');
- * shedder.close();
+ * shedder.dispose();
  */
 export function loadShedder(options: LoadShedderOptions): LoadShedder {
   return new LoadShedder(options);

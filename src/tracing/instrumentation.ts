@@ -1,5 +1,5 @@
 import { diag, type MeterProvider, trace, type Tracer, type TracerProvider } from '@opentelemetry/api';
-import { disposeSymbol } from '../core/events.js';
+import { type Disposable, toDisposable } from '../core/events.js';
 import { checkOptions, show } from '../core/validate.js';
 import {
   type BulwarkInstrumentationConfig,
@@ -86,6 +86,11 @@ function checkTracerProvider(owner: string, name: string, value: unknown): Trace
  * disable instrumentations (NodeSDK only shuts its providers down); call `disable()` to
  * unsubscribe. Only one instrumentation records per process: enabling a second one while another
  * is enabled logs a warning through `diag` and records nothing.
+ *
+ * Its stop verb is `disable()`, not the `dispose()` of bulwark's other handles: `enable()` and
+ * `disable()` are the OpenTelemetry instrumentation interface, which `NodeSDK` and
+ * `registerInstrumentations` call by those names. {@link enableTracing}'s handle, which is
+ * bulwark's own, has `dispose()`.
  * @example
  * const sdk = new NodeSDK({ instrumentations: [new BulwarkInstrumentation({ spans: true })] });
  * sdk.start();
@@ -188,15 +193,15 @@ export interface EnableTracingOptions extends Omit<BulwarkInstrumentationConfig,
 }
 
 /**
- * What {@link enableTracing} returns: stops recording when disabled or disposed (`using`).
+ * What {@link enableTracing} returns: stops recording when disposed (`dispose()` or `using`).
  * @example
  * using tracing = enableTracing();
  */
-export interface TracingHandle {
+export interface TracingHandle extends Disposable {
   /** Unsubscribes and stops recording; later calls do nothing. */
+  dispose(): void;
+  /** @deprecated use {@link TracingHandle.dispose} (the one verb of every bulwark handle that stops something). */
   disable(): void;
-  /** Same as `disable()`, for `using`. */
-  [Symbol.dispose](): void;
 }
 
 const enableKeys = ['tracerProvider', 'spans', 'events', 'recordErrorMessages'] as const;
@@ -208,7 +213,7 @@ const enableKeys = ['tracerProvider', 'spans', 'events', 'recordErrorMessages'] 
  * @example
  * const tracing = enableTracing({ tracerProvider: provider, spans: true });
  * // ... later
- * tracing.disable();
+ * tracing.dispose();
  */
 export function enableTracing(options?: EnableTracingOptions): TracingHandle {
   const o = checkOptions('enableTracing', options, enableKeys);
@@ -228,6 +233,6 @@ export function enableTracing(options?: EnableTracingOptions): TracingHandle {
   });
   if (provider !== undefined) instrumentation.setTracerProvider(provider);
   instrumentation.enable();
-  const disable = (): void => instrumentation.disable();
-  return { disable, [disposeSymbol]: disable } as TracingHandle;
+  const handle = toDisposable(() => instrumentation.disable());
+  return Object.assign(handle, { disable: handle.dispose });
 }

@@ -448,7 +448,7 @@ describe.each([
       shedder.update();
       expect((await send(port, '/')).status).toBe(200);
     } finally {
-      shedder.close();
+      shedder.dispose();
     }
   });
 });

@@ -248,7 +248,7 @@ describe.each([
     expect((await send(port, '/deny')).status).toBe(429);
   });
 
-  it('sheds load with 503 while the shedder reports pressure; closes a shedder it made', async () => {
+  it('sheds load with 503 while the shedder reports pressure; disposes of a shedder it made', async () => {
     let sample: LoadSample = { eventLoopUtilization: 0.2 };
     const shedder = loadShedder({ maxEventLoopUtilization: 0.9, retryAfterSeconds: 3, sampler: () => sample });
     try {
@@ -269,7 +269,7 @@ describe.each([
       shedder.update();
       expect((await send(port, '/')).status).toBe(200);
     } finally {
-      shedder.close();
+      shedder.dispose();
     }
   });
 

@@ -7,7 +7,7 @@ let server: Server | undefined;
 let h: Health | undefined;
 afterEach(async () => {
   if (server) await close(server);
-  h?.close();
+  h?.dispose();
   server = undefined;
   h = undefined;
 });

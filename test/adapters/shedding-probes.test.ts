@@ -34,7 +34,7 @@ const shedders: LoadShedder[] = [];
 afterEach(async () => {
   if (server) await close(server);
   await app?.close();
-  for (const s of shedders.splice(0)) s.close();
+  for (const s of shedders.splice(0)) s.dispose();
   server = undefined;
   app = undefined;
 });
@@ -204,6 +204,6 @@ describe('load-shedding options', () => {
     expect(() => loadSheddingMiddleware({ maxEventLoopDelayMs: 5, skipp: () => true } as never)).toThrow(/unknown option "skipp"/);
     expect(() => loadSheddingMiddleware(null as never)).toThrow(/got null/);
     const own = loadSheddingMiddleware({ maxEventLoopDelayMs: 5, exemptProbes: true, skip: () => false });
-    own.shedder.close();
+    own.shedder.dispose();
   });
 });

@@ -9,10 +9,10 @@ import type { BulwarkMiddleware } from './rate-limit.js';
  * The middleware {@link loadSheddingMiddleware} returns, with the shedder it consults.
  * @example
  * const shed = loadSheddingMiddleware({ maxEventLoopDelayMs: 200 });
- * server.on('close', () => shed.shedder.close());
+ * server.on('close', () => shed.shedder.dispose());
  */
 export interface LoadSheddingMiddleware extends BulwarkMiddleware {
-  /** The shedder; when the middleware built it from options, close it when the server stops. */
+  /** The shedder; when the middleware built it from options, dispose of it when the server stops. */
   readonly shedder: LoadShedder;
 }
 
@@ -34,7 +34,7 @@ export type LoadSheddingMiddlewareOptions = LoadSheddingOptions<IncomingMessage>
  * @example
  * const shedder = loadShedder({ maxEventLoopDelayMs: 200 });
  * app.use(loadSheddingMiddleware({ shedder, skip: (req) => req.url === '/admin/status' }));
- * server.on('close', () => shedder.close());
+ * server.on('close', () => shedder.dispose());
  */
 export function loadSheddingMiddleware(options: LoadSheddingMiddlewareOptions): LoadSheddingMiddleware {
   const { shedder, exempt, onError } = sheddingSetup<IncomingMessage>('loadSheddingMiddleware', options);

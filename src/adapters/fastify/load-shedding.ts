@@ -13,7 +13,7 @@ import {
 
 /**
  * Options of {@link loadSheddingPlugin}: `{ shedder }`, or the options of a shedder the plugin
- * makes (and closes with the app); either with `skip` and `exemptProbes` beside them.
+ * makes (and disposes of with the app); either with `skip` and `exemptProbes` beside them.
  * @example
  * await app.register(loadSheddingPlugin, { shedder: loadShedder({ maxEventLoopDelayMs: 200 }), skip: (req) => req.url === '/admin/status' });
  */
@@ -26,7 +26,7 @@ function setup(app: unknown, options: LoadSheddingPluginOptions): void {
   const { shedder, owned, exempt, onError } = sheddingSetup<FastifyRequestLike>('loadSheddingPlugin', options, registerOptionKeys);
   if (owned) {
     instance.addHook('onClose', (_instance: unknown, closed: () => void) => {
-      shedder.close();
+      shedder.dispose();
       closed();
     });
   }
@@ -58,8 +58,8 @@ function setup(app: unknown, options: LoadSheddingPluginOptions): void {
 /**
  * Fastify 4/5 plugin that answers 503 with `Retry-After` and an `application/problem+json` body
  * while the load shedder reports pressure. Not encapsulated; register it before other plugins so
- * its `onRequest` hook runs first. Given options rather than a shedder, it makes one and closes it
- * with the app. bulwark's own routes (health probes, `/metrics`) are never shed unless
+ * its `onRequest` hook runs first. Given options rather than a shedder, it makes one and disposes of
+ * it with the app. bulwark's own routes (health probes, `/metrics`) are never shed unless
  * `exemptProbes: false`; `skip` exempts your own.
  * @example
  * await app.register(loadSheddingPlugin, { maxEventLoopDelayMs: 200, skip: (req) => req.url.startsWith('/admin/') });

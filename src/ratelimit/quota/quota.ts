@@ -1,6 +1,6 @@
 import { checkOptions, countOption, show } from '../../core/validate.js';
 import type { AlgorithmState, CalendarAlgorithm, ConsumeOutcome } from '../algorithm.js';
-import { disposeSymbol } from '../../core/events.js';
+import { type Disposable, disposeSymbol } from '../../core/events.js';
 import { type ConsumeOptions, decisionKind, RateLimiter, type RateLimiterOptions } from '../rate-limiter.js';
 import { decideNow, type LimiterDecision, type RateLimitStore, type StoreErrorMode } from '../store.js';
 import {
@@ -110,7 +110,7 @@ function calendarAlgorithm(limit: number, period: QuotaPeriod, timeZone: string,
  * (never throws on a denial); `rateLimit(quota, { key })` turns a denial into
  * `QuotaExceededError`. Built by {@link quota}.
  */
-export class Quota {
+export class Quota implements Disposable {
   readonly kind = 'quota';
   readonly name: string;
   readonly limit: number;
@@ -173,14 +173,24 @@ export class Quota {
     return this.limiter.reset(key);
   }
 
-  /** Frees this quota's name on its store (see `RateLimiter.close`); every call after this throws. */
-  close(): void {
-    this.limiter.close();
+  /**
+   * Frees this quota's name on its store (see {@link RateLimiter.dispose}); every call after
+   * this throws. Idempotent.
+   * @example
+   * monthly.dispose();
+   */
+  dispose(): void {
+    this.limiter.dispose();
   }
 
-  /** Same as {@link Quota.close}, for `using`. */
+  /** Same as {@link Quota.dispose}, for `using`. */
   [disposeSymbol](): void {
-    this.close();
+    this.dispose();
+  }
+
+  /** @deprecated use {@link Quota.dispose} (the one verb of every bulwark handle that stops something). */
+  close(): void {
+    this.dispose();
   }
 }
 

@@ -117,7 +117,7 @@ export async function exerciseEverything(): Promise<{ breakers: ReturnType<typeo
   const shedder = loadShedder({ maxEventLoopDelayMs: 100, sampler: () => ({ eventLoopDelayMs: 500 }) });
   shedder.update();
   shedder.reject();
-  shedder.close();
+  shedder.dispose();
 
   await health({
     checks: [

@@ -213,8 +213,8 @@ export async function buildParts(options: ServiceOptions): Promise<ServiceParts>
   };
 
   const release = async (): Promise<void> => {
-    shedder.close();
-    h.close();
+    shedder.dispose();
+    h.dispose();
     metrics.dispose();
     await new Promise<void>((resolve) => {
       if (client.status === 'end') return resolve();

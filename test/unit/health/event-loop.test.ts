@@ -12,7 +12,7 @@ const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout
 
 describe('eventLoopDelayCheck', () => {
   let h: Health | undefined;
-  afterEach(() => h?.close());
+  afterEach(() => h?.dispose());
 
   it('passes on an idle loop and takes part in liveness and readiness by default', async () => {
     h = health({ checks: [eventLoopDelayCheck({ maxDelayMs: 200 })] });
@@ -59,14 +59,14 @@ describe('eventLoopDelayCheck', () => {
     expect(calls).toBe(2);
   });
 
-  it('stops its sampler on health.close()', async () => {
+  it('stops its sampler on health.dispose()', async () => {
     const clock = new ManualClock();
     const check = eventLoopDelayCheck({ clock, sampleIntervalMs: 50 });
     h = health({ clock, checks: [check] });
     expect(clock.pendingTimers).toBe(1);
     await clock.advance(200);
     expect(clock.pendingTimers).toBe(1);
-    h.close();
+    h.dispose();
     expect(clock.pendingTimers).toBe(0);
   });
 

@@ -71,7 +71,7 @@ describe('load shedding', () => {
       expect(await valueOf(registry, 'bulwark_shedding_rejections_total', { reason: 'eventLoopDelay' })).toBe(2);
       expect(await series(registry, 'bulwark_shedding_rejections_total')).toHaveLength(1);
     } finally {
-      shedder.close();
+      shedder.dispose();
     }
   });
 });

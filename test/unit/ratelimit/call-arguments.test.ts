@@ -208,29 +208,29 @@ describe('names on a shared store', () => {
     rateLimiter({ name: 'a', algorithm: algorithm(), store: memoryStore() });
   });
 
-  it('close() frees the name for a replacement, which continues from the same counters; the closed one refuses calls', async () => {
+  it('dispose() frees the name for a replacement, which continues from the same counters; the disposed one refuses calls', async () => {
     const store = memoryStore();
     const first = rateLimiter({ name: 'api', algorithm: algorithm(), store });
     await first.consume('k', 2);
-    first.close();
-    first.close(); // idempotent
+    first.dispose();
+    first.dispose(); // idempotent
     const second = rateLimiter({ name: 'api', algorithm: algorithm(), store });
     expect(await second.consume('k')).toMatchObject({ remaining: 2 });
-    await expect(first.consume('k')).rejects.toThrow(/rateLimiter\.consume: "api" is closed/);
-    await expect(first.peek('k')).rejects.toThrow(/closed/);
-    // Closing the old one again must not free the name its replacement holds.
-    first.close();
+    await expect(first.consume('k')).rejects.toThrow(/rateLimiter\.consume: "api" has been disposed/);
+    await expect(first.peek('k')).rejects.toThrow(/disposed/);
+    // Disposing of the old one again must not free the name its replacement holds.
+    first.dispose();
     expect(() => rateLimiter({ name: 'api', algorithm: algorithm(), store })).toThrow(/already uses this store/);
   });
 
-  it('a quota frees its name with close() and with using', async () => {
+  it('a quota frees its name with dispose() and with using', async () => {
     const store = memoryStore();
     {
       using q = quota({ name: 'q', limit: 5, period: 'day', store });
       await q.consume('k');
     }
     const q2 = quota({ name: 'q', limit: 5, period: 'day', store });
-    q2.close();
+    q2.dispose();
     expect(() => quota({ name: 'q', limit: 5, period: 'day', store })).not.toThrow();
   });
 });

@@ -35,7 +35,7 @@ describe('loadShedder with an injected sampler', () => {
       expect(shedder.update()).toBeNull();
       expect(shedder.pressure).toBeNull();
     } finally {
-      shedder.close();
+      shedder.dispose();
     }
   });
 
@@ -56,30 +56,30 @@ describe('loadShedder with an injected sampler', () => {
       set(sample);
       expect(shedder.update()).toBe(expected);
     } finally {
-      shedder.close();
+      shedder.dispose();
     }
   });
 
-  it('samples on one unref\'d, self-rearming timer, and stops when closed', async () => {
+  it('samples on one unref\'d, self-rearming timer, and stops when disposed', async () => {
     const { shedder, set, calls } = injected({ maxEventLoopDelayMs: 10, sampleIntervalMs: 10 });
     set({ eventLoopDelayMs: 50 });
     await wait(60);
     expect(calls()).toBeGreaterThanOrEqual(2);
     expect(shedder.check()).toBe('eventLoopDelay');
-    shedder.close();
+    shedder.dispose();
     const after = calls();
     await wait(40);
     expect(calls()).toBe(after);
     expect(shedder.check()).toBeNull();
     expect(shedder.update()).toBeNull();
-    shedder.close();
+    shedder.dispose();
   });
 
   it('is disposable', () => {
     const { shedder, set } = injected({ maxRssBytes: 1 });
     set({ rssBytes: 2 });
     shedder.update();
-    (shedder as unknown as { [Symbol.dispose](): void })[Symbol.dispose]();
+    shedder[Symbol.dispose]();
     expect(shedder.check()).toBeNull();
   });
 
@@ -101,7 +101,7 @@ describe('loadShedder with an injected sampler', () => {
       expect(shedder.check()).toBe('rss');
       expect(() => shedder.update()).toThrow('sensor broke');
     } finally {
-      shedder.close();
+      shedder.dispose();
     }
   });
 
@@ -120,7 +120,7 @@ describe('loadShedder with an injected sampler', () => {
       expect(seen).toEqual([{ reason: 'eventLoopUtilization', value: 0.75, threshold: 0.5 }]);
     } finally {
       unsubscribe(channelNames.sheddingRejected, listener);
-      shedder.close();
+      shedder.dispose();
     }
   });
 
@@ -158,7 +158,7 @@ describe('loadShedder with an injected sampler', () => {
       set({ eventLoopDelayMs: 5 });
       expect(shedder.update()).toBeNull();
     } finally {
-      shedder.close();
+      shedder.dispose();
     }
   });
 
@@ -172,7 +172,7 @@ describe('loadShedder with an injected sampler', () => {
       expect(shedder.retryAfter).toBe('10');
       expect(shedder.sampleIntervalMs).toBe(1_000);
     } finally {
-      shedder.close();
+      shedder.dispose();
     }
   });
 });
@@ -196,7 +196,7 @@ describe('loadShedder with the built-in sampler', () => {
       expect(reason).toBe('eventLoopDelay');
       expect(shedder.pressure!.value).toBeGreaterThan(50);
     } finally {
-      shedder.close();
+      shedder.dispose();
     }
   });
 
@@ -216,7 +216,7 @@ describe('loadShedder with the built-in sampler', () => {
       expect(shedder.update()).toBe('eventLoopUtilization');
       expect(shedder.pressure!.value).toBeGreaterThan(0.9);
     } finally {
-      shedder.close();
+      shedder.dispose();
     }
   });
 
@@ -226,7 +226,7 @@ describe('loadShedder with the built-in sampler', () => {
       expect(shedder.update()).toBeNull();
       expect(shedder.update()).toBeNull();
     } finally {
-      shedder.close();
+      shedder.dispose();
     }
   });
 });

@@ -197,7 +197,7 @@ describe('span events on the active span', () => {
       shedder.update();
       await withSpan(h.tracer, 'server', async () => shedder.reject());
     } finally {
-      shedder.close();
+      shedder.dispose();
     }
     expect(eventsOf(h.span('server'))).toEqual([
       [E.sheddingRejected, { [A.sheddingReason]: 'eventLoopDelay', [A.sheddingValue]: 250, [A.sheddingThreshold]: 100 }],

@@ -157,20 +157,20 @@ describe('one recorder per process', () => {
 
   it('makes enableTracing() throw while another recorder is enabled', () => {
     const tracing = enableTracing();
-    cleanups.push(() => tracing.disable());
+    cleanups.push(() => tracing.dispose());
     expect(() => enableTracing()).toThrow('enableTracing: bulwark tracing is already enabled in this process');
     const instrumentation = new BulwarkInstrumentation();
     instrumentation.enable();
     expect(instrumentation.isEnabled()).toBe(false);
   });
 
-  it('puts back an execute scope it found installed, on disable', () => {
+  it('puts back an execute scope it found installed, on dispose', () => {
     const foreign = <T>(_m: unknown, run: () => Promise<T>): Promise<T> => run();
     setExecuteScope(foreign);
     cleanups.push(() => setExecuteScope(undefined));
     const tracing = enableTracing({ spans: true });
     expect(subscriptions().scope).toBe(true);
-    tracing.disable();
+    tracing.dispose();
     expect(setExecuteScope(undefined)).toBe(foreign);
   });
 });
@@ -182,7 +182,7 @@ describe('enableTracing', () => {
     const processor = new SimpleSpanProcessor(exporter);
     const provider = new BasicTracerProvider({ spanProcessors: [processor] });
     const tracing = enableTracing({ tracerProvider: provider, spans: ['retry'] });
-    cleanups.push(() => tracing.disable());
+    cleanups.push(() => tracing.dispose());
     await withSpan(h.tracer, 'caller', () => retry({ maxAttempts: 1 }).execute(() => 'ok'));
     const [ours] = exporter.getFinishedSpans();
     expect(ours?.name).toBe('bulwark retry');
@@ -191,7 +191,7 @@ describe('enableTracing', () => {
     await processor.forceFlush();
   });
 
-  it('works with a registered NodeTracerProvider and stops on disable() and on dispose', async () => {
+  it('works with a registered NodeTracerProvider and stops when disposed, once however often it is disposed', async () => {
     const exporter = new InMemorySpanExporter();
     const processor = new SimpleSpanProcessor(exporter);
     const provider = new node.NodeTracerProvider({ spanProcessors: [processor] });
@@ -202,7 +202,7 @@ describe('enableTracing', () => {
     await withSpan(tracer, 'caller', () => timeout(1_000).execute(() => 'ok'));
     expect(exporter.getFinishedSpans().map((s) => s.name)).toEqual(['bulwark timeout', 'caller']);
     tracing[Symbol.dispose]();
-    tracing.disable(); // again: nothing happens
+    tracing.dispose(); // again: nothing happens
     expect(subscriptions()).toEqual(nothing);
     exporter.reset();
     await withSpan(tracer, 'caller', () => timeout(1_000).execute(() => 'ok'));
