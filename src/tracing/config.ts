@@ -56,7 +56,7 @@ export interface BulwarkInstrumentationConfig {
    * Record error messages: as the status description of a failed span, and as `exception.message`
    * on bulwark's retry and fallback events. Messages often carry user data (ids, addresses, query
    * text), so by default only the error's class is recorded (`error.type`). Stack traces are never
-   * recorded: no `exception` span event is added (see the README's tracing section).
+   * recorded: no `exception` span event is added (see docs/observability.md, "What is recorded").
    * @default false
    */
   readonly recordErrorMessages?: boolean;
