@@ -3,8 +3,13 @@
 // cost of bulwark/opossum and bulwark/bottleneck over the engine they wrap.
 //
 //   npm run bench                      (builds, then runs this file)
-//   node --expose-gc --max-semi-space-size=64 benchmarks/hot-path.mjs [--rounds 15] [--json]
+//   node --expose-gc --max-semi-space-size=64 benchmarks/hot-path.mjs [--rounds 15] [--quick] [--json]
 //        [--filter 'text|other text']  (only the scenarios whose name contains one of them, and the baseline)
+//
+// --quick: 5 rounds unless --rounds is given (a smoke run, as `npm run bench -- --quick` makes).
+// Targets (issue 14): the closed breaker's overhead ≤ 0.25× cockatiel's, and
+// pipeline(retry, breaker, timeout) ≤ 6× `await fn()`; printed as "Target: ... met / NOT met"
+// lines and, last, as the `bench-targets:` line that benchmarks/run.mjs reads.
 //
 // Method: for every scenario, each round times a batch of sequential `await scenario()` calls
 // sized to take about 200 ms, rounds interleaved across scenarios so machine noise hits all of
@@ -20,6 +25,7 @@
 import { createRequire } from 'node:module';
 import { parseArgs } from 'node:util';
 import os from 'node:os';
+import { printTargets } from './support.mjs';
 import {
   circuitBreaker,
   consecutive,
@@ -38,12 +44,17 @@ const Bottleneck = require('bottleneck');
 
 const { values: args } = parseArgs({
   options: {
-    rounds: { type: 'string', default: '15' },
+    rounds: { type: 'string' },
+    quick: { type: 'boolean', default: false },
     json: { type: 'boolean', default: false },
     filter: { type: 'string' },
   },
 });
-const ROUNDS = Number(args.rounds);
+const ROUNDS = Number(args.rounds ?? (args.quick ? '5' : '15'));
+if (!Number.isInteger(ROUNDS) || ROUNDS < 1) {
+  console.error(`--rounds must be a whole number of at least 1, got ${args.rounds}`);
+  process.exit(1);
+}
 
 if (typeof globalThis.gc !== 'function') {
   console.error('Run with --expose-gc (npm run bench does).');
@@ -204,8 +215,27 @@ const wrapped = [
   ['bulwark/bottleneck fromBottleneck().execute', 'bottleneck schedule()'],
 ];
 
+// The issue's targets, from the rows above (not measured when --filter left a row out).
+const targets = [
+  (() => {
+    const a = find('bulwark circuitBreaker');
+    const c = find('cockatiel circuitBreaker');
+    const name = "closed breaker: bulwark circuitBreaker's overhead ÷ cockatiel's";
+    if (!a || !c) return { name, met: null, value: 'not measured (filtered out)', target: '≤ 0.25×' };
+    const ratio = a.overhead / c.overhead;
+    return { name, met: ratio <= 0.25, value: `${ratio.toFixed(2)}×`, target: '≤ 0.25×' };
+  })(),
+  (() => {
+    const p = find('bulwark pipeline(retry, breaker, timeout)');
+    const name = 'bulwark pipeline(retry, breaker, timeout) ÷ await fn(), ns/op';
+    if (!p) return { name, met: null, value: 'not measured (filtered out)', target: '≤ 6×' };
+    const ratio = p.ns / base.ns;
+    return { name, met: ratio <= 6, value: `${ratio.toFixed(2)}×`, target: '≤ 6×' };
+  })(),
+];
+
 if (args.json) {
-  console.log(JSON.stringify({ node: process.version, rows }, null, 2));
+  console.log(JSON.stringify({ node: process.version, rows, targets }, null, 2));
   process.exit(0);
 }
 
@@ -242,3 +272,8 @@ if (wrapped.some(([w, raw]) => find(w) && find(raw))) {
     console.log(`| ${w} | ${raw} | ${added < 0 ? '−' : '+'}${fmt(Math.abs(added))} | ${(a.ns / b.ns).toFixed(2)}× |`);
   }
 }
+console.log('');
+for (const t of targets) {
+  console.log(`Target: ${t.name} ${t.target}: ${t.value}${t.met === null ? '' : ` — ${t.met ? 'met' : 'NOT met'}`}.`);
+}
+printTargets(targets);

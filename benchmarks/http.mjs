@@ -6,7 +6,11 @@
 //
 //   npm run build && node benchmarks/http.mjs [--rounds 3] [--duration 5] [--warmup 2]
 //       [--connections 64] [--threads 1] [--keys 1] [--filter REGEX] [--redis-cpu 0]
-//       [--peer-headers draft|default] [--nice=N] [--json] [--no-pin]
+//       [--peer-headers draft|default] [--nice=N] [--quick] [--json] [--no-pin]
+//
+// --quick: unless given, --rounds 1, --duration 2, --warmup 1 (a smoke run, as
+// `npm run bench -- --quick` makes). The "Target: ..." lines end with the `bench-targets:` line
+// that benchmarks/run.mjs reads.
 //
 // Needs wrk (apt-get install -y wrk) and, for the Redis variants, redis-server on PATH.
 //
@@ -77,7 +81,7 @@ import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { freePort, onPath, redisCommand } from './support.mjs';
+import { freePort, onPath, printTargets, redisCommand } from './support.mjs';
 
 const HOST = '127.0.0.1';
 const GENERATOR_CPU = 0;
@@ -91,9 +95,10 @@ let args;
 try {
   ({ values: args } = parseArgs({
     options: {
-      rounds: { type: 'string', default: '3' },
-      duration: { type: 'string', default: '5' },
-      warmup: { type: 'string', default: '2' },
+      rounds: { type: 'string' },
+      duration: { type: 'string' },
+      warmup: { type: 'string' },
+      quick: { type: 'boolean', default: false },
       connections: { type: 'string', default: '64' },
       threads: { type: 'string', default: '1' },
       keys: { type: 'string', default: '1' },
@@ -115,9 +120,9 @@ if (args.help) {
   console.log(header.slice(0, header.findIndex((l) => !l.startsWith('//'))).map((l) => l.slice(3)).join('\n'));
   process.exit(0);
 }
-const ROUNDS = Number(args.rounds);
-const DURATION_S = Number(args.duration);
-const WARMUP_S = Number(args.warmup);
+const ROUNDS = Number(args.rounds ?? (args.quick ? '1' : '3'));
+const DURATION_S = Number(args.duration ?? (args.quick ? '2' : '5'));
+const WARMUP_S = Number(args.warmup ?? (args.quick ? '1' : '2'));
 const CONNECTIONS = Number(args.connections);
 const THREADS = Number(args.threads);
 const KEYS = Number(args.keys);
@@ -787,4 +792,12 @@ if (args.json) {
     console.log('WARNING: these figures may not measure the server alone (CPU use from /proc, medians over rounds; "÷ bare by CPU" is less disturbed, not immune):');
     for (const w of warnings) console.log(`- ${w}`);
   }
+  printTargets(
+    targets.map((t) => ({
+      name: `${t.text.replace(/ ≥ [\d.]+× /, ' ÷ ')}, req/s`,
+      met: t.status === 'met' ? true : t.status === 'NOT met' ? false : null,
+      value: Number.isFinite(t.ratio) ? `${ratio(t.ratio)}` : t.status,
+      target: `≥ ${t.min.toFixed(2)}×`,
+    })),
+  );
 }

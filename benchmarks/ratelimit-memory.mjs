@@ -4,7 +4,13 @@
 // 10,000 keys (cycled through pre-built key strings), in one process and one run.
 //
 //   npm run bench                      (builds, then runs hot-path.mjs and this file)
-//   node --expose-gc --max-semi-space-size=64 benchmarks/ratelimit-memory.mjs [--rounds 15] [--json]
+//   node --expose-gc --max-semi-space-size=64 benchmarks/ratelimit-memory.mjs [--rounds 15] [--quick] [--json]
+//
+// --quick: 5 rounds unless --rounds is given, and 20,000 warm-up calls per scenario instead of
+// 50,000 (a smoke run, as `npm run bench -- --quick` makes).
+// Target (issue 14): bulwark fixedWindow ≤ 0.5× RateLimiterMemory's time per decision, 1 key and
+// 10,000 keys; printed as "Target: ... met / NOT met" lines and, last, as the `bench-targets:`
+// line that benchmarks/run.mjs reads.
 //
 // Method (the same as hot-path.mjs): every scenario is warmed up, then each round times a batch
 // of sequential `await scenario()` calls sized to take about 100 ms, rounds interleaved across
@@ -35,6 +41,7 @@ import { parseArgs } from 'node:util';
 import os from 'node:os';
 import v8 from 'node:v8';
 import { fixedWindow, gcra, ManualClock, memoryStore, rateLimiter, slidingWindow } from '../dist/index.js';
+import { printTargets } from './support.mjs';
 
 const require = createRequire(import.meta.url);
 const { RateLimiterMemory } = require('rate-limiter-flexible');
@@ -42,7 +49,8 @@ const rlfVersion = require('rate-limiter-flexible/package.json').version;
 
 const { values: args } = parseArgs({
   options: {
-    rounds: { type: 'string', default: '15' },
+    rounds: { type: 'string' },
+    quick: { type: 'boolean', default: false },
     json: { type: 'boolean', default: false },
     filter: { type: 'string' },
     part: { type: 'string', default: 'all' },
@@ -52,13 +60,13 @@ if (!['all', 'decisions', 'rotation'].includes(args.part)) {
   console.error(`--part must be all, decisions or rotation, got ${args.part}`);
   process.exit(1);
 }
-const ROUNDS = Number(args.rounds);
+const ROUNDS = Number(args.rounds ?? (args.quick ? '5' : '15'));
 if (!Number.isInteger(ROUNDS) || ROUNDS < 1) {
   console.error(`--rounds must be a whole number of at least 1, got ${args.rounds}`);
   process.exit(1);
 }
 const BATCH_MS = 100;
-const WARMUP_CALLS = 50_000;
+const WARMUP_CALLS = args.quick ? 20_000 : 50_000;
 const BYTES_CALLS = 2_000;
 
 /** Units per key per window the counters admit: far more calls than any key gets here. */
@@ -331,8 +339,18 @@ for (const row of rows) {
   row.ratio = base ? row.ns / base.ns : undefined;
 }
 
+// The issue's target, per key count (not measured when --part or --filter left a row out).
+const targets = [1, 10_000].map((keys) => {
+  const ours = rows.find((r) => !r.rotation && r.keys === keys && r.contender === 'bulwark fixedWindow');
+  const peer = rows.find((r) => !r.rotation && r.keys === keys && r.contender.endsWith('RateLimiterMemory'));
+  const name = `bulwark fixedWindow ÷ RateLimiterMemory, time per decision, ${keys.toLocaleString('en')} key${keys === 1 ? '' : 's'}`;
+  if (!ours || !peer) return { name, met: null, value: 'not measured (left out)', target: '≤ 0.5×' };
+  const ratio = ours.ns / peer.ns;
+  return { name, met: ratio <= 0.5, value: `${ratio.toFixed(2)}×`, target: '≤ 0.5×' };
+});
+
 if (args.json) {
-  console.log(JSON.stringify({ node: process.version, rounds: ROUNDS, rows }, null, 2));
+  console.log(JSON.stringify({ node: process.version, rounds: ROUNDS, rows, targets }, null, 2));
   process.exit(0);
 }
 
@@ -366,3 +384,8 @@ if (rotationRows.length > 0) {
     );
   }
 }
+console.log('');
+for (const t of targets) {
+  console.log(`Target: ${t.name} ${t.target}: ${t.value}${t.met === null ? '' : ` — ${t.met ? 'met' : 'NOT met'}`}.`);
+}
+printTargets(targets);

@@ -2,11 +2,15 @@
 // against a real Redis, for bulwark's Redis store (fixedWindow — the like-for-like comparison
 // with rate-limiter-flexible's RateLimiterRedis, which keeps one INCR counter per fixed window —
 // and gcra and slidingWindow) and rate-limiter-flexible's `RateLimiterRedis`, on the same server
-// and the same ioredis client, at concurrency 1, 64 and 256; plus `redis-benchmark` EVALSHA of a
+// and the same ioredis client, at concurrency 1, 16, 64 and 256; plus `redis-benchmark` EVALSHA of a
 // trivial script (`return 1`), unpipelined and pipelined, as the ceiling the server allows.
 //
 //   npm run bench                                      (builds, then runs every benchmark)
-//   npm run build && taskset -c 0 node benchmarks/ratelimit-redis.mjs [--rounds 3] [--duration 2000] [--slice 250] [--json]
+//   npm run build && taskset -c 0 node benchmarks/ratelimit-redis.mjs [--rounds 3] [--duration 2000] [--slice 250] [--quick] [--json]
+//
+// --quick: unless given, --rounds 1, --duration 1000, --warmup 200, and a ceiling of 50,000
+// requests instead of 200,000 (a smoke run, as `npm run bench -- --quick` makes). The target line
+// ("Target: ... met / NOT met") is followed by the `bench-targets:` line benchmarks/run.mjs reads.
 //
 // The script starts its own redis-server (no persistence, temp dir, free loopback port) pinned to
 // CPU 1 with `taskset -c 1`, and wants to run pinned to CPU 0 itself, so that client and server do
@@ -40,7 +44,7 @@ import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { freePort, onPath } from './support.mjs';
+import { freePort, onPath, printTargets } from './support.mjs';
 
 const HOST = '127.0.0.1';
 const CLIENT_CPU = 0;
@@ -49,17 +53,18 @@ const PINNED_ENV = 'BULWARK_BENCH_REDIS_PINNED';
 
 const { values: args } = parseArgs({
   options: {
-    rounds: { type: 'string', default: '3' },
-    duration: { type: 'string', default: '2000' },
-    warmup: { type: 'string', default: '300' },
+    rounds: { type: 'string' },
+    duration: { type: 'string' },
+    warmup: { type: 'string' },
     slice: { type: 'string', default: '250' },
+    quick: { type: 'boolean', default: false },
     json: { type: 'boolean', default: false },
     'no-pin': { type: 'boolean', default: false },
   },
 });
-const ROUNDS = Number(args.rounds);
-const DURATION_MS = Number(args.duration);
-const WARMUP_MS = Number(args.warmup);
+const ROUNDS = Number(args.rounds ?? (args.quick ? '1' : '3'));
+const DURATION_MS = Number(args.duration ?? (args.quick ? '1000' : '2000'));
+const WARMUP_MS = Number(args.warmup ?? (args.quick ? '200' : '300'));
 const SLICE_MS = Number(args.slice);
 for (const [name, value, min] of [
   ['--rounds', ROUNDS, 1],
@@ -72,9 +77,9 @@ for (const [name, value, min] of [
     process.exit(1);
   }
 }
-const CONCURRENCIES = [1, 64, 256];
+const CONCURRENCIES = [1, 16, 64, 256];
 const KEY_COUNT = 10_000;
-const CEILING_REQUESTS = 200_000;
+const CEILING_REQUESTS = args.quick ? 50_000 : 200_000;
 const CEILING_CLIENTS = 50;
 
 // ---------------------------------------------------------------------------------------------
@@ -456,6 +461,14 @@ try {
     );
     const bad = rows.filter((r) => r.failed || r.notRedis);
     if (bad.length > 0) console.log(`\nWARNING: some decisions failed or were not made by Redis (see the flagged rows).`);
+    printTargets([
+      {
+        name: 'bulwark fixedWindow ÷ RateLimiterRedis at concurrency 256: decisions/s, and p99',
+        met: target.met,
+        value: `${target.rateRatio.toFixed(2)}× decisions/s, p99 ${target.p99Ratio.toFixed(2)}×`,
+        target: '≥ 2× decisions/s, p99 ≤ 1×',
+      },
+    ]);
   }
 } finally {
   if (client !== undefined && client.status !== 'end') {

@@ -3,9 +3,9 @@ import { accessSync, constants } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 
-/** The executable `name` on PATH, or undefined. */
-export function onPath(name) {
-  for (const dir of (process.env.PATH ?? '').split(path.delimiter)) {
+/** The executable `name` on PATH (or on `searchPath`, a PATH-style list), or undefined. */
+export function onPath(name, searchPath = process.env.PATH) {
+  for (const dir of (searchPath ?? '').split(path.delimiter)) {
     if (!dir) continue;
     const file = path.join(dir, name);
     try {
@@ -60,4 +60,16 @@ export function redisCommand(port, argv, timeoutMs = 2_000, host = '127.0.0.1') 
     const eol = s.indexOf('\r\n');
     return eol >= 0 && Buffer.byteLength(s) >= eol + 2 + Number(s.slice(1, eol)) + 2;
   }
+}
+
+/**
+ * The line that carries a benchmark's verdicts to benchmarks/run.mjs: the marker, then JSON
+ * `{"targets":[{ name, met, value, target }]}` (met: true, false, or null when not measured).
+ * Every part prints it once, last, even with no targets, so that the driver can tell a part that
+ * finished from one that stopped early. Shown when a script runs alone too: it is one line.
+ */
+export const TARGETS_MARKER = 'bench-targets:';
+
+export function printTargets(targets) {
+  console.log(`${TARGETS_MARKER} ${JSON.stringify({ targets })}`);
 }
