@@ -3,7 +3,8 @@
 // in rate-limit-options.ts.
 import { show } from '../core/validate.js';
 import type { Decider } from '../ratelimit/rate-limit-policy.js';
-import { decideNow, type LimiterDecision, type SyncDecider } from '../ratelimit/store.js';
+import { decideNow, type SyncDecider } from '../ratelimit/fast-path.js';
+import type { LimiterDecision } from '../ratelimit/store.js';
 import type { AddressedRequest } from './client-address.js';
 import type { CostFunction, KeyFunction, RateLimitRuleOptions, SharedRuleOptions, SkipFunction } from './rate-limit-options.js';
 import {

@@ -1,7 +1,15 @@
 import { type Clock, wallClock } from '../core/clock.js';
 import { checkOptions, clockOption, countOption } from '../core/validate.js';
 import type { AlgorithmState, RateLimitAlgorithm } from './algorithm.js';
-import { fastConsume, type FastOutcome, type MaybeFastAlgorithm } from './algorithms/shared.js';
+import {
+  consumeInNamespace,
+  type EvictionCounters,
+  evictionCounters,
+  fastConsume,
+  type FastOutcome,
+  type MaybeFastAlgorithm,
+  namespaceFor,
+} from './fast-path.js';
 import type { LimiterDecision, RateLimitStore } from './store.js';
 
 /** Options of {@link memoryStore}. */
@@ -51,29 +59,11 @@ class Namespace {
 /** A limiter's handle on its short keys in a memory store. @internal */
 export type MemoryNamespace = Namespace;
 
-/** @internal The memory store's method for a limiter's short keys; not exported from the package. */
-export const consumeInNamespace: unique symbol = Symbol('bulwark.memoryStore.consumeInNamespace');
-/** @internal The memory store's method returning a limiter's namespace; not exported from the package. */
-export const namespaceFor: unique symbol = Symbol('bulwark.memoryStore.namespaceFor');
-
 const keys = ['maxKeys', 'clock'] as const;
 /** Least time between the starts of two sweeps for expired keys. */
 const SWEEP_INTERVAL_MS = 1_000;
 /** Keys a sweep looks at per insertion at capacity: bounds what one insertion costs. */
 const SWEEP_STEP = 16;
-
-/**
- * How much work eviction has done, for tests that pin its cost without timing it. @internal
- */
-export interface EvictionCounters {
-  /** Entries the sweep and the CLOCK hand have looked at. */
-  examined: number;
-  /** Walks of the keys started from the oldest (sweeps and CLOCK hands). */
-  walks: number;
-}
-
-/** @internal The memory store's eviction counters; not exported from the package. */
-export const evictionCounters: unique symbol = Symbol('bulwark.memoryStore.evictionCounters');
 
 /**
  * Limiter state in this process's memory. Bounded: at `maxKeys`, an insertion first evicts
@@ -94,7 +84,7 @@ export class MemoryStore implements RateLimitStore {
   private sweepLeft = 0;
   /** The CLOCK hand: where eviction goes on from, kept between insertions. */
   private hand: IterableIterator<Entry> | undefined;
-  /** @internal */
+  /** @internal A fast-path hook for tests (see fast-path.ts). */
   readonly [evictionCounters]: EvictionCounters = { examined: 0, walks: 0 };
   /**
    * Namespaces by prefix, held weakly: one is dropped once no limiter and no entry refers to it,
@@ -127,7 +117,7 @@ export class MemoryStore implements RateLimitStore {
    * `consume(ns.prefix + key, algorithm, cost)` for a limiter whose store keys are `ns.prefix +
    * key` (short keys, as `storeKey` builds them), without building that string unless the key is
    * not indexed yet: the same decision, entries, order of keys and evictions.
-   * @internal
+   * @internal A fast-path hook (see fast-path.ts).
    */
   [consumeInNamespace](ns: MemoryNamespace, key: string, algorithm: RateLimitAlgorithm, cost: number): LimiterDecision {
     const now = this.clock.now();
@@ -156,7 +146,7 @@ export class MemoryStore implements RateLimitStore {
   /**
    * The namespace of the store keys `prefix + key`: one object per prefix while anything refers to
    * it, so limiters sharing a name share an index as they share entries.
-   * @internal
+   * @internal A fast-path hook (see fast-path.ts).
    */
   [namespaceFor](prefix: string): MemoryNamespace {
     let ns = this.namespaces.get(prefix)?.deref();

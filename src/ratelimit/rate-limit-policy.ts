@@ -1,7 +1,7 @@
 import type { Context, ExecutionContext } from '../core/context.js';
-import { QuotaExceededError, RateLimitedError, RateLimitStoreUnavailableError } from '../core/errors.js';
 import { callFunction, PolicyBase, type PolicyFunction, runSymbol } from '../core/policy.js';
 import { checkOptions, countOption, nameOption, show } from '../core/validate.js';
+import { denialError } from './denial.js';
 import type { LimiterDecision } from './store.js';
 
 /** Anything that decides by key and cost: a {@link RateLimiter} or a quota. */
@@ -62,15 +62,7 @@ export class RateLimitPolicy extends PolicyBase {
     const signal = context.abortable();
     return this.limiter
       .consume(key, signal === undefined ? { cost } : { cost, signal })
-      .then((decision) => (decision.allowed ? callFunction(fn, context) : Promise.reject(this.denial(decision))));
-  }
-
-  private denial(decision: LimiterDecision): Error {
-    // Denied because the store could not decide: an outage, not a used-up limit.
-    if (decision.store === 'fail-closed') return new RateLimitStoreUnavailableError(this.limiter.name, decision.retryAfterMs);
-    return this.limiter.kind === 'quota'
-      ? new QuotaExceededError(decision.limit, decision.remaining, decision.resetMs)
-      : new RateLimitedError(decision);
+      .then((decision) => (decision.allowed ? callFunction(fn, context) : Promise.reject(denialError(this.limiter, decision))));
   }
 }
 

@@ -4,8 +4,9 @@ import { checkOptions, countOption, enumOption, nameOption, show } from '../core
 import diagnosticsChannel from 'node:diagnostics_channel';
 import type { RateLimitAlgorithm } from './algorithm.js';
 import { isShortKey, shortKeyPrefix, storeKey } from './keys.js';
-import { consumeInNamespace, type MemoryNamespace, MemoryStore, memoryStore, namespaceFor } from './memory-store.js';
-import { decideNow, type LimiterDecision, type RateLimitStore, type StoreErrorMode } from './store.js';
+import { consumeInNamespace, decideNow, decisionKind, namespaceFor } from './fast-path.js';
+import { type MemoryNamespace, MemoryStore, memoryStore } from './memory-store.js';
+import type { LimiterDecision, RateLimitStore, StoreErrorMode } from './store.js';
 
 const decisionChannel = diagnosticsChannel.channel(channelNames.rateLimitDecision);
 const memoryConsume = MemoryStore.prototype.consume;
@@ -51,9 +52,6 @@ export interface RateLimitDecisionMessage {
   readonly policy: string;
   readonly decision: LimiterDecision;
 }
-
-/** Internal: the kind a quota's inner limiter reports on the decision channel. */
-export const decisionKind = Symbol('bulwark.decisionKind');
 
 const keys = ['algorithm', 'store', 'name', 'onStoreError'] as const;
 const consumeKeys = ['cost', 'signal'] as const;
@@ -189,7 +187,7 @@ export class RateLimiter implements Disposable {
     }
   }
 
-  /** Internal: what `consume` decides, synchronously when the store can (see {@link decideNow}); throws bad input. */
+  /** Internal: what `consume` decides, synchronously when the store can (a fast-path hook, see fast-path.ts); throws bad input. */
   [decideNow](key: string, options?: number | ConsumeOptions): LimiterDecision | Promise<LimiterDecision> {
     if (this.disposed) throw this.disposedError('consume');
     let cost = 1;

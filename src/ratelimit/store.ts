@@ -43,15 +43,3 @@ export interface RateLimitStore {
   refund(key: string, algorithm: RateLimitAlgorithm, cost: number): void | Promise<void>;
   reset(key: string): void | Promise<void>;
 }
-
-/**
- * Internal: a decider's consume that answers synchronously when it can (a memory store) and with
- * a promise otherwise, and throws bad input synchronously. The HTTP adapters use it to let a
- * request through without waiting for a promise when the decision is already made.
- */
-export const decideNow: unique symbol = Symbol('bulwark.decideNow');
-
-/** A decider offering {@link decideNow}. */
-export interface SyncDecider {
-  [decideNow](key: string, options?: number | { readonly cost?: number }): LimiterDecision | Promise<LimiterDecision>;
-}

@@ -4,10 +4,11 @@ import type { CircuitBreakerPolicy } from '../../circuit/circuit-breaker.js';
 import type { Clock } from '../../core/clock.js';
 import { Context, type ExecutionContext, RootContext } from '../../core/context.js';
 import { currentSendScope } from '../../core/diagnostics.js';
-import { BrokenCircuitError, QuotaExceededError, RateLimitedError, TimeoutError } from '../../core/errors.js';
+import { BrokenCircuitError, TimeoutError } from '../../core/errors.js';
 import { type ContextualPolicy, invoke, untilAborted } from '../../core/policy.js';
 import { sleep } from '../../core/sleep.js';
 import { show } from '../../core/validate.js';
+import { limitError } from '../../ratelimit/denial.js';
 import type { Decider } from '../../ratelimit/rate-limit-policy.js';
 import type { TimeoutPolicy } from '../../timeout/timeout.js';
 import { joinPath, preferenceOrder } from './endpoints.js';
@@ -282,9 +283,8 @@ export class Call {
     return limit.limiter.consume(key, signal === undefined ? { cost: limit.cost } : { cost: limit.cost, signal }).then(
       (decision) => {
         if (decision.allowed) return this.timed(context, url, index);
-        throw limit.limiter.kind === 'quota'
-          ? new QuotaExceededError(decision.limit, decision.remaining, decision.resetMs)
-          : new RateLimitedError(decision);
+        // A fail-closed outage denial too is a used-up limit here (never counted by the breaker).
+        throw limitError(limit.limiter, decision);
       },
       (error: unknown) => {
         // A caller who gave up while the limiter decided is not the server's failure either.

@@ -1,6 +1,7 @@
 import { countOption, durationOption, show } from '../../core/validate.js';
 import type { RateLimitDecision } from '../../core/errors.js';
-import type { AlgorithmState, RateLimitAlgorithm } from '../algorithm.js';
+import type { RateLimitAlgorithm } from '../algorithm.js';
+import { type FastConsume, fastConsume } from '../fast-path.js';
 import type { LimiterDecision } from '../store.js';
 
 /**
@@ -80,46 +81,7 @@ export function windowStart(t: number, windowMs: number): number {
   return r < 0 ? t - r - windowMs : t - r;
 }
 
-/**
- * Where a store finds an algorithm's fast consumption (see {@link FastConsume}). Internal: not
- * exported from the package, and set as a non-enumerable property, so an algorithm object looks
- * and behaves exactly as its `RateLimitAlgorithm` type says.
- */
-export const fastConsume: unique symbol = Symbol('bulwark.ratelimit.fastConsume');
-
-/** What a fast consumption leaves for the store: a scratch object the store owns and reuses. */
-export interface FastOutcome {
-  /** Whether to store `state` (with `ttlMs`): exactly when `consume` would return a new state. */
-  keep: boolean;
-  /** The state to store when `keep`, as `ConsumeOutcome.state` (possibly the input, updated in place). */
-  state: AlgorithmState | undefined;
-  /** As `ConsumeOutcome.ttlMs`. */
-  ttlMs: number;
-}
-
-/**
- * `consume` of the same algorithm, with the same checks, errors and numbers, for a store that
- * reports its name in every decision: returns the final decision, `store` included (one object
- * with the properties in the order `{ ...decision, store }` gives), and writes what to store into
- * `out` instead of returning a fresh outcome object. When `inPlace` is true, the store owns
- * `state` (no one else holds it), and the algorithm may write the new state into it rather than
- * allocate one; `out.keep` then still says whether anything changed.
- */
-export type FastConsume = (
-  state: AlgorithmState | undefined,
-  nowMs: number,
-  cost: number,
-  store: string,
-  out: FastOutcome,
-  inPlace: boolean,
-) => LimiterDecision;
-
-/** An algorithm that may carry a {@link FastConsume}. */
-export interface MaybeFastAlgorithm extends RateLimitAlgorithm {
-  readonly [fastConsume]?: FastConsume;
-}
-
-/** Attaches `fast` to `algorithm` (non-enumerable) and returns `algorithm`. */
+/** Attaches `fast` to `algorithm` (non-enumerable: see fast-path.ts) and returns `algorithm`. */
 export function withFastConsume<A extends RateLimitAlgorithm>(algorithm: A, fast: FastConsume): A {
   settleDecisionShapes();
   Object.defineProperty(algorithm, fastConsume, { value: fast, enumerable: false, writable: false, configurable: false });

@@ -1,8 +1,9 @@
 import { checkOptions, countOption, show } from '../../core/validate.js';
 import type { AlgorithmState, CalendarAlgorithm, ConsumeOutcome } from '../algorithm.js';
 import { type Disposable, disposeSymbol } from '../../core/events.js';
-import { type ConsumeOptions, decisionKind, RateLimiter, type RateLimiterOptions } from '../rate-limiter.js';
-import { decideNow, type LimiterDecision, type RateLimitStore, type StoreErrorMode } from '../store.js';
+import { decideNow, decisionKind } from '../fast-path.js';
+import { type ConsumeOptions, RateLimiter, type RateLimiterOptions } from '../rate-limiter.js';
+import type { LimiterDecision, RateLimitStore, StoreErrorMode } from '../store.js';
 import {
   type PeriodBounds,
   periodBounds,
@@ -153,7 +154,7 @@ export class Quota implements Disposable {
     return this.limiter.consume(key, options);
   }
 
-  /** Internal: see {@link decideNow}. */
+  /** Internal: a fast-path hook (see fast-path.ts). */
   [decideNow](key: string, options?: number | ConsumeOptions): LimiterDecision | Promise<LimiterDecision> {
     return this.limiter[decideNow](key, options);
   }

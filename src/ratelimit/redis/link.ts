@@ -1,8 +1,9 @@
 // The store's view of its connection to Redis: whether a call may go now (a breaker that opens
 // after failures in a row, one stall counting once, and probes when it is time), when to force a
 // reconnect (calls time out while the client claims to be connected), and whether the server
-// behind it changed (a restart that lost every counter). The store does the batching and asks
-// this object before and after every call; it never reads the state below directly. The
+// behind it changed (a restart that lost every counter). The store (redis-store.ts) and its
+// batcher (batch.ts) ask this object before and after every call; they never read the state
+// below directly. The
 // server check also looks, every `stateCheckMs` at most, for the store's marker keys (marker.ts):
 // a FLUSHALL leaves the run_id as it was.
 import diagnosticsChannel from 'node:diagnostics_channel';
@@ -10,7 +11,8 @@ import { systemClock } from '../../core/clock.js';
 import { channelNames } from '../../core/diagnostics.js';
 import { StoreUnavailableError } from '../../core/errors.js';
 import { StateMarkers } from './marker.js';
-import type { RedisClientLike, StateLostReason, StoreErrorMessage } from './types.js';
+import type { RedisClient } from './client.js';
+import type { StateLostReason, StoreErrorMessage } from './types.js';
 
 /**
  * Longest `retryAfterMs` a fail-closed decision suggests: an outage denial is a hint to try again
@@ -64,7 +66,7 @@ export class RedisLink {
   private markersDueAt = 0;
 
   constructor(
-    private readonly client: RedisClientLike,
+    private readonly client: RedisClient,
     private readonly settings: LinkSettings,
   ) {
     this.markers = new StateMarkers(client, settings.prefix);

@@ -7,6 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { systemClock } from '../../core/clock.js';
 import { scripts } from './scripts.js';
 import { crc16 } from './slot.js';
+import type { RedisClient } from './client.js';
 import type { RedisClientLike } from './types.js';
 
 /**
@@ -75,7 +76,7 @@ export class StateMarkers {
   private round = 0;
 
   constructor(
-    private readonly client: RedisClientLike,
+    private readonly client: RedisClient,
     private readonly prefix: string,
   ) {}
 
@@ -88,7 +89,7 @@ export class StateMarkers {
   async check(baseline: boolean): Promise<{ lost: number; checked: number }> {
     const round = ++this.round;
     const keys = markerKeys(this.prefix, this.client);
-    const call = (this.client as unknown as Record<string, (...a: (string | number)[]) => Promise<unknown>>)[scripts.marker.command];
+    const call = this.client[scripts.marker.command];
     const replies = await Promise.all(
       keys.map((key) => {
         try {

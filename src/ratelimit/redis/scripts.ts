@@ -19,6 +19,9 @@ export const scripts = {
   marker: { command: 'bulwarkMarker1', lua: markerLua },
 } as const;
 
+/** The name a script is registered under on the client (one per script). */
+export type ScriptCommandName = (typeof scripts)[keyof typeof scripts]['command'];
+
 /** Operation codes the scripts understand. */
 export const OP_CONSUME = 1;
 export const OP_PEEK = 2;
@@ -31,7 +34,7 @@ export const STATUS_STALE = 2;
 
 /** What the store needs to know of an algorithm to run its script. */
 export interface ScriptPlan {
-  readonly command: string;
+  readonly command: ScriptCommandName;
   /** Arguments before `staleAfterUs` that never change (empty for calendars: see `calendar`). */
   readonly fixedArgs: readonly number[];
   /** The most one decision may cost (the bucket or the limit): refunds are clamped to it. */

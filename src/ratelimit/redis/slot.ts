@@ -1,7 +1,9 @@
 /**
  * Redis Cluster hash slots: CRC16 (the XMODEM variant: polynomial 0x1021, initial value 0) of the
  * key's hash tag, modulo 16384, as the Redis Cluster specification defines it. The store needs
- * the slot to batch only decisions that one node can run in one script call.
+ * the slot to batch only decisions that one node can run in one script call. And the Redis key of
+ * a store key: the store key inside a hash tag, so that every key of a limiter's one caller lands
+ * on one node.
  */
 
 const table = new Uint16Array(256);
@@ -31,4 +33,16 @@ export function hashSlot(key: string): number {
     if (close > open + 1) return crc16(encoder.encode(key.slice(open + 1, close))) & 16383;
   }
   return crc16(encoder.encode(key)) & 16383;
+}
+
+/** Escapes `%`, `{` and `}` (injectively), so a key can sit inside a `{hash tag}`. */
+function escapeKey(key: string): string {
+  // indexOf, not a regular expression: this runs for every decision.
+  if (key.indexOf('%') < 0 && key.indexOf('{') < 0 && key.indexOf('}') < 0) return key;
+  return key.replace(/[%{}]/g, (c) => (c === '%' ? '%25' : c === '{' ? '%7B' : '%7D'));
+}
+
+/** The Redis key holding the state of store key `key`, under `prefix`. */
+export function redisKeyOf(prefix: string, key: string): string {
+  return `${prefix}{${escapeKey(key)}}`;
 }

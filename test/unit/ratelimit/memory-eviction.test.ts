@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { fixedWindow, ManualClock, rateLimiter, wallClock } from '../../../src/index.js';
 import { shortKeyPrefix } from '../../../src/ratelimit/keys.js';
 import type { RateLimitAlgorithm } from '../../../src/ratelimit/algorithm.js';
-import { evictionCounters, type MemoryStore, memoryStore, namespaceFor } from '../../../src/ratelimit/memory-store.js';
+import { evictionCounters, namespaceFor } from '../../../src/ratelimit/fast-path.js';
+import { type MemoryStore, memoryStore } from '../../../src/ratelimit/memory-store.js';
 import { countingAlgorithm } from './support.js';
 
 const HOUR_MS = 3_600_000;

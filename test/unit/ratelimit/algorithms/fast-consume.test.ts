@@ -5,7 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import type { AlgorithmState, RateLimitAlgorithm } from '../../../../src/ratelimit/algorithm.js';
 import { fixedWindow, gcra, slidingWindow } from '../../../../src/ratelimit/algorithms/index.js';
-import { type FastOutcome, fastConsume, type MaybeFastAlgorithm } from '../../../../src/ratelimit/algorithms/shared.js';
+import { type FastOutcome, fastConsume, type MaybeFastAlgorithm } from '../../../../src/ratelimit/fast-path.js';
 import { between, seededRandom } from './support.js';
 
 const cases: { name: string; make: () => RateLimitAlgorithm }[] = [

@@ -1,0 +1,456 @@
+// Sending the store's operations to Redis and settling them: decisions gathered per tick into
+// one script call per lane (one algorithm under one outage mode) and, on a Cluster, per slot;
+// each call's deadline in one queue, with no timer per call; the answers handed back in order
+// (read by reply.ts), or, when Redis cannot answer in time, the fallback's (fallback.ts). A
+// decision Redis admitted after its caller was told no is refunded here. Whether a call may go
+// at all is the link's to say (link.ts); the public methods and their checks are redis-store.ts.
+import { systemClock } from '../../core/clock.js';
+import { type DeadlineEntry, DeadlineQueue } from '../../core/deadline-queue.js';
+import { StoreUnavailableError } from '../../core/errors.js';
+import { enumOption, show } from '../../core/validate.js';
+import type { RateLimitAlgorithm } from '../algorithm.js';
+import type { LimiterDecision, StoreErrorMode } from '../store.js';
+import type { RedisClient } from './client.js';
+import type { DenyCache } from './deny-cache.js';
+import { type Fallback, publishOperationsError } from './fallback.js';
+import { errorText, ignore, type RedisLink } from './link.js';
+import { ANSWERED, FELL_BACK_ALLOWED, newPending, NOT_ADMITTED, type Pending, release, settledBy, WAITING, watch } from './pending.js';
+import { isScriptReply, ReplyReader, replyStatus, serverTimeMs } from './reply.js';
+import { OP_CONSUME, OP_REFUND, planFor, type ScriptPlan, STATUS_DECIDED, STATUS_WRONG_PERIOD } from './scripts.js';
+import { hashSlot, redisKeyOf } from './slot.js';
+
+/** The outage modes a limiter may choose. */
+export const storeErrorModes = ['fail-open', 'fail-closed', 'local'] as const;
+
+/** The decisions for one algorithm (and, on a Cluster, one slot) sent in one script call. */
+interface Batch extends DeadlineEntry {
+  readonly lane: Lane;
+  readonly ops: Pending[];
+  /** Wall-clock ms when last sent, to estimate the server clock's offset from the reply. */
+  sentAtMs: number;
+  /** The link's number for the call when this batch was last sent (see `RedisLink.failed`). */
+  sentSeq: number;
+  /** Sent a second time after a wrong-period or stale answer (at most once). */
+  resent: boolean;
+  /** Settled, by a reply, an error or the deadline. */
+  done: boolean;
+  /**
+   * Holds only the store's own refunds for late admissions: sent without a stale guard, since
+   * they must land even when Redis is slow.
+   */
+  readonly internal: boolean;
+  /** Set on the per-key calls a Cluster batch was split into: the batch that answers for them. */
+  readonly parent: Batch | undefined;
+  /** On a split batch: how many of its per-key calls have not settled yet. */
+  children: number;
+}
+
+/** Everything the store keeps for one algorithm object (and one outage mode). */
+export interface Lane {
+  readonly algorithm: RateLimitAlgorithm;
+  readonly plan: ScriptPlan;
+  readonly mode: StoreErrorMode;
+  /** On the lane for the store's own mode: the lanes of limiters that chose another mode. */
+  variants: Map<StoreErrorMode, Lane> | undefined;
+  /** The batch being filled, per slot (slot 0 on a single node). */
+  readonly open: Map<number, Batch>;
+  /** Calendar quotas: the bounds of the period believed to hold the server's time. */
+  periodStart: number;
+  periodEnd: number;
+}
+
+/** The store's settings the batcher follows (see `RedisStoreOptions`). */
+export interface BatchSettings {
+  readonly prefix: string;
+  readonly timeoutMs: number;
+  readonly maxBatch: number;
+  readonly cluster: boolean;
+  /** The store's own `onStoreError`; undefined: 'local' for rate limiters, 'fail-closed' for quotas. */
+  readonly onStoreError: StoreErrorMode | undefined;
+}
+
+/** Internal: the lanes, batches and deadlines of one `RedisStore`. */
+export class Batcher {
+  private readonly lanes = new WeakMap<RateLimitAlgorithm, Lane>();
+  private readonly deadlines = new DeadlineQueue(systemClock);
+  /** Lanes with a batch being filled, flushed together at the end of the tick. */
+  private filling: Lane[] = [];
+  private flushScheduled = false;
+  /**
+   * Server clock minus wall clock, in ms, from the latest reply in time. Until one arrives the
+   * clocks are assumed to agree; if the server runs ahead by more than timeoutMs, its first
+   * answer is "stale" and the call is sent again with the measured offset.
+   */
+  private offsetMs = 0;
+
+  constructor(
+    private readonly client: RedisClient,
+    private readonly link: RedisLink,
+    private readonly fallback: Fallback,
+    private readonly denied: DenyCache | undefined,
+    private readonly settings: BatchSettings,
+  ) {}
+
+  /** The lane for `algorithm` under `mode` (the store's own mode when undefined). */
+  lane(algorithm: RateLimitAlgorithm, mode: StoreErrorMode | undefined): Lane {
+    let lane = this.lanes.get(algorithm);
+    if (lane === undefined) {
+      const plan = planFor(algorithm);
+      lane = newLane(algorithm, plan, this.settings.onStoreError ?? (plan.calendar !== undefined ? 'fail-closed' : 'local'));
+      this.lanes.set(algorithm, lane);
+    }
+    if (mode === undefined || mode === lane.mode) return lane;
+    return lane.variants?.get(mode) ?? addVariant(lane, mode);
+  }
+
+  /** The decision for an operation that Redis cannot take now, following the lane's mode. */
+  fallbackDecision(lane: Lane, key: string, cost: number, op: number): LimiterDecision {
+    return this.fallback.decide(lane.mode, lane.algorithm, lane.plan.decisionLimit, key, cost, op);
+  }
+
+  /**
+   * Adds an operation to the lane's batch for its slot, sent at the end of the tick (or at once
+   * when full). Resolves with the decision (undefined for a refund), from Redis or the fallback;
+   * rejects a refund Redis could not take, and an operation whose `signal` aborted.
+   */
+  enqueue(lane: Lane, key: string, op: number, cost: number, signal: AbortSignal | undefined, internal = false): Promise<unknown> {
+    const redisKey = redisKeyOf(this.settings.prefix, key);
+    // Internal refunds go in batches of their own (slots are below 16384).
+    const slot = (this.settings.cluster ? hashSlot(redisKey) : 0) + (internal ? 16384 : 0);
+    let batch = lane.open.get(slot);
+    if (batch === undefined) {
+      batch = {
+        lane,
+        ops: [],
+        sentAtMs: 0,
+        sentSeq: 0,
+        resent: false,
+        done: false,
+        internal,
+        parent: undefined,
+        children: 0,
+        deadline: 0,
+        queuePrev: undefined,
+        queueNext: undefined,
+        queued: false,
+        expire: () => this.expired(batch!),
+      };
+      if (lane.open.size === 0) this.filling.push(lane);
+      lane.open.set(slot, batch);
+      if (!this.flushScheduled) {
+        this.flushScheduled = true;
+        // Nothing in flight: send at the end of this tick, for the lowest latency. Batches in
+        // flight: Redis is busy anyway, so gather what the rest of this event-loop turn brings
+        // (an HTTP server decides once per request callback, each its own tick) into one call.
+        if (this.deadlines.size === 0) process.nextTick(this.flush);
+        else setImmediate(this.flush);
+      }
+    }
+    const pending = newPending(key, redisKey, op, cost);
+    const promise = settledBy(pending);
+    if (signal !== undefined) watch(pending, signal);
+    batch.ops.push(pending);
+    if (batch.ops.length >= this.settings.maxBatch) {
+      lane.open.delete(slot);
+      this.send(batch);
+    }
+    return promise;
+  }
+
+  /**
+   * Deletes `redisKey` (a reset), under the same deadline as a batch; rejects with
+   * `StoreUnavailableError` when Redis does not answer in time or fails.
+   */
+  delete(redisKey: string): Promise<void> {
+    const timeoutMs = this.settings.timeoutMs;
+    return new Promise<void>((resolve, reject) => {
+      const seq = this.link.nextSeq();
+      const entry: DeadlineEntry = {
+        deadline: systemClock.now() + timeoutMs,
+        queuePrev: undefined,
+        queueNext: undefined,
+        queued: false,
+        expire: () => {
+          this.link.failed(seq, true);
+          reject(new StoreUnavailableError('redis', `no answer within ${timeoutMs} ms`));
+        },
+      };
+      this.deadlines.push(entry);
+      this.client.del!(redisKey).then(
+        () => {
+          if (!entry.queued) return;
+          this.deadlines.remove(entry);
+          this.link.succeeded();
+          resolve();
+        },
+        (error: unknown) => {
+          if (!entry.queued) return;
+          this.deadlines.remove(entry);
+          this.link.lostConnection();
+          this.link.failed(seq, false);
+          reject(new StoreUnavailableError('redis', errorText(error), { cause: error }));
+        },
+      );
+    });
+  }
+
+  private readonly flush = (): void => {
+    this.flushScheduled = false;
+    this.link.closeProbe();
+    const lanes = this.filling;
+    this.filling = [];
+    for (const lane of lanes) {
+      for (const batch of lane.open.values()) this.send(batch);
+      lane.open.clear();
+    }
+  };
+
+  private send(batch: Batch): void {
+    const client = this.client;
+    if (client.status !== 'ready') {
+      this.link.lostConnection();
+      this.finish(batch);
+      this.settleWithoutRedis(batch, new StoreUnavailableError('redis', `client status is "${client.status}"`));
+      if (batch.parent !== undefined) this.childSettled(batch.parent);
+      return;
+    }
+    // A reconnect may happen while no decision is made (a quick restart): a new socket tells.
+    // One comparison per call to Redis, not per decision.
+    this.link.beforeSend();
+    const timeoutMs = this.settings.timeoutMs;
+    if (!batch.queued && !batch.resent) {
+      batch.deadline = systemClock.now() + timeoutMs;
+      this.deadlines.push(batch);
+    }
+    const { plan } = batch.lane;
+    const ops = batch.ops;
+    const n = ops.length;
+    const now = Date.now();
+    batch.sentAtMs = now;
+    batch.sentSeq = this.link.nextSeq();
+    const args: (string | number)[] = [n];
+    for (let i = 0; i < n; i++) args.push(ops[i]!.redisKey);
+    for (const value of plan.fixedArgs) args.push(value);
+    if (plan.calendar !== undefined) {
+      const lane = batch.lane;
+      const serverNow = now + this.offsetMs;
+      if (serverNow < lane.periodStart || serverNow >= lane.periodEnd) alignPeriod(lane, serverNow);
+      args.push(lane.periodStart, lane.periodEnd);
+    }
+    // The server drops the batch when it runs after our deadline (a replay after a reconnect).
+    // The offset errs towards a later server time by up to one round trip, so a batch still in
+    // time is never dropped.
+    args.push(batch.internal ? 0 : Math.ceil((now + this.offsetMs + timeoutMs) * 1000));
+    // Two arguments for all the operations, not two per decision: every argument costs the client
+    // (ioredis measures and frames each one) more than building these strings does.
+    let codes = '';
+    let costs = '';
+    let unit = true;
+    for (let i = 0; i < n; i++) {
+      const pending = ops[i]!;
+      codes += pending.op; // the codes are single digits
+      if (pending.cost !== 1) unit = false;
+    }
+    if (!unit) {
+      for (let i = 0; i < n; i++) costs += i === 0 ? String(ops[i]!.cost) : ` ${ops[i]!.cost}`;
+    }
+    args.push(codes, costs);
+    const call = client[plan.command];
+    let result: Promise<unknown>;
+    try {
+      result = call!.apply(client, args);
+    } catch (error) {
+      result = Promise.reject(error);
+    }
+    result.then(
+      (reply) => this.answered(batch, reply),
+      (error: unknown) => this.errored(batch, error),
+    );
+  }
+
+  private answered(batch: Batch, reply: unknown): void {
+    if (!isScriptReply(reply, batch.ops.length)) {
+      this.errored(batch, new TypeError(`unexpected reply from ${batch.lane.plan.command}: ${show(reply)}`));
+      return;
+    }
+    const serverMs = serverTimeMs(reply);
+    // A late reply says little about the offset (it includes the wait) and nothing good about
+    // Redis's health: only replies in time update either.
+    const late = batch.done;
+    // Even a late reply shows the connection carries bytes: its timeouts were not silent.
+    this.link.replied();
+    if (!late) this.offsetMs = serverMs - batch.sentAtMs;
+    const status = replyStatus(reply);
+    if (status !== STATUS_DECIDED) {
+      // The period changed (calendar) or the server's clock is not where we thought (a replay,
+      // or a failover to a server whose clock differs): nothing was changed. Try once more if
+      // anyone still waits, now that the offset is fresh.
+      if (late) return;
+      if (status === STATUS_WRONG_PERIOD) alignPeriod(batch.lane, serverMs);
+      if (!batch.resent && batch.ops.some((p) => p.state === WAITING)) {
+        batch.resent = true;
+        this.send(batch);
+        return;
+      }
+      this.finish(batch);
+      this.settleWithoutRedis(batch, new StoreUnavailableError('redis', `the server clock moved (status ${status})`));
+      if (batch.parent !== undefined) this.childSettled(batch.parent);
+      return;
+    }
+    if (!late) {
+      this.finish(batch);
+      this.link.succeeded();
+    }
+    const limit = batch.lane.plan.decisionLimit;
+    const answers = new ReplyReader(reply);
+    let refunds: Pending[] | undefined;
+    for (let i = 0; i < batch.ops.length; i++) {
+      const pending = batch.ops[i]!;
+      answers.next();
+      if (pending.state === WAITING) {
+        pending.state = ANSWERED;
+        const resolve = pending.resolve!;
+        release(pending);
+        if (pending.op === OP_REFUND) {
+          resolve(undefined);
+          continue;
+        }
+        const decision = answers.decision(limit);
+        if (!answers.allowed && pending.op === OP_CONSUME && this.denied !== undefined) this.denied.remember(pending.key, pending.cost, decision);
+        resolve(decision);
+      } else if (pending.state === NOT_ADMITTED && pending.op === OP_CONSUME && answers.allowed) {
+        // Redis admitted a decision whose caller was told no (timed out, aborted, or denied by
+        // the fallback): give the units back, so nothing is counted that did not happen.
+        (refunds ??= []).push(pending);
+      }
+    }
+    if (refunds !== undefined) {
+      for (const pending of refunds) {
+        this.enqueue(batch.lane, pending.key, OP_REFUND, pending.cost, undefined, true).catch(ignore);
+      }
+    }
+    if (batch.parent !== undefined) this.childSettled(batch.parent);
+  }
+
+  private errored(batch: Batch, error: unknown): void {
+    if (batch.done) return;
+    // During a slot migration, a call whose keys are split between the two nodes bounces between
+    // them (ASK, then TRYAGAIN) until ioredis gives up; one key at a time, each call is simply
+    // redirected instead.
+    if (this.settings.cluster && batch.parent === undefined && /TRYAGAIN|Too many Cluster redirections/.test(errorText(error))) {
+      if (this.splitPerKey(batch)) return;
+    }
+    this.finish(batch);
+    // A connection error may hide a restart the store did not see happen.
+    this.link.lostConnection();
+    this.link.failed(batch.sentSeq, false);
+    this.settleWithoutRedis(batch, new StoreUnavailableError('redis', errorText(error), { cause: error }));
+    if (batch.parent !== undefined) this.childSettled(batch.parent);
+  }
+
+  /**
+   * Sends the waiting operations of `batch` again as one call per key. The batch stays in the
+   * deadline queue and answers for them all: its timeout still bounds every decision. Returns
+   * false when they all use one key (nothing to split).
+   */
+  private splitPerKey(batch: Batch): boolean {
+    const byKey = new Map<string, Pending[]>();
+    for (const pending of batch.ops) {
+      if (pending.state !== WAITING) continue;
+      const group = byKey.get(pending.redisKey);
+      if (group === undefined) byKey.set(pending.redisKey, [pending]);
+      else group.push(pending);
+    }
+    if (byKey.size < 2) return false;
+    batch.children = byKey.size;
+    for (const ops of byKey.values()) {
+      this.send({
+        lane: batch.lane,
+        ops,
+        sentAtMs: 0,
+        sentSeq: batch.sentSeq,
+        resent: true, // neither queued for a deadline of its own nor sent a third time
+        done: false,
+        internal: batch.internal,
+        parent: batch,
+        children: 0,
+        deadline: batch.deadline,
+        queuePrev: undefined,
+        queueNext: undefined,
+        queued: false,
+        expire: ignore,
+      });
+    }
+    return true;
+  }
+
+  private childSettled(parent: Batch): void {
+    if (--parent.children === 0 && !parent.done) this.finish(parent);
+  }
+
+  private expired(batch: Batch): void {
+    if (batch.done) return;
+    // When this process was too busy to run timers on time (a long synchronous task, a GC
+    // pause), the reply may be waiting, unread, in the socket: let the event loop read it first.
+    // And such lateness is ours, not Redis's: it does not count towards opening the breaker.
+    const lateMs = systemClock.now() - batch.deadline;
+    setImmediate(() => {
+      if (batch.done) return;
+      batch.done = true; // already removed from the deadline queue
+      const timeoutMs = this.settings.timeoutMs;
+      if (lateMs < Math.max(20, timeoutMs / 2)) {
+        this.link.failed(batch.sentSeq, true);
+      } else {
+        this.link.probeAbandoned();
+      }
+      this.settleWithoutRedis(batch, new StoreUnavailableError('redis', `no answer within ${timeoutMs} ms`));
+      if (batch.parent !== undefined) this.childSettled(batch.parent);
+    });
+  }
+
+  private finish(batch: Batch): void {
+    batch.done = true;
+    this.deadlines.remove(batch);
+  }
+
+  /** Answers every waiting operation of `batch` without Redis, following `onStoreError`. */
+  private settleWithoutRedis(batch: Batch, error: StoreUnavailableError): void {
+    batch.done = true;
+    const { lane } = batch;
+    let affected = 0;
+    for (const pending of batch.ops) {
+      if (pending.state !== WAITING) continue;
+      affected++;
+      const resolve = pending.resolve!;
+      const reject = pending.reject!;
+      release(pending);
+      if (pending.op === OP_REFUND) {
+        pending.state = NOT_ADMITTED;
+        reject(error);
+        continue;
+      }
+      const decision = this.fallbackDecision(lane, pending.key, pending.cost, pending.op);
+      pending.state = decision.allowed ? FELL_BACK_ALLOWED : NOT_ADMITTED;
+      resolve(decision);
+    }
+    if (affected > 0) publishOperationsError(error, lane.mode, affected);
+  }
+}
+
+function newLane(algorithm: RateLimitAlgorithm, plan: ScriptPlan, mode: StoreErrorMode): Lane {
+  return { algorithm, plan, mode, variants: undefined, open: new Map(), periodStart: 0, periodEnd: 0 };
+}
+
+function addVariant(lane: Lane, mode: StoreErrorMode): Lane {
+  // Limiters check their option; this guards a direct call to the store.
+  enumOption('redisStore.consume', 'onStoreError', mode, storeErrorModes, 'local');
+  const variant = newLane(lane.algorithm, lane.plan, mode);
+  (lane.variants ??= new Map()).set(mode, variant);
+  return variant;
+}
+
+function alignPeriod(lane: Lane, serverNowMs: number): void {
+  const bounds = lane.plan.calendar!.periodAt(serverNowMs);
+  lane.periodStart = bounds.start;
+  lane.periodEnd = bounds.end;
+}
