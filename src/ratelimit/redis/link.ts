@@ -200,7 +200,7 @@ export class RedisLink {
     const count = this.silentTimeouts;
     this.silentTimeouts = 0;
     // A Cluster's disconnect(true) drops every node and reloads the slots: too much for one
-    // silent node. Its per-node connections rely on keepAlive and socketTimeout (see the README).
+    // silent node. Its per-node connections rely on keepAlive and socketTimeout (see docs/redis.md, "Client setup").
     if (this.settings.cluster || typeof this.client.disconnect !== 'function') return;
     this.mayHaveReconnected = true;
     // Nothing is sent until the client has left 'ready' (bounded, in case it never does), and

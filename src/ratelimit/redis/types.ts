@@ -4,7 +4,7 @@ import type { StoreErrorMode } from '../store.js';
 
 /**
  * The part of an ioredis 5 or 6 client (`Redis` or `Cluster`) the store uses. Configure it with
- * `enableOfflineQueue: false` and `autoResendUnfulfilledCommands: false` (see the README).
+ * `enableOfflineQueue: false` and `autoResendUnfulfilledCommands: false` (see docs/redis.md, "Client setup").
  */
 export interface RedisClientLike {
   /** ioredis connection status; the store sends nothing unless it is `'ready'`. */
