@@ -4,7 +4,8 @@
 // `valgrind --tool=callgrind --separate-threads=yes`: it makes --warmup calls, callgrind's counters
 // are zeroed, it makes --calls more, and the counters are dumped. The figure is the main thread's
 // instructions ÷ calls, microtasks and Node's bookkeeping of rejected promises included; V8's
-// helper threads (GC, concurrent compiling) are left out.
+// helper threads (GC, concurrent compiling) are left out. A call through a closed breaker (bulwark,
+// cockatiel) and `await fn()` are counted too, to check that the closed path has not moved.
 //
 //   npm run build && node benchmarks/rejection-instructions.mjs [--filter REGEX] [--calls 20000] [--warmup 50000] [--keep DIR]
 //
@@ -14,8 +15,10 @@ import { spawn, execFileSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { circuitBreaker, consecutive } from '../dist/index.js';
 import { rejectionScenarios } from './rejections.mjs';
 import { callgrindNode, requireCounts } from './support.mjs';
 
@@ -32,9 +35,30 @@ requireCounts(args, ['calls', 'warmup']);
 const CALLS = Number(args.calls);
 const WARMUP = Number(args.warmup);
 
+/**
+ * Calls through a closed breaker, bulwark's and cockatiel's as configured in hot-path.mjs, with
+ * rejectionScenarios()'s: a check, in instructions, that the closed path has not moved.
+ */
+async function scenarioList() {
+  const cockatiel = createRequire(import.meta.url)('cockatiel');
+  const bBreaker = circuitBreaker({ breaker: consecutive(5), halfOpenAfterMs: 10_000 });
+  const cBreaker = cockatiel.circuitBreaker(cockatiel.handleAll, { halfOpenAfter: 10_000, breaker: new cockatiel.ConsecutiveBreaker(5) });
+  const work = async () => 1;
+  const { scenarios, close } = await rejectionScenarios();
+  return {
+    scenarios: [
+      ['baseline: await fn()', work],
+      ['closed breaker: call, bulwark', () => bBreaker.execute(work)],
+      ['closed breaker: call, cockatiel', () => cBreaker.execute(work)],
+      ...scenarios,
+    ],
+    close,
+  };
+}
+
 if (args.child !== undefined) {
   // Under callgrind: warm up, wait to be zeroed, make the counted calls, wait to be dumped.
-  const { scenarios, close } = await rejectionScenarios();
+  const { scenarios, close } = await scenarioList();
   const fn = scenarios.find(([name]) => name === args.child)?.[1];
   if (fn === undefined) throw new Error(`no scenario named ${JSON.stringify(args.child)}`);
   const next = () => new Promise((resolve) => process.once('message', resolve));
@@ -98,7 +122,7 @@ async function measure(name, index) {
   }
 }
 
-const { scenarios, close } = await rejectionScenarios();
+const { scenarios, close } = await scenarioList();
 close();
 const chosen = scenarios.map(([name]) => name).filter((name) => args.filter === undefined || new RegExp(args.filter).test(name));
 const rows = [];
@@ -109,10 +133,15 @@ for (const [i, name] of chosen.entries()) {
 }
 console.log(`\nNode ${process.version}; callgrind; ${WARMUP} warm-up calls, then ${CALLS} counted.\n`);
 console.log(`Command: \`node benchmarks/rejection-instructions.mjs${process.argv.length > 2 ? ' ' + process.argv.slice(2).join(' ') : ''}\`\n`);
-console.log('| scenario | main thread, instructions/call | bulwark ÷ this |');
-console.log('|---|---:|---:|');
+console.log('| scenario | main thread, instructions/call | bulwark ÷ this | over its baseline, bulwark ÷ this |');
+console.log('|---|---:|---:|---:|');
+const perCall = (name) => rows.find((r) => r.name === name)?.perCall;
 for (const r of rows) {
-  const ours = rows.find((o) => o.name === `${r.name.split(', ')[0]}, bulwark`);
-  const ratio = ours && ours !== r ? `${(ours.perCall / r.perCall).toFixed(2)}×` : '—';
-  console.log(`| ${r.name} | ${(r.perCall / 1000).toFixed(1)}k | ${ratio} |`);
+  const ours = perCall(`${r.name.split(', ')[0]}, bulwark`);
+  // A call that goes through against `await fn()`; a refused one against a rejected await.
+  const base = perCall(r.name.startsWith('closed') ? 'baseline: await fn()' : 'baseline: rejected await (error made once)');
+  const mine = ours !== undefined && ours !== r.perCall;
+  const ratio = mine ? `${(ours / r.perCall).toFixed(2)}×` : '—';
+  const over = mine && base !== undefined ? `${((ours - base) / (r.perCall - base)).toFixed(2)}×` : '—';
+  console.log(`| ${r.name} | ${(r.perCall / 1000).toFixed(1)}k | ${ratio} | ${over} |`);
 }

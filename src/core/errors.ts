@@ -63,17 +63,12 @@ export class BulwarkError extends Error {
     // A rejection made at request rate (an open breaker, a full bulkhead, a denied rate limit)
     // would spend most of its cost capturing frames nobody reads: the caller's own await chain
     // says where the call came from. Those classes are built with no frames; see fastFailError.
-    const shallow = (new.target as { [fastFail]?: boolean })[fastFail] === true;
-    if (shallow) {
-      const limit = Error.stackTraceLimit;
-      Error.stackTraceLimit = 0;
-      try {
-        super(message, options);
-      } finally {
-        Error.stackTraceLimit = limit;
-      }
-    } else {
+    const limit = Error.stackTraceLimit;
+    const shallow = (new.target as { [fastFail]?: boolean })[fastFail] === true && setStackTraceLimit(0);
+    try {
       super(message, options);
+    } finally {
+      if (shallow) Error.stackTraceLimit = limit;
     }
     this.code = code;
     this.name = 'BulwarkError';
@@ -83,6 +78,19 @@ export class BulwarkError extends Error {
 // The brand lives on the prototype, inherited by every instance, rather than defined on each error
 // (a defineProperty per rejection): still not enumerable, so it stays out of logs and JSON.
 Object.defineProperty(BulwarkError.prototype, brand, { value: true });
+
+/**
+ * Sets `Error.stackTraceLimit`; false where it cannot be set (`node --frozen-intrinsics` freezes
+ * `Error`): the error is then made with its full stack rather than not at all.
+ */
+function setStackTraceLimit(limit: number): boolean {
+  try {
+    Error.stackTraceLimit = limit;
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 /**
  * Lets `instanceof cls` recognise errors with `code` from other copies of bulwark. Internal: for

@@ -69,6 +69,19 @@ describe('fast-fail errors', () => {
     expect(new Error('after').stack?.split('\n').length).toBeGreaterThan(1);
   });
 
+  it('is still made, with its full stack, where the stack limit cannot be set', () => {
+    // node --frozen-intrinsics freezes Error: assigning its stackTraceLimit throws (class code is strict).
+    const original = Object.getOwnPropertyDescriptor(Error, 'stackTraceLimit')!;
+    Object.defineProperty(Error, 'stackTraceLimit', { ...original, writable: false });
+    try {
+      const err = new BrokenCircuitError(5);
+      expect(err).toMatchObject({ code: 'ERR_BULWARK_BROKEN_CIRCUIT', retryAfterMs: 5 });
+      expect(err.stack).toMatch(/^BrokenCircuitError: Circuit breaker is open\n\s+at /);
+    } finally {
+      Object.defineProperty(Error, 'stackTraceLimit', original);
+    }
+  });
+
   it('keeps the usual stack on the other errors', () => {
     expect(new TimeoutError(5).stack).toMatch(/^TimeoutError: Operation timed out after 5 ms\n\s+at /);
     expect(new BulwarkError('m', 'ERR_BULWARK_TIMEOUT').stack).toMatch(/^BulwarkError: m\n\s+at /);
