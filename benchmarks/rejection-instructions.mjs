@@ -142,6 +142,7 @@ for (const r of rows) {
   const base = perCall(r.name.startsWith('closed') ? 'baseline: await fn()' : 'baseline: rejected await (error made once)');
   const mine = ours !== undefined && ours !== r.perCall;
   const ratio = mine ? `${(ours / r.perCall).toFixed(2)}×` : '—';
-  const over = mine && base !== undefined ? `${((ours - base) / (r.perCall - base)).toFixed(2)}×` : '—';
+  let over = mine && base !== undefined ? `${((ours - base) / (r.perCall - base)).toFixed(2)}×` : '—';
+  if (mine && base !== undefined && ours <= base) over = 'bulwark at its baseline';
   console.log(`| ${r.name} | ${(r.perCall / 1000).toFixed(1)}k | ${ratio} | ${over} |`);
 }
