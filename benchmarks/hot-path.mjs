@@ -1,6 +1,7 @@
 // Hot-path benchmark: the per-call cost of each policy around an async function that resolves at
 // once, against the same work done by cockatiel and opossum, in one process and one run; and the
-// cost of bulwark/opossum and bulwark/bottleneck over the engine they wrap.
+// cost of bulwark/opossum and bulwark/bottleneck over the engine they wrap; and the cost of a call
+// refused at once (open breaker, full bulkhead, rate limit), from rejections.mjs.
 //
 //   npm run bench                      (builds, then runs this file)
 //   node --expose-gc --max-semi-space-size=64 benchmarks/hot-path.mjs [--rounds 15] [--quick] [--json]
@@ -36,6 +37,7 @@ import {
 } from '../dist/index.js';
 import { fromOpossum, opossumAction } from '../dist/opossum.js';
 import { fromBottleneck } from '../dist/bottleneck.js';
+import { rejectionScenarios } from './rejections.mjs';
 
 const require = createRequire(import.meta.url);
 const cockatiel = require('cockatiel');
@@ -99,6 +101,9 @@ const bnRaw = new Bottleneck({ maxConcurrent: 10 });
 const bnLimiter = new Bottleneck({ maxConcurrent: 10 });
 const bnWrapped = fromBottleneck(bnLimiter);
 
+// Calls refused at once (open breaker, full bulkhead, rate limit): see rejections.mjs.
+const rejections = await rejectionScenarios();
+
 const scenarios = [
   ['baseline: await fn()', () => work()],
   ['bulwark circuitBreaker', () => bBreaker.execute(work)],
@@ -117,6 +122,7 @@ const scenarios = [
   ['bulwark/opossum fromOpossum().execute, timeout: false', () => oWrappedNoTimeout.execute(work)],
   ['bottleneck schedule()', () => bnRaw.schedule(work)],
   ['bulwark/bottleneck fromBottleneck().execute', () => bnWrapped.execute(work)],
+  ...rejections.scenarios,
 ].filter(
   ([name]) =>
     !args.filter || name === 'baseline: await fn()' || args.filter.split('|').some((part) => name.includes(part)),
@@ -193,6 +199,7 @@ const rows = await measure(scenarios.filter((s) => !isBottleneck(s)));
 for (const breaker of [oDefault, oNoTimeout, oAction, oActionNoTimeout, oWrapped.breaker, oWrappedNoTimeout.breaker]) {
   breaker.shutdown();
 }
+rejections.close();
 rows.push(...(await measure(scenarios.filter(isBottleneck))));
 await Promise.all([bnRaw.stop(), bnLimiter.stop()]);
 const base = rows[0];
@@ -207,6 +214,8 @@ const pairs = [
   ['bulwark retry', ['cockatiel retry']],
   ['bulwark timeout', ['cockatiel timeout']],
   ['bulwark pipeline(retry, breaker, timeout)', ['cockatiel wrap(retry, breaker, timeout)', 'opossum fire() defaults']],
+  ['open breaker: rejected call, bulwark', ['open breaker: rejected call, cockatiel', 'open breaker: rejected call, opossum']],
+  ['full bulkhead: rejected call, bulwark', ['full bulkhead: rejected call, cockatiel']],
 ];
 // Each wrapper against the engine it wraps: what bulwark adds on top of it.
 const wrapped = [
@@ -258,6 +267,24 @@ for (const [ours, peers] of pairs) {
     if (!b) continue;
     const ratio = a.overhead > 0 ? `${(b.overhead / a.overhead).toFixed(1)}×` : 'n/a (bulwark within noise of baseline)';
     console.log(`| ${ours} | ${peer} | ${ratio} | ${(b.ns / a.ns).toFixed(2)}× |`);
+  }
+}
+const refusedRows = pairs.filter(([ours]) => ours.includes('rejected call') && find(ours));
+const floor = find('baseline: rejected await (error made once)');
+if (refusedRows.length > 0) {
+  // Issue 14 §2's target: a rejected call at most half of cockatiel's, timed whole (ns/op), and
+  // over a rejected await of an error made once (what the policy and its error add).
+  console.log('');
+  console.log('| rejected call | peer | bulwark ÷ peer, ns/op | bulwark ÷ peer, over a rejected await |');
+  console.log('|---|---|---:|---:|');
+  for (const [ours, peers] of refusedRows) {
+    const a = find(ours);
+    for (const peer of peers) {
+      const b = find(peer);
+      if (!b) continue;
+      const over = floor ? `${((a.ns - floor.ns) / (b.ns - floor.ns)).toFixed(2)}×` : '—';
+      console.log(`| ${ours} | ${peer.split(', ').at(-1)} | ${(a.ns / b.ns).toFixed(2)}× | ${over} |`);
+    }
   }
 }
 if (wrapped.some(([w, raw]) => find(w) && find(raw))) {

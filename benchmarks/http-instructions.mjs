@@ -23,7 +23,7 @@ import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { freePort, onPath, redisCommand } from './support.mjs';
+import { callgrindNode, freePort, onPath, redisCommand, requireCounts } from './support.mjs';
 
 const { values: args } = parseArgs({
   options: {
@@ -34,21 +34,11 @@ const { values: args } = parseArgs({
     keep: { type: 'string' },
   },
 });
+requireCounts(args, ['requests', 'warmup', 'concurrency']);
 const REQUESTS = Number(args.requests);
 const WARMUP = Number(args.warmup);
 const CONCURRENCY = Number(args.concurrency);
-for (const [name, n] of [['requests', REQUESTS], ['warmup', WARMUP], ['concurrency', CONCURRENCY]]) {
-  if (!Number.isInteger(n) || n < 1) {
-    console.error(`--${name} must be a whole number of at least 1, got ${args[name]}`);
-    process.exit(1);
-  }
-}
-const valgrind = onPath('valgrind');
-const control = onPath('callgrind_control');
-if (valgrind === undefined || control === undefined) {
-  console.error('valgrind was not found on PATH (apt-get install -y valgrind)');
-  process.exit(1);
-}
+callgrindNode(tmpdir(), false); // exits at once when valgrind is missing
 
 const VARIANTS = [
   ['fastify-bare', 'bare'],
@@ -97,19 +87,10 @@ function load(port, count) {
 
 async function measure(id) {
   const dir = mkdtempSync(join(tmpdir(), 'bulwark-callgrind-'));
+  const { valgrind, control, args: command } = callgrindNode(dir, args.keep !== undefined);
   const child = spawn(
     valgrind,
-    [
-      '--tool=callgrind',
-      '--separate-threads=yes',
-      `--callgrind-out-file=${join(dir, 'cg.out')}`,
-      // --perf-basic-prof also makes V8 write a log; it goes to the temporary directory.
-      ...(args.keep
-        ? ['--dump-instr=yes', process.execPath, '--perf-basic-prof', '--no-logfile-per-isolate', `--logfile=${join(dir, 'v8.log')}`]
-        : [process.execPath]),
-      'benchmarks/http-server.mjs',
-      id,
-    ],
+    [...command, 'benchmarks/http-server.mjs', id],
     { stdio: ['ignore', 'ignore', 'ignore', 'ipc'], env: { ...process.env, BULWARK_HTTP_REDIS_PORT: String(redis?.port ?? '') } },
   );
   try {

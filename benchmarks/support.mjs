@@ -73,3 +73,34 @@ export const TARGETS_MARKER = 'bench-targets:';
 export function printTargets(targets) {
   console.log(`${TARGETS_MARKER} ${JSON.stringify({ targets })}`);
 }
+
+/** Exits with a message unless each of `names` in the parsed `args` is a whole number of at least 1. */
+export function requireCounts(args, names) {
+  for (const name of names) {
+    const n = Number(args[name]);
+    if (!Number.isInteger(n) || n < 1) {
+      console.error(`--${name} must be a whole number of at least 1, got ${args[name]}`);
+      process.exit(1);
+    }
+  }
+}
+
+/**
+ * valgrind's arguments to run node under callgrind, one dump per thread, into `dir`/cg.out; with
+ * `keep`, also the instruction-level detail and V8's map of its compiled code (logs go to `dir`)
+ * that callgrind-jit.mjs reads. Exits with a message when valgrind is not installed. Returns the
+ * paths of valgrind and callgrind_control, and the arguments, ending with node's executable.
+ */
+export function callgrindNode(dir, keep) {
+  const valgrind = onPath('valgrind');
+  const control = onPath('callgrind_control');
+  if (valgrind === undefined || control === undefined) {
+    console.error('valgrind was not found on PATH (apt-get install -y valgrind)');
+    process.exit(1);
+  }
+  const args = ['-q', '--tool=callgrind', '--separate-threads=yes', `--callgrind-out-file=${path.join(dir, 'cg.out')}`];
+  // --perf-basic-prof also makes V8 write a log; it goes to the temporary directory.
+  if (keep) args.push('--dump-instr=yes', process.execPath, '--perf-basic-prof', '--no-logfile-per-isolate', `--logfile=${path.join(dir, 'v8.log')}`);
+  else args.push(process.execPath);
+  return { valgrind, control, args };
+}

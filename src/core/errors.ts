@@ -1,6 +1,12 @@
 /** Brand shared by every copy of bulwark loaded in a process (ESM and CJS builds alike). */
 const brand = Symbol.for('bulwark.error');
 
+/**
+ * Marks a fast-fail class (a static, so a class derived from one is fast-fail too): its errors are
+ * made without capturing stack frames. Local to this copy: only its own constructor reads it.
+ */
+const fastFail = Symbol('bulwark.fastFail');
+
 /** Stable error codes, one per error class. */
 export type BulwarkErrorCode =
   | 'ERR_BULWARK_BROKEN_CIRCUIT'
@@ -27,7 +33,11 @@ const ordinaryHasInstance = Function.prototype[Symbol.hasInstance];
  * Base class of every error bulwark itself rejects with. Errors thrown by your own functions pass
  * through the policies untouched. `instanceof` holds across copies of bulwark (the ESM and the
  * CommonJS build loaded side by side): `instanceof BulwarkError` matches any bulwark error, and
- * each subclass matches the errors carrying its own `code`.
+ * each subclass matches the errors carrying its own `code`. The errors a call is refused with at
+ * request rate (`BrokenCircuitError`, `IsolatedCircuitError`, `BulkheadRejectedError`,
+ * `RateLimitedError`, `QuotaExceededError`, `RateLimitStoreUnavailableError`,
+ * `StoreUnavailableError`, `RetryAfterError`) carry no stack frames: their `stack` is the one line
+ * `Name: message`. Others (`TimeoutError`, `HttpStatusError`, this class) capture the usual stack.
  * @example
  * if (err instanceof BulwarkError) console.log(err.code);
  */
@@ -50,10 +60,35 @@ export class BulwarkError extends Error {
   readonly code: BulwarkErrorCode;
 
   constructor(message: string, code: BulwarkErrorCode, options?: ErrorOptions) {
-    super(message, options);
+    // A rejection made at request rate (an open breaker, a full bulkhead, a denied rate limit)
+    // would spend most of its cost capturing frames nobody reads: the caller's own await chain
+    // says where the call came from. Those classes are built with no frames; see fastFailError.
+    const limit = Error.stackTraceLimit;
+    const shallow = (new.target as { [fastFail]?: boolean })[fastFail] === true && setStackTraceLimit(0);
+    try {
+      super(message, options);
+    } finally {
+      if (shallow) Error.stackTraceLimit = limit;
+    }
     this.code = code;
     this.name = 'BulwarkError';
-    Object.defineProperty(this, brand, { value: true });
+  }
+}
+
+// The brand lives on the prototype, inherited by every instance, rather than defined on each error
+// (a defineProperty per rejection): still not enumerable, so it stays out of logs and JSON.
+Object.defineProperty(BulwarkError.prototype, brand, { value: true });
+
+/**
+ * Sets `Error.stackTraceLimit`; false where it cannot be set (`node --frozen-intrinsics` freezes
+ * `Error`): the error is then made with its full stack rather than not at all.
+ */
+function setStackTraceLimit(limit: number): boolean {
+  try {
+    Error.stackTraceLimit = limit;
+    return true;
+  } catch {
+    return false;
   }
 }
 
@@ -63,6 +98,16 @@ export class BulwarkError extends Error {
  */
 export function brandErrorClass(cls: abstract new (...args: never[]) => BulwarkError, code: BulwarkErrorCode): void {
   classCodes.set(cls, code);
+}
+
+/**
+ * Makes `cls` a fast-fail class: a rejection that can happen at full request rate. Its errors carry
+ * no stack frames, so their `stack` is the single line `Name: message` (what `String(err)` gives);
+ * `code`, `name`, `message`, `cause`, the class's own fields and `instanceof` are unchanged.
+ * Capturing frames was most of what such a rejection cost. Internal, like {@link brandErrorClass}.
+ */
+export function fastFailError(cls: abstract new (...args: never[]) => BulwarkError): void {
+  Object.defineProperty(cls, fastFail, { value: true });
 }
 
 /**
@@ -98,6 +143,7 @@ export class BrokenCircuitError extends BulwarkError {
 
   static {
     brandErrorClass(this, 'ERR_BULWARK_BROKEN_CIRCUIT');
+    fastFailError(this);
   }
 
   constructor(retryAfterMs: number, message = 'Circuit breaker is open', options?: ErrorOptions) {
@@ -115,6 +161,7 @@ export class BrokenCircuitError extends BulwarkError {
 export class IsolatedCircuitError extends BulwarkError {
   static {
     brandErrorClass(this, 'ERR_BULWARK_ISOLATED_CIRCUIT');
+    fastFailError(this);
   }
 
   constructor(options?: ErrorOptions) {
@@ -156,6 +203,7 @@ export class BulkheadRejectedError extends BulwarkError {
 
   static {
     brandErrorClass(this, 'ERR_BULWARK_BULKHEAD_REJECTED');
+    fastFailError(this);
   }
 
   constructor(active: number, queued: number, options?: ErrorOptions) {
@@ -194,6 +242,7 @@ export class RateLimitedError extends BulwarkError {
 
   static {
     brandErrorClass(this, 'ERR_BULWARK_RATE_LIMITED');
+    fastFailError(this);
   }
 
   constructor(decision: RateLimitDecision, options?: ErrorOptions) {
@@ -220,6 +269,7 @@ export class QuotaExceededError extends BulwarkError {
 
   static {
     brandErrorClass(this, 'ERR_BULWARK_QUOTA_EXCEEDED');
+    fastFailError(this);
   }
 
   constructor(limit: number, remaining: number, resetMs: number, options?: ErrorOptions) {
@@ -246,6 +296,7 @@ export class StoreUnavailableError extends BulwarkError {
 
   static {
     brandErrorClass(this, 'ERR_BULWARK_STORE_UNAVAILABLE');
+    fastFailError(this);
   }
 
   constructor(store: string, message: string, options?: ErrorOptions) {
@@ -271,6 +322,7 @@ export class RateLimitStoreUnavailableError extends BulwarkError {
 
   static {
     brandErrorClass(this, 'ERR_BULWARK_RATE_LIMIT_STORE_UNAVAILABLE');
+    fastFailError(this);
   }
 
   constructor(policy: string, retryAfterMs: number, options?: ErrorOptions) {

@@ -1,4 +1,4 @@
-import { brandErrorClass, BulwarkError } from '../../core/errors.js';
+import { brandErrorClass, BulwarkError, fastFailError } from '../../core/errors.js';
 
 /**
  * Rejected by a fetch from {@link createFetch} when a server asked for a pause (`Retry-After`, or
@@ -21,6 +21,7 @@ export class RetryAfterError extends BulwarkError {
 
   static {
     brandErrorClass(this, 'ERR_BULWARK_RETRY_AFTER');
+    fastFailError(this);
   }
 
   constructor(origin: string, retryAfterMs: number, status?: number, options?: ErrorOptions) {

@@ -1,0 +1,148 @@
+// Instructions per rejected call, counted by callgrind: the noise-free companion to the rejection
+// rows of hot-path.mjs (the scenarios of rejections.mjs: open breaker, full bulkhead, rate limit,
+// bulwark against cockatiel and opossum). Each scenario runs alone in a node process under
+// `valgrind --tool=callgrind --separate-threads=yes`: it makes --warmup calls, callgrind's counters
+// are zeroed, it makes --calls more, and the counters are dumped. The figure is the main thread's
+// instructions ÷ calls, microtasks and Node's bookkeeping of rejected promises included; V8's
+// helper threads (GC, concurrent compiling) are left out. A call through a closed breaker (bulwark,
+// cockatiel) and `await fn()` are counted too, to check that the closed path has not moved.
+//
+//   npm run build && node benchmarks/rejection-instructions.mjs [--filter REGEX] [--calls 20000] [--warmup 50000] [--keep DIR]
+//
+// --keep DIR saves each scenario's main-thread dump and V8's map of its compiled code, for
+// benchmarks/callgrind-jit.mjs (`--requests` there is --calls here). Needs valgrind.
+import { spawn, execFileSync } from 'node:child_process';
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { circuitBreaker, consecutive } from '../dist/index.js';
+import { rejectionScenarios } from './rejections.mjs';
+import { callgrindNode, requireCounts } from './support.mjs';
+
+const { values: args } = parseArgs({
+  options: {
+    filter: { type: 'string' },
+    calls: { type: 'string', default: '20000' },
+    warmup: { type: 'string', default: '50000' },
+    keep: { type: 'string' },
+    child: { type: 'string' },
+  },
+});
+requireCounts(args, ['calls', 'warmup']);
+const CALLS = Number(args.calls);
+const WARMUP = Number(args.warmup);
+
+/**
+ * Calls through a closed breaker, bulwark's and cockatiel's as configured in hot-path.mjs, with
+ * rejectionScenarios()'s: a check, in instructions, that the closed path has not moved.
+ */
+async function scenarioList() {
+  const cockatiel = createRequire(import.meta.url)('cockatiel');
+  const bBreaker = circuitBreaker({ breaker: consecutive(5), halfOpenAfterMs: 10_000 });
+  const cBreaker = cockatiel.circuitBreaker(cockatiel.handleAll, { halfOpenAfter: 10_000, breaker: new cockatiel.ConsecutiveBreaker(5) });
+  const work = async () => 1;
+  const { scenarios, close } = await rejectionScenarios();
+  return {
+    scenarios: [
+      ['baseline: await fn()', work],
+      ['closed breaker: call, bulwark', () => bBreaker.execute(work)],
+      ['closed breaker: call, cockatiel', () => cBreaker.execute(work)],
+      ...scenarios,
+    ],
+    close,
+  };
+}
+
+if (args.child !== undefined) {
+  // Under callgrind: warm up, wait to be zeroed, make the counted calls, wait to be dumped.
+  const { scenarios, close } = await scenarioList();
+  const fn = scenarios.find(([name]) => name === args.child)?.[1];
+  if (fn === undefined) throw new Error(`no scenario named ${JSON.stringify(args.child)}`);
+  const next = () => new Promise((resolve) => process.once('message', resolve));
+  for (let i = 0; i < WARMUP; i++) await fn();
+  process.send('warm');
+  await next();
+  for (let i = 0; i < CALLS; i++) await fn();
+  process.send('done');
+  await next();
+  close();
+  process.exit(0);
+}
+
+callgrindNode(tmpdir(), false); // exits at once when valgrind is missing
+
+async function measure(name, index) {
+  const dir = mkdtempSync(join(tmpdir(), 'bulwark-callgrind-'));
+  const { valgrind, control, args: command } = callgrindNode(dir, args.keep !== undefined);
+  const child = spawn(
+    valgrind,
+    [
+      ...command,
+      fileURLToPath(import.meta.url),
+      '--child',
+      name,
+      '--calls',
+      String(CALLS),
+      '--warmup',
+      String(WARMUP),
+    ],
+    { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] },
+  );
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  const message = (want) =>
+    new Promise((resolve, reject) => {
+      child.once('message', (m) => (m === want ? resolve() : reject(new Error(`${name}: ${JSON.stringify(m)}`))));
+      exited.then((code) => reject(new Error(`${name}: the child exited (${code})`)));
+    });
+  try {
+    await message('warm');
+    execFileSync(control, ['-z', String(child.pid)], { stdio: 'ignore' });
+    child.send('go');
+    await message('done');
+    execFileSync(control, ['-d', String(child.pid)], { stdio: 'ignore' });
+    const dumps = readdirSync(dir)
+      .filter((f) => /^cg\.out\.1-\d+$/.test(f))
+      .sort();
+    if (dumps.length === 0) throw new Error(`${name}: callgrind wrote no dump`);
+    const main = Number(/^summary: (\d+)$/m.exec(readFileSync(join(dir, dumps[0]), 'utf8'))?.[1] ?? NaN);
+    if (args.keep) {
+      mkdirSync(args.keep, { recursive: true });
+      copyFileSync(join(dir, dumps[0]), join(args.keep, `${index}.callgrind`));
+      copyFileSync(`/tmp/perf-${child.pid}.map`, join(args.keep, `${index}.perf-map`));
+    }
+    return main / CALLS;
+  } finally {
+    child.kill('SIGKILL');
+    await exited;
+    if (args.keep) rmSync(`/tmp/perf-${child.pid}.map`, { force: true });
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+const { scenarios, close } = await scenarioList();
+close();
+const chosen = scenarios.map(([name]) => name).filter((name) => args.filter === undefined || new RegExp(args.filter).test(name));
+const rows = [];
+for (const [i, name] of chosen.entries()) {
+  const perCall = await measure(name, i);
+  rows.push({ name, perCall });
+  console.error(`${name}: ${(perCall / 1000).toFixed(1)}k main-thread instructions per call${args.keep ? ` (kept as ${i})` : ''}`);
+}
+console.log(`\nNode ${process.version}; callgrind; ${WARMUP} warm-up calls, then ${CALLS} counted.\n`);
+console.log(`Command: \`node benchmarks/rejection-instructions.mjs${process.argv.length > 2 ? ' ' + process.argv.slice(2).join(' ') : ''}\`\n`);
+console.log('| scenario | main thread, instructions/call | bulwark ÷ this | over its baseline, bulwark ÷ this |');
+console.log('|---|---:|---:|---:|');
+const perCall = (name) => rows.find((r) => r.name === name)?.perCall;
+for (const r of rows) {
+  const ours = perCall(`${r.name.split(', ')[0]}, bulwark`);
+  // A call that goes through against `await fn()`; a refused one against a rejected await.
+  const base = perCall(r.name.startsWith('closed') ? 'baseline: await fn()' : 'baseline: rejected await (error made once)');
+  const mine = ours !== undefined && ours !== r.perCall;
+  const ratio = mine ? `${(ours / r.perCall).toFixed(2)}×` : '—';
+  let over = mine && base !== undefined ? `${((ours - base) / (r.perCall - base)).toFixed(2)}×` : '—';
+  if (mine && base !== undefined && ours <= base) over = 'bulwark at its baseline';
+  console.log(`| ${r.name} | ${(r.perCall / 1000).toFixed(1)}k | ${ratio} | ${over} |`);
+}
