@@ -8,8 +8,9 @@
 //        [--filter 'text|other text']  (only the scenarios whose name contains one of them, and the baseline)
 //
 // --quick: 5 rounds unless --rounds is given (a smoke run, as `npm run bench -- --quick` makes).
-// Targets (issue 14): the closed breaker's overhead ≤ 0.25× cockatiel's, and
-// pipeline(retry, breaker, timeout) ≤ 6× `await fn()`; printed as "Target: ... met / NOT met"
+// Targets (issue 14): the closed breaker's overhead ≤ 0.25× cockatiel's,
+// pipeline(retry, breaker, timeout) ≤ 6× `await fn()`, and a rejected call (open breaker, full
+// bulkhead) ≤ 0.5× cockatiel's; printed as "Target: ... met / NOT met"
 // lines and, last, as the `bench-targets:` line that benchmarks/run.mjs reads.
 //
 // Method: for every scenario, each round times a batch of sequential `await scenario()` calls
@@ -241,6 +242,18 @@ const targets = [
     const ratio = p.ns / base.ns;
     return { name, met: ratio <= 6, value: `${ratio.toFixed(2)}×`, target: '≤ 6×' };
   })(),
+  // Issue 14 §2: a rejected call at request rate costs at most half of cockatiel's.
+  ...[
+    ['open breaker', 'open breaker: rejected call, bulwark', 'open breaker: rejected call, cockatiel'],
+    ['full bulkhead', 'full bulkhead: rejected call, bulwark', 'full bulkhead: rejected call, cockatiel'],
+  ].map(([what, ours, theirs]) => {
+    const a = find(ours);
+    const c = find(theirs);
+    const name = `${what}: bulwark's rejected call ÷ cockatiel's, ns/op`;
+    if (!a || !c) return { name, met: null, value: 'not measured (filtered out)', target: '≤ 0.5×' };
+    const ratio = a.ns / c.ns;
+    return { name, met: ratio <= 0.5, value: `${ratio.toFixed(2)}×`, target: '≤ 0.5×' };
+  }),
 ];
 
 if (args.json) {
