@@ -36,7 +36,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { onPath } from './support.mjs';
+import { cockatielFetchPolicy, onPath } from './support.mjs';
 
 const { values: args } = parseArgs({
   options: {
@@ -96,13 +96,7 @@ async function makeClient(variant, url) {
       return () => f(url);
     }
     case 'cockatiel': {
-      const c = await import('cockatiel');
-      const failed = c.handleAll.orWhenResult((res) => res.status >= 500);
-      const policy = c.wrap(
-        c.retry(failed, { maxAttempts: 2, backoff: new c.ExponentialBackoff() }),
-        c.circuitBreaker(failed, { halfOpenAfter: 10_000, breaker: new c.ConsecutiveBreaker(5) }),
-        c.timeout(10_000, c.TimeoutStrategy.Aggressive),
-      );
+      const policy = await cockatielFetchPolicy();
       // cockatiel's timeout aborts its signal once the function settles: the body is read inside.
       return () =>
         policy.execute(async ({ signal }) => {

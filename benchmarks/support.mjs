@@ -61,3 +61,17 @@ export function redisCommand(port, argv, timeoutMs = 2_000, host = '127.0.0.1') 
     return eol >= 0 && Buffer.byteLength(s) >= eol + 2 + Number(s.slice(1, eol)) + 2;
   }
 }
+
+/**
+ * cockatiel's counterpart of createFetch's defaults, for the fetch benchmarks: retry (2 attempts),
+ * a consecutive(5) breaker and an aggressive 10 s timeout, all counting errors and 5xx answers.
+ */
+export async function cockatielFetchPolicy() {
+  const c = await import('cockatiel');
+  const failed = c.handleAll.orWhenResult((res) => res.status >= 500);
+  return c.wrap(
+    c.retry(failed, { maxAttempts: 2, backoff: new c.ExponentialBackoff() }),
+    c.circuitBreaker(failed, { halfOpenAfter: 10_000, breaker: new c.ConsecutiveBreaker(5) }),
+    c.timeout(10_000, c.TimeoutStrategy.Aggressive),
+  );
+}
