@@ -104,3 +104,17 @@ export function callgrindNode(dir, keep) {
   else args.push(process.execPath);
   return { valgrind, control, args };
 }
+
+/**
+ * cockatiel's counterpart of createFetch's defaults, for the fetch benchmarks: retry (2 attempts),
+ * a consecutive(5) breaker and an aggressive 10 s timeout, all counting errors and 5xx answers.
+ */
+export async function cockatielFetchPolicy() {
+  const c = await import('cockatiel');
+  const failed = c.handleAll.orWhenResult((res) => res.status >= 500);
+  return c.wrap(
+    c.retry(failed, { maxAttempts: 2, backoff: new c.ExponentialBackoff() }),
+    c.circuitBreaker(failed, { halfOpenAfter: 10_000, breaker: new c.ConsecutiveBreaker(5) }),
+    c.timeout(10_000, c.TimeoutStrategy.Aggressive),
+  );
+}

@@ -79,14 +79,13 @@ class TimedCall<T> extends AbortableContext implements DeadlineEntry {
   }
 
   /**
-   * The signal, made on first read. Whoever reads it may add abort listeners, which the expiry
-   * runs from the shared timer, in the context of whichever call armed it: keep this caller's
-   * context for the expiry from then on (see `scope`). A call whose signal is never read pays
-   * nothing.
+   * Its signal was made, or a context inside follows it. Whoever listens may run code at the
+   * abort, which the expiry runs from the shared timer, in the context of whichever call armed
+   * it: keep this caller's context for the expiry from then on (see `scope`). A call nobody
+   * listens to pays nothing.
    */
-  override get signal(): AbortSignal {
+  protected override watched(): void {
     this.scope ??= new AsyncResource('bulwark.timeout');
-    return super.signal;
   }
 
   expire(): void {

@@ -17,6 +17,7 @@ import { RetryAfterError } from './retry-after-error.js';
 import { neverSent, requestTraits, type RequestTraits } from './request-rules.js';
 import { delayHint } from './retry-after.js';
 import { answeredBy, discard, elsewhere, isRejection, outlasting } from './outcomes.js';
+import { RequestUrl } from './request-url.js';
 import { failedOrigin } from './network-origin.js';
 import type { FailoverReason, FetchInit, FetchInput, ServerBackoff } from './types.js';
 import type { ResilientFetcher } from './create-fetch.js';
@@ -63,7 +64,7 @@ export interface Settings {
 
 /** One call of the resilient fetch: its request, its attempts, the responses it has seen. */
 export class Call {
-  private readonly url: URL | undefined;
+  private readonly url: RequestUrl | undefined;
   private readonly path: string | undefined;
   private readonly request: Request | undefined;
   private readonly init: FetchInit;
@@ -116,12 +117,16 @@ export class Call {
       this.lastUsed = fetcher.endpoints.map(() => 0);
       this.running = fetcher.endpoints.map(() => 0);
     } else {
-      // new URL() throws a TypeError for a relative or malformed URL, as fetch would reject.
-      this.url = isRequest ? new URL(input.url) : new URL(input as string | URL);
+      // Throws new URL()'s TypeError for a relative or malformed URL, as fetch would reject; a
+      // canonical string is not parsed here (fetch parses it), only its origin read off.
+      this.url = RequestUrl.of(isRequest ? input.url : (input as string | URL));
       if (isRequest) this.request = input;
     }
     const method = init?.method ?? (isRequest ? input.method : 'GET');
-    const headers = new Headers(init?.headers ?? (isRequest ? input.headers : undefined));
+    // Copied into Headers only when given as a plain object or list: that also checks them, as
+    // before, so an invalid header still fails the call before any attempt.
+    const given = init?.headers ?? (isRequest ? input.headers : undefined);
+    const headers = given === undefined ? undefined : given instanceof Headers ? given : new Headers(given);
     // As in fetch, a null init.body leaves a Request's own body in place.
     const body = init?.body !== undefined && init.body !== null ? init.body : isRequest ? input.body : null;
     this.traits = requestTraits(method, headers, body);
@@ -218,7 +223,7 @@ export class Call {
         continue;
       }
       try {
-        const url = new URL(joinPath(this.fetcher.endpoints[i]!.base, this.path!));
+        const url = RequestUrl.atOrigin(joinPath(this.fetcher.endpoints[i]!.base, this.path!), target.origin);
         const from = refusedFrom;
         return await this.afterPause(target, context, () => this.through(target, url, context, i, from));
       } catch (error) {
@@ -240,7 +245,7 @@ export class Call {
   }
 
   /** One attempt on one origin: breaker → rate limit → attempt timeout → fetch. */
-  private through(target: Target, url: URL, context: Context, index: number, refusedFrom?: FailoverReason): Promise<Response> {
+  private through(target: Target, url: RequestUrl, context: Context, index: number, refusedFrom?: FailoverReason): Promise<Response> {
     const inner = (c: ExecutionContext): Promise<Response> => {
       if (index >= 0) this.entered(index, refusedFrom);
       return this.limited(c as Context, url, index);
@@ -270,12 +275,12 @@ export class Call {
     this.fetcher.announce({ policy: this.fetcher.settings.name, from: endpoints[from]!.origin, to: endpoints[index]!.origin, reason });
   }
 
-  private limited(context: Context, url: URL, index: number): Promise<Response> {
+  private limited(context: Context, url: RequestUrl, index: number): Promise<Response> {
     const limit = this.fetcher.settings.rateLimit;
     if (limit === undefined) return this.timed(context, url, index);
     let key: string;
     try {
-      key = limit.key === undefined ? url.origin : limit.key(url);
+      key = limit.key === undefined ? url.origin : limit.key(url.url);
     } catch (error) {
       return Promise.reject(error);
     }
@@ -294,7 +299,7 @@ export class Call {
     );
   }
 
-  private timed(context: Context, url: URL, index: number): Promise<Response> {
+  private timed(context: Context, url: RequestUrl, index: number): Promise<Response> {
     const send = (c: ExecutionContext): Promise<Response> => this.send(c as Context, url, index);
     const limit = this.fetcher.settings.attemptTimeout;
     if (limit === undefined) return send(context);
@@ -311,7 +316,7 @@ export class Call {
    * redirected — it answered — ignores it. Marked `elsewhere`, the error also no longer passes
    * for a request that never left.
    */
-  private blameHop(error: unknown, url: URL, context: Context): void {
+  private blameHop(error: unknown, url: RequestUrl, context: Context): void {
     const at = failedOrigin(error);
     if (at === undefined || at === url.origin) return;
     elsewhere.add(error as object);
@@ -324,11 +329,14 @@ export class Call {
   }
 
   /** The outbound request itself, inside every policy so that async context flows into it. */
-  private async send(context: Context, url: URL, index: number): Promise<Response> {
+  private async send(context: Context, url: RequestUrl, index: number): Promise<Response> {
     const caller = this.callerSignal;
-    // The caller's signal also reaches the body after the call returns, as with plain fetch;
-    // AbortSignal.any follows it without adding a listener that could outlive the call.
-    const signal = caller === undefined || !anySignal ? context.signal : AbortSignal.any([context.signal, caller]);
+    // No signal at all when nothing can abort the attempt (no timeout, hedge or caller's signal):
+    // fetch then has none to follow. The caller's signal also reaches the body after the call
+    // returns, as with plain fetch; AbortSignal.any follows it without adding a listener that
+    // could outlive the call. (With a caller's signal, the context always has one.)
+    const own = context.abortable();
+    const signal = caller === undefined || !anySignal || own === undefined ? own : AbortSignal.any([own, caller]);
     const settings = this.fetcher.settings;
     const fetchImpl = settings.fetch ?? globalThis.fetch;
     if (index >= 0) this.running![index]!++;
@@ -339,7 +347,8 @@ export class Call {
     let response: Response;
     try {
       const request = this.request ?? url.href;
-      const go = (): Promise<Response> => fetchImpl(request, this.init === undefined ? { signal } : { ...this.init, signal });
+      const init = signal === undefined ? this.init : this.init === undefined ? { signal } : { ...this.init, signal };
+      const go = (): Promise<Response> => fetchImpl(request, init);
       // Tracing, when installed, tells the HTTP client span which resend this is.
       const scope = currentSendScope();
       const resendCount = this.sent++;
@@ -352,7 +361,7 @@ export class Call {
         throw new DOMException('The caller aborted the request', 'AbortError');
       }
       // An attempt aborted (its timeout, a lost hedge, the overall timeout) is judged in timed().
-      if (!signal.aborted) this.blameHop(error, url, context);
+      if (signal?.aborted !== true) this.blameHop(error, url, context);
       if (neverSent(error)) this.reached = reachedBefore;
       throw error;
     } finally {

@@ -67,6 +67,8 @@ export class ResilientFetcher {
   readonly endpointTargets: readonly Target[];
   readonly failedOver = new EventEmitter<FailoverEvent>('fetch');
   private readonly origins = new Map<string, Target>();
+  /** The most recently used origin's target: the last in `origins`, so a call to it again moves nothing. */
+  private newest: Target | undefined;
   private readonly maxOrigins: number;
   private readonly makeBreaker: ((origin: string) => CircuitBreakerPolicy) | undefined;
   private readonly retrying: PipelinePolicy | undefined;
@@ -207,14 +209,18 @@ export class ResilientFetcher {
   originTarget(origin: string): Target {
     const found = this.origins.get(origin);
     if (found !== undefined) {
-      // Map order is the recency order: move it to the back.
-      this.origins.delete(origin);
-      this.origins.set(origin, found);
+      // Map order is the recency order: move it to the back (it is there already when newest).
+      if (found !== this.newest) {
+        this.origins.delete(origin);
+        this.origins.set(origin, found);
+        this.newest = found;
+      }
       return found;
     }
     if (this.origins.size >= this.maxOrigins) this.evictOne();
     const target: Target = { origin, breaker: this.makeBreaker?.(origin), pausedUntil: -Infinity, active: 0, whenIdle: undefined };
     this.origins.set(origin, target);
+    this.newest = target;
     return target;
   }
 
@@ -234,6 +240,7 @@ export class ResilientFetcher {
     }
     if (victim === undefined) return;
     this.origins.delete(victim.origin);
+    if (victim === this.newest) this.newest = undefined;
     const dropped = victim;
     // An attempt still running would record its breaker's series again as it settles: tell
     // telemetry once the last one has.

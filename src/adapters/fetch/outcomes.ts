@@ -50,7 +50,7 @@ export function retryHandle(error: unknown): boolean {
 }
 
 /** The origin that answered, when redirects led the attempt away from the one it was sent to. */
-export function answeredBy(response: Response, sent: URL): string | undefined {
+export function answeredBy(response: Response, sent: { readonly origin: string }): string | undefined {
   if (!response.redirected || response.url === '') return undefined;
   let origin: string;
   try {

@@ -78,16 +78,18 @@ export interface RequestTraits {
  * @example
  * requestTraits('POST', new Headers({ 'idempotency-key': 'k1' }), '{}').retryable; // true
  */
-export function requestTraits(method: string, headers: Headers, body: unknown): RequestTraits {
+export function requestTraits(method: string, headers: Headers | undefined, body: unknown): RequestTraits {
   const upper = method.toUpperCase();
   const replayable = isReplayableBody(body);
-  const keyed = (headers.get('idempotency-key') ?? '').trim() !== '';
+  const idempotent = idempotentMethods.has(upper);
+  // The key matters only to a replayable request whose method is not idempotent: not looked up otherwise.
+  const keyed = replayable && !idempotent && headers !== undefined && (headers.get('idempotency-key') ?? '').trim() !== '';
   return {
     method: upper,
-    retryable: replayable && (idempotentMethods.has(upper) || keyed),
+    retryable: replayable && (idempotent || keyed),
     resendable: replayable,
     hedgeable: replayable && safeMethods.has(upper),
-    pinned: replayable && keyed && !idempotentMethods.has(upper),
+    pinned: keyed,
   };
 }
 

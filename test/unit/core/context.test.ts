@@ -170,14 +170,44 @@ describe('AbortableContext', () => {
     const caller = new AbortController();
     const outer = new AbortableContext(new RootContext(caller.signal));
     const inner = new AbortableContext(outer);
-    const innerSignal = inner.signal; // materialises the outer one too
+    const counter = countAbortControllers();
+    const innerSignal = inner.signal; // the outer follows the caller for it, without a signal of its own
+    expect(counter.count).toBe(1);
     expect(abortListeners(caller.signal)).toBe(1);
-    expect(abortListeners(outer.signal)).toBe(1);
     caller.abort('top');
-    expect(outer.signal.reason).toBe('top');
     expect(innerSignal.reason).toBe('top');
+    expect(outer.signal.reason).toBe('top');
     expect(abortListeners(caller.signal)).toBe(0);
-    expect(abortListeners(outer.signal)).toBe(0);
+  });
+
+  it('follows an outer context through a retry attempt without making its signal, and passes its abort on', () => {
+    const outer = new AbortableContext(new RootContext(undefined));
+    const inner = new AbortableContext(new AttemptContext(outer, 2));
+    const counter = countAbortControllers();
+    const innerSignal = inner.signal;
+    expect(counter.count).toBe(1);
+    expect(outer.aborted).toBe(false);
+    outer.abort('outer');
+    expect(innerSignal.reason).toBe('outer');
+    expect(outer.signal.reason).toBe('outer');
+  });
+
+  it('stops following an outer context once released', () => {
+    const outer = new AbortableContext(new RootContext(undefined));
+    const inner = new AbortableContext(outer);
+    const innerSignal = inner.signal;
+    inner.release();
+    outer.abort('outer');
+    expect(innerSignal.aborted).toBe(false);
+  });
+
+  it('takes the reason of an unread outer context whose caller aborted, when aborted itself before being read', () => {
+    const caller = new AbortController();
+    const outer = new AbortableContext(new RootContext(caller.signal));
+    const inner = new AbortableContext(outer);
+    caller.abort('top');
+    inner.abort('own');
+    expect(inner.signal.reason).toBe('top');
   });
 
   it('aborts an inner context read after its unread outer context was aborted', () => {
