@@ -9,7 +9,8 @@
 //
 // --quick: 5 rounds unless --rounds is given (a smoke run, as `npm run bench -- --quick` makes).
 // Targets (issue 14): the closed breaker's overhead ≤ 0.25× cockatiel's,
-// pipeline(retry, breaker, timeout) ≤ 6× `await fn()`, and a rejected call (open breaker, full
+// pipeline(retry, breaker, timeout) ≤ 6× `await fn()`, a hedge whose first attempt succeeds
+// before its delay ≤ 100 ns over `await fn()`, and a rejected call (open breaker, full
 // bulkhead) ≤ 0.5× cockatiel's; printed as "Target: ... met / NOT met"
 // lines and, last, as the `bench-targets:` line that benchmarks/run.mjs reads.
 //
@@ -32,6 +33,7 @@ import {
   circuitBreaker,
   consecutive,
   exponential,
+  hedge,
   pipeline,
   retry,
   timeout,
@@ -73,6 +75,8 @@ async function work() {
 const bBreaker = circuitBreaker({ breaker: consecutive(5), halfOpenAfterMs: 10_000 });
 const bRetry = retry({ maxAttempts: 3, backoff: exponential({ initialMs: 100, maxMs: 10_000 }) });
 const bTimeout = timeout(10_000);
+// A hedge whose delay never passes: the first attempt succeeds at once, so no hedge starts.
+const bHedge = hedge({ delayMs: 10_000 });
 const bPipeline = pipeline(
   retry({ maxAttempts: 3, backoff: exponential({ initialMs: 100, maxMs: 10_000 }) }),
   circuitBreaker({ breaker: consecutive(5), halfOpenAfterMs: 10_000 }),
@@ -111,6 +115,7 @@ const scenarios = [
   ['bulwark retry', () => bRetry.execute(work)],
   ['bulwark timeout', () => bTimeout.execute(work)],
   ['bulwark pipeline(retry, breaker, timeout)', () => bPipeline.execute(work)],
+  ['bulwark hedge, no hedge fires', () => bHedge.execute(work)],
   ['cockatiel circuitBreaker', () => cBreaker.execute(work)],
   ['cockatiel retry', () => cRetry.execute(work)],
   ['cockatiel timeout', () => cTimeout.execute(work)],
@@ -241,6 +246,13 @@ const targets = [
     if (!p) return { name, met: null, value: 'not measured (filtered out)', target: '≤ 6×' };
     const ratio = p.ns / base.ns;
     return { name, met: ratio <= 6, value: `${ratio.toFixed(2)}×`, target: '≤ 6×' };
+  })(),
+  // Issue 14 §3: a hedge whose first attempt succeeds before the delay adds ≤ 100 ns to `await fn()`.
+  (() => {
+    const h = find('bulwark hedge, no hedge fires');
+    const name = "hedge success path (no hedge fires): overhead over await fn(), ns/op";
+    if (!h) return { name, met: null, value: 'not measured (filtered out)', target: '≤ 100 ns' };
+    return { name, met: h.overhead <= 100, value: `${h.overhead.toFixed(1)} ns`, target: '≤ 100 ns' };
   })(),
   // Issue 14 §2: a rejected call at request rate costs at most half of cockatiel's.
   ...[

@@ -5,7 +5,8 @@
 // are zeroed, it makes --calls more, and the counters are dumped. The figure is the main thread's
 // instructions ÷ calls, microtasks and Node's bookkeeping of rejected promises included; V8's
 // helper threads (GC, concurrent compiling) are left out. A call through a closed breaker (bulwark,
-// cockatiel) and `await fn()` are counted too, to check that the closed path has not moved.
+// cockatiel) and `await fn()` are counted too, to check that the closed path has not moved, and a
+// hedged call whose first attempt succeeds before the delay (issue 14 §3).
 //
 //   npm run build && node benchmarks/rejection-instructions.mjs [--filter REGEX] [--calls 20000] [--warmup 50000] [--keep DIR]
 //
@@ -18,7 +19,7 @@ import { join } from 'node:path';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { circuitBreaker, consecutive } from '../dist/index.js';
+import { circuitBreaker, consecutive, hedge } from '../dist/index.js';
 import { rejectionScenarios } from './rejections.mjs';
 import { callgrindNode, requireCounts } from './support.mjs';
 
@@ -43,6 +44,7 @@ async function scenarioList() {
   const cockatiel = createRequire(import.meta.url)('cockatiel');
   const bBreaker = circuitBreaker({ breaker: consecutive(5), halfOpenAfterMs: 10_000 });
   const cBreaker = cockatiel.circuitBreaker(cockatiel.handleAll, { halfOpenAfter: 10_000, breaker: new cockatiel.ConsecutiveBreaker(5) });
+  const bHedge = hedge({ delayMs: 10_000 });
   const work = async () => 1;
   const { scenarios, close } = await rejectionScenarios();
   return {
@@ -50,6 +52,8 @@ async function scenarioList() {
       ['baseline: await fn()', work],
       ['closed breaker: call, bulwark', () => bBreaker.execute(work)],
       ['closed breaker: call, cockatiel', () => cBreaker.execute(work)],
+      // Issue 14 §3: a hedge whose first attempt succeeds before its delay (no hedge starts).
+      ['hedge, no hedge fires: call, bulwark', () => bHedge.execute(work)],
       ...scenarios,
     ],
     close,
@@ -139,7 +143,7 @@ const perCall = (name) => rows.find((r) => r.name === name)?.perCall;
 for (const r of rows) {
   const ours = perCall(`${r.name.split(', ')[0]}, bulwark`);
   // A call that goes through against `await fn()`; a refused one against a rejected await.
-  const base = perCall(r.name.startsWith('closed') ? 'baseline: await fn()' : 'baseline: rejected await (error made once)');
+  const base = perCall(!r.name.includes('rejected') ? 'baseline: await fn()' : 'baseline: rejected await (error made once)');
   const mine = ours !== undefined && ours !== r.perCall;
   const ratio = mine ? `${(ours / r.perCall).toFixed(2)}×` : '—';
   let over = mine && base !== undefined ? `${((ours - base) / (r.perCall - base)).toFixed(2)}×` : '—';

@@ -39,36 +39,60 @@ function lostReason(): DOMException {
 /**
  * One hedged call: its attempts, and its place in the policy's delay queue. It is also the parent
  * context of its attempts, so that however many attempts read their signal, the caller's signal
- * gets one listener (many would set off Node's MaxListeners warning).
+ * gets one listener (many would set off Node's MaxListeners warning). Most calls settle before
+ * the delay, so what only a hedge needs (the list of attempts) is made when one starts, and the
+ * fields are assigned in the constructor (not declared with initialisers) to keep it cheap.
  */
 class HedgedCall<T> extends Context implements DeadlineEntry {
   readonly attempt: number;
-  deadline = 0;
-  queuePrev: DeadlineEntry | undefined = undefined;
-  queueNext: DeadlineEntry | undefined = undefined;
-  queued = false;
-  scope: AsyncResource | undefined = undefined;
+  deadline: number;
+  queuePrev: DeadlineEntry | undefined;
+  queueNext: DeadlineEntry | undefined;
+  queued: boolean;
+  scope: AsyncResource | undefined;
 
-  private readonly attempts: AbortableContext[] = [];
-  private running = 0;
+  /** The first attempt; the only one unless a hedge starts. */
+  private first: AbortableContext | undefined;
+  /** Every attempt, first included: made when the second starts. */
+  private attempts: AbortableContext[] | undefined;
+  private running: number;
   private hedgesLeft: number;
-  private settled = false;
-  private lastError: unknown = undefined;
+  private settled: boolean;
+  private lastError: unknown;
   /** The caller's signal, while one handler on it aborts every attempt. */
-  private following: AbortSignal | undefined = undefined;
+  private following: AbortSignal | undefined;
   /** That handler (made only once an attempt reads its signal). */
-  private onCallerAbort: (() => void) | undefined = undefined;
+  private onCallerAbort: (() => void) | undefined;
+  private readonly policy: HedgePolicy;
+  private readonly fn: PolicyFunction<T>;
+  private readonly parent: Context;
+  private readonly resolve: (value: T) => void;
+  private readonly reject: (error: unknown) => void;
+  /** Shared by every attempt: a failure names no attempt. */
+  private readonly failedHandler: (error: unknown) => void;
 
-  constructor(
-    private readonly policy: HedgePolicy,
-    private readonly fn: PolicyFunction<T>,
-    private readonly parent: Context,
-    private readonly resolve: (value: T) => void,
-    private readonly reject: (error: unknown) => void,
-  ) {
+  constructor(policy: HedgePolicy, fn: PolicyFunction<T>, parent: Context) {
     super();
     this.attempt = parent.attempt;
+    this.deadline = 0;
+    this.queuePrev = undefined;
+    this.queueNext = undefined;
+    this.queued = false;
+    this.scope = undefined;
+    this.first = undefined;
+    this.attempts = undefined;
+    this.running = 0;
     this.hedgesLeft = policy.maxHedges;
+    this.settled = false;
+    this.lastError = undefined;
+    this.following = undefined;
+    this.onCallerAbort = undefined;
+    this.policy = policy;
+    this.fn = fn;
+    this.parent = parent;
+    this.resolve = pendingResolve as (value: T) => void;
+    this.reject = pendingReject;
+    this.failedHandler = (error) => this.failed(error);
   }
 
   get signal(): AbortSignal {
@@ -93,17 +117,16 @@ class HedgedCall<T> extends Context implements DeadlineEntry {
   /** The caller's signal aborted. */
   private callerAborted(): void {
     const reason = this.following!.reason;
-    for (const attempt of this.attempts) attempt.abort(reason);
+    if (this.attempts === undefined) this.first?.abort(reason);
+    else for (const attempt of this.attempts) attempt.abort(reason);
   }
 
   launch(): void {
     const attempt = new AbortableContext(this);
-    this.attempts.push(attempt);
+    if (this.first === undefined) this.first = attempt;
+    else (this.attempts ??= [this.first]).push(attempt);
     this.running++;
-    callFunction(this.fn, attempt).then(
-      (value) => this.won(attempt, value),
-      (error: unknown) => this.failed(error),
-    );
+    callFunction(this.fn, attempt).then((value) => this.won(attempt, value), this.failedHandler);
     if (this.hedgesLeft > 0 && !this.settled) {
       // A delayed hedge starts from the policy's shared timer, in the context of whichever call
       // armed it: keep this caller's, so the hedged attempt runs in it (its AsyncLocalStorage
@@ -120,7 +143,7 @@ class HedgedCall<T> extends Context implements DeadlineEntry {
   private hedgeNow(trigger: HedgeEvent['trigger']): void {
     if (this.settled || this.hedgesLeft === 0 || this.parent.abortable()?.aborted) return;
     this.hedgesLeft--;
-    this.policy.hedged(this.attempts.length + 1, trigger);
+    this.policy.hedged(this.attempts === undefined ? 2 : this.attempts.length + 1, trigger);
     this.launch();
   }
 
@@ -128,7 +151,8 @@ class HedgedCall<T> extends Context implements DeadlineEntry {
     this.running--;
     if (this.settled) return;
     this.finish();
-    for (const attempt of this.attempts) if (attempt !== winner) attempt.abort(lostReason());
+    const attempts = this.attempts;
+    if (attempts !== undefined) for (const attempt of attempts) if (attempt !== winner) attempt.abort(lostReason());
     this.resolve(value);
   }
 
@@ -153,8 +177,19 @@ class HedgedCall<T> extends Context implements DeadlineEntry {
       this.following = undefined;
       this.onCallerAbort = undefined;
     }
-    for (const attempt of this.attempts) attempt.release();
+    const attempts = this.attempts;
+    if (attempts === undefined) this.first!.release();
+    else for (const attempt of attempts) attempt.release();
   }
+}
+
+// The promise executor runs synchronously inside `new Promise`, so it can hand the resolvers over
+// through these two slots instead of allocating a closure per call.
+let pendingResolve: (value: unknown) => void = () => {};
+let pendingReject: (error: unknown) => void = () => {};
+function captureResolvers(resolve: (value: unknown) => void, reject: (error: unknown) => void): void {
+  pendingResolve = resolve;
+  pendingReject = reject;
 }
 
 /** Races extra attempts against slow ones. Built by {@link hedge}. */
@@ -184,7 +219,9 @@ export class HedgePolicy extends PolicyBase {
   }
 
   [runSymbol]<T>(fn: PolicyFunction<T>, context: Context): Promise<T> {
-    return new Promise<T>((resolve, reject) => new HedgedCall(this, fn, context, resolve, reject).launch());
+    const outer = new Promise<T>(captureResolvers as (resolve: (value: T) => void, reject: (error: unknown) => void) => void);
+    new HedgedCall(this, fn, context).launch();
+    return outer;
   }
 
   /** @internal */
