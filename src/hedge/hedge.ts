@@ -3,7 +3,6 @@ import { type Clock, systemClock } from '../core/clock.js';
 import { AbortableContext, Context } from '../core/context.js';
 import { DeadlineQueue, type DeadlineEntry } from '../core/deadline-queue.js';
 import { hedgeChannel } from '../core/diagnostics.js';
-import { offAbort, onAbort } from '../core/shared-abort.js';
 import { EventEmitter, type EventSubscriber } from '../core/events.js';
 import { callFunction, PolicyBase, type PolicyFunction, runSymbol } from '../core/policy.js';
 import { checkOptions, clockOption, countOption, durationOption, nameOption } from '../core/validate.js';
@@ -37,96 +36,66 @@ function lostReason(): DOMException {
 }
 
 /**
- * One hedged call: its attempts, and its place in the policy's delay queue. It is also the parent
- * context of its attempts, so that however many attempts read their signal, the caller's signal
- * gets one listener (many would set off Node's MaxListeners warning). Most calls settle before
- * the delay, so what only a hedge needs (the list of attempts) is made when one starts, and the
- * fields are assigned in the constructor (not declared with initialisers) to keep it cheap.
+ * One hedged call, which is also the context of its first attempt and its place in the policy's
+ * delay queue: most calls settle before the delay, so a call that never hedges makes one object
+ * (besides its promises), and what only a hedge needs (the list of attempts, their contexts) is
+ * made when one starts. Every attempt follows the caller's signal itself; those follows share one
+ * listener on it (see `onAbort`), so many attempts set off no MaxListeners warning. Fields are
+ * assigned in the constructor (not declared with initialisers) to keep it cheap.
  */
-class HedgedCall<T> extends Context implements DeadlineEntry {
-  readonly attempt: number;
+class HedgedCall<T> extends AbortableContext implements DeadlineEntry {
   deadline: number;
   queuePrev: DeadlineEntry | undefined;
   queueNext: DeadlineEntry | undefined;
   queued: boolean;
   scope: AsyncResource | undefined;
 
-  /** The first attempt; the only one unless a hedge starts. */
-  private first: AbortableContext | undefined;
-  /** Every attempt, first included: made when the second starts. */
+  /** Every attempt, this first one included: made when the second starts. */
   private attempts: AbortableContext[] | undefined;
   private running: number;
   private hedgesLeft: number;
   private settled: boolean;
   private lastError: unknown;
-  /** The caller's signal, while one handler on it aborts every attempt. */
-  private following: AbortSignal | undefined;
-  /** That handler (made only once an attempt reads its signal). */
-  private onCallerAbort: (() => void) | undefined;
   private readonly policy: HedgePolicy;
   private readonly fn: PolicyFunction<T>;
-  private readonly parent: Context;
   private readonly resolve: (value: T) => void;
   private readonly reject: (error: unknown) => void;
   /** Shared by every attempt: a failure names no attempt. */
   private readonly failedHandler: (error: unknown) => void;
 
   constructor(policy: HedgePolicy, fn: PolicyFunction<T>, parent: Context) {
-    super();
-    this.attempt = parent.attempt;
+    super(parent);
     this.deadline = 0;
     this.queuePrev = undefined;
     this.queueNext = undefined;
     this.queued = false;
     this.scope = undefined;
-    this.first = undefined;
     this.attempts = undefined;
     this.running = 0;
     this.hedgesLeft = policy.maxHedges;
     this.settled = false;
     this.lastError = undefined;
-    this.following = undefined;
-    this.onCallerAbort = undefined;
     this.policy = policy;
     this.fn = fn;
-    this.parent = parent;
     this.resolve = pendingResolve as (value: T) => void;
     this.reject = pendingReject;
     this.failedHandler = (error) => this.failed(error);
   }
 
-  get signal(): AbortSignal {
-    return this.parent.signal;
+  /** Starts the first attempt, in this context. */
+  start(): void {
+    this.run(this, (value) => this.won(this, value));
   }
 
-  /**
-   * Asked by an attempt when it first reads its signal. Rather than let each attempt listen to the
-   * caller's signal, listen once here and abort them all from that listener.
-   */
-  abortable(): AbortSignal | undefined {
-    const signal = this.parent.abortable();
-    if (signal === undefined || signal.aborted) return signal;
-    if (this.following === undefined && !this.settled) {
-      this.following = signal;
-      this.onCallerAbort = () => this.callerAborted();
-      onAbort(signal, this.onCallerAbort);
-    }
-    return undefined;
+  private launch(): void {
+    const attempt = new AbortableContext(this.parent);
+    (this.attempts ??= [this]).push(attempt);
+    this.run(attempt, (value) => this.won(attempt, value));
   }
 
-  /** The caller's signal aborted. */
-  private callerAborted(): void {
-    const reason = this.following!.reason;
-    if (this.attempts === undefined) this.first?.abort(reason);
-    else for (const attempt of this.attempts) attempt.abort(reason);
-  }
-
-  launch(): void {
-    const attempt = new AbortableContext(this);
-    if (this.first === undefined) this.first = attempt;
-    else (this.attempts ??= [this.first]).push(attempt);
+  private run(attempt: AbortableContext, won: (value: T) => void): void {
     this.running++;
-    callFunction(this.fn, attempt).then((value) => this.won(attempt, value), this.failedHandler);
+    callFunction(this.fn, attempt).then(won, this.failedHandler);
     if (this.hedgesLeft > 0 && !this.settled) {
       // A delayed hedge starts from the policy's shared timer, in the context of whichever call
       // armed it: keep this caller's, so the hedged attempt runs in it (its AsyncLocalStorage
@@ -172,13 +141,8 @@ class HedgedCall<T> extends Context implements DeadlineEntry {
   private finish(): void {
     this.settled = true;
     this.policy.unschedule(this);
-    if (this.following !== undefined) {
-      offAbort(this.following, this.onCallerAbort!);
-      this.following = undefined;
-      this.onCallerAbort = undefined;
-    }
     const attempts = this.attempts;
-    if (attempts === undefined) this.first!.release();
+    if (attempts === undefined) this.release();
     else for (const attempt of attempts) attempt.release();
   }
 }
@@ -220,7 +184,7 @@ export class HedgePolicy extends PolicyBase {
 
   [runSymbol]<T>(fn: PolicyFunction<T>, context: Context): Promise<T> {
     const outer = new Promise<T>(captureResolvers as (resolve: (value: T) => void, reject: (error: unknown) => void) => void);
-    new HedgedCall(this, fn, context).launch();
+    new HedgedCall(this, fn, context).start();
     return outer;
   }
 
