@@ -83,6 +83,18 @@ const bPipeline = pipeline(
   timeout(10_000),
 );
 
+// Issue 14 §3: each policy as a pipeline's one layer and in 2-layer pipelines, against it alone.
+const bRetryOpts = { maxAttempts: 3, backoff: exponential({ initialMs: 100, maxMs: 10_000 }) };
+const bBreakerOpts = { breaker: consecutive(5), halfOpenAfterMs: 10_000 };
+const bLayers = [
+  ['bulwark pipeline(breaker)', pipeline(circuitBreaker(bBreakerOpts))],
+  ['bulwark pipeline(retry)', pipeline(retry(bRetryOpts))],
+  ['bulwark pipeline(timeout)', pipeline(timeout(10_000))],
+  ['bulwark pipeline(retry, breaker)', pipeline(retry(bRetryOpts), circuitBreaker(bBreakerOpts))],
+  ['bulwark pipeline(breaker, timeout)', pipeline(circuitBreaker(bBreakerOpts), timeout(10_000))],
+  ['bulwark pipeline(retry, timeout)', pipeline(retry(bRetryOpts), timeout(10_000))],
+].map(([name, policy]) => [name, () => policy.execute(work)]);
+
 const { handleAll, ConsecutiveBreaker, ExponentialBackoff, TimeoutStrategy, wrap } = cockatiel;
 const cBreaker = cockatiel.circuitBreaker(handleAll, { halfOpenAfter: 10_000, breaker: new ConsecutiveBreaker(5) });
 const cRetry = cockatiel.retry(handleAll, { maxAttempts: 2, backoff: new ExponentialBackoff() });
@@ -116,6 +128,7 @@ const scenarios = [
   ['bulwark timeout', () => bTimeout.execute(work)],
   ['bulwark pipeline(retry, breaker, timeout)', () => bPipeline.execute(work)],
   ['bulwark hedge, no hedge fires', () => bHedge.execute(work)],
+  ...bLayers,
   ['cockatiel circuitBreaker', () => cBreaker.execute(work)],
   ['cockatiel retry', () => cRetry.execute(work)],
   ['cockatiel timeout', () => cTimeout.execute(work)],

@@ -11,7 +11,8 @@
 //   npm run build && node benchmarks/rejection-instructions.mjs [--filter REGEX] [--calls 20000] [--warmup 50000] [--keep DIR]
 //
 // --keep DIR saves each scenario's main-thread dump and V8's map of its compiled code, for
-// benchmarks/callgrind-jit.mjs (`--requests` there is --calls here). Needs valgrind.
+// benchmarks/callgrind-jit.mjs (`--requests` there is --calls here). Needs valgrind. The "layers:"
+// scenarios (issue 14 §3) count retry, breaker and timeout alone and as layers of pipelines.
 import { spawn, execFileSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -19,7 +20,7 @@ import { join } from 'node:path';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { circuitBreaker, consecutive, hedge } from '../dist/index.js';
+import { circuitBreaker, consecutive, exponential, hedge, pipeline, retry, timeout } from '../dist/index.js';
 import { rejectionScenarios } from './rejections.mjs';
 import { callgrindNode, requireCounts } from './support.mjs';
 
@@ -54,10 +55,33 @@ async function scenarioList() {
       ['closed breaker: call, cockatiel', () => cBreaker.execute(work)],
       // Issue 14 §3: a hedge whose first attempt succeeds before its delay (no hedge starts).
       ['hedge, no hedge fires: call, bulwark', () => bHedge.execute(work)],
+      ...layerScenarios(work),
       ...scenarios,
     ],
     close,
   };
+}
+
+/**
+ * Issue 14 §3: bulwark's retry, breaker and timeout (configured as in hot-path.mjs) alone, as the
+ * one layer of a pipeline, in 2-layer pipelines and all three: what a layer costs in a pipeline.
+ */
+function layerScenarios(work) {
+  const r = () => retry({ maxAttempts: 3, backoff: exponential({ initialMs: 100, maxMs: 10_000 }) });
+  const b = () => circuitBreaker({ breaker: consecutive(5), halfOpenAfterMs: 10_000 });
+  const t = () => timeout(10_000);
+  const list = [
+    ['layers: retry', r()],
+    ['layers: timeout', t()],
+    ['layers: pipeline(breaker)', pipeline(b())],
+    ['layers: pipeline(retry)', pipeline(r())],
+    ['layers: pipeline(timeout)', pipeline(t())],
+    ['layers: pipeline(retry, breaker)', pipeline(r(), b())],
+    ['layers: pipeline(breaker, timeout)', pipeline(b(), t())],
+    ['layers: pipeline(retry, timeout)', pipeline(r(), t())],
+    ['layers: pipeline(retry, breaker, timeout)', pipeline(r(), b(), t())],
+  ];
+  return list.map(([name, policy]) => [name, () => policy.execute(work)]);
 }
 
 if (args.child !== undefined) {

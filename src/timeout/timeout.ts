@@ -63,19 +63,25 @@ class TimedCall<T> extends AbortableContext implements DeadlineEntry {
     this.expired = undefined;
     this.resolve = pendingResolve as (value: T) => void;
     this.reject = pendingReject;
-    this.fulfilled = (value) => {
-      this.settle();
-      this.resolve(value);
-    };
-    this.rejected = (error) => {
-      this.settle();
-      const expired = this.expired;
-      // An aggressive call already rejected with `expired`: leave that error as the caller got it.
-      if (expired !== undefined && error !== expired && !this.policy.aggressive) {
-        withCause(expired, error);
-      }
-      this.reject(expired ?? error);
-    };
+    // Bound methods, not arrow functions: V8 enters each new closure through a lazy compile stub
+    // on its first call (~50 instructions per call, issue 14 §3); a bound function does not.
+    this.fulfilled = this.onFulfilled.bind(this);
+    this.rejected = this.onRejected.bind(this);
+  }
+
+  private onFulfilled(value: T): void {
+    this.settle();
+    this.resolve(value);
+  }
+
+  private onRejected(error: unknown): void {
+    this.settle();
+    const expired = this.expired;
+    // An aggressive call already rejected with `expired`: leave that error as the caller got it.
+    if (expired !== undefined && error !== expired && !this.policy.aggressive) {
+      withCause(expired, error);
+    }
+    this.reject(expired ?? error);
   }
 
   /**
