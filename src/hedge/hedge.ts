@@ -5,6 +5,7 @@ import { DeadlineQueue, type DeadlineEntry } from '../core/deadline-queue.js';
 import { hedgeChannel } from '../core/diagnostics.js';
 import { EventEmitter, type EventSubscriber } from '../core/events.js';
 import { callFunction, PolicyBase, type PolicyFunction, runSymbol } from '../core/policy.js';
+import { handoff, pendingPromise } from '../core/resolver-handoff.js';
 import { checkOptions, clockOption, countOption, durationOption, nameOption } from '../core/validate.js';
 
 /** Options of {@link hedge}. */
@@ -77,8 +78,8 @@ class HedgedCall<T> extends AbortableContext implements DeadlineEntry {
     this.lastError = undefined;
     this.policy = policy;
     this.fn = fn;
-    this.resolve = pendingResolve as (value: T) => void;
-    this.reject = pendingReject;
+    this.resolve = handoff.resolve as (value: T) => void;
+    this.reject = handoff.reject;
     this.failedHandler = (error) => this.failed(error);
   }
 
@@ -147,15 +148,6 @@ class HedgedCall<T> extends AbortableContext implements DeadlineEntry {
   }
 }
 
-// The promise executor runs synchronously inside `new Promise`, so it can hand the resolvers over
-// through these two slots instead of allocating a closure per call.
-let pendingResolve: (value: unknown) => void = () => {};
-let pendingReject: (error: unknown) => void = () => {};
-function captureResolvers(resolve: (value: unknown) => void, reject: (error: unknown) => void): void {
-  pendingResolve = resolve;
-  pendingReject = reject;
-}
-
 /** Races extra attempts against slow ones. Built by {@link hedge}. */
 export class HedgePolicy extends PolicyBase {
   readonly kind = 'hedge';
@@ -183,7 +175,7 @@ export class HedgePolicy extends PolicyBase {
   }
 
   [runSymbol]<T>(fn: PolicyFunction<T>, context: Context): Promise<T> {
-    const outer = new Promise<T>(captureResolvers as (resolve: (value: T) => void, reject: (error: unknown) => void) => void);
+    const outer = pendingPromise<T>();
     new HedgedCall(this, fn, context).start();
     return outer;
   }

@@ -6,6 +6,7 @@ import { timeoutChannel } from '../core/diagnostics.js';
 import { TimeoutError, withCause } from '../core/errors.js';
 import { EventEmitter, type EventSubscriber } from '../core/events.js';
 import { callFunction, PolicyBase, type PolicyFunction, runSymbol } from '../core/policy.js';
+import { handoff, pendingPromise } from '../core/resolver-handoff.js';
 import { checkOptions, clockOption, durationOption, enumOption, nameOption } from '../core/validate.js';
 
 /**
@@ -61,8 +62,8 @@ class TimedCall<T> extends AbortableContext implements DeadlineEntry {
     this.queued = false;
     this.scope = undefined;
     this.expired = undefined;
-    this.resolve = pendingResolve as (value: T) => void;
-    this.reject = pendingReject;
+    this.resolve = handoff.resolve as (value: T) => void;
+    this.reject = handoff.reject;
     // Bound methods, not arrow functions: V8 enters each new closure through a lazy compile stub
     // on its first call (~50 instructions per call, issue 14 §3); a bound function does not.
     this.fulfilled = this.onFulfilled.bind(this);
@@ -111,15 +112,6 @@ class TimedCall<T> extends AbortableContext implements DeadlineEntry {
   }
 }
 
-// The promise executor runs synchronously inside `new Promise`, so it can hand the resolvers over
-// through these two slots instead of allocating a closure per call.
-let pendingResolve: (value: unknown) => void = () => {};
-let pendingReject: (error: unknown) => void = () => {};
-function captureResolvers(resolve: (value: unknown) => void, reject: (error: unknown) => void): void {
-  pendingResolve = resolve;
-  pendingReject = reject;
-}
-
 /** Bounds how long a call may take. Built by {@link timeout}. */
 export class TimeoutPolicy extends PolicyBase {
   readonly kind = 'timeout';
@@ -150,7 +142,7 @@ export class TimeoutPolicy extends PolicyBase {
   }
 
   [runSymbol]<T>(fn: PolicyFunction<T>, context: Context): Promise<T> {
-    const outer = new Promise<T>(captureResolvers as (resolve: (value: T) => void, reject: (error: unknown) => void) => void);
+    const outer = pendingPromise<T>();
     const call = new TimedCall<T>(context, this, this.clock.now());
     // The expiry runs from the shared timer, in the context of whichever call armed it. When
     // someone hears timeouts, keep this caller's context for it, so the event is seen in the
