@@ -244,41 +244,28 @@ const wrapped = [
 ];
 
 // The issue's targets, from the rows above (not measured when --filter left a row out).
+/** A target's verdict; `value` is undefined when a row it needs was filtered out. */
+function judge(name, value, limit, unit) {
+  const target = unit === '×' ? `≤ ${limit}×` : `≤ ${limit} ${unit}`;
+  if (value === undefined) return { name, met: null, value: 'not measured (filtered out)', target };
+  return { name, met: value <= limit, value: unit === '×' ? `${value.toFixed(2)}×` : `${value.toFixed(1)} ${unit}`, target };
+}
+/** `field` of row `a` ÷ the same of row `b`, when both were measured. */
+function ratio(a, b, field) {
+  const x = find(a);
+  const y = find(b);
+  return x && y ? x[field] / y[field] : undefined;
+}
+
 const targets = [
-  (() => {
-    const a = find('bulwark circuitBreaker');
-    const c = find('cockatiel circuitBreaker');
-    const name = "closed breaker: bulwark circuitBreaker's overhead ÷ cockatiel's";
-    if (!a || !c) return { name, met: null, value: 'not measured (filtered out)', target: '≤ 0.25×' };
-    const ratio = a.overhead / c.overhead;
-    return { name, met: ratio <= 0.25, value: `${ratio.toFixed(2)}×`, target: '≤ 0.25×' };
-  })(),
-  (() => {
-    const p = find('bulwark pipeline(retry, breaker, timeout)');
-    const name = 'bulwark pipeline(retry, breaker, timeout) ÷ await fn(), ns/op';
-    if (!p) return { name, met: null, value: 'not measured (filtered out)', target: '≤ 6×' };
-    const ratio = p.ns / base.ns;
-    return { name, met: ratio <= 6, value: `${ratio.toFixed(2)}×`, target: '≤ 6×' };
-  })(),
+  judge("closed breaker: bulwark circuitBreaker's overhead ÷ cockatiel's", ratio('bulwark circuitBreaker', 'cockatiel circuitBreaker', 'overhead'), 0.25, '×'),
+  judge('bulwark pipeline(retry, breaker, timeout) ÷ await fn(), ns/op', ratio('bulwark pipeline(retry, breaker, timeout)', base.name, 'ns'), 6, '×'),
   // Issue 14 §3: a hedge whose first attempt succeeds before the delay adds ≤ 100 ns to `await fn()`.
-  (() => {
-    const h = find('bulwark hedge, no hedge fires');
-    const name = "hedge success path (no hedge fires): overhead over await fn(), ns/op";
-    if (!h) return { name, met: null, value: 'not measured (filtered out)', target: '≤ 100 ns' };
-    return { name, met: h.overhead <= 100, value: `${h.overhead.toFixed(1)} ns`, target: '≤ 100 ns' };
-  })(),
+  judge('hedge success path (no hedge fires): overhead over await fn(), ns/op', find('bulwark hedge, no hedge fires')?.overhead, 100, 'ns'),
   // Issue 14 §2: a rejected call at request rate costs at most half of cockatiel's.
-  ...[
-    ['open breaker', 'open breaker: rejected call, bulwark', 'open breaker: rejected call, cockatiel'],
-    ['full bulkhead', 'full bulkhead: rejected call, bulwark', 'full bulkhead: rejected call, cockatiel'],
-  ].map(([what, ours, theirs]) => {
-    const a = find(ours);
-    const c = find(theirs);
-    const name = `${what}: bulwark's rejected call ÷ cockatiel's, ns/op`;
-    if (!a || !c) return { name, met: null, value: 'not measured (filtered out)', target: '≤ 0.5×' };
-    const ratio = a.ns / c.ns;
-    return { name, met: ratio <= 0.5, value: `${ratio.toFixed(2)}×`, target: '≤ 0.5×' };
-  }),
+  ...['open breaker', 'full bulkhead'].map((what) =>
+    judge(`${what}: bulwark's rejected call ÷ cockatiel's, ns/op`, ratio(`${what}: rejected call, bulwark`, `${what}: rejected call, cockatiel`, 'ns'), 0.5, '×'),
+  ),
 ];
 
 if (args.json) {
