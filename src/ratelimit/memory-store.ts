@@ -94,6 +94,12 @@ export class MemoryStore implements RateLimitStore {
   private readonly forgetNamespace = new FinalizationRegistry<string>((prefix) => {
     if (this.namespaces.get(prefix)?.deref() === undefined) this.namespaces.delete(prefix);
   });
+  /**
+   * Entries held in no namespace's index (stored by a direct `consume` with a store key). While
+   * there are none, a key a namespace does not index is not held at all, and a limiter's first
+   * decision on it skips looking up its store key.
+   */
+  private unindexed = 0;
   /** What a fast consumption leaves to store; one for all calls (they never overlap). */
   private readonly out: FastOutcome = { keep: false, state: undefined, ttlMs: 0 };
 
@@ -136,11 +142,15 @@ export class MemoryStore implements RateLimitStore {
         if (this.entries.get(entry.key) !== entry) this.unlink(entry);
       }
     }
-    // Not indexed: a new key, or one stored by a direct consume() with its store key.
+    // Not indexed: a new key, or one stored by a direct consume() with its store key (only
+    // looked for when some entry is not indexed).
     const fullKey = ns.prefix + key;
-    const found = this.live(fullKey, now);
-    if (found !== undefined) this.link(found, ns);
-    return this.apply(fullKey, found, undefined, ns, algorithm, now, cost);
+    const found = this.unindexed === 0 ? undefined : this.live(fullKey, now);
+    if (found !== undefined) {
+      this.unindexed--;
+      this.link(found, ns, key);
+    }
+    return this.apply(fullKey, found, undefined, ns, algorithm, now, cost, key);
   }
 
   /**
@@ -161,7 +171,7 @@ export class MemoryStore implements RateLimitStore {
   /**
    * Runs `algorithm.consume` on `entry` (live, or undefined for none) and stores what it returns:
    * in `entry`, or else in a new entry under `key` (the `expired` one reused if given, still
-   * indexed), indexed in `ns` when `ns` is given.
+   * indexed), indexed in `ns` when `ns` is given (under `shortKey`, the caller's key, if given).
    */
   private apply(
     key: string,
@@ -171,6 +181,7 @@ export class MemoryStore implements RateLimitStore {
     algorithm: RateLimitAlgorithm,
     now: number,
     cost: number,
+    shortKey?: string,
   ): LimiterDecision {
     const before = entry === undefined ? undefined : entry.state;
     const fast = (algorithm as MaybeFastAlgorithm)[fastConsume];
@@ -185,7 +196,7 @@ export class MemoryStore implements RateLimitStore {
           entry.owned = true;
           entry.expiresAt = now + out.ttlMs;
         } else {
-          this.insert(key, out.state, true, now + out.ttlMs, ns, expired);
+          this.insert(key, out.state, true, now + out.ttlMs, ns, expired, shortKey);
         }
       }
       out.state = undefined;
@@ -198,7 +209,7 @@ export class MemoryStore implements RateLimitStore {
         entry.state = outcome.state;
         entry.expiresAt = now + outcome.ttlMs;
       } else {
-        this.insert(key, outcome.state, false, now + outcome.ttlMs, ns, expired);
+        this.insert(key, outcome.state, false, now + outcome.ttlMs, ns, expired, shortKey);
       }
     }
     return { ...outcome.decision, store: this.name };
@@ -231,6 +242,7 @@ export class MemoryStore implements RateLimitStore {
   /** Drops every key. */
   clear(): void {
     this.entries.clear();
+    this.unindexed = 0;
     this.sweep = undefined;
     this.hand = undefined;
     for (const ref of this.namespaces.values()) ref.deref()?.index.clear();
@@ -251,7 +263,8 @@ export class MemoryStore implements RateLimitStore {
 
   /**
    * Adds a key (making room first at `maxKeys`): the `expired` entry, when given, is reused (it is
-   * `key`'s, and still indexed); else a new entry, indexed in `ns` if `ns` is given.
+   * `key`'s, and still indexed); else a new entry, indexed in `ns` if `ns` is given (see `link`
+   * for `shortKey`).
    */
   private insert(
     key: string,
@@ -260,6 +273,7 @@ export class MemoryStore implements RateLimitStore {
     expiresAt: number,
     ns: Namespace | undefined,
     expired: Entry | undefined,
+    shortKey?: string,
   ): void {
     if (this.entries.size >= this.maxKeys) this.evict(this.clock.now());
     if (expired !== undefined) {
@@ -272,15 +286,23 @@ export class MemoryStore implements RateLimitStore {
     }
     const entry: Entry = { state, owned, expiresAt, used: false, key, ns: undefined, indexKey: '' };
     this.entries.set(key, entry);
-    if (ns !== undefined) this.link(entry, ns);
+    if (ns !== undefined) this.link(entry, ns, shortKey);
+    else this.unindexed++;
   }
 
-  /** Indexes `entry` (whose key is `ns.prefix` + a short key) in `ns`. */
-  private link(entry: Entry, ns: Namespace): void {
-    // The short key is cut from the entry's own key rather than taken from the caller, which may
-    // have cut it from a much larger string: an index key must hold on to nothing more than the
-    // store key already does.
-    const indexKey = entry.key.slice(ns.prefix.length);
+  /**
+   * Indexes `entry` (whose key is `ns.prefix` + a short key) in `ns`; `given` is the short key as
+   * the caller passed it, when it did.
+   */
+  private link(entry: Entry, ns: Namespace, given?: string): void {
+    // An index key must hold on to nothing more than the store key already does. The caller's key
+    // may have been cut from a much larger string and hold on to all of it, so the short key is
+    // cut from the entry's own key instead, unless the caller's is shorter than 13 characters: V8
+    // copies substrings and concatenations that short (it makes sliced and cons strings only from
+    // 13 characters on), so such a string holds nothing else, and it comes already hashed (the
+    // index was just searched with it), which spares a string and a hash per new key.
+    const indexKey =
+      given !== undefined && given.length < 13 ? given : entry.key.slice(ns.prefix.length);
     entry.ns = ns;
     entry.indexKey = indexKey;
     ns.index.set(indexKey, entry);
@@ -289,7 +311,10 @@ export class MemoryStore implements RateLimitStore {
   /** Takes a dropped entry out of its namespace's index, if it is in one. */
   private unlink(entry: Entry): void {
     const ns = entry.ns;
-    if (ns === undefined) return;
+    if (ns === undefined) {
+      this.unindexed--;
+      return;
+    }
     ns.index.delete(entry.indexKey);
     entry.ns = undefined;
     entry.indexKey = '';
