@@ -79,6 +79,35 @@ describe.each([
     expect((await send(port, '/late')).status).toBe(429);
   });
 
+  it("reads a route's config without building request.routeOptions (a fresh object) per request", async () => {
+    const app = make() as AppLike & { addHook(name: string, hook: (request: object, reply: unknown, done: () => void) => void): void };
+    let reads = 0;
+    // Runs before the plugin's hook (added first): counts every read of this request's routeOptions.
+    app.addHook('onRequest', (request, _reply, done) => {
+      let proto: object | null = request;
+      let getter: (() => unknown) | undefined;
+      while (proto !== null && getter === undefined) {
+        getter = Object.getOwnPropertyDescriptor(proto, 'routeOptions')?.get;
+        proto = Object.getPrototypeOf(proto) as object | null;
+      }
+      Object.defineProperty(request, 'routeOptions', {
+        configurable: true,
+        get() {
+          reads++;
+          return getter!.call(request);
+        },
+      });
+      done();
+    });
+    await app.register(rateLimitPlugin, { limiter: windowLimiter(10) });
+    app.get('/', { config: { rateLimit: { cost: 3 } } }, async () => 'ok');
+    const port = await start(app);
+    expect((await send(port, '/')).headers['ratelimit']).toMatch(/^"api";r=7;t=\d+$/);
+    expect((await send(port, '/')).headers['ratelimit']).toMatch(/^"api";r=4;t=\d+$/);
+    expect((await send(port, '/nope')).status).toBe(404);
+    expect(reads).toBe(0);
+  });
+
   it('limits not-found answers too', async () => {
     const app = make();
     await app.register(rateLimitPlugin, { limiter: windowLimiter(1) });

@@ -92,7 +92,7 @@ function setup(app: unknown, options: RateLimitPluginOptions): void {
   const baseRules: readonly Rule[] | undefined = limiter === undefined ? undefined : [new RateLimitRule(owner, limiter, base, shared, false)];
   const globalRules = global ? baseRules : undefined;
   const routeRules = new WeakMap<object, readonly Rule[]>();
-  const configOf = routeConfigReader(instance);
+  const configOf = routeConfigReader();
   const exempt = shared.exemptProbes;
   const onError = shared.onError;
 
