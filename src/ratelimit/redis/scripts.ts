@@ -13,8 +13,8 @@ import slidingWindowLua from './lua/sliding-window.lua';
  */
 export const scripts = {
   gcra: { command: 'bulwarkGcra2', lua: gcraLua },
-  'sliding-window': { command: 'bulwarkSlidingWindow2', lua: slidingWindowLua },
-  'fixed-window': { command: 'bulwarkFixedWindow2', lua: fixedWindowLua },
+  'sliding-window': { command: 'bulwarkSlidingWindow3', lua: slidingWindowLua },
+  'fixed-window': { command: 'bulwarkFixedWindow3', lua: fixedWindowLua },
   calendar: { command: 'bulwarkCalendar2', lua: calendarLua },
   marker: { command: 'bulwarkMarker1', lua: markerLua },
 } as const;
@@ -45,8 +45,12 @@ export interface ScriptPlan {
   readonly calendar: CalendarAlgorithm | undefined;
 }
 
-/** How the Redis store runs `algorithm`; throws for an algorithm it has no script for. */
-export function planFor(algorithm: RateLimitAlgorithm): ScriptPlan {
+/**
+ * How the Redis store runs `algorithm`; throws for an algorithm it has no script for. With
+ * `legacyValues`, the window scripts write their counters as text, the format the scripts of the
+ * previous release (`bulwarkFixedWindow2`, `bulwarkSlidingWindow2`) read (see the store's option).
+ */
+export function planFor(algorithm: RateLimitAlgorithm, legacyValues = false): ScriptPlan {
   switch (algorithm.kind) {
     case 'gcra': {
       const g = algorithm as GcraAlgorithm;
@@ -63,7 +67,7 @@ export function planFor(algorithm: RateLimitAlgorithm): ScriptPlan {
     case 'fixed-window':
       return {
         command: scripts[algorithm.kind].command,
-        fixedArgs: [algorithm.limit, algorithm.windowMs],
+        fixedArgs: [algorithm.limit, algorithm.windowMs, legacyValues ? 1 : 0],
         maxCost: algorithm.limit,
         decisionLimit: algorithm.limit,
         calendar: undefined,

@@ -60,6 +60,14 @@ export interface RedisStoreOptions {
    * @default 5000
    */
   readonly stateCheckMs?: number;
+  /**
+   * Write fixed- and sliding-window counters as text, the format of the previous release (whose
+   * scripts, `bulwarkFixedWindow2` and `bulwarkSlidingWindow2`, cannot read the integers this one
+   * writes), instead of one integer (less Redis memory per key). For a rolling upgrade from that
+   * release: deploy with `true` while old processes share the Redis, then without it. Either way
+   * this release reads both formats. @default false
+   */
+  readonly legacyValues?: boolean;
 }
 
 /**

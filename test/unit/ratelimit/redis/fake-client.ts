@@ -21,8 +21,8 @@ export interface Call {
 /** Arguments each command takes before staleAfterUs, after the keys. */
 const fixedArgCount: Record<string, number> = {
   bulwarkGcra2: 2,
-  bulwarkSlidingWindow2: 2,
-  bulwarkFixedWindow2: 2,
+  bulwarkSlidingWindow3: 3,
+  bulwarkFixedWindow3: 3,
   bulwarkCalendar2: 3,
 };
 

@@ -1,0 +1,195 @@
+// Redis memory per key: what one rate-limited caller costs the Redis server, for bulwark's Redis
+// store (fixedWindow, slidingWindow, gcra) and rate-limiter-flexible's `RateLimiterRedis`, with
+// the same user keys on both sides.
+//
+//   npm run bench                                      (builds, then runs every benchmark)
+//   npm run build && node benchmarks/redis-memory.mjs [--keys 100000] [--quick] [--dist DIR]
+//
+// --quick: 20,000 keys instead of 100,000 (the hash tables' share per key differs a little).
+// --dist: the build to measure (default ../dist), e.g. a copy of an older build for a before/after.
+//
+// Method: the script starts its own redis-server (no persistence, temp dir, free loopback port,
+// maxmemory-policy noeviction: Redis's default). For each contender and each user-key length (8
+// and 36 characters; the same keys for everyone), it empties the server, reads `used_memory`,
+// makes one consume() per key through the contender's public API (1,000 at a time), reads
+// `used_memory` again, and reports the difference divided by the number of keys. Every key on
+// both sides carries a TTL (an expires entry each). The limiter is named `login`, and
+// RateLimiterRedis is measured twice: with its default key prefix (`rlflx`) and with the prefix
+// `login` (the same name in both keys). Memory is counted by Redis, so the figures do not depend
+// on the machine's speed: this part needs no benchmark lock.
+//
+// Target (issue 14 §1): every bulwark algorithm ≤ 1.2× RateLimiterRedis's memory per key.
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import os from 'node:os';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { pathToFileURL } from 'node:url';
+import { parseArgs } from 'node:util';
+import { freePort, onPath, printTargets } from './support.mjs';
+
+const HOST = '127.0.0.1';
+const TARGET = 1.2;
+
+const { values: args } = parseArgs({
+  options: {
+    keys: { type: 'string' },
+    quick: { type: 'boolean', default: false },
+    dist: { type: 'string' },
+  },
+});
+const KEYS = Number(args.keys ?? (args.quick ? '20000' : '100000'));
+if (!Number.isInteger(KEYS) || KEYS < 1000) {
+  console.error(`--keys must be a whole number of at least 1000, got ${args.keys}`);
+  process.exit(1);
+}
+const distDir = path.resolve(args.dist ?? new URL('../dist', import.meta.url).pathname);
+
+const require = createRequire(import.meta.url);
+const { Redis } = await import('ioredis');
+const { RateLimiterRedis } = require('rate-limiter-flexible');
+const rlfVersion = require('rate-limiter-flexible/package.json').version;
+let bulwark;
+let bulwarkRedis;
+try {
+  bulwark = await import(pathToFileURL(path.join(distDir, 'index.js')).href);
+  bulwarkRedis = await import(pathToFileURL(path.join(distDir, 'redis.js')).href);
+} catch (error) {
+  console.error(`${distDir} is missing or broken: run \`npm run build\` first (npm run bench does it).\n${error.message}`);
+  process.exit(1);
+}
+const { fixedWindow, gcra, rateLimiter, slidingWindow } = bulwark;
+const { redisStore } = bulwarkRedis;
+
+let server;
+function killServer() {
+  if (server === undefined) return;
+  server.child.kill('SIGKILL');
+  rmSync(server.dir, { recursive: true, force: true });
+  server = undefined;
+}
+process.on('exit', killServer);
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+  process.on(signal, () => {
+    killServer();
+    process.exit(128 + os.constants.signals[signal]);
+  });
+}
+
+async function startServer() {
+  const redisServer = onPath('redis-server');
+  if (redisServer === undefined) throw new Error('redis-server was not found on PATH (apt-get install -y redis-server)');
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'bulwark-bench-redis-memory-'));
+  const port = await freePort();
+  const argv = ['--port', String(port), '--bind', HOST, '--dir', dir, '--save', '', '--appendonly', 'no', '--maxmemory-policy', 'noeviction'];
+  const child = spawn(redisServer, argv, { stdio: 'ignore' });
+  child.on('error', () => {});
+  server = { child, dir, port };
+}
+
+/** `count` user keys of `length` characters, the same for every contender. */
+function userKeys(count, length) {
+  const keys = [];
+  for (let i = 0; i < count; i++) {
+    const n = i.toString(36);
+    keys.push(`u${'0'.repeat(length - 1 - n.length)}${n}`);
+  }
+  return keys;
+}
+
+async function usedMemory(client) {
+  const info = await client.info('memory');
+  return Number(/^used_memory:(\d+)/m.exec(info)[1]);
+}
+
+/** Bytes per key after one decision per key by `decide`. */
+async function measure(client, keys, decide) {
+  await client.flushall();
+  const before = await usedMemory(client);
+  for (let i = 0; i < keys.length; i += 1000) {
+    await Promise.all(keys.slice(i, i + 1000).map(decide));
+  }
+  const written = await client.dbsize();
+  if (written !== keys.length) throw new Error(`expected ${keys.length} keys, found ${written}`);
+  const after = await usedMemory(client);
+  return (after - before) / keys.length;
+}
+
+let client;
+const targets = [];
+try {
+  await startServer();
+  client = new Redis({ host: HOST, port: server.port, lazyConnect: true, maxRetriesPerRequest: 1 });
+  client.on('error', () => {});
+  for (let tries = 0; ; tries++) {
+    try {
+      await client.connect();
+      break;
+    } catch (error) {
+      if (tries > 100) throw error;
+      client.disconnect();
+      await sleep(50);
+    }
+  }
+  const redisVersion = /redis_version:(\S+)/.exec(await client.info('server'))?.[1] ?? '?';
+  const HOUR_MS = 3_600_000;
+  const LIMIT = 100;
+  // The store's marker key (one per prefix) is checked at most once an hour here, so it is written
+  // by the warm-up decision, not during a measured run.
+  // One store per limiter: they all use the name `login` (a store refuses two limiters of one name).
+  const store = () => redisStore(client, { timeoutMs: 10_000, stateCheckMs: HOUR_MS });
+  const limiters = {
+    fixedWindow: rateLimiter({ name: 'login', algorithm: fixedWindow({ limit: LIMIT, windowMs: HOUR_MS }), store: store() }),
+    slidingWindow: rateLimiter({ name: 'login', algorithm: slidingWindow({ limit: LIMIT, windowMs: HOUR_MS }), store: store() }),
+    gcra: rateLimiter({ name: 'login', algorithm: gcra({ limit: LIMIT, periodMs: HOUR_MS }), store: store() }),
+  };
+  const rlfDefault = new RateLimiterRedis({ storeClient: client, points: LIMIT, duration: HOUR_MS / 1000 });
+  const rlfNamed = new RateLimiterRedis({ storeClient: client, points: LIMIT, duration: HOUR_MS / 1000, keyPrefix: 'login' });
+  const bulwarkDecide = (limiter) => async (key) => {
+    const d = await limiter.consume(key);
+    if (d.store !== 'redis' || !d.allowed) throw new Error(`a decision not made by Redis: ${JSON.stringify(d)}`);
+  };
+  const contenders = [
+    { name: `RateLimiterRedis (rlf ${rlfVersion}), prefix rlflx`, rlf: true, decide: (key) => rlfDefault.consume(key) },
+    { name: 'RateLimiterRedis, prefix login', rlf: true, decide: (key) => rlfNamed.consume(key) },
+    ...Object.entries(limiters).map(([name, limiter]) => ({ name: `bulwark ${name}`, algorithm: name, decide: bulwarkDecide(limiter) })),
+  ];
+
+  console.log(`Redis memory per key: used_memory difference ÷ ${KEYS.toLocaleString('en-US')} keys, one consume() each`);
+  console.log(`redis-server ${redisVersion} (maxmemory-policy noeviction), node ${process.version}, ${os.cpus().length} CPUs; build: ${distDir}`);
+  console.log('Key layout: bulwark `bulwark:{5:login:k:<key>}`; RateLimiterRedis `<prefix>:<key>`\n');
+
+  const lengths = [8, 36];
+  const rows = [];
+  for (const contender of contenders) {
+    const row = { name: contender.name, bytes: [] };
+    for (const length of lengths) {
+      // A warm-up decision on another key, then the measured run on a fresh server state.
+      await contender.decide(`warm-up-${length}`);
+      row.bytes.push(await measure(client, userKeys(KEYS, length), contender.decide));
+    }
+    rows.push(row);
+    contender.row = row;
+  }
+  const worstRlf = lengths.map((_, i) => Math.min(...rows.filter((_, r) => contenders[r].rlf).map((row) => row.bytes[i])));
+  const width = Math.max(...rows.map((r) => r.name.length));
+  console.log(`${'contender'.padEnd(width)}  ${lengths.map((l) => `${l}-char keys`.padStart(22)).join('')}`);
+  for (const row of rows) {
+    const cells = row.bytes.map((b, i) => `${b.toFixed(1)} B (${(b / worstRlf[i]).toFixed(2)}×)`.padStart(22));
+    console.log(`${row.name.padEnd(width)}  ${cells.join('')}`);
+  }
+  console.log('\n(×: against the smaller of the two RateLimiterRedis figures at that key length)');
+  for (const contender of contenders) {
+    if (contender.rlf) continue;
+    const ratios = contender.row.bytes.map((b, i) => b / worstRlf[i]);
+    const worst = Math.max(...ratios);
+    const met = worst <= TARGET;
+    console.log(`Target: ${contender.name} memory per key ≤ ${TARGET}× RateLimiterRedis: ${ratios.map((r) => `${r.toFixed(2)}×`).join(', ')} (${lengths.join('/')}-char keys): ${met ? 'met' : 'NOT met'}`);
+    targets.push({ name: `Redis memory per key, ${contender.name} ÷ RateLimiterRedis`, met, value: `${worst.toFixed(2)}×`, target: `≤ ${TARGET}×` });
+  }
+} finally {
+  client?.disconnect();
+  killServer();
+}
+printTargets(targets);
