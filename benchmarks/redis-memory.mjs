@@ -5,8 +5,12 @@
 //   npm run bench                                      (builds, then runs every benchmark)
 //   npm run build && node benchmarks/redis-memory.mjs [--keys 100000] [--quick] [--dist DIR]
 //
-// --quick: 20,000 keys instead of 100,000 (the hash tables' share per key differs a little).
+// --quick: accepted (npm run bench -- --quick passes it) and changes nothing: the run is short, and
+// fewer keys would change the hash tables' share of each key (8 B a bucket, 2 tables, sized to a
+// power of two: 21 B a key at 100,000 keys, 26 B at 20,000).
 // --dist: the build to measure (default ../dist), e.g. a copy of an older build for a before/after.
+// --no-time: leave out the second table, Redis's time in scripts per decision (a timing, unlike
+// the memory figures: run it under the machine's benchmark lock when others measure too).
 //
 // Method: the script starts its own redis-server (no persistence, temp dir, free loopback port,
 // maxmemory-policy noeviction: Redis's default). For each contender and each user-key length (8
@@ -16,7 +20,9 @@
 // both sides carries a TTL (an expires entry each). The limiter is named `login`, and
 // RateLimiterRedis is measured twice: with its default key prefix (`rlflx`) and with the prefix
 // `login` (the same name in both keys). Memory is counted by Redis, so the figures do not depend
-// on the machine's speed: this part needs no benchmark lock.
+// on the machine's speed. A second table gives Redis's time in scripts per decision (INFO
+// commandstats): what each contender's per-key path costs the server, one decision at a time and
+// 128 at a time.
 //
 // Target (issue 14 §1): every bulwark algorithm ≤ 1.2× RateLimiterRedis's memory per key.
 import { spawn } from 'node:child_process';
@@ -37,9 +43,10 @@ const { values: args } = parseArgs({
     keys: { type: 'string' },
     quick: { type: 'boolean', default: false },
     dist: { type: 'string' },
+    'no-time': { type: 'boolean', default: false },
   },
 });
-const KEYS = Number(args.keys ?? (args.quick ? '20000' : '100000'));
+const KEYS = Number(args.keys ?? '100000');
 if (!Number.isInteger(KEYS) || KEYS < 1000) {
   console.error(`--keys must be a whole number of at least 1000, got ${args.keys}`);
   process.exit(1);
@@ -101,6 +108,26 @@ function userKeys(count, length) {
 async function usedMemory(client) {
   const info = await client.info('memory');
   return Number(/^used_memory:(\d+)/m.exec(info)[1]);
+}
+
+/** Microseconds Redis spent in script calls (EVAL and EVALSHA) since the last CONFIG RESETSTAT. */
+async function scriptMicros(client) {
+  const info = await client.info('commandstats');
+  let usec = 0;
+  for (const m of info.matchAll(/^cmdstat_(?:eval|evalsha):calls=\d+,usec=(\d+)/gm)) usec += Number(m[1]);
+  return usec;
+}
+
+/**
+ * Redis's time in scripts per decision: `passes` decisions per key, `inFlight` at a time (the
+ * store batches what one tick brings), read from INFO commandstats.
+ */
+async function scriptCost(client, keys, decide, passes, inFlight) {
+  await client.config('RESETSTAT');
+  for (let pass = 0; pass < passes; pass++) {
+    for (let i = 0; i < keys.length; i += inFlight) await Promise.all(keys.slice(i, i + inFlight).map(decide));
+  }
+  return (await scriptMicros(client)) / (passes * keys.length);
 }
 
 /** Bytes per key after one decision per key by `decide`. */
@@ -172,6 +199,18 @@ try {
     rows.push(row);
     contender.row = row;
   }
+  // Redis's time per decision: what the per-key path of each script costs the server (the limit at
+  // high concurrency). 10,000 keys, 5 passes; batches of 1 (one decision at a time) and of 128.
+  const costKeys = userKeys(10_000, 8);
+  const costs = [];
+  if (!args['no-time']) {
+    for (const contender of contenders) {
+      await client.flushall();
+      const single = await scriptCost(client, costKeys.slice(0, 2_000), contender.decide, 1, 1);
+      const batched = await scriptCost(client, costKeys, contender.decide, 5, 128);
+      costs.push({ name: contender.name, single, batched });
+    }
+  }
   const worstRlf = lengths.map((_, i) => Math.min(...rows.filter((_, r) => contenders[r].rlf).map((row) => row.bytes[i])));
   const width = Math.max(...rows.map((r) => r.name.length));
   console.log(`${'contender'.padEnd(width)}  ${lengths.map((l) => `${l}-char keys`.padStart(22)).join('')}`);
@@ -180,6 +219,11 @@ try {
     console.log(`${row.name.padEnd(width)}  ${cells.join('')}`);
   }
   console.log('\n(×: against the smaller of the two RateLimiterRedis figures at that key length)');
+  if (costs.length > 0) {
+    console.log('\nRedis time in scripts per decision (INFO commandstats, EVAL + EVALSHA usec ÷ decisions; 8-char keys):');
+    console.log(`${'contender'.padEnd(width)}  ${'1 in flight'.padStart(14)}${'128 in flight'.padStart(16)}`);
+    for (const c of costs) console.log(`${c.name.padEnd(width)}  ${`${c.single.toFixed(2)} µs`.padStart(14)}${`${c.batched.toFixed(2)} µs`.padStart(16)}`);
+  }
   for (const contender of contenders) {
     if (contender.rlf) continue;
     const ratios = contender.row.bytes.map((b, i) => b / worstRlf[i]);

@@ -12,7 +12,7 @@ import slidingWindowLua from './lua/sliding-window.lua';
  * two versions of bulwark sharing a Redis never run each other's scripts).
  */
 export const scripts = {
-  gcra: { command: 'bulwarkGcra2', lua: gcraLua },
+  gcra: { command: 'bulwarkGcra3', lua: gcraLua },
   'sliding-window': { command: 'bulwarkSlidingWindow3', lua: slidingWindowLua },
   'fixed-window': { command: 'bulwarkFixedWindow3', lua: fixedWindowLua },
   calendar: { command: 'bulwarkCalendar2', lua: calendarLua },
@@ -57,7 +57,7 @@ export function planFor(algorithm: RateLimitAlgorithm, legacyValues = false): Sc
       const T = g.emissionIntervalUs;
       return {
         command: scripts.gcra.command,
-        fixedArgs: [T, g.burst * T],
+        fixedArgs: [T, g.burst * T, legacyValues ? 1 : 0],
         maxCost: g.burst,
         decisionLimit: g.burst,
         calendar: undefined,

@@ -76,7 +76,7 @@ describe('redisStore options', () => {
     const client = new FakeClient();
     redisStore(client);
     redisStore(client, { prefix: 'other:' });
-    expect(client.defined.sort()).toEqual(['bulwarkCalendar2', 'bulwarkFixedWindow3', 'bulwarkGcra2', 'bulwarkMarker1', 'bulwarkSlidingWindow3']);
+    expect(client.defined.sort()).toEqual(['bulwarkCalendar2', 'bulwarkFixedWindow3', 'bulwarkGcra3', 'bulwarkMarker1', 'bulwarkSlidingWindow3']);
   });
 
   it('refuses an algorithm it has no script for', async () => {
@@ -180,7 +180,7 @@ describe('batching', () => {
     void a.consume('x');
     void b.consume('x');
     await flush();
-    expect(client.calls.map((c) => c.command).sort()).toEqual(['bulwarkGcra2', 'bulwarkSlidingWindow3']);
+    expect(client.calls.map((c) => c.command).sort()).toEqual(['bulwarkGcra3', 'bulwarkSlidingWindow3']);
     for (const call of client.calls) call.resolve(admitAll(call));
   });
 
