@@ -9,6 +9,10 @@
 // fewer keys would change the hash tables' share of each key (8 B a bucket, 2 tables, sized to a
 // power of two: 21 B a key at 100,000 keys, 26 B at 20,000).
 // --dist: the build to measure (default ../dist), e.g. a copy of an older build for a before/after.
+// --instructions: instead of the tables above, Redis's instructions per decision (redis-server
+// under valgrind's callgrind, counters zeroed before and dumped after each workload): the script
+// cost without the timing noise of a shared machine. 2,000 keys that already hold a value; one
+// decision at a time, then 128 at a time. Slow (about a minute); needs valgrind.
 // --no-time: leave out the second table, Redis's time in scripts per decision (a timing, unlike
 // the memory figures: run it under the machine's benchmark lock when others measure too).
 //
@@ -25,8 +29,8 @@
 // 128 at a time.
 //
 // Target (issue 14 §1): every bulwark algorithm ≤ 1.2× RateLimiterRedis's memory per key.
-import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
@@ -44,6 +48,7 @@ const { values: args } = parseArgs({
     quick: { type: 'boolean', default: false },
     dist: { type: 'string' },
     'no-time': { type: 'boolean', default: false },
+    instructions: { type: 'boolean', default: false },
   },
 });
 const KEYS = Number(args.keys ?? '100000');
@@ -90,7 +95,14 @@ async function startServer() {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'bulwark-bench-redis-memory-'));
   const port = await freePort();
   const argv = ['--port', String(port), '--bind', HOST, '--dir', dir, '--save', '', '--appendonly', 'no', '--maxmemory-policy', 'noeviction'];
-  const child = spawn(redisServer, argv, { stdio: 'ignore' });
+  let child;
+  if (args.instructions) {
+    const valgrind = onPath('valgrind');
+    if (valgrind === undefined || onPath('callgrind_control') === undefined) throw new Error('valgrind was not found on PATH (apt-get install -y valgrind)');
+    child = spawn(valgrind, ['-q', '--tool=callgrind', `--callgrind-out-file=${path.join(dir, 'cg.out')}`, redisServer, ...argv], { stdio: 'ignore' });
+  } else {
+    child = spawn(redisServer, argv, { stdio: 'ignore' });
+  }
   child.on('error', () => {});
   server = { child, dir, port };
 }
@@ -143,6 +155,20 @@ async function measure(client, keys, decide) {
   return (after - before) / keys.length;
 }
 
+/** Instructions redis-server ran for `workload` (callgrind's counters zeroed before, dumped after). */
+async function instructions(workload) {
+  const control = onPath('callgrind_control');
+  spawnSync(control, ['-z', String(server.child.pid)], { stdio: 'ignore' });
+  await workload();
+  spawnSync(control, ['-d', String(server.child.pid)], { stdio: 'ignore' });
+  const dumps = readdirSync(server.dir)
+    .filter((f) => f.startsWith('cg.out'))
+    .map((f) => path.join(server.dir, f))
+    .sort((a, b) => statSync(b).mtimeMs - statSync(a).mtimeMs);
+  const text = readFileSync(dumps[0], 'utf8');
+  return Number(/^(?:summary|totals): (\d+)/m.exec(text)[1]);
+}
+
 let client;
 const targets = [];
 try {
@@ -154,7 +180,7 @@ try {
       await client.connect();
       break;
     } catch (error) {
-      if (tries > 100) throw error;
+      if (tries > 600) throw error;
       client.disconnect();
       await sleep(50);
     }
@@ -182,6 +208,25 @@ try {
     { name: 'RateLimiterRedis, prefix login', rlf: true, decide: (key) => rlfNamed.consume(key) },
     ...Object.entries(limiters).map(([name, limiter]) => ({ name: `bulwark ${name}`, algorithm: name, decide: bulwarkDecide(limiter) })),
   ];
+
+  if (args.instructions) {
+    const keys = userKeys(2_000, 8);
+    const pass = async (decide, inFlight) => {
+      for (let i = 0; i < keys.length; i += inFlight) await Promise.all(keys.slice(i, i + inFlight).map(decide));
+    };
+    console.log(`Redis instructions per decision (redis-server ${redisVersion} under callgrind), ${keys.length} keys holding a value:`);
+    const width = Math.max(...contenders.map((c) => c.name.length));
+    console.log(`${'contender'.padEnd(width)}  ${'1 in flight'.padStart(14)}${'128 in flight'.padStart(16)}`);
+    for (const contender of contenders) {
+      await client.flushall();
+      await pass(contender.decide, 128);
+      const single = (await instructions(() => pass(contender.decide, 1))) / keys.length;
+      const batched = (await instructions(() => pass(contender.decide, 128))) / keys.length;
+      console.log(`${contender.name.padEnd(width)}  ${`${(single / 1000).toFixed(1)}k`.padStart(14)}${`${(batched / 1000).toFixed(1)}k`.padStart(16)}`);
+    }
+    printTargets([]);
+    process.exit(0);
+  }
 
   console.log(`Redis memory per key: used_memory difference ÷ ${KEYS.toLocaleString('en-US')} keys, one consume() each`);
   console.log(`redis-server ${redisVersion} (maxmemory-policy noeviction), node ${process.version}, ${os.cpus().length} CPUs; build: ${distDir}`);
