@@ -204,3 +204,32 @@ describe("a value whose tag is not the current window's: the key's TTL tells whi
     else expect(slidingWindowCounts(await client.get(key))).toEqual([1, 2]);
   });
 });
+
+describe('writes', () => {
+  const windows: [string, () => RateLimitAlgorithm][] = [
+    ['fixedWindow', () => fixedWindow({ limit: 100, windowMs: HOUR })],
+    ['slidingWindow', () => slidingWindow({ limit: 100, windowMs: HOUR })],
+  ];
+  /** Calls of each command Redis ran (scripts' own calls included) since the last CONFIG RESETSTAT. */
+  async function calls(): Promise<Record<string, number>> {
+    const info = await client.info('commandstats');
+    return Object.fromEntries([...info.matchAll(/^cmdstat_(\w+):calls=(\d+)/gm)].map((m) => [m[1]!, Number(m[2])]));
+  }
+  it.each(windows)('%s: a key holding a count of its window changes by INCRBY, its TTL untouched', async (name, build) => {
+    const { limiter, redisKey } = setup(`writes-${name}`, build);
+    expect((await limiter.consume('user-9')).allowed).toBe(true); // a new key: SET ... PX
+    const key = redisKey('user-9');
+    const ttl = await client.pttl(key);
+    await client.config('RESETSTAT');
+    for (let i = 0; i < 5; i++) expect((await limiter.consume('user-9', { cost: 2 })).allowed).toBe(true);
+    // A refund too, in a fixed window (in a sliding one, it may bring the key's end closer: SET ... PX).
+    if (name === 'fixedWindow') await limiter.refund('user-9', 3);
+    const counted = await calls();
+    expect(counted.incrby, 'INCRBY calls').toBe(name === 'fixedWindow' ? 6 : 5);
+    expect(counted.set, 'SET calls').toBeUndefined();
+    expect(countOf(name, await client.get(key))).toBe(name === 'fixedWindow' ? 1 + 10 - 3 : 1 + 10);
+    const after = await client.pttl(key);
+    expect(after).toBeLessThanOrEqual(ttl);
+    expect(after).toBeGreaterThan(ttl - 5_000);
+  });
+});

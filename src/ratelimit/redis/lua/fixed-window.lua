@@ -29,8 +29,9 @@ Returns       { sec, usec, status, then two or three integers per decision }
               per decision, admitted: remaining, resetMs; denied: -1 - remaining, resetMs,
               retryAfterMs; a refund: 0 0
 Every written key gets a TTL: PX, the time until its window ends, when the key is new to its
-window; KEEPTTL (Redis >= 6.0) when it already holds a count of that window, whose TTL already
-ends with it (cheaper: no expiry to reset).
+window. A key that already holds a count of that window keeps its TTL, which ends with it: INCRBY
+of the change (times 8, so the tag stays) when it holds an integer, the cheapest write; else
+SET ... KEEPTTL (Redis >= 6.0).
 ]]
 local time = redis.call('TIME')
 local sec, usec = tonumber(time[1]), tonumber(time[2])
@@ -50,14 +51,15 @@ local s = t - (t % W)
 
 local tagNow = (s / W) % 8 -- s is a multiple of W: the quotient is exact
 
--- The window start and count a stored value holds (nil when it holds nothing readable).
+-- The window start and count a stored value holds (nil when it holds nothing readable), and
+-- whether it is an integer (false: version 2's text).
 local function read(key, value)
   if not value then return nil end
   local v = tonumber(value)
   if v then
     local tag = v % 8
     local c = (v - tag) / 8
-    if tag == tagNow then return s, c end
+    if tag == tagNow then return s, c, true end
     -- Another window. The key expires when its window ends (PX: st + W - t, counted from the
     -- server's clock a ms later at most): its TTL places that window to within a ms or two, and
     -- the tag, which repeats every 8 windows, makes the answer exact.
@@ -65,27 +67,30 @@ local function read(key, value)
     local d = (tag - tagNow) % 8
     local guess = (t + pttl - W - s) / W
     d = d + 8 * math.floor((guess - d) / 8 + 0.5)
-    return s + d * W, c
+    return s + d * W, c, true
   end
   -- Version 2: "windowStart count".
   local st, c = string.match(value, '^(%-?%d+) (%d+)$')
-  return tonumber(st), tonumber(c)
+  return tonumber(st), tonumber(c), false
 end
 
 -- Every key is read by one MGET (one command for the batch, not one per key).
 local stored = redis.call('MGET', unpack(KEYS))
 local starts, counts = {}, {} -- key -> window start and count, rolled to t (count 0: nothing held)
-local held = {} -- key -> true when it holds a count of the window in force (its TTL ends with it)
+-- key -> the count it held when read, if that count is of the window in force (the key's TTL
+-- ends with it); -1 when that count was text
+local held = {}
 local touched = {}
 local reply = { sec, usec, 0 }
 
 for i = 1, #KEYS do
   local key = KEYS[i]
   if starts[key] == nil then
-    local st, c = read(key, stored[i])
+    local st, c, integer = read(key, stored[i])
     -- A stored start later than now (the clock stepped back) is kept with its count.
     if st and st >= s then
-      starts[key], counts[key], held[key] = st, c, true
+      starts[key], counts[key] = st, c
+      if integer then held[key] = c else held[key] = -1 end
     else
       starts[key], counts[key] = s, 0
     end
@@ -112,22 +117,25 @@ for i = 1, #KEYS do
   end
 end
 
-local written = {}
+-- One write per key that changed. A key that holds an integer of its window gets INCRBY of the
+-- difference (times 8: the tag stays), cheaper than a SET, and its TTL stays as it is.
 for _, key in ipairs(touched) do
-  if not written[key] then
-    written[key] = true
-    if counts[key] > 0 then
-      local st = starts[key]
-      -- Below 2^34 (count <= limit < 2^31): Redis writes the number out in full.
-      local value = counts[key] * 8 + (st / W) % 8
-      if asText then value = string.format('%.0f %.0f', st, counts[key]) end
-      if held[key] then
-        redis.call('SET', key, value, 'KEEPTTL')
-      else
-        redis.call('SET', key, value, 'PX', st + W - t)
-      end
-    else
+  local st = starts[key]
+  if st then
+    starts[key] = false -- written
+    local count, before = counts[key], held[key]
+    if count == 0 then
       redis.call('DEL', key)
+    elseif asText then
+      local value = string.format('%.0f %.0f', st, count)
+      if before then redis.call('SET', key, value, 'KEEPTTL') else redis.call('SET', key, value, 'PX', st + W - t) end
+    elseif before == nil then
+      -- Below 2^34 (count <= limit < 2^31): Redis writes the number out in full.
+      redis.call('SET', key, count * 8 + (st / W) % 8, 'PX', st + W - t)
+    elseif before < 0 then
+      redis.call('SET', key, count * 8 + (st / W) % 8, 'KEEPTTL')
+    elseif count ~= before then
+      redis.call('INCRBY', key, (count - before) * 8)
     end
   end
 end

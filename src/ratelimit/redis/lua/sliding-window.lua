@@ -31,8 +31,9 @@ Returns       { sec, usec, status, then two or three integers per decision }
               per decision, admitted: remaining, resetMs; denied: -1 - remaining, resetMs,
               retryAfterMs; a refund: 0 0
 Every written key gets a TTL: PX, the time until nothing it holds is counted any more; or
-KEEPTTL (Redis >= 6.0) when that time has not changed since the key was last written: same window,
-units in the current window before and after, no refund in this call (cheaper: no expiry to reset).
+the TTL it has when that time has not changed since the key was last written (same window, units
+in the current window before and after, no refund in this call): INCRBY of the change when the key
+holds an integer and so will, the cheapest write; else SET ... KEEPTTL (Redis >= 6.0).
 Every product below is a whole number under 2^53 (limit * W <= 2^52 is checked by the client).
 ]]
 local time = redis.call('TIME')
@@ -79,7 +80,7 @@ local function read(key, value)
   if r * r > z then r = r - 1 elseif (r + 1) * (r + 1) <= z then r = r + 1 end
   local cur, prev = r, z - r * r - r
   if z - r * r < r then cur, prev = z - r * r, r end
-  if tag == tagNow then return s, cur, prev end
+  if tag == tagNow then return s, cur, prev, v end
   -- Another window: the key expires 2W after its window starts when it holds current units,
   -- else W after (PX, counted from the server's clock a ms later at most). Its TTL places that
   -- window to within a ms or two; the tag, which repeats every 8 windows, makes it exact.
@@ -89,7 +90,7 @@ local function read(key, value)
   local d = (tag - tagNow) % 8
   local guess = (t + pttl - lives - s) / W
   d = d + 8 * math.floor((guess - d) / 8 + 0.5)
-  return s + d * W, cur, prev
+  return s + d * W, cur, prev, v
 end
 
 -- The value to store for a state (an integer, or text for counts of 2^24 and more).
@@ -105,9 +106,10 @@ local function encode(state)
 end
 
 local function roll(key, value)
-  local st, cur, prev = read(key, value)
+  local st, cur, prev, v = read(key, value)
   if st == nil then return { s, 0, 0 } end
-  if st >= s then return { st, cur, prev, cur > 0 } end -- same window, or the clock stepped back: kept
+  -- Same window, or the clock stepped back: kept, with the integer stored (nil for text).
+  if st >= s then return { st, cur, prev, cur > 0, v } end
   if st == s - W then return { s, 0, cur } end
   return { s, 0, 0 }
 end
@@ -178,15 +180,21 @@ for i = 1, #KEYS do
   end
 end
 
-local written = {}
+-- One write per key that changed. When its TTL stays (see the header), a key that holds an
+-- integer gets INCRBY of the difference, cheaper than a SET.
 for _, key in ipairs(touched) do
-  if not written[key] then
-    written[key] = true
-    local state = states[key]
+  local state = states[key]
+  if not state[6] then
+    state[6] = true -- written
     local ttl = resetAfter(state[1], state[2], state[3])
     if ttl > 0 and state[4] and state[2] > 0 then
       -- It expires at windowStart + 2W, as it did when last written.
-      redis.call('SET', key, encode(state), 'KEEPTTL')
+      local value, before = encode(state), state[5]
+      if before and type(value) == 'number' then
+        if value ~= before then redis.call('INCRBY', key, value - before) end
+      else
+        redis.call('SET', key, value, 'KEEPTTL')
+      end
     elseif ttl > 0 then
       redis.call('SET', key, encode(state), 'PX', ttl)
     else
