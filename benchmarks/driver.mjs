@@ -58,7 +58,7 @@ export const PARTS = Object.freeze([
     node: [],
     needs: ['redis-server'],
     optional: [],
-    seconds: { full: 60, quick: 60 },
+    seconds: { full: 30, quick: 30 },
   },
   {
     name: 'http',
