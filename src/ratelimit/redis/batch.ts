@@ -65,7 +65,7 @@ export interface BatchSettings {
   readonly timeoutMs: number;
   readonly maxBatch: number;
   readonly cluster: boolean;
-  /** Window counters written as text (see `RedisStoreOptions.legacyValues`). */
+  /** Counters written in the previous release's formats (see `RedisStoreOptions.legacyValues`). */
   readonly legacyValues: boolean;
   /** The store's own `onStoreError`; undefined: 'local' for rate limiters, 'fail-closed' for quotas. */
   readonly onStoreError: StoreErrorMode | undefined;

@@ -47,8 +47,9 @@ export interface ScriptPlan {
 
 /**
  * How the Redis store runs `algorithm`; throws for an algorithm it has no script for. With
- * `legacyValues`, the window scripts write their counters as text, the format the scripts of the
- * previous release (`bulwarkFixedWindow2`, `bulwarkSlidingWindow2`) read (see the store's option).
+ * `legacyValues`, the scripts write their counters in the formats the previous release's scripts
+ * (`bulwarkFixedWindow2`, `bulwarkSlidingWindow2`, `bulwarkGcra2`) read: the windows' text, GCRA's
+ * whole tat (see the store's option).
  */
 export function planFor(algorithm: RateLimitAlgorithm, legacyValues = false): ScriptPlan {
   switch (algorithm.kind) {

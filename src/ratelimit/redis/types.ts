@@ -61,11 +61,11 @@ export interface RedisStoreOptions {
    */
   readonly stateCheckMs?: number;
   /**
-   * Write fixed- and sliding-window counters as text, the format of the previous release (whose
-   * scripts, `bulwarkFixedWindow2` and `bulwarkSlidingWindow2`, cannot read the integers this one
-   * writes), instead of one integer (less Redis memory per key). For a rolling upgrade from that
-   * release: deploy with `true` while old processes share the Redis, then without it. Either way
-   * this release reads both formats. @default false
+   * Write counters in the formats of the previous release (text for the windows, the whole
+   * theoretical arrival time for GCRA), whose scripts (`bulwarkFixedWindow2`, `bulwarkSlidingWindow2`,
+   * `bulwarkGcra2`) cannot read the small integers this one writes (less Redis memory per key).
+   * For a rolling upgrade from that release: deploy with `true` while old processes share the
+   * Redis, then without it. Either way this release reads both formats. @default false
    */
   readonly legacyValues?: boolean;
 }
