@@ -53,6 +53,14 @@ export const PARTS = Object.freeze([
     seconds: { full: 150, quick: 30 },
   },
   {
+    name: 'redis-memory',
+    script: 'redis-memory.mjs',
+    node: [],
+    needs: ['redis-server'],
+    optional: [],
+    seconds: { full: 30, quick: 30 },
+  },
+  {
     name: 'http',
     script: 'http.mjs',
     node: [],

@@ -54,7 +54,7 @@ describe('parseDriverArgs', () => {
     const options = parseDriverArgs([]);
     expect(options.quick).toBe(false);
     expect(options.help).toBe(false);
-    expect(names(options.parts)).toEqual(['hot-path', 'ratelimit-memory', 'ratelimit-redis', 'http']);
+    expect(names(options.parts)).toEqual(['hot-path', 'ratelimit-memory', 'ratelimit-redis', 'redis-memory', 'http']);
   });
 
   it('takes --quick and --only (repeated, comma-separated or with =), keeping the run order', () => {
@@ -70,7 +70,7 @@ describe('parseDriverArgs', () => {
 
   it('refuses an unknown part, an unknown argument and --only without a name, naming what is wrong', () => {
     expect(() => parseDriverArgs(['--only', 'redis'])).toThrow(UsageError);
-    expect(() => parseDriverArgs(['--only', 'redis'])).toThrow(/--only redis: no such part \(parts: hot-path, ratelimit-memory, ratelimit-redis, http\)/);
+    expect(() => parseDriverArgs(['--only', 'redis'])).toThrow(/--only redis: no such part \(parts: hot-path, ratelimit-memory, ratelimit-redis, redis-memory, http\)/);
     expect(() => parseDriverArgs(['--fast'])).toThrow(/unknown argument "--fast"/);
     expect(() => parseDriverArgs(['--only'])).toThrow(/--only needs a part name/);
     expect(() => parseDriverArgs(['--only', '--quick'])).toThrow(/--only needs a part name/);
@@ -90,7 +90,7 @@ describe('checkPrerequisites', () => {
   it('lists every part that needs a tool, and installs each package once', () => {
     const result = checkPrerequisites(PARTS, fakePath(['taskset']));
     expect(result.missing).toEqual([
-      { tool: 'redis-server', parts: ['ratelimit-redis', 'http'] },
+      { tool: 'redis-server', parts: ['ratelimit-redis', 'redis-memory', 'http'] },
       { tool: 'wrk', parts: ['http'] },
     ]);
     expect(result.message).toContain('apt-get install -y redis-server wrk\n');

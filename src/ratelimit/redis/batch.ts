@@ -65,6 +65,8 @@ export interface BatchSettings {
   readonly timeoutMs: number;
   readonly maxBatch: number;
   readonly cluster: boolean;
+  /** Counters written in the previous release's formats (see `RedisStoreOptions.legacyValues`). */
+  readonly legacyValues: boolean;
   /** The store's own `onStoreError`; undefined: 'local' for rate limiters, 'fail-closed' for quotas. */
   readonly onStoreError: StoreErrorMode | undefined;
 }
@@ -95,7 +97,7 @@ export class Batcher {
   lane(algorithm: RateLimitAlgorithm, mode: StoreErrorMode | undefined): Lane {
     let lane = this.lanes.get(algorithm);
     if (lane === undefined) {
-      const plan = planFor(algorithm);
+      const plan = planFor(algorithm, this.settings.legacyValues);
       lane = newLane(algorithm, plan, this.settings.onStoreError ?? (plan.calendar !== undefined ? 'fail-closed' : 'local'));
       this.lanes.set(algorithm, lane);
     }

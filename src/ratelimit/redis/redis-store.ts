@@ -34,6 +34,7 @@ const optionKeys = [
   'maxBatch',
   'reconnectAfterTimeouts',
   'stateCheckMs',
+  'legacyValues',
 ] as const;
 
 /**
@@ -85,6 +86,10 @@ export class RedisStore implements RateLimitStore {
     if (o.denyCache !== undefined && typeof o.denyCache !== 'boolean') {
       throw new TypeError(`redisStore: option "denyCache" must be a boolean, got ${show(o.denyCache)}`);
     }
+    if (o.legacyValues !== undefined && typeof o.legacyValues !== 'boolean') {
+      throw new TypeError(`redisStore: option "legacyValues" must be a boolean, got ${show(o.legacyValues)}`);
+    }
+    const legacyValues = o.legacyValues === true;
     const localMaxKeys = countOption('redisStore', 'localMaxKeys', o.localMaxKeys, 10_000, { max: 100_000_000 });
     const openAfterFailures = countOption('redisStore', 'openAfterFailures', o.openAfterFailures, 3, { max: 1_000_000 });
     const openMs = durationOption('redisStore', 'openMs', o.openMs, 1_000, { min: 1 });
@@ -97,7 +102,7 @@ export class RedisStore implements RateLimitStore {
     this.denied = o.denyCache === true ? new DenyCache(localMaxKeys) : undefined;
     this.link = new RedisLink(redis, { timeoutMs, openMs, openAfterFailures, reconnectAfterTimeouts, cluster, prefix, stateCheckMs });
     this.fallback = new Fallback(this.link, localMaxKeys);
-    this.batcher = new Batcher(redis, this.link, this.fallback, this.denied, { prefix, timeoutMs, maxBatch, cluster, onStoreError });
+    this.batcher = new Batcher(redis, this.link, this.fallback, this.denied, { prefix, timeoutMs, maxBatch, cluster, legacyValues, onStoreError });
     registerScripts(redis);
   }
 

@@ -12,9 +12,9 @@ import slidingWindowLua from './lua/sliding-window.lua';
  * two versions of bulwark sharing a Redis never run each other's scripts).
  */
 export const scripts = {
-  gcra: { command: 'bulwarkGcra2', lua: gcraLua },
-  'sliding-window': { command: 'bulwarkSlidingWindow2', lua: slidingWindowLua },
-  'fixed-window': { command: 'bulwarkFixedWindow2', lua: fixedWindowLua },
+  gcra: { command: 'bulwarkGcra3', lua: gcraLua },
+  'sliding-window': { command: 'bulwarkSlidingWindow3', lua: slidingWindowLua },
+  'fixed-window': { command: 'bulwarkFixedWindow3', lua: fixedWindowLua },
   calendar: { command: 'bulwarkCalendar2', lua: calendarLua },
   marker: { command: 'bulwarkMarker1', lua: markerLua },
 } as const;
@@ -45,15 +45,20 @@ export interface ScriptPlan {
   readonly calendar: CalendarAlgorithm | undefined;
 }
 
-/** How the Redis store runs `algorithm`; throws for an algorithm it has no script for. */
-export function planFor(algorithm: RateLimitAlgorithm): ScriptPlan {
+/**
+ * How the Redis store runs `algorithm`; throws for an algorithm it has no script for. With
+ * `legacyValues`, the scripts write their counters in the formats the previous release's scripts
+ * (`bulwarkFixedWindow2`, `bulwarkSlidingWindow2`, `bulwarkGcra2`) read: the windows' text, GCRA's
+ * whole tat (see the store's option).
+ */
+export function planFor(algorithm: RateLimitAlgorithm, legacyValues = false): ScriptPlan {
   switch (algorithm.kind) {
     case 'gcra': {
       const g = algorithm as GcraAlgorithm;
       const T = g.emissionIntervalUs;
       return {
         command: scripts.gcra.command,
-        fixedArgs: [T, g.burst * T],
+        fixedArgs: [T, g.burst * T, legacyValues ? 1 : 0],
         maxCost: g.burst,
         decisionLimit: g.burst,
         calendar: undefined,
@@ -63,7 +68,7 @@ export function planFor(algorithm: RateLimitAlgorithm): ScriptPlan {
     case 'fixed-window':
       return {
         command: scripts[algorithm.kind].command,
-        fixedArgs: [algorithm.limit, algorithm.windowMs],
+        fixedArgs: [algorithm.limit, algorithm.windowMs, legacyValues ? 1 : 0],
         maxCost: algorithm.limit,
         decisionLimit: algorithm.limit,
         calendar: undefined,

@@ -60,6 +60,14 @@ export interface RedisStoreOptions {
    * @default 5000
    */
   readonly stateCheckMs?: number;
+  /**
+   * Write counters in the formats of the previous release (text for the windows, the whole
+   * theoretical arrival time for GCRA), whose scripts (`bulwarkFixedWindow2`, `bulwarkSlidingWindow2`,
+   * `bulwarkGcra2`) cannot read the small integers this one writes (less Redis memory per key).
+   * For a rolling upgrade from that release: deploy with `true` while old processes share the
+   * Redis, then without it. Either way this release reads both formats. @default false
+   */
+  readonly legacyValues?: boolean;
 }
 
 /**

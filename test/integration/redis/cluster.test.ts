@@ -21,6 +21,7 @@ import { hashSlot } from '../../../src/ratelimit/redis/slot.js';
 import type { LimiterDecision } from '../../../src/ratelimit/store.js';
 import { disconnectClient, infoField, startCluster, type RedisCluster } from '../support/redis.js';
 import { byStore, eventually, percentile } from './support.js';
+import { fixedWindowCount } from './stored-values.js';
 
 /**
  * The Cluster client options bulwark's guarantees need (what the README must recommend):
@@ -170,10 +171,10 @@ describe('L3: concurrent decisions on a 3-master cluster', () => {
     for (const [name] of subjects) {
       for (const key of keys) expect(admitted.get(`${name}/${key}`), `${name}/${key} admitted`).toBe(limit);
     }
-    // And Redis holds exactly that (a fixed window stores "windowStart count").
+    // And Redis holds exactly that.
     for (const key of keys) {
       const value = await client.get(store.redisKey(storeKey('test', 'l3-fixed', key)));
-      expect(value?.split(' ')[1], `stored count of l3-fixed/${key}`).toBe(String(limit));
+      expect(fixedWindowCount(value), `stored count of l3-fixed/${key}`).toBe(limit);
     }
   });
 
@@ -206,13 +207,13 @@ describe('L3: concurrent decisions on a 3-master cluster', () => {
 
     // Watch the calls the store makes.
     const target = client as unknown as Record<string, (...args: (string | number)[]) => Promise<unknown>>;
-    const original = target.bulwarkFixedWindow2!;
+    const original = target.bulwarkFixedWindow3!;
     const calls: (string | number)[][] = [];
-    target.bulwarkFixedWindow2 = function (this: unknown, ...args: (string | number)[]) {
+    target.bulwarkFixedWindow3 = function (this: unknown, ...args: (string | number)[]) {
       calls.push(args);
       return original.apply(this, args);
     };
-    cleanup.push(async () => void (target.bulwarkFixedWindow2 = original));
+    cleanup.push(async () => void (target.bulwarkFixedWindow3 = original));
 
     const limiter = rateLimiter({ name, algorithm: fixedWindow({ limit: 2, windowMs: LONG_MS }), store });
     const before = await scriptCalls(owner);
@@ -309,7 +310,7 @@ async function fillSlot(client: Cluster, redisKey: string, count: number): Promi
 /** The count a fixed-window limiter named `name` holds in Redis for `key` (0 when absent). */
 async function storedCount(client: Cluster, store: RedisStore, name: string, key: string): Promise<number> {
   const value = await client.get(store.redisKey(storeKey('test', name, key)));
-  return value === null ? 0 : Number(value.split(' ')[1]);
+  return fixedWindowCount(value);
 }
 
 /** How many decisions for each key `store` answered with an admission. */

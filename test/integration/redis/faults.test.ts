@@ -14,6 +14,7 @@ import { watchLoopStalls } from '../support/loop-stall.js';
 import { startProxy, type FaultProxy } from '../support/proxy.js';
 import { disconnectClient, startRedis, type RedisServer } from '../support/redis.js';
 import { byStore, clearOfWindowEdge, drive, eventually, percentile, type Sample } from './support.js';
+import { fixedWindowCount } from './stored-values.js';
 
 /** The client options the README recommends. */
 const recommended: RedisOptions = {
@@ -52,7 +53,7 @@ async function proxyTo(s: RedisServer): Promise<FaultProxy> {
 /** The count a fixed-window limiter holds in Redis for `key` (0 when the key is absent). */
 async function storedCount(client: Redis, store: ReturnType<typeof redisStore>, limiterName: string, key: string): Promise<number> {
   const value = await client.get(store.redisKey(storeKey('test', limiterName, key)));
-  return value === null ? 0 : Number(value.split(' ')[1]);
+  return fixedWindowCount(value);
 }
 
 function storeOf(client: Redis, options?: RedisStoreOptions) {

@@ -16,12 +16,29 @@ import { OP_CONSUME, OP_PEEK, OP_REFUND, planFor } from '../../../src/ratelimit/
 import { between, seededRandom } from '../../unit/ratelimit/algorithms/support.js';
 import { calendarOf } from '../../support/calendar.js';
 import { disconnectClient, startRedis, type RedisServer } from '../support/redis.js';
+import { fixedWindowCount, isInteger, slidingWindowCounts, windowTag } from './stored-values.js';
 
 type Client = InstanceType<typeof Redis5>;
 type Command = (...args: (string | number)[]) => Promise<number[]>;
 
-/** Parses a stored value into the TypeScript state tuple it stands for. */
-function parseStored(kind: RateLimitAlgorithm['kind'], value: string): number[] {
+/**
+ * Parses a stored value into the TypeScript state tuple it stands for. A windowed value of
+ * version 3 (one integer: counts and a window tag) gives the start of the window within 4
+ * windows of the one holding `nowMs` whose tag it carries; one of GCRA, the tat `value` µs before
+ * `expireTimeMs`.
+ */
+function parseStored(algorithm: RateLimitAlgorithm, value: string, nowMs: number, expireTimeMs: number): number[] {
+  const kind = algorithm.kind;
+  // GCRA on Redis >= 7.0: the µs from the tat to the key's expiry (PEXPIRETIME), a whole ms.
+  if (kind === 'gcra' && Number(value) < 1e6) return [expireTimeMs * 1000 - Number(value)];
+  if ((kind === 'fixed-window' || kind === 'sliding-window') && isInteger(value)) {
+    const W = algorithm.windowMs;
+    const t = Math.floor(nowMs);
+    const s = t - (((t % W) + W) % W);
+    const d = (((windowTag(value) - (s / W)) % 8) + 8) % 8;
+    const start = s + (d < 4 ? d : d - 8) * W;
+    return kind === 'fixed-window' ? [start, fixedWindowCount(value)] : [start, ...slidingWindowCounts(value)];
+  }
   const numbers = value.split(' ').map(Number);
   for (const n of numbers) expect(Number.isSafeInteger(n), `stored "${value}" holds whole numbers`).toBe(true);
   // The calendar stores the period end as a third number; the TypeScript state has two.
@@ -165,7 +182,7 @@ describe.each(clients)('Lua scripts mirror the TypeScript algorithms (%s)', (_la
       expect(at, 'one answer per operation, nothing after').toBe(reply.length);
 
       for (const key of keys) {
-        const [stored, pttl] = await Promise.all([client.get(key), client.pttl(key)]);
+        const [stored, pttl, expireTime] = await Promise.all([client.get(key), client.pttl(key), client.call('PEXPIRETIME', key)]);
         // Upper bound on the server time of these reads: the batch's time plus all that passed since it was sent.
         const readBy = nowMs + (Date.now() - sentAt) + 1;
         const state = model.get(key);
@@ -178,7 +195,7 @@ describe.each(clients)('Lua scripts mirror the TypeScript algorithms (%s)', (_la
           }
           continue;
         }
-        expect(parseStored(algorithm.kind, stored), `${key} after round ${round}`).toEqual(state === undefined ? undefined : [...state]);
+        expect(parseStored(algorithm, stored, nowMs, Number(expireTime)), `${key} after round ${round}`).toEqual(state === undefined ? undefined : [...state]);
         // The TTL is the one the TypeScript algorithm asks for. PX is whole ms, counted by Redis
         // from its own clock when the SET runs, which may have ticked past the script's TIME by
         // a ms; and a window's key written with KEEPTTL keeps the expiry of an earlier batch of

@@ -2,17 +2,26 @@
 bulwark · fixed window · a batch of decisions in one call
 Mirrors src/ratelimit/algorithms/fixed-window.ts; keep the two in step (test/integration/redis/
 parity.test.ts replays every reply through the TypeScript function and compares). Registered as
-the command `bulwarkFixedWindow2`: bump the digit whenever the arguments, the reply or the stored
+the command `bulwarkFixedWindow3`: bump the digit whenever the arguments, the reply or the stored
 value change.
 
 KEYS[i]       the key of decision i (a key may repeat: decisions apply in order, each seeing the last)
-              stored value: "windowStart count", whole ms on the server clock and whole units
+              stored value: one integer, count * 8 + (windowStart / W) mod 8: the count and a tag
+              of its window. An integer is the smallest value Redis stores (below 10,000, a shared
+              object: no memory of its own), and reading it takes one tonumber. The tag tells the
+              window in force (tag of now) from any other; for another tag (at most once per key
+              and window: the first decision after a window ends while its key lives on, or after
+              the clock stepped back) the key's TTL, which ends with its window, tells which one.
+              A value "windowStart count" (version 2, and earlier) is read too, and rewritten as an
+              integer by the first change, unless ARGV[3] asks for text.
 ARGV[1]       limit, units per window
 ARGV[2]       W, the window, whole ms
-ARGV[3]       staleAfterUs: when the server clock is past it, the call is stale and changes nothing
+ARGV[3]       1: write "windowStart count", which version 2 reads too (the store's legacyValues,
+              for a rolling upgrade); 0: write the integer
+ARGV[4]       staleAfterUs: when the server clock is past it, the call is stale and changes nothing
               (0 = never)
-ARGV[4]       the operations, one character per decision: 1 consume, 2 peek, 3 refund
-ARGV[5]       the costs, whole units from 1 to limit separated by spaces, one per decision; or ''
+ARGV[5]       the operations, one character per decision: 1 consume, 2 peek, 3 refund
+ARGV[6]       the costs, whole units from 1 to limit separated by spaces, one per decision; or ''
               when every cost is 1 (refunds are clamped by the client); a count of operations or
               costs other than #KEYS is an error
 Returns       { sec, usec, status, then two or three integers per decision }
@@ -20,18 +29,19 @@ Returns       { sec, usec, status, then two or three integers per decision }
               per decision, admitted: remaining, resetMs; denied: -1 - remaining, resetMs,
               retryAfterMs; a refund: 0 0
 Every written key gets a TTL: PX, the time until its window ends, when the key is new to its
-window; KEEPTTL (Redis >= 6.0) when it already holds a count of that window, whose TTL already
-ends with it (cheaper: no expiry to reset).
+window. A key that already holds a count of that window keeps its TTL, which ends with it: INCRBY
+of the change (times 8, so the tag stays) when it holds an integer, the cheapest write; else
+SET ... KEEPTTL (Redis >= 6.0).
 ]]
 local time = redis.call('TIME')
 local sec, usec = tonumber(time[1]), tonumber(time[2])
-local limit, W, staleAfter = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local limit, W, asText, staleAfter = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3] == '1', tonumber(ARGV[4])
 if staleAfter > 0 and sec * 1000000 + usec > staleAfter then return { sec, usec, 2 } end
 -- Operations: one character each ('1' consume, '2' peek, '3' refund); costs: '' when all are 1.
-local ops, costs = ARGV[4], nil
-if ARGV[5] ~= '' then
+local ops, costs = ARGV[5], nil
+if ARGV[6] ~= '' then
   costs = {}
-  for c in string.gmatch(ARGV[5], '%d+') do costs[#costs + 1] = tonumber(c) end
+  for c in string.gmatch(ARGV[6], '%d+') do costs[#costs + 1] = tonumber(c) end
 end
 if #ops ~= #KEYS or (costs and #costs ~= #KEYS) then
   return redis.error_reply('bulwark: ' .. #ops .. ' operations and ' .. (costs and #costs or #KEYS) .. ' costs for ' .. #KEYS .. ' keys')
@@ -39,21 +49,48 @@ end
 local t = sec * 1000 + math.floor(usec / 1000)
 local s = t - (t % W)
 
+local tagNow = (s / W) % 8 -- s is a multiple of W: the quotient is exact
+
+-- The window start and count a stored value holds (nil when it holds nothing readable), and
+-- whether it is an integer (false: version 2's text).
+local function read(key, value)
+  if not value then return nil end
+  local v = tonumber(value)
+  if v then
+    local tag = v % 8
+    local c = (v - tag) / 8
+    if tag == tagNow then return s, c, true end
+    -- Another window. The key expires when its window ends (PX: st + W - t, counted from the
+    -- server's clock a ms later at most): its TTL places that window to within a ms or two, and
+    -- the tag, which repeats every 8 windows, makes the answer exact.
+    local pttl = redis.call('PTTL', key)
+    local d = (tag - tagNow) % 8
+    local guess = (t + pttl - W - s) / W
+    d = d + 8 * math.floor((guess - d) / 8 + 0.5)
+    return s + d * W, c, true
+  end
+  -- Version 2: "windowStart count".
+  local st, c = string.match(value, '^(%-?%d+) (%d+)$')
+  return tonumber(st), tonumber(c), false
+end
+
 -- Every key is read by one MGET (one command for the batch, not one per key).
 local stored = redis.call('MGET', unpack(KEYS))
 local starts, counts = {}, {} -- key -> window start and count, rolled to t (count 0: nothing held)
-local held = {} -- key -> true when it holds a count of the window in force (its TTL ends with it)
+-- key -> the count it held when read, if that count is of the window in force (the key's TTL
+-- ends with it); -1 when that count was text
+local held = {}
 local touched = {}
 local reply = { sec, usec, 0 }
 
 for i = 1, #KEYS do
   local key = KEYS[i]
   if starts[key] == nil then
-    local st, c = string.match(stored[i] or '', '^(%-?%d+) (%d+)$')
-    st, c = tonumber(st), tonumber(c)
+    local st, c, integer = read(key, stored[i])
     -- A stored start later than now (the clock stepped back) is kept with its count.
     if st and st >= s then
-      starts[key], counts[key], held[key] = st, c, true
+      starts[key], counts[key] = st, c
+      if integer then held[key] = c else held[key] = -1 end
     else
       starts[key], counts[key] = s, 0
     end
@@ -80,19 +117,25 @@ for i = 1, #KEYS do
   end
 end
 
-local written = {}
+-- One write per key that changed. A key that holds an integer of its window gets INCRBY of the
+-- difference (times 8: the tag stays), cheaper than a SET, and its TTL stays as it is.
 for _, key in ipairs(touched) do
-  if not written[key] then
-    written[key] = true
-    if counts[key] > 0 then
-      local st = starts[key]
-      if held[key] then
-        redis.call('SET', key, string.format('%.0f %.0f', st, counts[key]), 'KEEPTTL')
-      else
-        redis.call('SET', key, string.format('%.0f %.0f', st, counts[key]), 'PX', string.format('%.0f', st + W - t))
-      end
-    else
+  local st = starts[key]
+  if st then
+    starts[key] = false -- written
+    local count, before = counts[key], held[key]
+    if count == 0 then
       redis.call('DEL', key)
+    elseif asText then
+      local value = string.format('%.0f %.0f', st, count)
+      if before then redis.call('SET', key, value, 'KEEPTTL') else redis.call('SET', key, value, 'PX', st + W - t) end
+    elseif before == nil then
+      -- Below 2^34 (count <= limit < 2^31): Redis writes the number out in full.
+      redis.call('SET', key, count * 8 + (st / W) % 8, 'PX', st + W - t)
+    elseif before < 0 then
+      redis.call('SET', key, count * 8 + (st / W) % 8, 'KEEPTTL')
+    elseif count ~= before then
+      redis.call('INCRBY', key, (count - before) * 8)
     end
   end
 end

@@ -2,17 +2,24 @@
 bulwark · GCRA (token bucket) · a batch of decisions in one call
 Mirrors src/ratelimit/algorithms/gcra.ts; keep the two in step (test/integration/redis/parity.test.ts
 replays every reply through the TypeScript function and compares). Registered as the command
-`bulwarkGcra2`: bump the digit whenever the arguments, the reply or the stored value change.
+`bulwarkGcra3`: bump the digit whenever the arguments, the reply or the stored value change.
 
 KEYS[i]       the key of decision i (a key may repeat: decisions apply in order, each seeing the last)
-              stored value: the theoretical arrival time, whole µs on the server clock, a decimal string
+              stored value, on Redis >= 7.0: how many µs before the key's expiry (a whole ms, set by
+              PXAT 1 to 2 ms after it) the theoretical arrival time (tat) lies, a number from 1,001
+              to 2,000: Redis shares such small integers, so the value takes no memory of its own;
+              PEXPIRETIME gives the tat back exactly. On older servers, and with ARGV[3] = 1: the
+              tat itself, whole µs on the server clock (the only format of version 2, which reads
+              nothing else). Both are read: a value of 10^6 or more is a tat.
 ARGV[1]       T, the emission interval, whole µs
 ARGV[2]       tau = burst * T, whole µs
-ARGV[3]       staleAfterUs: when the server clock is past it, the call is stale and changes nothing
+ARGV[3]       1: write the tat itself, which version 2 reads too (the store's legacyValues, for a
+              rolling upgrade); 0: write the remainder where the server has PEXPIRETIME
+ARGV[4]       staleAfterUs: when the server clock is past it, the call is stale and changes nothing
               (0 = never); the client sets it to its own deadline, so a command replayed after a
               reconnect cannot take units in a window its caller no longer waits for
-ARGV[4]       the operations, one character per decision: 1 consume, 2 peek, 3 refund
-ARGV[5]       the costs, whole units from 1 to burst separated by spaces, one per decision; or ''
+ARGV[5]       the operations, one character per decision: 1 consume, 2 peek, 3 refund
+ARGV[6]       the costs, whole units from 1 to burst separated by spaces, one per decision; or ''
               when every cost is 1 (refunds are clamped by the client); a count of operations or
               costs other than #KEYS is an error
 Returns       { sec, usec, status, then two or three integers per decision }
@@ -21,21 +28,36 @@ Returns       { sec, usec, status, then two or three integers per decision }
               per decision, admitted: remaining, resetMs; denied: -1 - remaining, resetMs,
               retryAfterMs; a refund: 0 0 (one argument per decision, its key, and two integers
               per answer keep the client's encoding and parsing short)
-Every written key gets a TTL (PX): the time until it is back to full capacity.
+Every written key gets a TTL: the time until it is back to full capacity (PXAT: 1 to 2 ms more).
 ]]
 local time = redis.call('TIME')
 local sec, usec = tonumber(time[1]), tonumber(time[2])
 local now = sec * 1000000 + usec
-local T, tau, staleAfter = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local T, tau, staleAfter = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[4])
 if staleAfter > 0 and now > staleAfter then return { sec, usec, 2 } end
 -- Operations: one character each ('1' consume, '2' peek, '3' refund); costs: '' when all are 1.
-local ops, costs = ARGV[4], nil
-if ARGV[5] ~= '' then
+local ops, costs = ARGV[5], nil
+if ARGV[6] ~= '' then
   costs = {}
-  for c in string.gmatch(ARGV[5], '%d+') do costs[#costs + 1] = tonumber(c) end
+  for c in string.gmatch(ARGV[6], '%d+') do costs[#costs + 1] = tonumber(c) end
 end
 if #ops ~= #KEYS or (costs and #costs ~= #KEYS) then
   return redis.error_reply('bulwark: ' .. #ops .. ' operations and ' .. (costs and #costs or #KEYS) .. ' costs for ' .. #KEYS .. ' keys')
+end
+
+-- PEXPIRETIME (and so the remainder format) came with Redis 7.0.
+local expireTimes = (redis.REDIS_VERSION_NUM or 0) >= 0x070000
+local remainders = expireTimes and ARGV[3] ~= '1'
+
+-- The tat a stored value stands for; false when there is none.
+local function read(key, value)
+  local v = tonumber(value or '')
+  if not v then return false end
+  if v >= 1000000 then return v end
+  if not expireTimes then return false end
+  local at = redis.call('PEXPIRETIME', key)
+  if at < 0 then return false end
+  return at * 1000 - v
 end
 
 -- Every key is read by one MGET (one command for the batch, not one per key).
@@ -48,7 +70,7 @@ for i = 1, #KEYS do
   local key = KEYS[i]
   local tat = tats[key]
   if tat == nil then
-    tat = tonumber(stored[i] or '') or false
+    tat = read(key, stored[i])
     tats[key] = tat
   end
   local op, cost = string.byte(ops, i) - 48, 1
@@ -87,7 +109,10 @@ for _, key in ipairs(touched) do
   if not written[key] then
     written[key] = true
     local tat = tats[key]
-    if tat and tat > now then
+    if tat and tat > now and remainders then
+      local at = math.floor(tat / 1000) + 2
+      redis.call('SET', key, at * 1000 - tat, 'PXAT', at)
+    elseif tat and tat > now then
       -- %.0f, not tostring: a tat near 1.7e15 would otherwise be written in exponent form.
       redis.call('SET', key, string.format('%.0f', tat), 'PX', string.format('%.0f', math.ceil((tat - now) / 1000)))
     else

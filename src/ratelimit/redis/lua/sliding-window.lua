@@ -2,17 +2,28 @@
 bulwark · sliding window (weighted two-window counter) · a batch of decisions in one call
 Mirrors src/ratelimit/algorithms/sliding-window.ts; keep the two in step (test/integration/redis/
 parity.test.ts replays every reply through the TypeScript function and compares). Registered as
-the command `bulwarkSlidingWindow2`: bump the digit whenever the arguments, the reply or the
+the command `bulwarkSlidingWindow3`: bump the digit whenever the arguments, the reply or the
 stored value change.
 
 KEYS[i]       the key of decision i (a key may repeat: decisions apply in order, each seeing the last)
-              stored value: "windowStart current previous", whole ms on the server clock and units
+              stored value: one integer, pair(current, previous) * 8 + (windowStart / W) mod 8,
+              where pair(a, b) = a * a + a + b when a >= b, else b * b + a (a one-to-one map of
+              two counts to one integer that stays small while both are small: below 10,000,
+              Redis shares the object and the value takes no memory of its own). The tag tells the
+              window in force (tag of now) from any other; for another tag (once per key and
+              window, or after the clock stepped back) the key's TTL, which ends W or 2W after its
+              window starts, tells which one. Counts of 2^24 or more (pair * 8 would pass 2^53)
+              are stored as "windowStart current previous", the format of version 2 and
+              earlier, which is read too (and rewritten as an integer by the first change, unless
+              ARGV[3] asks for text).
 ARGV[1]       limit, units per sliding window
 ARGV[2]       W, the window, whole ms
-ARGV[3]       staleAfterUs: when the server clock is past it, the call is stale and changes nothing
+ARGV[3]       1: write "windowStart current previous", which version 2 reads too (the store's
+              legacyValues, for a rolling upgrade); 0: write the integer where it fits
+ARGV[4]       staleAfterUs: when the server clock is past it, the call is stale and changes nothing
               (0 = never)
-ARGV[4]       the operations, one character per decision: 1 consume, 2 peek, 3 refund
-ARGV[5]       the costs, whole units from 1 to limit separated by spaces, one per decision; or ''
+ARGV[5]       the operations, one character per decision: 1 consume, 2 peek, 3 refund
+ARGV[6]       the costs, whole units from 1 to limit separated by spaces, one per decision; or ''
               when every cost is 1 (refunds are clamped by the client); a count of operations or
               costs other than #KEYS is an error
 Returns       { sec, usec, status, then two or three integers per decision }
@@ -20,19 +31,20 @@ Returns       { sec, usec, status, then two or three integers per decision }
               per decision, admitted: remaining, resetMs; denied: -1 - remaining, resetMs,
               retryAfterMs; a refund: 0 0
 Every written key gets a TTL: PX, the time until nothing it holds is counted any more; or
-KEEPTTL (Redis >= 6.0) when that time has not changed since the key was last written: same window,
-units in the current window before and after, no refund in this call (cheaper: no expiry to reset).
+the TTL it has when that time has not changed since the key was last written (same window, units
+in the current window before and after, no refund in this call): INCRBY of the change when the key
+holds an integer and so will, the cheapest write; else SET ... KEEPTTL (Redis >= 6.0).
 Every product below is a whole number under 2^53 (limit * W <= 2^52 is checked by the client).
 ]]
 local time = redis.call('TIME')
 local sec, usec = tonumber(time[1]), tonumber(time[2])
-local limit, W, staleAfter = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local limit, W, asText, staleAfter = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3] == '1', tonumber(ARGV[4])
 if staleAfter > 0 and sec * 1000000 + usec > staleAfter then return { sec, usec, 2 } end
 -- Operations: one character each ('1' consume, '2' peek, '3' refund); costs: '' when all are 1.
-local ops, costs = ARGV[4], nil
-if ARGV[5] ~= '' then
+local ops, costs = ARGV[5], nil
+if ARGV[6] ~= '' then
   costs = {}
-  for c in string.gmatch(ARGV[5], '%d+') do costs[#costs + 1] = tonumber(c) end
+  for c in string.gmatch(ARGV[6], '%d+') do costs[#costs + 1] = tonumber(c) end
 end
 if #ops ~= #KEYS or (costs and #costs ~= #KEYS) then
   return redis.error_reply('bulwark: ' .. #ops .. ' operations and ' .. (costs and #costs or #KEYS) .. ' costs for ' .. #KEYS .. ' keys')
@@ -49,11 +61,55 @@ local reply = { sec, usec, 0 }
 -- Every key is read by one MGET (one command for the batch, not one per key).
 local stored = redis.call('MGET', unpack(KEYS))
 
-local function roll(value)
-  local st, cur, prev = string.match(value or '', '^(%-?%d+) (%d+) (%d+)$')
-  st, cur, prev = tonumber(st), tonumber(cur), tonumber(prev)
+local tagNow = (s / W) % 8 -- s is a multiple of W: the quotient is exact
+local BIG = 2 ^ 24 -- counts from here on are stored as text
+
+-- The window start and counts a stored value holds (nil when it holds nothing readable).
+local function read(key, value)
+  if not value then return nil end
+  local v = tonumber(value)
+  if not v then
+    -- Text: "windowStart current previous".
+    local st, cur, prev = string.match(value, '^(%-?%d+) (%d+) (%d+)$')
+    return tonumber(st), tonumber(cur), tonumber(prev)
+  end
+  local tag = v % 8
+  local z = (v - tag) / 8
+  -- Undo the pairing: r = floor(sqrt(z)), corrected by one where the square root rounded over.
+  local r = math.floor(math.sqrt(z))
+  if r * r > z then r = r - 1 elseif (r + 1) * (r + 1) <= z then r = r + 1 end
+  local cur, prev = r, z - r * r - r
+  if z - r * r < r then cur, prev = z - r * r, r end
+  if tag == tagNow then return s, cur, prev, v end
+  -- Another window: the key expires 2W after its window starts when it holds current units,
+  -- else W after (PX, counted from the server's clock a ms later at most). Its TTL places that
+  -- window to within a ms or two; the tag, which repeats every 8 windows, makes it exact.
+  local pttl = redis.call('PTTL', key)
+  local lives = W
+  if cur > 0 then lives = 2 * W end
+  local d = (tag - tagNow) % 8
+  local guess = (t + pttl - lives - s) / W
+  d = d + 8 * math.floor((guess - d) / 8 + 0.5)
+  return s + d * W, cur, prev, v
+end
+
+-- The value to store for a state (an integer, or text for counts of 2^24 and more).
+local function encode(state)
+  local st, cur, prev = state[1], state[2], state[3]
+  if asText or cur >= BIG or prev >= BIG then return string.format('%.0f %.0f %.0f', st, cur, prev) end
+  local z = prev * prev + cur
+  if cur >= prev then z = cur * cur + cur + prev end
+  local v = z * 8 + (st / W) % 8
+  -- Below 2^51; from 10^15 on, spelled out here (Redis might write a number in exponent form).
+  if v >= 1e15 then return string.format('%.0f', v) end
+  return v
+end
+
+local function roll(key, value)
+  local st, cur, prev, v = read(key, value)
   if st == nil then return { s, 0, 0 } end
-  if st >= s then return { st, cur, prev, cur > 0 } end -- same window, or the clock stepped back: kept
+  -- Same window, or the clock stepped back: kept, with the integer stored (nil for text).
+  if st >= s then return { st, cur, prev, cur > 0, v } end
   if st == s - W then return { s, 0, cur } end
   return { s, 0, 0 }
 end
@@ -85,7 +141,7 @@ for i = 1, #KEYS do
   local key = KEYS[i]
   local state = states[key]
   if state == nil then
-    state = roll(stored[i])
+    state = roll(key, stored[i])
     states[key] = state
   end
   local start, cur, prev = state[1], state[2], state[3]
@@ -124,17 +180,23 @@ for i = 1, #KEYS do
   end
 end
 
-local written = {}
+-- One write per key that changed. When its TTL stays (see the header), a key that holds an
+-- integer gets INCRBY of the difference, cheaper than a SET.
 for _, key in ipairs(touched) do
-  if not written[key] then
-    written[key] = true
-    local state = states[key]
+  local state = states[key]
+  if not state[6] then
+    state[6] = true -- written
     local ttl = resetAfter(state[1], state[2], state[3])
     if ttl > 0 and state[4] and state[2] > 0 then
       -- It expires at windowStart + 2W, as it did when last written.
-      redis.call('SET', key, string.format('%.0f %.0f %.0f', state[1], state[2], state[3]), 'KEEPTTL')
+      local value, before = encode(state), state[5]
+      if before and type(value) == 'number' then
+        if value ~= before then redis.call('INCRBY', key, value - before) end
+      else
+        redis.call('SET', key, value, 'KEEPTTL')
+      end
     elseif ttl > 0 then
-      redis.call('SET', key, string.format('%.0f %.0f %.0f', state[1], state[2], state[3]), 'PX', string.format('%.0f', ttl))
+      redis.call('SET', key, encode(state), 'PX', ttl)
     else
       redis.call('DEL', key)
     end

@@ -20,9 +20,9 @@ export interface Call {
 
 /** Arguments each command takes before staleAfterUs, after the keys. */
 const fixedArgCount: Record<string, number> = {
-  bulwarkGcra2: 2,
-  bulwarkSlidingWindow2: 2,
-  bulwarkFixedWindow2: 2,
+  bulwarkGcra3: 3,
+  bulwarkSlidingWindow3: 3,
+  bulwarkFixedWindow3: 3,
   bulwarkCalendar2: 3,
 };
 

@@ -76,7 +76,7 @@ describe('redisStore options', () => {
     const client = new FakeClient();
     redisStore(client);
     redisStore(client, { prefix: 'other:' });
-    expect(client.defined.sort()).toEqual(['bulwarkCalendar2', 'bulwarkFixedWindow2', 'bulwarkGcra2', 'bulwarkMarker1', 'bulwarkSlidingWindow2']);
+    expect(client.defined.sort()).toEqual(['bulwarkCalendar2', 'bulwarkFixedWindow3', 'bulwarkGcra3', 'bulwarkMarker1', 'bulwarkSlidingWindow3']);
   });
 
   it('refuses an algorithm it has no script for', async () => {
@@ -140,7 +140,7 @@ describe('batching', () => {
     await flush();
     expect(client.calls).toHaveLength(1);
     const call = client.last();
-    expect(call.command).toBe('bulwarkFixedWindow2');
+    expect(call.command).toBe('bulwarkFixedWindow3');
     expect(call.args[0]).toBe(10);
     expect(call.keys).toEqual(Array.from({ length: 10 }, (_, i) => `bulwark:{3:api:k:user-${i % 3}}`));
     expect(call.args.slice(11, 13)).toEqual([10, 60_000]); // limit, windowMs
@@ -180,7 +180,7 @@ describe('batching', () => {
     void a.consume('x');
     void b.consume('x');
     await flush();
-    expect(client.calls.map((c) => c.command).sort()).toEqual(['bulwarkGcra2', 'bulwarkSlidingWindow2']);
+    expect(client.calls.map((c) => c.command).sort()).toEqual(['bulwarkGcra3', 'bulwarkSlidingWindow3']);
     for (const call of client.calls) call.resolve(admitAll(call));
   });
 
