@@ -19,6 +19,15 @@ import { isScriptReply, ReplyReader, replyStatus, serverTimeMs } from './reply.j
 import { OP_CONSUME, OP_REFUND, planFor, type ScriptPlan, STATUS_DECIDED, STATUS_WRONG_PERIOD } from './scripts.js';
 import { hashSlot, redisKeyOf } from './slot.js';
 
+/**
+ * Calls the store keeps in flight when a tick brings enough decisions: with one, Redis and Node
+ * take turns (one runs the script while the other waits, then the other way round); with two,
+ * Redis works on one call while Node reads the answer to the other and sends the next.
+ */
+const OVERLAP_CALLS = 2;
+/** Fewest decisions in a call that a tick's batch is split into (below it, one call is cheaper). */
+const MIN_SPLIT = 4;
+
 /** The outage modes a limiter may choose. */
 export const storeErrorModes = ['fail-open', 'fail-closed', 'local'] as const;
 
@@ -121,22 +130,7 @@ export class Batcher {
     const slot = (this.settings.cluster ? hashSlot(redisKey) : 0) + (internal ? 16384 : 0);
     let batch = lane.open.get(slot);
     if (batch === undefined) {
-      batch = {
-        lane,
-        ops: [],
-        sentAtMs: 0,
-        sentSeq: 0,
-        resent: false,
-        done: false,
-        internal,
-        parent: undefined,
-        children: 0,
-        deadline: 0,
-        queuePrev: undefined,
-        queueNext: undefined,
-        queued: false,
-        expire: () => this.expired(batch!),
-      };
+      batch = this.newBatch(lane, [], internal);
       if (lane.open.size === 0) this.filling.push(lane);
       lane.open.set(slot, batch);
       if (!this.flushScheduled) {
@@ -196,16 +190,58 @@ export class Batcher {
     });
   }
 
+  private newBatch(lane: Lane, ops: Pending[], internal: boolean): Batch {
+    const batch: Batch = {
+      lane,
+      ops,
+      sentAtMs: 0,
+      sentSeq: 0,
+      resent: false,
+      done: false,
+      internal,
+      parent: undefined,
+      children: 0,
+      deadline: 0,
+      queuePrev: undefined,
+      queueNext: undefined,
+      queued: false,
+      expire: () => this.expired(batch),
+    };
+    return batch;
+  }
+
   private readonly flush = (): void => {
     this.flushScheduled = false;
     this.link.closeProbe();
     const lanes = this.filling;
     this.filling = [];
+    // Calls that may still be added to reach OVERLAP_CALLS in flight.
+    let spare = OVERLAP_CALLS - this.deadlines.size;
     for (const lane of lanes) {
-      for (const batch of lane.open.values()) this.send(batch);
+      for (const batch of lane.open.values()) spare -= this.sendSplit(batch, spare);
       lane.open.clear();
     }
   };
+
+  /**
+   * Sends a tick's batch as up to `calls` calls of at least MIN_SPLIT decisions each, in order
+   * (the first call takes the first decisions). Returns how many calls went.
+   */
+  private sendSplit(batch: Batch, calls: number): number {
+    const ops = batch.ops;
+    const n = ops.length;
+    const parts = Math.min(calls, Math.floor(n / MIN_SPLIT));
+    if (parts < 2) {
+      this.send(batch);
+      return 1;
+    }
+    const size = Math.ceil(n / parts);
+    let sent = 0;
+    for (let start = 0; start < n; start += size, sent++) {
+      this.send(this.newBatch(batch.lane, ops.slice(start, start + size), batch.internal));
+    }
+    return sent;
+  }
 
   private send(batch: Batch): void {
     const client = this.client;

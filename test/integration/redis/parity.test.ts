@@ -303,7 +303,10 @@ describe('the memory and Redis stores give the same decisions for the same opera
     }
     const calls = (await scriptCalls()) - before;
     const operations = groups.reduce((n, g) => n + g.length, 0);
-    expect(calls, 'the Redis store batched each group').toBeLessThanOrEqual(groups.length + 1);
+    // One call per group, or two for a group of 8 or more (sent with no other call in flight,
+    // it is split so that Redis and Node overlap), with the one call to spare allowed before.
+    const batchedCalls = groups.reduce((n, g) => n + (g.length >= 8 ? 2 : 1), 0);
+    expect(calls, 'the Redis store batched each group').toBeLessThanOrEqual(batchedCalls + 1);
     expect(operations).toBeGreaterThan(3 * groups.length);
     // Decisions equal; times equal but for the few ms between the two runs (and whole-ms rounding).
     const exact = (rows: Row[]) => rows.map(([what, allowed, limit, remaining, , retryAfterMs]) => [what, allowed, limit, remaining, retryAfterMs > 0]);

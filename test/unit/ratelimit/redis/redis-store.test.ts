@@ -16,7 +16,7 @@ import { hashSlot } from '../../../../src/ratelimit/redis/slot.js';
 import { calendarOf } from '../../../support/calendar.js';
 import { capture, flush, stateOf } from '../../../support/helpers.js';
 import { badCounts, expectRejected, type Row } from '../../../support/options.js';
-import { admitAll, FakeClient, reply } from './fake-client.js';
+import { admitAll, type Call, FakeClient, reply } from './fake-client.js';
 
 function setup(options?: RedisStoreOptions, algorithm = fixedWindow({ limit: 10, windowMs: 60_000 })) {
   const client = new FakeClient();
@@ -134,24 +134,66 @@ describe('hashSlot', () => {
 });
 
 describe('batching', () => {
-  it('sends the decisions made in one tick as one script call, in order, with the algorithm\'s arguments', async () => {
+  it('sends the decisions made in one tick in order, with the algorithm\'s arguments, as two calls when none is in flight', async () => {
     const { client, limiter } = setup();
     const decisions = Array.from({ length: 10 }, (_, i) => limiter.consume(`user-${i % 3}`, { cost: 1 + (i % 2) }));
     await flush();
-    expect(client.calls).toHaveLength(1);
-    const call = client.last();
-    expect(call.command).toBe('bulwarkFixedWindow3');
-    expect(call.args[0]).toBe(10);
-    expect(call.keys).toEqual(Array.from({ length: 10 }, (_, i) => `bulwark:{3:api:k:user-${i % 3}}`));
-    expect(call.args.slice(11, 13)).toEqual([10, 60_000]); // limit, windowMs
+    // Two calls, so that Redis runs one while Node reads the other's answer.
+    expect(client.calls.map((c) => c.ops.length)).toEqual([5, 5]);
+    const [first, second] = client.calls as [Call, Call];
+    expect(first.command).toBe('bulwarkFixedWindow3');
+    expect(first.args[0]).toBe(5);
+    expect([...first.keys, ...second.keys]).toEqual(Array.from({ length: 10 }, (_, i) => `bulwark:{3:api:k:user-${i % 3}}`));
+    expect(first.args.slice(6, 8)).toEqual([10, 60_000]); // limit, windowMs
+    expect(second.args.slice(6, 8)).toEqual([10, 60_000]);
     // No reply yet: the clocks are assumed to agree; the call is stale after our own deadline.
-    expect(call.staleAfterUs / 1000).toBeGreaterThanOrEqual(Date.now() - 50 + 100);
-    expect(call.staleAfterUs / 1000).toBeLessThanOrEqual(Date.now() + 100);
-    expect(call.ops).toEqual(Array.from({ length: 10 }, (_, i) => [1, 1 + (i % 2)]));
-    call.resolve(reply(Date.now(), Array.from({ length: 10 }, (_, i) => [i < 8 ? 1 : 0, 9 - i, 500, i < 8 ? 0 : 500] as const)));
+    expect(first.staleAfterUs / 1000).toBeGreaterThanOrEqual(Date.now() - 50 + 100);
+    expect(first.staleAfterUs / 1000).toBeLessThanOrEqual(Date.now() + 100);
+    expect([...first.ops, ...second.ops]).toEqual(Array.from({ length: 10 }, (_, i) => [1, 1 + (i % 2)]));
+    const rows = Array.from({ length: 10 }, (_, i) => [i < 8 ? 1 : 0, 9 - i, 500, i < 8 ? 0 : 500] as const);
+    // The second call may answer first: each decision still gets its own answer.
+    second.resolve(reply(Date.now(), rows.slice(5)));
+    first.resolve(reply(Date.now(), rows.slice(0, 5)));
     const results = await Promise.all(decisions);
     expect(results.map((d) => d.allowed)).toEqual([true, true, true, true, true, true, true, true, false, false]);
     expect(results[3]).toEqual({ allowed: true, limit: 10, remaining: 6, resetMs: 500, retryAfterMs: 0, store: 'redis' });
+  });
+
+  it('sends a tick of fewer than 8 decisions as one call', async () => {
+    const { client, limiter } = setup();
+    const decisions = Array.from({ length: 7 }, (_, i) => limiter.consume(`k${i}`));
+    await flush();
+    expect(client.calls.map((c) => c.ops.length)).toEqual([7]);
+    client.last().resolve(admitAll(client.last()));
+    expect((await Promise.all(decisions)).every((d) => d.store === 'redis')).toBe(true);
+  });
+
+  it('while a call is in flight, sends the next tick\'s decisions as one more call, not split', async () => {
+    const { client, limiter } = setup();
+    const first = limiter.consume('a');
+    await flush();
+    expect(client.calls).toHaveLength(1);
+    const next = Array.from({ length: 16 }, (_, i) => limiter.consume(`k${i}`));
+    await new Promise((resolve) => setImmediate(resolve));
+    await flush();
+    // Two calls in flight already overlap: splitting more only adds calls.
+    expect(client.calls.map((c) => c.ops.length)).toEqual([1, 16]);
+    for (const call of client.calls) call.resolve(admitAll(call));
+    expect((await Promise.all([first, ...next])).every((d) => d.store === 'redis')).toBe(true);
+  });
+
+  it('once its calls are answered, splits the next tick\'s decisions again', async () => {
+    const { client, limiter } = setup();
+    const round1 = Array.from({ length: 16 }, (_, i) => limiter.consume(`k${i}`));
+    await flush();
+    expect(client.calls.map((c) => c.ops.length)).toEqual([8, 8]);
+    for (const call of client.calls) call.resolve(admitAll(call));
+    await Promise.all(round1);
+    const round2 = Array.from({ length: 9 }, (_, i) => limiter.consume(`k${i}`));
+    await flush();
+    expect(client.calls.slice(2).map((c) => c.ops.length)).toEqual([5, 4]);
+    for (const call of client.calls.slice(2)) call.resolve(admitAll(call));
+    expect((await Promise.all(round2)).every((d) => d.store === 'redis')).toBe(true);
   });
 
   it('never puts more than maxBatch decisions in one call', async () => {
