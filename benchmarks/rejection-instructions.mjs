@@ -8,7 +8,12 @@
 // cockatiel) and `await fn()` are counted too, to check that the closed path has not moved, and a
 // hedged call whose first attempt succeeds before the delay (issue 14 §3).
 //
-//   npm run build && node benchmarks/rejection-instructions.mjs [--filter REGEX] [--calls 20000] [--warmup 50000] [--keep DIR]
+//   npm run build && node benchmarks/rejection-instructions.mjs [--filter REGEX] [--calls 20000] [--warmup 50000] [--keep DIR] [--mixed]
+//
+// --mixed: before its own warm-up, each child first runs every bulwark scenario in turns (10
+// rounds of 1,000 calls each), so that the code policies share (execute(), callFunction(), the
+// pipeline's dispatch) has seen them all, as it has in hot-path.mjs and in a service that uses
+// several policies: a figure counted alone can miss what a polymorphic call site costs.
 //
 // --keep DIR saves each scenario's main-thread dump and V8's map of its compiled code, for
 // benchmarks/callgrind-jit.mjs (`--requests` there is --calls here). Needs valgrind. The "layers:"
@@ -31,6 +36,7 @@ const { values: args } = parseArgs({
     warmup: { type: 'string', default: '50000' },
     keep: { type: 'string' },
     child: { type: 'string' },
+    mixed: { type: 'boolean', default: false },
   },
 });
 requireCounts(args, ['calls', 'warmup']);
@@ -90,6 +96,14 @@ if (args.child !== undefined) {
   const fn = scenarios.find(([name]) => name === args.child)?.[1];
   if (fn === undefined) throw new Error(`no scenario named ${JSON.stringify(args.child)}`);
   const next = () => new Promise((resolve) => process.once('message', resolve));
+  if (args.mixed) {
+    // As in hot-path.mjs and in a service that uses several policies: every bulwark scenario
+    // runs first, in turns, so that code the policies share sees them all.
+    const ours = scenarios.filter(([name]) => !/cockatiel|opossum|^baseline/.test(name)).map(([, call]) => call);
+    for (let round = 0; round < 10; round++) {
+      for (const call of ours) for (let i = 0; i < 1_000; i++) await call().catch(() => {});
+    }
+  }
   for (let i = 0; i < WARMUP; i++) await fn();
   process.send('warm');
   await next();
@@ -116,6 +130,7 @@ async function measure(name, index) {
       String(CALLS),
       '--warmup',
       String(WARMUP),
+      ...(args.mixed ? ['--mixed'] : []),
     ],
     { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] },
   );
