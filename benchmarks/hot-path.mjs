@@ -10,7 +10,8 @@
 // --quick: 5 rounds unless --rounds is given (a smoke run, as `npm run bench -- --quick` makes).
 // Targets (issue 14): the closed breaker's overhead ≤ 0.25× cockatiel's,
 // pipeline(retry, breaker, timeout) ≤ 6× `await fn()`, a hedge whose first attempt succeeds
-// before its delay ≤ 100 ns over `await fn()`, and a rejected call (open breaker, full
+// before its delay ≤ 100 ns over `await fn()`, 16 concurrent calls through a one-slot bulkhead
+// (15 queue) no slower than cockatiel's, and a rejected call (open breaker, full
 // bulkhead) ≤ 0.5× cockatiel's; printed as "Target: ... met / NOT met"
 // lines and, last, as the `bench-targets:` line that benchmarks/run.mjs reads.
 //
@@ -30,6 +31,7 @@ import { parseArgs } from 'node:util';
 import os from 'node:os';
 import { printTargets } from './support.mjs';
 import {
+  bulkhead,
   circuitBreaker,
   consecutive,
   exponential,
@@ -95,6 +97,23 @@ const bLayers = [
   ['bulwark pipeline(retry, timeout)', pipeline(retry(bRetryOpts), timeout(10_000))],
 ].map(([name, policy]) => [name, () => policy.execute(work)]);
 
+// Issue 14 §3: queued bulkhead calls. Each op starts 16 calls at once into a bulkhead of one slot
+// with room for all of them to wait, so 15 of the 16 queue, and awaits them all; the baseline row
+// does the same with bare calls. Times are per batch of 16.
+const CONCURRENT = 16;
+const bQueued = bulkhead({ maxConcurrent: 1, maxQueue: CONCURRENT });
+const cQueued = cockatiel.bulkhead(1, CONCURRENT);
+const batch = (call) => {
+  const calls = new Array(CONCURRENT);
+  for (let i = 0; i < CONCURRENT; i++) calls[i] = call();
+  return Promise.all(calls);
+};
+const queuedScenarios = [
+  ['16 concurrent: bare await fn() ×16', () => batch(work)],
+  ['16 concurrent: bulwark bulkhead(1 slot), 15 queue', () => batch(() => bQueued.execute(work))],
+  ['16 concurrent: cockatiel bulkhead(1 slot), 15 queue', () => batch(() => cQueued.execute(work))],
+];
+
 const { handleAll, ConsecutiveBreaker, ExponentialBackoff, TimeoutStrategy, wrap } = cockatiel;
 const cBreaker = cockatiel.circuitBreaker(handleAll, { halfOpenAfter: 10_000, breaker: new ConsecutiveBreaker(5) });
 const cRetry = cockatiel.retry(handleAll, { maxAttempts: 2, backoff: new ExponentialBackoff() });
@@ -129,6 +148,7 @@ const scenarios = [
   ['bulwark pipeline(retry, breaker, timeout)', () => bPipeline.execute(work)],
   ['bulwark hedge, no hedge fires', () => bHedge.execute(work)],
   ...bLayers,
+  ...queuedScenarios,
   ['cockatiel circuitBreaker', () => cBreaker.execute(work)],
   ['cockatiel retry', () => cRetry.execute(work)],
   ['cockatiel timeout', () => cTimeout.execute(work)],
@@ -262,6 +282,8 @@ const targets = [
   judge('bulwark pipeline(retry, breaker, timeout) ÷ await fn(), ns/op', ratio('bulwark pipeline(retry, breaker, timeout)', base.name, 'ns'), 6, '×'),
   // Issue 14 §3: a hedge whose first attempt succeeds before the delay adds ≤ 100 ns to `await fn()`.
   judge('hedge success path (no hedge fires): overhead over await fn(), ns/op', find('bulwark hedge, no hedge fires')?.overhead, 100, 'ns'),
+  // Issue 14 §3: 16 calls at once through a bulkhead of one slot (15 queue) no slower than cockatiel's.
+  judge('16 concurrent calls, 15 queued: bulwark bulkhead ÷ cockatiel bulkhead, ns/batch', ratio('16 concurrent: bulwark bulkhead(1 slot), 15 queue', '16 concurrent: cockatiel bulkhead(1 slot), 15 queue', 'ns'), 1, '×'),
   // Issue 14 §2: a rejected call at request rate costs at most half of cockatiel's.
   ...['open breaker', 'full bulkhead'].map((what) =>
     judge(`${what}: bulwark's rejected call ÷ cockatiel's, ns/op`, ratio(`${what}: rejected call, bulwark`, `${what}: rejected call, cockatiel`, 'ns'), 0.5, '×'),

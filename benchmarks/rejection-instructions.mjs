@@ -8,11 +8,17 @@
 // cockatiel) and `await fn()` are counted too, to check that the closed path has not moved, and a
 // hedged call whose first attempt succeeds before the delay (issue 14 §3).
 //
-//   npm run build && node benchmarks/rejection-instructions.mjs [--filter REGEX] [--calls 20000] [--warmup 50000] [--keep DIR]
+//   npm run build && node benchmarks/rejection-instructions.mjs [--filter REGEX] [--calls 20000] [--warmup 50000] [--keep DIR] [--mixed]
+//
+// --mixed: before its own warm-up, each child first runs every bulwark scenario in turns (10
+// rounds of 1,000 calls each), so that the code policies share (execute(), callFunction(), the
+// pipeline's dispatch) has seen them all, as it has in hot-path.mjs and in a service that uses
+// several policies: a figure counted alone can miss what a polymorphic call site costs.
 //
 // --keep DIR saves each scenario's main-thread dump and V8's map of its compiled code, for
 // benchmarks/callgrind-jit.mjs (`--requests` there is --calls here). Needs valgrind. The "layers:"
-// scenarios (issue 14 §3) count retry, breaker and timeout alone and as layers of pipelines.
+// scenarios (issue 14 §3) count retry, breaker and timeout alone and as layers of pipelines; the
+// "16 concurrent" ones count a batch of 16 calls into a one-slot bulkhead (15 queue), per batch.
 import { spawn, execFileSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -20,7 +26,7 @@ import { join } from 'node:path';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { circuitBreaker, consecutive, exponential, hedge, pipeline, retry, timeout } from '../dist/index.js';
+import { bulkhead, circuitBreaker, consecutive, exponential, hedge, pipeline, retry, timeout } from '../dist/index.js';
 import { rejectionScenarios } from './rejections.mjs';
 import { callgrindNode, requireCounts } from './support.mjs';
 
@@ -31,6 +37,7 @@ const { values: args } = parseArgs({
     warmup: { type: 'string', default: '50000' },
     keep: { type: 'string' },
     child: { type: 'string' },
+    mixed: { type: 'boolean', default: false },
   },
 });
 requireCounts(args, ['calls', 'warmup']);
@@ -81,7 +88,17 @@ function layerScenarios(work) {
     ['layers: pipeline(retry, timeout)', pipeline(r(), t())],
     ['layers: pipeline(retry, breaker, timeout)', pipeline(r(), b(), t())],
   ];
-  return list.map(([name, policy]) => [name, () => policy.execute(work)]);
+  const calls = list.map(([name, policy]) => [name, () => policy.execute(work)]);
+  // 16 calls at once into a one-slot bulkhead (15 queue), as in hot-path.mjs; counted per batch.
+  const bQueued = bulkhead({ maxConcurrent: 1, maxQueue: 16 });
+  const cQueued = createRequire(import.meta.url)('cockatiel').bulkhead(1, 16);
+  const batch = (call) => Promise.all(Array.from({ length: 16 }, call));
+  return [
+    ...calls,
+    ['baseline: 16 at once, await fn() each', () => batch(work)],
+    ['queued bulkhead 16 at once: batch, bulwark', () => batch(() => bQueued.execute(work))],
+    ['queued bulkhead 16 at once: batch, cockatiel', () => batch(() => cQueued.execute(work))],
+  ];
 }
 
 if (args.child !== undefined) {
@@ -90,6 +107,14 @@ if (args.child !== undefined) {
   const fn = scenarios.find(([name]) => name === args.child)?.[1];
   if (fn === undefined) throw new Error(`no scenario named ${JSON.stringify(args.child)}`);
   const next = () => new Promise((resolve) => process.once('message', resolve));
+  if (args.mixed) {
+    // As in hot-path.mjs and in a service that uses several policies: every bulwark scenario
+    // runs first, in turns, so that code the policies share sees them all.
+    const ours = scenarios.filter(([name]) => !/cockatiel|opossum|^baseline/.test(name)).map(([, call]) => call);
+    for (let round = 0; round < 10; round++) {
+      for (const call of ours) for (let i = 0; i < 1_000; i++) await call().catch(() => {});
+    }
+  }
   for (let i = 0; i < WARMUP; i++) await fn();
   process.send('warm');
   await next();
@@ -116,6 +141,7 @@ async function measure(name, index) {
       String(CALLS),
       '--warmup',
       String(WARMUP),
+      ...(args.mixed ? ['--mixed'] : []),
     ],
     { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] },
   );
@@ -167,7 +193,8 @@ const perCall = (name) => rows.find((r) => r.name === name)?.perCall;
 for (const r of rows) {
   const ours = perCall(`${r.name.split(', ')[0]}, bulwark`);
   // A call that goes through against `await fn()`; a refused one against a rejected await.
-  const base = perCall(!r.name.includes('rejected') ? 'baseline: await fn()' : 'baseline: rejected await (error made once)');
+  let base = perCall(!r.name.includes('rejected') ? 'baseline: await fn()' : 'baseline: rejected await (error made once)');
+  if (r.name.includes('16 at once')) base = perCall('baseline: 16 at once, await fn() each');
   const mine = ours !== undefined && ours !== r.perCall;
   const ratio = mine ? `${(ours / r.perCall).toFixed(2)}×` : '—';
   let over = mine && base !== undefined ? `${((ours - base) / (r.perCall - base)).toFixed(2)}×` : '—';

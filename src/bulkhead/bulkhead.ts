@@ -1,10 +1,10 @@
 import { AsyncResource } from 'node:async_hooks';
 import type { Context } from '../core/context.js';
-import { bulkheadRejectedChannel } from '../core/diagnostics.js';
+import { bulkheadRejectedChannel, executeChannel } from '../core/diagnostics.js';
 import { BulkheadRejectedError } from '../core/errors.js';
 import { offAbort, onAbort as whenAborted } from '../core/shared-abort.js';
 import { EventEmitter, type EventSubscriber } from '../core/events.js';
-import { callFunction, PolicyBase, type PolicyFunction, runSymbol } from '../core/policy.js';
+import { callFunction, type ExecuteOptions, invokeTraced, PolicyBase, type PolicyFunction, rootContext, runSymbol, whileCallerWaits } from '../core/policy.js';
 import { checkOptions, countOption, nameOption } from '../core/validate.js';
 
 /** Options of {@link bulkhead}. */
@@ -65,6 +65,13 @@ export class BulkheadPolicy extends PolicyBase {
   /** Calls waiting for a slot. */
   get queued(): number {
     return this.waiting;
+  }
+
+  // PolicyBase's execute(), copied so that `this[runSymbol]` sees this class alone (see PolicyBase).
+  override execute<T>(fn: PolicyFunction<T>, options?: ExecuteOptions): Promise<T> {
+    const context = rootContext(fn, options);
+    if (context instanceof Promise) return context;
+    return whileCallerWaits(context, executeChannel.hasSubscribers ? invokeTraced(this, fn, context) : this[runSymbol](fn, context));
   }
 
   [runSymbol]<T>(fn: PolicyFunction<T>, context: Context): Promise<T> {

@@ -2,10 +2,10 @@ import { type Backoff, isBackoff, nextDelay } from '../backoff/backoff.js';
 import { reportCallbackError } from '../core/callback-error.js';
 import { type Clock, systemClock } from '../core/clock.js';
 import type { Context } from '../core/context.js';
-import { type CircuitState, circuitRejectedChannel, circuitStateChannel } from '../core/diagnostics.js';
+import { circuitRejectedChannel, type CircuitState, circuitStateChannel, executeChannel } from '../core/diagnostics.js';
 import { BrokenCircuitError, IsolatedCircuitError, isAbortError } from '../core/errors.js';
 import { type Disposable, EventEmitter, type EventSubscriber, toDisposable } from '../core/events.js';
-import { callFunction, PolicyBase, type PolicyFunction, runSymbol } from '../core/policy.js';
+import { callFunction, type ExecuteOptions, invokeTraced, PolicyBase, type PolicyFunction, rootContext, runSymbol, whileCallerWaits } from '../core/policy.js';
 import {
   checkOptions,
   clockOption,
@@ -256,6 +256,13 @@ export class CircuitBreakerPolicy extends PolicyBase {
       return { state, openRemainingMs: Math.max(0, remaining), opens: this.opens, savedAt: Date.now() };
     }
     return { state, openRemainingMs: 0, opens: this.opens, savedAt: Date.now() };
+  }
+
+  // PolicyBase's execute(), copied so that `this[runSymbol]` sees this class alone (see PolicyBase).
+  override execute<T>(fn: PolicyFunction<T>, options?: ExecuteOptions): Promise<T> {
+    const context = rootContext(fn, options);
+    if (context instanceof Promise) return context;
+    return whileCallerWaits(context, executeChannel.hasSubscribers ? invokeTraced(this, fn, context) : this[runSymbol](fn, context));
   }
 
   [runSymbol]<T>(fn: PolicyFunction<T>, context: Context): Promise<T> {

@@ -1,8 +1,8 @@
 import type { Context } from '../core/context.js';
-import { fallbackChannel } from '../core/diagnostics.js';
+import { executeChannel, fallbackChannel } from '../core/diagnostics.js';
 import { isAbortError } from '../core/errors.js';
 import { EventEmitter, type EventSubscriber } from '../core/events.js';
-import { callFunction, PolicyBase, type PolicyFunction, runSymbol } from '../core/policy.js';
+import { callFunction, type ExecuteOptions, invokeTraced, PolicyBase, type PolicyFunction, rootContext, runSymbol, whileCallerWaits } from '../core/policy.js';
 import { checkOptions, functionOption, nameOption } from '../core/validate.js';
 
 /** Options of {@link fallback}. */
@@ -48,11 +48,19 @@ export class FallbackPolicy<R> extends PolicyBase<R> {
     this.onFallback = this.used.subscribe;
   }
 
-  [runSymbol]<T>(fn: PolicyFunction<T>, context: Context): Promise<T | R> {
-    return callFunction(fn, context).catch((error: unknown) => this.replace(error, context));
+  // PolicyBase's execute(), copied so that `this[runSymbol]` sees this class alone (see PolicyBase).
+  override execute<T>(fn: PolicyFunction<T>, options?: ExecuteOptions): Promise<T | R> {
+    const context = rootContext(fn, options);
+    if (context instanceof Promise) return context;
+    return whileCallerWaits(context, executeChannel.hasSubscribers ? invokeTraced(this, fn, context) : this[runSymbol](fn, context));
   }
 
-  private replace(error: unknown, context: Context): R | PromiseLike<R> {
+  [runSymbol]<T>(fn: PolicyFunction<T>, context: Context): Promise<T | R> {
+    // A bound method rather than an arrow function: see retry's first attempt (issue 14 §3).
+    return callFunction(fn, context).catch(this.replace.bind(this, context) as (error: unknown) => R | PromiseLike<R>);
+  }
+
+  private replace(context: Context, error: unknown): R | PromiseLike<R> {
     // A caller who cancelled wants the cancellation, not a substitute value, whatever it is named.
     if (context.abortable()?.aborted || !this.handle(error)) throw error;
     if (this.used.active || fallbackChannel.hasSubscribers) {

@@ -2,9 +2,9 @@ import { AsyncResource } from 'node:async_hooks';
 import { type Clock, systemClock } from '../core/clock.js';
 import { AbortableContext, Context } from '../core/context.js';
 import { DeadlineQueue, type DeadlineEntry } from '../core/deadline-queue.js';
-import { hedgeChannel } from '../core/diagnostics.js';
+import { executeChannel, hedgeChannel } from '../core/diagnostics.js';
 import { EventEmitter, type EventSubscriber } from '../core/events.js';
-import { callFunction, PolicyBase, type PolicyFunction, runSymbol } from '../core/policy.js';
+import { callFunction, type ExecuteOptions, invokeTraced, PolicyBase, type PolicyFunction, rootContext, runSymbol, whileCallerWaits } from '../core/policy.js';
 import { handoff, pendingPromise } from '../core/resolver-handoff.js';
 import { checkOptions, clockOption, countOption, durationOption, nameOption } from '../core/validate.js';
 
@@ -172,6 +172,13 @@ export class HedgePolicy extends PolicyBase {
     this.clock = clockOption('hedge', o.clock, systemClock);
     this.queue = new DeadlineQueue(this.clock);
     this.onHedge = this.started.subscribe;
+  }
+
+  // PolicyBase's execute(), copied so that `this[runSymbol]` sees this class alone (see PolicyBase).
+  override execute<T>(fn: PolicyFunction<T>, options?: ExecuteOptions): Promise<T> {
+    const context = rootContext(fn, options);
+    if (context instanceof Promise) return context;
+    return whileCallerWaits(context, executeChannel.hasSubscribers ? invokeTraced(this, fn, context) : this[runSymbol](fn, context));
   }
 
   [runSymbol]<T>(fn: PolicyFunction<T>, context: Context): Promise<T> {

@@ -1,10 +1,10 @@
 import { type Backoff, exponential, isBackoff, nextDelay } from '../backoff/backoff.js';
 import { type Clock, systemClock } from '../core/clock.js';
 import { AttemptContext, type Context } from '../core/context.js';
-import { retryAttemptChannel, retryGiveUpChannel } from '../core/diagnostics.js';
+import { executeChannel, retryAttemptChannel, retryGiveUpChannel } from '../core/diagnostics.js';
 import { isAbortError, isBulwarkError } from '../core/errors.js';
 import { EventEmitter, type EventSubscriber } from '../core/events.js';
-import { callFunction, PolicyBase, type PolicyFunction, runSymbol } from '../core/policy.js';
+import { callFunction, type ExecuteOptions, invokeTraced, PolicyBase, type PolicyFunction, rootContext, runSymbol, whileCallerWaits } from '../core/policy.js';
 import { sleep } from '../core/sleep.js';
 import {
   checkOptions,
@@ -141,17 +141,31 @@ export class RetryPolicy extends PolicyBase {
     this.onGiveUp = this.gaveUp.subscribe;
   }
 
+  // PolicyBase's execute(), copied so that `this[runSymbol]` sees this class alone (see PolicyBase).
+  override execute<T>(fn: PolicyFunction<T>, options?: ExecuteOptions): Promise<T> {
+    const context = rootContext(fn, options);
+    if (context instanceof Promise) return context;
+    return whileCallerWaits(context, executeChannel.hasSubscribers ? invokeTraced(this, fn, context) : this[runSymbol](fn, context));
+  }
+
   [runSymbol]<T>(fn: PolicyFunction<T>, context: Context): Promise<T> {
     this.budget?.recordCall();
     const p = callFunction(fn, context.attempt === 1 ? context : new AttemptContext(context, 1));
     // With one attempt there is nothing to retry; skip the catch unless someone hears the give-up.
     if (this.maxAttempts === 1 && !this.gaveUp.active && !retryGiveUpChannel.hasSubscribers) return p;
     // Without handleResult a value is never looked at: no extra handler, as before.
-    if (this.handleResult === undefined) return p.catch((error: unknown) => this.retryAfter(error, false, fn, context));
+    // A bound method, not an arrow function: V8 enters each new closure through a lazy compile
+    // stub on its first call (~50 instructions, issue 14 §3); a bound function does not.
+    if (this.handleResult === undefined) return p.catch(this.firstFailed.bind(this, fn, context) as (error: unknown) => Promise<T>);
     return p.then(
       (value) => (this.handleResult!(value) ? this.retryAfter(value, true, fn, context) : value),
       (error: unknown) => this.retryAfter(error, false, fn, context),
     );
+  }
+
+  /** The first attempt failed (without `handleResult`): what {@link retryAfter} makes of its error. */
+  private firstFailed<T>(fn: PolicyFunction<T>, context: Context, error: unknown): Promise<T> {
+    return this.retryAfter(error, false, fn, context);
   }
 
   /**

@@ -2,10 +2,10 @@ import { AsyncResource } from 'node:async_hooks';
 import { type Clock, systemClock } from '../core/clock.js';
 import { AbortableContext, type Context } from '../core/context.js';
 import { DeadlineQueue, type DeadlineEntry } from '../core/deadline-queue.js';
-import { timeoutChannel } from '../core/diagnostics.js';
+import { executeChannel, timeoutChannel } from '../core/diagnostics.js';
 import { TimeoutError, withCause } from '../core/errors.js';
 import { EventEmitter, type EventSubscriber } from '../core/events.js';
-import { callFunction, PolicyBase, type PolicyFunction, runSymbol } from '../core/policy.js';
+import { callFunction, type ExecuteOptions, invokeTraced, PolicyBase, type PolicyFunction, rootContext, runSymbol, whileCallerWaits } from '../core/policy.js';
 import { handoff, pendingPromise } from '../core/resolver-handoff.js';
 import { checkOptions, clockOption, durationOption, enumOption, nameOption } from '../core/validate.js';
 
@@ -139,6 +139,13 @@ export class TimeoutPolicy extends PolicyBase {
     this.clock = clockOption('timeout', o.clock, systemClock);
     this.queue = new DeadlineQueue(this.clock);
     this.onTimeout = this.timedOut.subscribe;
+  }
+
+  // PolicyBase's execute(), copied so that `this[runSymbol]` sees this class alone (see PolicyBase).
+  override execute<T>(fn: PolicyFunction<T>, options?: ExecuteOptions): Promise<T> {
+    const context = rootContext(fn, options);
+    if (context instanceof Promise) return context;
+    return whileCallerWaits(context, executeChannel.hasSubscribers ? invokeTraced(this, fn, context) : this[runSymbol](fn, context));
   }
 
   [runSymbol]<T>(fn: PolicyFunction<T>, context: Context): Promise<T> {

@@ -1,10 +1,12 @@
 import { tracingChannel } from 'node:diagnostics_channel';
 import { describe, expect, it } from 'vitest';
 import {
+  bulkhead,
   circuitBreaker,
   channelNames,
   constant,
   fallback,
+  hedge,
   ManualClock,
   pipeline,
   retry,
@@ -18,6 +20,10 @@ describe('execute() and the caller signal', () => {
     ['a circuit breaker', () => circuitBreaker()],
     ['a retry', () => retry()],
     ['a pipeline', () => pipeline(retry(), circuitBreaker())],
+    ['a timeout', () => timeout(10_000)],
+    ['a bulkhead', () => bulkhead()],
+    ['a fallback', () => fallback('fallback value')],
+    ['a hedge', () => hedge({ delayMs: 10_000 })],
   ])('%s rejects with the reason at once when the caller aborts, even if fn ignores its signal', async (_n, make) => {
     const caller = new AbortController();
     const work = deferred<string>();
@@ -48,6 +54,41 @@ describe('execute() and the caller signal', () => {
     const call = retry().execute(() => 1, options as never);
     await expect(call).rejects.toThrow(TypeError);
     await expect(call).rejects.toThrow(message);
+  });
+
+  // The hot-path policies each carry their own copy of execute() (see PolicyBase, issue 14 §3):
+  // each copy must check its arguments as the shared one does.
+  it.each([
+    ['circuitBreaker', () => circuitBreaker()],
+    ['retry', () => retry()],
+    ['timeout', () => timeout(1_000)],
+    ['bulkhead', () => bulkhead()],
+    ['fallback', () => fallback(0)],
+    ['hedge', () => hedge({ delayMs: 1_000 })],
+    ['pipeline', () => pipeline(retry())],
+  ])("%s's execute() refuses a non-function and an already aborted signal", async (_n, make) => {
+    await expect(make().execute(42 as never)).rejects.toThrow('execute: fn must be a function, got 42');
+    const reason = new Error('aborted before the call');
+    await expect(make().execute(() => 1, { signal: AbortSignal.abort(reason) })).rejects.toBe(reason);
+  });
+});
+
+describe('execute() on the hot path', () => {
+  it('is defined by each hot-path policy class itself, so that its dispatch sees one class', () => {
+    // A shared execute() sees every class at `this[runSymbol]`: a megamorphic symbol-keyed load,
+    // ~10 ns a call once five classes have run (issue 14 §3). Guards against a refactor that
+    // quietly brings the shared one back.
+    for (const policy of [
+      circuitBreaker(),
+      retry(),
+      timeout(1_000),
+      bulkhead(),
+      fallback(0),
+      hedge({ delayMs: 1_000 }),
+      pipeline(retry()),
+    ]) {
+      expect(Object.hasOwn(Object.getPrototypeOf(policy), 'execute'), policy.constructor.name).toBe(true);
+    }
   });
 });
 
