@@ -69,9 +69,64 @@ local function read(key, value)
     d = d + 8 * math.floor((guess - d) / 8 + 0.5)
     return s + d * W, c, true
   end
-  -- Version 2: "windowStart count".
+  -- Version 2: "windowStart count". (Not a string: GET's error for a key of another type.)
+  if type(value) ~= 'string' then return nil end
   local st, c = string.match(value, '^(%-?%d+) (%d+)$')
   return tonumber(st), tonumber(c), false
+end
+
+-- One decision on a key holding count units of the window that starts at start: the count
+-- after it, whether the key changed (a refund, or an admitted consume), and the answer.
+local function decide(start, count, op, cost)
+  local untilEnd = start + W - t
+  if op == 3 then
+    if count <= cost then return 0, true, 0, 0 end
+    return count - cost, true, 0, 0
+  elseif count + cost <= limit then
+    if op == 1 then return count + cost, true, limit - count - cost, untilEnd end
+    return count, false, limit - count - cost, untilEnd
+  end
+  local remaining = 0
+  if count < limit then remaining = limit - count end
+  return count, false, -1 - remaining, untilEnd, untilEnd
+end
+
+-- The write for a key that changed. before: the count it held, if that count is of the window in
+-- force (the key's TTL ends with it); -1 when that count was text; nil otherwise. A key that holds
+-- an integer of its window gets INCRBY of the difference (times 8: the tag stays), cheaper than a
+-- SET, and its TTL stays as it is.
+local function write(key, st, count, before)
+  if count == 0 then
+    redis.call('DEL', key)
+  elseif asText then
+    local value = string.format('%.0f %.0f', st, count)
+    if before then redis.call('SET', key, value, 'KEEPTTL') else redis.call('SET', key, value, 'PX', st + W - t) end
+  elseif before == nil then
+    -- Below 2^34 (count <= limit < 2^31): Redis writes the number out in full.
+    redis.call('SET', key, count * 8 + (st / W) % 8, 'PX', st + W - t)
+  elseif before < 0 then
+    redis.call('SET', key, count * 8 + (st / W) % 8, 'KEEPTTL')
+  elseif count ~= before then
+    redis.call('INCRBY', key, (count - before) * 8)
+  end
+end
+
+-- One decision (the common call at low concurrency): the same steps on plain locals, no tables
+-- but the reply, and GET rather than MGET. pcall: GET of a key of another type is an error, where
+-- MGET (the batch's read) gives nil; read() takes the error table for nothing held, as MGET's nil.
+if #KEYS == 1 then
+  local key, cost = KEYS[1], 1
+  if costs then cost = costs[1] end
+  local st, count, integer = read(key, redis.pcall('GET', key))
+  local before
+  if st and st >= s then
+    if integer then before = count else before = -1 end
+  else
+    st, count = s, 0
+  end
+  local after, changed, a, b, c = decide(st, count, string.byte(ops) - 48, cost)
+  if changed then write(key, st, after, before) end
+  return { sec, usec, 0, a, b, c }
 end
 
 -- Every key is read by one MGET (one command for the batch, not one per key).
@@ -95,48 +150,23 @@ for i = 1, #KEYS do
       starts[key], counts[key] = s, 0
     end
   end
-  local start, count = starts[key], counts[key]
-  local op, cost = string.byte(ops, i) - 48, 1
+  local cost = 1
   if costs then cost = costs[i] end
-  local untilEnd = start + W - t
-  local n = #reply
-  if op == 3 then
-    if count <= cost then counts[key] = 0 else counts[key] = count - cost end
+  local after, changed, a, b, c = decide(starts[key], counts[key], string.byte(ops, i) - 48, cost)
+  if changed then
+    counts[key] = after
     touched[#touched + 1] = key
-    reply[n + 1], reply[n + 2] = 0, 0
-  elseif count + cost <= limit then
-    reply[n + 1], reply[n + 2] = limit - count - cost, untilEnd
-    if op == 1 then
-      counts[key] = count + cost
-      touched[#touched + 1] = key
-    end
-  else
-    local remaining = 0
-    if count < limit then remaining = limit - count end
-    reply[n + 1], reply[n + 2], reply[n + 3] = -1 - remaining, untilEnd, untilEnd
   end
+  local n = #reply
+  reply[n + 1], reply[n + 2], reply[n + 3] = a, b, c
 end
 
--- One write per key that changed. A key that holds an integer of its window gets INCRBY of the
--- difference (times 8: the tag stays), cheaper than a SET, and its TTL stays as it is.
+-- One write per key that changed.
 for _, key in ipairs(touched) do
   local st = starts[key]
   if st then
     starts[key] = false -- written
-    local count, before = counts[key], held[key]
-    if count == 0 then
-      redis.call('DEL', key)
-    elseif asText then
-      local value = string.format('%.0f %.0f', st, count)
-      if before then redis.call('SET', key, value, 'KEEPTTL') else redis.call('SET', key, value, 'PX', st + W - t) end
-    elseif before == nil then
-      -- Below 2^34 (count <= limit < 2^31): Redis writes the number out in full.
-      redis.call('SET', key, count * 8 + (st / W) % 8, 'PX', st + W - t)
-    elseif before < 0 then
-      redis.call('SET', key, count * 8 + (st / W) % 8, 'KEEPTTL')
-    elseif count ~= before then
-      redis.call('INCRBY', key, (count - before) * 8)
-    end
+    write(key, st, counts[key], held[key])
   end
 end
 return reply

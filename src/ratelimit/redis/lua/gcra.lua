@@ -60,6 +60,52 @@ local function read(key, value)
   return at * 1000 - v
 end
 
+-- One decision on a key whose tat is tat (false: nothing held): the tat after it (false: none),
+-- whether the key changed (a refund to a key that holds a tat, or an admitted consume), and the
+-- answer.
+local function decide(tat, op, cost)
+  local backlog = 0
+  if tat and tat > now then backlog = tat - now end
+  if op == 3 then
+    if not tat then return tat, false, 0, 0 end
+    local left = backlog - cost * T
+    if left > 0 then return now + left, true, 0, 0 end
+    return false, true, 0, 0
+  end
+  local after = backlog + cost * T
+  if after <= tau then
+    local remaining, resetMs = math.floor((tau - after) / T), math.ceil(after / 1000)
+    if op == 1 then return now + after, true, remaining, resetMs end
+    return tat, false, remaining, resetMs
+  end
+  local remaining = 0
+  if backlog < tau then remaining = math.floor((tau - backlog) / T) end
+  return tat, false, -1 - remaining, math.ceil(backlog / 1000), math.ceil((after - tau) / 1000)
+end
+
+-- The write for a key whose tat changed.
+local function write(key, tat)
+  if tat and tat > now and remainders then
+    local at = math.floor(tat / 1000) + 2
+    redis.call('SET', key, at * 1000 - tat, 'PXAT', at)
+  elseif tat and tat > now then
+    -- %.0f, not tostring: a tat near 1.7e15 would otherwise be written in exponent form.
+    redis.call('SET', key, string.format('%.0f', tat), 'PX', string.format('%.0f', math.ceil((tat - now) / 1000)))
+  else
+    redis.call('DEL', key)
+  end
+end
+
+-- Straight through for a call that carries one decision (most calls at low concurrency; see
+-- fixed-window.lua): one table (the reply), GET by pcall (an error for a key of another type
+-- reads as no tat, as MGET's nil does).
+if #KEYS == 1 then
+  local key, cost = KEYS[1], costs and costs[1] or 1
+  local tat, changed, a, b, c = decide(read(key, redis.pcall('GET', key)), string.byte(ops) - 48, cost)
+  if changed then write(key, tat) end
+  return { sec, usec, 0, a, b, c }
+end
+
 -- Every key is read by one MGET (one command for the batch, not one per key).
 local stored = redis.call('MGET', unpack(KEYS))
 local tats = {}    -- key -> tat as of this batch; false when the key holds nothing
@@ -73,51 +119,22 @@ for i = 1, #KEYS do
     tat = read(key, stored[i])
     tats[key] = tat
   end
-  local op, cost = string.byte(ops, i) - 48, 1
+  local cost = 1
   if costs then cost = costs[i] end
-  local backlog = 0
-  if tat and tat > now then backlog = tat - now end
-  local n = #reply
-  if op == 3 then
-    local left = backlog - cost * T
-    if tat then
-      if left > 0 then tats[key] = now + left else tats[key] = false end
-      touched[#touched + 1] = key
-    end
-    reply[n + 1], reply[n + 2] = 0, 0
-  else
-    local after = backlog + cost * T
-    if after <= tau then
-      reply[n + 1] = math.floor((tau - after) / T)
-      reply[n + 2] = math.ceil(after / 1000)
-      if op == 1 then
-        tats[key] = now + after
-        touched[#touched + 1] = key
-      end
-    else
-      local remaining = 0
-      if backlog < tau then remaining = math.floor((tau - backlog) / T) end
-      reply[n + 1] = -1 - remaining
-      reply[n + 2] = math.ceil(backlog / 1000)
-      reply[n + 3] = math.ceil((after - tau) / 1000)
-    end
+  local after, changed, a, b, c = decide(tat, string.byte(ops, i) - 48, cost)
+  if changed then
+    tats[key] = after
+    touched[#touched + 1] = key
   end
+  local n = #reply
+  reply[n + 1], reply[n + 2], reply[n + 3] = a, b, c
 end
 
 local written = {}
 for _, key in ipairs(touched) do
   if not written[key] then
     written[key] = true
-    local tat = tats[key]
-    if tat and tat > now and remainders then
-      local at = math.floor(tat / 1000) + 2
-      redis.call('SET', key, at * 1000 - tat, 'PXAT', at)
-    elseif tat and tat > now then
-      -- %.0f, not tostring: a tat near 1.7e15 would otherwise be written in exponent form.
-      redis.call('SET', key, string.format('%.0f', tat), 'PX', string.format('%.0f', math.ceil((tat - now) / 1000)))
-    else
-      redis.call('DEL', key)
-    end
+    write(key, tats[key])
   end
 end
 return reply

@@ -53,14 +53,6 @@ local t = sec * 1000 + math.floor(usec / 1000)
 local s = t - (t % W)
 local capacity = limit * W
 
--- key -> { start, current, previous }, rolled to t once (rolling again would change nothing)
-local states = {}
-local touched = {}
-local reply = { sec, usec, 0 }
-
--- Every key is read by one MGET (one command for the batch, not one per key).
-local stored = redis.call('MGET', unpack(KEYS))
-
 local tagNow = (s / W) % 8 -- s is a multiple of W: the quotient is exact
 local BIG = 2 ^ 24 -- counts from here on are stored as text
 
@@ -69,7 +61,8 @@ local function read(key, value)
   if not value then return nil end
   local v = tonumber(value)
   if not v then
-    -- Text: "windowStart current previous".
+    -- Text: "windowStart current previous". (Not a string: GET's error for a key of another type.)
+    if type(value) ~= 'string' then return nil end
     local st, cur, prev = string.match(value, '^(%-?%d+) (%d+) (%d+)$')
     return tonumber(st), tonumber(cur), tonumber(prev)
   end
@@ -94,8 +87,7 @@ local function read(key, value)
 end
 
 -- The value to store for a state (an integer, or text for counts of 2^24 and more).
-local function encode(state)
-  local st, cur, prev = state[1], state[2], state[3]
+local function encode(st, cur, prev)
   if asText or cur >= BIG or prev >= BIG then return string.format('%.0f %.0f %.0f', st, cur, prev) end
   local z = prev * prev + cur
   if cur >= prev then z = cur * cur + cur + prev end
@@ -105,13 +97,15 @@ local function encode(state)
   return v
 end
 
+-- A key's state rolled to t: start, current, previous; whether its TTL is still the one these
+-- counts ask for (same window, current units held); the integer stored (nil for text).
 local function roll(key, value)
   local st, cur, prev, v = read(key, value)
-  if st == nil then return { s, 0, 0 } end
-  -- Same window, or the clock stepped back: kept, with the integer stored (nil for text).
-  if st >= s then return { st, cur, prev, cur > 0, v } end
-  if st == s - W then return { s, 0, cur } end
-  return { s, 0, 0 }
+  if st == nil then return s, 0, 0 end
+  -- Same window, or the clock stepped back: kept.
+  if st >= s then return st, cur, prev, cur > 0, v end
+  if st == s - W then return s, 0, cur end
+  return s, 0, 0
 end
 
 -- Ms from t until nothing is counted any more.
@@ -137,69 +131,97 @@ local function firstFit(start, cur, prev, cost)
   return start + 2 * W
 end
 
-for i = 1, #KEYS do
-  local key = KEYS[i]
-  local state = states[key]
-  if state == nil then
-    state = roll(key, stored[i])
-    states[key] = state
-  end
-  local start, cur, prev = state[1], state[2], state[3]
-  local op, cost = string.byte(ops, i) - 48, 1
-  if costs then cost = costs[i] end
-  local n = #reply
+-- One decision on a state: its counts after it, op when it changed the key (1 an admitted
+-- consume, 3 a refund) or false, and the answer.
+local function decide(start, cur, prev, op, cost)
   if op == 3 then
     -- Give back from the current window first, then from the previous one; never below zero.
     local fromCurrent = cost
     if cur < cost then fromCurrent = cur end
     local rest = cost - fromCurrent
-    state[2] = cur - fromCurrent
-    if rest < prev then state[3] = prev - rest else state[3] = 0 end
-    state[4] = false -- the time until nothing is counted may have shrunk
-    touched[#touched + 1] = key
-    reply[n + 1], reply[n + 2] = 0, 0
-  else
-    local elapsed = 0
-    if t > start then elapsed = t - start end
-    local used = prev * (W - elapsed) + cur * W
-    local after = used + cost * W
-    if after <= capacity then
-      reply[n + 1] = math.floor((capacity - after) / W)
-      reply[n + 2] = resetAfter(start, cur + cost, prev)
-      if op == 1 then
-        state[2] = cur + cost
-        touched[#touched + 1] = key
-      end
+    if rest < prev then prev = prev - rest else prev = 0 end
+    return cur - fromCurrent, prev, 3, 0, 0
+  end
+  local elapsed = 0
+  if t > start then elapsed = t - start end
+  local used = prev * (W - elapsed) + cur * W
+  local after = used + cost * W
+  if after <= capacity then
+    local remaining = math.floor((capacity - after) / W)
+    if op == 1 then return cur + cost, prev, 1, remaining, resetAfter(start, cur + cost, prev) end
+    return cur, prev, false, remaining, resetAfter(start, cur + cost, prev)
+  end
+  local remaining = 0
+  if used < capacity then remaining = math.floor((capacity - used) / W) end
+  return cur, prev, false, -1 - remaining, resetAfter(start, cur, prev), firstFit(start, cur, prev, cost) - t
+end
+
+-- The write for a key that changed. sameTtl: it expires at windowStart + 2W, as it did when last
+-- written (see the header); before: the integer it held (nil for text). When its TTL stays, a key
+-- that holds an integer gets INCRBY of the difference, cheaper than a SET.
+local function write(key, start, cur, prev, sameTtl, before)
+  local ttl = resetAfter(start, cur, prev)
+  if ttl > 0 and sameTtl and cur > 0 then
+    local value = encode(start, cur, prev)
+    if before and type(value) == 'number' then
+      if value ~= before then redis.call('INCRBY', key, value - before) end
     else
-      local remaining = 0
-      if used < capacity then remaining = math.floor((capacity - used) / W) end
-      reply[n + 1] = -1 - remaining
-      reply[n + 2] = resetAfter(start, cur, prev)
-      reply[n + 3] = firstFit(start, cur, prev, cost) - t
+      redis.call('SET', key, value, 'KEEPTTL')
     end
+  elseif ttl > 0 then
+    redis.call('SET', key, encode(start, cur, prev), 'PX', ttl)
+  else
+    redis.call('DEL', key)
   end
 end
 
--- One write per key that changed. When its TTL stays (see the header), a key that holds an
--- integer gets INCRBY of the difference, cheaper than a SET.
+-- A call of one decision, the usual call at low concurrency (see fixed-window.lua): the state on
+-- locals rather than in tables, GET by pcall rather than MGET, the reply built in one go.
+if #KEYS == 1 then
+  local key = KEYS[1]
+  local cost = costs and costs[1] or 1
+  local start, cur, prev, sameTtl, before = roll(key, redis.pcall('GET', key))
+  local op = string.byte(ops) - 48
+  local cur2, prev2, changed, a, b, c = decide(start, cur, prev, op, cost)
+  if changed then write(key, start, cur2, prev2, sameTtl and changed ~= 3, before) end
+  return { sec, usec, 0, a, b, c }
+end
+
+-- key -> { start, current, previous, sameTtl, integer stored, written }, rolled to t once
+-- (rolling again would change nothing)
+local states = {}
+local touched = {}
+local reply = { sec, usec, 0 }
+
+-- Every key is read by one MGET (one command for the batch, not one per key).
+local stored = redis.call('MGET', unpack(KEYS))
+
+for i = 1, #KEYS do
+  local key = KEYS[i]
+  local state = states[key]
+  if state == nil then
+    state = { roll(key, stored[i]) }
+    states[key] = state
+  end
+  local cost = 1
+  if costs then cost = costs[i] end
+  local cur, prev, changed, a, b, c = decide(state[1], state[2], state[3], string.byte(ops, i) - 48, cost)
+  if changed then
+    state[2], state[3] = cur, prev
+    -- After a refund, the time until nothing is counted may have shrunk.
+    if changed == 3 then state[4] = false end
+    touched[#touched + 1] = key
+  end
+  local n = #reply
+  reply[n + 1], reply[n + 2], reply[n + 3] = a, b, c
+end
+
+-- One write per key that changed.
 for _, key in ipairs(touched) do
   local state = states[key]
   if not state[6] then
     state[6] = true -- written
-    local ttl = resetAfter(state[1], state[2], state[3])
-    if ttl > 0 and state[4] and state[2] > 0 then
-      -- It expires at windowStart + 2W, as it did when last written.
-      local value, before = encode(state), state[5]
-      if before and type(value) == 'number' then
-        if value ~= before then redis.call('INCRBY', key, value - before) end
-      else
-        redis.call('SET', key, value, 'KEEPTTL')
-      end
-    elseif ttl > 0 then
-      redis.call('SET', key, encode(state), 'PX', ttl)
-    else
-      redis.call('DEL', key)
-    end
+    write(key, state[1], state[2], state[3], state[4], state[5])
   end
 end
 return reply
