@@ -34,8 +34,10 @@ of the change (times 8, so the tag stays) when it holds an integer, the cheapest
 SET ... KEEPTTL (Redis >= 6.0).
 ]]
 local time = redis.call('TIME')
-local sec, usec = tonumber(time[1]), tonumber(time[2])
-local limit, W, asText, staleAfter = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3] == '1', tonumber(ARGV[4])
+-- Numbers from strings by arithmetic (s + 0), not tonumber: the same conversion without a call
+-- (about 1k Redis instructions less each); these strings are always numbers.
+local sec, usec = time[1] + 0, time[2] + 0
+local limit, W, asText, staleAfter = ARGV[1] + 0, ARGV[2] + 0, ARGV[3] == '1', ARGV[4] + 0
 if staleAfter > 0 and sec * 1000000 + usec > staleAfter then return { sec, usec, 2 } end
 -- Operations: one character each ('1' consume, '2' peek, '3' refund); costs: '' when all are 1.
 local ops, costs = ARGV[5], nil
@@ -46,7 +48,7 @@ end
 if #ops ~= #KEYS or (costs and #costs ~= #KEYS) then
   return redis.error_reply('bulwark: ' .. #ops .. ' operations and ' .. (costs and #costs or #KEYS) .. ' costs for ' .. #KEYS .. ' keys')
 end
-local t = sec * 1000 + math.floor(usec / 1000)
+local t = sec * 1000 + (usec - usec % 1000) / 1000 -- whole ms (exact: no math.floor call)
 local s = t - (t % W)
 
 local tagNow = (s / W) % 8 -- s is a multiple of W: the quotient is exact
@@ -107,7 +109,8 @@ local function write(key, st, count, before)
   elseif before < 0 then
     redis.call('SET', key, count * 8 + (st / W) % 8, 'KEEPTTL')
   elseif count ~= before then
-    redis.call('INCRBY', key, (count - before) * 8)
+    -- %d: Redis 7.0 spells a number argument out with %.17g, dearer (the same digits for an integer).
+    redis.call('INCRBY', key, string.format('%d', (count - before) * 8))
   end
 end
 

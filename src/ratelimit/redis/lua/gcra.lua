@@ -31,9 +31,11 @@ Returns       { sec, usec, status, then two or three integers per decision }
 Every written key gets a TTL: the time until it is back to full capacity (PXAT: 1 to 2 ms more).
 ]]
 local time = redis.call('TIME')
-local sec, usec = tonumber(time[1]), tonumber(time[2])
+-- Numbers from strings by arithmetic (s + 0), not tonumber: the same conversion without a call
+-- (about 1k Redis instructions less each); these strings are always numbers.
+local sec, usec = time[1] + 0, time[2] + 0
 local now = sec * 1000000 + usec
-local T, tau, staleAfter = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[4])
+local T, tau, staleAfter = ARGV[1] + 0, ARGV[2] + 0, ARGV[4] + 0
 if staleAfter > 0 and now > staleAfter then return { sec, usec, 2 } end
 -- Operations: one character each ('1' consume, '2' peek, '3' refund); costs: '' when all are 1.
 local ops, costs = ARGV[5], nil
@@ -87,7 +89,8 @@ end
 local function write(key, tat)
   if tat and tat > now and remainders then
     local at = math.floor(tat / 1000) + 2
-    redis.call('SET', key, at * 1000 - tat, 'PXAT', at)
+    -- %d: Redis 7.0 spells a number argument out with %.17g, dearer (the same digits for an integer).
+    redis.call('SET', key, string.format('%d', at * 1000 - tat), 'PXAT', string.format('%d', at))
   elseif tat and tat > now then
     -- %.0f, not tostring: a tat near 1.7e15 would otherwise be written in exponent form.
     redis.call('SET', key, string.format('%.0f', tat), 'PX', string.format('%.0f', math.ceil((tat - now) / 1000)))

@@ -37,8 +37,10 @@ holds an integer and so will, the cheapest write; else SET ... KEEPTTL (Redis >=
 Every product below is a whole number under 2^53 (limit * W <= 2^52 is checked by the client).
 ]]
 local time = redis.call('TIME')
-local sec, usec = tonumber(time[1]), tonumber(time[2])
-local limit, W, asText, staleAfter = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3] == '1', tonumber(ARGV[4])
+-- Numbers from strings by arithmetic (s + 0), not tonumber: the same conversion without a call
+-- (about 1k Redis instructions less each); these strings are always numbers.
+local sec, usec = time[1] + 0, time[2] + 0
+local limit, W, asText, staleAfter = ARGV[1] + 0, ARGV[2] + 0, ARGV[3] == '1', ARGV[4] + 0
 if staleAfter > 0 and sec * 1000000 + usec > staleAfter then return { sec, usec, 2 } end
 -- Operations: one character each ('1' consume, '2' peek, '3' refund); costs: '' when all are 1.
 local ops, costs = ARGV[5], nil
@@ -49,7 +51,7 @@ end
 if #ops ~= #KEYS or (costs and #costs ~= #KEYS) then
   return redis.error_reply('bulwark: ' .. #ops .. ' operations and ' .. (costs and #costs or #KEYS) .. ' costs for ' .. #KEYS .. ' keys')
 end
-local t = sec * 1000 + math.floor(usec / 1000)
+local t = sec * 1000 + (usec - usec % 1000) / 1000 -- whole ms (exact: no math.floor call)
 local s = t - (t % W)
 local capacity = limit * W
 
@@ -164,7 +166,8 @@ local function write(key, start, cur, prev, sameTtl, before)
   if ttl > 0 and sameTtl and cur > 0 then
     local value = encode(start, cur, prev)
     if before and type(value) == 'number' then
-      if value ~= before then redis.call('INCRBY', key, value - before) end
+      -- %d: Redis 7.0 spells a number argument out with %.17g, dearer (the same digits for an integer).
+      if value ~= before then redis.call('INCRBY', key, string.format('%d', value - before)) end
     else
       redis.call('SET', key, value, 'KEEPTTL')
     end
