@@ -58,36 +58,6 @@ local capacity = limit * W
 local tagNow = (s / W) % 8 -- s is a multiple of W: the quotient is exact
 local BIG = 2 ^ 24 -- counts from here on are stored as text
 
--- The window start and counts a stored value holds (nil when it holds nothing readable).
-local function read(key, value)
-  if not value then return nil end
-  local v = tonumber(value)
-  if not v then
-    -- Text: "windowStart current previous". (Not a string: GET's error for a key of another type.)
-    if type(value) ~= 'string' then return nil end
-    local st, cur, prev = string.match(value, '^(%-?%d+) (%d+) (%d+)$')
-    return tonumber(st), tonumber(cur), tonumber(prev)
-  end
-  local tag = v % 8
-  local z = (v - tag) / 8
-  -- Undo the pairing: r = floor(sqrt(z)), corrected by one where the square root rounded over.
-  local r = math.floor(math.sqrt(z))
-  if r * r > z then r = r - 1 elseif (r + 1) * (r + 1) <= z then r = r + 1 end
-  local cur, prev = r, z - r * r - r
-  if z - r * r < r then cur, prev = z - r * r, r end
-  if tag == tagNow then return s, cur, prev, v end
-  -- Another window: the key expires 2W after its window starts when it holds current units,
-  -- else W after (PX, counted from the server's clock a ms later at most). Its TTL places that
-  -- window to within a ms or two; the tag, which repeats every 8 windows, makes it exact.
-  local pttl = redis.call('PTTL', key)
-  local lives = W
-  if cur > 0 then lives = 2 * W end
-  local d = (tag - tagNow) % 8
-  local guess = (t + pttl - lives - s) / W
-  d = d + 8 * math.floor((guess - d) / 8 + 0.5)
-  return s + d * W, cur, prev, v
-end
-
 -- The value to store for a state (an integer, or text for counts of 2^24 and more).
 local function encode(st, cur, prev)
   if asText or cur >= BIG or prev >= BIG then return string.format('%.0f %.0f %.0f', st, cur, prev) end
@@ -99,11 +69,39 @@ local function encode(st, cur, prev)
   return v
 end
 
--- A key's state rolled to t: start, current, previous; whether its TTL is still the one these
--- counts ask for (same window, current units held); the integer stored (nil for text).
+-- A key's state, read from its stored value and rolled to t: start, current, previous; whether
+-- its TTL is still the one these counts ask for (same window, current units held); the integer
+-- stored (nil for text). (One function, not a read and a roll: each closure costs every call.)
 local function roll(key, value)
-  local st, cur, prev, v = read(key, value)
-  if st == nil then return s, 0, 0 end
+  if not value then return s, 0, 0 end
+  local v = tonumber(value)
+  local st, cur, prev
+  if not v then
+    -- Text: "windowStart current previous". (Not a string: GET's error for a key of another type.)
+    if type(value) ~= 'string' then return s, 0, 0 end
+    local a, b, c = string.match(value, '^(%-?%d+) (%d+) (%d+)$')
+    st, cur, prev = tonumber(a), tonumber(b), tonumber(c)
+    if st == nil then return s, 0, 0 end
+  else
+    local tag = v % 8
+    local z = (v - tag) / 8
+    -- Undo the pairing: r = floor(sqrt(z)), corrected by one where the square root rounded over.
+    local r = math.floor(math.sqrt(z))
+    if r * r > z then r = r - 1 elseif (r + 1) * (r + 1) <= z then r = r + 1 end
+    cur, prev = r, z - r * r - r
+    if z - r * r < r then cur, prev = z - r * r, r end
+    if tag == tagNow then return s, cur, prev, cur > 0, v end
+    -- Another window: the key expires 2W after its window starts when it holds current units,
+    -- else W after (PX, counted from the server's clock a ms later at most). Its TTL places that
+    -- window to within a ms or two; the tag, which repeats every 8 windows, makes it exact.
+    local pttl = redis.call('PTTL', key)
+    local lives = W
+    if cur > 0 then lives = 2 * W end
+    local d = (tag - tagNow) % 8
+    local guess = (t + pttl - lives - s) / W
+    d = d + 8 * math.floor((guess - d) / 8 + 0.5)
+    st = s + d * W
+  end
   -- Same window, or the clock stepped back: kept.
   if st >= s then return st, cur, prev, cur > 0, v end
   if st == s - W then return s, 0, cur end
