@@ -31,7 +31,7 @@ export const PARTS = Object.freeze([
     node: ['--expose-gc', '--max-semi-space-size=64'],
     needs: [],
     optional: [],
-    seconds: { full: 120, quick: 60 },
+    seconds: { full: 150, quick: 75 },
   },
   {
     name: 'ratelimit-memory',
