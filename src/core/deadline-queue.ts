@@ -65,10 +65,15 @@ export class DeadlineQueue {
     }
   }
 
-  /** Entries waiting (for tests and diagnostics). */
+  /** Entries waiting (for tests and diagnostics; walks the whole queue). */
   get size(): number {
+    return this.countUpTo(Infinity);
+  }
+
+  /** Entries waiting, counted up to `max` at most: what a hot path may ask (no walk past `max`). */
+  countUpTo(max: number): number {
     let n = 0;
-    for (let e = this.head; e !== undefined; e = e.queueNext) n++;
+    for (let e = this.head; e !== undefined && n < max; e = e.queueNext) n++;
     return n;
   }
 

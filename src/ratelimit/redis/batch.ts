@@ -138,7 +138,7 @@ export class Batcher {
         // Nothing in flight: send at the end of this tick, for the lowest latency. Batches in
         // flight: Redis is busy anyway, so gather what the rest of this event-loop turn brings
         // (an HTTP server decides once per request callback, each its own tick) into one call.
-        if (this.deadlines.size === 0) process.nextTick(this.flush);
+        if (this.deadlines.countUpTo(1) === 0) process.nextTick(this.flush);
         else setImmediate(this.flush);
       }
     }
@@ -216,7 +216,7 @@ export class Batcher {
     const lanes = this.filling;
     this.filling = [];
     // Calls that may still be added to reach OVERLAP_CALLS in flight.
-    let spare = OVERLAP_CALLS - this.deadlines.size;
+    let spare = OVERLAP_CALLS - this.deadlines.countUpTo(OVERLAP_CALLS);
     for (const lane of lanes) {
       for (const batch of lane.open.values()) spare -= this.sendSplit(batch, spare);
       lane.open.clear();

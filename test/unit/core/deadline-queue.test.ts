@@ -129,6 +129,7 @@ describe('DeadlineQueue', () => {
     const { clock, queue, entry } = setup();
     for (let i = 0; i < 100; i++) queue.push(entry(`e${i}`, 100));
     expect(queue.size).toBe(100);
+    expect([queue.countUpTo(0), queue.countUpTo(1), queue.countUpTo(2), queue.countUpTo(500)]).toEqual([0, 1, 2, 100]);
     expect(clock.timers).toHaveLength(1);
     expect(clock.manual.pendingTimers).toBe(1);
   });
