@@ -85,7 +85,7 @@ import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { freePort, onPath, printTargets, redisCommand } from './support.mjs';
+import { cleanUpOnExit, freePort, onPath, printTargets, redisCommand } from './support.mjs';
 
 const HOST = '127.0.0.1';
 const GENERATOR_CPU = 0;
@@ -293,13 +293,7 @@ function killAll() {
     redisDir = undefined;
   }
 }
-process.on('exit', killAll);
-for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
-  process.on(signal, () => {
-    killAll();
-    process.exit(128 + os.constants.signals[signal]);
-  });
-}
+cleanUpOnExit(killAll);
 
 /** Kills every child and waits (bounded) until each has exited, so none is left a zombie. */
 async function shutdown() {

@@ -48,7 +48,7 @@ import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { freePort, onPath, printTargets } from './support.mjs';
+import { cleanUpOnExit, freePort, onPath, printTargets } from './support.mjs';
 
 const HOST = '127.0.0.1';
 const CLIENT_CPU = 0;
@@ -170,13 +170,7 @@ function killServer() {
   }
   rmSync(dir, { recursive: true, force: true });
 }
-process.on('exit', killServer);
-for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
-  process.on(signal, () => {
-    killServer();
-    process.exit(128 + os.constants.signals[signal]);
-  });
-}
+cleanUpOnExit(killServer);
 
 async function startServer(pinned) {
   const redisServer = onPath('redis-server');

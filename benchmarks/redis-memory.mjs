@@ -37,7 +37,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import { freePort, onPath, printTargets } from './support.mjs';
+import { cleanUpOnExit, freePort, onPath, printTargets } from './support.mjs';
 
 const HOST = '127.0.0.1';
 const TARGET = 1.2;
@@ -81,13 +81,7 @@ function killServer() {
   rmSync(server.dir, { recursive: true, force: true });
   server = undefined;
 }
-process.on('exit', killServer);
-for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
-  process.on(signal, () => {
-    killServer();
-    process.exit(128 + os.constants.signals[signal]);
-  });
-}
+cleanUpOnExit(killServer);
 
 async function startServer() {
   const redisServer = onPath('redis-server');

@@ -1,6 +1,7 @@
 // Helpers shared by the benchmark scripts (not a benchmark itself).
 import { accessSync, constants } from 'node:fs';
 import net from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
 
 /** The executable `name` on PATH (or on `searchPath`, a PATH-style list), or undefined. */
@@ -117,4 +118,18 @@ export async function cockatielFetchPolicy() {
     c.circuitBreaker(failed, { halfOpenAfter: 10_000, breaker: new c.ConsecutiveBreaker(5) }),
     c.timeout(10_000, c.TimeoutStrategy.Aggressive),
   );
+}
+
+/**
+ * Runs `cleanup` when the process exits, and on Ctrl-C, SIGTERM or SIGHUP too (then exits with
+ * 128 + the signal's number), so no server the script started outlives it.
+ */
+export function cleanUpOnExit(cleanup) {
+  process.on('exit', cleanup);
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+    process.on(signal, () => {
+      cleanup();
+      process.exit(128 + os.constants.signals[signal]);
+    });
+  }
 }
