@@ -15,6 +15,9 @@
 // - Variants:
 //   fetch           global fetch, no signal
 //   fetch+signal    global fetch with a fresh AbortController's signal: what undici costs for one
+//   fetch+timeout   global fetch with AbortSignal.timeout(10 s): the platform's own attempt timeout
+//   fetch+dispatcher global fetch with no signal, made abortable through a dispatcher that wraps
+//                   the global one and keeps each request's abort function (fetch-dispatchers.mjs)
 //   none            createFetch({ retry: false, circuitBreaker: false, attemptTimeoutMs: false })
 //   defaults        createFetch(): retry (3 attempts), a breaker per origin, a 10 s attempt timeout
 //   timeoutMs       createFetch({ timeoutMs: 30_000 }): the defaults and an overall timeout
@@ -36,6 +39,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { abortableDispatcher, globalDispatcher } from './fetch-dispatchers.mjs';
 import { cockatielFetchPolicy, onPath } from './support.mjs';
 
 const { values: args } = parseArgs({
@@ -60,7 +64,7 @@ for (const name of ['requests', 'warmup', 'runs']) {
   }
 }
 
-const variants = ['fetch', 'fetch+signal', 'none', 'defaults', 'timeoutMs', 'cockatiel'];
+const variants = ['fetch', 'fetch+signal', 'fetch+timeout', 'fetch+dispatcher', 'none', 'defaults', 'timeoutMs', 'cockatiel'];
 const concurrencies = [1, 16];
 
 
@@ -82,6 +86,13 @@ async function makeClient(variant, url) {
       return () => fetch(url);
     case 'fetch+signal':
       return () => fetch(url, { signal: new AbortController().signal });
+    case 'fetch+timeout':
+      return () => fetch(url, { signal: AbortSignal.timeout(10_000) });
+    case 'fetch+dispatcher': {
+      await (await fetch(url)).arrayBuffer();
+      const dispatcher = globalDispatcher();
+      return () => fetch(url, { dispatcher: abortableDispatcher(dispatcher) });
+    }
     case 'none':
     case 'defaults':
     case 'timeoutMs': {

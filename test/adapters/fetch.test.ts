@@ -411,3 +411,42 @@ describe('hedging and rate limits', () => {
     expect(arrivals[1]! - arrivals[0]!).toBeGreaterThanOrEqual(150);
   });
 });
+
+// Attempts started together (the same millisecond, so the same deadline on the attempt timeout's
+// queue) must not share what aborts them: undici follows an attempt's signal into the response
+// body for as long as the body lives, so a signal shared by calls with the same deadline (one
+// AbortController per deadline bucket, say) would let one call's timeout or caller end another's
+// response (issue 14 §4, RESULTS.md). Pinned here against such a change.
+describe('attempts started together are aborted alone', () => {
+  it("one call's attempt timeout leaves another call's body, still streaming, readable", async () => {
+    const srv = await serve((req, res) => {
+      if (req.url !== '/stream') return; // /hang: never answers
+      res.writeHead(200);
+      res.write('first');
+      setTimeout(() => res.end('second'), 250); // after the other call's attempt timed out
+    });
+    const f = createFetch({ attemptTimeoutMs: 100, retry: false, circuitBreaker: false });
+    const streaming = f(`${srv.url}/stream`);
+    const hanging = capture(f(`${srv.url}/hang`));
+    const res = await streaming;
+    expect(await rejection(hanging)).toBeInstanceOf(TimeoutError);
+    expect(await res.text()).toBe('firstsecond');
+  });
+
+  it("one caller's abort ends its own call only, not another started in the same millisecond", async () => {
+    const srv = await serve((_req, res) => {
+      setTimeout(() => res.end('ok'), 100);
+    });
+    const f = createFetch({ attemptTimeoutMs: 5_000, retry: false, circuitBreaker: false });
+    const first = new AbortController();
+    const second = new AbortController();
+    const aborted = capture(f(`${srv.url}/a`, { signal: first.signal }));
+    const kept = f(`${srv.url}/b`, { signal: second.signal });
+    const reason = new Error('first caller went away');
+    first.abort(reason);
+    expect(await rejection(aborted)).toBe(reason);
+    const res = await kept;
+    expect(res.status).toBe(200);
+    expect(await res.text()).toBe('ok');
+  });
+});
