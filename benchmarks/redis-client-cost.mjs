@@ -30,15 +30,19 @@ const require = createRequire(import.meta.url);
 const { fixedWindow, gcra, rateLimiter } = await import('../dist/index.js');
 const { redisStore } = await import('../dist/redis.js');
 
-/** A client that answers every script call at once: remaining 5, reset in 1 s, for each decision. */
+/**
+ * A client that answers every script call at once, as the scripts (version 4) do: remaining 5,
+ * reset in 1 s, for each decision, after the server time (ms × 4) when the call asked for it
+ * (flag 2, the third argument after staleAfterUs; fixedWindow and gcra take two fixed arguments).
+ */
 function instantClient() {
   return {
     status: 'ready',
     stream: {},
     defineCommand(name) {
-      this[name] = (n) => {
-        const now = Date.now();
-        const out = [Math.floor(now / 1000), (now % 1000) * 1000, 0];
+      this[name] = (n, ...rest) => {
+        const optional = rest.length - n - 3;
+        const out = optional === 3 && (Number(rest.at(-1)) & 2) !== 0 ? [Date.now() * 4] : [];
         for (let i = 0; i < n; i++) out.push(5, 1000);
         return Promise.resolve(out);
       };

@@ -15,8 +15,8 @@ import type { DenyCache } from './deny-cache.js';
 import { type Fallback, publishOperationsError } from './fallback.js';
 import { errorText, ignore, type RedisLink } from './link.js';
 import { ANSWERED, FELL_BACK_ALLOWED, newPending, NOT_ADMITTED, type Pending, release, settledBy, WAITING, watch } from './pending.js';
-import { isScriptReply, ReplyReader, replyStatus, serverTimeMs } from './reply.js';
-import { OP_CONSUME, OP_REFUND, planFor, type ScriptPlan, STATUS_DECIDED, STATUS_WRONG_PERIOD } from './scripts.js';
+import { headerStatus, headerTimeMs, isScriptReply, ReplyReader } from './reply.js';
+import { FLAG_TIME, OP_CONSUME, OP_REFUND, planFor, type ScriptPlan, STATUS_DECIDED, STATUS_WRONG_PERIOD } from './scripts.js';
 import { hashSlot, redisKeyOf } from './slot.js';
 
 /**
@@ -27,6 +27,13 @@ import { hashSlot, redisKeyOf } from './slot.js';
 const OVERLAP_CALLS = 2;
 /** Fewest decisions in a call that a tick's batch is split into (below it, one call is cheaper). */
 const MIN_SPLIT = 4;
+/**
+ * How often, at most, a call asks for the server's time with its answers (the clock offset
+ * behind `staleAfterUs` and a calendar's period): the time costs every call that carries it
+ * (Redis builds, and the client parses, one integer more), and clocks drift slowly. A call
+ * after an error or a timeout asks again, and a stale or wrong-period answer always carries it.
+ */
+const TIME_CHECK_MS = 1000;
 
 /** The outage modes a limiter may choose. */
 export const storeErrorModes = ['fail-open', 'fail-closed', 'local'] as const;
@@ -37,6 +44,8 @@ interface Batch extends DeadlineEntry {
   readonly ops: Pending[];
   /** Wall-clock ms when last sent, to estimate the server clock's offset from the reply. */
   sentAtMs: number;
+  /** Whether the call, when last sent, asked for the server's time first in the reply. */
+  timed: boolean;
   /** The link's number for the call when this batch was last sent (see `RedisLink.failed`). */
   sentSeq: number;
   /** Sent a second time after a wrong-period or stale answer (at most once). */
@@ -93,6 +102,8 @@ export class Batcher {
    * answer is "stale" and the call is sent again with the measured offset.
    */
   private offsetMs = 0;
+  /** Wall-clock ms from which the next call asks for the server's time (0: at once). */
+  private timeDueMs = 0;
 
   constructor(
     private readonly client: RedisClient,
@@ -195,6 +206,7 @@ export class Batcher {
       lane,
       ops,
       sentAtMs: 0,
+      timed: false,
       sentSeq: 0,
       resent: false,
       done: false,
@@ -279,20 +291,31 @@ export class Batcher {
     // The offset errs towards a later server time by up to one round trip, so a batch still in
     // time is never dropped.
     args.push(batch.internal ? 0 : Math.ceil((now + this.offsetMs + timeoutMs) * 1000));
-    // Two arguments for all the operations, not two per decision: every argument costs the client
-    // (ioredis measures and frames each one) more than building these strings does.
-    let codes = '';
-    let costs = '';
+    // At most three arguments for all the operations, not two per decision, and none where the
+    // script's default holds (every operation a consume of 1, no flag): every argument costs the
+    // client (ioredis measures and frames each one) and Redis (a Lua string each) on every call.
+    const timed = now >= this.timeDueMs;
+    if (timed) this.timeDueMs = now + TIME_CHECK_MS;
+    batch.timed = timed;
+    const flags = plan.flags | (timed ? FLAG_TIME : 0);
+    let consumes = true;
     let unit = true;
     for (let i = 0; i < n; i++) {
       const pending = ops[i]!;
-      codes += pending.op; // the codes are single digits
+      if (pending.op !== OP_CONSUME) consumes = false;
       if (pending.cost !== 1) unit = false;
     }
-    if (!unit) {
-      for (let i = 0; i < n; i++) costs += i === 0 ? String(ops[i]!.cost) : ` ${ops[i]!.cost}`;
+    if (!consumes || !unit || flags !== 0) {
+      let codes = '';
+      if (!consumes) for (let i = 0; i < n; i++) codes += ops[i]!.op; // the codes are single digits
+      args.push(codes);
     }
-    args.push(codes, costs);
+    if (!unit || flags !== 0) {
+      let costs = '';
+      if (!unit) for (let i = 0; i < n; i++) costs += i === 0 ? String(ops[i]!.cost) : ` ${ops[i]!.cost}`;
+      args.push(costs);
+    }
+    if (flags !== 0) args.push(flags);
     const call = client[plan.command];
     let result: Promise<unknown>;
     try {
@@ -307,18 +330,27 @@ export class Batcher {
   }
 
   private answered(batch: Batch, reply: unknown): void {
-    if (!isScriptReply(reply, batch.ops.length)) {
+    // A number: the script decided nothing, and says why and when. An array: the answers, after
+    // the time when the call asked for it.
+    const undecided = typeof reply === 'number' && Number.isSafeInteger(reply) && headerStatus(reply) !== STATUS_DECIDED;
+    if (!undecided && !isScriptReply(reply, batch.ops.length, batch.timed)) {
       this.errored(batch, new TypeError(`unexpected reply from ${batch.lane.plan.command}: ${show(reply)}`));
       return;
     }
-    const serverMs = serverTimeMs(reply);
     // A late reply says little about the offset (it includes the wait) and nothing good about
     // Redis's health: only replies in time update either.
     const late = batch.done;
     // Even a late reply shows the connection carries bytes: its timeouts were not silent.
     this.link.replied();
-    if (!late) this.offsetMs = serverMs - batch.sentAtMs;
-    const status = replyStatus(reply);
+    const header = undecided ? reply : batch.timed ? Number((reply as unknown[])[0]) : -1;
+    const serverMs = headerTimeMs(header);
+    if (header >= 0) {
+      // The script reports whole ms: + 1 errs towards a later server time, as the wall clock's
+      // whole ms at sending does (see send).
+      if (!late) this.offsetMs = serverMs + 1 - batch.sentAtMs;
+      else this.timeDueMs = 0;
+    }
+    const status = undecided ? headerStatus(reply) : STATUS_DECIDED;
     if (status !== STATUS_DECIDED) {
       // The period changed (calendar) or the server's clock is not where we thought (a replay,
       // or a failover to a server whose clock differs): nothing was changed. Try once more if
@@ -340,7 +372,7 @@ export class Batcher {
       this.link.succeeded();
     }
     const limit = batch.lane.plan.decisionLimit;
-    const answers = new ReplyReader(reply);
+    const answers = new ReplyReader(reply as readonly unknown[], batch.timed ? 1 : 0);
     let refunds: Pending[] | undefined;
     for (let i = 0; i < batch.ops.length; i++) {
       const pending = batch.ops[i]!;
@@ -379,7 +411,9 @@ export class Batcher {
       if (this.splitPerKey(batch)) return;
     }
     this.finish(batch);
-    // A connection error may hide a restart the store did not see happen.
+    // A connection error may hide a restart (or a failover to a server whose clock differs) the
+    // store did not see happen: the next call asks for the time again.
+    this.timeDueMs = 0;
     this.link.lostConnection();
     this.link.failed(batch.sentSeq, false);
     this.settleWithoutRedis(batch, new StoreUnavailableError('redis', errorText(error), { cause: error }));
@@ -406,6 +440,7 @@ export class Batcher {
         lane: batch.lane,
         ops,
         sentAtMs: 0,
+        timed: false,
         sentSeq: batch.sentSeq,
         resent: true, // neither queued for a deadline of its own nor sent a third time
         done: false,
@@ -435,6 +470,7 @@ export class Batcher {
     setImmediate(() => {
       if (batch.done) return;
       batch.done = true; // already removed from the deadline queue
+      this.timeDueMs = 0;
       const timeoutMs = this.settings.timeoutMs;
       if (lateMs < Math.max(20, timeoutMs / 2)) {
         this.link.failed(batch.sentSeq, true);

@@ -1,8 +1,9 @@
-// Reading a script's reply. Every script answers a batch with one flat array: the server's time
-// (seconds, then microseconds), a status, and, when the status says the batch was decided, one
-// answer per operation in the order sent — two integers when admitted (remaining, resetMs),
-// three when denied (-1 - remaining, resetMs, retryAfterMs), so the sign tells them apart with no
-// flag. This file checks that shape and reads the answers into decisions; what happens to the
+// Reading a script's reply. A call that decided answers with one flat array: the server's time
+// first when the call asked for it (whole ms × 4, a multiple of 4), then one answer per operation
+// in the order sent — two integers when admitted (remaining, resetMs), three when denied
+// (-1 - remaining, resetMs, retryAfterMs), so the sign tells them apart with no flag. A call that
+// decided nothing answers with one integer, not an array: the server's time × 4 + the status.
+// This file checks those shapes and reads the answers into decisions; what happens to the
 // callers waiting for them is batch.ts.
 import { limiterDecisionOf } from '../algorithms/shared.js';
 import type { LimiterDecision } from '../store.js';
@@ -11,9 +12,8 @@ import { STATUS_DECIDED } from './scripts.js';
 /** A reply that passed {@link isScriptReply}. */
 export type ScriptReply = readonly unknown[];
 
-/** Whether a decided reply holds exactly one answer per operation (two integers each, three for a denial). */
-function answersAll(reply: ScriptReply, operations: number): boolean {
-  let at = 3;
+/** Whether the answers from `at` on are exactly one per operation (two integers each, three for a denial). */
+function answersAll(reply: ScriptReply, at: number, operations: number): boolean {
   for (let i = 0; i < operations; i++) {
     if (at >= reply.length) return false;
     at += Number(reply[at]) >= 0 ? 2 : 3;
@@ -22,21 +22,23 @@ function answersAll(reply: ScriptReply, operations: number): boolean {
 }
 
 /**
- * Whether `reply` has the shape of a script's reply to `operations` operations: the time and a
- * status, and, when decided, exactly one answer per operation.
+ * Whether `reply` has the shape of a decided reply to `operations` operations: the time first
+ * when `timed` (the call asked for it), then exactly one answer per operation.
  */
-export function isScriptReply(reply: unknown, operations: number): reply is ScriptReply {
-  return Array.isArray(reply) && reply.length >= 3 && (Number(reply[2]) !== STATUS_DECIDED || answersAll(reply, operations));
+export function isScriptReply(reply: unknown, operations: number, timed: boolean): reply is ScriptReply {
+  if (!Array.isArray(reply)) return false;
+  if (!timed) return answersAll(reply, 0, operations);
+  return reply.length > 0 && Number(reply[0]) % 4 === STATUS_DECIDED && answersAll(reply, 1, operations);
 }
 
-/** The server's clock when the script ran, in ms. */
-export function serverTimeMs(reply: ScriptReply): number {
-  return Number(reply[0]) * 1000 + Number(reply[1]) / 1000;
+/** The server's clock, whole ms, read from a reply's time word (`time × 4 + status`). */
+export function headerTimeMs(header: number): number {
+  return (header - (header % 4)) / 4;
 }
 
-/** `STATUS_DECIDED`, or why the script changed nothing (see scripts.ts). */
-export function replyStatus(reply: ScriptReply): number {
-  return Number(reply[2]);
+/** The status a time word carries: `STATUS_DECIDED`, or why the script changed nothing (see scripts.ts). */
+export function headerStatus(header: number): number {
+  return header % 4;
 }
 
 /**
@@ -48,9 +50,12 @@ export class ReplyReader {
   remaining = 0;
   resetMs = 0;
   retryAfterMs = 0;
-  private at = 3;
 
-  constructor(private readonly reply: ScriptReply) {}
+  /** `at`: where the answers start (1 after the time, 0 without it). */
+  constructor(
+    private readonly reply: ScriptReply,
+    private at: number,
+  ) {}
 
   /** Moves to the next operation's answer. */
   next(): void {

@@ -12,10 +12,10 @@ import slidingWindowLua from './lua/sliding-window.lua';
  * two versions of bulwark sharing a Redis never run each other's scripts).
  */
 export const scripts = {
-  gcra: { command: 'bulwarkGcra3', lua: gcraLua },
-  'sliding-window': { command: 'bulwarkSlidingWindow3', lua: slidingWindowLua },
-  'fixed-window': { command: 'bulwarkFixedWindow3', lua: fixedWindowLua },
-  calendar: { command: 'bulwarkCalendar2', lua: calendarLua },
+  gcra: { command: 'bulwarkGcra4', lua: gcraLua },
+  'sliding-window': { command: 'bulwarkSlidingWindow4', lua: slidingWindowLua },
+  'fixed-window': { command: 'bulwarkFixedWindow4', lua: fixedWindowLua },
+  calendar: { command: 'bulwarkCalendar3', lua: calendarLua },
   marker: { command: 'bulwarkMarker1', lua: markerLua },
 } as const;
 
@@ -27,16 +27,26 @@ export const OP_CONSUME = 1;
 export const OP_PEEK = 2;
 export const OP_REFUND = 3;
 
-/** Reply status codes. */
+/**
+ * Reply status codes. A decided call answers with a table (its first element the server time × 4
+ * when asked for); one that decided nothing, with the integer time × 4 + status (reply.ts).
+ */
 export const STATUS_DECIDED = 0;
 export const STATUS_WRONG_PERIOD = 1;
 export const STATUS_STALE = 2;
 
+/** The scripts' flags argument: write the previous release's text formats (`legacyValues`). */
+export const FLAG_TEXT = 1;
+/** The scripts' flags argument: put the server time first in the reply. */
+export const FLAG_TIME = 2;
+
 /** What the store needs to know of an algorithm to run its script. */
 export interface ScriptPlan {
   readonly command: ScriptCommandName;
-  /** Arguments before `staleAfterUs` that never change (empty for calendars: see `calendar`). */
+  /** Arguments before `staleAfterUs` that never change (a calendar's period bounds follow them). */
   readonly fixedArgs: readonly number[];
+  /** The flags every call carries (FLAG_TEXT or 0); FLAG_TIME is added per call. */
+  readonly flags: number;
   /** The most one decision may cost (the bucket or the limit): refunds are clamped to it. */
   readonly maxCost: number;
   /** `limit` as decisions report it (`burst` for GCRA). */
@@ -58,7 +68,8 @@ export function planFor(algorithm: RateLimitAlgorithm, legacyValues = false): Sc
       const T = g.emissionIntervalUs;
       return {
         command: scripts.gcra.command,
-        fixedArgs: [T, g.burst * T, legacyValues ? 1 : 0],
+        fixedArgs: [T, g.burst * T],
+        flags: legacyValues ? FLAG_TEXT : 0,
         maxCost: g.burst,
         decisionLimit: g.burst,
         calendar: undefined,
@@ -68,7 +79,8 @@ export function planFor(algorithm: RateLimitAlgorithm, legacyValues = false): Sc
     case 'fixed-window':
       return {
         command: scripts[algorithm.kind].command,
-        fixedArgs: [algorithm.limit, algorithm.windowMs, legacyValues ? 1 : 0],
+        fixedArgs: [algorithm.limit, algorithm.windowMs],
+        flags: legacyValues ? FLAG_TEXT : 0,
         maxCost: algorithm.limit,
         decisionLimit: algorithm.limit,
         calendar: undefined,
@@ -77,6 +89,7 @@ export function planFor(algorithm: RateLimitAlgorithm, legacyValues = false): Sc
       return {
         command: scripts.calendar.command,
         fixedArgs: [algorithm.limit],
+        flags: 0,
         maxCost: algorithm.limit,
         decisionLimit: algorithm.limit,
         calendar: algorithm as CalendarAlgorithm,

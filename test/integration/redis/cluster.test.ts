@@ -207,13 +207,13 @@ describe('L3: concurrent decisions on a 3-master cluster', () => {
 
     // Watch the calls the store makes.
     const target = client as unknown as Record<string, (...args: (string | number)[]) => Promise<unknown>>;
-    const original = target.bulwarkFixedWindow3!;
+    const original = target.bulwarkFixedWindow4!;
     const calls: (string | number)[][] = [];
-    target.bulwarkFixedWindow3 = function (this: unknown, ...args: (string | number)[]) {
+    target.bulwarkFixedWindow4 = function (this: unknown, ...args: (string | number)[]) {
       calls.push(args);
       return original.apply(this, args);
     };
-    cleanup.push(async () => void (target.bulwarkFixedWindow3 = original));
+    cleanup.push(async () => void (target.bulwarkFixedWindow4 = original));
 
     const limiter = rateLimiter({ name, algorithm: fixedWindow({ limit: 2, windowMs: LONG_MS }), store });
     const before = await scriptCalls(owner);

@@ -12,7 +12,7 @@ import { memoryStore } from '../../../src/ratelimit/memory-store.js';
 import { quota } from '../../../src/ratelimit/quota/quota.js';
 import { rateLimiter } from '../../../src/ratelimit/rate-limiter.js';
 import { redisStore } from '../../../src/ratelimit/redis/redis-store.js';
-import { OP_CONSUME, OP_PEEK, OP_REFUND, planFor } from '../../../src/ratelimit/redis/scripts.js';
+import { FLAG_TIME, OP_CONSUME, OP_PEEK, OP_REFUND, planFor, scripts } from '../../../src/ratelimit/redis/scripts.js';
 import { between, seededRandom } from '../../unit/ratelimit/algorithms/support.js';
 import { calendarOf } from '../../support/calendar.js';
 import { disconnectClient, startRedis, type RedisServer } from '../support/redis.js';
@@ -20,6 +20,25 @@ import { fixedWindowCount, isInteger, slidingWindowCounts, windowTag } from './s
 
 type Client = InstanceType<typeof Redis5>;
 type Command = (...args: (string | number)[]) => Promise<number[]>;
+/** A script run through {@link withTime}: the TIME it read, then its own reply. */
+type TimedCommand = (...args: (string | number)[]) => Promise<[[string, string], number | number[]]>;
+
+/**
+ * The text of a script that runs `lua` unchanged and answers with the TIME it read (seconds and
+ * µs) next to its own reply: the replay needs the server's clock to the µs (GCRA decides in µs),
+ * which the reply itself gives only in whole ms, and only when the call asks for it.
+ */
+function withTime(lua: string): string {
+  return [
+    'local real, time = redis, nil',
+    "local redis = setmetatable({ call = function(name, ...) local r = real.call(name, ...) if name == 'TIME' then time = r end return r end }, { __index = real })",
+    'local function script()',
+    lua,
+    'end',
+    'local reply = script()',
+    'return { time, reply }',
+  ].join('\n');
+}
 
 /**
  * Parses a stored value into the TypeScript state tuple it stands for. A windowed value of
@@ -79,6 +98,7 @@ describe.each(clients)('Lua scripts mirror the TypeScript algorithms (%s)', (_la
     client = new RedisClass({ port: server.port, host: '127.0.0.1', enableOfflineQueue: true, lazyConnect: true });
     await client.connect();
     redisStore(client); // registers the scripts
+    for (const { command, lua } of Object.values(scripts)) client.defineCommand(`${command}Timed`, { lua: withTime(lua) });
   });
   afterAll(async () => {
     await disconnectClient(client);
@@ -141,15 +161,27 @@ describe.each(clients)('Lua scripts mirror the TypeScript algorithms (%s)', (_la
         args.push(bounds.start, bounds.end);
       }
       args.push(0);
-      // The operations, one character each, and their costs: '' when all are 1.
+      // The operations, one character each ('' when all consume), their costs ('' when all are 1)
+      // and the flags: left out from the end while they hold the script's default (as the store
+      // sends them). Every other round asks for the time first in the reply.
       const costs = batch.map((b) => (b.op === OP_REFUND ? Math.min(b.cost, maxCost) : b.cost));
-      args.push(batch.map((b) => String(b.op)).join(''), costs.every((c) => c === 1) ? '' : costs.join(' '));
+      const timed = random() < 0.5;
+      const optional = [
+        batch.every((b) => b.op === OP_CONSUME) ? '' : batch.map((b) => String(b.op)).join(''),
+        costs.every((c) => c === 1) ? '' : costs.join(' '),
+        timed ? String(plan.flags | FLAG_TIME) : plan.flags === 0 ? '' : String(plan.flags),
+      ];
+      while (optional.at(-1) === '') optional.pop();
+      args.push(...optional);
       const sentAt = Date.now();
-      const reply = await (client as unknown as Record<string, Command>)[plan.command]!(...args);
-      expect(reply[2], 'status').toBe(0);
-      const nowMs = reply[0]! * 1000 + reply[1]! / 1000;
+      const [time, answer] = await (client as unknown as Record<string, TimedCommand>)[`${plan.command}Timed`]!(...args);
+      const nowMs = Number(time[0]) * 1000 + Number(time[1]) / 1000;
+      expect(Array.isArray(answer), `decided: a table, not ${String(answer)}`).toBe(true);
+      const reply = answer as number[];
+      // The time when asked: whole ms × 4 (status 0), first.
+      if (timed) expect(reply[0], 'the time first').toBe(Math.floor(nowMs) * 4);
 
-      let at = 3;
+      let at = timed ? 1 : 0;
       for (let i = 0; i < n; i++) {
         const { key, op, cost } = batch[i]!;
         // Admitted (and refunds): remaining, resetMs. Denied: -1 - remaining, resetMs, retryAfterMs.

@@ -1,8 +1,9 @@
-// What the window scripts keep in Redis, and a rolling upgrade from the previous release: version 3
+// What the window scripts keep in Redis, and rolling upgrades from earlier releases: version 3
 // stores one integer per key (small counts: a shared object, no memory of its own), reads the
 // text values of version 2, and with `legacyValues` writes text that version 2's scripts read, so
-// old and new processes sharing a Redis count every unit once. The previous release's scripts
-// run here from fixtures/ (copies of them as they shipped).
+// old and new processes sharing a Redis count every unit once. Version 4 changed only the call
+// (fewer arguments, a shorter reply): it stores what version 3 stores, so the two share keys with
+// no option. Earlier releases' scripts run here from fixtures/ (copies of them as they shipped).
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { RateLimitAlgorithm } from '../../../src/ratelimit/algorithm.js';
@@ -15,6 +16,9 @@ import { disconnectClient, startRedis, type RedisServer } from '../support/redis
 import fixedWindowV2 from './fixtures/fixed-window-v2.lua';
 import gcraV2 from './fixtures/gcra-v2.lua';
 import slidingWindowV2 from './fixtures/sliding-window-v2.lua';
+import fixedWindowV3 from './fixtures/fixed-window-v3.lua';
+import gcraV3 from './fixtures/gcra-v3.lua';
+import slidingWindowV3 from './fixtures/sliding-window-v3.lua';
 import { fixedWindowCount, isInteger, slidingWindowCounts } from './stored-values.js';
 
 type OldCommand = (...args: (string | number)[]) => Promise<number[]>;
@@ -28,6 +32,9 @@ beforeAll(async () => {
   client.defineCommand('oldFixedWindow', { lua: fixedWindowV2 });
   client.defineCommand('oldSlidingWindow', { lua: slidingWindowV2 });
   client.defineCommand('oldGcra', { lua: gcraV2 });
+  client.defineCommand('v3FixedWindow', { lua: fixedWindowV3 });
+  client.defineCommand('v3SlidingWindow', { lua: slidingWindowV3 });
+  client.defineCommand('v3Gcra', { lua: gcraV3 });
 });
 afterAll(async () => {
   await disconnectClient(client);
@@ -38,10 +45,10 @@ beforeEach(async () => {
 });
 
 const HOUR = 3_600_000;
-const kinds: [string, () => RateLimitAlgorithm, string][] = [
-  ['fixedWindow', () => fixedWindow({ limit: 10, windowMs: HOUR }), 'oldFixedWindow'],
-  ['slidingWindow', () => slidingWindow({ limit: 10, windowMs: HOUR }), 'oldSlidingWindow'],
-  ['gcra', () => gcra({ limit: 10, periodMs: HOUR }), 'oldGcra'],
+const kinds: [string, () => RateLimitAlgorithm, string, string][] = [
+  ['fixedWindow', () => fixedWindow({ limit: 10, windowMs: HOUR }), 'oldFixedWindow', 'v3FixedWindow'],
+  ['slidingWindow', () => slidingWindow({ limit: 10, windowMs: HOUR }), 'oldSlidingWindow', 'v3SlidingWindow'],
+  ['gcra', () => gcra({ limit: 10, periodMs: HOUR }), 'oldGcra', 'v3Gcra'],
 ];
 
 /** The current-window count a windowed value holds, in either format. */
@@ -66,9 +73,17 @@ async function unitsOf(kind: string, key: string): Promise<number> {
 /** One consume of `cost` by the previous release's script; resolves with [allowed, remaining]. */
 async function oldConsume(command: string, redisKey: string, algorithm: RateLimitAlgorithm, cost = 1): Promise<[boolean, number]> {
   const call = (client as unknown as Record<string, OldCommand>)[command]!;
-  // Version 2's arguments: those of version 3 without the last fixed one (legacyValues).
-  const fixedArgs = planFor(algorithm).fixedArgs.slice(0, -1);
-  const reply = await call.call(client, 1, redisKey, ...fixedArgs, 0, '1', cost === 1 ? '' : String(cost));
+  // Version 2's arguments: the two fixed ones of version 4, staleAfterUs, the operations, the costs.
+  const reply = await call.call(client, 1, redisKey, ...planFor(algorithm).fixedArgs, 0, '1', cost === 1 ? '' : String(cost));
+  const first = reply[3]!;
+  return first >= 0 ? [true, first] : [false, -1 - first];
+}
+
+/** One consume by version 3's script (writing integers); resolves with [allowed, remaining]. */
+async function v3Consume(command: string, redisKey: string, algorithm: RateLimitAlgorithm): Promise<[boolean, number]> {
+  const call = (client as unknown as Record<string, OldCommand>)[command]!;
+  // Version 3's arguments: the two fixed ones, legacyValues 0, staleAfterUs, the operations, the costs.
+  const reply = await call.call(client, 1, redisKey, ...planFor(algorithm).fixedArgs, 0, 0, '1', '');
   const first = reply[3]!;
   return first >= 0 ? [true, first] : [false, -1 - first];
 }
@@ -81,7 +96,7 @@ function setup(name: string, build: () => RateLimitAlgorithm, legacyValues?: boo
   return { algorithm, limiter, redisKey };
 }
 
-describe.each(kinds)('%s', (name, build, oldCommand) => {
+describe.each(kinds)('%s', (name, build, oldCommand, v3Command) => {
   it('stores one integer, a shared object for a small count', async () => {
     const { limiter, redisKey } = setup(name, build);
     for (let i = 0; i < 3; i++) expect((await limiter.consume('user-1')).allowed).toBe(true);
@@ -112,18 +127,32 @@ describe.each(kinds)('%s', (name, build, oldCommand) => {
     expect((await limiter.consume('user-2')).allowed).toBe(false);
   });
 
-  it('with legacyValues, old and new processes sharing a key count every unit once', async () => {
-    const { algorithm, limiter, redisKey } = setup(name, build, true);
-    const key = redisKey('user-3');
+  /**
+   * 16 consumes of 1 on one key (limit 10), taking turns: an older release's script, then this
+   * store. Resolves with how many were admitted and the value left stored.
+   */
+  async function takingTurns(older: (key: string, algorithm: RateLimitAlgorithm) => Promise<[boolean, number]>, legacyValues: boolean | undefined, user: string) {
+    const { algorithm, limiter, redisKey } = setup(name, build, legacyValues);
+    const key = redisKey(user);
     let admitted = 0;
     for (let i = 0; i < 16; i++) {
-      const allowed = i % 2 === 0 ? (await oldConsume(oldCommand, key, algorithm))[0] : (await limiter.consume('user-3')).allowed;
+      const allowed = i % 2 === 0 ? (await older(key, algorithm))[0] : (await limiter.consume(user)).allowed;
       if (allowed) admitted++;
     }
-    expect(admitted).toBe(10);
-    const value = await client.get(key);
-    expect(Number(value) < 10_000, `stored ${value}`).toBe(false);
     expect(await unitsOf(name, key)).toBe(10);
+    return { admitted, value: await client.get(key) };
+  }
+
+  it('with legacyValues, old and new processes sharing a key count every unit once', async () => {
+    const { admitted, value } = await takingTurns((key, algorithm) => oldConsume(oldCommand, key, algorithm), true, 'user-3');
+    expect(admitted).toBe(10);
+    expect(Number(value) < 10_000, `stored ${value}`).toBe(false);
+  });
+
+  it('version 3 and this version share a key with no option: every unit is counted once, as an integer', async () => {
+    const { admitted, value } = await takingTurns((key, algorithm) => v3Consume(v3Command, key, algorithm), undefined, 'user-10');
+    expect(admitted).toBe(10);
+    expect(Number(value), `stored ${value}`).toBeLessThan(10_000);
   });
 
   it("without legacyValues, the previous release's script does not see the new values (why the option exists)", async () => {

@@ -2,7 +2,7 @@
 bulwark · calendar quota · a batch of decisions in one call
 Mirrors the calendar algorithm in src/ratelimit/quota/quota.ts; keep the two in step
 (test/integration/redis/parity.test.ts replays every reply through the TypeScript function and
-compares). Registered as the command `bulwarkCalendar2`: bump the digit whenever the arguments, the
+compares). Registered as the command `bulwarkCalendar3`: bump the digit whenever the arguments, the
 reply or the stored value change.
 
 Calendar arithmetic (time zones, DST) stays in TypeScript: the client computes the bounds of the
@@ -15,37 +15,44 @@ ARGV[2]       periodStart, epoch ms: start of the period the client believes hol
 ARGV[3]       periodEnd, epoch ms (exclusive)
 ARGV[4]       staleAfterUs: when the server clock is past it, the call is stale and changes nothing
               (0 = never)
-ARGV[5]       the operations, one character per decision: 1 consume, 2 peek, 3 refund
-ARGV[6]       the costs, whole units from 1 to limit separated by spaces, one per decision; or ''
-              when every cost is 1; a count of operations or costs other than #KEYS is an error
-Returns       { sec, usec, status, then two or three integers per decision }
-              status 0: decided; 1: the server time lies outside [periodStart, periodEnd): the
-              client recomputes the bounds at sec, usec and calls again; 2: stale; on 1 and 2
-              nothing changed and nothing follows
-              per decision, admitted: remaining, resetMs; denied: -1 - remaining, resetMs,
-              retryAfterMs; a refund: 0 0
+ARGV[5]       the operations, one character per decision: 1 consume, 2 peek, 3 refund; absent or
+              '' when every operation is a consume
+ARGV[6]       the costs, whole units from 1 to limit separated by spaces, one per decision; absent
+              or '' when every cost is 1; a count of operations or costs other than #KEYS is an error
+ARGV[7]       flags, absent = 0: 2 puts the server time first in the reply (the client asks now
+              and then, to keep its estimate of the server clock)
+Returns       decided: a table, { [time * 4 when asked], then two or three integers per decision },
+              time the server's whole ms; per decision, admitted: remaining, resetMs; denied:
+              -1 - remaining, resetMs, retryAfterMs; a refund: 0 0
+              not decided, nothing changed: the integer time * 4 + status, not a table; status 1:
+              the server time lies outside [periodStart, periodEnd) (the client recomputes the
+              bounds at that time and calls again); 2: stale
+(Version 2 stored the same values: the two can share keys.)
 Every written key gets a TTL (PX): the time until its period ends (at least 1 ms).
 ]]
 local time = redis.call('TIME')
 local sec, usec = tonumber(time[1]), tonumber(time[2])
 local limit, pStart, pEnd, staleAfter = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-if staleAfter > 0 and sec * 1000000 + usec > staleAfter then return { sec, usec, 2 } end
 local now = sec * 1000 + math.floor(usec / 1000)
-if now < pStart or now >= pEnd then return { sec, usec, 1 } end
--- Operations: one character each ('1' consume, '2' peek, '3' refund); costs: '' when all are 1.
+if staleAfter > 0 and sec * 1000000 + usec > staleAfter then return now * 4 + 2 end
+if now < pStart or now >= pEnd then return now * 4 + 1 end
+-- Operations: one character each ('1' consume, '2' peek, '3' refund), nil when all consume;
+-- costs: nil when all are 1.
 local ops, costs = ARGV[5], nil
-if ARGV[6] ~= '' then
+if ops == '' then ops = nil end
+if ARGV[6] and ARGV[6] ~= '' then
   costs = {}
   for c in string.gmatch(ARGV[6], '%d+') do costs[#costs + 1] = tonumber(c) end
 end
-if #ops ~= #KEYS or (costs and #costs ~= #KEYS) then
-  return redis.error_reply('bulwark: ' .. #ops .. ' operations and ' .. (costs and #costs or #KEYS) .. ' costs for ' .. #KEYS .. ' keys')
+if (ops and #ops ~= #KEYS) or (costs and #costs ~= #KEYS) then
+  return redis.error_reply('bulwark: ' .. (ops and #ops or #KEYS) .. ' operations and ' .. (costs and #costs or #KEYS) .. ' costs for ' .. #KEYS .. ' keys')
 end
 
 -- key -> { start, used, end, held }: the period in force and its usage; held = the key existed
 local states = {}
 local touched = {}
-local reply = { sec, usec, 0 }
+local reply = {}
+if ARGV[7] == '2' then reply[1] = now * 4 end
 
 -- Every key is read by one MGET (one command for the batch, not one per key).
 local stored = redis.call('MGET', unpack(KEYS))
@@ -69,7 +76,8 @@ for i = 1, #KEYS do
     states[key] = state
   end
   local used = state[2]
-  local op, cost = string.byte(ops, i) - 48, 1
+  local op, cost = 1, 1
+  if ops then op = string.byte(ops, i) - 48 end
   if costs then cost = costs[i] end
   local resetMs = state[3] - now
   if resetMs < 0 then resetMs = 0 end

@@ -2,7 +2,7 @@
 bulwark · fixed window · a batch of decisions in one call
 Mirrors src/ratelimit/algorithms/fixed-window.ts; keep the two in step (test/integration/redis/
 parity.test.ts replays every reply through the TypeScript function and compares). Registered as
-the command `bulwarkFixedWindow3`: bump the digit whenever the arguments, the reply or the stored
+the command `bulwarkFixedWindow4`: bump the digit whenever the arguments, the reply or the stored
 value change.
 
 KEYS[i]       the key of decision i (a key may repeat: decisions apply in order, each seeing the last)
@@ -13,21 +13,26 @@ KEYS[i]       the key of decision i (a key may repeat: decisions apply in order,
               and window: the first decision after a window ends while its key lives on, or after
               the clock stepped back) the key's TTL, which ends with its window, tells which one.
               A value "windowStart count" (version 2, and earlier) is read too, and rewritten as an
-              integer by the first change, unless ARGV[3] asks for text.
+              integer by the first change, unless the flags ask for text. (Version 3 stored the
+              same values as this one: the two can share keys.)
 ARGV[1]       limit, units per window
 ARGV[2]       W, the window, whole ms
-ARGV[3]       1: write "windowStart count", which version 2 reads too (the store's legacyValues,
-              for a rolling upgrade); 0: write the integer
-ARGV[4]       staleAfterUs: when the server clock is past it, the call is stale and changes nothing
+ARGV[3]       staleAfterUs: when the server clock is past it, the call is stale and changes nothing
               (0 = never)
-ARGV[5]       the operations, one character per decision: 1 consume, 2 peek, 3 refund
-ARGV[6]       the costs, whole units from 1 to limit separated by spaces, one per decision; or ''
-              when every cost is 1 (refunds are clamped by the client); a count of operations or
-              costs other than #KEYS is an error
-Returns       { sec, usec, status, then two or three integers per decision }
-              status 0: decided; 2: stale, nothing changed and nothing follows
-              per decision, admitted: remaining, resetMs; denied: -1 - remaining, resetMs,
-              retryAfterMs; a refund: 0 0
+ARGV[4]       the operations, one character per decision: 1 consume, 2 peek, 3 refund; absent or
+              '' when every operation is a consume
+ARGV[5]       the costs, whole units from 1 to limit separated by spaces, one per decision; absent
+              or '' when every cost is 1 (refunds are clamped by the client); a count of operations
+              or costs other than #KEYS is an error
+ARGV[6]       flags, absent = 0: + 1 writes "windowStart count", which version 2 reads too (the
+              store's legacyValues, for a rolling upgrade); + 2 puts the server time first in the
+              reply (the client asks now and then, to keep its estimate of the server clock)
+Returns       decided: a table, { [time * 4 when asked], then two or three integers per decision },
+              time the server's whole ms; per decision, admitted: remaining, resetMs; denied:
+              -1 - remaining, resetMs, retryAfterMs; a refund: 0 0
+              stale: the integer time * 4 + 2, not a table (nothing changed)
+              (Every argument and every integer of the reply costs Redis and the client work on
+              every call: a call at concurrency 1 carries 3 arguments and gets 2 integers back.)
 Every written key gets a TTL: PX, the time until its window ends, when the key is new to its
 window. A key that already holds a count of that window keeps its TTL, which ends with it: INCRBY
 of the change (times 8, so the tag stays) when it holds an integer, the cheapest write; else
@@ -37,18 +42,22 @@ local time = redis.call('TIME')
 -- Numbers from strings by arithmetic (s + 0), not tonumber: the same conversion without a call
 -- (about 1k Redis instructions less each); these strings are always numbers.
 local sec, usec = time[1] + 0, time[2] + 0
-local limit, W, asText, staleAfter = ARGV[1] + 0, ARGV[2] + 0, ARGV[3] == '1', ARGV[4] + 0
-if staleAfter > 0 and sec * 1000000 + usec > staleAfter then return { sec, usec, 2 } end
--- Operations: one character each ('1' consume, '2' peek, '3' refund); costs: '' when all are 1.
-local ops, costs = ARGV[5], nil
-if ARGV[6] ~= '' then
-  costs = {}
-  for c in string.gmatch(ARGV[6], '%d+') do costs[#costs + 1] = tonumber(c) end
-end
-if #ops ~= #KEYS or (costs and #costs ~= #KEYS) then
-  return redis.error_reply('bulwark: ' .. #ops .. ' operations and ' .. (costs and #costs or #KEYS) .. ' costs for ' .. #KEYS .. ' keys')
-end
 local t = sec * 1000 + (usec - usec % 1000) / 1000 -- whole ms (exact: no math.floor call)
+local limit, W, staleAfter = ARGV[1] + 0, ARGV[2] + 0, ARGV[3] + 0
+if staleAfter > 0 and sec * 1000000 + usec > staleAfter then return t * 4 + 2 end
+-- Operations: one character each ('1' consume, '2' peek, '3' refund), nil when all consume;
+-- costs: nil when all are 1.
+local ops, costs = ARGV[4], nil
+if ops == '' then ops = nil end
+if ARGV[5] and ARGV[5] ~= '' then
+  costs = {}
+  for c in string.gmatch(ARGV[5], '%d+') do costs[#costs + 1] = tonumber(c) end
+end
+if (ops and #ops ~= #KEYS) or (costs and #costs ~= #KEYS) then
+  return redis.error_reply('bulwark: ' .. (ops and #ops or #KEYS) .. ' operations and ' .. (costs and #costs or #KEYS) .. ' costs for ' .. #KEYS .. ' keys')
+end
+local flags = ARGV[6]
+local asText, withTime = flags == '1' or flags == '3', flags == '2' or flags == '3'
 local s = t - (t % W)
 
 local tagNow = (s / W) % 8 -- s is a multiple of W: the quotient is exact
@@ -127,9 +136,12 @@ if #KEYS == 1 then
   else
     st, count = s, 0
   end
-  local after, changed, a, b, c = decide(st, count, string.byte(ops) - 48, cost)
+  local op = 1
+  if ops then op = string.byte(ops) - 48 end
+  local after, changed, a, b, c = decide(st, count, op, cost)
   if changed then write(key, st, after, before) end
-  return { sec, usec, 0, a, b, c }
+  if withTime then return { t * 4, a, b, c } end
+  return { a, b, c }
 end
 
 -- Every key is read by one MGET (one command for the batch, not one per key).
@@ -139,7 +151,8 @@ local starts, counts = {}, {} -- key -> window start and count, rolled to t (cou
 -- ends with it); -1 when that count was text
 local held = {}
 local touched = {}
-local reply = { sec, usec, 0 }
+local reply = {}
+if withTime then reply[1] = t * 4 end
 
 for i = 1, #KEYS do
   local key = KEYS[i]
@@ -155,7 +168,9 @@ for i = 1, #KEYS do
   end
   local cost = 1
   if costs then cost = costs[i] end
-  local after, changed, a, b, c = decide(starts[key], counts[key], string.byte(ops, i) - 48, cost)
+  local op = 1
+  if ops then op = string.byte(ops, i) - 48 end
+  local after, changed, a, b, c = decide(starts[key], counts[key], op, cost)
   if changed then
     counts[key] = after
     touched[#touched + 1] = key

@@ -2,32 +2,34 @@
 bulwark · GCRA (token bucket) · a batch of decisions in one call
 Mirrors src/ratelimit/algorithms/gcra.ts; keep the two in step (test/integration/redis/parity.test.ts
 replays every reply through the TypeScript function and compares). Registered as the command
-`bulwarkGcra3`: bump the digit whenever the arguments, the reply or the stored value change.
+`bulwarkGcra4`: bump the digit whenever the arguments, the reply or the stored value change.
 
 KEYS[i]       the key of decision i (a key may repeat: decisions apply in order, each seeing the last)
               stored value, on Redis >= 7.0: how many µs before the key's expiry (a whole ms, set by
               PXAT 1 to 2 ms after it) the theoretical arrival time (tat) lies, a number from 1,001
               to 2,000: Redis shares such small integers, so the value takes no memory of its own;
-              PEXPIRETIME gives the tat back exactly. On older servers, and with ARGV[3] = 1: the
+              PEXPIRETIME gives the tat back exactly. On older servers, and with flag 1: the
               tat itself, whole µs on the server clock (the only format of version 2, which reads
-              nothing else). Both are read: a value of 10^6 or more is a tat.
+              nothing else). Both are read: a value of 10^6 or more is a tat. (Version 3 stored
+              the same values as this one: the two can share keys.)
 ARGV[1]       T, the emission interval, whole µs
 ARGV[2]       tau = burst * T, whole µs
-ARGV[3]       1: write the tat itself, which version 2 reads too (the store's legacyValues, for a
-              rolling upgrade); 0: write the remainder where the server has PEXPIRETIME
-ARGV[4]       staleAfterUs: when the server clock is past it, the call is stale and changes nothing
+ARGV[3]       staleAfterUs: when the server clock is past it, the call is stale and changes nothing
               (0 = never); the client sets it to its own deadline, so a command replayed after a
               reconnect cannot take units in a window its caller no longer waits for
-ARGV[5]       the operations, one character per decision: 1 consume, 2 peek, 3 refund
-ARGV[6]       the costs, whole units from 1 to burst separated by spaces, one per decision; or ''
-              when every cost is 1 (refunds are clamped by the client); a count of operations or
-              costs other than #KEYS is an error
-Returns       { sec, usec, status, then two or three integers per decision }
-              sec, usec: the server TIME the whole batch was decided at
-              status 0: decided; 2: stale, nothing changed and nothing follows
-              per decision, admitted: remaining, resetMs; denied: -1 - remaining, resetMs,
-              retryAfterMs; a refund: 0 0 (one argument per decision, its key, and two integers
-              per answer keep the client's encoding and parsing short)
+ARGV[4]       the operations, one character per decision: 1 consume, 2 peek, 3 refund; absent or
+              '' when every operation is a consume
+ARGV[5]       the costs, whole units from 1 to burst separated by spaces, one per decision; absent
+              or '' when every cost is 1 (refunds are clamped by the client); a count of operations
+              or costs other than #KEYS is an error
+ARGV[6]       flags, absent = 0: + 1 writes the tat itself, which version 2 reads too (the store's
+              legacyValues, for a rolling upgrade), where it would write the remainder; + 2 puts
+              the server time first in the reply (the client asks now and then, to keep its
+              estimate of the server clock)
+Returns       decided: a table, { [time * 4 when asked], then two or three integers per decision },
+              time the server's whole ms; per decision, admitted: remaining, resetMs; denied:
+              -1 - remaining, resetMs, retryAfterMs; a refund: 0 0
+              stale: the integer time * 4 + 2, not a table (nothing changed); see fixed-window.lua
 Every written key gets a TTL: the time until it is back to full capacity (PXAT: 1 to 2 ms more).
 ]]
 local time = redis.call('TIME')
@@ -35,21 +37,26 @@ local time = redis.call('TIME')
 -- (about 1k Redis instructions less each); these strings are always numbers.
 local sec, usec = time[1] + 0, time[2] + 0
 local now = sec * 1000000 + usec
-local T, tau, staleAfter = ARGV[1] + 0, ARGV[2] + 0, ARGV[4] + 0
-if staleAfter > 0 and now > staleAfter then return { sec, usec, 2 } end
--- Operations: one character each ('1' consume, '2' peek, '3' refund); costs: '' when all are 1.
-local ops, costs = ARGV[5], nil
-if ARGV[6] ~= '' then
+local T, tau, staleAfter = ARGV[1] + 0, ARGV[2] + 0, ARGV[3] + 0
+local ms = (now - now % 1000) / 1000 -- whole ms, for the reply's time
+if staleAfter > 0 and now > staleAfter then return ms * 4 + 2 end
+-- Operations: one character each ('1' consume, '2' peek, '3' refund), nil when all consume;
+-- costs: nil when all are 1.
+local ops, costs = ARGV[4], nil
+if ops == '' then ops = nil end
+if ARGV[5] and ARGV[5] ~= '' then
   costs = {}
-  for c in string.gmatch(ARGV[6], '%d+') do costs[#costs + 1] = tonumber(c) end
+  for c in string.gmatch(ARGV[5], '%d+') do costs[#costs + 1] = tonumber(c) end
 end
-if #ops ~= #KEYS or (costs and #costs ~= #KEYS) then
-  return redis.error_reply('bulwark: ' .. #ops .. ' operations and ' .. (costs and #costs or #KEYS) .. ' costs for ' .. #KEYS .. ' keys')
+if (ops and #ops ~= #KEYS) or (costs and #costs ~= #KEYS) then
+  return redis.error_reply('bulwark: ' .. (ops and #ops or #KEYS) .. ' operations and ' .. (costs and #costs or #KEYS) .. ' costs for ' .. #KEYS .. ' keys')
 end
+local flags = ARGV[6]
+local legacy, withTime = flags == '1' or flags == '3', flags == '2' or flags == '3'
 
 -- PEXPIRETIME (and so the remainder format) came with Redis 7.0.
 local expireTimes = (redis.REDIS_VERSION_NUM or 0) >= 0x070000
-local remainders = expireTimes and ARGV[3] ~= '1'
+local remainders = expireTimes and not legacy
 
 -- The tat a stored value stands for; false when there is none.
 local function read(key, value)
@@ -104,16 +111,20 @@ end
 -- reads as no tat, as MGET's nil does).
 if #KEYS == 1 then
   local key, cost = KEYS[1], costs and costs[1] or 1
-  local tat, changed, a, b, c = decide(read(key, redis.pcall('GET', key)), string.byte(ops) - 48, cost)
+  local op = 1
+  if ops then op = string.byte(ops) - 48 end
+  local tat, changed, a, b, c = decide(read(key, redis.pcall('GET', key)), op, cost)
   if changed then write(key, tat) end
-  return { sec, usec, 0, a, b, c }
+  if withTime then return { ms * 4, a, b, c } end
+  return { a, b, c }
 end
 
 -- Every key is read by one MGET (one command for the batch, not one per key).
 local stored = redis.call('MGET', unpack(KEYS))
 local tats = {}    -- key -> tat as of this batch; false when the key holds nothing
 local touched = {} -- keys whose tat changed, in first-change order
-local reply = { sec, usec, 0 }
+local reply = {}
+if withTime then reply[1] = ms * 4 end
 
 for i = 1, #KEYS do
   local key = KEYS[i]
@@ -124,7 +135,9 @@ for i = 1, #KEYS do
   end
   local cost = 1
   if costs then cost = costs[i] end
-  local after, changed, a, b, c = decide(tat, string.byte(ops, i) - 48, cost)
+  local op = 1
+  if ops then op = string.byte(ops, i) - 48 end
+  local after, changed, a, b, c = decide(tat, op, cost)
   if changed then
     tats[key] = after
     touched[#touched + 1] = key

@@ -2,7 +2,7 @@
 bulwark · sliding window (weighted two-window counter) · a batch of decisions in one call
 Mirrors src/ratelimit/algorithms/sliding-window.ts; keep the two in step (test/integration/redis/
 parity.test.ts replays every reply through the TypeScript function and compares). Registered as
-the command `bulwarkSlidingWindow3`: bump the digit whenever the arguments, the reply or the
+the command `bulwarkSlidingWindow4`: bump the digit whenever the arguments, the reply or the
 stored value change.
 
 KEYS[i]       the key of decision i (a key may repeat: decisions apply in order, each seeing the last)
@@ -15,21 +15,23 @@ KEYS[i]       the key of decision i (a key may repeat: decisions apply in order,
               window starts, tells which one. Counts of 2^24 or more (pair * 8 would pass 2^53)
               are stored as "windowStart current previous", the format of version 2 and
               earlier, which is read too (and rewritten as an integer by the first change, unless
-              ARGV[3] asks for text).
+              the flags ask for text). (Version 3 stored the same values: the two can share keys.)
 ARGV[1]       limit, units per sliding window
 ARGV[2]       W, the window, whole ms
-ARGV[3]       1: write "windowStart current previous", which version 2 reads too (the store's
-              legacyValues, for a rolling upgrade); 0: write the integer where it fits
-ARGV[4]       staleAfterUs: when the server clock is past it, the call is stale and changes nothing
+ARGV[3]       staleAfterUs: when the server clock is past it, the call is stale and changes nothing
               (0 = never)
-ARGV[5]       the operations, one character per decision: 1 consume, 2 peek, 3 refund
-ARGV[6]       the costs, whole units from 1 to limit separated by spaces, one per decision; or ''
-              when every cost is 1 (refunds are clamped by the client); a count of operations or
-              costs other than #KEYS is an error
-Returns       { sec, usec, status, then two or three integers per decision }
-              status 0: decided; 2: stale, nothing changed and nothing follows
-              per decision, admitted: remaining, resetMs; denied: -1 - remaining, resetMs,
-              retryAfterMs; a refund: 0 0
+ARGV[4]       the operations, one character per decision: 1 consume, 2 peek, 3 refund; absent or
+              '' when every operation is a consume
+ARGV[5]       the costs, whole units from 1 to limit separated by spaces, one per decision; absent
+              or '' when every cost is 1 (refunds are clamped by the client); a count of operations
+              or costs other than #KEYS is an error
+ARGV[6]       flags, absent = 0: + 1 writes "windowStart current previous", which version 2 reads too
+              (the store's legacyValues, for a rolling upgrade); + 2 puts the server time first in the
+              reply (the client asks now and then, to keep its estimate of the server clock)
+Returns       decided: a table, { [time * 4 when asked], then two or three integers per decision },
+              time the server's whole ms; per decision, admitted: remaining, resetMs; denied:
+              -1 - remaining, resetMs, retryAfterMs; a refund: 0 0
+              stale: the integer time * 4 + 2, not a table (nothing changed); see fixed-window.lua
 Every written key gets a TTL: PX, the time until nothing it holds is counted any more; or
 the TTL it has when that time has not changed since the key was last written (same window, units
 in the current window before and after, no refund in this call): INCRBY of the change when the key
@@ -40,18 +42,22 @@ local time = redis.call('TIME')
 -- Numbers from strings by arithmetic (s + 0), not tonumber: the same conversion without a call
 -- (about 1k Redis instructions less each); these strings are always numbers.
 local sec, usec = time[1] + 0, time[2] + 0
-local limit, W, asText, staleAfter = ARGV[1] + 0, ARGV[2] + 0, ARGV[3] == '1', ARGV[4] + 0
-if staleAfter > 0 and sec * 1000000 + usec > staleAfter then return { sec, usec, 2 } end
--- Operations: one character each ('1' consume, '2' peek, '3' refund); costs: '' when all are 1.
-local ops, costs = ARGV[5], nil
-if ARGV[6] ~= '' then
-  costs = {}
-  for c in string.gmatch(ARGV[6], '%d+') do costs[#costs + 1] = tonumber(c) end
-end
-if #ops ~= #KEYS or (costs and #costs ~= #KEYS) then
-  return redis.error_reply('bulwark: ' .. #ops .. ' operations and ' .. (costs and #costs or #KEYS) .. ' costs for ' .. #KEYS .. ' keys')
-end
 local t = sec * 1000 + (usec - usec % 1000) / 1000 -- whole ms (exact: no math.floor call)
+local limit, W, staleAfter = ARGV[1] + 0, ARGV[2] + 0, ARGV[3] + 0
+if staleAfter > 0 and sec * 1000000 + usec > staleAfter then return t * 4 + 2 end
+-- Operations: one character each ('1' consume, '2' peek, '3' refund), nil when all consume;
+-- costs: nil when all are 1.
+local ops, costs = ARGV[4], nil
+if ops == '' then ops = nil end
+if ARGV[5] and ARGV[5] ~= '' then
+  costs = {}
+  for c in string.gmatch(ARGV[5], '%d+') do costs[#costs + 1] = tonumber(c) end
+end
+if (ops and #ops ~= #KEYS) or (costs and #costs ~= #KEYS) then
+  return redis.error_reply('bulwark: ' .. (ops and #ops or #KEYS) .. ' operations and ' .. (costs and #costs or #KEYS) .. ' costs for ' .. #KEYS .. ' keys')
+end
+local flags = ARGV[6]
+local asText, withTime = flags == '1' or flags == '3', flags == '2' or flags == '3'
 local s = t - (t % W)
 local capacity = limit * W
 
@@ -182,17 +188,20 @@ if #KEYS == 1 then
   local key = KEYS[1]
   local cost = costs and costs[1] or 1
   local start, cur, prev, sameTtl, before = roll(key, redis.pcall('GET', key))
-  local op = string.byte(ops) - 48
+  local op = 1
+  if ops then op = string.byte(ops) - 48 end
   local cur2, prev2, changed, a, b, c = decide(start, cur, prev, op, cost)
   if changed then write(key, start, cur2, prev2, sameTtl and changed ~= 3, before) end
-  return { sec, usec, 0, a, b, c }
+  if withTime then return { t * 4, a, b, c } end
+  return { a, b, c }
 end
 
 -- key -> { start, current, previous, sameTtl, integer stored, written }, rolled to t once
 -- (rolling again would change nothing)
 local states = {}
 local touched = {}
-local reply = { sec, usec, 0 }
+local reply = {}
+if withTime then reply[1] = t * 4 end
 
 -- Every key is read by one MGET (one command for the batch, not one per key).
 local stored = redis.call('MGET', unpack(KEYS))
@@ -206,7 +215,9 @@ for i = 1, #KEYS do
   end
   local cost = 1
   if costs then cost = costs[i] end
-  local cur, prev, changed, a, b, c = decide(state[1], state[2], state[3], string.byte(ops, i) - 48, cost)
+  local op = 1
+  if ops then op = string.byte(ops, i) - 48 end
+  local cur, prev, changed, a, b, c = decide(state[1], state[2], state[3], op, cost)
   if changed then
     state[2], state[3] = cur, prev
     -- After a refund, the time until nothing is counted may have shrunk.

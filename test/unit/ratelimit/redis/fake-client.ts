@@ -12,18 +12,29 @@ export interface Call {
   readonly ops: readonly [number, number][];
   /** The staleAfterUs argument. */
   readonly staleAfterUs: number;
+  /** The flags argument (0 when absent): FLAG_TEXT 1, FLAG_TIME 2. */
+  readonly flags: number;
+  /** How many arguments followed staleAfterUs (0 to 3: the script's defaults are left out). */
+  readonly optionalArgs: number;
   /** The calendar period bounds, for calendar calls. */
   readonly period: readonly [number, number] | undefined;
+  /**
+   * Answers the call. A reply built by {@link reply} or {@link admitAll} (time, status, answers)
+   * is sent as the script sends it: an integer when nothing was decided; else the answers, after
+   * the time when the call asked for it. Anything else goes as it is.
+   */
   resolve(reply: unknown): void;
+  /** Answers the call with `reply` exactly as given. */
+  resolveAsIs(reply: unknown): void;
   reject(error: unknown): void;
 }
 
 /** Arguments each command takes before staleAfterUs, after the keys. */
 const fixedArgCount: Record<string, number> = {
-  bulwarkGcra3: 3,
-  bulwarkSlidingWindow3: 3,
-  bulwarkFixedWindow3: 3,
-  bulwarkCalendar2: 3,
+  bulwarkGcra4: 2,
+  bulwarkSlidingWindow4: 2,
+  bulwarkFixedWindow4: 2,
+  bulwarkCalendar3: 3,
 };
 
 export class FakeClient {
@@ -59,24 +70,34 @@ export class FakeClient {
       const fixed = fixedArgCount[name]!;
       const afterKeys = args.slice(1 + n);
       const staleAt = fixed;
-      // One character per operation; the costs, space-separated, or '' when all are 1.
-      const codes = String(afterKeys[staleAt + 1]);
-      const costs = String(afterKeys[staleAt + 2]);
-      if (afterKeys.length !== staleAt + 3) throw new Error(`${name}: ${afterKeys.length - staleAt - 1} arguments after staleAfterUs, want 2`);
+      // After staleAfterUs, up to three arguments, each left out when it and those after it hold
+      // the script's default: one character per operation ('' when all consume); the costs,
+      // space-separated ('' when all are 1); the flags.
+      const optional = afterKeys.slice(staleAt + 1).map(String);
+      if (optional.length > 3) throw new Error(`${name}: ${optional.length} arguments after staleAfterUs, want at most 3`);
+      if (optional.length > 0 && optional.at(-1) === '') throw new Error(`${name}: a trailing default argument sent for nothing`);
+      const codes = optional[0] || '1'.repeat(n);
+      const costs = optional[1] ?? '';
+      const flags = optional[2] ?? '0';
       if (codes.length !== n) throw new Error(`${name}: ${codes.length} operation codes for ${n} keys`);
       // As strict as the scripts: digits only (they read the costs with %d+).
       if (!/^[123]*$/.test(codes) || !/^(\d+( \d+)*)?$/.test(costs)) throw new Error(`${name}: malformed operations ${JSON.stringify(codes)} or costs ${JSON.stringify(costs)}`);
+      if (!/^[123]$/.test(flags) && optional.length === 3) throw new Error(`${name}: flags ${JSON.stringify(flags)}`);
       const costList = costs === '' ? codes.split('').map(() => 1) : costs.split(' ').map(Number);
       if (costList.length !== n) throw new Error(`${name}: ${costList.length} costs for ${n} keys`);
       const ops: [number, number][] = codes.split('').map((c, i) => [Number(c), costList[i]!]);
+      const timed = (Number(flags) & 2) !== 0;
       this.calls.push({
         command: name,
         args,
         keys,
         ops,
         staleAfterUs: Number(afterKeys[staleAt]),
-        period: name === 'bulwarkCalendar2' ? [Number(afterKeys[1]), Number(afterKeys[2])] : undefined,
-        resolve: d.resolve,
+        flags: Number(flags),
+        optionalArgs: optional.length,
+        period: name === 'bulwarkCalendar3' ? [Number(afterKeys[1]), Number(afterKeys[2])] : undefined,
+        resolve: (r: unknown) => d.resolve(asSent(r, timed)),
+        resolveAsIs: d.resolve,
         reject: d.reject,
       });
       return d.promise;
@@ -96,6 +117,15 @@ export class FakeClient {
     if (call === undefined) throw new Error('no call was made');
     return call;
   }
+}
+
+/** `r` as the script sends it (see `Call.resolve`). */
+function asSent(r: unknown, timed: boolean): unknown {
+  if (!Array.isArray(r) || r.length < 3 || !r.every((x) => typeof x === 'number')) return r;
+  const [sec, usec, status] = r as number[];
+  const word = Math.floor(sec! * 1000 + usec! / 1000) * 4;
+  if (status !== 0) return word + status!;
+  return timed ? [word, ...r.slice(3)] : r.slice(3);
 }
 
 /**

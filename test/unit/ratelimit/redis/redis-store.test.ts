@@ -5,7 +5,7 @@ import diagnosticsChannel from 'node:diagnostics_channel';
 import { createRequire } from 'node:module';
 import net from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { channelNames } from '../../../../src/core/diagnostics.js';
 import { StoreUnavailableError } from '../../../../src/core/errors.js';
 import { fixedWindow, gcra, slidingWindow } from '../../../../src/ratelimit/algorithms/index.js';
@@ -76,7 +76,7 @@ describe('redisStore options', () => {
     const client = new FakeClient();
     redisStore(client);
     redisStore(client, { prefix: 'other:' });
-    expect(client.defined.sort()).toEqual(['bulwarkCalendar2', 'bulwarkFixedWindow3', 'bulwarkGcra3', 'bulwarkMarker1', 'bulwarkSlidingWindow3']);
+    expect(client.defined.sort()).toEqual(['bulwarkCalendar3', 'bulwarkFixedWindow4', 'bulwarkGcra4', 'bulwarkMarker1', 'bulwarkSlidingWindow4']);
   });
 
   it('refuses an algorithm it has no script for', async () => {
@@ -141,7 +141,7 @@ describe('batching', () => {
     // Two calls, so that Redis runs one while Node reads the other's answer.
     expect(client.calls.map((c) => c.ops.length)).toEqual([5, 5]);
     const [first, second] = client.calls as [Call, Call];
-    expect(first.command).toBe('bulwarkFixedWindow3');
+    expect(first.command).toBe('bulwarkFixedWindow4');
     expect(first.args[0]).toBe(5);
     expect([...first.keys, ...second.keys]).toEqual(Array.from({ length: 10 }, (_, i) => `bulwark:{3:api:k:user-${i % 3}}`));
     expect(first.args.slice(6, 8)).toEqual([10, 60_000]); // limit, windowMs
@@ -222,7 +222,7 @@ describe('batching', () => {
     void a.consume('x');
     void b.consume('x');
     await flush();
-    expect(client.calls.map((c) => c.command).sort()).toEqual(['bulwarkGcra3', 'bulwarkSlidingWindow3']);
+    expect(client.calls.map((c) => c.command).sort()).toEqual(['bulwarkGcra4', 'bulwarkSlidingWindow4']);
     for (const call of client.calls) call.resolve(admitAll(call));
   });
 
@@ -501,11 +501,17 @@ describe('the breaker around Redis', () => {
     expect(client.calls).toHaveLength(0);
   });
 
-  it('sends the operations as one string and the costs as another, empty when every cost is 1', async () => {
+  it('sends the operations as one string and the costs as another, and leaves out what the script assumes: all consumes, costs of 1, no flags', async () => {
     const { client, limiter } = setup();
+    // The first call asks for the server's time (flags 2), so the arguments before it go too, as ''.
+    const first = limiter.consume('a');
+    await flush();
+    expect(client.last().args.slice(-3)).toEqual(['', '', 2]);
+    client.last().resolve(admitAll(client.last()));
+    await first;
     const d = Promise.all([limiter.consume('a'), limiter.consume('b'), limiter.peek('c')]);
     await flush();
-    expect(client.last().args.slice(-2)).toEqual(['112', '']);
+    expect(client.last().args.slice(-2)).toEqual([client.last().staleAfterUs, '112']);
     client.last().resolve(reply(Date.now(), [[1, 4, 100, 0], [0, 0, 100, 50], [1, 9, 100, 0]]));
     expect((await d).map((x) => [x.allowed, x.remaining, x.retryAfterMs])).toEqual([
       [true, 4, 0],
@@ -514,9 +520,61 @@ describe('the breaker around Redis', () => {
     ]);
     const e = Promise.all([limiter.consume('a', { cost: 3 }), limiter.consume('b')]);
     await flush();
-    expect(client.last().args.slice(-2)).toEqual(['11', '3 1']);
+    expect(client.last().args.slice(-2)).toEqual(['', '3 1']);
     client.last().resolve(reply(Date.now(), [[1, 1, 100, 0], [1, 3, 100, 0]]));
     expect((await e).map((x) => x.remaining)).toEqual([1, 3]);
+    // The usual call: keys, the two fixed arguments and staleAfterUs, nothing more.
+    const f = limiter.consume('a');
+    await flush();
+    expect(client.last().args).toEqual([1, client.last().keys[0], 10, 60_000, client.last().staleAfterUs]);
+    client.last().resolve(reply(Date.now(), [[1, 0, 100, 0]]));
+    expect((await f).remaining).toBe(0);
+  });
+
+  it('asks for the server time on the first call, then once a second, and again after a failure', async () => {
+    const { client, limiter } = setup({ timeoutMs: 100 });
+    const answer = async (d: Promise<unknown>) => {
+      await flush();
+      client.last().resolve(admitAll(client.last()));
+      await d;
+      return client.last().flags;
+    };
+    expect(await answer(limiter.consume('a'))).toBe(2);
+    expect(await answer(limiter.consume('a'))).toBe(0);
+    expect(await answer(limiter.consume('a'))).toBe(0);
+    const realNow = Date.now;
+    const start = realNow();
+    const clock = vi.spyOn(Date, 'now').mockImplementation(() => start + 1_001);
+    try {
+      expect(await answer(limiter.consume('a'))).toBe(2);
+      expect(await answer(limiter.consume('a'))).toBe(0);
+    } finally {
+      clock.mockRestore();
+    }
+    const failed = limiter.consume('a');
+    await flush();
+    client.last().reject(new Error('Connection is closed.'));
+    expect((await failed).store).toBe('local');
+    expect(await answer(limiter.consume('a'))).toBe(2);
+  });
+
+  it('a reply with the time when the call did not ask for it, or without it when it did, counts as a failure', async () => {
+    const { client, limiter } = setup();
+    const first = limiter.consume('a');
+    await flush();
+    client.last().resolve(admitAll(client.last()));
+    await first;
+    const untimed = limiter.consume('a');
+    await flush();
+    expect(client.last().flags).toBe(0);
+    client.last().resolveAsIs([Date.now() * 4, 4, 100]);
+    expect((await untimed).store).toBe('local');
+    // After the failure the next call asks for the time.
+    const timed = limiter.consume('a');
+    await flush();
+    expect(client.last().flags).toBe(2);
+    client.last().resolveAsIs([4, 100]); // admitted, 4 left: the answer alone
+    expect((await timed).store).toBe('local');
   });
 
   it('publishes store errors on bulwark:ratelimit:store-error when someone listens', async () => {
