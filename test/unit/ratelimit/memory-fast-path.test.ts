@@ -270,6 +270,26 @@ describe('memory store fast path, when it must not be taken', () => {
     expect(seen).toEqual([storeKey('t', 'ratelimit', 'u')]);
   });
 
+  it('a store key stored directly whose key a limiter would refuse or hash stays apart: the limiter still checks its keys', async () => {
+    // A limiter finds a key in its table without checking it again, so a table must never hold a
+    // key the limiter would refuse (a lone surrogate) or hash (over 256 characters).
+    const store = memoryStore({ clock: new SteppedClock() });
+    const algorithm = fixedWindow({ limit: 5, windowMs: 1_000 });
+    const limiter = rateLimiter({ name: 'api', algorithm, store });
+    const long = 'z'.repeat(257);
+    for (const key of ['\uD800', long]) {
+      expect(store.consume(`3:api:k:${key}`, algorithm, 2)).toMatchObject({ allowed: true, remaining: 3 });
+      expect(store.peek(`3:api:k:${key}`, algorithm, 1)).toMatchObject({ remaining: 2 });
+    }
+    await expect(limiter.consume('\uD800')).rejects.toThrow(RangeError);
+    // The long key is hashed, so its counter is not the one stored under the unhashed store key.
+    await expect(limiter.consume(long)).resolves.toMatchObject({ allowed: true, remaining: 4 });
+    expect(store.size).toBe(3);
+    store.reset(`3:api:k:${long}`);
+    expect(store.size).toBe(2);
+    expect(store.peek(`3:api:k:${long}`, algorithm, 1)).toMatchObject({ remaining: 4 });
+  });
+
   it('a subclass of MemoryStore goes through its own consume', async () => {
     const seen: string[] = [];
     class Counting extends MemoryStore {
