@@ -42,10 +42,12 @@ export const namespaceFor: unique symbol = Symbol('bulwark.memoryStore.namespace
 
 /**
  * `MemoryStore[consumeInNamespace](ns, key, algorithm, cost)`: exactly
- * `store.consume(ns.prefix + key, algorithm, cost)`, without building that string while the key
- * is indexed. The limiter calls it only when its store is a plain `MemoryStore` whose `consume`
- * is the prototype's (not replaced on the instance) and the key is a short key (`isShortKey`);
- * otherwise it builds the store key and calls `consume`.
+ * `store.consume(ns.prefix + key, algorithm, cost)`, without building that string, when `key` is a
+ * short key (`isShortKey`); undefined, having done nothing, for any other value. A namespace's
+ * table holds short keys only, so a key found in it is not checked again. The limiter calls it
+ * only when its store is a plain `MemoryStore` whose `consume` is the prototype's (not replaced
+ * on the instance); otherwise, or when it returns undefined, the limiter builds the store key
+ * (which checks the key) and calls `consume`.
  */
 export const consumeInNamespace: unique symbol = Symbol('bulwark.memoryStore.consumeInNamespace');
 

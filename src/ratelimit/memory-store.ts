@@ -10,6 +10,7 @@ import {
   type MaybeFastAlgorithm,
   namespaceFor,
 } from './fast-path.js';
+import { isShortKey } from './keys.js';
 import type { LimiterDecision, RateLimitStore } from './store.js';
 
 /** Options of {@link memoryStore}. */
@@ -35,29 +36,65 @@ interface Entry {
   expiresAt: number;
   /** Set on every use; cleared when eviction passes over the entry (a second chance). */
   used: boolean;
-  /** The entry's key in `entries` (the store key). */
-  readonly key: string;
-  /** The namespace whose index also holds this entry, under `indexKey`; undefined when none does. */
-  ns: Namespace | undefined;
-  indexKey: string;
+  /** The entry's key in its namespace's table: its store key is `ns.prefix + key`. */
+  key: string;
+  /** The namespace whose table holds the entry. */
+  ns: Namespace;
+  /** The neighbours in the store's order of keys (oldest first): a ring through the store's `ring`. */
+  prev: Entry;
+  next: Entry;
 }
 
 /**
- * One limiter's short keys in a store (the keys `storeKey` turns into `prefix + key`), indexed by
- * the key as the caller gives it, so that a limiter finds its entry without building the store key
- * on every call. Only an index: `entries` stays the one place that says which keys exist, in what
- * order. Invariant: an entry is in `index` under `indexKey` exactly while it is in `entries` under
- * `prefix + indexKey` with `ns` set to this namespace (or, within one call, while an expired entry
- * waits to be stored again or dropped; see `consumeInNamespace`).
+ * The keys of one limiter in a store: the store keys `prefix + key` (short keys, as `storeKey`
+ * builds them), held in `table` under the key as the caller gives it, so a limiter finds its entry
+ * without building the store key, and a new key costs one table insertion. Every other store key
+ * (a hashed key, one not built by `storeKey`) is held in the store's namespace with prefix ''.
+ * Which table holds a store key is a function of the key alone (`prefixLength`), so a call by
+ * store key and a limiter's call by its short key reach the same entry.
  * @internal
  */
 class Namespace {
-  readonly index = new Map<string, Entry>();
+  readonly table = new Map<string, Entry>();
   constructor(readonly prefix: string) {}
+}
+
+/** A new entry, unused, its neighbours both `around` (every entry and the ring share one shape). */
+function newEntry(
+  state: AlgorithmState | undefined,
+  owned: boolean,
+  expiresAt: number,
+  key: string,
+  ns: Namespace,
+  around: Entry,
+): Entry {
+  return { state, owned, expiresAt, used: false, key, ns, prev: around, next: around };
 }
 
 /** A limiter's handle on its short keys in a memory store. @internal */
 export type MemoryNamespace = Namespace;
+
+/**
+ * The length of the `${n}:${name}:k:` that `storeKey` puts before a short key (keys.ts), when
+ * `key` starts so and a short key follows (`isShortKey`); else 0. For every limiter name and short key,
+ * `prefixLength(shortKeyPrefix(name) + key) === shortKeyPrefix(name).length`.
+ */
+function prefixLength(key: string): number {
+  const colon = key.indexOf(':');
+  if (colon < 1 || colon > 9) return 0;
+  let n = 0;
+  for (let i = 0; i < colon; i++) {
+    const digit = key.charCodeAt(i) - 48;
+    if (digit < 0 || digit > 9) return 0;
+    n = n * 10 + digit;
+  }
+  const end = colon + 1 + n; // where the name ends
+  if (key.length <= end + 3 || key.charCodeAt(end) !== 58 || key.charCodeAt(end + 1) !== 107 || key.charCodeAt(end + 2) !== 58) {
+    return 0; // not followed by ':k:' and a key
+  }
+  // Only a short key, as a limiter would pass it: a namespace's table holds nothing else.
+  return isShortKey(key.slice(end + 3)) ? end + 3 : 0;
+}
 
 const keys = ['maxKeys', 'clock'] as const;
 /** Least time between the starts of two sweeps for expired keys. */
@@ -71,19 +108,31 @@ const SWEEP_STEP = 16;
  * so a hit costs a flag, not a reordering). No timer at all: expired keys are dropped when met,
  * and by a sweep spread over insertions at capacity. Every insertion at capacity costs amortised
  * O(1), however many keys are held: see `evict`. Built by {@link memoryStore}.
+ *
+ * Layout: one table per limiter (its namespace), keyed by the limiter's own keys, and one order of
+ * all keys across the tables (the oldest first), kept as a ring of the entries themselves, which
+ * eviction walks; `maxKeys` bounds the keys of all tables together.
  */
 export class MemoryStore implements RateLimitStore {
   readonly name = 'memory';
   readonly maxKeys: number;
   private readonly clock: Clock;
-  private readonly entries = new Map<string, Entry>();
+  /** Store keys that belong to no limiter's namespace, by store key. */
+  private readonly other = new Namespace('');
+  /** The ring's anchor, never a key: `ring.next` is the oldest entry, `ring.prev` the newest. */
+  private readonly ring: Entry;
+  /** Entries in the ring: the keys held. */
+  private count = 0;
   /** When the last sweep started; -Infinity before the first. */
   private lastSweep = -Infinity;
-  /** The sweep under way: where it is in `entries`, and how many entries it has left to look at. */
-  private sweep: IterableIterator<Entry> | undefined;
+  /**
+   * The sweep under way: the entry it looked at last (`ring` at its start; when that entry leaves
+   * the ring, the one before it), and how many entries it has left to look at.
+   */
+  private sweepAt: Entry | undefined;
   private sweepLeft = 0;
-  /** The CLOCK hand: where eviction goes on from, kept between insertions. */
-  private hand: IterableIterator<Entry> | undefined;
+  /** The CLOCK hand: the entry it looked at last, as `sweepAt`; undefined before the first eviction. */
+  private hand: Entry | undefined;
   /** @internal A fast-path hook for tests (see fast-path.ts). */
   readonly [evictionCounters]: EvictionCounters = { examined: 0, walks: 0 };
   /**
@@ -94,12 +143,6 @@ export class MemoryStore implements RateLimitStore {
   private readonly forgetNamespace = new FinalizationRegistry<string>((prefix) => {
     if (this.namespaces.get(prefix)?.deref() === undefined) this.namespaces.delete(prefix);
   });
-  /**
-   * Entries held in no namespace's index (stored by a direct `consume` with a store key). While
-   * there are none, a key a namespace does not index is not held at all, and a limiter's first
-   * decision on it skips looking up its store key.
-   */
-  private unindexed = 0;
   /** What a fast consumption leaves to store; one for all calls (they never overlap). */
   private readonly out: FastOutcome = { keep: false, state: undefined, ttlMs: 0 };
 
@@ -107,55 +150,60 @@ export class MemoryStore implements RateLimitStore {
     const o = checkOptions('memoryStore', options, keys);
     this.maxKeys = countOption('memoryStore', 'maxKeys', o.maxKeys, 100_000, { max: 100_000_000 });
     this.clock = clockOption('memoryStore', o.clock, wallClock);
+    const ring = newEntry(undefined, false, 0, '', this.other, undefined!);
+    ring.prev = ring;
+    ring.next = ring;
+    this.ring = ring;
   }
 
   /** Keys held now (expired ones included until they are met or evicted). */
   get size(): number {
-    return this.entries.size;
+    return this.count;
   }
 
   consume(key: string, algorithm: RateLimitAlgorithm, cost: number): LimiterDecision {
     const now = this.clock.now();
-    return this.apply(key, this.live(key, now), undefined, undefined, algorithm, now, cost);
+    const at = prefixLength(key);
+    // A limiter's store key: in its namespace (made now if no limiter has made it yet).
+    const ns = at === 0 ? this.other : this[namespaceFor](key.slice(0, at));
+    const short = at === 0 ? key : key.slice(at);
+    return this.apply(ns, short, this.live(ns.table.get(short), now), undefined, algorithm, now, cost);
   }
 
   /**
    * `consume(ns.prefix + key, algorithm, cost)` for a limiter whose store keys are `ns.prefix +
-   * key` (short keys, as `storeKey` builds them), without building that string unless the key is
-   * not indexed yet: the same decision, entries, order of keys and evictions.
+   * key` (short keys, as `storeKey` builds them), without building that string: the same
+   * decision, entries, order of keys and evictions.
    * @internal A fast-path hook (see fast-path.ts).
    */
-  [consumeInNamespace](ns: MemoryNamespace, key: string, algorithm: RateLimitAlgorithm, cost: number): LimiterDecision {
+  [consumeInNamespace](
+    ns: MemoryNamespace,
+    key: string,
+    algorithm: RateLimitAlgorithm,
+    cost: number,
+  ): LimiterDecision | undefined {
+    // A table holds short keys only, so a key found needs no check (see fast-path.ts).
+    const entry = ns.table.get(key);
+    if (entry === undefined && !isShortKey(key)) return undefined;
     const now = this.clock.now();
-    const entry = ns.index.get(key);
-    if (entry !== undefined) {
-      if (entry.expiresAt > now) {
-        entry.used = true;
-        return this.apply(entry.key, entry, undefined, ns, algorithm, now, cost);
-      }
-      // Expired: dropped from `entries`, as live() does, and stored anew (at the end) only if the
-      // algorithm keeps a state; meanwhile still indexed, so the object can be reused for that.
-      this.entries.delete(entry.key);
-      try {
-        return this.apply(entry.key, undefined, entry, ns, algorithm, now, cost);
-      } finally {
-        if (this.entries.get(entry.key) !== entry) this.unlink(entry);
-      }
+    if (entry === undefined) return this.apply(ns, key, undefined, undefined, algorithm, now, cost, true);
+    if (entry.expiresAt > now) {
+      entry.used = true;
+      return this.apply(ns, key, entry, undefined, algorithm, now, cost);
     }
-    // Not indexed: a new key, or one stored by a direct consume() with its store key (only
-    // looked for when some entry is not indexed).
-    const fullKey = ns.prefix + key;
-    const found = this.unindexed === 0 ? undefined : this.live(fullKey, now);
-    if (found !== undefined) {
-      this.unindexed--;
-      this.link(found, ns, key);
+    // Expired: out of the order of keys, as live() drops it, and back in (at the end) only if
+    // the algorithm keeps a state; meanwhile still in its table, so the object can be reused.
+    this.unlink(entry);
+    try {
+      return this.apply(ns, key, undefined, entry, algorithm, now, cost);
+    } finally {
+      if (entry.next === undefined) ns.table.delete(key); // not stored again
     }
-    return this.apply(fullKey, found, undefined, ns, algorithm, now, cost, key);
   }
 
   /**
    * The namespace of the store keys `prefix + key`: one object per prefix while anything refers to
-   * it, so limiters sharing a name share an index as they share entries.
+   * it, so limiters sharing a name share a table as they share entries.
    * @internal A fast-path hook (see fast-path.ts).
    */
   [namespaceFor](prefix: string): MemoryNamespace {
@@ -170,18 +218,18 @@ export class MemoryStore implements RateLimitStore {
 
   /**
    * Runs `algorithm.consume` on `entry` (live, or undefined for none) and stores what it returns:
-   * in `entry`, or else in a new entry under `key` (the `expired` one reused if given, still
-   * indexed), indexed in `ns` when `ns` is given (under `shortKey`, the caller's key, if given).
+   * in `entry`, or else under `key` in `ns` (in the `expired` entry if given, still in its table;
+   * `given` when `key` is the caller's own string, see `insert`).
    */
   private apply(
+    ns: Namespace,
     key: string,
     entry: Entry | undefined,
     expired: Entry | undefined,
-    ns: Namespace | undefined,
     algorithm: RateLimitAlgorithm,
     now: number,
     cost: number,
-    shortKey?: string,
+    given = false,
   ): LimiterDecision {
     const before = entry === undefined ? undefined : entry.state;
     const fast = (algorithm as MaybeFastAlgorithm)[fastConsume];
@@ -196,7 +244,7 @@ export class MemoryStore implements RateLimitStore {
           entry.owned = true;
           entry.expiresAt = now + out.ttlMs;
         } else {
-          this.insert(key, out.state, true, now + out.ttlMs, ns, expired, shortKey);
+          this.insert(ns, key, out.state, true, now + out.ttlMs, expired, given);
         }
       }
       out.state = undefined;
@@ -209,7 +257,7 @@ export class MemoryStore implements RateLimitStore {
         entry.state = outcome.state;
         entry.expiresAt = now + outcome.ttlMs;
       } else {
-        this.insert(key, outcome.state, false, now + outcome.ttlMs, ns, expired, shortKey);
+        this.insert(ns, key, outcome.state, false, now + outcome.ttlMs, expired, given);
       }
     }
     return { ...outcome.decision, store: this.name };
@@ -217,14 +265,14 @@ export class MemoryStore implements RateLimitStore {
 
   peek(key: string, algorithm: RateLimitAlgorithm, cost: number): LimiterDecision {
     const now = this.clock.now();
-    const entry = this.live(key, now);
+    const entry = this.live(this.stored(key), now);
     if (entry !== undefined) entry.owned = false; // handed to code that may keep it
     return { ...algorithm.peek(entry?.state, now, cost), store: this.name };
   }
 
   refund(key: string, algorithm: RateLimitAlgorithm, cost: number): void {
     const now = this.clock.now();
-    const entry = this.live(key, now);
+    const entry = this.live(this.stored(key), now);
     if (entry === undefined) return; // nothing was taken that is still counted
     entry.owned = false; // handed to code that may keep it
     const outcome = algorithm.refund(entry.state, now, cost);
@@ -233,28 +281,34 @@ export class MemoryStore implements RateLimitStore {
   }
 
   reset(key: string): void {
-    const entry = this.entries.get(key);
-    if (entry === undefined) return;
-    this.entries.delete(key);
-    this.unlink(entry);
+    const entry = this.stored(key);
+    if (entry !== undefined) this.drop(entry);
   }
 
   /** Drops every key. */
   clear(): void {
-    this.entries.clear();
-    this.unindexed = 0;
-    this.sweep = undefined;
+    this.ring.next = this.ring;
+    this.ring.prev = this.ring;
+    this.count = 0;
+    this.sweepAt = undefined;
+    this.sweepLeft = 0;
     this.hand = undefined;
-    for (const ref of this.namespaces.values()) ref.deref()?.index.clear();
+    this.other.table.clear();
+    for (const ref of this.namespaces.values()) ref.deref()?.table.clear();
   }
 
-  /** The entry for `key` if it has not expired (an expired one is dropped). */
-  private live(key: string, now: number): Entry | undefined {
-    const entry = this.entries.get(key);
+  /** The entry of the store key `key`, expired or not. */
+  private stored(key: string): Entry | undefined {
+    const at = prefixLength(key);
+    if (at === 0) return this.other.table.get(key);
+    return this.namespaces.get(key.slice(0, at))?.deref()?.table.get(key.slice(at));
+  }
+
+  /** `entry` if it has not expired (an expired one is dropped). */
+  private live(entry: Entry | undefined, now: number): Entry | undefined {
     if (entry === undefined) return undefined;
     if (entry.expiresAt <= now) {
-      this.entries.delete(key);
-      this.unlink(entry);
+      this.drop(entry);
       return undefined;
     }
     entry.used = true;
@@ -262,123 +316,124 @@ export class MemoryStore implements RateLimitStore {
   }
 
   /**
-   * Adds a key (making room first at `maxKeys`): the `expired` entry, when given, is reused (it is
-   * `key`'s, and still indexed); else a new entry, indexed in `ns` if `ns` is given (see `link`
-   * for `shortKey`).
+   * Adds `key` to `ns`, as the newest key (making room first at `maxKeys`): the `expired` entry,
+   * when given, is reused (it is `key`'s, out of the order, still in the table); else a new entry.
    */
   private insert(
+    ns: Namespace,
     key: string,
     state: AlgorithmState | undefined,
     owned: boolean,
     expiresAt: number,
-    ns: Namespace | undefined,
     expired: Entry | undefined,
-    shortKey?: string,
+    given: boolean,
   ): void {
-    if (this.entries.size >= this.maxKeys) this.evict(this.clock.now());
-    if (expired !== undefined) {
-      expired.state = state;
-      expired.owned = owned;
-      expired.expiresAt = expiresAt;
-      expired.used = false;
-      this.entries.set(key, expired);
-      return;
+    if (this.count >= this.maxKeys) this.evict(this.clock.now());
+    let entry = expired;
+    if (entry !== undefined) {
+      entry.state = state;
+      entry.owned = owned;
+      entry.expiresAt = expiresAt;
+      entry.used = false;
+    } else {
+      // A table key must hold on to nothing more than the store needs. The caller's key may have
+      // been cut from a much larger string and hold on to all of it, so a key of 13 characters or
+      // more is copied (the concatenation is flattened by the slice, which then points into it).
+      // A shorter one is used as it is: V8 copies substrings and concatenations that short (it
+      // makes sliced and cons strings only from 13 characters on), and it comes already hashed.
+      const own = given && key.length >= 13 ? (ns.prefix + key).slice(ns.prefix.length) : key;
+      entry = newEntry(state, owned, expiresAt, own, ns, this.ring);
+      ns.table.set(own, entry);
     }
-    const entry: Entry = { state, owned, expiresAt, used: false, key, ns: undefined, indexKey: '' };
-    this.entries.set(key, entry);
-    if (ns !== undefined) this.link(entry, ns, shortKey);
-    else this.unindexed++;
+    this.append(entry);
+  }
+
+  /** Puts `entry` (in no order) at the end of the order, as the newest key. */
+  private append(entry: Entry): void {
+    const ring = this.ring;
+    const last = ring.prev;
+    entry.prev = last;
+    entry.next = ring;
+    last.next = entry;
+    ring.prev = entry;
+    this.count++;
   }
 
   /**
-   * Indexes `entry` (whose key is `ns.prefix` + a short key) in `ns`; `given` is the short key as
-   * the caller passed it, when it did.
+   * Takes `entry` out of the order of keys (not out of its table); an eviction walk that looked
+   * at it last goes on from the entry before it, so it next looks at the one after it, as a Map
+   * iterator does when its current entry is deleted.
    */
-  private link(entry: Entry, ns: Namespace, given?: string): void {
-    // An index key must hold on to nothing more than the store key already does. The caller's key
-    // may have been cut from a much larger string and hold on to all of it, so the short key is
-    // cut from the entry's own key instead, unless the caller's is shorter than 13 characters: V8
-    // copies substrings and concatenations that short (it makes sliced and cons strings only from
-    // 13 characters on), so such a string holds nothing else, and it comes already hashed (the
-    // index was just searched with it), which spares a string and a hash per new key.
-    const indexKey =
-      given !== undefined && given.length < 13 ? given : entry.key.slice(ns.prefix.length);
-    entry.ns = ns;
-    entry.indexKey = indexKey;
-    ns.index.set(indexKey, entry);
-  }
-
-  /** Takes a dropped entry out of its namespace's index, if it is in one. */
   private unlink(entry: Entry): void {
-    const ns = entry.ns;
-    if (ns === undefined) {
-      this.unindexed--;
-      return;
-    }
-    ns.index.delete(entry.indexKey);
-    entry.ns = undefined;
-    entry.indexKey = '';
+    const prev = entry.prev;
+    const next = entry.next;
+    prev.next = next;
+    next.prev = prev;
+    if (this.hand === entry) this.hand = prev;
+    if (this.sweepAt === entry) this.sweepAt = prev;
+    (entry as { next: Entry | undefined }).next = undefined; // out of the order (see consumeInNamespace)
+    this.count--;
   }
 
-  /** Drops `entry` from the store and from its namespace's index. */
+  /** Drops `entry` from the store: out of the order and out of its table. */
   private drop(entry: Entry): void {
-    this.entries.delete(entry.key);
     this.unlink(entry);
+    entry.ns.table.delete(entry.key);
   }
 
   /**
    * Frees at least one slot, in amortised O(1) time.
    *
-   * Both walks go on from where they stopped, with iterators kept between calls: a Map iterator
-   * steps over the holes that deletions leave at the front of the table, so restarting a walk from
-   * the oldest entry on every eviction cost time in proportion to the keys evicted since the table
-   * was last compacted (tens of µs per decision at 100k keys under key rotation).
+   * Both walks go on from where they stopped, the entry each looked at last kept between calls,
+   * so no eviction restarts from the oldest key (restarting cost time in proportion to the keys
+   * evicted since: tens of µs per decision at 100k keys under key rotation).
    *
    * Expired keys first: once a second at most, a sweep looks at every entry held when it started,
    * SWEEP_STEP entries per call, and drops the expired ones. Then, if no slot is free yet, the CLOCK
-   * hand: entries in insertion order, each used one given a second chance (flag cleared, moved to
-   * the back), the first unused or expired one dropped. Each second chance is paid for by the use
-   * that set the flag, so the hand's steps are amortised O(1) per eviction.
+   * hand: entries in order, each used one given a second chance (flag cleared, moved to the back),
+   * the first unused or expired one dropped. Each second chance is paid for by the use that set
+   * the flag, so the hand's steps are amortised O(1) per eviction.
    */
   private evict(now: number): void {
     const counters = this[evictionCounters];
-    if (this.sweep === undefined && (now - this.lastSweep >= SWEEP_INTERVAL_MS || now < this.lastSweep)) {
+    const ring = this.ring;
+    if (this.sweepAt === undefined && (now - this.lastSweep >= SWEEP_INTERVAL_MS || now < this.lastSweep)) {
       this.lastSweep = now;
-      this.sweep = this.entries.values();
-      this.sweepLeft = this.entries.size;
+      this.sweepAt = ring;
+      this.sweepLeft = this.count;
       counters.walks++;
     }
-    if (this.sweep !== undefined) {
+    if (this.sweepAt !== undefined) {
       for (let step = 0; step < SWEEP_STEP && this.sweepLeft > 0; step++) {
-        const next = this.sweep.next();
-        if (next.done === true) {
+        const entry: Entry = this.sweepAt.next;
+        if (entry === ring) {
           this.sweepLeft = 0;
           break;
         }
+        this.sweepAt = entry;
         this.sweepLeft--;
         counters.examined++;
-        if (next.value.expiresAt <= now) this.drop(next.value);
+        if (entry.expiresAt <= now) this.drop(entry);
       }
-      if (this.sweepLeft === 0) this.sweep = undefined;
-      if (this.entries.size < this.maxKeys) return;
+      if (this.sweepLeft === 0) this.sweepAt = undefined;
+      if (this.count < this.maxKeys) return;
     }
     for (;;) {
-      let next = this.hand?.next();
-      if (next === undefined || next.done === true) {
+      let entry = this.hand === undefined ? ring : this.hand.next;
+      if (entry === ring) {
         // Past the newest entry (or never started): from the oldest again. The store is full, so
         // there is one.
-        this.hand = this.entries.values();
         counters.walks++;
-        next = this.hand.next();
-        if (next.done === true) return;
+        entry = ring.next;
+        if (entry === ring) return;
       }
+      this.hand = entry;
       counters.examined++;
-      const entry = next.value;
       if (entry.expiresAt > now && entry.used) {
         entry.used = false;
-        // A second chance: to the back of the order, the same entry, still indexed.
-        this.entries.delete(entry.key);
-        this.entries.set(entry.key, entry);
+        // A second chance: to the back of the order, the same entry, still in its table.
+        this.unlink(entry);
+        this.append(entry);
       } else {
         this.drop(entry);
         return;

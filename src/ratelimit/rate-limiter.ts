@@ -3,7 +3,7 @@ import { type Disposable, disposeSymbol } from '../core/events.js';
 import { checkOptions, countOption, enumOption, nameOption, show } from '../core/validate.js';
 import diagnosticsChannel from 'node:diagnostics_channel';
 import type { RateLimitAlgorithm } from './algorithm.js';
-import { isShortKey, shortKeyPrefix, storeKey } from './keys.js';
+import { shortKeyPrefix, storeKey } from './keys.js';
 import { consumeInNamespace, decideNow, decisionKind, namespaceFor } from './fast-path.js';
 import { type MemoryNamespace, MemoryStore, memoryStore } from './memory-store.js';
 import type { LimiterDecision, RateLimitStore, StoreErrorMode } from './store.js';
@@ -209,11 +209,13 @@ export class RateLimiter implements Disposable {
       }
     }
     const store = this.store;
-    let decision: LimiterDecision;
-    if (store === this.memory && store.consume === memoryConsume && isShortKey(key)) {
-      // What store.consume(storeKey(...), ...) does, without building the store key each time.
-      decision = this.memory[consumeInNamespace](this.namespace!, key, this.algorithm, cost);
-    } else {
+    // What store.consume(storeKey(...), ...) does, without building the store key, for a short
+    // key (undefined for any other, which takes the general path below).
+    let decision =
+      store === this.memory && store.consume === memoryConsume
+        ? this.memory[consumeInNamespace](this.namespace!, key, this.algorithm, cost)
+        : undefined;
+    if (decision === undefined) {
       const storeKeyOf = storeKey(this.consumeOwner, this.name, key);
       // Only a limiter with a mode of its own passes one, so a custom store sees the call it always saw.
       const pending =

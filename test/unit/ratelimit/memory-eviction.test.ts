@@ -33,7 +33,7 @@ describe('memoryStore eviction', () => {
     const store = memoryStore({ clock: new ManualClock(1_000_000), maxKeys: 100 });
     const limiter = rateLimiter({ name: 'index', algorithm: fixedWindow({ limit: 2, windowMs: HOUR_MS }), store });
     for (let i = 0; i < 1_000; i++) await limiter.consume(`k${i}`);
-    const index = store[namespaceFor](shortKeyPrefix('index')).index;
+    const index = store[namespaceFor](shortKeyPrefix('index')).table;
     expect(index.size).toBe(100);
     // The newest 100 keys are held (nothing was used twice, so CLOCK is FIFO here): each has 1 left.
     expect((await limiter.consume('k999')).remaining).toBe(0);

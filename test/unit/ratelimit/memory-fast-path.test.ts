@@ -111,11 +111,34 @@ class ReferenceStore implements RateLimitStore {
   }
 }
 
+/** An entry of the store under test, read from its private fields. */
+interface StoreEntry extends RefEntry {
+  key: string;
+  ns: Table;
+  prev: StoreEntry;
+  next: StoreEntry;
+}
+interface Table {
+  prefix: string;
+  table: Map<string, StoreEntry>;
+}
 /** What the store under test keeps, read from its private fields. */
 interface Internals {
-  entries: Map<string, RefEntry & { ns?: { prefix: string; index: Map<string, unknown> }; indexKey: string }>;
-  namespaces: Map<string, WeakRef<{ prefix: string; index: Map<string, unknown> }>>;
-  unindexed: number;
+  ring: StoreEntry;
+  count: number;
+  other: Table;
+  namespaces: Map<string, WeakRef<Table>>;
+}
+
+/** The store's entries in its order of keys (oldest first), by store key. */
+function entriesOf(store: MemoryStore): Map<string, StoreEntry> {
+  const { ring } = store as unknown as Internals;
+  const entries = new Map<string, StoreEntry>();
+  for (let e = ring.next; e !== ring; e = e.next) {
+    expect(e.next.prev).toBe(e);
+    entries.set(e.ns.prefix + e.key, e);
+  }
+  return entries;
 }
 
 /** Every entry, in order, as [key, state, expiresAt, used]. */
@@ -123,23 +146,28 @@ function snapshot(entries: Map<string, RefEntry>): unknown[] {
   return [...entries].map(([key, e]) => [key, e.state === undefined ? undefined : [...e.state], e.expiresAt, e.used]);
 }
 
-/** The namespace indexes hold exactly the entries linked to them, under their own keys. */
-function expectIndexesConsistent(store: MemoryStore): void {
-  const { entries, namespaces } = store as unknown as Internals;
-  for (const ref of namespaces.values()) {
-    const ns = ref.deref();
+/**
+ * The tables hold exactly the entries in the order, each under its own key, in the namespace its
+ * store key names (a store key a limiter builds in its limiter's, any other in the store's own).
+ */
+function expectTablesConsistent(store: MemoryStore): void {
+  const { count, other, namespaces } = store as unknown as Internals;
+  const entries = entriesOf(store);
+  expect(count).toBe(entries.size);
+  let tabled = 0;
+  for (const ns of [other, ...[...namespaces.values()].map((ref) => ref.deref())]) {
     if (ns === undefined) continue;
-    for (const [k, e] of ns.index) {
-      expect(entries.get(ns.prefix + (k as string))).toBe(e);
+    for (const [k, e] of ns.table) {
+      expect(e.ns).toBe(ns);
+      expect(e.key).toBe(k);
+      expect(entries.get(ns.prefix + k)).toBe(e);
+      tabled++;
     }
   }
-  // The count of entries in no index, which lets a limiter skip looking for its new keys' store
-  // keys while it is 0: one too low would hide a key stored by a direct consume from its limiter.
-  expect(store['unindexed' as keyof MemoryStore]).toBe([...entries.values()].filter((e) => e.ns === undefined).length);
+  expect(tabled).toBe(entries.size);
   for (const [key, e] of entries) {
-    if (e.ns === undefined) continue;
-    expect(e.ns.prefix + e.indexKey).toBe(key);
-    expect(e.ns.index.get(e.indexKey)).toBe(e);
+    if (e.ns !== other) expect(namespaces.get(e.ns.prefix)?.deref()).toBe(e.ns);
+    expect(e.ns === other).toBe(!/^\d+:/.test(key) || /^\d+:.*:h:/.test(key) || key === 'empty');
   }
 }
 
@@ -222,9 +250,8 @@ describe.each(cases)('memory store fast path, $name', ({ make, stepMs }) => {
         want = await settle(() => reference.consume(full, plain(algorithms[which]!), cost));
       }
       expect(got, `step ${step}`).toEqual(want);
-      const internals = store as unknown as Internals;
-      expect(snapshot(internals.entries), `step ${step}`).toEqual(snapshot(reference.entries));
-      expectIndexesConsistent(store);
+      expect(snapshot(entriesOf(store)), `step ${step}`).toEqual(snapshot(reference.entries));
+      expectTablesConsistent(store);
     }
   });
 });
@@ -241,6 +268,26 @@ describe('memory store fast path, when it must not be taken', () => {
     };
     await expect(limiter.consume('u')).resolves.toMatchObject({ allowed: true, remaining: 4, store: 'memory' });
     expect(seen).toEqual([storeKey('t', 'ratelimit', 'u')]);
+  });
+
+  it('a store key stored directly whose key a limiter would refuse or hash stays apart: the limiter still checks its keys', async () => {
+    // A limiter finds a key in its table without checking it again, so a table must never hold a
+    // key the limiter would refuse (a lone surrogate) or hash (over 256 characters).
+    const store = memoryStore({ clock: new SteppedClock() });
+    const algorithm = fixedWindow({ limit: 5, windowMs: 1_000 });
+    const limiter = rateLimiter({ name: 'api', algorithm, store });
+    const long = 'z'.repeat(257);
+    for (const key of ['\uD800', long]) {
+      expect(store.consume(`3:api:k:${key}`, algorithm, 2)).toMatchObject({ allowed: true, remaining: 3 });
+      expect(store.peek(`3:api:k:${key}`, algorithm, 1)).toMatchObject({ remaining: 2 });
+    }
+    await expect(limiter.consume('\uD800')).rejects.toThrow(RangeError);
+    // The long key is hashed, so its counter is not the one stored under the unhashed store key.
+    await expect(limiter.consume(long)).resolves.toMatchObject({ allowed: true, remaining: 4 });
+    expect(store.size).toBe(3);
+    store.reset(`3:api:k:${long}`);
+    expect(store.size).toBe(2);
+    expect(store.peek(`3:api:k:${long}`, algorithm, 1)).toMatchObject({ remaining: 4 });
   });
 
   it('a subclass of MemoryStore goes through its own consume', async () => {
