@@ -423,9 +423,10 @@ describe('attempts started together are aborted alone', () => {
       if (req.url !== '/stream') return; // /hang: never answers
       res.writeHead(200);
       res.write('first');
-      setTimeout(() => res.end('second'), 250); // after the other call's attempt timed out
+      setTimeout(() => res.end('second'), 700); // after the other call's attempt timed out
     });
-    const f = createFetch({ attemptTimeoutMs: 100, retry: false, circuitBreaker: false });
+    // 300 ms: room for the streaming call's headers on a loaded machine, well before its end.
+    const f = createFetch({ attemptTimeoutMs: 300, retry: false, circuitBreaker: false });
     const streaming = f(`${srv.url}/stream`);
     const hanging = capture(f(`${srv.url}/hang`));
     const res = await streaming;
