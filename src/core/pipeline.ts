@@ -33,11 +33,14 @@ export class PipelinePolicy<R = never> extends PolicyBase<R> {
    * read here costs a plain indirect call.
    */
   private readonly runs: readonly (ContextualPolicy<unknown>[typeof runSymbol] | undefined)[];
+  /** Every layer is ours (has an internal entry): untraced calls take the composed chain. */
+  private readonly allOurs: boolean;
 
   constructor(policies: readonly Policy<unknown>[], name: string) {
     super();
     this.policies = policies;
     this.runs = policies.map((p) => (runSymbol in p ? (p as ContextualPolicy<unknown>)[runSymbol] : undefined));
+    this.allOurs = this.runs.every((run) => run !== undefined);
     this.name = name;
   }
 
@@ -50,7 +53,19 @@ export class PipelinePolicy<R = never> extends PolicyBase<R> {
 
   [runSymbol]<T>(fn: PolicyFunction<T>, context: Context): Promise<T | R> {
     // Whether anyone traces is asked once per call, not once per layer.
-    return this.step(0, fn, context, executeChannel.hasSubscribers) as Promise<T | R>;
+    const traced = executeChannel.hasSubscribers;
+    if (traced || !this.allOurs) return this.step(0, fn, context, traced) as Promise<T | R>;
+    // Untraced, every layer ours: compose the call once, innermost first. Each inner layer is its
+    // own entry bound to its policy and to the function it runs (one bound function per inner
+    // layer per call, as step() makes, but with one bound argument, not three), so a layer calls
+    // the next one's entry directly: no step()/stepInto() frames, no per-layer lookups. The inner
+    // functions are made before the outer layers run rather than when first called; they hold
+    // no state, so nothing a layer sees differs (issue 14 §3).
+    const runs = this.runs as readonly ContextualPolicy<unknown>[typeof runSymbol][];
+    const policies = this.policies;
+    let inner = fn as PolicyFunction<unknown>;
+    for (let i = runs.length - 1; i > 0; i--) inner = runs[i]!.bind(policies[i], inner) as PolicyFunction<unknown>;
+    return runs[0]!.call(policies[0], inner, context) as Promise<T | R>;
   }
 
   /** What {@link step} binds for the layers inside: the context comes last, from the layer. */
