@@ -33,19 +33,32 @@ export abstract class Context implements ExecutionContext {
   abortOwner(): AbortableContext | undefined {
     return undefined;
   }
+
+  /** The {@link RootContext} this context derives from (a pipeline finds its call's function there). */
+  abstract chainRoot(): RootContext | undefined;
 }
 
 /** The context of a top-level `execute()`: the caller's signal, or a lazily made one. */
 export class RootContext extends Context {
   readonly attempt: number;
+  /**
+   * The function a pipeline's `execute()` runs, when it composed the call on this context (see
+   * `PipelinePolicy`): its layers reach the innermost function through here, not a closure per layer.
+   */
+  chained: unknown;
   private readonly callerSignal: AbortSignal | undefined;
   private controller: AbortController | undefined;
 
   constructor(callerSignal: AbortSignal | undefined) {
     super();
     this.attempt = 1;
+    this.chained = undefined;
     this.callerSignal = callerSignal;
     this.controller = undefined;
+  }
+
+  chainRoot(): RootContext | undefined {
+    return this;
   }
 
   get signal(): AbortSignal {
@@ -77,6 +90,10 @@ export class AttemptContext extends Context {
 
   override abortOwner(): AbortableContext | undefined {
     return this.parent.abortOwner();
+  }
+
+  chainRoot(): RootContext | undefined {
+    return this.parent.chainRoot();
   }
 }
 
@@ -127,6 +144,10 @@ export class AbortableContext extends Context {
 
   override abortOwner(): AbortableContext | undefined {
     return this;
+  }
+
+  chainRoot(): RootContext | undefined {
+    return this.parent.chainRoot();
   }
 
   /** Whether this context has been aborted (by the policy or through its parent). */

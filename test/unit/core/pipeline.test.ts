@@ -139,6 +139,23 @@ describe('pipeline context', () => {
     expect(inner.queue.size).toBe(0);
   });
 
+  it("reaches the innermost function from a hedge's delayed attempt, through the layers inside it", async () => {
+    // A composed call finds its function from whatever context the layers pass in: here a hedge's
+    // second attempt (a context of its own), then a breaker and a timeout's call inside it.
+    const clock = new ManualClock();
+    const first = deferred<string>();
+    const seen: string[] = [];
+    const p = pipeline(hedge({ delayMs: 10, clock }), circuitBreaker({ clock }), timeout(1_000, { clock }));
+    const call = p.execute(({ signal }) => {
+      seen.push(signal.aborted ? 'aborted' : 'live');
+      return seen.length === 1 ? first.promise : 'second';
+    });
+    await clock.advance(10);
+    await expect(call).resolves.toBe('second');
+    expect(seen).toEqual(['live', 'live']);
+    first.resolve('late');
+  });
+
   it("hands the timeout's signal to the function, aborting it with a TimeoutError at the deadline", async () => {
     const clock = new ManualClock();
     const p = pipeline(retry({ maxAttempts: 1, clock }), timeout(100, { clock }));
