@@ -41,18 +41,12 @@ export abstract class Context implements ExecutionContext {
 /** The context of a top-level `execute()`: the caller's signal, or a lazily made one. */
 export class RootContext extends Context {
   readonly attempt: number;
-  /**
-   * The function a pipeline's `execute()` runs, when it composed the call on this context (see
-   * `PipelinePolicy`): its layers reach the innermost function through here, not a closure per layer.
-   */
-  chained: unknown;
   private readonly callerSignal: AbortSignal | undefined;
   private controller: AbortController | undefined;
 
   constructor(callerSignal: AbortSignal | undefined) {
     super();
     this.attempt = 1;
-    this.chained = undefined;
     this.callerSignal = callerSignal;
     this.controller = undefined;
   }
@@ -68,6 +62,20 @@ export class RootContext extends Context {
 
   abortable(): AbortSignal | undefined {
     return this.callerSignal;
+  }
+}
+
+/**
+ * The root context of a pipeline's composed `execute()`: it also carries the function the call
+ * runs, which the innermost layer's entry reads (see `PipelinePolicy`), so the layers need no
+ * closure per call. A subclass, so that every other policy's root keeps its three fields.
+ */
+export class ChainedRootContext extends RootContext {
+  constructor(
+    callerSignal: AbortSignal | undefined,
+    readonly chained: unknown,
+  ) {
+    super(callerSignal);
   }
 }
 

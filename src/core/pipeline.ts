@@ -1,4 +1,4 @@
-import { Context, type ExecutionContext, type RootContext } from './context.js';
+import { ChainedRootContext, Context, type ExecutionContext, type RootContext } from './context.js';
 import {
   type ContextualPolicy,
   type ExecuteOptions,
@@ -58,12 +58,12 @@ export class PipelinePolicy<R = never> extends PolicyBase<R> {
     if (context instanceof Promise) return context;
     if (executeChannel.hasSubscribers) return whileCallerWaits(context, invokeTraced(this, fn, context));
     if (!this.allOurs) return whileCallerWaits(context, this[runSymbol](fn, context));
-    // The root context is this call's own: it carries the function, which the innermost layer's
-    // entry reads from there (issue 14 §3: no bound function per inner layer per call).
-    context.chained = fn;
     const last = this.runs.length - 1;
-    const first = last === 0 ? fn : this.entries[1]!;
-    return whileCallerWaits(context, this.runs[0]!.call(this.policies[0], first, context) as Promise<T | R>);
+    if (last === 0) return whileCallerWaits(context, this.runs[0]!.call(this.policies[0], fn, context) as Promise<T | R>);
+    // A root of this call's own that carries the function, which the innermost layer's entry
+    // reads from there (issue 14 §3: no bound function per inner layer per call).
+    const root = new ChainedRootContext(context.abortable(), fn);
+    return whileCallerWaits(root, this.runs[0]!.call(this.policies[0], this.entries[1]!, root) as Promise<T | R>);
   }
 
   /** The function that enters layer `index` (≥ 1) of a composed call: see {@link entries}. */
@@ -74,7 +74,7 @@ export class PipelinePolicy<R = never> extends PolicyBase<R> {
     return (context: ExecutionContext): Promise<unknown> => {
       // Our layers hand on a context derived from the one they were given, so it leads back to
       // this call's root; `chained` is set there before the outermost layer runs.
-      const inner = last ? ((context as Context).chainRoot()!.chained as PolicyFunction<unknown>) : this.entries[index + 1]!;
+      const inner = last ? ((context as Context).chainRoot() as ChainedRootContext).chained as PolicyFunction<unknown> : this.entries[index + 1]!;
       return run.call(policy, inner, context as Context);
     };
   }
