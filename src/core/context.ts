@@ -33,6 +33,9 @@ export abstract class Context implements ExecutionContext {
   abortOwner(): AbortableContext | undefined {
     return undefined;
   }
+
+  /** The {@link RootContext} this context derives from (a pipeline finds its call's function there). */
+  abstract chainRoot(): RootContext | undefined;
 }
 
 /** The context of a top-level `execute()`: the caller's signal, or a lazily made one. */
@@ -48,6 +51,10 @@ export class RootContext extends Context {
     this.controller = undefined;
   }
 
+  chainRoot(): RootContext | undefined {
+    return this;
+  }
+
   get signal(): AbortSignal {
     if (this.callerSignal !== undefined) return this.callerSignal;
     return (this.controller ??= new AbortController()).signal;
@@ -55,6 +62,20 @@ export class RootContext extends Context {
 
   abortable(): AbortSignal | undefined {
     return this.callerSignal;
+  }
+}
+
+/**
+ * The root context of a pipeline's composed `execute()`: it also carries the function the call
+ * runs, which the innermost layer's entry reads (see `PipelinePolicy`), so the layers need no
+ * closure per call. A subclass, so that every other policy's root keeps its three fields.
+ */
+export class ChainedRootContext extends RootContext {
+  constructor(
+    callerSignal: AbortSignal | undefined,
+    readonly chained: unknown,
+  ) {
+    super(callerSignal);
   }
 }
 
@@ -77,6 +98,10 @@ export class AttemptContext extends Context {
 
   override abortOwner(): AbortableContext | undefined {
     return this.parent.abortOwner();
+  }
+
+  chainRoot(): RootContext | undefined {
+    return this.parent.chainRoot();
   }
 }
 
@@ -127,6 +152,10 @@ export class AbortableContext extends Context {
 
   override abortOwner(): AbortableContext | undefined {
     return this;
+  }
+
+  chainRoot(): RootContext | undefined {
+    return this.parent.chainRoot();
   }
 
   /** Whether this context has been aborted (by the policy or through its parent). */

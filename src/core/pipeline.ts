@@ -1,4 +1,4 @@
-import { Context } from './context.js';
+import { ChainedRootContext, Context, type ExecutionContext, type RootContext } from './context.js';
 import {
   type ContextualPolicy,
   type ExecuteOptions,
@@ -33,19 +33,50 @@ export class PipelinePolicy<R = never> extends PolicyBase<R> {
    * read here costs a plain indirect call.
    */
   private readonly runs: readonly (ContextualPolicy<unknown>[typeof runSymbol] | undefined)[];
+  /** Every layer is ours (has an internal entry): untraced calls take the composed chain. */
+  private readonly allOurs: boolean;
+  /**
+   * When every layer is ours: per inner layer, the function the layer outside it runs, made once
+   * here. It enters its layer with the call's function, found on the call's root context (see
+   * {@link execute}), so an untraced `execute()` makes no function per layer per call.
+   */
+  private readonly entries: readonly PolicyFunction<unknown>[];
 
   constructor(policies: readonly Policy<unknown>[], name: string) {
     super();
     this.policies = policies;
     this.runs = policies.map((p) => (runSymbol in p ? (p as ContextualPolicy<unknown>)[runSymbol] : undefined));
+    this.allOurs = this.runs.every((run) => run !== undefined);
+    this.entries = this.allOurs ? policies.map((_, index) => this.entryAt(index)) : [];
     this.name = name;
   }
 
-  // PolicyBase's execute(), copied so that `this[runSymbol]` sees this class alone (see PolicyBase).
+  // PolicyBase's execute(), copied so that `this[runSymbol]` sees this class alone (see PolicyBase),
+  // with one more path: untraced, every layer ours, the call is composed on its own root context.
   override execute<T>(fn: PolicyFunction<T>, options?: ExecuteOptions): Promise<T | R> {
     const context = rootContext(fn, options);
     if (context instanceof Promise) return context;
-    return whileCallerWaits(context, executeChannel.hasSubscribers ? invokeTraced(this, fn, context) : this[runSymbol](fn, context));
+    if (executeChannel.hasSubscribers) return whileCallerWaits(context, invokeTraced(this, fn, context));
+    if (!this.allOurs) return whileCallerWaits(context, this[runSymbol](fn, context));
+    const last = this.runs.length - 1;
+    if (last === 0) return whileCallerWaits(context, this.runs[0]!.call(this.policies[0], fn, context) as Promise<T | R>);
+    // A root of this call's own that carries the function, which the innermost layer's entry
+    // reads from there (issue 14 §3: no bound function per inner layer per call).
+    const root = new ChainedRootContext(context.abortable(), fn);
+    return whileCallerWaits(root, this.runs[0]!.call(this.policies[0], this.entries[1]!, root) as Promise<T | R>);
+  }
+
+  /** The function that enters layer `index` (≥ 1) of a composed call: see {@link entries}. */
+  private entryAt(index: number): PolicyFunction<unknown> {
+    const policy = this.policies[index];
+    const run = this.runs[index]!;
+    const last = index === this.policies.length - 1;
+    return (context: ExecutionContext): Promise<unknown> => {
+      // Our layers hand on a context derived from the one they were given, so it leads back to
+      // this call's root; `chained` is set there before the outermost layer runs.
+      const inner = last ? ((context as Context).chainRoot() as ChainedRootContext).chained as PolicyFunction<unknown> : this.entries[index + 1]!;
+      return run.call(policy, inner, context as Context);
+    };
   }
 
   [runSymbol]<T>(fn: PolicyFunction<T>, context: Context): Promise<T | R> {
@@ -103,6 +134,10 @@ class ForeignContext extends Context {
 
   get signal(): AbortSignal {
     return this.givenSignal() ?? this.outer.signal;
+  }
+
+  chainRoot(): RootContext | undefined {
+    return this.outer.chainRoot();
   }
 
   abortable(): AbortSignal | undefined {

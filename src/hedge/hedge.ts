@@ -80,12 +80,19 @@ class HedgedCall<T> extends AbortableContext implements DeadlineEntry {
     this.fn = fn;
     this.resolve = handoff.resolve as (value: T) => void;
     this.reject = handoff.reject;
-    this.failedHandler = (error) => this.failed(error);
+    // Bound methods, not arrow functions: V8 enters each new closure through a lazy compile stub
+    // on its first call (issue 14 §3); a bound function calls the method's compiled code.
+    this.failedHandler = this.failed.bind(this);
   }
 
   /** Starts the first attempt, in this context. */
   start(): void {
-    this.run(this, (value) => this.won(this, value));
+    this.run(this, this.firstWon.bind(this));
+  }
+
+  /** The first attempt succeeded (the common case): {@link won} with no closure per call. */
+  private firstWon(value: T): void {
+    this.won(this, value);
   }
 
   private launch(): void {

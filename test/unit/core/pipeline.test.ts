@@ -113,6 +113,49 @@ describe('pipeline context', () => {
     expect(attempts).toEqual([1, 2, 3]);
   });
 
+  it('enters an inner layer only when the layer around it runs its function, once per run', async () => {
+    // The untraced path composes the inner layers before the outer one runs: composing must start
+    // nothing. An isolated breaker runs nothing inside it; a retry runs the inside once per attempt.
+    const clock = new ManualClock();
+    const breaker = circuitBreaker({ clock });
+    const inner = timeout(1_000, { clock });
+    const isolation = breaker.isolate();
+    let runs = 0;
+    await expect(pipeline(breaker, inner).execute(() => ++runs)).rejects.toThrow();
+    expect(runs).toBe(0);
+    expect(inner.queue.size).toBe(0);
+    isolation[Symbol.dispose]();
+    const retried = pipeline(retry({ maxAttempts: 3, backoff: constant(10), clock }), inner);
+    const call = retried.execute(({ attempt }) => {
+      runs++;
+      expect(inner.queue.size).toBe(1);
+      if (attempt < 3) throw new Error(`fail ${attempt}`);
+      return attempt;
+    });
+    await clock.advance(10);
+    await clock.advance(10);
+    await expect(call).resolves.toBe(3);
+    expect(runs).toBe(3);
+    expect(inner.queue.size).toBe(0);
+  });
+
+  it("reaches the innermost function from a hedge's delayed attempt, through the layers inside it", async () => {
+    // A composed call finds its function from whatever context the layers pass in: here a hedge's
+    // second attempt (a context of its own), then a breaker and a timeout's call inside it.
+    const clock = new ManualClock();
+    const first = deferred<string>();
+    const seen: string[] = [];
+    const p = pipeline(hedge({ delayMs: 10, clock }), circuitBreaker({ clock }), timeout(1_000, { clock }));
+    const call = p.execute(({ signal }) => {
+      seen.push(signal.aborted ? 'aborted' : 'live');
+      return seen.length === 1 ? first.promise : 'second';
+    });
+    await clock.advance(10);
+    await expect(call).resolves.toBe('second');
+    expect(seen).toEqual(['live', 'live']);
+    first.resolve('late');
+  });
+
   it("hands the timeout's signal to the function, aborting it with a TimeoutError at the deadline", async () => {
     const clock = new ManualClock();
     const p = pipeline(retry({ maxAttempts: 1, clock }), timeout(100, { clock }));
