@@ -6,7 +6,7 @@ import type { RateLimitAlgorithm } from './algorithm.js';
 import { shortKeyPrefix, storeKey } from './keys.js';
 import { consumeInNamespace, decideNow, decisionKind, namespaceFor } from './fast-path.js';
 import { type MemoryNamespace, MemoryStore, memoryStore } from './memory-store.js';
-import type { LimiterDecision, RateLimitStore, StoreErrorMode } from './store.js';
+import { type LimiterDecision, type RateLimitStore, type StoreErrorMode, storeErrorModes } from './store.js';
 
 const decisionChannel = diagnosticsChannel.channel(channelNames.rateLimitDecision);
 const memoryConsume = MemoryStore.prototype.consume;
@@ -55,7 +55,6 @@ export interface RateLimitDecisionMessage {
 
 const keys = ['algorithm', 'store', 'name', 'onStoreError'] as const;
 const consumeKeys = ['cost', 'signal'] as const;
-const storeErrorModes = ['fail-open', 'fail-closed', 'local'] as const;
 
 /**
  * Limiters and quotas by store and name: a name is taken on a store while its holder is alive

@@ -15,6 +15,9 @@ export interface LimiterDecision extends RateLimitDecision {
  */
 export type StoreErrorMode = 'fail-open' | 'fail-closed' | 'local';
 
+/** Every {@link StoreErrorMode}, for the options that take one. @internal */
+export const storeErrorModes: readonly StoreErrorMode[] = ['fail-open', 'fail-closed', 'local'];
+
 /**
  * Where limiter state lives. A store applies an algorithm's pure functions to the state it keeps
  * per key; the memory store answers synchronously, a remote one with a promise.

@@ -9,14 +9,14 @@ import { type DeadlineEntry, DeadlineQueue } from '../../core/deadline-queue.js'
 import { StoreUnavailableError } from '../../core/errors.js';
 import { enumOption, show } from '../../core/validate.js';
 import type { RateLimitAlgorithm } from '../algorithm.js';
-import type { LimiterDecision, StoreErrorMode } from '../store.js';
+import { type LimiterDecision, type StoreErrorMode, storeErrorModes } from '../store.js';
 import type { RedisClient } from './client.js';
 import type { DenyCache } from './deny-cache.js';
 import { type Fallback, publishOperationsError } from './fallback.js';
 import { errorText, ignore, type RedisLink } from './link.js';
 import { ANSWERED, FELL_BACK_ALLOWED, newPending, NOT_ADMITTED, type Pending, release, settledBy, WAITING, watch } from './pending.js';
 import { headerStatus, headerTimeMs, isScriptReply, ReplyReader } from './reply.js';
-import { FLAG_TIME, OP_CONSUME, OP_REFUND, planFor, type ScriptPlan, STATUS_DECIDED, STATUS_WRONG_PERIOD } from './scripts.js';
+import { callArgs, FLAG_TIME, OP_CONSUME, OP_REFUND, planFor, type ScriptPlan, STATUS_DECIDED, STATUS_WRONG_PERIOD } from './scripts.js';
 import { hashSlot, redisKeyOf } from './slot.js';
 
 /**
@@ -34,9 +34,6 @@ const MIN_SPLIT = 4;
  * after an error or a timeout asks again, and a stale or wrong-period answer always carries it.
  */
 const TIME_CHECK_MS = 1000;
-
-/** The outage modes a limiter may choose. */
-export const storeErrorModes = ['fail-open', 'fail-closed', 'local'] as const;
 
 /** The decisions for one algorithm (and, on a Cluster, one slot) sent in one script call. */
 interface Batch extends DeadlineEntry {
@@ -272,50 +269,23 @@ export class Batcher {
       batch.deadline = systemClock.now() + timeoutMs;
       this.deadlines.push(batch);
     }
-    const { plan } = batch.lane;
-    const ops = batch.ops;
-    const n = ops.length;
+    const lane = batch.lane;
+    const plan = lane.plan;
     const now = Date.now();
     batch.sentAtMs = now;
     batch.sentSeq = this.link.nextSeq();
-    const args: (string | number)[] = [n];
-    for (let i = 0; i < n; i++) args.push(ops[i]!.redisKey);
-    for (const value of plan.fixedArgs) args.push(value);
     if (plan.calendar !== undefined) {
-      const lane = batch.lane;
       const serverNow = now + this.offsetMs;
       if (serverNow < lane.periodStart || serverNow >= lane.periodEnd) alignPeriod(lane, serverNow);
-      args.push(lane.periodStart, lane.periodEnd);
     }
     // The server drops the batch when it runs after our deadline (a replay after a reconnect).
     // The offset errs towards a later server time by up to one round trip, so a batch still in
     // time is never dropped.
-    args.push(batch.internal ? 0 : Math.ceil((now + this.offsetMs + timeoutMs) * 1000));
-    // At most three arguments for all the operations, not two per decision, and none where the
-    // script's default holds (every operation a consume of 1, no flag): every argument costs the
-    // client (ioredis measures and frames each one) and Redis (a Lua string each) on every call.
+    const staleAfterUs = batch.internal ? 0 : Math.ceil((now + this.offsetMs + timeoutMs) * 1000);
     const timed = now >= this.timeDueMs;
     if (timed) this.timeDueMs = now + TIME_CHECK_MS;
     batch.timed = timed;
-    const flags = plan.flags | (timed ? FLAG_TIME : 0);
-    let consumes = true;
-    let unit = true;
-    for (let i = 0; i < n; i++) {
-      const pending = ops[i]!;
-      if (pending.op !== OP_CONSUME) consumes = false;
-      if (pending.cost !== 1) unit = false;
-    }
-    if (!consumes || !unit || flags !== 0) {
-      let codes = '';
-      if (!consumes) for (let i = 0; i < n; i++) codes += ops[i]!.op; // the codes are single digits
-      args.push(codes);
-    }
-    if (!unit || flags !== 0) {
-      let costs = '';
-      if (!unit) for (let i = 0; i < n; i++) costs += i === 0 ? String(ops[i]!.cost) : ` ${ops[i]!.cost}`;
-      args.push(costs);
-    }
-    if (flags !== 0) args.push(flags);
+    const args = callArgs(plan, batch.ops, lane.periodStart, lane.periodEnd, staleAfterUs, plan.flags | (timed ? FLAG_TIME : 0));
     const call = client[plan.command];
     let result: Promise<unknown>;
     try {

@@ -40,6 +40,58 @@ export const FLAG_TEXT = 1;
 /** The scripts' flags argument: put the server time first in the reply. */
 export const FLAG_TIME = 2;
 
+/** An operation as a script call carries it. */
+export interface CallOperation {
+  readonly redisKey: string;
+  /** OP_CONSUME, OP_PEEK or OP_REFUND. */
+  readonly op: number;
+  readonly cost: number;
+}
+
+/**
+ * The arguments of a script call after its command name, as the scripts' headers describe them:
+ * the key count and keys, the plan's fixed arguments, a calendar's period bounds (ignored for other
+ * plans), `staleAfterUs`, then the operations, the costs and the flags, each left out from the end
+ * while it holds the script's default (every operation a consume, every cost 1, no flag). Three
+ * arguments at most for all the operations, not two per decision, and none that a default
+ * covers: every argument costs the client (ioredis measures and frames each one) and Redis (a Lua
+ * string each) on every call.
+ */
+export function callArgs(
+  plan: ScriptPlan,
+  ops: readonly CallOperation[],
+  periodStart: number,
+  periodEnd: number,
+  staleAfterUs: number,
+  flags: number,
+): (string | number)[] {
+  const n = ops.length;
+  const args: (string | number)[] = [n];
+  for (let i = 0; i < n; i++) args.push(ops[i]!.redisKey);
+  for (const value of plan.fixedArgs) args.push(value);
+  if (plan.calendar !== undefined) args.push(periodStart, periodEnd);
+  args.push(staleAfterUs);
+  let consumes = true;
+  let unit = true;
+  for (let i = 0; i < n; i++) {
+    const op = ops[i]!;
+    if (op.op !== OP_CONSUME) consumes = false;
+    if (op.cost !== 1) unit = false;
+  }
+  if (!consumes || !unit || flags !== 0) {
+    let codes = '';
+    if (!consumes) for (let i = 0; i < n; i++) codes += ops[i]!.op; // the codes are single digits
+    args.push(codes);
+  }
+  if (!unit || flags !== 0) {
+    let costs = '';
+    if (!unit) for (let i = 0; i < n; i++) costs += i === 0 ? String(ops[i]!.cost) : ` ${ops[i]!.cost}`;
+    args.push(costs);
+  }
+  if (flags !== 0) args.push(flags);
+  return args;
+}
+
 /** What the store needs to know of an algorithm to run its script. */
 export interface ScriptPlan {
   readonly command: ScriptCommandName;
