@@ -13,3 +13,4 @@ export * from './hedge/index.js';
 export * from './ratelimit/index.js';
 export * from './health/index.js';
 export * from './shedding/index.js';
+export * from './admission/index.js';

@@ -1,0 +1,2 @@
+export { parsePriority, type Priority, type PriorityClass, type PriorityLevel } from './priority.js';
+export { currentAdmissionScope, withAdmissionScope, type AdmissionScope } from './scope.js';
