@@ -1,0 +1,61 @@
+import type { PriorityLevel } from './priority.js';
+
+/**
+ * The contract of issue 15's admission core (DESIGN.md decision 10). The adaptive concurrency
+ * limit, priority shedding, the bulkhead and the load shedder decide through one controller;
+ * outbound policies and inbound middleware are two faces of it. Implemented in `controller.ts`.
+ */
+
+/** Enforce rejects; shadow admits everything and reports what it would have rejected. */
+export type AdmissionMode = 'enforce' | 'shadow';
+
+/** Why a request was (or, in shadow mode, would have been) turned away. */
+export type AdmissionRejectReason =
+  /** In flight at the limit and no queue room (or no queue). */
+  | 'limit'
+  /** Shed by its class: lower classes go first, in proportion to the overload. */
+  | 'priority'
+  /** Its tenant holds more than its fair share of its class. */
+  | 'fairness'
+  /** Waited `maxWaitMs` (or its own deadline) in the queue without a slot. */
+  | 'queueTimeout'
+  /** The load signal (event-loop delay, the load shedder) reports pressure. */
+  | 'load'
+  /** Its propagated deadline has already passed. */
+  | 'deadline';
+
+/** How a permit's work ended; `dropped` tells the limit the dependency is overloaded (timeout, 503). */
+export type PermitOutcome = 'success' | 'dropped' | 'ignore';
+
+/** What a request tells the controller about itself. */
+export interface AdmissionRequest {
+  /** 3 = critical … 0 = sheddable. @default 2 */
+  readonly priority?: PriorityLevel;
+  /** Fairness inside a class is per tenant. */
+  readonly tenant?: string;
+}
+
+/** One admitted request: released exactly once, with its outcome (the latency is measured from admission). */
+export interface Permit {
+  /** Clock time at admission, in ms. */
+  readonly startMs: number;
+  /** In shadow mode, why this request would have been rejected; otherwise `undefined`. */
+  readonly wouldReject: AdmissionRejectReason | undefined;
+  /** Ends the permit; later calls do nothing. */
+  release(outcome: PermitOutcome): void;
+}
+
+/** A rejection: why, and how long a client should wait before trying again. */
+export interface AdmissionRejection {
+  readonly reason: AdmissionRejectReason;
+  readonly retryAfterMs: number;
+}
+
+/** Read-only view of a controller's state, for metrics, health and the dashboard. */
+export interface AdmissionSnapshot {
+  readonly name: string;
+  readonly mode: AdmissionMode;
+  readonly limit: number;
+  readonly inFlight: number;
+  readonly queued: number;
+}
