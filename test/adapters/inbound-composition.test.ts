@@ -35,7 +35,10 @@ function outage(name: string, retryAfterMs: number): Decider {
   };
 }
 
-const probes = ['/livez', '/readyz', '/readyz?verbose', '/startupz', '/healthz'];
+const probes = ['/livez', '/readyz', '/readyz?verbose', '/readyz/db', '/startupz', '/healthz'];
+
+/** A health with one readiness check, so /readyz/db is a per-check probe route that answers 200. */
+const probed = () => health({ checks: [{ name: 'db', check: async () => {} }] });
 
 /** Every probe answers 200 with no rate-limit header. */
 async function expectProbesUntouched(port: number): Promise<void> {
@@ -70,7 +73,7 @@ describe.each([
     async (order) => {
       const app = express();
       const limit = rateLimitMiddleware(windowLimiter(2, 'api'));
-      const probesMw = healthMiddleware(health());
+      const probesMw = healthMiddleware(probed());
       if (order === 'limiter first') app.use(limit, probesMw);
       else app.use(probesMw, limit);
       app.get('/api', (_req, res) => void res.send('ok'));
@@ -190,9 +193,9 @@ describe.each([
       const app = make();
       if (order === 'plugin first') {
         await app.register(rateLimitPlugin, { limiter: windowLimiter(2, 'api') });
-        await app.register(healthPlugin, { health: health() });
+        await app.register(healthPlugin, { health: probed() });
       } else {
-        await app.register(healthPlugin, { health: health() });
+        await app.register(healthPlugin, { health: probed() });
         await app.register(rateLimitPlugin, { limiter: windowLimiter(2, 'api') });
       }
       app.get('/api', async () => 'ok');

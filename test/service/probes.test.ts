@@ -1,7 +1,8 @@
 // RELIABILITY.md row C1 (a whole service): while load shedding turns traffic away, and while one
-// client has used up the app-wide limit, the probes (/livez, /readyz, /startupz) and /metrics keep
-// answering 200 from health state — with bulwark's shedding and limits registered before the
-// health routes and after them, in Express and in Fastify. Figure: probe answers ≠ 200 = 0.
+// client has used up the app-wide limit, the probes (/livez, /readyz, /startupz, /healthz and the
+// per-check /readyz/redis) and /metrics keep answering 200 from health state — with bulwark's
+// shedding and limits registered before the health routes and after them, in Express and in
+// Fastify. Figure: probe answers ≠ 200 = 0.
 import { describe, expect, it } from 'vitest';
 import type { LoadSample } from '../../src/index.js';
 import { type Answer, frameworks, get, probeFailures, problemOf, startService, useRedisAndUpstream } from './support/harness.js';

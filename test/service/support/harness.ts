@@ -114,8 +114,8 @@ export function problemOf(answer: Answer): Record<string, unknown> {
   return JSON.parse(answer.body) as Record<string, unknown>;
 }
 
-/** The probe routes and /metrics, which must answer 200 whatever traffic does. */
-export const probePaths = ['/livez', '/readyz', '/startupz', '/metrics'] as const;
+/** The probe routes (with a per-check sub-path) and /metrics, which must answer 200 whatever traffic does. */
+export const probePaths = ['/livez', '/readyz', '/startupz', '/healthz', '/readyz/redis', '/metrics'] as const;
 
 /** Asks every probe once, at the same time; returns the answers that were not 200 (path and status). */
 export async function probeFailures(port: number): Promise<string[]> {
