@@ -1,4 +1,5 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
+import { processShared } from '../core/process-shared.js';
 import type { Priority } from './priority.js';
 
 /**
@@ -17,7 +18,9 @@ export interface AdmissionScope {
   readonly tenant?: string;
 }
 
-const storage = new AsyncLocalStorage<AdmissionScope>();
+// One store per process, so the ESM and CommonJS builds of bulwark loaded side by side (an
+// inbound adapter from one, bulwark/fetch from the other) see the same scope.
+const storage = processShared('bulwark.admission.scope', () => new AsyncLocalStorage<AdmissionScope>());
 
 /**
  * Runs `fn` with `scope` as the current admission scope; fields it leaves out are taken from the

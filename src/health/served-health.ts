@@ -7,7 +7,7 @@
 // Like the served-path list, it lives on `globalThis` under a registered symbol, so the ESM and
 // CommonJS builds loaded in one process share it. Entries are weak: a health whose routes are gone
 // is not kept alive by this list.
-import { processShared } from './process-shared.js';
+import { processShared } from '../core/process-shared.js';
 
 /** The part of a health() instance the shutdown needs. */
 export interface ShutdownableHealth {

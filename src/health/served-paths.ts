@@ -12,7 +12,7 @@
 // (`app.use('/ops', ...)`) registers only its own paths, not `/ops/...`, so the docs say to use
 // the handler's `prefix` option, or `registerServedPath`, instead.
 
-import { processShared } from './process-shared.js';
+import { processShared } from '../core/process-shared.js';
 
 /** The paths on the list before anything registers: the probes' standard names and `/metrics`. */
 export const DEFAULT_SERVED_PATHS: readonly string[] = ['/livez', '/readyz', '/startupz', '/healthz', '/metrics'];

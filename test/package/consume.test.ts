@@ -173,6 +173,18 @@ console.log(JSON.stringify([esm.isBulwarkError(new cjs.BrokenCircuitError(0)), c
     expect(JSON.parse(run(process.execPath, ['dual.mjs'], app))).toEqual([true, true]);
   });
 
+  it('shares the admission scope between the ESM and CJS builds', () => {
+    writeFileSync(
+      join(app, 'scope.mjs'),
+      `import { createRequire } from 'node:module';
+import * as esm from 'bulwark';
+const cjs = createRequire(import.meta.url)('bulwark');
+const seen = [esm.withAdmissionScope({ priority: 'critical' }, () => cjs.currentAdmissionScope()?.priority), cjs.withAdmissionScope({ deadline: 5 }, () => esm.currentAdmissionScope()?.deadline)];
+console.log(JSON.stringify(seen));`,
+    );
+    expect(JSON.parse(run(process.execPath, ['scope.mjs'], app))).toEqual(['critical', 5]);
+  });
+
   // Regression (issue 12): an error from the CommonJS build failed `instanceof` against the ES
   // module's class (and the other way round), while the README's examples use instanceof.
   it('keeps instanceof across the ESM and CJS builds, for errors thrown by policies and made by hand', () => {
