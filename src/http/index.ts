@@ -8,4 +8,5 @@ export {
   type TrustProxy,
 } from './client-address.js';
 export { PROBLEM_TYPES } from './problem.js';
+export { DEADLINE_HEADER, PRIORITY_HEADER } from './propagation.js';
 export type { HttpRateLimitOptions, QuotaUnit, RateLimitHeaders, RateLimitRuleOptions } from './rate-limit-options.js';

@@ -33,6 +33,8 @@ export const PROBLEM_TYPES = {
   overloaded: 'urn:bulwark:problem:overloaded',
   /** 500: under pressure, the shedder's `skip` threw or did not answer a boolean. */
   sheddingCheckFailed: 'urn:bulwark:problem:shedding-check-failed',
+  /** 504: the caller's propagated deadline (`bulwark-deadline`) had passed when the request arrived. */
+  deadlineExceeded: 'urn:bulwark:problem:deadline-exceeded',
 } as const;
 
 /**
@@ -150,6 +152,19 @@ export const sheddingFailedProblem = problem(
   PROBLEM_TYPES.sheddingCheckFailed,
   'Internal Server Error',
   'The request could not be checked against the load shedder.',
+);
+
+/**
+ * 504 for a request whose caller's deadline, propagated by a trusted peer, had already passed:
+ * nobody waits for the answer any more, and retrying with the same deadline cannot help.
+ * @example
+ * response.end(deadlineExceededProblem.body);
+ */
+export const deadlineExceededProblem = problem(
+  504,
+  PROBLEM_TYPES.deadlineExceeded,
+  'Gateway Timeout',
+  "The caller's deadline for this request had passed when it arrived; it was not handled.",
 );
 
 /** Largest number of seconds written in a header (2^31 − 1, as in `delay-seconds` parsers). */

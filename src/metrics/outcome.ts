@@ -30,6 +30,7 @@ const byCode: Readonly<Record<BulwarkErrorCode, ExecutionOutcome>> = {
   ERR_BULWARK_RATE_LIMIT_STORE_UNAVAILABLE: 'store_unavailable',
   ERR_BULWARK_HTTP_STATUS: 'http_status',
   ERR_BULWARK_RETRY_AFTER: 'http_status',
+  ERR_BULWARK_DEADLINE_EXCEEDED: 'timeout',
 };
 
 /**

@@ -21,6 +21,7 @@ import { RequestUrl } from './request-url.js';
 import { failedOrigin } from './network-origin.js';
 import type { FailoverReason, FetchInit, FetchInput, ServerBackoff } from './types.js';
 import type { ResilientFetcher } from './create-fetch.js';
+import { CallDeadline, Propagated, type PropagateSettings } from './propagate.js';
 
 /** AbortSignal.any arrived in Node 20.3; before it, the caller's signal stops at the response. */
 const anySignal = typeof AbortSignal.any === 'function';
@@ -60,6 +61,8 @@ export interface Settings {
   readonly rateLimit:
     | { readonly limiter: Decider; readonly key: ((url: URL) => string) | undefined; readonly cost: number }
     | undefined;
+  /** What is sent on from the caller's admission scope; undefined for nothing. */
+  readonly propagate: PropagateSettings | undefined;
 }
 
 /** One call of the resilient fetch: its request, its attempts, the responses it has seen. */
@@ -82,8 +85,12 @@ export class Call {
   private sequence = 0;
   /** Requests this call has sent: the next one's resend ordinal (`http.request.resend_count`). */
   private sent = 0;
-  /** When the overall timeout ends the call, on the policies' clock. */
+  /** When the overall timeout (or the caller's propagated deadline) ends the call, on the policies' clock. */
   private readonly deadline: number;
+  /** What this call sends on from the caller's admission scope (with `propagate`). */
+  private readonly propagated: Propagated | undefined;
+  /** With a propagated deadline: the bound it puts on the call. */
+  private readonly bound: CallDeadline | undefined;
   /** With endpoints: the endpoint of the latest attempt. */
   private current = 0;
   /**
@@ -135,11 +142,18 @@ export class Call {
       throw new TypeError(`fetch: init.signal must be an AbortSignal, got ${show(signal)}`);
     }
     this.callerSignal = signal ?? undefined;
+    const propagate = fetcher.settings.propagate;
+    this.propagated = propagate === undefined ? undefined : Propagated.current(propagate);
+    const deadline = this.propagated?.deadline;
+    // Last, as it starts a timer: throws DeadlineExceededError when the deadline has passed.
+    this.bound = deadline === undefined ? undefined : new CallDeadline(deadline, fetcher.settings.clock, this.callerSignal);
+    if (this.bound !== undefined) this.deadline = Math.min(this.deadline, fetcher.settings.clock.now() + this.bound.leftMs());
   }
 
   start(): Promise<Response> {
     const policy = this.fetcher.pipelineFor(this.traits);
-    const signal = this.callerSignal;
+    // A propagated deadline aborts the call as a caller would (no breaker counts it), with its own reason.
+    const signal = this.bound?.signal ?? this.callerSignal;
     const attempt = (context: ExecutionContext): Promise<Response> => this.attempt(context);
     let work: Promise<Response>;
     if (policy !== undefined) {
@@ -164,9 +178,15 @@ export class Call {
     );
   }
 
+  /** Whether the caller aborted, or its propagated deadline has passed. */
+  private callerGone(): boolean {
+    return (this.bound?.signal ?? this.callerSignal)?.aborted === true;
+  }
+
   /** Ends the call: every response but the one returned is cancelled, now or when it arrives. */
   private finish<R extends Response | undefined>(kept: R): R {
     this.closed = true;
+    this.bound?.dispose();
     for (const response of this.responses) if (response !== kept) discard(response);
     this.responses = [];
     return kept;
@@ -293,7 +313,7 @@ export class Call {
       },
       (error: unknown) => {
         // A caller who gave up while the limiter decided is not the server's failure either.
-        if (this.callerSignal?.aborted) throw new DOMException('The caller aborted the request', 'AbortError');
+        if (this.callerGone()) throw new DOMException('The caller aborted the request', 'AbortError');
         throw error;
       },
     );
@@ -347,7 +367,8 @@ export class Call {
     let response: Response;
     try {
       const request = this.request ?? url.href;
-      const init = signal === undefined ? this.init : this.init === undefined ? { signal } : { ...this.init, signal };
+      const given = signal === undefined ? this.init : this.init === undefined ? { signal } : { ...this.init, signal };
+      const init = this.propagated === undefined ? given : this.propagated.init(given, this.request);
       const go = (): Promise<Response> => fetchImpl(request, init);
       // Tracing, when installed, tells the HTTP client span which resend this is.
       const scope = currentSendScope();
@@ -355,8 +376,9 @@ export class Call {
       response = await (scope === undefined ? go() : scope({ policy: settings.name, resendCount }, go));
     } catch (error) {
       // The caller cancelled: not the server's fault, so no breaker may count it (whatever reason
-      // the caller gave); the call itself rejects with the caller's reason.
-      if (caller?.aborted) {
+      // the caller gave, or its propagated deadline passing); the call itself rejects with the
+      // caller's reason.
+      if (this.callerGone()) {
         if (neverSent(error)) this.reached = reachedBefore;
         throw new DOMException('The caller aborted the request', 'AbortError');
       }
