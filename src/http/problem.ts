@@ -2,6 +2,7 @@
  * RFC 9457 problem details for the answers the adapters give themselves. Bodies are built once
  * (at module load or per limiter) and never carry error messages, addresses or stack traces.
  */
+import type { ServerResponse } from 'node:http';
 
 /** An RFC 9457 problem body as JSON text, its status, and its length in bytes. */
 export interface ProblemResponse {
@@ -12,6 +13,15 @@ export interface ProblemResponse {
 
 /** The media type of problem bodies. */
 export const PROBLEM_CONTENT_TYPE = 'application/problem+json';
+
+/** Answers on a node (or Express) response with a ready-made problem body and its status (and `Retry-After` when given). */
+export function writeProblem(response: ServerResponse, body: ProblemResponse, retryAfter?: string): void {
+  response.statusCode = body.status;
+  if (retryAfter !== undefined) response.setHeader('Retry-After', retryAfter);
+  response.setHeader('Content-Type', PROBLEM_CONTENT_TYPE);
+  response.setHeader('Content-Length', body.length);
+  response.end(body.body);
+}
 
 /**
  * The `type` of every problem body bulwark's adapters send: stable URNs a client can switch on.
