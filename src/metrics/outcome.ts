@@ -23,6 +23,7 @@ const byCode: Readonly<Record<BulwarkErrorCode, ExecutionOutcome>> = {
   ERR_BULWARK_BROKEN_CIRCUIT: 'circuit_open',
   ERR_BULWARK_ISOLATED_CIRCUIT: 'circuit_isolated',
   ERR_BULWARK_TIMEOUT: 'timeout',
+  ERR_BULWARK_DEADLINE_EXCEEDED: 'timeout',
   ERR_BULWARK_BULKHEAD_REJECTED: 'bulkhead_rejected',
   ERR_BULWARK_RATE_LIMITED: 'rate_limited',
   ERR_BULWARK_QUOTA_EXCEEDED: 'quota_exceeded',
@@ -30,7 +31,6 @@ const byCode: Readonly<Record<BulwarkErrorCode, ExecutionOutcome>> = {
   ERR_BULWARK_RATE_LIMIT_STORE_UNAVAILABLE: 'store_unavailable',
   ERR_BULWARK_HTTP_STATUS: 'http_status',
   ERR_BULWARK_RETRY_AFTER: 'http_status',
-  ERR_BULWARK_DEADLINE_EXCEEDED: 'timeout',
 };
 
 /**

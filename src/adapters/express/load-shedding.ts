@@ -1,5 +1,5 @@
-import type { IncomingMessage } from 'node:http';
-import { overloadedProblem, sheddingFailedProblem, writeProblem } from '../../http/problem.js';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { overloadedProblem, PROBLEM_CONTENT_TYPE, type ProblemResponse, sheddingFailedProblem } from '../../http/problem.js';
 import { boundedConsoleReporter } from '../../http/rate-limit-options.js';
 import { sheddingSetup, type LoadSheddingOptions } from '../../http/shedding.js';
 import type { LoadShedder } from '../../shedding/load-shedder.js';
@@ -57,7 +57,7 @@ export function loadSheddingMiddleware(options: LoadSheddingMiddlewareOptions): 
         } catch {
           // A reporter that throws must not turn one failed check into a crashed process.
         }
-        writeProblem(response, sheddingFailedProblem);
+        answer(response, sheddingFailedProblem);
         return;
       }
       if (through) {
@@ -66,7 +66,15 @@ export function loadSheddingMiddleware(options: LoadSheddingMiddlewareOptions): 
       }
     }
     shedder.reject();
-    writeProblem(response, body, shedder.retryAfter);
+    answer(response, body, shedder.retryAfter);
   };
   return Object.assign(middleware, { shedder });
+}
+
+function answer(response: ServerResponse, body: ProblemResponse, retryAfter?: string): void {
+  response.statusCode = body.status;
+  if (retryAfter !== undefined) response.setHeader('Retry-After', retryAfter);
+  response.setHeader('Content-Type', PROBLEM_CONTENT_TYPE);
+  response.setHeader('Content-Length', body.length);
+  response.end(body.body);
 }
