@@ -43,18 +43,29 @@ export const PROBLEM_TYPES = {
   overloaded: 'urn:bulwark:problem:overloaded',
   /** 500: under pressure, the shedder's `skip` threw or did not answer a boolean. */
   sheddingCheckFailed: 'urn:bulwark:problem:shedding-check-failed',
+  /** 503: an admission controller turned the request away (`reason` says why, `policy` names it). */
+  admissionRejected: 'urn:bulwark:problem:admission-rejected',
+  /** 500: the request's class, tenant or skip could not be read (its function threw or answered nonsense). */
+  admissionCheckFailed: 'urn:bulwark:problem:admission-check-failed',
   /** 504: the caller's propagated deadline (`bulwark-deadline`) had passed when the request arrived. */
   deadlineExceeded: 'urn:bulwark:problem:deadline-exceeded',
 } as const;
 
 /**
  * Builds a problem response: `{ type, title, status, detail }`, plus `policy` when given (the
- * limiter or quota a denial comes from).
+ * limiter or quota a denial comes from), and `extra` members (RFC 9457 extensions) after them.
  * @example
  * const tooMany = problem(429, PROBLEM_TYPES.rateLimited, 'Too Many Requests', 'Slow down.', 'api');
  */
-export function problem(status: number, type: string, title: string, detail: string, policy?: string): ProblemResponse {
-  const body = JSON.stringify(policy === undefined ? { type, title, status, detail } : { type, title, status, detail, policy });
+export function problem(
+  status: number,
+  type: string,
+  title: string,
+  detail: string,
+  policy?: string,
+  extra?: Readonly<Record<string, string>>,
+): ProblemResponse {
+  const body = JSON.stringify(policy === undefined ? { type, title, status, detail, ...extra } : { type, title, status, detail, policy, ...extra });
   return { status, body, length: String(Buffer.byteLength(body)) };
 }
 
@@ -175,6 +186,45 @@ export const deadlineExceededProblem = problem(
   PROBLEM_TYPES.deadlineExceeded,
   'Gateway Timeout',
   "The caller's deadline for this request had passed when it arrived; it was not handled.",
+);
+
+const admissionDetails: Readonly<Record<string, string>> = {
+  limit: 'The server is at its concurrency limit',
+  priority: 'The server is shedding requests of this class to keep serving more important ones',
+  fairness: "This tenant holds more than its share of the server's capacity for its class",
+  queueTimeout: 'The request waited for a free slot for as long as it may',
+  load: 'The server is overloaded',
+  deadline: "The caller's deadline had passed",
+};
+
+/**
+ * 503 for an admission controller's rejection of a request, by the controller named `policy`, for
+ * `reason` (`limit`, `priority`, `fairness`, `queueTimeout`, `load`).
+ * @example
+ * const body = admissionRejectedProblem('api', 'priority').body;
+ */
+export function admissionRejectedProblem(policy: string, reason: string): ProblemResponse {
+  const why = admissionDetails[reason] ?? 'The server turned the request away';
+  return problem(
+    503,
+    PROBLEM_TYPES.admissionRejected,
+    'Service Unavailable',
+    `${why}; retry after the number of seconds in the Retry-After header.`,
+    policy,
+    { reason },
+  );
+}
+
+/**
+ * 500 when an admission adapter could not read a request's class, tenant or skip (the function threw).
+ * @example
+ * response.end(admissionFailedProblem.body);
+ */
+export const admissionFailedProblem = problem(
+  500,
+  PROBLEM_TYPES.admissionCheckFailed,
+  'Internal Server Error',
+  'The request could not be checked for admission.',
 );
 
 /** Largest number of seconds written in a header (2^31 − 1, as in `delay-seconds` parsers). */
