@@ -8,10 +8,17 @@ import type { AddressInfo } from 'node:net';
 import express from 'express';
 import fastify from 'fastify';
 import { afterEach, describe, expect, it } from 'vitest';
-import { propagationMiddleware } from '../../src/adapters/express.js';
-import { propagationPlugin } from '../../src/adapters/fastify.js';
-import { createFetch, DEADLINE_HEADER, DeadlineExceededError, PRIORITY_HEADER, type ResilientFetch } from '../../src/adapters/fetch.js';
-import { currentAdmissionScope, type PriorityClass, withAdmissionScope } from '../../src/index.js';
+import { admissionMiddleware, propagationMiddleware } from '../../src/adapters/express.js';
+import { admissionPlugin, propagationPlugin } from '../../src/adapters/fastify.js';
+import {
+  createFetch,
+  DEADLINE_HEADER,
+  DeadlineExceededError,
+  PRIORITY_HEADER,
+  type ResilientFetch,
+  RetryAfterError,
+} from '../../src/adapters/fetch.js';
+import { type AdmissionController, admissionController, currentAdmissionScope, type PriorityClass, withAdmissionScope } from '../../src/index.js';
 import { close, delay, send } from '../adapters/support/inbound-http.js';
 
 type Framework = 'express' | 'fastify';
@@ -23,7 +30,11 @@ interface Service {
 }
 
 const stops: (() => Promise<void>)[] = [];
+/** Gates B's handler waits at (`?gate=NAME`), opened by the test. */
+const gates = new Map<string, () => void>();
 afterEach(async () => {
+  for (const open of gates.values()) open();
+  gates.clear();
   for (const stop of stops.splice(0).reverse()) await stop();
 });
 
@@ -45,38 +56,44 @@ async function startLeaf(): Promise<Service & { readonly seen: IncomingHttpHeade
  * A route handler both frameworks run: works `ms` ms, then calls the next service. Answers what
  * it saw, or 504 when its own caller's deadline passed before its call could be sent.
  */
-async function handle(next: ResilientFetch, path: string, workMs: number): Promise<{ status: number; body: unknown }> {
+async function handle(next: ResilientFetch, path: string, workMs: number, gate?: string): Promise<{ status: number; body: unknown }> {
   const scope = currentAdmissionScope() ?? null;
   if (workMs > 0) await delay(workMs);
+  if (gate !== undefined) await new Promise<void>((resolve) => gates.set(gate, resolve));
   try {
     const answer = await next(path);
     return { status: answer.status, body: { scope, downstream: (await answer.json()) as unknown } };
   } catch (error) {
     if (error instanceof DeadlineExceededError) return { status: 504, body: { scope, error: error.code } };
+    // The next service asked for a pause (503 + Retry-After): the fetch keeps to it without calling.
+    if (error instanceof RetryAfterError) return { status: 503, body: { scope, error: error.code } };
     throw error;
   }
 }
 
 /**
- * B: trusts its loopback peers (A) for propagation, calls C with `propagate: true`. `done` counts
- * the requests it finished handling, so a test can wait for work still running before it ends.
+ * B: trusts its loopback peers (A) for propagation, calls C with `propagate: true`. With a
+ * controller, B also sheds by the class its callers send (admission adapter), else it only reads
+ * them (propagation adapter). `finished` counts the requests it finished handling, so a test can
+ * wait for work still running before it ends.
  */
-async function startMiddle(framework: Framework, leaf: string): Promise<Service & { readonly finished: () => number }> {
+async function startMiddle(framework: Framework, leaf: string, controller?: AdmissionController): Promise<Service & { readonly finished: () => number }> {
   const toLeaf = createFetch({ endpoints: [leaf], propagate: true, retry: false });
   let finished = 0;
-  const run = async (workMs: number): Promise<{ status: number; body: unknown }> => {
+  const run = async (query: { ms?: string; gate?: string }): Promise<{ status: number; body: unknown }> => {
     try {
-      return await handle(toLeaf, '/leaf', workMs);
+      return await handle(toLeaf, '/leaf', Number(query.ms ?? 0), query.gate);
     } finally {
       finished++;
     }
   };
+  const trustProxy = 'loopback';
   let service: Service;
   if (framework === 'express') {
     const app = express();
-    app.use(propagationMiddleware({ trustProxy: 'loopback' }));
+    app.use(controller === undefined ? propagationMiddleware({ trustProxy }) : admissionMiddleware({ controller, trustProxy }));
     app.get('/work', (req, res, next) => {
-      run(Number(req.query.ms ?? 0)).then(({ status, body }) => void res.status(status).json(body), next);
+      run(req.query as never).then(({ status, body }) => void res.status(status).json(body), next);
     });
     const server = app.listen(0, '127.0.0.1');
     await new Promise((resolve) => server.once('listening', resolve));
@@ -84,9 +101,10 @@ async function startMiddle(framework: Framework, leaf: string): Promise<Service 
   } else {
     // Every connection closed with the app: A's aborted call can leave B a keep-alive socket to wait on.
     const app = fastify({ forceCloseConnections: true });
-    await app.register(propagationPlugin, { trustProxy: 'loopback' });
+    if (controller === undefined) await app.register(propagationPlugin, { trustProxy });
+    else await app.register(admissionPlugin, { controller, trustProxy });
     app.get('/work', async (req, reply) => {
-      const { status, body } = await run(Number((req.query as { ms?: string }).ms ?? 0));
+      const { status, body } = await run(req.query as never);
       return reply.code(status).send(body);
     });
     await app.listen({ port: 0, host: '127.0.0.1' });
@@ -104,7 +122,7 @@ async function startCaller(framework: Framework, middle: string): Promise<Servic
   const toMiddle = createFetch({ endpoints: [middle], propagate: true, retry: false });
   const run = (query: Record<string, unknown>): Promise<{ status: number; body: unknown }> =>
     withAdmissionScope({ priority: query.class as PriorityClass, deadline: Date.now() + Number(query.budgetMs) }, () =>
-      handle(toMiddle, `/work?ms=${Number(query.workMs ?? 0)}`, 0),
+      handle(toMiddle, `/work?ms=${Number(query.workMs ?? 0)}${query.gate === undefined ? '' : `&gate=${String(query.gate)}`}`, 0),
     );
   let service: Service;
   if (framework === 'express') {
@@ -135,9 +153,9 @@ describe.each([
   ['express', 'fastify'],
   ['fastify', 'express'],
 ] as const)('propagation from a %s service A through a %s service B to C', (aFramework, bFramework) => {
-  async function chain() {
+  async function chain(controller?: AdmissionController) {
     const leaf = await startLeaf();
-    const middle = await startMiddle(bFramework, leaf.url);
+    const middle = await startMiddle(bFramework, leaf.url, controller);
     const caller = await startCaller(aFramework, middle.url);
     return { leaf, middle, caller };
   }
@@ -178,5 +196,32 @@ describe.each([
     expect(JSON.parse(expired.body)).toMatchObject({ type: 'urn:bulwark:problem:deadline-exceeded' });
     expect(leaf.seen).toHaveLength(0);
     expect(middle.finished()).toBe(0);
+  });
+
+  it("sheds by A's class: at B's full limit, A's critical request gets in and its sheddable ones are turned away", async () => {
+    const controller = admissionController({ name: 'b', limit: 1, maxQueue: 1 });
+    const { leaf, caller } = await chain(controller);
+    const port = portOf(caller.url);
+    const ask = (cls: PriorityClass, gate?: string) => send(port, `/a?class=${cls}&budgetMs=5000${gate === undefined ? '' : `&gate=${gate}`}`);
+    const busy = ask('sheddable', 'busy');
+    for (let i = 0; i < 200 && controller.inFlight < 1; i++) await delay(10);
+    const queued = ask('sheddable');
+    for (let i = 0; i < 200 && controller.queued < 1; i++) await delay(10);
+    const critical = ask('critical');
+    // B turns the queued sheddable request away to make room for the critical one…
+    const shed = await queued;
+    expect(shed.status).toBe(503);
+    // …and the next sheddable one is turned away too: A's fetch keeps to the pause B asked for
+    // (Retry-After) and does not even call.
+    const next = await ask('sheddable');
+    expect(next.status).toBe(503);
+    expect(JSON.parse(next.body)).toMatchObject({ error: 'ERR_BULWARK_RETRY_AFTER' });
+    gates.get('busy')!();
+    const served = await critical;
+    expect(served.status).toBe(200);
+    expect(JSON.parse(served.body)).toMatchObject({ downstream: { scope: { priority: 'critical' } } });
+    expect((await busy).status).toBe(200);
+    // C saw the critical call and the first sheddable one, each with its class.
+    expect(leaf.seen.map((h) => h[PRIORITY_HEADER]).sort()).toEqual(['critical', 'sheddable']);
   });
 });
