@@ -221,7 +221,9 @@ describe.each([
     expect(served.status).toBe(200);
     expect(JSON.parse(served.body)).toMatchObject({ downstream: { scope: { priority: 'critical' } } });
     expect((await busy).status).toBe(200);
-    // C saw the critical call and the first sheddable one, each with its class.
-    expect(leaf.seen.map((h) => h[PRIORITY_HEADER]).sort()).toEqual(['critical', 'sheddable']);
+    // The pause B asked of A's sheddable calls does not hold A's critical ones back.
+    expect((await ask('critical')).status).toBe(200);
+    // C saw the critical calls and the first sheddable one, each with its class.
+    expect(leaf.seen.map((h) => h[PRIORITY_HEADER]).sort()).toEqual(['critical', 'critical', 'sheddable']);
   });
 });

@@ -21,7 +21,8 @@ import { RequestUrl } from './request-url.js';
 import { failedOrigin } from './network-origin.js';
 import type { FailoverReason, FetchInit, FetchInput, ServerBackoff } from './types.js';
 import type { ResilientFetcher } from './create-fetch.js';
-import { CallDeadline, Propagated, type PropagateSettings } from './propagate.js';
+import { CallDeadline, pausedUntil, Propagated, type PropagateSettings, recordPause } from './propagate.js';
+import type { PriorityLevel } from '../../admission/priority.js';
 
 /** AbortSignal.any arrived in Node 20.3; before it, the caller's signal stops at the response. */
 const anySignal = typeof AbortSignal.any === 'function';
@@ -32,6 +33,8 @@ export interface Target {
   readonly breaker: CircuitBreakerPolicy | undefined;
   /** Until when (policies' clock) the server asked every caller to stay away; -Infinity for never. */
   pausedUntil: number;
+  /** With `propagate.priority`: until when it asked calls of each class (index = level) to stay away. */
+  pausedByClass?: number[];
   /** Attempts running through its breaker now (per-origin targets only: endpoints stay). */
   active: number;
   /** Set when it was dropped with attempts still running: called once, when the last one settles. */
@@ -91,6 +94,8 @@ export class Call {
   private readonly propagated: Propagated | undefined;
   /** With a propagated deadline: the bound it puts on the call. */
   private readonly bound: CallDeadline | undefined;
+  /** With `propagate.priority`: the class the call is sent as, whose pauses it keeps to. */
+  private readonly level: PriorityLevel | undefined;
   /** With endpoints: the endpoint of the latest attempt. */
   private current = 0;
   /**
@@ -144,6 +149,7 @@ export class Call {
     this.callerSignal = signal ?? undefined;
     const propagate = fetcher.settings.propagate;
     this.propagated = propagate === undefined ? undefined : Propagated.current(propagate);
+    this.level = Propagated.level(propagate, this.propagated);
     const deadline = this.propagated?.deadline;
     // Last, as it starts a timer: throws DeadlineExceededError when the deadline has passed.
     this.bound = deadline === undefined ? undefined : new CallDeadline(deadline, fetcher.settings.clock, this.callerSignal);
@@ -213,7 +219,7 @@ export class Call {
    */
   private afterPause(target: Target, context: Context, go: () => Promise<Response>): Promise<Response> {
     const { clock, serverBackoff } = this.fetcher.settings;
-    const left = target.pausedUntil - clock.now();
+    const left = pausedUntil(target, this.level) - clock.now();
     if (left <= 0) return go();
     if (left > pauseSlackMs && serverBackoff === 'fail-fast') {
       return Promise.reject(new RetryAfterError(target.origin, Math.ceil(left)));
@@ -233,13 +239,18 @@ export class Call {
     let refused: BrokenCircuitError | undefined;
     // A call's first attempt that finds the primary paused moves for that reason, not a failure.
     let refusedFrom: FailoverReason | undefined =
-      this.sequence === 0 && targets[0]!.pausedUntil > now ? 'server-backoff' : undefined;
+      this.sequence === 0 && pausedUntil(targets[0]!, this.level) > now ? 'server-backoff' : undefined;
+    let pausedAt = Infinity;
     let paused: Target | undefined;
     for (const i of order) {
       const target = targets[i]!;
       // Inside a pause its server asked for: no request goes there, another endpoint may take it.
-      if (target.pausedUntil > now) {
-        if (paused === undefined || target.pausedUntil < paused.pausedUntil) paused = target;
+      const until = pausedUntil(target, this.level);
+      if (until > now) {
+        if (until < pausedAt) {
+          paused = target;
+          pausedAt = until;
+        }
         continue;
       }
       try {
@@ -256,7 +267,7 @@ export class Call {
       }
     }
     if (paused !== undefined) {
-      const left = Math.max(1, Math.ceil(paused.pausedUntil - clock.now()));
+      const left = Math.max(1, Math.ceil(pausedAt - clock.now()));
       if (serverBackoff === 'fail-fast') throw new RetryAfterError(paused.origin, left);
       await sleep(clock, left, context.abortable());
       return this.attemptEndpoints(context);
@@ -411,7 +422,7 @@ export class Call {
       const fetcher = this.fetcher;
       const target =
         answered !== undefined ? fetcher.targetOf(answered) : index >= 0 ? fetcher.endpointTargets[index]! : fetcher.originTarget(url.origin);
-      target.pausedUntil = Math.max(target.pausedUntil, settings.clock.now() + asked);
+      recordPause(target, this.level, settings.clock.now() + asked);
     }
     const hint = index >= 0 && answered === undefined ? this.endpointWait(index) : asked;
     const waits = settings.serverBackoff === 'wait';
@@ -463,7 +474,7 @@ export class Call {
     let wait = Infinity;
     this.fetcher.endpointTargets.forEach((t, i) => {
       const state = t.breaker?.state;
-      if (i === index || (state !== 'open' && state !== 'isolated')) wait = Math.min(wait, Math.max(0, t.pausedUntil - now));
+      if (i === index || (state !== 'open' && state !== 'isolated')) wait = Math.min(wait, Math.max(0, pausedUntil(t, this.level) - now));
     });
     return wait > 0 ? wait : undefined;
   }

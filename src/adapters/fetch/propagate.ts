@@ -1,10 +1,13 @@
 // `propagate`: what a call of bulwark/fetch sends on from the caller's admission scope (its traffic
 // class, its remaining deadline), and the bound that deadline puts on the call.
+import { DEFAULT_PRIORITY_LEVEL, parsePriority, type PriorityLevel } from '../../admission/priority.js';
 import { currentAdmissionScope } from '../../admission/scope.js';
 import type { Clock, TimerHandle } from '../../core/clock.js';
 import { checkOptions, show } from '../../core/validate.js';
 import { DEADLINE_HEADER, deadlineHeaderValue, PRIORITY_HEADER, priorityHeaderValue } from '../../http/propagation.js';
+import type { PriorityClass } from '../../admission/priority.js';
 import { DeadlineExceededError } from './deadline-exceeded-error.js';
+import type { Target } from './call.js';
 import type { FetchInit, FetchPropagateOptions } from './types.js';
 
 /** Internal: what a fetch propagates, resolved from its `propagate` option. */
@@ -38,9 +41,20 @@ export function propagateOption(owner: string, value: unknown): PropagateSetting
  */
 export class Propagated {
   private constructor(
-    private readonly priority: string | undefined,
+    private readonly priority: PriorityClass | undefined,
     readonly deadline: number | undefined,
   ) {}
+
+  /**
+   * The class a call is sent as, for the pauses its server asks for, when the fetch propagates the
+   * class: the scope's, or the server's default (degraded) for a call that sends none. Undefined
+   * when the fetch does not propagate it: its pauses then hold for every call.
+   */
+  static level(settings: PropagateSettings | undefined, propagated: Propagated | undefined): PriorityLevel | undefined {
+    if (settings?.priority !== true) return undefined;
+    const priority = propagated?.priority;
+    return priority === undefined ? DEFAULT_PRIORITY_LEVEL : parsePriority(priority);
+  }
 
   /** What the current scope asks to propagate, or `undefined` when there is nothing. */
   static current(settings: PropagateSettings): Propagated | undefined {
@@ -104,4 +118,29 @@ export class CallDeadline {
     this.clock.clearTimeout(this.timer);
     if (this.follow !== undefined) this.caller!.removeEventListener('abort', this.follow);
   }
+}
+
+/**
+ * Until when (policies' clock) `target`'s server asked a call of class `level` to stay away. A
+ * pause asked in answer to a call sent with a class holds for calls of that class and below: a
+ * server that sheds `sheddable` calls by priority still takes `critical` ones, so those are not
+ * held back by it. A pause asked of a call without a class (`level` undefined) holds for all.
+ */
+export function pausedUntil(target: Target, level: PriorityLevel | undefined): number {
+  const byClass = target.pausedByClass;
+  if (byClass === undefined) return target.pausedUntil;
+  let until = target.pausedUntil;
+  // Without a class of its own, a call keeps to every pause.
+  for (let l = level ?? 0; l < 4; l++) if (byClass[l]! > until) until = byClass[l]!;
+  return until;
+}
+
+/** Records a pause `target`'s server asked of a call of class `level` (undefined: of every call). */
+export function recordPause(target: Target, level: PriorityLevel | undefined, until: number): void {
+  if (level === undefined) {
+    target.pausedUntil = Math.max(target.pausedUntil, until);
+    return;
+  }
+  const byClass = (target.pausedByClass ??= [-Infinity, -Infinity, -Infinity, -Infinity]);
+  byClass[level] = Math.max(byClass[level]!, until);
 }

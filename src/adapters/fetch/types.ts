@@ -100,7 +100,12 @@ export type ServerBackoff = 'fail-fast' | 'wait';
  * createFetch({ propagate: { priority: true } }); // the class only, no deadline
  */
 export interface FetchPropagateOptions {
-  /** Send the scope's traffic class. @default false */
+  /**
+   * Send the scope's traffic class (a call without one is sent as none, which servers read as
+   * `degraded`). A pause a server asks for (`Retry-After`) in answer to a call then holds for calls
+   * of its class and below only, so a server shedding `sheddable` calls does not hold back
+   * `critical` ones. @default false
+   */
   readonly priority?: boolean;
   /**
    * Send the scope's remaining deadline, and hold the call to it: a call whose deadline has passed

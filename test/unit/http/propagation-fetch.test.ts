@@ -2,25 +2,28 @@
 // headers from the admission scope; a call whose deadline has passed is never sent, and one whose
 // deadline passes while it runs ends then, whatever its own timeouts say.
 import { describe, expect, it } from 'vitest';
-import { createFetch, DEADLINE_HEADER, DeadlineExceededError, PRIORITY_HEADER } from '../../../src/adapters/fetch.js';
+import { createFetch, DEADLINE_HEADER, DeadlineExceededError, PRIORITY_HEADER, RetryAfterError } from '../../../src/adapters/fetch.js';
 import { consecutive, constant, ManualClock, withAdmissionScope } from '../../../src/index.js';
 import { abortListeners, capture, flush, rejection, status } from '../../support/helpers.js';
 
 const url = 'http://api.test/x';
 
 /** A fetch that records each request's headers and answers with the next status (or hangs until aborted). */
-function recording(answers: (number | 'hang')[] = [200]) {
+function recording(answers: (number | 'hang' | (() => Response))[] = [200]) {
   const sent: Headers[] = [];
+  const urls: string[] = [];
   const fetch = (input: Parameters<typeof globalThis.fetch>[0], init?: RequestInit): Promise<Response> => {
+    urls.push(input instanceof Request ? input.url : String(input));
     sent.push(new Headers(init?.headers ?? (input instanceof Request ? input.headers : undefined)));
     const answer = answers.length > 1 ? answers.shift()! : answers[0]!;
+    if (typeof answer === 'function') return Promise.resolve(answer());
     if (answer !== 'hang') return Promise.resolve(new Response(null, { status: answer }));
     return new Promise((_resolve, reject) => {
       const signal = init?.signal;
       signal?.addEventListener('abort', () => reject(signal.reason), { once: true });
     });
   };
-  return { fetch: fetch as typeof globalThis.fetch, sent };
+  return { fetch: fetch as typeof globalThis.fetch, sent, urls };
 }
 
 /** The names of the headers sent, sorted. */
@@ -153,6 +156,54 @@ describe('createFetch propagate: the deadline bounds the call', () => {
     await withAdmissionScope({ deadline: Date.now() + 60_000 }, () => f(url, { signal: controller.signal }));
     expect(abortListeners(controller.signal)).toBe(0);
     // The test setup fails the test on a timer left running.
+  });
+});
+
+describe('createFetch propagate: pauses a server asks for, by class', () => {
+  const busy = (): Response => new Response(null, { status: 503, headers: { 'retry-after': '5' } });
+  const as = (priority: 'critical' | 'degraded' | 'sheddable' | undefined, f: (u: string) => Promise<Response>) =>
+    capture(priority === undefined ? f(url) : withAdmissionScope({ priority }, () => f(url)));
+
+  // Regression: a downstream service shedding sheddable calls by priority answers them 503 with
+  // Retry-After; the pause held for every call of the fetch, so its critical calls were refused
+  // by the caller's own fetch for the whole pause.
+  it("a pause asked of a sheddable call holds sheddable calls only: a critical one still goes", async () => {
+    const r = recording([busy, 200]);
+    const f = createFetch({ fetch: r.fetch, propagate: { priority: true }, retry: false });
+    expect((await as('sheddable', f)).ok).toBe(true);
+    expect(await rejection(as('sheddable', f))).toBeInstanceOf(RetryAfterError);
+    const critical = await as('critical', f);
+    expect(critical.ok && critical.value.status).toBe(200);
+    expect(r.sent.map((h) => h.get(PRIORITY_HEADER))).toEqual(['sheddable', 'critical']);
+  });
+
+  it('a pause asked of a critical call holds every class; a call without a class is sent as degraded', async () => {
+    const r = recording([busy]);
+    const f = createFetch({ fetch: r.fetch, propagate: { priority: true }, retry: false });
+    await as('critical', f);
+    for (const p of ['critical', 'sheddable', undefined] as const) expect(await rejection(as(p, f)), String(p)).toBeInstanceOf(RetryAfterError);
+    expect(r.sent).toHaveLength(1);
+    const g = createFetch({ fetch: recording([busy, 200]).fetch, propagate: { priority: true }, retry: false });
+    await as(undefined, g); // degraded
+    expect(await rejection(as('sheddable', g))).toBeInstanceOf(RetryAfterError);
+    expect((await as('critical', g)).ok).toBe(true);
+  });
+
+  it('without the class propagated, a pause holds for every call, as before', async () => {
+    const r = recording([busy, 200]);
+    const f = createFetch({ fetch: r.fetch, propagate: { deadline: true }, retry: false });
+    await as('sheddable', f);
+    expect(await rejection(as('critical', f))).toBeInstanceOf(RetryAfterError);
+    expect(r.sent).toHaveLength(1);
+  });
+
+  it('with endpoints, a critical call stays on the primary that paused only sheddable calls', async () => {
+    const r = recording([busy, 200]);
+    const f = createFetch({ fetch: r.fetch, endpoints: ['http://a.test', 'http://b.test'], propagate: { priority: true }, retry: false });
+    await capture(withAdmissionScope({ priority: 'sheddable' }, () => f('/x')));
+    const critical = await capture(withAdmissionScope({ priority: 'critical' }, () => f('/x')));
+    expect(critical.ok).toBe(true);
+    expect(r.urls).toEqual(['http://a.test/x', 'http://a.test/x']);
   });
 });
 
