@@ -91,7 +91,7 @@ export class Shedding {
         const rate = this.arrivals[l]! / elapsed;
         this.rates[l] = elapsed >= 4 * WINDOW_MS ? rate : this.rates[l]! + (rate - this.rates[l]!) * 0.5;
         this.arrivals[l] = 0;
-        this.admitted[l] *= 0.5;
+        this.admitted[l] = this.admitted[l]! * 0.5;
       }
     }
     // Tenants that neither hold a permit nor asked in the last two windows no longer count.
