@@ -192,15 +192,15 @@ export class InboundAdmission<Req> {
     if (typeof options !== 'object' || options === null) {
       throw new TypeError(`${owner}: the argument must be an admission controller, { controller } or admissionController options, got ${show(options)}`);
     }
-    const own: Record<string, unknown> = { ...options };
+    // A controller alone (duck-typed, so one from the CommonJS build works with the ESM adapters),
+    // or adapter options beside `controller` or beside the options of a controller to make.
+    const own: Record<string, unknown> = isController(options) ? { controller: options } : { ...options };
     for (const k of ignoredKeys) delete own[k];
     const adapter: Record<string, unknown> = {};
-    if (!isController(options)) {
-      for (const k of adapterKeys) {
-        if (k in own) {
-          adapter[k] = own[k];
-          delete own[k];
-        }
+    for (const k of adapterKeys) {
+      if (k in own) {
+        adapter[k] = own[k];
+        delete own[k];
       }
     }
     const o = checkOptions(owner, adapter as AdmissionAdapterOptions<Req>, adapterKeys);
@@ -210,16 +210,14 @@ export class InboundAdmission<Req> {
     this.report = onError ?? fallbackReporter;
     this.exempt = exemption(owner, o.skip, o.exemptProbes);
     this.read = o.trustProxy === undefined || o.trustProxy === false ? undefined : propagatedScopeReader(owner, o.trustProxy);
-    if (isController(options)) {
-      this.controller = options;
-    } else if ('controller' in own) {
-      if (Object.keys(own).length > 1) {
-        throw new TypeError(`${owner}: pass either { controller } or admissionController options, not both (got ${Object.keys(own).join(', ')})`);
-      }
-      if (!isController(own.controller)) throw new TypeError(`${owner}: option "controller" must be an admission controller, got ${show(own.controller)}`);
-      this.controller = own.controller;
-    } else {
+    if (!('controller' in own)) {
       this.controller = new AdmissionController(own as AdmissionControllerOptions);
+    } else if (Object.keys(own).length > 1) {
+      throw new TypeError(`${owner}: pass either { controller } or admissionController options, not both (got ${Object.keys(own).join(', ')})`);
+    } else if (!isController(own.controller)) {
+      throw new TypeError(`${owner}: option "controller" must be an admission controller, got ${show(own.controller)}`);
+    } else {
+      this.controller = own.controller;
     }
   }
 
@@ -230,7 +228,8 @@ export class InboundAdmission<Req> {
    * function of the options failed).
    */
   run<Reply>(request: Req, raw: IncomingMessage, url: string | undefined, response: ServerResponse, reply: Reply, refuse: Refuse<Reply>, next: () => void): void {
-    const now = Date.now();
+    // The clock is read only for a propagated deadline.
+    const now = this.read === undefined ? 0 : Date.now();
     const propagated = this.read?.(raw, now);
     let level: PriorityLevel;
     let tenant: string | undefined;

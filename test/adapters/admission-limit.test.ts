@@ -151,6 +151,17 @@ describe.each(frameworks)('admission adapter on %s', (_name, start) => {
     }
   });
 
+  it('releases each permit on a keep-alive connection too (the response closes, not the socket)', async () => {
+    const controller = admissionController({ limit: 1 });
+    const app = await start(controller);
+    for (let i = 0; i < 5; i++) {
+      const res = await fetch(`http://127.0.0.1:${app.port}/work`);
+      expect(res.status).toBe(200);
+      await res.text();
+    }
+    await until(() => controller.inFlight === 0);
+  });
+
   it('releases the permit when the client goes before the answer, while the handler still runs', async () => {
     const controller = admissionController({ limit: 1 });
     const app = await start({ controller });
