@@ -71,7 +71,8 @@ export function parsePriorityHeader(value: string | readonly string[] | undefine
  * parseDeadlineHeader('250', 1_000); // 1_250
  */
 export function parseDeadlineHeader(value: string | readonly string[] | undefined, nowMs: number): number | undefined {
-  if (typeof value !== 'string') return undefined;
+  // Bounded work whatever a peer sends: a value longer than 10 digits with some spaces is not one.
+  if (typeof value !== 'string' || value.length > 32) return undefined;
   const text = value.trim();
   if (text.length === 0 || text.length > 10) return undefined;
   let ms = 0;

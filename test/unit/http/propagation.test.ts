@@ -68,6 +68,27 @@ describe('propagation headers: reading', () => {
   );
 });
 
+describe('propagation headers: any bytes', () => {
+  it('never throw, and read only values in range (10,000 random headers, fixed seed)', () => {
+    let seed = 15;
+    const random = (): number => ((seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31) / 2 ** 31);
+    const alphabet = '0123456789 \t-+.,eExX:;critalsheddbofgyNI\u0000\u00ff\u2028';
+    for (let i = 0; i < 10_000; i++) {
+      let value = '';
+      const length = Math.floor(random() * (i % 100 === 0 ? 5_000 : 14));
+      for (let k = 0; k < length; k++) value += alphabet[Math.floor(random() * alphabet.length)];
+      const deadline = parseDeadlineHeader(value, now);
+      if (deadline !== undefined) {
+        expect(Number.isInteger(deadline), value).toBe(true);
+        expect(deadline - now, value).toBeGreaterThanOrEqual(0);
+        expect(deadline - now, value).toBeLessThanOrEqual(MAX_PROPAGATED_DEADLINE_MS);
+      }
+      const priority = parsePriorityHeader(value);
+      if (priority !== undefined) expect(['critical', 'degraded', 'best-effort', 'sheddable'], value).toContain(priority);
+    }
+  });
+});
+
 describe('trustedPeer', () => {
   it('trusts nobody with trustProxy false, 0 or missing', () => {
     expect(trustedPeer('t', false)).toBeUndefined();
