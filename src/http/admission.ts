@@ -285,6 +285,10 @@ export class InboundAdmission<Req> {
       held.closed();
       return;
     }
+    // Shadow mode, a request enforcing would have turned away: it goes on with the 503's
+    // Retry-After, so the headers are those of enforcement but for the status (as the shadow
+    // rate limits and load shedding do).
+    if (admission.wouldReject !== undefined) held.response.setHeader('Retry-After', shadowRetryAfter(admission));
     withAdmissionScope(scope, next);
   }
 
@@ -317,6 +321,16 @@ export class InboundAdmission<Req> {
       // A reporter that throws must not turn one failed check into a crashed process.
     }
   }
+}
+
+/**
+ * The Retry-After of a shadow-mode permit that enforcement would have refused: its `retryAfterMs`
+ * when the controller gives one, else 1 s — what a rejection answers while permits take under a
+ * second (the controller asks for about one permit's latency).
+ */
+function shadowRetryAfter(permit: Permit): string {
+  const ms = (permit as Partial<{ readonly retryAfterMs: number }>).retryAfterMs;
+  return String(Math.max(1, secondsUp(ms ?? 1)));
 }
 
 /** The scope an admitted request runs in: its class by name (what `bulwark/fetch` sends on), its deadline, its tenant. */

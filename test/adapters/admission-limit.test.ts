@@ -299,11 +299,17 @@ describe.each(frameworks)('admission adapter on %s', (_name, start) => {
   it('admits everything in shadow mode, and enforces again when switched back, keeping its state', async () => {
     const controller = admissionController({ limit: 1, mode: 'shadow' });
     const app = await start({ controller });
+    expect((await send(app.port, '/work')).headers['retry-after']).toBeUndefined();
     const held = pending(app.port, '/work?gate=a');
     await until(() => controller.inFlight === 1);
-    expect((await send(app.port, '/work')).status).toBe(200);
+    // Let through with the 503's Retry-After: the headers of enforcement, but for the status.
+    const shadowed = await send(app.port, '/work');
+    expect(shadowed.status).toBe(200);
+    expect(shadowed.headers['retry-after']).toBe('1');
     controller.mode = 'enforce';
-    expect((await send(app.port, '/work')).status).toBe(503);
+    const refused = await send(app.port, '/work');
+    expect(refused.status).toBe(503);
+    expect(refused.headers['retry-after']).toBe('1');
     app.open('a');
     await held;
     await until(() => controller.inFlight === 0);
