@@ -236,7 +236,7 @@ describe('policy events', () => {
     await b.execute(() => 1).catch(ignore);
     gate.resolve();
     await running;
-    expect(await valueOf(registry, 'bulwark_bulkhead_rejections_total', { policy: 'pool' })).toBe(2);
+    expect(await valueOf(registry, 'bulwark_bulkhead_rejections_total', { policy: 'pool', mode: 'enforce' })).toBe(2);
   });
 
   it('counts fallbacks', async () => {
