@@ -5,9 +5,9 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { type Admission, AdmissionController, type AdmissionControllerOptions, type AdmissionDecisionEvent } from '../admission/controller.js';
 import { DEFAULT_PRIORITY_LEVEL, parsePriority, type Priority, PRIORITY_CLASSES, type PriorityClass, type PriorityLevel, priorityLevel } from '../admission/priority.js';
 import { type AdmissionScope, withAdmissionScope } from '../admission/scope.js';
-import type { AdmissionRequest, Permit, PermitOutcome } from '../admission/types.js';
+import type { AdmissionRequest, AdmissionSnapshot, Permit, PermitOutcome } from '../admission/types.js';
 import { admissionRejectedChannel } from '../core/diagnostics.js';
-import { checkOptions, functionOption, show } from '../core/validate.js';
+import { checkOptions, functionOption, nameOption, show } from '../core/validate.js';
 import { isServedPath } from '../health/served-paths.js';
 import type { AddressedRequest, TrustProxy } from './client-address.js';
 import { admissionFailedProblem, admissionRejectedProblem, deadlineExceededProblem, type ProblemResponse, secondsUp } from './problem.js';
@@ -26,55 +26,60 @@ export interface PropagationOptions {
    * Required: an edge proxy in that list must strip the two headers from outside requests.
    */
   readonly trustProxy: TrustProxy;
+  /** Name under which a request refused for its passed deadline is counted (`bulwark:admission:rejected`, reason `deadline`). @default 'propagation' */
+  readonly name?: string;
 }
 
 /** Reads a request's propagated scope, at `nowMs` (epoch ms). */
 export type ScopeReader = (request: AddressedRequest, nowMs: number) => AdmissionScope | undefined;
 
-const propagationKeys = ['trustProxy'] as const;
+const propagationKeys = ['trustProxy', 'name'] as const;
 
 /**
- * Reads a propagation adapter's options (dropping `ignoredKeys` first: Fastify's `register`
- * options) into the function that reads each request's scope.
+ * The propagation adapters' shared part: options read once (dropping `ignoredKeys` first:
+ * Fastify's `register` options), and each request run in its propagated scope.
  */
-export function propagationSetup(owner: string, options: unknown, ignoredKeys: readonly string[] = []): ScopeReader {
-  if (typeof options !== 'object' || options === null) {
-    throw new TypeError(`${owner}: the argument must be { trustProxy }, got ${show(options)}`);
-  }
-  const own: Record<string, unknown> = { ...options };
-  for (const k of ignoredKeys) delete own[k];
-  const o = checkOptions(owner, own as Partial<PropagationOptions>, propagationKeys);
-  const read = propagatedScopeReader(owner, o.trustProxy);
-  if (read === undefined) {
-    throw new TypeError(
-      `${owner}: option "trustProxy" must name the peers whose propagated priority and deadline are believed (a hop count, addresses or ranges), got ${show(o.trustProxy)}: trusting nobody, the adapter would do nothing`,
-    );
-  }
-  return read;
-}
+export class InboundPropagation {
+  private readonly read: ScopeReader;
+  /** What a deadline refusal is counted with: no controller, so no limit (0). */
+  private readonly state: () => AdmissionSnapshot;
 
-/** Whether the scope's propagated deadline has passed at `nowMs`: the request is then refused. */
-export function deadlinePassed(scope: AdmissionScope, nowMs: number): boolean {
-  return scope.deadline !== undefined && scope.deadline <= nowMs;
-}
+  constructor(owner: string, options: unknown, ignoredKeys: readonly string[] = []) {
+    if (typeof options !== 'object' || options === null) {
+      throw new TypeError(`${owner}: the argument must be { trustProxy }, got ${show(options)}`);
+    }
+    const own: Record<string, unknown> = { ...options };
+    for (const k of ignoredKeys) delete own[k];
+    const o = checkOptions(owner, own as Partial<PropagationOptions>, propagationKeys);
+    const read = propagatedScopeReader(owner, o.trustProxy);
+    if (read === undefined) {
+      throw new TypeError(
+        `${owner}: option "trustProxy" must name the peers whose propagated priority and deadline are believed (a hop count, addresses or ranges), got ${show(o.trustProxy)}: trusting nobody, the adapter would do nothing`,
+      );
+    }
+    this.read = read;
+    const state: AdmissionSnapshot = { name: nameOption(owner, o.name, 'propagation'), mode: 'enforce', limit: 0, inFlight: 0, queued: 0 };
+    this.state = () => state;
+  }
 
-/**
- * Runs `next` inside the request's propagated scope (at once when it has none), or calls
- * `refuse(reply)` instead when the scope's deadline has passed. `next` carries the rest of the
- * request with it (Express's `next`, Fastify's `done`), so all of it runs in the scope.
- */
-export function inPropagatedScope<Reply>(
-  read: ScopeReader,
-  request: AddressedRequest,
-  reply: Reply,
-  next: () => void,
-  refuse: (reply: Reply) => void,
-): void {
-  const now = Date.now();
-  const scope = read(request, now);
-  if (scope === undefined) next();
-  else if (deadlinePassed(scope, now)) refuse(reply);
-  else withAdmissionScope(scope, next);
+  /**
+   * Runs `next` inside the request's propagated scope (at once when it has none), or calls
+   * `refuse(reply)` instead when the scope's deadline has passed (counted, reason `deadline`).
+   * `next` carries the rest of the request with it (Express's `next`, Fastify's `done`), so all of
+   * it runs in the scope.
+   */
+  run<Reply>(request: AddressedRequest, reply: Reply, next: () => void, refuse: (reply: Reply) => void): void {
+    const now = Date.now();
+    const scope = this.read(request, now);
+    if (scope === undefined) {
+      next();
+    } else if (scope.deadline !== undefined && scope.deadline <= now) {
+      reportDeadline(this.state, parsePriority(scope.priority) ?? DEFAULT_PRIORITY_LEVEL);
+      refuse(reply);
+    } else {
+      withAdmissionScope(scope, next);
+    }
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -181,6 +186,7 @@ export class InboundAdmission<Req> {
   private readonly report: (error: unknown, request: Req) => void;
   /** The rejection answers, one per reason, built on first use. */
   private readonly answers = new Map<string, ProblemResponse>();
+  private readonly snapshot = (): AdmissionSnapshot => this.controller.snapshot();
 
   constructor(
     private readonly owner: string,
@@ -248,7 +254,7 @@ export class InboundAdmission<Req> {
     }
     const deadline = propagated?.deadline;
     if (deadline !== undefined && deadline <= now) {
-      reportDeadline(this.controller, level);
+      reportDeadline(this.snapshot, level);
       if (this.controller.mode === 'enforce') {
         refuse(reply, deadlineExceededProblem, undefined);
         return;
@@ -344,9 +350,9 @@ function scopeOf(level: PriorityLevel, deadline: number | undefined, tenant: str
  * Counts a request refused (or in shadow mode let through) because its propagated deadline had
  * passed, on `bulwark:admission:rejected` with reason `'deadline'`, as the controller counts its own.
  */
-function reportDeadline(controller: AdmissionController, priority: PriorityLevel): void {
+function reportDeadline(snapshot: () => AdmissionSnapshot, priority: PriorityLevel): void {
   if (!admissionRejectedChannel.hasSubscribers) return;
-  const { name, mode, limit, inFlight, queued } = controller.snapshot();
+  const { name, mode, limit, inFlight, queued } = snapshot();
   const event: AdmissionDecisionEvent = { policy: name, mode, reason: 'deadline', priority, limit, inFlight, queued };
   admissionRejectedChannel.publish(event);
 }

@@ -3,6 +3,7 @@
 // an untrusted peer's are ignored (spoofed headers from loopback when only 10/8 is trusted), a
 // malformed value is ignored rather than a 500, and a request whose deadline has passed gets a 504
 // problem answer and never reaches the handler.
+import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { request as httpRequest } from 'node:http';
 import express from 'express';
 import fastify from 'fastify';
@@ -11,7 +12,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { propagationMiddleware } from '../../src/adapters/express.js';
 import { propagationPlugin } from '../../src/adapters/fastify.js';
 import { DEADLINE_HEADER, PRIORITY_HEADER } from '../../src/http/propagation.js';
-import { type AdmissionScope, currentAdmissionScope } from '../../src/index.js';
+import { type AdmissionDecisionEvent, type AdmissionScope, channelNames, currentAdmissionScope } from '../../src/index.js';
 import { close, delay, send } from './support/inbound-http.js';
 
 // Express 4 ships no types of its own under its alias: use Express 5's for both.
@@ -126,9 +127,15 @@ describe.each(frameworks)('propagation on %s', (_name, start) => {
     expect(JSON.parse(answer.body)).toBeNull();
   });
 
-  it('answers a request whose deadline has passed with 504 problem+json, and never runs the handler', async () => {
-    const app = await start({ trustProxy: 'loopback' });
-    const answer = await send(app.port, '/scope', { headers: { [PRIORITY_HEADER]: 'critical', [DEADLINE_HEADER]: '0' } });
+  it("answers a request whose deadline has passed with 504 problem+json, never runs the handler, and counts it as a 'deadline' rejection", async () => {
+    const events: AdmissionDecisionEvent[] = [];
+    const listener = (m: unknown): void => void events.push(m as AdmissionDecisionEvent);
+    subscribe(channelNames.admissionRejected, listener);
+    const app = await start({ trustProxy: 'loopback', name: 'edge' });
+    const answer = await send(app.port, '/scope', { headers: { [PRIORITY_HEADER]: 'critical', [DEADLINE_HEADER]: '0' } }).finally(() =>
+      unsubscribe(channelNames.admissionRejected, listener),
+    );
+    expect(events).toEqual([{ policy: 'edge', mode: 'enforce', reason: 'deadline', priority: 3, limit: 0, inFlight: 0, queued: 0 }]);
     expect(answer.status).toBe(504);
     expect(answer.headers['content-type']).toMatch(/^application\/problem\+json/);
     expect(answer.headers['retry-after']).toBeUndefined();
@@ -146,6 +153,7 @@ describe('propagation options', () => {
     expect(() => propagationMiddleware({ trustProxy: false })).toThrow(/option "trustProxy" must name the peers.*got false/);
     expect(() => propagationMiddleware({ trustProxy: true } as never)).toThrow(/true would let any client/);
     expect(() => propagationMiddleware({ trustProxy: 1, priority: 'x' } as never)).toThrow(/propagationMiddleware.*priority/);
+    expect(() => propagationMiddleware({ trustProxy: 1, name: '' })).toThrow(/propagationMiddleware: option "name"/);
   });
 
   it('refuses bad options at registration in Fastify', async () => {

@@ -1,6 +1,6 @@
 import type { ServerResponse } from 'node:http';
 import type { AdmissionController } from '../../admission/controller.js';
-import { type AdmissionOptions, InboundAdmission, inPropagatedScope, propagationSetup, type PropagationOptions } from '../../http/admission.js';
+import { type AdmissionOptions, InboundAdmission, InboundPropagation, type PropagationOptions } from '../../http/admission.js';
 import { deadlineExceededProblem, writeProblem } from '../../http/problem.js';
 import { boundedConsoleReporter } from '../../http/rate-limit-options.js';
 import type { BulwarkMiddleware, ExpressRequestLike } from './rate-limit.js';
@@ -17,9 +17,9 @@ import type { BulwarkMiddleware, ExpressRequestLike } from './rate-limit.js';
  * app.get('/price', async (req, res) => res.json(await pricing('/v1/price'))); // pricing: createFetch({ propagate: true })
  */
 export function propagationMiddleware(options: PropagationOptions): BulwarkMiddleware {
-  const read = propagationSetup('propagationMiddleware', options);
+  const propagation = new InboundPropagation('propagationMiddleware', options);
   return function bulwarkPropagation(request, response, next) {
-    inPropagatedScope(read, request, response, next, refuseExpired);
+    propagation.run(request, response, next, refuseExpired);
   };
 }
 

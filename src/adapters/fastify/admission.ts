@@ -1,5 +1,5 @@
 import type { ServerResponse } from 'node:http';
-import { type AdmissionOptions, InboundAdmission, inPropagatedScope, propagationSetup, type PropagationOptions } from '../../http/admission.js';
+import { type AdmissionOptions, InboundAdmission, InboundPropagation, type PropagationOptions } from '../../http/admission.js';
 import { deadlineExceededProblem } from '../../http/problem.js';
 import {
   type FastifyInstanceLike,
@@ -12,14 +12,14 @@ import {
 } from './types.js';
 
 function setupPropagation(app: unknown, options: PropagationOptions): void {
-  const read = propagationSetup('propagationPlugin', options, registerOptionKeys);
+  const propagation = new InboundPropagation('propagationPlugin', options, registerOptionKeys);
   // Callback style: `done` runs inside the scope, and with it the rest of the request (later hooks,
   // body parsing, the handler). An async hook would resume Fastify outside it.
   (app as FastifyInstanceLike).addHook(
     'onRequest',
     function bulwarkPropagation(request: FastifyRequestLike, reply: FastifyReplyLike, done: (error?: Error) => void) {
       // An expired request is answered; `done` is not called then, so nothing else runs for it.
-      inPropagatedScope(read, request.raw, reply, done, refuseExpired);
+      propagation.run(request.raw, reply, done, refuseExpired);
     },
   );
 }
