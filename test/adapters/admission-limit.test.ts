@@ -317,6 +317,13 @@ describe.each(frameworks)('admission adapter on %s', (_name, start) => {
 });
 
 describe('admission adapter options', () => {
+  it('make a controller of their own (gradient2) when given none', () => {
+    const middleware = admissionMiddleware();
+    expect(middleware.controller.algorithm).toBeDefined();
+    expect(middleware.controller.limit).toBeGreaterThan(0);
+    expect(admissionMiddleware({ name: 'mine', limit: 7 }).controller.snapshot()).toMatchObject({ name: 'mine', limit: 7 });
+  });
+
   it('are validated once, naming the option and the value', () => {
     expect(() => admissionMiddleware({ limit: 5, priority: 'critical' } as never)).toThrow(/admissionMiddleware: option "priority" must be a function, got "critical"/);
     expect(() => admissionMiddleware({ limit: 5, exemptProbes: 'yes' } as never)).toThrow(/option "exemptProbes" must be a boolean, got "yes"/);
