@@ -6,3 +6,4 @@ export * from './express/rate-limit.js';
 export * from './express/load-shedding.js';
 export * from '../http/index.js';
 export * from './express/health.js';
+export * from './express/fault-injection.js';

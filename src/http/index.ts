@@ -9,3 +9,12 @@ export {
 } from './client-address.js';
 export { PROBLEM_TYPES } from './problem.js';
 export type { HttpRateLimitOptions, QuotaUnit, RateLimitHeaders, RateLimitRuleOptions } from './rate-limit-options.js';
+export {
+  FAULT_INJECTED_PROBLEM,
+  httpFaultInjector,
+  HttpFaultInjector,
+  type FaultHeaderOptions,
+  type HttpFaultInjectedEvent,
+  type HttpFaultInjectionOptions,
+  type HttpFaultKind,
+} from './fault-injection.js';
