@@ -9,6 +9,7 @@ export type {
   FailoverEvent,
   FailoverReason,
   FetchCircuitBreakerOptions,
+  FetchFaultInjectionOptions,
   FetchHedgeOptions,
   FetchInit,
   FetchInput,

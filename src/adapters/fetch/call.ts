@@ -5,7 +5,7 @@ import type { Clock } from '../../core/clock.js';
 import { Context, type ExecutionContext, RootContext } from '../../core/context.js';
 import { currentSendScope } from '../../core/diagnostics.js';
 import { BrokenCircuitError, TimeoutError } from '../../core/errors.js';
-import { type ContextualPolicy, invoke, untilAborted } from '../../core/policy.js';
+import { type ContextualPolicy, invoke, type Policy, untilAborted } from '../../core/policy.js';
 import { sleep } from '../../core/sleep.js';
 import { show } from '../../core/validate.js';
 import { limitError } from '../../ratelimit/denial.js';
@@ -21,6 +21,7 @@ import { RequestUrl } from './request-url.js';
 import { failedOrigin } from './network-origin.js';
 import type { FailoverReason, FetchInit, FetchInput, ServerBackoff } from './types.js';
 import type { ResilientFetcher } from './create-fetch.js';
+import { withFaults } from './fault-injection.js';
 
 /** AbortSignal.any arrived in Node 20.3; before it, the caller's signal stops at the response. */
 const anySignal = typeof AbortSignal.any === 'function';
@@ -47,6 +48,8 @@ export const pauseSlackMs = 15;
 export interface Settings {
   readonly name: string;
   readonly fetch: typeof globalThis.fetch | undefined;
+  /** The `faultInjection` option's policy, around each attempt's request. */
+  readonly faults: Policy<Response> | undefined;
   readonly retryOn: ReadonlySet<number>;
   readonly attemptTimeout: TimeoutPolicy | undefined;
   /** The overall timeout, if any, and the clock it runs on. */
@@ -348,7 +351,8 @@ export class Call {
     try {
       const request = this.request ?? url.href;
       const init = signal === undefined ? this.init : this.init === undefined ? { signal } : { ...this.init, signal };
-      const go = (): Promise<Response> => fetchImpl(request, init);
+      const faults = settings.faults;
+      const go = (): Promise<Response> => (faults === undefined ? fetchImpl(request, init) : withFaults(faults, context, () => fetchImpl(request, init)));
       // Tracing, when installed, tells the HTTP client span which resend this is.
       const scope = currentSendScope();
       const resendCount = this.sent++;

@@ -34,6 +34,7 @@ import type {
 import { Call, type Settings, type Target } from './call.js';
 import { breakerHandle, discard, retryHandle } from './outcomes.js';
 import { watchNetworkErrors } from './network-origin.js';
+import { faultsOption } from './fault-injection.js';
 
 const keys = [
   'endpoints',
@@ -47,6 +48,7 @@ const keys = [
   'failoverKeyedRequests',
   'hedge',
   'rateLimit',
+  'faultInjection',
   'fetch',
   'name',
   'clock',
@@ -181,6 +183,7 @@ export class ResilientFetcher {
     this.settings = {
       name,
       fetch: fetchImpl,
+      faults: o.faultInjection === undefined ? undefined : faultsOption(owner, o.faultInjection, clock),
       retryOn: new Set(retryOn as number[]),
       attemptTimeout: attemptMs === undefined ? undefined : timeout(attemptMs, { name: `${name} attempt`, clock }),
       totalMs,
