@@ -18,7 +18,8 @@ import {
  * await app.register(faultInjectionPlugin, { faults: httpFaultInjector({ rate: 0.3, status: 503 }) });
  */
 export type FaultInjectionPluginOptions =
-  | { readonly faults: HttpFaultInjector<FastifyRequestLike> }
+  // Any injector: one made without `when` is typed for node's request, which Fastify's is not.
+  | { readonly faults: HttpFaultInjector<never> }
   | HttpFaultInjectionOptions<FastifyRequestLike>;
 
 /** The reply members the plugin uses beyond {@link FastifyReplyLike}: Fastify 4 and 5 have both. */
