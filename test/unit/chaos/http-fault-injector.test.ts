@@ -101,3 +101,15 @@ describe('httpFaultInjector: what a trusted header asks for', () => {
     ]);
   });
 });
+
+describe('httpFaultInjector: rate accuracy', () => {
+  it('injects 5 % ± 0.3 % of 100,000 requests at rate 0.05, with the default random source', () => {
+    const faults = httpFaultInjector({ rate: 0.05, status: 503 });
+    const req = request('203.0.113.9');
+    let injected = 0;
+    for (let i = 0; i < 100_000; i++) if (faults.decide(req, '/x', req) !== undefined) injected++;
+    // ±300 of 100,000; the binomial σ is ≈ 69, so ~4.4 σ.
+    expect(injected).toBeGreaterThanOrEqual(4_700);
+    expect(injected).toBeLessThanOrEqual(5_300);
+  });
+});
