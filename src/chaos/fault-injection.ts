@@ -1,6 +1,6 @@
 import { type Clock, systemClock } from '../core/clock.js';
 import type { Context, ExecutionContext } from '../core/context.js';
-import { executeChannel } from '../core/diagnostics.js';
+import { executeChannel, faultInjectedChannel } from '../core/diagnostics.js';
 import { EventEmitter, type EventSubscriber } from '../core/events.js';
 import { callFunction, type ExecuteOptions, invokeTraced, PolicyBase, type PolicyFunction, rootContext, runSymbol, whileCallerWaits } from '../core/policy.js';
 import { sleep } from '../core/sleep.js';
@@ -39,7 +39,7 @@ export interface FaultInjectionOptions<R = never> {
 /** What a call got: `'fault'` and `'outcome'` end it (after `latencyMs`, when > 0); `'latency'` delays it, then it runs. */
 export type InjectedKind = 'fault' | 'outcome' | 'latency';
 
-/** Payload of {@link FaultInjectionPolicy.onInjected}. */
+/** Payload of {@link FaultInjectionPolicy.onInjected} and of `bulwark:chaos:injected`. */
 export interface FaultInjectedEvent {
   readonly policy: string;
   readonly kind: InjectedKind;
@@ -151,7 +151,11 @@ export class FaultInjectionPolicy<R = never> extends PolicyBase<R> {
       return Promise.reject(error);
     }
     const kind: InjectedKind = this.fault !== undefined ? 'fault' : this.hasOutcome ? 'outcome' : 'latency';
-    if (this.injected.active) this.injected.emit({ policy: this.name, kind, latencyMs });
+    if (this.injected.active || faultInjectedChannel.hasSubscribers) {
+      const event: FaultInjectedEvent = { policy: this.name, kind, latencyMs };
+      this.injected.emit(event);
+      if (faultInjectedChannel.hasSubscribers) faultInjectedChannel.publish(event);
+    }
     if (latencyMs === 0) return this.end(fn, context);
     // Aborts at once, with the signal's reason, when the caller (or an enclosing timeout) gives
     // up; the timer and the listener go with it.

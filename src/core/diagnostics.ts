@@ -60,6 +60,11 @@ export const channelNames = {
    * (`policies`: the names of the policies that went with it, its breaker's; metrics remove their series).
    */
   fetchOriginEvicted: 'bulwark:fetch:origin-evicted',
+  /**
+   * A fault-injection policy, or the inbound fault injection, injected a fault: `{ policy, kind, latencyMs }`
+   * (`kind`: `'fault'`, `'outcome'` or `'latency'` from the policy; `'status'`, `'abort'` or `'latency'` inbound).
+   */
+  faultInjected: 'bulwark:chaos:injected',
 } as const;
 
 /** The states of a circuit breaker. */
@@ -185,6 +190,7 @@ export const healthCheckChannel = diagnosticsChannel.channel(channelNames.health
 export const shutdownPhaseChannel = diagnosticsChannel.channel(channelNames.shutdownPhase);
 export const fetchFailoverChannel = diagnosticsChannel.channel(channelNames.fetchFailover);
 export const fetchOriginEvictedChannel = diagnosticsChannel.channel(channelNames.fetchOriginEvicted);
+export const faultInjectedChannel = diagnosticsChannel.channel(channelNames.faultInjected);
 
 /**
  * Runs one traced policy execution inside a scope of the subscriber's choosing: `bulwark/otel`

@@ -4,6 +4,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { STATUS_CODES } from 'node:http';
 import { enabledOption, latencyOf, latencyOption, type LatencySource, randomOption, rateOption } from '../chaos/options.js';
+import { faultInjectedChannel } from '../core/diagnostics.js';
 import { EventEmitter, type EventSubscriber } from '../core/events.js';
 import { checkOptions, countOption, nameOption, show } from '../core/validate.js';
 import { isServedPath } from '../health/served-paths.js';
@@ -225,9 +226,11 @@ export class HttpFaultInjector<Req = unknown> {
       return undefined;
     }
     const latencyMs = latency ? latencyOf(owner, this.latency!) : 0;
-    if (this.injected.active) {
+    if (this.injected.active || faultInjectedChannel.hasSubscribers) {
       const kind: HttpFaultKind = answer !== undefined ? 'status' : abort ? 'abort' : 'latency';
       this.injected.emit({ policy: this.name, kind, latencyMs, requested: asked !== undefined });
+      // The channel's message has the policy's shape: `requested` is for listeners of this injector.
+      if (faultInjectedChannel.hasSubscribers) faultInjectedChannel.publish({ policy: this.name, kind, latencyMs });
     }
     return { latencyMs, answer, abort };
   }

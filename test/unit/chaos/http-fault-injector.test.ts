@@ -1,7 +1,9 @@
 // The framework-free decision behind the inbound fault injection (src/http/fault-injection.ts):
 // which peers may ask for faults by header (trustProxy's rules), how the header is read, and the
 // draw. The adapters' own tests run it in real servers.
+import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import type { IncomingMessage } from 'node:http';
+import { channelNames } from '../../../src/index.js';
 import { describe, expect, it } from 'vitest';
 import { httpFaultInjector, type HttpFaultInjectedEvent, type HttpFaultInjectionOptions } from '../../../src/http/fault-injection.js';
 
@@ -99,6 +101,22 @@ describe('httpFaultInjector: what a trusted header asks for', () => {
       { policy: 'fault-injection', kind: 'abort', latencyMs: 0, requested: false },
       { policy: 'fault-injection', kind: 'abort', latencyMs: 0, requested: true },
     ]);
+  });
+});
+
+describe('httpFaultInjector: telemetry', () => {
+  it('publishes each injection on bulwark:chaos:injected, in the policy\'s message shape', () => {
+    const messages: unknown[] = [];
+    const listener = (m: unknown): void => void messages.push(m);
+    subscribe(channelNames.faultInjected, listener);
+    try {
+      const faults = httpFaultInjector({ rate: 1, latencyMs: 5, status: 503, name: 'edge' });
+      const req = request('203.0.113.9');
+      faults.decide(req, '/x', req);
+    } finally {
+      unsubscribe(channelNames.faultInjected, listener);
+    }
+    expect(messages).toEqual([{ policy: 'edge', kind: 'status', latencyMs: 5 }]);
   });
 });
 
