@@ -18,7 +18,6 @@ import {
   type CircuitRejectedMessage,
   type ExecuteMessage,
   type FallbackEvent,
-  faultInjection,
   type FaultInjectedEvent,
   type FetchOriginEvictedMessage,
   type GiveUpEvent,
@@ -150,8 +149,6 @@ async function published(): Promise<Map<string, string[]>> {
     const clock = new ManualClock();
     let n = 0;
     await hedge({ name: 'failover-hedge', delayMs: 1_000, clock }).execute(() => (++n === 1 ? Promise.reject(new Error('x')) : 'ok'));
-    // A fault injected by the chaos policy.
-    await faultInjection({ name: 'chaos', rate: 1, outcome: 'injected' }).execute(() => 'real');
     // A retry of a returned value (handleResult): its messages carry `result`.
     await retry({ name: 'result-retry', maxAttempts: 2, handleResult: (v) => v === 'busy', backoff: constant(0), clock }).execute(() => 'busy');
     const done = gracefulShutdown(null, { signals: [], exit: false, drainDelayMs: 10, clock, log: () => {} }).shutdown('test');
