@@ -116,7 +116,7 @@ async function serve(framework: string, options: Setup): Promise<{ port: number;
   return { port: (a.server.address() as { port: number }).port, handled: () => handled, events };
 }
 
-describe.each(['Express 5', 'Fastify 5'])('fault header fuzz on %s', (framework) => {
+describe.each(['Express 5', 'Fastify 5'])('S8 fault header fuzz on %s', (framework) => {
   it.each(setups)('with %s, no header enables an unconfigured fault', async (_label, options, allowed, reached) => {
     const seed = Math.floor(Math.random() * 2 ** 31);
     const random = seeded(seed);

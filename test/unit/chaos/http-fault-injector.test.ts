@@ -20,7 +20,7 @@ function onRequestOnly(header: HttpFaultInjectionOptions<IncomingMessage>['heade
   return httpFaultInjector({ rate: 0, status: 503, header, ...more });
 }
 
-describe('httpFaultInjector: who may ask for a fault by header', () => {
+describe('S8 httpFaultInjector: who may ask for a fault by header', () => {
   it.each([
     ['loopback', '127.0.0.1', true],
     ['loopback', '::1', true],
