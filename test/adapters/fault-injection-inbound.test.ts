@@ -3,7 +3,7 @@
 // run-time switch, bulwark's own routes exempt, and faults asked for by header from trusted peers only.
 import type { Server } from 'node:http';
 import express from 'express';
-import fastify from 'fastify';
+import fastify, { type FastifyRequest } from 'fastify';
 import fastify4 from 'fastify4';
 import { afterEach, describe, expect, it } from 'vitest';
 import { faultInjectionMiddleware, FAULT_INJECTED_PROBLEM, httpFaultInjector, type HttpFaultInjectionOptions, type HttpFaultInjector } from '../../src/adapters/express.js';
@@ -17,6 +17,15 @@ const express4 = ((await import(express4Name)) as { default: typeof express }).d
 
 type FastifyApp = ReturnType<typeof fastify>;
 type Options = HttpFaultInjectionOptions<never>;
+
+// Compile-time: `when` written for each framework's own request type is accepted, in options and in an injector.
+export function typeChecks(): void {
+  express().use(faultInjectionMiddleware({ rate: 0.1, status: 503, when: (req: express.Request) => req.path === '/api' }));
+  express().use(faultInjectionMiddleware(httpFaultInjector({ rate: 0.1, latencyMs: 5, when: (req: express.Request) => req.path === '/api' })));
+  void fastify().register(faultInjectionPlugin, { rate: 0.1, abort: true, when: (req: FastifyRequest) => req.routeOptions.url === '/api' });
+  void fastify().register(faultInjectionPlugin, { faults: httpFaultInjector({ rate: 0.1, status: 500, when: (req: FastifyRequest) => req.url === '/api' }) });
+  void fastify4().register(faultInjectionPlugin, { faults: httpFaultInjector({ rate: 0.1, status: 500 }) });
+}
 
 /** A server with the fault injection in front of `/work` and `/metrics` (one of bulwark's own paths). */
 interface Served {
