@@ -9,7 +9,7 @@ import { EventEmitter, type EventSubscriber } from '../core/events.js';
 import { checkOptions, countOption, nameOption, show } from '../core/validate.js';
 import { isServedPath } from '../health/served-paths.js';
 import { type AddressedRequest, clientAddressResolver, type TrustProxy } from './client-address.js';
-import { problem, type ProblemResponse } from './problem.js';
+import { PROBLEM_TYPES, problem, type ProblemResponse } from './problem.js';
 
 // Method-shaped, so that a function written for a framework's own request type is accepted.
 type RequestPredicate<Req> = { fn(request: Req): boolean }['fn'];
@@ -93,13 +93,10 @@ const owner = 'faultInjection';
 const keys = ['rate', 'status', 'latencyMs', 'abort', 'enabled', 'when', 'random', 'header', 'exemptProbes', 'onError', 'name'] as const;
 const headerKeys = ['trustProxy', 'name'] as const;
 
-/** The `type` of an injected status's problem body. */
-export const FAULT_INJECTED_PROBLEM = 'urn:bulwark:problem:fault-injected';
-
 /** 500 when `when` or a `latencyMs` function failed, so no fault could be decided. */
 export const faultCheckFailedProblem = problem(
   500,
-  'urn:bulwark:problem:fault-injection-check-failed',
+  PROBLEM_TYPES.faultInjectionCheckFailed,
   'Internal Server Error',
   'The request could not be checked for fault injection.',
 );
@@ -144,7 +141,7 @@ export class HttpFaultInjector<Req = unknown> {
     this.answer =
       status === undefined
         ? undefined
-        : problem(status, FAULT_INJECTED_PROBLEM, STATUS_CODES[status] ?? 'Error', 'A fault was injected into this request on purpose (fault injection is on).');
+        : problem(status, PROBLEM_TYPES.faultInjected, STATUS_CODES[status] ?? 'Error', 'A fault was injected into this request on purpose (fault injection is on).');
     this.latency = latencyOption(owner, o.latencyMs);
     if (o.abort !== undefined && typeof o.abort !== 'boolean') throw new TypeError(`${owner}: option "abort" must be a boolean, got ${show(o.abort)}`);
     this.abort = o.abort === true;

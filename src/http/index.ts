@@ -10,7 +10,6 @@ export {
 export { PROBLEM_TYPES } from './problem.js';
 export type { HttpRateLimitOptions, QuotaUnit, RateLimitHeaders, RateLimitRuleOptions } from './rate-limit-options.js';
 export {
-  FAULT_INJECTED_PROBLEM,
   httpFaultInjector,
   HttpFaultInjector,
   type FaultHeaderOptions,

@@ -33,6 +33,10 @@ export const PROBLEM_TYPES = {
   overloaded: 'urn:bulwark:problem:overloaded',
   /** 500: under pressure, the shedder's `skip` threw or did not answer a boolean. */
   sheddingCheckFailed: 'urn:bulwark:problem:shedding-check-failed',
+  /** The configured status (400–599): fault injection answered the request on purpose (also the body of fetch's injected responses). */
+  faultInjected: 'urn:bulwark:problem:fault-injected',
+  /** 500: fault injection's `when` (or its `latencyMs` function) threw or answered wrongly. */
+  faultInjectionCheckFailed: 'urn:bulwark:problem:fault-injection-check-failed',
 } as const;
 
 /**

@@ -6,7 +6,7 @@ import express from 'express';
 import fastify, { type FastifyRequest } from 'fastify';
 import fastify4 from 'fastify4';
 import { afterEach, describe, expect, it } from 'vitest';
-import { faultInjectionMiddleware, FAULT_INJECTED_PROBLEM, httpFaultInjector, type HttpFaultInjectionOptions, type HttpFaultInjector } from '../../src/adapters/express.js';
+import { faultInjectionMiddleware, httpFaultInjector, PROBLEM_TYPES, type HttpFaultInjectionOptions, type HttpFaultInjector } from '../../src/adapters/express.js';
 import { faultInjectionPlugin } from '../../src/adapters/fastify.js';
 import { refedTrackedTimers } from '../support/timer-tracker.js';
 import { abortRequest, close, delay, send } from './support/inbound-http.js';
@@ -90,7 +90,7 @@ describe.each(frameworks)('fault injection on %s', (_name, serve) => {
     const answer = await send(s.port, '/work');
     expect(answer.status).toBe(503);
     expect(answer.headers['content-type']).toMatch(/^application\/problem\+json/);
-    expect(JSON.parse(answer.body)).toMatchObject({ type: FAULT_INJECTED_PROBLEM, status: 503, title: 'Service Unavailable' });
+    expect(JSON.parse(answer.body)).toMatchObject({ type: PROBLEM_TYPES.faultInjected, status: 503, title: 'Service Unavailable' });
     expect(answer.headers['retry-after']).toBeUndefined();
     expect(s.handled()).toBe(0);
   });

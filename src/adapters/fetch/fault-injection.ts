@@ -7,8 +7,7 @@ import type { Clock } from '../../core/clock.js';
 import type { Context } from '../../core/context.js';
 import { type ContextualPolicy, invoke, isPolicy, type Policy, runSymbol } from '../../core/policy.js';
 import { checkOptions, countOption, show } from '../../core/validate.js';
-import { FAULT_INJECTED_PROBLEM } from '../../http/fault-injection.js';
-import { PROBLEM_CONTENT_TYPE, problem } from '../../http/problem.js';
+import { PROBLEM_CONTENT_TYPE, PROBLEM_TYPES, problem } from '../../http/problem.js';
 import type { FetchFaultInjectionOptions } from './types.js';
 
 const keys = ['rate', 'status', 'networkError', 'latencyMs', 'enabled', 'when', 'random', 'name'] as const;
@@ -45,7 +44,7 @@ function fromOptions(owner: string, value: unknown, clock: Clock): FaultInjectio
     throw new TypeError(`${name}: "status" and "networkError" both end the attempt: give one`);
   }
   const code = status === undefined ? undefined : countOption(name, 'status', status, 0, { min: 400, max: 599 });
-  const body = code === undefined ? undefined : problem(code, FAULT_INJECTED_PROBLEM, STATUS_CODES[code] ?? 'Error', 'A fault was injected into this attempt (fetch fault injection is on).');
+  const body = code === undefined ? undefined : problem(code, PROBLEM_TYPES.faultInjected, STATUS_CODES[code] ?? 'Error', 'A fault was injected into this attempt (fetch fault injection is on).');
   return faultInjection<Response>({
     ...rest,
     rate: rest.rate as number, // checked by the policy, with the others
