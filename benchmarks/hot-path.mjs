@@ -35,6 +35,7 @@ import {
   circuitBreaker,
   consecutive,
   exponential,
+  faultInjection,
   hedge,
   pipeline,
   retry,
@@ -137,6 +138,15 @@ const bnRaw = new Bottleneck({ maxConcurrent: 10 });
 const bnLimiter = new Bottleneck({ maxConcurrent: 10 });
 const bnWrapped = fromBottleneck(bnLimiter);
 
+// Issue 15 §4: a fault-injection policy switched off (its usual state in production) costs ≤ 5 ns
+// a call over `await fn()`; and inside a pipeline, over the same pipeline without it.
+const chaosOff = faultInjection({ rate: 0.05, fault: () => new Error('injected'), enabled: false });
+const chaosPipelineOff = pipeline(circuitBreaker(bBreakerOpts), faultInjection({ rate: 0.05, fault: () => new Error('injected'), enabled: false }));
+const chaosScenarios = [
+  ['bulwark faultInjection, disabled', () => chaosOff.execute(work)],
+  ['bulwark pipeline(breaker, faultInjection disabled)', () => chaosPipelineOff.execute(work)],
+];
+
 // Calls refused at once (open breaker, full bulkhead, rate limit): see rejections.mjs.
 const rejections = await rejectionScenarios();
 
@@ -148,6 +158,7 @@ const scenarios = [
   ['bulwark pipeline(retry, breaker, timeout)', () => bPipeline.execute(work)],
   ['bulwark hedge, no hedge fires', () => bHedge.execute(work)],
   ...bLayers,
+  ...chaosScenarios,
   ...queuedScenarios,
   ['cockatiel circuitBreaker', () => cBreaker.execute(work)],
   ['cockatiel retry', () => cRetry.execute(work)],
@@ -279,6 +290,8 @@ function ratio(a, b, field) {
 
 const targets = [
   judge("closed breaker: bulwark circuitBreaker's overhead ÷ cockatiel's", ratio('bulwark circuitBreaker', 'cockatiel circuitBreaker', 'overhead'), 0.25, '×'),
+  // Issue 15 §4: a disabled fault injection adds ≤ 5 ns to a bare call.
+  judge('disabled faultInjection: overhead over await fn(), ns/op', find('bulwark faultInjection, disabled')?.overhead, 5, 'ns'),
   judge('bulwark pipeline(retry, breaker, timeout) ÷ await fn(), ns/op', ratio('bulwark pipeline(retry, breaker, timeout)', base.name, 'ns'), 6, '×'),
   // Issue 14 §3: a hedge whose first attempt succeeds before the delay adds ≤ 100 ns to `await fn()`.
   judge('hedge success path (no hedge fires): overhead over await fn(), ns/op', find('bulwark hedge, no hedge fires')?.overhead, 100, 'ns'),

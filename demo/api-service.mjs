@@ -114,5 +114,8 @@ gracefulShutdown(server, {
   log: () => {},
 });
 
-// Counts go to the parent once a second for its progress line.
+// Counts go to the parent once a second for its progress line, and when it asks (between phases).
 setInterval(() => report({ type: 'stats', counts }), 1_000).unref();
+process.on('message', (m) => {
+  if (m?.type === 'stats') report({ type: 'stats', id: m.id, counts });
+});

@@ -6,33 +6,37 @@
 //   steady     tenants call GET /quote within their limits
 //   outage     the primary upstream fails: retries, its breaker opens, calls fail over to the standby
 //   recovery   the primary is back: its breaker probes, closes, and traffic returns to it
+//   chaos      fault injection on the primary (bulwark/express's faultInjectionMiddleware in front
+//              of its handler) answers 30 % of its requests 503: retries move them to the
+//              standby, the breaker opens on runs of failures, and no client sees an error
 //   burst      one tenant calls far over its limit: 429s with Retry-After, other tenants unaffected
 //   shutdown   SIGTERM to the service under load: readiness fails first, the load balancer (this
 //              script, polling /readyz) stops sending, in-flight requests finish, the service exits
 //
-// Everything listens on 127.0.0.1 on ports the system picks. The run ends by itself in about 25 s
-// and exits non-zero if a request was dropped or the service did not exit cleanly.
+// Everything listens on 127.0.0.1 on ports the system picks. The run ends by itself in about 30 s
+// and exits non-zero if a request was dropped or the service did not exit cleanly. A phase is an
+// entry in PHASES: its name, its length, and what it switches on entering and leaving.
 import { fork } from 'node:child_process';
 import http from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
+import { faultInjectionMiddleware, httpFaultInjector } from '../dist/express.js';
 
-const PHASES = [
-  { name: 'steady', ms: 5_000 },
-  { name: 'outage', ms: 6_000 },
-  { name: 'recovery', ms: 5_000 },
-  { name: 'burst', ms: 3_000 },
-];
 const TENANTS = 6; // each calls about 10 times a second, half its limit
 const GREEDY_WORKERS = 4; // the burst tenant's concurrent loops, with no pause
 const started = performance.now();
 const elapsed = () => ((performance.now() - started) / 1000).toFixed(1).padStart(5) + ' s';
 
 // ---- upstreams -------------------------------------------------------------------------------
-const upstreamHits = { primary: 0, standby: 0, primaryFailed: 0 };
+const upstreamHits = { primary: 0, standby: 0, primaryFailed: 0, primaryInjected: 0 };
+// The chaos phase's faults: 30 % of the primary's requests answered 503 (problem+json) before its
+// handler runs, while `enabled`. Off until then.
+const primaryFaults = httpFaultInjector({ rate: 0.3, status: 503, enabled: false, name: 'primary chaos' });
+primaryFaults.onInjected(() => upstreamHits.primaryInjected++);
+const chaos = faultInjectionMiddleware(primaryFaults);
 function startUpstream(name) {
   const state = { healthy: true };
-  const server = http.createServer((req, res) => {
+  const handle = (req, res) => {
     if (name === 'primary' && !state.healthy) {
       upstreamHits.primaryFailed++;
       res.writeHead(503, { 'content-type': 'application/json' }).end('{"error":"maintenance"}');
@@ -41,7 +45,9 @@ function startUpstream(name) {
     upstreamHits[name]++;
     res.writeHead(200, { 'content-type': 'application/json' });
     res.end(JSON.stringify({ quote: (100 + Math.random() * 5).toFixed(2), from: name }));
-  });
+  };
+  // Any (req, res, next) server takes the middleware; plain node:http here.
+  const server = http.createServer(name === 'primary' ? (req, res) => chaos(req, res, () => handle(req, res)) : handle);
   return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve({ server, state, url: `http://127.0.0.1:${server.address().port}` })));
 }
 const primary = await startUpstream('primary');
@@ -57,7 +63,7 @@ function note(text) {
     last.until = elapsed();
   } else events.push({ at: elapsed(), text, times: 1, until: undefined });
 }
-const breaker = { primary: 'closed', standby: 'closed', transitions: [] };
+const breaker = { primary: 'closed', standby: 'closed', transitions: [], opens: 0 };
 let serviceCounts = { retries: 0, failovers: 0, allowed: 0, denied: 0, upstreamCalls: { primary: 0, standby: 0 } };
 const service = fork(fileURLToPath(new URL('./api-service.mjs', import.meta.url)), [primary.url, standby.url], {
   stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
@@ -77,6 +83,7 @@ service.on('message', (m) => {
   else if (m.type === 'breaker') {
     const which = m.policy.includes('primary') ? 'primary' : 'standby';
     breaker[which] = m.to;
+    if (which === 'primary' && m.to === 'open') breaker.opens++;
     breaker.transitions.push(`${which} ${m.from} → ${m.to} at ${elapsed().trim()}`);
     note(`breaker ${which}: ${m.from} → ${m.to}`);
   } else if (m.type === 'event') note(m.what);
@@ -87,8 +94,24 @@ console.log(
     `Prometheus metrics while it runs: ${api}/metrics (scraped by a real Prometheus: node observability/capture.mjs)\n`,
 );
 
+// The service's counts now: the next `stats` message after asking (they also come once a second).
+function serviceStats() {
+  return new Promise((resolve) => {
+    const id = Math.random();
+    service.on('message', function onMessage(m) {
+      if (m.type === 'stats' && m.id === id) {
+        service.off('message', onMessage);
+        resolve(m.counts);
+      }
+    });
+    service.send({ type: 'stats', id });
+  });
+}
+
 // ---- load ------------------------------------------------------------------------------------
 const totals = { sent: 0, ok: 0, limited: 0, limitedWithRetryAfter: 0, upstreamErrors: 0, dropped: 0, other: 0 };
+// Per phase: requests sent and how many a client saw fail (a 502, another non-2xx but 429, or dropped).
+const byPhase = {};
 const perSecond = { sent: 0, ok: 0, limited: 0, upstreamErrors: 0, dropped: 0 };
 const greedy = { sent: 0, limited: 0 };
 let routing = true; // the "load balancer": sends to the service while its readiness passes
@@ -96,6 +119,8 @@ let running = true;
 let phase = 'starting';
 
 async function call(apiKey) {
+  const mine = (byPhase[phase] ??= { sent: 0, failed: 0 });
+  mine.sent++;
   totals.sent++;
   perSecond.sent++;
   if (apiKey === 'greedy') greedy.sent++;
@@ -113,8 +138,13 @@ async function call(apiKey) {
     } else if (res.status === 502) {
       totals.upstreamErrors++;
       perSecond.upstreamErrors++;
-    } else totals.other++;
+      mine.failed++;
+    } else {
+      totals.other++;
+      mine.failed++;
+    }
   } catch (error) {
+    mine.failed++;
     totals.dropped++;
     perSecond.dropped++;
     note(`DROPPED: ${error.cause?.code ?? error.message}`);
@@ -160,15 +190,40 @@ const progress = setInterval(() => {
   for (const key of Object.keys(perSecond)) perSecond[key] = 0;
 }, 1_000);
 
-const loops = [readinessPoller(), ...Array.from({ length: TENANTS }, (_, i) => tenant(i))];
+// ---- phases ----------------------------------------------------------------------------------
+// Each phase switches something on `enter` and back on `leave`; the closing table reads what they record.
 const bursts = [];
-for (const { name, ms } of PHASES) {
+const chaosSeen = { injected: 0, primaryAnswers: 0, retries: 0, failovers: 0, opens: 0 };
+let before;
+const PHASES = [
+  { name: 'steady', ms: 5_000 },
+  { name: 'outage', ms: 6_000, enter: () => (primary.state.healthy = false) },
+  { name: 'recovery', ms: 5_000, enter: () => (primary.state.healthy = true) },
+  {
+    name: 'chaos',
+    ms: 5_000,
+    enter: async () => {
+      before = { ...upstreamHits, ...(await serviceStats()), opens: breaker.opens };
+      primaryFaults.enabled = true;
+    },
+    leave: async () => {
+      primaryFaults.enabled = false;
+      const after = { ...upstreamHits, ...(await serviceStats()), opens: breaker.opens };
+      chaosSeen.injected = after.primaryInjected - before.primaryInjected;
+      chaosSeen.primaryAnswers = chaosSeen.injected + after.primary - before.primary;
+      for (const key of ['retries', 'failovers', 'opens']) chaosSeen[key] = after[key] - before[key];
+    },
+  },
+  { name: 'burst', ms: 3_000, enter: () => bursts.push(...Array.from({ length: GREEDY_WORKERS }, () => greedyLoop())) },
+];
+
+const loops = [readinessPoller(), ...Array.from({ length: TENANTS }, (_, i) => tenant(i))];
+for (const { name, ms, enter, leave } of PHASES) {
   phase = name;
   note(`phase: ${name}`);
-  if (name === 'outage') primary.state.healthy = false;
-  if (name === 'recovery') primary.state.healthy = true;
-  if (name === 'burst') bursts.push(...Array.from({ length: GREEDY_WORKERS }, () => greedyLoop()));
+  await enter?.();
   await sleep(ms);
+  await leave?.();
 }
 // One scrape of /metrics before the service goes away, as Prometheus would take it.
 const scrape = await fetch(`${api}/metrics`)
@@ -189,6 +244,7 @@ await Promise.all([primary, standby].map(({ server }) => new Promise((resolve) =
 
 // ---- report ----------------------------------------------------------------------------------
 const fmt = (n) => n.toLocaleString('en-US');
+const pct = (part, whole) => (whole > 0 ? `${((100 * part) / whole).toFixed(1)} %` : '—');
 console.log('\nWhat happened:');
 for (const { at, text, times, until } of events) {
   console.log(`  ${at}  ${text}${times > 1 ? ` (×${times}, until ${until.trim()})` : ''}`);
@@ -198,6 +254,12 @@ const rows = [
   ['rate limit', `${fmt(serviceCounts.denied)} denied of ${fmt(serviceCounts.allowed + serviceCounts.denied)} decisions; the greedy tenant got ${fmt(greedy.limited)} 429s of ${fmt(greedy.sent)}; ${fmt(totals.limitedWithRetryAfter)} of ${fmt(totals.limited)} 429s carried Retry-After`],
   ['retry', `${fmt(serviceCounts.retries)} upstream attempts retried`],
   ['circuit breaker', breaker.transitions.length > 0 ? breaker.transitions.join('; ') : 'no transitions'],
+  [
+    'chaos',
+    `${fmt(chaosSeen.injected)} of ${fmt(chaosSeen.primaryAnswers)} primary answers were injected 503s (${pct(chaosSeen.injected, chaosSeen.primaryAnswers)}); ` +
+      `meanwhile ${fmt(chaosSeen.retries)} retries, ${fmt(chaosSeen.failovers)} failovers, ${fmt(chaosSeen.opens)} primary breaker opens; ` +
+      `${fmt(byPhase.chaos?.failed ?? 0)} of ${fmt(byPhase.chaos?.sent ?? 0)} client requests failed`,
+  ],
   ['failover', `${fmt(serviceCounts.failovers)} attempts moved to another endpoint; upstream answers: primary ${fmt(upstreamHits.primary)} ok + ${fmt(upstreamHits.primaryFailed)} failed, standby ${fmt(upstreamHits.standby)}`],
   ['graceful shutdown', exit === undefined ? 'the service did not exit within 15 s (killed)' : `exited with code ${exit.code ?? exit.signal} ${Math.round(exit.at - sigtermAt)} ms after SIGTERM`],
   ['metrics', scrape.status === 200 ? `${fmt(bulwarkSeries.length)} bulwark series in ${metricNames.size} metrics at /metrics before shutdown` : `/metrics failed: ${scrape.status} ${scrape.text.slice(0, 80)}`],
@@ -206,6 +268,6 @@ const rows = [
 const width = Math.max(...rows.map(([k]) => k.length));
 console.log('\n| mechanism | what it did |\n|---|---|');
 for (const [k, v] of rows) console.log(`| ${k.padEnd(width)} | ${v} |`);
-const ok = totals.dropped === 0 && exit !== undefined && exit.code === 0 && totals.upstreamErrors === 0;
+const ok = totals.dropped === 0 && exit !== undefined && exit.code === 0 && totals.upstreamErrors === 0 && (byPhase.chaos?.failed ?? 0) === 0;
 console.log(ok ? '\nDemo finished: no request dropped, no upstream error reached a client.' : '\nDemo finished WITH PROBLEMS (see above).');
 process.exitCode = ok ? 0 : 1;

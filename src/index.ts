@@ -14,3 +14,4 @@ export * from './ratelimit/index.js';
 export * from './health/index.js';
 export * from './shedding/index.js';
 export * from './admission/index.js';
+export * from './chaos/index.js';

@@ -7,3 +7,4 @@ export * from './express/load-shedding.js';
 export * from './express/admission.js';
 export * from '../http/index.js';
 export * from './express/health.js';
+export * from './express/fault-injection.js';

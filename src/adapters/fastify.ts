@@ -4,6 +4,7 @@
  */
 export * from './fastify/rate-limit.js';
 export * from './fastify/load-shedding.js';
+export * from './fastify/fault-injection.js';
 export type { FastifyPluginLike, FastifyReplyLike, FastifyRequestLike } from './fastify/types.js';
 export * from './fastify/admission.js';
 export * from '../http/index.js';

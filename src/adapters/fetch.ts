@@ -10,6 +10,7 @@ export type {
   FailoverEvent,
   FailoverReason,
   FetchCircuitBreakerOptions,
+  FetchFaultInjectionOptions,
   FetchHedgeOptions,
   FetchInit,
   FetchInput,

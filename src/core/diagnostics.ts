@@ -68,6 +68,11 @@ export const channelNames = {
   admissionRejected: 'bulwark:admission:rejected',
   /** An admission controller's concurrency limit changed: `{ policy, from, to }`. */
   admissionLimit: 'bulwark:admission:limit',
+  /**
+   * A fault-injection policy, or the inbound fault injection, injected a fault: `{ policy, kind, latencyMs }`
+   * (`kind`: `'fault'`, `'outcome'` or `'latency'` from the policy; `'status'`, `'abort'` or `'latency'` inbound).
+   */
+  faultInjected: 'bulwark:chaos:injected',
 } as const;
 
 /** The states of a circuit breaker. */
@@ -195,6 +200,7 @@ export const fetchFailoverChannel = diagnosticsChannel.channel(channelNames.fetc
 export const admissionRejectedChannel = diagnosticsChannel.channel(channelNames.admissionRejected);
 export const admissionLimitChannel = diagnosticsChannel.channel(channelNames.admissionLimit);
 export const fetchOriginEvictedChannel = diagnosticsChannel.channel(channelNames.fetchOriginEvicted);
+export const faultInjectedChannel = diagnosticsChannel.channel(channelNames.faultInjected);
 
 /**
  * Runs one traced policy execution inside a scope of the subscriber's choosing: `bulwark/otel`

@@ -11,3 +11,11 @@ export { PROBLEM_TYPES } from './problem.js';
 export { DEADLINE_HEADER, PRIORITY_HEADER } from './propagation.js';
 export type { AdmissionAdapterOptions, AdmissionOptions, PropagationOptions } from './admission.js';
 export type { HttpRateLimitOptions, QuotaUnit, RateLimitHeaders, RateLimitRuleOptions } from './rate-limit-options.js';
+export {
+  httpFaultInjector,
+  HttpFaultInjector,
+  type FaultHeaderOptions,
+  type HttpFaultInjectedEvent,
+  type HttpFaultInjectionOptions,
+  type HttpFaultKind,
+} from './fault-injection.js';

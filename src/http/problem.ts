@@ -49,6 +49,10 @@ export const PROBLEM_TYPES = {
   admissionCheckFailed: 'urn:bulwark:problem:admission-check-failed',
   /** 504: the caller's propagated deadline (`bulwark-deadline`) had passed when the request arrived. */
   deadlineExceeded: 'urn:bulwark:problem:deadline-exceeded',
+  /** The configured status (400–599): fault injection answered the request on purpose (also the body of fetch's injected responses). */
+  faultInjected: 'urn:bulwark:problem:fault-injected',
+  /** 500: fault injection's `when` (or its `latencyMs` function) threw or answered wrongly. */
+  faultInjectionCheckFailed: 'urn:bulwark:problem:fault-injection-check-failed',
 } as const;
 
 /**

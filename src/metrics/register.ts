@@ -349,6 +349,13 @@ export function registerMetrics(registry: Registry<RegistryContentType>, options
     registers: [],
   });
 
+  const faultsInjected = new Counter({
+    name: name('fault_injections_total'),
+    help: 'Faults a fault-injection policy or the inbound fault injection injected, by policy and kind.',
+    labelNames: ['policy', 'kind'],
+    registers: [],
+  });
+
   const callbackErrors = new Counter({
     name: name('callback_errors_total'),
     help: "Throws from users' functions that no call could reject with (event listeners, a breaker's handle), by policy and function.",
@@ -376,6 +383,7 @@ export function registerMetrics(registry: Registry<RegistryContentType>, options
     healthStatus,
     healthDuration,
     failovers,
+    faultsInjected,
     callbackErrors,
     ...admission.metrics,
   ] as const;
@@ -486,6 +494,7 @@ export function registerMetrics(registry: Registry<RegistryContentType>, options
       },
     ],
     [channelNames.fetchFailover, (m) => failovers.inc(bound({ policy: label(m.policy), reason: label(m.reason) }))],
+    [channelNames.faultInjected, (m) => faultsInjected.inc(bound({ policy: label(m.policy), kind: label(m.kind) }))],
     [channelNames.callbackError, (m) => callbackErrors.inc(bound({ policy: label(m.policy), callback: label(m.callback) }))],
     // The origin's policies are gone: so go their series (not metrics[0]'s: the state gauge is rebuilt at each scrape).
     [channelNames.fetchOriginEvicted, (m) => forgetPolicies(m.policies, cap, lastSeen, metrics.slice(1))],

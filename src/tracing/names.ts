@@ -11,7 +11,7 @@
 export const attributeNames = {
   /**
    * The policy kind: `retry`, `circuit-breaker`, `timeout`, `bulkhead`, `fallback`, `hedge`,
-   * `rate-limit`, `pipeline`, `opossum`, `bottleneck`.
+   * `rate-limit`, `pipeline`, `fault-injection`, `opossum`, `bottleneck`.
    */
   policyKind: 'bulwark.policy.kind',
   /** The policy's `name` option (its kind by default). */
@@ -73,6 +73,10 @@ export const attributeNames = {
   sheddingValue: 'bulwark.shedding.value',
   /** The threshold it passed. */
   sheddingThreshold: 'bulwark.shedding.threshold',
+  /** What was injected: `fault`, `outcome`, `latency` (a policy); `status`, `abort`, `latency` (inbound). */
+  faultKind: 'bulwark.fault.kind',
+  /** The latency injected before it, in ms (0 for none). */
+  faultLatencyMs: 'bulwark.fault.latency_ms',
 } as const;
 
 /**
@@ -103,4 +107,6 @@ export const eventNames = {
   fetchFailedOver: 'bulwark.fetch.failed_over',
   /** A load shedder turned a request away. */
   sheddingRejected: 'bulwark.shedding.rejected',
+  /** Fault injection injected a fault into the call or request. */
+  faultInjected: 'bulwark.fault.injected',
 } as const;

@@ -112,6 +112,7 @@ export class Recorder {
       this.on(channelNames.fallback, this.fallbackUsed);
       this.on(channelNames.fetchFailover, this.fetchFailedOver);
       this.on(channelNames.sheddingRejected, this.sheddingRejected);
+      this.on(channelNames.faultInjected, this.faultInjected);
     }
     if (this.settings.spanKinds === 'all' || this.settings.spanKinds.size > 0) {
       // The scope is only consulted while `bulwark:execute` has subscribers: one no-op subscriber
@@ -231,6 +232,17 @@ export class Recorder {
     put(attributes, A.bulkheadActive, active);
     put(attributes, A.bulkheadQueued, queued);
     span.addEvent(E.bulkheadRejected, attributes);
+  };
+
+  private readonly faultInjected = (m: unknown): void => {
+    const span = recordingSpan();
+    if (span === undefined) return;
+    const { policy, kind, latencyMs } = m as Message;
+    const attributes: Attributes = {};
+    put(attributes, A.policyName, policy);
+    put(attributes, A.faultKind, kind);
+    put(attributes, A.faultLatencyMs, latencyMs);
+    span.addEvent(E.faultInjected, attributes);
   };
 
   private readonly hedgeStarted = (m: unknown): void => {

@@ -34,6 +34,21 @@ function expectEveryMechanismAtWork(out: string, code: number | null): void {
   expect(rows.get('circuit breaker'), out).toMatch(/^primary closed → open at .*primary half-open → closed at [\d.]+ s$/);
   expect(Number(/^(\d[\d,]*) attempts moved/.exec(rows.get('failover') ?? '')?.[1]?.replaceAll(',', '') ?? 0), out).toBeGreaterThan(0);
   expect(Number(/^(\d+) upstream attempts retried/.exec(rows.get('retry') ?? '')?.[1] ?? 0), out).toBeGreaterThan(0);
+  // The chaos phase: fault injection answered about 30 % of the primary's requests 503; retries
+  // and failovers took them to the standby (and the breaker, on runs of them), and no client saw
+  // an error. (~80 primary answers in the phase: the share is bounded at ±4 σ.)
+  const chaos = /^([\d,]+) of ([\d,]+) primary answers were injected 503s \(([\d.]+) %\); meanwhile ([\d,]+) retries, ([\d,]+) failovers, ([\d,]+) primary breaker opens; 0 of ([\d,]+) client requests failed$/.exec(
+    rows.get('chaos') ?? '',
+  );
+  expect(chaos, out).not.toBeNull();
+  const [injected, answers, share, retries, failovers, , sent] = chaos!.slice(1).map((n) => Number(n.replaceAll(',', '')));
+  expect(injected, out).toBeGreaterThan(0);
+  expect(answers, out).toBeGreaterThan(injected!);
+  expect(share, out).toBeGreaterThan(10);
+  expect(share, out).toBeLessThan(50);
+  expect(retries, out).toBeGreaterThan(0);
+  expect(failovers, out).toBeGreaterThan(0);
+  expect(sent, out).toBeGreaterThan(100);
   expect(rows.get('graceful shutdown'), out).toMatch(/^exited with code 0 \d+ ms after SIGTERM$/);
   expect(out).toContain('readiness failed (503): the load balancer stops sending');
   // /metrics was served, with bulwark's series in it.

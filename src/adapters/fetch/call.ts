@@ -5,7 +5,7 @@ import type { Clock } from '../../core/clock.js';
 import { Context, type ExecutionContext, RootContext } from '../../core/context.js';
 import { currentSendScope } from '../../core/diagnostics.js';
 import { BrokenCircuitError, TimeoutError } from '../../core/errors.js';
-import { type ContextualPolicy, invoke, untilAborted } from '../../core/policy.js';
+import { type ContextualPolicy, invoke, type Policy, untilAborted } from '../../core/policy.js';
 import { sleep } from '../../core/sleep.js';
 import { show } from '../../core/validate.js';
 import { limitError } from '../../ratelimit/denial.js';
@@ -23,6 +23,7 @@ import type { FailoverReason, FetchInit, FetchInput, ServerBackoff } from './typ
 import type { ResilientFetcher } from './create-fetch.js';
 import { CallDeadline, pausedUntil, Propagated, type PropagateSettings, recordPause } from './propagate.js';
 import type { PriorityLevel } from '../../admission/priority.js';
+import { withFaults } from './fault-injection.js';
 
 /** AbortSignal.any arrived in Node 20.3; before it, the caller's signal stops at the response. */
 const anySignal = typeof AbortSignal.any === 'function';
@@ -51,6 +52,8 @@ export const pauseSlackMs = 15;
 export interface Settings {
   readonly name: string;
   readonly fetch: typeof globalThis.fetch | undefined;
+  /** The `faultInjection` option's policy, around each attempt's request. */
+  readonly faults: Policy<Response> | undefined;
   readonly retryOn: ReadonlySet<number>;
   readonly attemptTimeout: TimeoutPolicy | undefined;
   /** The overall timeout, if any, and the clock it runs on. */
@@ -380,7 +383,8 @@ export class Call {
       const request = this.request ?? url.href;
       const given = signal === undefined ? this.init : this.init === undefined ? { signal } : { ...this.init, signal };
       const init = this.propagated === undefined ? given : this.propagated.init(given, this.request);
-      const go = (): Promise<Response> => fetchImpl(request, init);
+      const faults = settings.faults;
+      const go = (): Promise<Response> => (faults === undefined ? fetchImpl(request, init) : withFaults(faults, context, () => fetchImpl(request, init)));
       // Tracing, when installed, tells the HTTP client span which resend this is.
       const scope = currentSendScope();
       const resendCount = this.sent++;

@@ -35,6 +35,7 @@ import { Call, type Settings, type Target } from './call.js';
 import { breakerHandle, discard, retryHandle } from './outcomes.js';
 import { watchNetworkErrors } from './network-origin.js';
 import { pausedUntil, propagateOption } from './propagate.js';
+import { faultsOption } from './fault-injection.js';
 
 const keys = [
   'endpoints',
@@ -49,6 +50,7 @@ const keys = [
   'hedge',
   'rateLimit',
   'propagate',
+  'faultInjection',
   'fetch',
   'name',
   'clock',
@@ -183,6 +185,7 @@ export class ResilientFetcher {
     this.settings = {
       name,
       fetch: fetchImpl,
+      faults: o.faultInjection === undefined ? undefined : faultsOption(owner, o.faultInjection, clock),
       retryOn: new Set(retryOn as number[]),
       attemptTimeout: attemptMs === undefined ? undefined : timeout(attemptMs, { name: `${name} attempt`, clock }),
       totalMs,

@@ -3,7 +3,10 @@
 import type { Backoff } from '../../backoff/backoff.js';
 import type { CircuitBreakerPolicy } from '../../circuit/circuit-breaker.js';
 import type { BreakerStrategy } from '../../circuit/strategies.js';
+import type { FaultInjectionPolicy } from '../../chaos/fault-injection.js';
+import type { LatencySource } from '../../chaos/options.js';
 import type { Clock } from '../../core/clock.js';
+import type { ExecutionContext } from '../../core/context.js';
 import type { EventSubscriber } from '../../core/events.js';
 import type { Decider } from '../../ratelimit/rate-limit-policy.js';
 import type { RetryBudget } from '../../retry/budget.js';
@@ -81,6 +84,33 @@ export interface FetchRateLimitOptions {
   readonly key?: (url: URL) => string;
   /** Units each attempt takes. @default 1 */
   readonly cost?: number;
+}
+
+/**
+ * Fault injection on every attempt of {@link createFetch} (after Polly's Simmy): a share `rate` of
+ * the attempts get `latencyMs` of delay, then a `Response` with `status` or a network error
+ * instead of the real request (or, with latency alone, the real request late). The fetch's
+ * retries, breakers and failover see them as they would a failing server.
+ * @example
+ * createFetch({ faultInjection: { rate: 0.3, status: 503, enabled: process.env.CHAOS === '1' } });
+ */
+export interface FetchFaultInjectionOptions {
+  /** Share of attempts injected, in (0, 1]. */
+  readonly rate: number;
+  /** Answer the attempt with a `Response` of this status (400–599) and a problem+json body, as if the server had. */
+  readonly status?: number;
+  /** Fail the attempt as a connection reset would (a `TypeError('fetch failed')` whose cause has `code: 'ECONNRESET'`). */
+  readonly networkError?: boolean;
+  /** Delay before the attempt goes on (or gets its status or error), in ms, or a function giving one. */
+  readonly latencyMs?: LatencySource;
+  /** Whether faults are injected at all. @default true */
+  readonly enabled?: boolean;
+  /** Only attempts for which it returns `true` may get a fault (`attempt` says which one it is). */
+  readonly when?: (context: ExecutionContext) => boolean;
+  /** Source of numbers in [0, 1). @default Math.random */
+  readonly random?: () => number;
+  /** Name used in events. @default 'fetch fault-injection' */
+  readonly name?: string;
 }
 
 /**
@@ -163,6 +193,11 @@ export interface CreateFetchOptions {
    * deadline. Off by default: only send them to services that trust this one. @default false
    */
   readonly propagate?: boolean | FetchPropagateOptions;
+  /**
+   * Inject faults into each attempt, before the real request: a `faultInjection()` policy (to
+   * switch it at run time with `policy.enabled`), or options of one. None by default.
+   */
+  readonly faultInjection?: FaultInjectionPolicy<Response> | FetchFaultInjectionOptions;
   /** The `fetch` to call. @default globalThis.fetch, read at each call */
   readonly fetch?: typeof globalThis.fetch;
   /** Name in events and telemetry; breakers are named `<name> <origin>`. @default 'fetch' */

@@ -22,6 +22,7 @@ import {
   type CircuitRejectedMessage,
   type ExecuteMessage,
   type FallbackEvent,
+  type FaultInjectedEvent,
   type FetchOriginEvictedMessage,
   type GiveUpEvent,
   gracefulShutdown,
@@ -88,6 +89,7 @@ const typed: Record<ChannelName, string[][]> = {
   [channelNames.fetchOriginEvicted]: [fields<FetchOriginEvictedMessage>()('policy', 'origin', 'policies')],
   [channelNames.admissionRejected]: [fields<AdmissionDecisionEvent>()('policy', 'mode', 'reason', 'priority', 'limit', 'inFlight', 'queued')],
   [channelNames.admissionLimit]: [fields<AdmissionLimitEvent>()('policy', 'from', 'to')],
+  [channelNames.faultInjected]: [fields<FaultInjectedEvent>()('policy', 'kind', 'latencyMs')],
 };
 
 /** The field list of a documented message: `{ a, b, c }` → ['a', 'b', 'c'], sorted. */

@@ -9,6 +9,7 @@ import {
   consecutive,
   constant,
   fallback,
+  faultInjection,
   fixedWindow,
   health,
   hedge,
@@ -48,7 +49,7 @@ export function promtool(args: readonly string[], input?: string, binary = PROMT
 /**
  * Makes one event of every kind bulwark publishes, so that every metric has series to lint:
  * executions with several outcomes, breaker transitions and rejections, a retry and a give-up, a
- * timeout, a bulkhead rejection, a fallback, a hedge, rate-limit and quota decisions (memory and
+ * timeout, a bulkhead rejection, a fallback, an injected fault, a hedge, rate-limit and quota decisions (memory and
  * a Redis store falling back), a store error, a Redis store that lost its keys (state-lost), a
  * load-shedding rejection, health checks, a fetch failover and a fetch origin dropped.
  */
@@ -81,6 +82,8 @@ export async function exerciseEverything(): Promise<{ breakers: ReturnType<typeo
   await busy;
 
   await fallback('cached', { name: 'cache' }).execute(boom);
+
+  await faultInjection({ name: 'chaos', rate: 1, outcome: 'injected' }).execute(() => 'real');
 
   const h = hedge({ name: 'search', delayMs: 5, clock });
   const slow = deferred<string>();

@@ -10,6 +10,7 @@ import {
   consecutive,
   constant,
   fallback,
+  faultInjection,
   fixedWindow,
   hedge,
   ManualClock,
@@ -237,6 +238,16 @@ describe('policy events', () => {
     gate.resolve();
     await running;
     expect(await valueOf(registry, 'bulwark_bulkhead_rejections_total', { policy: 'pool', mode: 'enforce' })).toBe(2);
+  });
+
+  it('counts injected faults by policy and kind', async () => {
+    const { registry } = setup();
+    const chaos = faultInjection({ name: 'chaos', rate: 1, outcome: 'injected' });
+    await chaos.execute(() => 'real');
+    await chaos.execute(() => 'real');
+    chaos.enabled = false;
+    await chaos.execute(() => 'real');
+    expect(await valueOf(registry, 'bulwark_fault_injections_total', { policy: 'chaos', kind: 'outcome' })).toBe(2);
   });
 
   it('counts fallbacks', async () => {

@@ -34,6 +34,7 @@ const ALL_METRICS = [
   'bulwark_health_check_status',
   'bulwark_health_check_duration_seconds',
   'bulwark_fetch_failovers_total',
+  'bulwark_fault_injections_total',
   'bulwark_callback_errors_total',
   'bulwark_admission_limit',
   'bulwark_admission_in_flight',
@@ -96,7 +97,7 @@ describe('registerMetrics', () => {
     const registry = new Registry();
     const first = registerMetrics(registry);
     expect(() => registerMetrics(registry)).toThrow(
-      /registerMetrics: the registry already has a metric named "bulwark_circuit_state" \(and 21 more\).*prefix "bulwark_"/,
+      new RegExp(`registerMetrics: the registry already has a metric named "bulwark_circuit_state" \\(and ${ALL_METRICS.length - 1} more\\).*prefix "bulwark_"`),
     );
     expect(registry.getMetricsAsArray()).toHaveLength(ALL_METRICS.length);
     expect(subscribed()).toHaveLength(allChannels.length); // the failed call subscribed nothing

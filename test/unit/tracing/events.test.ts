@@ -7,6 +7,7 @@ import {
   consecutive,
   constant,
   fallback,
+  faultInjection,
   gcra,
   hedge,
   loadShedder,
@@ -136,6 +137,17 @@ describe('span events on the active span', () => {
     expect(eventsOf(h.span('caller'))).toEqual([
       [E.bulkheadRejected, { [A.policyName]: 'reports', [A.bulkheadActive]: 1, [A.bulkheadQueued]: 0 }],
     ]);
+  });
+
+  it('records an injected fault with its kind and latency on the span of the call', async () => {
+    const clock = new ManualClock();
+    const chaos = faultInjection({ name: 'chaos', rate: 1, latencyMs: 20, fault: () => new PaymentDeclined(secret), clock });
+    await withSpan(h.tracer, 'caller', async () => {
+      const call = capture(chaos.execute(() => 'real'));
+      await clock.advance(20);
+      await call;
+    });
+    expect(eventsOf(h.span('caller'))).toEqual([[E.faultInjected, { [A.policyName]: 'chaos', [A.faultKind]: 'fault', [A.faultLatencyMs]: 20 }]]);
   });
 
   it('records each hedge with its attempt number and trigger', async () => {
