@@ -6,22 +6,32 @@
 // gracefully. It serves Prometheus metrics at /metrics (bulwark/prometheus into its own prom-client
 // registry). What its mechanisms do is also reported to the parent over the IPC channel.
 //
-//   argv: <primary base URL> <standby base URL>; env REDIS_URL (optional), BULWARK_DEMO_PORT
+// GET /report calls a reports backend of fixed capacity behind an adaptive concurrency limit
+// (bulwark/express's admissionMiddleware): past that capacity it sheds, sheddable requests first.
+//
+//   argv: <primary base URL> <standby base URL> <reports backend URL>; env REDIS_URL (optional), BULWARK_DEMO_PORT
 //   (optional: the port to listen on, for a Prometheus server that scrapes the run; default any)
 import { subscribe } from 'node:diagnostics_channel';
 import express from 'express';
 import { collectDefaultMetrics, Registry } from 'prom-client';
-import { channelNames, consecutive, exponential, gcra, gracefulShutdown, health, memoryStore, rateLimiter } from '../dist/index.js';
-import { healthMiddleware, rateLimitMiddleware } from '../dist/express.js';
+import { channelNames, consecutive, exponential, gcra, gracefulShutdown, gradient2, health, memoryStore, rateLimiter } from '../dist/index.js';
+import { admissionMiddleware, healthMiddleware, rateLimitMiddleware } from '../dist/express.js';
 import { createFetch } from '../dist/fetch.js';
 import { metricsHandler, registerMetrics } from '../dist/prometheus.js';
 
-const [primary, standby] = process.argv.slice(2);
+const [primary, standby, reports] = process.argv.slice(2);
 const report = (message) => process.send?.(message);
 
 // What the parent's table shows: counted from bulwark's diagnostics channels, which cost nothing
 // while nobody subscribes.
-const counts = { retries: 0, failovers: 0, allowed: 0, denied: 0, upstreamCalls: { primary: 0, standby: 0 } };
+const counts = {
+  retries: 0,
+  failovers: 0,
+  allowed: 0,
+  denied: 0,
+  upstreamCalls: { primary: 0, standby: 0 },
+  admission: { limit: 0, inFlight: 0, shed: { critical: 0, sheddable: 0 } },
+};
 subscribe(channelNames.retryAttempt, () => counts.retries++);
 subscribe(channelNames.fetchFailover, (m) => {
   counts.failovers++;
@@ -29,6 +39,7 @@ subscribe(channelNames.fetchFailover, (m) => {
 });
 subscribe(channelNames.circuitState, (m) => report({ type: 'breaker', policy: label(m.policy), from: m.from, to: m.to }));
 subscribe(channelNames.rateLimitDecision, (m) => (m.decision.allowed ? counts.allowed++ : counts.denied++));
+subscribe(channelNames.admissionRejected, (m) => (m.priority === 3 ? counts.admission.shed.critical++ : counts.admission.shed.sheddable++));
 subscribe(channelNames.shutdownPhase, (m) => report({ type: 'event', what: `shutdown: ${m.phase}` }));
 function label(text) {
   return String(text).replace(primary, 'primary').replace(standby, 'standby');
@@ -58,6 +69,15 @@ const upstream = createFetch({
   circuitBreaker: { breaker: consecutive(3), halfOpenAfterMs: 2_000 },
 });
 
+// GET /report: the reports backend serves a few requests at a time. The adaptive limit (gradient2)
+// finds how many it can have in flight without queueing there; beyond that it answers 503 with
+// Retry-After at once, sheddable requests (the default here) before critical ones (X-Priority).
+const admission = admissionMiddleware({
+  name: 'reports',
+  limit: gradient2({ initialLimit: 4, minLimit: 1, maxLimit: 50 }),
+  priority: (req) => (req.get('x-priority') === 'critical' ? 'critical' : 'sheddable'),
+});
+
 const h = health({
   checks: [
     {
@@ -82,6 +102,16 @@ const app = express();
 app.disable('x-powered-by');
 app.use(healthMiddleware(h));
 app.get('/metrics', metricsHandler(registry));
+// Before the per-key rate limit: /report has its own protection, the admission limit.
+app.get('/report', admission, async (req, res) => {
+  try {
+    const answer = await fetch(`${reports}/report`, { signal: AbortSignal.timeout(2_000) });
+    res.status(answer.status).json(await answer.json());
+  } catch (error) {
+    res.status(502).json({ error: 'reports unavailable', code: error?.code ?? error?.name ?? 'ERR' });
+  }
+});
+
 app.use(rateLimitMiddleware(perKey, { key: (req) => String(req.headers['x-api-key'] ?? 'anonymous') }));
 app.get('/quote', async (req, res) => {
   try {
@@ -115,7 +145,12 @@ gracefulShutdown(server, {
 });
 
 // Counts go to the parent once a second for its progress line, and when it asks (between phases).
+// The admission limit is sampled every 250 ms for the closing table's "over time".
 setInterval(() => report({ type: 'stats', counts }), 1_000).unref();
+setInterval(() => {
+  counts.admission.limit = admission.controller.limit;
+  counts.admission.inFlight = admission.controller.inFlight;
+}, 250).unref();
 process.on('message', (m) => {
   if (m?.type === 'stats') report({ type: 'stats', id: m.id, counts });
 });

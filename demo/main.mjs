@@ -10,10 +10,13 @@
 //              of its handler) answers 30 % of its requests 503: retries move them to the
 //              standby, the breaker opens on runs of failures, and no client sees an error
 //   burst      one tenant calls far over its limit: 429s with Retry-After, other tenants unaffected
+//   overload   GET /report at about 3× what the reports backend can serve, 30 % of it critical:
+//              the adaptive concurrency limit (bulwark/express's admissionMiddleware) keeps the
+//              backend's queue short and sheds, sheddable requests first; critical ones are served
 //   shutdown   SIGTERM to the service under load: readiness fails first, the load balancer (this
 //              script, polling /readyz) stops sending, in-flight requests finish, the service exits
 //
-// Everything listens on 127.0.0.1 on ports the system picks. The run ends by itself in about 30 s
+// Everything listens on 127.0.0.1 on ports the system picks. The run ends by itself in about 40 s
 // and exits non-zero if a request was dropped or the service did not exit cleanly. A phase is an
 // entry in PHASES: its name, its length, and what it switches on entering and leaving.
 import { fork } from 'node:child_process';
@@ -53,6 +56,32 @@ function startUpstream(name) {
 const primary = await startUpstream('primary');
 const standby = await startUpstream('standby');
 
+// The reports backend: REPORT_WORKERS requests at a time, each about REPORT_MS, the rest wait in
+// an unbounded queue, as an overloaded backend's do. Its capacity is REPORT_WORKERS / REPORT_MS.
+const REPORT_WORKERS = 2;
+const REPORT_MS = 40; // ± 20 %: capacity about 50 requests a second
+const reportQueue = [];
+let reportBusy = 0;
+function nextReport() {
+  while (reportBusy < REPORT_WORKERS && reportQueue.length > 0) {
+    const res = reportQueue.shift();
+    if (res.destroyed) continue;
+    reportBusy++;
+    setTimeout(() => {
+      reportBusy--;
+      if (!res.destroyed) res.writeHead(200, { 'content-type': 'application/json' }).end('{"report":"ok"}');
+      nextReport();
+    }, REPORT_MS * (0.8 + 0.4 * Math.random()));
+  }
+}
+const reportsServer = http.createServer((req, res) => {
+  reportQueue.push(res);
+  nextReport();
+});
+const reports = await new Promise((resolve) =>
+  reportsServer.listen(0, '127.0.0.1', () => resolve({ server: reportsServer, url: `http://127.0.0.1:${reportsServer.address().port}` })),
+);
+
 // ---- the API service -------------------------------------------------------------------------
 // What happened, in order; a line repeated back to back is shown once with its count.
 const events = [];
@@ -64,8 +93,15 @@ function note(text) {
   } else events.push({ at: elapsed(), text, times: 1, until: undefined });
 }
 const breaker = { primary: 'closed', standby: 'closed', transitions: [], opens: 0 };
-let serviceCounts = { retries: 0, failovers: 0, allowed: 0, denied: 0, upstreamCalls: { primary: 0, standby: 0 } };
-const service = fork(fileURLToPath(new URL('./api-service.mjs', import.meta.url)), [primary.url, standby.url], {
+let serviceCounts = {
+  retries: 0,
+  failovers: 0,
+  allowed: 0,
+  denied: 0,
+  upstreamCalls: { primary: 0, standby: 0 },
+  admission: { limit: 0, inFlight: 0, shed: { critical: 0, sheddable: 0 } },
+};
+const service = fork(fileURLToPath(new URL('./api-service.mjs', import.meta.url)), [primary.url, standby.url, reports.url], {
   stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
 });
 const exited = new Promise((resolve) => service.once('exit', (code, signal) => resolve({ code, signal, at: performance.now() })));
@@ -163,6 +199,47 @@ async function greedyLoop() {
     else await sleep(10);
   }
 }
+// The overload phase's clients: open-loop arrivals (each request sent on schedule, whatever the
+// answers before it), OVERLOAD_RPS a second, 30 % of them critical.
+const OVERLOAD_RPS = 150;
+const overload = { critical: { sent: 0, ok: 0, shed: 0, failed: 0, ms: [] }, sheddable: { sent: 0, ok: 0, shed: 0, failed: 0, ms: [] } };
+const limitOverTime = [];
+async function report(priority) {
+  const mine = overload[priority];
+  mine.sent++;
+  const t0 = performance.now();
+  try {
+    const res = await fetch(`${api}/report`, { headers: priority === 'critical' ? { 'x-priority': 'critical' } : {} });
+    await res.arrayBuffer();
+    if (res.status === 200) {
+      mine.ok++;
+      mine.ms.push(performance.now() - t0);
+    } else if (res.status === 503 && Number(res.headers.get('retry-after')) >= 1) mine.shed++;
+    else mine.failed++;
+  } catch {
+    mine.failed++;
+  }
+}
+async function overloadArrivals() {
+  const pending = [];
+  const t0 = performance.now();
+  for (let i = 0; running && phase === 'overload'; i++) {
+    pending.push(report(Math.random() < 0.3 ? 'critical' : 'sheddable'));
+    const due = t0 + ((i + 1) * 1_000) / OVERLOAD_RPS;
+    const wait = due - performance.now();
+    if (wait > 0) await sleep(wait);
+  }
+  await Promise.all(pending);
+}
+async function limitSampler() {
+  const t0 = performance.now();
+  while (running && phase === 'overload') {
+    const { admission } = await serviceStats();
+    limitOverTime.push({ s: (performance.now() - t0) / 1000, limit: admission.limit, inFlight: admission.inFlight });
+    await sleep(500);
+  }
+}
+
 async function readinessPoller() {
   while (running) {
     try {
@@ -215,6 +292,7 @@ const PHASES = [
     },
   },
   { name: 'burst', ms: 3_000, enter: () => bursts.push(...Array.from({ length: GREEDY_WORKERS }, () => greedyLoop())) },
+  { name: 'overload', ms: 6_000, enter: () => bursts.push(overloadArrivals(), limitSampler()) },
 ];
 
 const loops = [readinessPoller(), ...Array.from({ length: TENANTS }, (_, i) => tenant(i))];
@@ -240,10 +318,11 @@ running = false;
 await Promise.all([...loops, ...bursts]);
 clearInterval(progress);
 if (exit === undefined) service.kill('SIGKILL');
-await Promise.all([primary, standby].map(({ server }) => new Promise((resolve) => server.close(resolve))));
+await Promise.all([primary, standby, reports].map(({ server }) => new Promise((resolve) => server.close(resolve))));
 
 // ---- report ----------------------------------------------------------------------------------
 const fmt = (n) => n.toLocaleString('en-US');
+const p99 = (ms) => (ms.length > 0 ? Math.round([...ms].sort((a, b) => a - b)[Math.ceil(ms.length * 0.99) - 1]) : '—');
 const pct = (part, whole) => (whole > 0 ? `${((100 * part) / whole).toFixed(1)} %` : '—');
 console.log('\nWhat happened:');
 for (const { at, text, times, until } of events) {
@@ -260,6 +339,13 @@ const rows = [
       `meanwhile ${fmt(chaosSeen.retries)} retries, ${fmt(chaosSeen.failovers)} failovers, ${fmt(chaosSeen.opens)} primary breaker opens; ` +
       `${fmt(byPhase.chaos?.failed ?? 0)} of ${fmt(byPhase.chaos?.sent ?? 0)} client requests failed`,
   ],
+  [
+    'overload',
+    `${fmt(overload.critical.ok)} of ${fmt(overload.critical.sent)} critical /report requests served (${pct(overload.critical.ok, overload.critical.sent)}, p99 ${p99(overload.critical.ms)} ms), ` +
+      `${fmt(overload.critical.shed)} shed; ${fmt(overload.sheddable.shed)} of ${fmt(overload.sheddable.sent)} sheddable shed with 503 + Retry-After (${pct(overload.sheddable.shed, overload.sheddable.sent)}); ` +
+      `${fmt(overload.critical.failed + overload.sheddable.failed)} failed otherwise`,
+  ],
+  ['adaptive limit', limitOverTime.length > 0 ? limitOverTime.map(({ s, limit }) => `${s.toFixed(1)} s: ${limit}`).join(', ') : 'not sampled'],
   ['failover', `${fmt(serviceCounts.failovers)} attempts moved to another endpoint; upstream answers: primary ${fmt(upstreamHits.primary)} ok + ${fmt(upstreamHits.primaryFailed)} failed, standby ${fmt(upstreamHits.standby)}`],
   ['graceful shutdown', exit === undefined ? 'the service did not exit within 15 s (killed)' : `exited with code ${exit.code ?? exit.signal} ${Math.round(exit.at - sigtermAt)} ms after SIGTERM`],
   ['metrics', scrape.status === 200 ? `${fmt(bulwarkSeries.length)} bulwark series in ${metricNames.size} metrics at /metrics before shutdown` : `/metrics failed: ${scrape.status} ${scrape.text.slice(0, 80)}`],
@@ -268,6 +354,11 @@ const rows = [
 const width = Math.max(...rows.map(([k]) => k.length));
 console.log('\n| mechanism | what it did |\n|---|---|');
 for (const [k, v] of rows) console.log(`| ${k.padEnd(width)} | ${v} |`);
-const ok = totals.dropped === 0 && exit !== undefined && exit.code === 0 && totals.upstreamErrors === 0 && (byPhase.chaos?.failed ?? 0) === 0;
+// Under overload the critical class is served (a few may be shed while the limit first finds the
+// backend's capacity) and sheddable requests are what gets turned away.
+const criticalServed = overload.critical.sent > 0 && overload.critical.ok >= 0.9 * overload.critical.sent;
+const shedSheddableFirst = overload.sheddable.shed > 0 && overload.sheddable.shed >= 10 * overload.critical.shed;
+const ok =
+  totals.dropped === 0 && exit !== undefined && exit.code === 0 && totals.upstreamErrors === 0 && (byPhase.chaos?.failed ?? 0) === 0 && criticalServed && shedSheddableFirst;
 console.log(ok ? '\nDemo finished: no request dropped, no upstream error reached a client.' : '\nDemo finished WITH PROBLEMS (see above).');
 process.exitCode = ok ? 0 : 1;

@@ -49,6 +49,21 @@ function expectEveryMechanismAtWork(out: string, code: number | null): void {
   expect(retries, out).toBeGreaterThan(0);
   expect(failovers, out).toBeGreaterThan(0);
   expect(sent, out).toBeGreaterThan(100);
+  // The overload phase: /report offered about 3× the reports backend's capacity, 30 % critical;
+  // the adaptive limit serves the critical class and sheds the sheddable one (503 + Retry-After).
+  const overload = /^([\d,]+) of ([\d,]+) critical \/report requests served \(([\d.]+) %, p99 (\d+) ms\), ([\d,]+) shed; ([\d,]+) of ([\d,]+) sheddable shed with 503 \+ Retry-After \(([\d.]+) %\); ([\d,]+) failed otherwise$/.exec(
+    rows.get('overload') ?? '',
+  );
+  expect(overload, out).not.toBeNull();
+  const [, criticalSent, criticalShare, , criticalShed, sheddableShed, sheddableSent] = overload!.slice(1).map((n) => Number(n.replaceAll(',', '')));
+  expect(criticalSent, out).toBeGreaterThan(100);
+  expect(criticalShare, out).toBeGreaterThanOrEqual(90);
+  expect(sheddableShed, out).toBeGreaterThan(sheddableSent! / 2);
+  expect(sheddableShed, out).toBeGreaterThanOrEqual(10 * criticalShed!);
+  // The limit's value over time: sampled every 500 ms, every sample a whole number ≥ 1.
+  const limits = [...(rows.get('adaptive limit') ?? '').matchAll(/[\d.]+ s: (\d+)/g)].map((m) => Number(m[1]));
+  expect(limits.length, out).toBeGreaterThanOrEqual(5);
+  for (const limit of limits) expect(limit, out).toBeGreaterThanOrEqual(1);
   expect(rows.get('graceful shutdown'), out).toMatch(/^exited with code 0 \d+ ms after SIGTERM$/);
   expect(out).toContain('readiness failed (503): the load balancer stops sending');
   // /metrics was served, with bulwark's series in it.
@@ -62,7 +77,7 @@ describe('npm run demo', () => {
     const { code, out } = await runDemo({ REDIS_URL: '' });
     expect(out).toContain('(rate limits in memory)');
     expectEveryMechanismAtWork(out, code);
-  }, 60_000);
+  }, 90_000);
 
   describe('with REDIS_URL', () => {
     let redis: RedisServer | undefined;
@@ -77,6 +92,6 @@ describe('npm run demo', () => {
       const { code, out } = await runDemo({ REDIS_URL: `redis://127.0.0.1:${redis!.port}` });
       expect(out).toContain('(rate limits in redis)');
       expectEveryMechanismAtWork(out, code);
-    }, 60_000);
+    }, 90_000);
   });
 });
