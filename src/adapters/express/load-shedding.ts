@@ -65,7 +65,13 @@ export function loadSheddingMiddleware(options: LoadSheddingMiddlewareOptions): 
         return;
       }
     }
-    shedder.reject();
+    // Shadow mode: published as shed, and on with the header the 503 would have carried.
+    // (`=== false`: a shedder from an older copy of bulwark returns nothing and enforces.)
+    if (shedder.reject() === false) {
+      response.setHeader('Retry-After', shedder.retryAfter);
+      next();
+      return;
+    }
     answer(response, body, shedder.retryAfter);
   };
   return Object.assign(middleware, { shedder });

@@ -50,7 +50,12 @@ function setup(app: unknown, options: LoadSheddingPluginOptions): void {
       }
       if (through) return undefined;
     }
-    shedder.reject();
+    // Shadow mode: published as shed, and on with the header the 503 would have carried.
+    // (`=== false`: a shedder from an older copy of bulwark returns nothing and enforces.)
+    if (shedder.reject() === false) {
+      reply.header('Retry-After', shedder.retryAfter);
+      return undefined;
+    }
     return sendProblem(reply, body, shedder.retryAfter);
   });
 }

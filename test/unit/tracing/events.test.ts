@@ -75,9 +75,9 @@ describe('span events on the active span', () => {
     expect(eventsOf(h.span('caller'))).toEqual([
       [
         E.circuitStateChanged,
-        { [A.policyName]: 'ledger', [A.circuitPreviousState]: 'closed', [A.circuitState]: 'open', [A.circuitReason]: 'failures' },
+        { [A.policyName]: 'ledger', [A.circuitPreviousState]: 'closed', [A.circuitState]: 'open', [A.circuitReason]: 'failures', [A.mode]: 'enforce' },
       ],
-      [E.circuitRejected, { [A.policyName]: 'ledger', [A.circuitState]: 'open' }],
+      [E.circuitRejected, { [A.policyName]: 'ledger', [A.circuitState]: 'open', [A.mode]: 'enforce' }],
     ]);
   });
 
@@ -100,6 +100,7 @@ describe('span events on the active span', () => {
       [A.rateLimitRemaining]: 0,
       [A.rateLimitRetryAfterMs]: 0,
       [A.rateLimitStore]: 'memory',
+      [A.mode]: 'enforce',
     });
     expect(events[0]![1][A.rateLimitResetMs]).toEqual(expect.any(Number));
     expect(events[1]![1]).toMatchObject({ [A.rateLimitAllowed]: false, [A.rateLimitRemaining]: 0 });
@@ -200,7 +201,7 @@ describe('span events on the active span', () => {
       shedder.dispose();
     }
     expect(eventsOf(h.span('server'))).toEqual([
-      [E.sheddingRejected, { [A.sheddingReason]: 'eventLoopDelay', [A.sheddingValue]: 250, [A.sheddingThreshold]: 100 }],
+      [E.sheddingRejected, { [A.sheddingReason]: 'eventLoopDelay', [A.sheddingValue]: 250, [A.sheddingThreshold]: 100, [A.mode]: 'enforce' }],
     ]);
   });
 
