@@ -1,7 +1,6 @@
 // Shadow mode through the HTTP adapters (issue 15 §3), on real Express and Fastify servers on
 // 127.0.0.1, port 0: a request a shadow limiter or shedder would have turned away reaches its
 // handler, with the same headers the 429 or 503 would have carried; only the status differs.
-import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { createServer, type Server } from 'node:http';
 import { createRequire } from 'node:module';
 import express5 from 'express';
@@ -19,17 +18,10 @@ import {
   rateLimiter,
   type SheddingRejectedMessage,
 } from '../../src/index.js';
-import { type Answer, close, listen, send } from './support/inbound-http.js';
+import { messagesDuring, seeded } from '../support/shadow.js';
+import { type Answer, close, type FastifyAppLike as FastifyLike, listen, send } from './support/inbound-http.js';
 
 const express4 = createRequire(import.meta.url)('express4') as typeof express5;
-
-interface FastifyLike {
-  register(plugin: unknown, options?: unknown): PromiseLike<unknown>;
-  get(path: string, ...rest: unknown[]): unknown;
-  listen(options: { port: number; host: string }): Promise<string>;
-  close(): Promise<unknown>;
-  server: { address(): unknown };
-}
 
 const stops: (() => Promise<unknown>)[] = [];
 afterEach(async () => {
@@ -107,23 +99,7 @@ function scriptedShedder(mode: 'enforce' | 'shadow') {
   };
 }
 
-async function shedMessagesDuring(run: () => Promise<void>): Promise<SheddingRejectedMessage[]> {
-  const seen: SheddingRejectedMessage[] = [];
-  const listener = (m: unknown): void => void seen.push(m as SheddingRejectedMessage);
-  subscribe(channelNames.sheddingRejected, listener);
-  try {
-    await run();
-  } finally {
-    unsubscribe(channelNames.sheddingRejected, listener);
-  }
-  return seen;
-}
-
-/** A seeded generator (a 31-bit LCG): the same load on every run. */
-function random(seed: number): () => number {
-  let s = seed;
-  return () => (s = (s * 1_103_515_245 + 12_345) % 2 ** 31) / 2 ** 31;
-}
+const shedMessagesDuring = (run: () => Promise<void>) => messagesDuring<SheddingRejectedMessage>(channelNames.sheddingRejected, run);
 
 describe.each([
   ['Express 4', expressServer(express4)],
@@ -192,7 +168,7 @@ describe.each([
     const run = async (mode: 'enforce' | 'shadow') => {
       const { shedder, sample } = scriptedShedder(mode);
       const port = await serve({ shedder });
-      const next = random(15);
+      const next = seeded(15);
       const statuses: number[] = [];
       const seen = await shedMessagesDuring(async () => {
         for (let i = 0; i < 120; i++) {

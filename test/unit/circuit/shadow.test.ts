@@ -1,6 +1,5 @@
 // Shadow mode on the circuit breaker (issue 15 §3): a shadow breaker rejects nothing, runs its
 // state machine as an enforcing one would, and publishes the rejections it would have made.
-import diagnosticsChannel from 'node:diagnostics_channel';
 import { describe, expect, it } from 'vitest';
 import {
   BrokenCircuitError,
@@ -14,20 +13,11 @@ import {
   ManualClock,
   timeWindow,
 } from '../../../src/index.js';
+import { messagesDuring, seeded } from '../../support/shadow.js';
 import { Boom, fail, succeed } from './support.js';
 
-/** Collects what the breakers publish on `bulwark:circuit:rejected` while `run` runs. */
-async function rejectionsDuring(run: () => Promise<void>): Promise<CircuitRejectedMessage[]> {
-  const seen: CircuitRejectedMessage[] = [];
-  const listener = (m: unknown): void => void seen.push(m as CircuitRejectedMessage);
-  diagnosticsChannel.subscribe(channelNames.circuitRejected, listener);
-  try {
-    await run();
-  } finally {
-    diagnosticsChannel.unsubscribe(channelNames.circuitRejected, listener);
-  }
-  return seen;
-}
+/** What the breakers publish on `bulwark:circuit:rejected` while `run` runs. */
+const rejectionsDuring = (run: () => Promise<void>) => messagesDuring<CircuitRejectedMessage>(channelNames.circuitRejected, run);
 
 function shadowBreaker(options: { breaker?: BreakerStrategy; halfOpenMaxCalls?: number } = {}) {
   const clock = new ManualClock(0);
@@ -151,15 +141,9 @@ interface Call {
   readonly fails: boolean;
 }
 
-/** A seeded generator (a 31-bit LCG): the same traffic on every run. */
-function random(seed: number): () => number {
-  let s = seed;
-  return () => (s = (s * 1_103_515_245 + 12_345) % 2 ** 31) / 2 ** 31;
-}
-
 /** Overlapping calls, every 0–40 ms, failing rarely except in three incidents of 2 s. */
 function traffic(seed: number, count: number): Call[] {
-  const next = random(seed);
+  const next = seeded(seed);
   const calls: Call[] = [];
   let at = 0;
   for (let i = 0; i < count; i++) {

@@ -1,6 +1,5 @@
 // Shadow mode on rate limiters and quotas (issue 15 §3): decisions are made, counted and published
 // as in enforce mode, but the `rateLimit` policy lets a denied call run.
-import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { describe, expect, it } from 'vitest';
 import {
   channelNames,
@@ -16,19 +15,10 @@ import { memoryStore } from '../../../src/ratelimit/memory-store.js';
 import { quota } from '../../../src/ratelimit/quota/quota.js';
 import { rateLimit } from '../../../src/ratelimit/rate-limit-policy.js';
 import { rateLimiter } from '../../../src/ratelimit/rate-limiter.js';
+import { messagesDuring, seeded } from '../../support/shadow.js';
 
-/** Collects the decision messages published while `run` runs. */
-async function decisionsDuring(run: () => Promise<void>): Promise<RateLimitDecisionMessage[]> {
-  const seen: RateLimitDecisionMessage[] = [];
-  const listener = (m: unknown): void => void seen.push(m as RateLimitDecisionMessage);
-  subscribe(channelNames.rateLimitDecision, listener);
-  try {
-    await run();
-  } finally {
-    unsubscribe(channelNames.rateLimitDecision, listener);
-  }
-  return seen;
-}
+/** The decision messages published while `run` runs. */
+const decisionsDuring = (run: () => Promise<void>) => messagesDuring<RateLimitDecisionMessage>(channelNames.rateLimitDecision, run);
 
 function limiterOf(mode: 'enforce' | 'shadow', limit = 2) {
   const clock = new ManualClock(1_000_000);
@@ -120,12 +110,6 @@ describe('rateLimit over a limiter in shadow mode', () => {
 // shadow mode. A denial takes no units in either mode, so the counters are the same at every step
 // and the would-deny count equals the enforce-mode rejections.
 
-/** A seeded generator (a 31-bit LCG): the same traffic on every run. */
-function random(seed: number): () => number {
-  let s = seed;
-  return () => (s = (s * 1_103_515_245 + 12_345) % 2 ** 31) / 2 ** 31;
-}
-
 interface Request {
   readonly gapMs: number;
   readonly key: string;
@@ -134,7 +118,7 @@ interface Request {
 
 /** Bursty arrivals over four keys, with costs of 1 to 3 units. */
 function traffic(seed: number, count: number): Request[] {
-  const next = random(seed);
+  const next = seeded(seed);
   return Array.from({ length: count }, () => ({
     gapMs: next() < 0.1 ? Math.floor(next() * 600) : Math.floor(next() * 10),
     key: `client-${Math.floor(next() * 4)}`,
