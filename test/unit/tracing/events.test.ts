@@ -7,6 +7,7 @@ import {
   consecutive,
   constant,
   fallback,
+  fixedWindow,
   gcra,
   hedge,
   loadShedder,
@@ -230,5 +231,38 @@ describe('events option', () => {
     instrumentation.setConfig({ events: false });
     await withSpan(h.tracer, 'caller', () => fallback('cached').execute(() => Promise.reject(new Error('x'))));
     expect(h.span('caller').events).toEqual([]);
+  });
+});
+
+// Shadow mode (issue 15 §3): a would-be rejection is the same event, with bulwark.mode "shadow".
+describe('span events of policies in shadow mode', () => {
+  it('record a shadow breaker’s transitions and would-be rejections with bulwark.mode "shadow"; the call runs', async () => {
+    const breaker = circuitBreaker({ name: 'ledger', breaker: consecutive(1), mode: 'shadow' });
+    let ran = false;
+    await withSpan(h.tracer, 'caller', async () => {
+      await capture(breaker.execute(() => Promise.reject(new Error('down'))));
+      await breaker.execute(() => (ran = true));
+    });
+    expect(ran).toBe(true);
+    expect(eventsOf(h.span('caller'))).toEqual([
+      [
+        E.circuitStateChanged,
+        { [A.policyName]: 'ledger', [A.circuitPreviousState]: 'closed', [A.circuitState]: 'open', [A.circuitReason]: 'failures', [A.mode]: 'shadow' },
+      ],
+      [E.circuitRejected, { [A.policyName]: 'ledger', [A.circuitState]: 'open', [A.mode]: 'shadow' }],
+    ]);
+  });
+
+  it('record a shadow limiter’s denial with bulwark.mode "shadow"', async () => {
+    const limiter = rateLimiter({ name: 'trial', mode: 'shadow', algorithm: fixedWindow({ limit: 1, windowMs: 60_000 }) });
+    await withSpan(h.tracer, 'caller', async () => {
+      await rateLimit(limiter, { key: 'k' }).execute(() => 'ran');
+      await rateLimit(limiter, { key: 'k' }).execute(() => 'ran');
+    });
+    const events = eventsOf(h.span('caller'));
+    expect(events.map(([name, attributes]) => [name, attributes[A.rateLimitAllowed], attributes[A.mode]])).toEqual([
+      [E.rateLimitDecided, true, 'shadow'],
+      [E.rateLimitDecided, false, 'shadow'],
+    ]);
   });
 });
