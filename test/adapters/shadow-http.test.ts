@@ -9,12 +9,14 @@ import fastify4 from 'fastify4';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadSheddingMiddleware, rateLimitMiddleware } from '../../src/adapters/express.js';
 import { loadSheddingPlugin, rateLimitPlugin } from '../../src/adapters/fastify.js';
+import { createFetch } from '../../src/adapters/fetch.js';
 import {
   channelNames,
   fixedWindow,
   loadShedder,
   type LoadSample,
   type LoadShedder,
+  RateLimitedError,
   rateLimiter,
   type SheddingRejectedMessage,
 } from '../../src/index.js';
@@ -197,5 +199,24 @@ describe('rate-limit adapters: a shadow limiter and a bad cost', () => {
     const answer = await send(shadowing, '/');
     expect(answer.status).toBe(200);
     expect(answer.headers['ratelimit']).toBeUndefined();
+  });
+});
+
+describe('bulwark/fetch with a limiter in shadow mode', () => {
+  it('sends the request a shadow limiter denies; switched to enforce, refuses it without sending', async () => {
+    let received = 0;
+    const server = createServer((_req, res) => {
+      received++;
+      res.end('ok');
+    });
+    stops.push(() => close(server));
+    const port = await listen(server);
+    const limiter = windowLimiter('shadow', 1, 'upstream');
+    const f = createFetch({ rateLimit: { limiter }, retry: false });
+    for (let i = 0; i < 2; i++) expect(await (await f(`http://127.0.0.1:${port}/`)).text()).toBe('ok');
+    expect(received).toBe(2);
+    limiter.mode = 'enforce';
+    await expect(f(`http://127.0.0.1:${port}/`)).rejects.toBeInstanceOf(RateLimitedError);
+    expect(received).toBe(2);
   });
 });
