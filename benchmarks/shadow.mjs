@@ -3,7 +3,9 @@
 // `'enforce'` and in `'shadow'` mode, on the path that admits (a closed breaker, a limiter with room
 // to spare), and, for information, the path a shadow policy takes instead of rejecting (an open
 // breaker, a used-up limit: the call runs). Names start with "shadow", so `--filter shadow` picks
-// them (with the baseline).
+// them (with the baseline). Each admitted row has an A/A control beside it, a second enforcing
+// instance made after the shadow one: its ratio to the first is the noise of the measurement
+// (row position, which instance the JIT met first), against which the shadow ratio is read.
 import { circuitBreaker, consecutive, fixedWindow, rateLimit, rateLimiter } from '../dist/index.js';
 
 const HOUR = 3_600_000;
@@ -23,10 +25,11 @@ const ignore = () => {};
  * the target.
  */
 export async function shadowScenarios() {
-  const breakers = ['enforce', 'shadow'].map((mode) => circuitBreaker({ name: `bench-${mode}`, mode, breaker: consecutive(5), halfOpenAfterMs: HOUR }));
+  const modes = ['enforce', 'shadow', 'enforce'];
+  const breakers = modes.map((mode, i) => circuitBreaker({ name: `bench-${i}`, mode, breaker: consecutive(5), halfOpenAfterMs: HOUR }));
   // Room to spare: a window no call rate can use up within the run.
-  const limits = ['enforce', 'shadow'].map((mode) =>
-    rateLimit(rateLimiter({ name: `bench-${mode}`, mode, algorithm: fixedWindow({ limit: 2 ** 31 - 1, windowMs: HOUR }) }), { key: 'k' }),
+  const limits = modes.map((mode, i) =>
+    rateLimit(rateLimiter({ name: `bench-${i}`, mode, algorithm: fixedWindow({ limit: 2 ** 31 - 1, windowMs: HOUR }) }), { key: 'k' }),
   );
   // What a shadow policy does instead of rejecting: an open breaker and a used-up limit run the call.
   const openShadow = circuitBreaker({ name: 'bench-open-shadow', mode: 'shadow', breaker: consecutive(1), halfOpenAfterMs: HOUR });
@@ -37,14 +40,19 @@ export async function shadowScenarios() {
   const scenarios = [
     ['shadow: admitted, circuitBreaker closed, enforce', () => breakers[0].execute(work)],
     ['shadow: admitted, circuitBreaker closed, shadow', () => breakers[1].execute(work)],
+    ['shadow: admitted, circuitBreaker closed, enforce (A/A control)', () => breakers[2].execute(work)],
     ['shadow: admitted, rateLimit (memory), enforce', () => limits[0].execute(work)],
     ['shadow: admitted, rateLimit (memory), shadow', () => limits[1].execute(work)],
+    ['shadow: admitted, rateLimit (memory), enforce (A/A control)', () => limits[2].execute(work)],
     ['shadow: would reject, circuitBreaker open, call runs', () => openShadow.execute(work)],
     ['shadow: would reject, rateLimit used up, call runs', () => usedUp.execute(work)],
   ];
+  const row = (what, mode) => `shadow: admitted, ${what}, ${mode}`;
   const targets = [
-    ['closed circuitBreaker', 'shadow: admitted, circuitBreaker closed, shadow', 'shadow: admitted, circuitBreaker closed, enforce'],
-    ['rateLimit (memory store)', 'shadow: admitted, rateLimit (memory), shadow', 'shadow: admitted, rateLimit (memory), enforce'],
+    ['closed circuitBreaker: shadow ÷ enforce', row('circuitBreaker closed', 'shadow'), row('circuitBreaker closed', 'enforce')],
+    ['A/A control, closed circuitBreaker: enforce ÷ enforce', row('circuitBreaker closed', 'enforce (A/A control)'), row('circuitBreaker closed', 'enforce')],
+    ['rateLimit (memory store): shadow ÷ enforce', row('rateLimit (memory)', 'shadow'), row('rateLimit (memory)', 'enforce')],
+    ['A/A control, rateLimit (memory store): enforce ÷ enforce', row('rateLimit (memory)', 'enforce (A/A control)'), row('rateLimit (memory)', 'enforce')],
   ];
   return { scenarios, targets };
 }
