@@ -19,6 +19,8 @@
 // benchmarks/callgrind-jit.mjs (`--requests` there is --calls here). Needs valgrind. The "layers:"
 // scenarios (issue 14 §3) count retry, breaker and timeout alone and as layers of pipelines; the
 // "16 concurrent" ones count a batch of 16 calls into a one-slot bulkhead (15 queue), per batch.
+// The "shadow:" ones (benchmarks/shadow.mjs) count each policy admitting in enforce and in shadow
+// mode, the noise-free check of issue 15 §3's ≤ 1.05×: `--filter '^shadow'`.
 import { spawn, execFileSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -28,6 +30,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { bulkhead, circuitBreaker, consecutive, exponential, hedge, pipeline, retry, timeout } from '../dist/index.js';
 import { rejectionScenarios } from './rejections.mjs';
+import { shadowScenarios } from './shadow.mjs';
 import { callgrindNode, requireCounts } from './support.mjs';
 
 const { values: args } = parseArgs({
@@ -55,6 +58,8 @@ async function scenarioList() {
   const bHedge = hedge({ delayMs: 10_000 });
   const work = async () => 1;
   const { scenarios, close } = await rejectionScenarios();
+  // Issue 15 §3: each policy admitting in enforce and in shadow mode (shadow.mjs).
+  const shadow = await shadowScenarios();
   return {
     scenarios: [
       ['baseline: await fn()', work],
@@ -64,6 +69,7 @@ async function scenarioList() {
       ['hedge, no hedge fires: call, bulwark', () => bHedge.execute(work)],
       ...layerScenarios(work),
       ...scenarios,
+      ...shadow.scenarios,
     ],
     close,
   };
