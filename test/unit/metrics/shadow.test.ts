@@ -46,6 +46,16 @@ describe('metrics of policies in shadow mode', () => {
     expect(await valueOf(registry, 'bulwark_circuit_rejections_total', { policy: 'ledger', state: 'open' })).toBe(1);
   });
 
+  it('show a shadow breaker not given to read with mode="shadow", from what it publishes', async () => {
+    const { registry } = setup();
+    const breaker = circuitBreaker({ name: 'unlisted', mode: 'shadow', breaker: consecutive(1) });
+    await breaker.execute(() => Promise.reject(new Boom('down'))).catch(ignore);
+    expect(await valueOf(registry, 'bulwark_circuit_state', { policy: 'unlisted', state: 'open', mode: 'shadow' })).toBe(1);
+    breaker.mode = 'enforce';
+    await breaker.execute(() => 'refused').catch(ignore); // its rejection says mode "enforce"
+    expect(await valueOf(registry, 'bulwark_circuit_state', { policy: 'unlisted', state: 'open' })).toBe(1);
+  });
+
   it('count what a shadow shedder would have shed with mode="shadow"', async () => {
     const { registry } = setup();
     const shedder = loadShedder({ maxEventLoopDelayMs: 100, sampler: () => ({ eventLoopDelayMs: 300 }), mode: 'shadow' });
