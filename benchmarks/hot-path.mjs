@@ -8,6 +8,7 @@
 //        [--filter 'text|other text']  (only the scenarios whose name contains one of them, and the baseline)
 //
 // --quick: 5 rounds unless --rounds is given (a smoke run, as `npm run bench -- --quick` makes).
+// Issue 15 §3: shadow mode ≤ 1.05× enforce on the admitted path (shadow.mjs's rows).
 // Targets (issue 14): the closed breaker's overhead ≤ 0.25× cockatiel's,
 // pipeline(retry, breaker, timeout) ≤ 6× `await fn()`, a hedge whose first attempt succeeds
 // before its delay ≤ 100 ns over `await fn()`, 16 concurrent calls through a one-slot bulkhead
@@ -44,6 +45,7 @@ import {
 import { fromOpossum, opossumAction } from '../dist/opossum.js';
 import { fromBottleneck } from '../dist/bottleneck.js';
 import { rejectionScenarios } from './rejections.mjs';
+import { shadowScenarios } from './shadow.mjs';
 
 const require = createRequire(import.meta.url);
 const cockatiel = require('cockatiel');
@@ -149,6 +151,8 @@ const chaosScenarios = [
 
 // Calls refused at once (open breaker, full bulkhead, rate limit): see rejections.mjs.
 const rejections = await rejectionScenarios();
+// Each policy in enforce and in shadow mode (issue 15 §3): see shadow.mjs.
+const shadow = await shadowScenarios();
 
 const scenarios = [
   ['baseline: await fn()', () => work()],
@@ -173,6 +177,7 @@ const scenarios = [
   ['bottleneck schedule()', () => bnRaw.schedule(work)],
   ['bulwark/bottleneck fromBottleneck().execute', () => bnWrapped.execute(work)],
   ...rejections.scenarios,
+  ...shadow.scenarios,
 ].filter(
   ([name]) =>
     !args.filter || name === 'baseline: await fn()' || args.filter.split('|').some((part) => name.includes(part)),
@@ -301,6 +306,8 @@ const targets = [
   ...['open breaker', 'full bulkhead'].map((what) =>
     judge(`${what}: bulwark's rejected call ÷ cockatiel's, ns/op`, ratio(`${what}: rejected call, bulwark`, `${what}: rejected call, cockatiel`, 'ns'), 0.5, '×'),
   ),
+  // Issue 15 §3: shadow mode costs at most 5 % over enforce on the admitted path.
+  ...shadow.targets.map(([what, ours, theirs]) => judge(`admitted path, ${what}, ns/op`, ratio(ours, theirs, 'ns'), 1.05, '×')),
 ];
 
 if (args.json) {

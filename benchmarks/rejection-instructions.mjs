@@ -19,6 +19,11 @@
 // benchmarks/callgrind-jit.mjs (`--requests` there is --calls here). Needs valgrind. The "layers:"
 // scenarios (issue 14 §3) count retry, breaker and timeout alone and as layers of pipelines; the
 // "16 concurrent" ones count a batch of 16 calls into a one-slot bulkhead (15 queue), per batch.
+// The "shadow:" ones (benchmarks/shadow.mjs) count each policy admitting in enforce and in shadow
+// mode, the noise-free check of issue 15 §3's ≤ 1.05×: `--filter '^shadow' --single-threaded`.
+// --single-threaded: node runs with --single-threaded --max-semi-space-size=64, so compiling and
+// GC happen on the main thread and are counted every time, rather than landing in the counted
+// window at random (the rate-limit rows read 4.7k and 17.0k in two runs without it).
 import { spawn, execFileSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -28,6 +33,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { bulkhead, circuitBreaker, consecutive, exponential, hedge, pipeline, retry, timeout } from '../dist/index.js';
 import { rejectionScenarios } from './rejections.mjs';
+import { shadowScenarios } from './shadow.mjs';
 import { callgrindNode, requireCounts } from './support.mjs';
 
 const { values: args } = parseArgs({
@@ -38,6 +44,7 @@ const { values: args } = parseArgs({
     keep: { type: 'string' },
     child: { type: 'string' },
     mixed: { type: 'boolean', default: false },
+    'single-threaded': { type: 'boolean', default: false },
   },
 });
 requireCounts(args, ['calls', 'warmup']);
@@ -55,6 +62,8 @@ async function scenarioList() {
   const bHedge = hedge({ delayMs: 10_000 });
   const work = async () => 1;
   const { scenarios, close } = await rejectionScenarios();
+  // Issue 15 §3: each policy admitting in enforce and in shadow mode (shadow.mjs).
+  const shadow = await shadowScenarios();
   return {
     scenarios: [
       ['baseline: await fn()', work],
@@ -64,6 +73,7 @@ async function scenarioList() {
       ['hedge, no hedge fires: call, bulwark', () => bHedge.execute(work)],
       ...layerScenarios(work),
       ...scenarios,
+      ...shadow.scenarios,
     ],
     close,
   };
@@ -134,6 +144,7 @@ async function measure(name, index) {
     valgrind,
     [
       ...command,
+      ...(args['single-threaded'] ? ['--single-threaded', '--max-semi-space-size=64'] : []),
       fileURLToPath(import.meta.url),
       '--child',
       name,
@@ -183,7 +194,7 @@ const rows = [];
 for (const [i, name] of chosen.entries()) {
   const perCall = await measure(name, i);
   rows.push({ name, perCall });
-  console.error(`${name}: ${(perCall / 1000).toFixed(1)}k main-thread instructions per call${args.keep ? ` (kept as ${i})` : ''}`);
+  console.error(`${name}: ${(perCall / 1000).toFixed(2)}k main-thread instructions per call${args.keep ? ` (kept as ${i})` : ''}`);
 }
 console.log(`\nNode ${process.version}; callgrind; ${WARMUP} warm-up calls, then ${CALLS} counted.\n`);
 console.log(`Command: \`node benchmarks/rejection-instructions.mjs${process.argv.length > 2 ? ' ' + process.argv.slice(2).join(' ') : ''}\`\n`);

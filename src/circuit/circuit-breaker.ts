@@ -2,7 +2,9 @@ import { type Backoff, isBackoff, nextDelay } from '../backoff/backoff.js';
 import { reportCallbackError } from '../core/callback-error.js';
 import { type Clock, systemClock } from '../core/clock.js';
 import type { Context } from '../core/context.js';
-import { circuitRejectedChannel, type CircuitState, circuitStateChannel, executeChannel } from '../core/diagnostics.js';
+import { circuitRejectedChannel, type CircuitRejectedMessage, type CircuitState, circuitStateChannel, executeChannel } from '../core/diagnostics.js';
+import { checkMode } from '../admission/mode.js';
+import type { AdmissionMode } from '../admission/types.js';
 import { BrokenCircuitError, IsolatedCircuitError, isAbortError } from '../core/errors.js';
 import { type Disposable, EventEmitter, type EventSubscriber, toDisposable } from '../core/events.js';
 import { callFunction, type ExecuteOptions, invokeTraced, PolicyBase, type PolicyFunction, rootContext, runSymbol, whileCallerWaits } from '../core/policy.js';
@@ -37,6 +39,8 @@ export interface StateChangeEvent {
   readonly from: CircuitState;
   readonly to: CircuitState;
   readonly reason: StateChangeReason;
+  /** The breaker's mode at the change: a `'shadow'` breaker opens and closes but rejects nothing. */
+  readonly mode: AdmissionMode;
 }
 
 /**
@@ -90,6 +94,13 @@ export interface CircuitBreakerOptions {
    * over it, while the breaker must never stay open longer than it is configured to. @default closed
    */
   readonly initialState?: CircuitBreakerSnapshot;
+  /**
+   * `'shadow'` rejects nothing: the state machine runs as in `'enforce'` and every call it would
+   * have rejected runs, is published as a rejection with `mode: 'shadow'`, and its outcome is not
+   * recorded (so the states, and the would-reject count, are those an enforcing breaker would
+   * have had). Settable at run time through {@link CircuitBreakerPolicy.mode}. @default 'enforce'
+   */
+  readonly mode?: AdmissionMode;
   /** Name used in events and telemetry. @default 'circuit-breaker' */
   readonly name?: string;
   /** Time source (inject a ManualClock in tests). @default systemClock */
@@ -104,6 +115,7 @@ const keys = [
   'handle',
   'handleResult',
   'initialState',
+  'mode',
   'name',
   'clock',
 ] as const;
@@ -112,7 +124,7 @@ const CLOSED = 0;
 const OPEN = 1;
 const HALF_OPEN = 2;
 const ISOLATED = 3;
-type Mode = typeof CLOSED | typeof OPEN | typeof HALF_OPEN | typeof ISOLATED;
+type Phase = typeof CLOSED | typeof OPEN | typeof HALF_OPEN | typeof ISOLATED;
 const stateNames: readonly CircuitState[] = ['closed', 'open', 'half-open', 'isolated'];
 
 /** Counts every error as a failure except a cancellation by the caller. */
@@ -131,7 +143,7 @@ export class CircuitBreakerPolicy extends PolicyBase {
   /** Subscribes to state changes. */
   readonly onStateChange: EventSubscriber<StateChangeEvent>;
 
-  private mode: Mode = CLOSED;
+  private phase: Phase = CLOSED;
   private readonly tracker: FailureTracker;
   private readonly timed: boolean;
   /** A probe lasting at least this long opens the breaker again (Infinity: slowness not judged). */
@@ -161,6 +173,8 @@ export class CircuitBreakerPolicy extends PolicyBase {
   private probesSucceeded = 0;
   private probeDeadline = 0;
   private isolations = 0;
+  /** Mode 'shadow': calls the breaker would reject run, unrecorded. */
+  private shadow: boolean;
 
   constructor(options?: CircuitBreakerOptions) {
     super();
@@ -219,6 +233,7 @@ export class CircuitBreakerPolicy extends PolicyBase {
       o.handleResult === undefined ? undefined : functionOption('circuitBreaker', 'handleResult', o.handleResult, defaultHandle);
     this.closedValue = this.handleResult === undefined ? this.closedSuccess : this.closedResult;
     this.name = nameOption('circuitBreaker', o.name, 'circuit-breaker');
+    this.shadow = checkMode('circuitBreaker', 'option "mode"', o.mode) === 'shadow';
     this.clock = clockOption('circuitBreaker', o.clock, systemClock);
     this.onStateChange = this.stateChanged.subscribe;
     if (o.initialState !== undefined) this.restore(o.initialState);
@@ -226,8 +241,20 @@ export class CircuitBreakerPolicy extends PolicyBase {
 
   /** The current state; an open breaker whose period has ended reads as half-open. */
   get state(): CircuitState {
-    if (this.mode === OPEN || this.mode === HALF_OPEN) this.refresh(this.clock.now());
-    return stateNames[this.mode]!;
+    if (this.phase === OPEN || this.phase === HALF_OPEN) this.refresh(this.clock.now());
+    return stateNames[this.phase]!;
+  }
+
+  /**
+   * `'enforce'` or `'shadow'` (see the `mode` option); assigning switches at once and keeps the
+   * state, the strategy's counts and the open period. Anything else throws a TypeError.
+   */
+  get mode(): AdmissionMode {
+    return this.shadow ? 'shadow' : 'enforce';
+  }
+
+  set mode(value: AdmissionMode) {
+    this.shadow = checkMode('circuitBreaker', '"mode"', value, false) === 'shadow';
   }
 
   /**
@@ -236,7 +263,7 @@ export class CircuitBreakerPolicy extends PolicyBase {
    */
   isolate(): Disposable {
     this.isolations++;
-    if (this.mode !== ISOLATED) this.transition(ISOLATED, 'isolated');
+    if (this.phase !== ISOLATED) this.transition(ISOLATED, 'isolated');
     return toDisposable(() => {
       if (--this.isolations === 0) {
         this.tracker.reset();
@@ -266,7 +293,7 @@ export class CircuitBreakerPolicy extends PolicyBase {
   }
 
   [runSymbol]<T>(fn: PolicyFunction<T>, context: Context): Promise<T> {
-    if (this.mode === CLOSED) {
+    if (this.phase === CLOSED) {
       if (!this.timed) return this.runClosed(fn, context);
       return this.runTimed(fn, context);
     }
@@ -286,15 +313,15 @@ export class CircuitBreakerPolicy extends PolicyBase {
   }
 
   private readonly closedSuccess = (): void => {
-    if (this.mode === CLOSED && this.tracker.record(false, NaN, 0)) this.open('failures');
+    if (this.phase === CLOSED && this.tracker.record(false, NaN, 0)) this.open('failures');
   };
 
   private readonly closedResult = (value: unknown): void => {
-    if (this.mode === CLOSED && this.tracker.record(this.resultFails(value), NaN, 0)) this.open('failures');
+    if (this.phase === CLOSED && this.tracker.record(this.resultFails(value), NaN, 0)) this.open('failures');
   };
 
   private readonly closedFailure = (error: unknown): void => {
-    if (this.mode === CLOSED && this.counts(error) && this.tracker.record(true, NaN, 0)) this.open('failures');
+    if (this.phase === CLOSED && this.counts(error) && this.tracker.record(true, NaN, 0)) this.open('failures');
   };
 
   private runTimed<T>(fn: PolicyFunction<T>, context: Context): Promise<T> {
@@ -317,12 +344,25 @@ export class CircuitBreakerPolicy extends PolicyBase {
   }
 
   private runNotClosed<T>(fn: PolicyFunction<T>, context: Context): Promise<T> {
-    if (this.mode === ISOLATED) return this.reject(new IsolatedCircuitError());
+    if (this.phase === ISOLATED) return this.shadow ? this.passShadow(fn, context) : this.reject(new IsolatedCircuitError());
     const now = this.clock.now();
     this.refresh(now); // only ever moves to open or half-open
-    if (this.mode === OPEN) return this.reject(new BrokenCircuitError(Math.max(0, this.openUntil - now)));
-    if (this.probesStarted >= this.halfOpenMaxCalls) return this.reject(new BrokenCircuitError(0));
+    if (this.phase === OPEN || this.probesStarted >= this.halfOpenMaxCalls) {
+      if (this.shadow) return this.passShadow(fn, context);
+      return this.reject(new BrokenCircuitError(this.phase === OPEN ? Math.max(0, this.openUntil - now) : 0));
+    }
     return this.probe(fn, context, now);
+  }
+
+  /**
+   * A call a shadow breaker would have rejected: published as a rejection, then run with its
+   * outcome left unrecorded. An enforcing breaker never sees the outcome of a call it rejects;
+   * recording it here would close a shadow breaker sooner than an enforcing one, and its
+   * would-reject count would no longer predict the rejections of enforcing.
+   */
+  private passShadow<T>(fn: PolicyFunction<T>, context: Context): Promise<T> {
+    this.publishRejected('shadow');
+    return callFunction(fn, context);
   }
 
   private probe<T>(fn: PolicyFunction<T>, context: Context, now: number): Promise<T> {
@@ -398,10 +438,10 @@ export class CircuitBreakerPolicy extends PolicyBase {
    * opens as of the probe deadline), then open → half-open when due.
    */
   private refresh(now: number): void {
-    if (this.mode === HALF_OPEN && this.probesInFlight > 0 && now >= this.probeDeadline) {
+    if (this.phase === HALF_OPEN && this.probesInFlight > 0 && now >= this.probeDeadline) {
       this.open('probe-abandoned', this.probeDeadline);
     }
-    if (this.mode === OPEN && now >= this.openUntil) this.transition(HALF_OPEN, 'half-open-due');
+    if (this.phase === OPEN && now >= this.openUntil) this.transition(HALF_OPEN, 'half-open-due');
   }
 
   /** Opens the breaker; its open period runs from `since` (default now). */
@@ -413,24 +453,29 @@ export class CircuitBreakerPolicy extends PolicyBase {
     this.transition(OPEN, reason);
   }
 
-  private transition(to: Mode, reason: StateChangeReason): void {
-    const from = this.mode;
-    this.mode = to;
+  private transition(to: Phase, reason: StateChangeReason): void {
+    const from = this.phase;
+    this.phase = to;
     this.generation++;
     this.probesStarted = this.probesInFlight = this.probesSucceeded = 0;
     this.probeDeadline = 0;
     if (from !== to && (this.stateChanged.active || circuitStateChannel.hasSubscribers)) {
-      const event: StateChangeEvent = { policy: this.name, from: stateNames[from]!, to: stateNames[to]!, reason };
+      const event: StateChangeEvent = { policy: this.name, from: stateNames[from]!, to: stateNames[to]!, reason, mode: this.mode };
       this.stateChanged.emit(event);
       if (circuitStateChannel.hasSubscribers) circuitStateChannel.publish(event);
     }
   }
 
   private reject(error: BrokenCircuitError | IsolatedCircuitError): Promise<never> {
-    if (circuitRejectedChannel.hasSubscribers) {
-      circuitRejectedChannel.publish({ policy: this.name, state: stateNames[this.mode] });
-    }
+    this.publishRejected('enforce');
     return Promise.reject(error);
+  }
+
+  private publishRejected(mode: AdmissionMode): void {
+    if (circuitRejectedChannel.hasSubscribers) {
+      const message: CircuitRejectedMessage = { policy: this.name, state: stateNames[this.phase]!, mode };
+      circuitRejectedChannel.publish(message);
+    }
   }
 
   private restore(snapshot: CircuitBreakerSnapshot): void {
@@ -455,7 +500,7 @@ export class CircuitBreakerPolicy extends PolicyBase {
     const elapsed = Math.max(0, Date.now() - savedAt);
     const remaining = Math.min(this.maxOpenMs, Math.max(0, openRemainingMs - elapsed));
     this.openUntil = this.clock.now() + (state === 'half-open' ? 0 : remaining);
-    this.mode = OPEN;
+    this.phase = OPEN;
   }
 }
 

@@ -15,9 +15,15 @@ import diagnosticsChannel from 'node:diagnostics_channel';
 export const channelNames = {
   /** Tracing channel (start/end/asyncStart/asyncEnd/error) around each policy execution: `{ kind, policy }`. */
   execute: 'bulwark:execute',
-  /** A circuit breaker changed state: `{ policy, from, to, reason }`. */
+  /**
+   * A circuit breaker changed state: `{ policy, from, to, reason, mode }` (`mode`: `'enforce'` or
+   * `'shadow'`; a wrapped opossum breaker always enforces).
+   */
   circuitState: 'bulwark:circuit:state',
-  /** A circuit breaker rejected a call: `{ policy, state }`. */
+  /**
+   * A circuit breaker rejected a call: `{ policy, state, mode }`; with `mode: 'shadow'` it would
+   * have, and ran the call (see `CircuitRejectedMessage`).
+   */
   circuitRejected: 'bulwark:circuit:rejected',
   /** A retry policy is about to wait and try again: `{ policy, attempt, delayMs, error, result? }` (`result`: a value `handleResult` retried). */
   retryAttempt: 'bulwark:retry:attempt',
@@ -31,7 +37,11 @@ export const channelNames = {
   fallback: 'bulwark:fallback:used',
   /** A hedge started another attempt: `{ policy, attempt, trigger }` (`trigger`: `'delay' | 'failure'`). */
   hedge: 'bulwark:hedge:attempt',
-  /** A rate limiter or quota decided: `{ kind, policy, decision }` (`kind`: `'rate-limiter' | 'quota'`; never the key; `decision.store` says who decided). */
+  /**
+   * A rate limiter or quota decided: `{ kind, policy, decision, mode }` (`kind`: `'rate-limiter' | 'quota'`;
+   * never the key; `decision.store` says who decided; a denial with `mode: 'shadow'` is one the
+   * policy and adapters let through).
+   */
   rateLimitDecision: 'bulwark:ratelimit:decision',
   /**
    * A remote store failed and decisions fell back: `{ store, kind, error, fallback, operations, reason? }`
@@ -41,7 +51,11 @@ export const channelNames = {
    * `'server-changed'` for a new run_id, `'keys-lost'` for a marker key that vanished).
    */
   storeError: 'bulwark:ratelimit:store-error',
-  /** A load shedder rejected a request: `{ reason, value, threshold }` (reason: `'eventLoopDelay' | 'eventLoopUtilization' | 'heapUsed' | ...`). */
+  /**
+   * A load shedder rejected a request: `{ reason, value, threshold, mode }` (reason:
+   * `'eventLoopDelay' | 'eventLoopUtilization' | 'heapUsed' | ...`; with `mode: 'shadow'` the
+   * request went on).
+   */
   sheddingRejected: 'bulwark:shedding:rejected',
   /** A health check finished: `{ check, status, critical, durationMs, cached }` (never the error's internals). */
   healthCheck: 'bulwark:health:check',
@@ -89,6 +103,11 @@ export interface CircuitRejectedMessage {
   readonly policy: string;
   /** The state it rejected in: `'open'`, `'half-open'` or `'isolated'`. */
   readonly state: string;
+  /**
+   * `'shadow'` when the breaker only would have rejected: the call ran. `'enforce'` when it was
+   * rejected (always, from a wrapped opossum breaker).
+   */
+  readonly mode: 'enforce' | 'shadow';
 }
 
 /**
@@ -104,6 +123,8 @@ export interface SheddingRejectedMessage {
   readonly value: number;
   /** The threshold it is over. */
   readonly threshold: number;
+  /** `'shadow'` when the shedder only would have turned the request away (it went on), else `'enforce'`. */
+  readonly mode: 'enforce' | 'shadow';
 }
 
 /**

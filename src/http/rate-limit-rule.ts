@@ -432,7 +432,9 @@ async function decideWithFunctions<Req>(rule: RateLimitRule<Req>, request: Req, 
  * Applies a rule's outcome to the response: writes the rate-limit headers (and `Retry-After`)
  * through `access`, and returns the problem to answer with, or undefined to let the request go on.
  * A denial by a store that failed closed is an outage: 503, `Retry-After`, and no header that
- * claims the client's limit is used up.
+ * claims the client's limit is used up. A limiter in shadow mode gets the same headers and never
+ * an answer: its denials (published on the decision channel with `mode: 'shadow'`), its outages
+ * and a bad cost (which is not charged) all let the request go on.
  */
 export function applyOutcome<Req, T>(
   rule: RateLimitRule<Req>,
@@ -442,14 +444,19 @@ export function applyOutcome<Req, T>(
   access: HeaderAccess<T>,
 ): ProblemResponse | undefined {
   if (outcome === undefined) return undefined;
-  if (outcome === rule.badCost || outcome === rule.costTooLarge) return outcome;
+  if (outcome === rule.badCost || outcome === rule.costTooLarge) return enforced(rule, outcome);
   const decision = outcome as LimiterDecision;
   if (!decision.allowed && decision.store === 'fail-closed') {
     access.set(target, 'retry-after', retryAfterValue(decision));
-    return rule.unavailable;
+    return enforced(rule, rule.unavailable);
   }
   if (rule.draft) writeRateLimitHeaders(rule, decision, raw, target, access);
   if (decision.allowed) return undefined;
   access.set(target, 'retry-after', retryAfterValue(decision));
-  return rule.denial;
+  return enforced(rule, rule.denial);
+}
+
+/** The answer, unless the rule's limiter is in shadow mode (read on a denial only: the admitted path pays nothing). */
+function enforced<Req>(rule: RateLimitRule<Req>, answer: ProblemResponse): ProblemResponse | undefined {
+  return rule.decider.mode === 'shadow' ? undefined : answer;
 }

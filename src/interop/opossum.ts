@@ -79,12 +79,16 @@ export interface OpossumStateChangeEvent {
   readonly from: Exclude<OpossumCircuitState, 'shutdown'>;
   readonly to: Exclude<OpossumCircuitState, 'shutdown'>;
   readonly reason: OpossumStateChangeReason;
+  /** Always `'enforce'`: an opossum breaker has no shadow mode (as bulwark's own breakers' events say). */
+  readonly mode: 'enforce';
 }
 
 /** Payload of {@link OpossumPolicy.onRejected} and of `bulwark:circuit:rejected`. */
 export interface OpossumRejectedEvent {
   readonly policy: string;
   readonly state: 'open' | 'half-open';
+  /** Always `'enforce'`: the call was refused. */
+  readonly mode: 'enforce';
 }
 
 /** Payload of {@link OpossumPolicy.onTimeout} and of `bulwark:timeout:expired`. */
@@ -297,7 +301,7 @@ export class OpossumPolicy<R = never> extends PolicyBase<R> {
     this.current = to;
     if (to === 'open') this.openedAt = Date.now();
     if (from === to || !(this.stateChanged.active || circuitStateChannel.hasSubscribers)) return;
-    const event: OpossumStateChangeEvent = { policy: this.name, from, to, reason: this.reasonFor(from, to) };
+    const event: OpossumStateChangeEvent = { policy: this.name, from, to, reason: this.reasonFor(from, to), mode: 'enforce' };
     this.stateChanged.emit(event);
     if (circuitStateChannel.hasSubscribers) circuitStateChannel.publish(event);
   }
@@ -328,7 +332,7 @@ export class OpossumPolicy<R = never> extends PolicyBase<R> {
   private refused(error: unknown): void {
     this.refusal = error;
     if (this.refusedEvents.active || circuitRejectedChannel.hasSubscribers) {
-      const event: OpossumRejectedEvent = { policy: this.name, state: this.engine.halfOpen ? 'half-open' : 'open' };
+      const event: OpossumRejectedEvent = { policy: this.name, state: this.engine.halfOpen ? 'half-open' : 'open', mode: 'enforce' };
       this.refusedEvents.emit(event);
       if (circuitRejectedChannel.hasSubscribers) circuitRejectedChannel.publish(event);
     }

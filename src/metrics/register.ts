@@ -20,6 +20,8 @@ import { forgetPolicies } from './retire.js';
 export interface ObservedBreaker {
   readonly name: string;
   readonly state: CircuitState | (string & {});
+  /** `'shadow'` puts `mode="shadow"` on the breaker's state series (bulwark's breakers have it). */
+  readonly mode?: string;
 }
 
 /**
@@ -91,6 +93,16 @@ const DEFAULT_BUCKETS: readonly number[] = Object.freeze([
 
 const STATES: readonly CircuitState[] = ['closed', 'open', 'half-open', 'isolated'];
 const HEALTH_STATUSES = ['pass', 'warn', 'fail'] as const;
+
+/**
+ * Labels for a message's `mode`: `{ mode: 'shadow' }` for a policy in shadow mode, and nothing for
+ * an enforcing one, so that the series of enforcing policies are exactly those of the releases
+ * before shadow mode (dashboards and recording rules keep matching them); `mode!="shadow"`
+ * selects only what was enforced.
+ */
+function modeLabel(mode: unknown): { mode?: string } {
+  return mode === 'shadow' ? { mode: 'shadow' } : {};
+}
 
 /** A label value from a channel message: the string itself, or `'unknown'` for anything else. */
 function label(value: unknown): string {
@@ -205,7 +217,7 @@ export function registerMetrics(registry: Registry<RegistryContentType>, options
   const breakers = breakersOption(o.circuitBreakers);
   const observedAdmission = admissionOption(OWNER, o.admission);
   const cap = labelCap(countOption(OWNER, 'maxLabelValues', o.maxLabelValues, DEFAULT_MAX_LABEL_VALUES, { max: 10_000 }));
-  const bound = <L extends Record<string, string>>(labels: L): L => {
+  const bound = <L extends Record<string, string | undefined>>(labels: L): L => {
     const out: Record<string, string> = {};
     for (const key in labels) out[key] = cap(key, labels[key]!);
     return out as L;
@@ -214,6 +226,12 @@ export function registerMetrics(registry: Registry<RegistryContentType>, options
 
   // The last state each breaker was seen in on the channels, for breakers not given to read.
   const lastSeen = new Map<string, CircuitState>();
+  // The breakers last seen in shadow mode (on the channels, or read at a scrape).
+  const shadowBreakers = new Set<string>();
+  const noteMode = (policy: string, mode: unknown): void => {
+    if (mode === 'shadow') shadowBreakers.add(policy);
+    else shadowBreakers.delete(policy);
+  };
   const healthCritical = new Map<string, string>();
 
   // Created with `registers: []`: prom-client would otherwise add them to its global registry.
@@ -221,8 +239,8 @@ export function registerMetrics(registry: Registry<RegistryContentType>, options
   // its state is counted in the transitions of the same scrape.
   const circuitState: Gauge<'policy' | 'state'> = new Gauge({
     name: name('circuit_state'),
-    help: 'Circuit breaker state: 1 for the state each breaker is in, 0 for the others (read at scrape time).',
-    labelNames: ['policy', 'state'],
+    help: 'Circuit breaker state: 1 for the state each breaker is in, 0 for the others (read at scrape time); mode="shadow" on breakers in shadow mode.',
+    labelNames: ['policy', 'state', 'mode'],
     registers: [],
     collect: () => {
       const states = new Map(lastSeen);
@@ -233,10 +251,12 @@ export function registerMetrics(registry: Registry<RegistryContentType>, options
           try {
             const name = b.name;
             const state = b.state;
+            const mode = b.mode;
             const policy = typeof name === 'string' ? cap('policy', label(name)) : undefined;
             if (policy !== undefined && (STATES as readonly string[]).includes(state) && !read.has(policy)) {
               read.add(policy);
               states.set(policy, state as CircuitState);
+              noteMode(policy, mode);
               // Kept for the scrapes at which the state cannot be shown (a shut-down opossum breaker).
               lastSeen.set(policy, state as CircuitState);
             }
@@ -247,7 +267,8 @@ export function registerMetrics(registry: Registry<RegistryContentType>, options
       }
       circuitState.reset();
       for (const [policy, current] of states) {
-        for (const state of STATES) circuitState.set({ policy, state }, state === current ? 1 : 0);
+        const mode = modeLabel(shadowBreakers.has(policy) ? 'shadow' : undefined);
+        for (const state of STATES) circuitState.set({ policy, state, ...mode }, state === current ? 1 : 0);
       }
     },
   });
@@ -266,14 +287,14 @@ export function registerMetrics(registry: Registry<RegistryContentType>, options
   });
   const transitions = new Counter({
     name: name('circuit_transitions_total'),
-    help: 'Circuit breaker state changes, by breaker, previous state, new state and reason.',
-    labelNames: ['policy', 'from', 'to', 'reason'],
+    help: 'Circuit breaker state changes, by breaker, previous state, new state and reason; mode="shadow" for breakers in shadow mode.',
+    labelNames: ['policy', 'from', 'to', 'reason', 'mode'],
     registers: [],
   });
   const circuitRejections = new Counter({
     name: name('circuit_rejections_total'),
-    help: 'Calls a circuit breaker rejected without running them, by breaker and the state it was in.',
-    labelNames: ['policy', 'state'],
+    help: 'Calls a circuit breaker rejected without running them, by breaker and the state it was in; mode="shadow": would have rejected, and ran them.',
+    labelNames: ['policy', 'state', 'mode'],
     registers: [],
   });
   const retries = new Counter({
@@ -314,8 +335,8 @@ export function registerMetrics(registry: Registry<RegistryContentType>, options
   });
   const decisions = new Counter({
     name: name('ratelimit_decisions_total'),
-    help: 'Rate-limit and quota decisions, by kind, limiter, decision (allowed or denied) and the store that decided.',
-    labelNames: ['kind', 'policy', 'decision', 'store'],
+    help: 'Rate-limit and quota decisions, by kind, limiter, decision (allowed or denied) and the store that decided; mode="shadow": denials let through.',
+    labelNames: ['kind', 'policy', 'decision', 'store', 'mode'],
     registers: [],
   });
   const storeErrors = new Counter({
@@ -326,8 +347,8 @@ export function registerMetrics(registry: Registry<RegistryContentType>, options
   });
   const shed = new Counter({
     name: name('shedding_rejections_total'),
-    help: 'Requests turned away by load shedding, by the measure over its threshold.',
-    labelNames: ['reason'],
+    help: 'Requests turned away by load shedding, by the measure over its threshold; mode="shadow": would have been, and went on.',
+    labelNames: ['reason', 'mode'],
     registers: [],
   });
   const healthStatus = new Gauge({
@@ -433,16 +454,18 @@ export function registerMetrics(registry: Registry<RegistryContentType>, options
     [
       channelNames.circuitState,
       (m) => {
-        const labels = bound({ policy: label(m.policy), from: label(m.from), to: label(m.to), reason: label(m.reason) });
+        const labels = bound({ policy: label(m.policy), from: label(m.from), to: label(m.to), reason: label(m.reason), ...modeLabel(m.mode) });
         if (STATES.includes(m.to as CircuitState)) lastSeen.set(labels.policy, m.to as CircuitState);
+        noteMode(labels.policy, m.mode);
         transitions.inc(labels);
       },
     ],
     [
       channelNames.circuitRejected,
       (m) => {
-        const labels = bound({ policy: label(m.policy), state: label(m.state) });
+        const labels = bound({ policy: label(m.policy), state: label(m.state), ...modeLabel(m.mode) });
         if (STATES.includes(m.state as CircuitState)) lastSeen.set(labels.policy, m.state as CircuitState);
+        noteMode(labels.policy, m.mode);
         circuitRejections.inc(labels);
       },
     ],
@@ -455,7 +478,7 @@ export function registerMetrics(registry: Registry<RegistryContentType>, options
     [
       channelNames.rateLimitDecision,
       (m) => {
-        // Only these four fields are read: the message has no key, and nothing else is copied.
+        // Only these fields are read: the message has no key, and nothing else is copied.
         const decision = (m.decision ?? {}) as { allowed?: unknown; store?: unknown };
         decisions.inc(
           bound({
@@ -463,6 +486,7 @@ export function registerMetrics(registry: Registry<RegistryContentType>, options
             policy: label(m.policy),
             decision: decision.allowed === true ? 'allowed' : 'denied',
             store: label(decision.store),
+            ...modeLabel(m.mode),
           }),
         );
       },
@@ -475,7 +499,7 @@ export function registerMetrics(registry: Registry<RegistryContentType>, options
         storeErrors.inc(bound({ store: label(m.store), fallback: label(m.fallback) }), operations);
       },
     ],
-    [channelNames.sheddingRejected, (m) => shed.inc(bound({ reason: label(m.reason) }))],
+    [channelNames.sheddingRejected, (m) => shed.inc(bound({ reason: label(m.reason), ...modeLabel(m.mode) }))],
     [
       channelNames.healthCheck,
       (m) => {
@@ -497,7 +521,13 @@ export function registerMetrics(registry: Registry<RegistryContentType>, options
     [channelNames.faultInjected, (m) => faultsInjected.inc(bound({ policy: label(m.policy), kind: label(m.kind) }))],
     [channelNames.callbackError, (m) => callbackErrors.inc(bound({ policy: label(m.policy), callback: label(m.callback) }))],
     // The origin's policies are gone: so go their series (not metrics[0]'s: the state gauge is rebuilt at each scrape).
-    [channelNames.fetchOriginEvicted, (m) => forgetPolicies(m.policies, cap, lastSeen, metrics.slice(1))],
+    [
+      channelNames.fetchOriginEvicted,
+      (m) => {
+        forgetPolicies(m.policies, cap, lastSeen, metrics.slice(1));
+        if (Array.isArray(m.policies)) for (const policy of m.policies) shadowBreakers.delete(policy as string);
+      },
+    ],
     ...admission.handlers,
   ];
 

@@ -12,6 +12,15 @@ export interface DenyingDecider {
 }
 
 /**
+ * Whether a call or request goes on after `decision`: when it was allowed, and when `decider` is
+ * in shadow mode, whose denials are published but never enforced. A decider without a `mode`
+ * (a custom one) enforces.
+ */
+export function goesOn(decider: { readonly mode?: unknown }, decision: LimiterDecision): boolean {
+  return decision.allowed || decider.mode === 'shadow';
+}
+
+/**
  * A used-up limit: `QuotaExceededError` when `decider` is a quota (its `retryAfterMs` is the
  * period's reset), `RateLimitedError` otherwise. Whatever store made `decision`.
  */

@@ -1,7 +1,8 @@
 import type { Context, ExecutionContext } from '../core/context.js';
 import { callFunction, PolicyBase, type PolicyFunction, runSymbol } from '../core/policy.js';
 import { checkOptions, countOption, nameOption, show } from '../core/validate.js';
-import { denialError } from './denial.js';
+import type { AdmissionMode } from '../admission/types.js';
+import { denialError, goesOn } from './denial.js';
 import type { LimiterDecision } from './store.js';
 
 /** Anything that decides by key and cost: a {@link RateLimiter} or a quota. */
@@ -10,6 +11,8 @@ export interface Decider {
   readonly name: string;
   /** The largest cost that can ever be admitted, when the decider knows it (bulwark's limiters and quotas do). */
   readonly maxCost?: number;
+  /** `'shadow'`: its denials are published but let through (bulwark's limiters and quotas). @default 'enforce' */
+  readonly mode?: AdmissionMode;
   consume(key: string, options?: { readonly cost?: number; readonly signal?: AbortSignal }): Promise<LimiterDecision>;
 }
 
@@ -62,7 +65,7 @@ export class RateLimitPolicy extends PolicyBase {
     const signal = context.abortable();
     return this.limiter
       .consume(key, signal === undefined ? { cost } : { cost, signal })
-      .then((decision) => (decision.allowed ? callFunction(fn, context) : Promise.reject(denialError(this.limiter, decision))));
+      .then((decision) => (goesOn(this.limiter, decision) ? callFunction(fn, context) : Promise.reject(denialError(this.limiter, decision))));
   }
 }
 
@@ -70,7 +73,7 @@ export class RateLimitPolicy extends PolicyBase {
  * Builds a policy for outbound calls that takes units from a limiter (or quota) before each call
  * and rejects with `RateLimitedError` (or `QuotaExceededError`) when denied, or with
  * `RateLimitStoreUnavailableError` when the store could not decide and its `onStoreError` is
- * `'fail-closed'`. Each error carries `retryAfterMs`, which a retry policy outside it honours as
+ * `'fail-closed'`; a limiter in shadow mode (`mode: 'shadow'`) is never enforced: the call runs. Each error carries `retryAfterMs`, which a retry policy outside it honours as
  * its next delay.
  * @example
  * const partnerApi = rateLimiter({ name: 'partner', algorithm: gcra({ limit: 10, periodMs: 1_000 }) });

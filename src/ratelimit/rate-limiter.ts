@@ -1,3 +1,5 @@
+import { checkMode } from '../admission/mode.js';
+import type { AdmissionMode } from '../admission/types.js';
 import { channelNames } from '../core/diagnostics.js';
 import { type Disposable, disposeSymbol } from '../core/events.js';
 import { checkOptions, countOption, enumOption, nameOption, show } from '../core/validate.js';
@@ -43,6 +45,14 @@ export interface RateLimiterOptions {
    * cannot fail. @default the store's `onStoreError` ('local' for rate limiters on the Redis store)
    */
   readonly onStoreError?: StoreErrorMode;
+  /**
+   * `'shadow'` rejects nothing: decisions are made, counted and published exactly as in
+   * `'enforce'` (a denial takes no units, so the counters are those enforcing would leave), but
+   * the `rateLimit` policy, bulwark/fetch and the HTTP adapters let a denied call or request go on
+   * (the adapters with the headers a 429 would have carried). Settable at run time through
+   * {@link RateLimiter.mode}. @default 'enforce'
+   */
+  readonly mode?: AdmissionMode;
 }
 
 /** Message published on `bulwark:ratelimit:decision` (no key: keys are user data). */
@@ -51,9 +61,11 @@ export interface RateLimitDecisionMessage {
   readonly kind: 'rate-limiter' | 'quota';
   readonly policy: string;
   readonly decision: LimiterDecision;
+  /** The limiter's mode: a denial in `'shadow'` is one the policy and adapters let through. */
+  readonly mode: AdmissionMode;
 }
 
-const keys = ['algorithm', 'store', 'name', 'onStoreError'] as const;
+const keys = ['algorithm', 'store', 'name', 'onStoreError', 'mode'] as const;
 const consumeKeys = ['cost', 'signal'] as const;
 
 /**
@@ -131,6 +143,7 @@ export class RateLimiter implements Disposable {
   /** This limiter's short keys in `memory`. */
   private readonly namespace: MemoryNamespace | undefined;
   private disposed = false;
+  private currentMode: AdmissionMode;
   /** `'rateLimiter.consume'` or `'quota.consume'`, made once: error messages on the hot path name it. */
   private readonly consumeOwner: string;
   /**
@@ -162,6 +175,7 @@ export class RateLimiter implements Disposable {
     this.name = nameOption(owner, o.name, ofQuota ? 'quota' : 'ratelimit');
     this.onStoreError =
       o.onStoreError === undefined ? undefined : enumOption(owner, 'onStoreError', o.onStoreError, storeErrorModes, 'local');
+    this.currentMode = checkMode(owner, 'option "mode"', o.mode);
     claimName(owner, this.store, this.name, this);
     if (Object.getPrototypeOf(this.store) === MemoryStore.prototype) {
       this.memory = this.store as MemoryStore;
@@ -170,6 +184,19 @@ export class RateLimiter implements Disposable {
       this.memory = undefined;
       this.namespace = undefined;
     }
+  }
+
+  /**
+   * `'enforce'` or `'shadow'` (see the `mode` option); assigning switches at once and keeps every
+   * counter. Anything else throws a TypeError. `consume` answers the same in both modes: code of
+   * your own that acts on its decisions reads this to follow the mode.
+   */
+  get mode(): AdmissionMode {
+    return this.currentMode;
+  }
+
+  set mode(value: AdmissionMode) {
+    this.currentMode = checkMode(this[decisionKind] === 'quota' ? 'quota' : 'rateLimiter', '"mode"', value, false);
   }
 
   /**
@@ -297,7 +324,7 @@ export class RateLimiter implements Disposable {
 
   private publish(decision: LimiterDecision): LimiterDecision {
     if (decisionChannel.hasSubscribers) {
-      const message: RateLimitDecisionMessage = { kind: this[decisionKind], policy: this.name, decision };
+      const message: RateLimitDecisionMessage = { kind: this[decisionKind], policy: this.name, decision, mode: this.currentMode };
       decisionChannel.publish(message);
     }
     return decision;

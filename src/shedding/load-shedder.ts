@@ -1,6 +1,8 @@
 import { monitorEventLoopDelay, performance, type EventLoopUtilization, type IntervalHistogram } from 'node:perf_hooks';
 import { getHeapStatistics } from 'node:v8';
-import { sheddingRejectedChannel } from '../core/diagnostics.js';
+import { checkMode } from '../admission/mode.js';
+import type { AdmissionMode } from '../admission/types.js';
+import { type SheddingRejectedMessage, sheddingRejectedChannel } from '../core/diagnostics.js';
 import { type Disposable, disposeSymbol } from '../core/events.js';
 import { checkOptions, countOption, durationOption, functionOption, numberOption, ratioOption, show } from '../core/validate.js';
 
@@ -75,6 +77,12 @@ export interface LoadShedderOptions {
   readonly retryAfterSeconds?: number;
   /** Replaces the built-in measurements (for tests, or other signals); called once per interval. */
   readonly sampler?: () => LoadSample;
+  /**
+   * `'shadow'` turns nothing away: the adapters let every request go on (with the `Retry-After`
+   * a 503 would have carried) and publish what they would have shed with `mode: 'shadow'`.
+   * Settable at run time through {@link LoadShedder.mode}. @default 'enforce'
+   */
+  readonly mode?: AdmissionMode;
 }
 
 const keys = [
@@ -87,6 +95,7 @@ const keys = [
   'sustainedSamples',
   'retryAfterSeconds',
   'sampler',
+  'mode',
 ] as const;
 
 /** Resolution of the event-loop delay monitor, in ms. */
@@ -127,6 +136,7 @@ export class LoadShedder implements Disposable {
   /** Whether the built-in sampler has taken its first (baseline-only) reading. */
   private warmedUp = false;
   private disposed = false;
+  private currentMode: AdmissionMode;
 
   constructor(options: LoadShedderOptions) {
     const owner = 'loadShedder';
@@ -155,6 +165,7 @@ export class LoadShedder implements Disposable {
       throw new TypeError(`${owner}: option "sampler" must be a function returning a sample, got ${show(o.sampler)}`);
     }
     this.sampler = functionOption<() => LoadSample>(owner, 'sampler', o.sampler, this.measure);
+    this.currentMode = checkMode(owner, 'option "mode"', o.mode);
     if (o.sampler === undefined) {
       if (this.maxDelay !== undefined) {
         this.histogram = monitorEventLoopDelay({ resolution: RESOLUTION_MS });
@@ -175,6 +186,18 @@ export class LoadShedder implements Disposable {
     return p === null ? null : p.reason;
   }
 
+  /**
+   * `'enforce'` or `'shadow'` (see the `mode` option); assigning switches at once, keeping the
+   * samples and the count of samples in a row over a threshold. Anything else throws a TypeError.
+   */
+  get mode(): AdmissionMode {
+    return this.currentMode;
+  }
+
+  set mode(value: AdmissionMode) {
+    this.currentMode = checkMode('loadShedder', '"mode"', value, false);
+  }
+
   /** The measure over its threshold at the last sample, with both values, or null. */
   get pressure(): LoadPressure | null {
     return this.current;
@@ -193,12 +216,18 @@ export class LoadShedder implements Disposable {
   }
 
   /**
-   * Publishes a rejection on `bulwark:shedding:rejected` (when someone listens); adapters call
-   * it when they turn a request away.
+   * Publishes a rejection on `bulwark:shedding:rejected` (when someone listens), with this
+   * shedder's mode; adapters call it when they turn a request away, or in shadow mode would have.
+   * Returns true when the request is to be turned away: false in shadow mode.
    */
-  reject(): void {
+  reject(): boolean {
     const p = this.current;
-    if (p !== null && sheddingRejectedChannel.hasSubscribers) sheddingRejectedChannel.publish(p);
+    const mode = this.currentMode;
+    if (p !== null && sheddingRejectedChannel.hasSubscribers) {
+      const message: SheddingRejectedMessage = { reason: p.reason, value: p.value, threshold: p.threshold, mode };
+      sheddingRejectedChannel.publish(message);
+    }
+    return mode === 'enforce';
   }
 
   /**

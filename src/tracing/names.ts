@@ -16,6 +16,11 @@ export const attributeNames = {
   policyKind: 'bulwark.policy.kind',
   /** The policy's `name` option (its kind by default). */
   policyName: 'bulwark.policy.name',
+  /**
+   * On the events of breakers, rate limiters, quotas and load shedders: `enforce`, or `shadow`
+   * for a policy in shadow mode, whose rejection or denial only would have happened (the call ran).
+   */
+  mode: 'bulwark.mode',
   /** Semantic convention: the class of the error (`TimeoutError`, `TypeError`), never its message. */
   errorType: 'error.type',
   /**

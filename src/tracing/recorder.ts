@@ -176,22 +176,24 @@ export class Recorder {
   private readonly circuitStateChanged = (m: unknown): void => {
     const span = recordingSpan();
     if (span === undefined) return;
-    const { policy, from, to, reason } = m as Message;
+    const { policy, from, to, reason, mode } = m as Message;
     const attributes: Attributes = {};
     put(attributes, A.policyName, policy);
     put(attributes, A.circuitPreviousState, from);
     put(attributes, A.circuitState, to);
     put(attributes, A.circuitReason, reason);
+    put(attributes, A.mode, mode);
     span.addEvent(E.circuitStateChanged, attributes);
   };
 
   private readonly circuitRejected = (m: unknown): void => {
     const span = recordingSpan();
     if (span === undefined) return;
-    const { policy, state } = m as Message;
+    const { policy, state, mode } = m as Message;
     const attributes: Attributes = {};
     put(attributes, A.policyName, policy);
     put(attributes, A.circuitState, state);
+    put(attributes, A.mode, mode);
     span.addEvent(E.circuitRejected, attributes);
   };
 
@@ -199,7 +201,7 @@ export class Recorder {
     const span = recordingSpan();
     if (span === undefined) return;
     // Never the key: the channel does not carry it, and nothing here would copy it if it did.
-    const { kind, policy, decision } = m as Message;
+    const { kind, policy, decision, mode } = m as Message;
     const d = (typeof decision === 'object' && decision !== null ? decision : {}) as Message;
     const attributes: Attributes = {};
     put(attributes, A.policyName, policy);
@@ -210,6 +212,7 @@ export class Recorder {
     put(attributes, A.rateLimitResetMs, d.resetMs);
     put(attributes, A.rateLimitRetryAfterMs, d.retryAfterMs);
     put(attributes, A.rateLimitStore, d.store);
+    put(attributes, A.mode, mode);
     span.addEvent(E.rateLimitDecided, attributes);
   };
 
@@ -280,11 +283,12 @@ export class Recorder {
   private readonly sheddingRejected = (m: unknown): void => {
     const span = recordingSpan();
     if (span === undefined) return;
-    const { reason, value, threshold } = m as Message;
+    const { reason, value, threshold, mode } = m as Message;
     const attributes: Attributes = {};
     put(attributes, A.sheddingReason, reason);
     put(attributes, A.sheddingValue, value);
     put(attributes, A.sheddingThreshold, threshold);
+    put(attributes, A.mode, mode);
     span.addEvent(E.sheddingRejected, attributes);
   };
 

@@ -30,7 +30,8 @@ export type LoadSheddingMiddlewareOptions = LoadSheddingOptions<IncomingMessage>
  * first, so that an overloaded server does as little as possible for the requests it turns away.
  * bulwark's own routes (health probes, `/metrics`) are never shed unless `exemptProbes: false`;
  * `skip` exempts your own. A `skip` that throws or returns a non-boolean gets the request a 500
- * problem+json answer, and the error goes to `onError`.
+ * problem+json answer, and the error goes to `onError`. A shedder in shadow mode (`mode: 'shadow'`)
+ * lets every request on, with the `Retry-After` a 503 would carry, and publishes it as shed.
  * @example
  * const shedder = loadShedder({ maxEventLoopDelayMs: 200 });
  * app.use(loadSheddingMiddleware({ shedder, skip: (req) => req.url === '/admin/status' }));
@@ -65,7 +66,13 @@ export function loadSheddingMiddleware(options: LoadSheddingMiddlewareOptions): 
         return;
       }
     }
-    shedder.reject();
+    // Shadow mode: published as shed, and on with the header the 503 would have carried.
+    // (`=== false`: a shedder from an older copy of bulwark returns nothing and enforces.)
+    if (shedder.reject() === false) {
+      response.setHeader('Retry-After', shedder.retryAfter);
+      next();
+      return;
+    }
     answer(response, body, shedder.retryAfter);
   };
   return Object.assign(middleware, { shedder });

@@ -50,7 +50,12 @@ function setup(app: unknown, options: LoadSheddingPluginOptions): void {
       }
       if (through) return undefined;
     }
-    shedder.reject();
+    // Shadow mode: published as shed, and on with the header the 503 would have carried.
+    // (`=== false`: a shedder from an older copy of bulwark returns nothing and enforces.)
+    if (shedder.reject() === false) {
+      reply.header('Retry-After', shedder.retryAfter);
+      return undefined;
+    }
     return sendProblem(reply, body, shedder.retryAfter);
   });
 }
@@ -60,7 +65,8 @@ function setup(app: unknown, options: LoadSheddingPluginOptions): void {
  * while the load shedder reports pressure. Not encapsulated; register it before other plugins so
  * its `onRequest` hook runs first. Given options rather than a shedder, it makes one and disposes of
  * it with the app. bulwark's own routes (health probes, `/metrics`) are never shed unless
- * `exemptProbes: false`; `skip` exempts your own.
+ * `exemptProbes: false`; `skip` exempts your own. A shedder in shadow mode (`mode: 'shadow'`) lets
+ * every request on, with the `Retry-After` a 503 would carry, and publishes it as shed.
  * @example
  * await app.register(loadSheddingPlugin, { maxEventLoopDelayMs: 200, skip: (req) => req.url.startsWith('/admin/') });
  */

@@ -233,6 +233,8 @@ function setup(app: unknown, options: RateLimitPluginOptions): void {
  * policy (503 when the store failed closed, 400 for a bad cost). The paths bulwark serves itself
  * pass untouched unless `exemptProbes: false`. When `key`, `cost`, `skip` or the limiter fail, the
  * request gets a 500 problem body and the error goes to `onError` (default `request.log.error`).
+ * A limiter in shadow mode (`mode: 'shadow'`) never answers: a request it denies goes on with the
+ * headers the 429 would have carried, to the next rule and the route.
  * @example
  * await app.register(rateLimitPlugin, { limiter, trustProxy: 'loopback' });
  * app.post('/search', { config: { rateLimit: [true, { limiter: searchQuota, cost: 5 }] } }, search);

@@ -8,7 +8,7 @@ import { BrokenCircuitError, TimeoutError } from '../../core/errors.js';
 import { type ContextualPolicy, invoke, type Policy, untilAborted } from '../../core/policy.js';
 import { sleep } from '../../core/sleep.js';
 import { show } from '../../core/validate.js';
-import { limitError } from '../../ratelimit/denial.js';
+import { goesOn, limitError } from '../../ratelimit/denial.js';
 import type { Decider } from '../../ratelimit/rate-limit-policy.js';
 import type { TimeoutPolicy } from '../../timeout/timeout.js';
 import { joinPath, preferenceOrder } from './endpoints.js';
@@ -321,7 +321,7 @@ export class Call {
     const signal = context.abortable();
     return limit.limiter.consume(key, signal === undefined ? { cost: limit.cost } : { cost: limit.cost, signal }).then(
       (decision) => {
-        if (decision.allowed) return this.timed(context, url, index);
+        if (goesOn(limit.limiter, decision)) return this.timed(context, url, index);
         // A fail-closed outage denial too is a used-up limit here (never counted by the breaker).
         throw limitError(limit.limiter, decision);
       },

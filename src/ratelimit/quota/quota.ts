@@ -1,3 +1,4 @@
+import type { AdmissionMode } from '../../admission/types.js';
 import { checkOptions, countOption, show } from '../../core/validate.js';
 import type { AlgorithmState, CalendarAlgorithm, ConsumeOutcome } from '../algorithm.js';
 import { type Disposable, disposeSymbol } from '../../core/events.js';
@@ -38,9 +39,15 @@ export interface QuotaOptions {
    * Ignored by the memory store. @default the store's `onStoreError` ('fail-closed' for quotas on the Redis store)
    */
   readonly onStoreError?: StoreErrorMode;
+  /**
+   * `'shadow'` rejects nothing: usage is counted exactly as in `'enforce'` (a denial takes no
+   * units), but `rateLimit(quota, ...)`, bulwark/fetch and the HTTP adapters let a denied call or
+   * request go on. Settable at run time through {@link Quota.mode}. @default 'enforce'
+   */
+  readonly mode?: AdmissionMode;
 }
 
-const keys = ['limit', 'period', 'timeZone', 'weekStartsOn', 'store', 'name', 'onStoreError'] as const;
+const keys = ['limit', 'period', 'timeZone', 'weekStartsOn', 'store', 'name', 'onStoreError', 'mode'] as const;
 
 const nominalMs: Record<QuotaPeriod, number> = {
   hour: 3_600_000,
@@ -139,11 +146,24 @@ export class Quota implements Disposable {
       store: o.store,
       name: o.name,
       onStoreError: o.onStoreError,
+      mode: o.mode,
       [decisionKind]: 'quota',
     };
     this.limiter = new RateLimiter(inner as RateLimiterOptions);
     this.name = this.limiter.name;
     this.onStoreError = this.limiter.onStoreError;
+  }
+
+  /**
+   * `'enforce'` or `'shadow'` (see the `mode` option); assigning switches at once and keeps all
+   * usage. Anything else throws a TypeError.
+   */
+  get mode(): AdmissionMode {
+    return this.limiter.mode;
+  }
+
+  set mode(value: AdmissionMode) {
+    this.limiter.mode = value;
   }
 
   /**

@@ -3,6 +3,15 @@
 import { request as httpRequest, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
+/** What the tests use of a Fastify 4 or 5 instance. */
+export interface FastifyAppLike {
+  register(plugin: unknown, options?: unknown): PromiseLike<unknown>;
+  get(path: string, ...rest: unknown[]): unknown;
+  listen(options: { port: number; host: string }): Promise<string>;
+  close(): Promise<unknown>;
+  server: { address(): unknown };
+}
+
 export interface Answer {
   readonly status: number;
   readonly headers: IncomingHttpHeaders;

@@ -793,13 +793,13 @@ describe('circuitBreaker: onStateChange', () => {
     const hold = breaker.isolate();
     hold.dispose();
     expect(events).toEqual([
-      { policy: 'payments', from: 'closed', to: 'open', reason: 'failures' },
-      { policy: 'payments', from: 'open', to: 'half-open', reason: 'half-open-due' },
-      { policy: 'payments', from: 'half-open', to: 'open', reason: 'probe-failed' },
-      { policy: 'payments', from: 'open', to: 'half-open', reason: 'half-open-due' },
-      { policy: 'payments', from: 'half-open', to: 'closed', reason: 'probes-succeeded' },
-      { policy: 'payments', from: 'closed', to: 'isolated', reason: 'isolated' },
-      { policy: 'payments', from: 'isolated', to: 'closed', reason: 'released' },
+      { policy: 'payments', from: 'closed', to: 'open', reason: 'failures', mode: 'enforce' },
+      { policy: 'payments', from: 'open', to: 'half-open', reason: 'half-open-due', mode: 'enforce' },
+      { policy: 'payments', from: 'half-open', to: 'open', reason: 'probe-failed', mode: 'enforce' },
+      { policy: 'payments', from: 'open', to: 'half-open', reason: 'half-open-due', mode: 'enforce' },
+      { policy: 'payments', from: 'half-open', to: 'closed', reason: 'probes-succeeded', mode: 'enforce' },
+      { policy: 'payments', from: 'closed', to: 'isolated', reason: 'isolated', mode: 'enforce' },
+      { policy: 'payments', from: 'isolated', to: 'closed', reason: 'released', mode: 'enforce' },
     ]);
   });
 
@@ -879,14 +879,14 @@ describe('circuitBreaker: onStateChange', () => {
       diagnosticsChannel.unsubscribe(channelNames.circuitRejected, onRejected);
     }
     expect(states).toEqual([
-      { policy: 'db', from: 'closed', to: 'open', reason: 'failures' },
+      { policy: 'db', from: 'closed', to: 'open', reason: 'failures', mode: 'enforce' },
       // Nobody looked after the open period ended, so the lazy half-open step never happened.
-      { policy: 'db', from: 'open', to: 'isolated', reason: 'isolated' },
-      { policy: 'db', from: 'isolated', to: 'closed', reason: 'released' },
+      { policy: 'db', from: 'open', to: 'isolated', reason: 'isolated', mode: 'enforce' },
+      { policy: 'db', from: 'isolated', to: 'closed', reason: 'released', mode: 'enforce' },
     ]);
     expect(rejections).toEqual([
-      { policy: 'db', state: 'open' },
-      { policy: 'db', state: 'isolated' },
+      { policy: 'db', state: 'open', mode: 'enforce' },
+      { policy: 'db', state: 'isolated', mode: 'enforce' },
     ]);
   });
 });

@@ -484,3 +484,50 @@ describe('decideRequestNow', () => {
     await expect(decideRequest(rule, req, req)).rejects.toThrow('boom');
   });
 });
+
+describe('applyOutcome: a limiter in shadow mode (issue 15 §3)', () => {
+  /** A custom decider whose `mode` getter counts its reads. */
+  function watched(mode: 'enforce' | 'shadow') {
+    const reads = { count: 0 };
+    const decider = custom('watched');
+    Object.defineProperty(decider, 'mode', {
+      get: () => {
+        reads.count++;
+        return mode;
+      },
+    });
+    return { rule: new RateLimitRule('test', decider, {}, legacy), reads };
+  }
+
+  it('writes the headers of a denial and lets the request go on, where enforcing answers 429', () => {
+    const denied = decision({ allowed: false, remaining: 0, retryAfterMs: 2_500 });
+    const shadow = watched('shadow');
+    const enforce = watched('enforce');
+    const shadowHeaders: Headers = new Map();
+    const enforceHeaders: Headers = new Map();
+    expect(applyOutcome(shadow.rule, denied, fresh(), shadowHeaders, access)).toBeUndefined();
+    expect(applyOutcome(enforce.rule, denied, fresh(), enforceHeaders, access)).toBe(enforce.rule.denial);
+    expect(shadowHeaders.get('retry-after')).toBe('3');
+    expect([...shadowHeaders.keys()].sort()).toEqual([...enforceHeaders.keys()].sort());
+    for (const name of ['ratelimit-policy', 'ratelimit', 'retry-after', 'x-ratelimit-limit', 'x-ratelimit-remaining']) {
+      expect(shadowHeaders.get(name), name).toBe(enforceHeaders.get(name));
+    }
+  });
+
+  it('lets a store outage and a bad cost go on, with the outage’s Retry-After', () => {
+    const { rule } = watched('shadow');
+    const headers: Headers = new Map();
+    expect(applyOutcome(rule, decision({ allowed: false, store: 'fail-closed', retryAfterMs: 1_000 }), fresh(), headers, access)).toBeUndefined();
+    expect(headers.get('retry-after')).toBe('1');
+    expect(applyOutcome(rule, rule.badCost, fresh(), new Map(), access)).toBeUndefined();
+    expect(applyOutcome(rule, rule.costTooLarge, fresh(), new Map(), access)).toBeUndefined();
+  });
+
+  it('never reads the mode on an allowed decision: the admitted path costs the same in both modes', () => {
+    const { rule, reads } = watched('shadow');
+    for (let i = 0; i < 3; i++) expect(applyOutcome(rule, decision({}), fresh(), new Map(), access)).toBeUndefined();
+    expect(reads.count).toBe(0);
+    applyOutcome(rule, decision({ allowed: false, remaining: 0, retryAfterMs: 1 }), fresh(), new Map(), access);
+    expect(reads.count).toBe(1);
+  });
+});

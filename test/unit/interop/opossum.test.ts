@@ -271,11 +271,11 @@ describe('fromOpossum: events', () => {
     await nextEvent(breaker, 'halfOpen');
     await policy.execute(() => 'probe');
     expect(states).toEqual([
-      { policy: 'inventory', from: 'closed', to: 'open', reason: 'failures' },
-      { policy: 'inventory', from: 'open', to: 'half-open', reason: 'half-open-due' },
-      { policy: 'inventory', from: 'half-open', to: 'closed', reason: 'probes-succeeded' },
+      { policy: 'inventory', from: 'closed', to: 'open', reason: 'failures', mode: 'enforce' },
+      { policy: 'inventory', from: 'open', to: 'half-open', reason: 'half-open-due', mode: 'enforce' },
+      { policy: 'inventory', from: 'half-open', to: 'closed', reason: 'probes-succeeded', mode: 'enforce' },
     ]);
-    expect(rejected).toEqual([{ policy: 'inventory', state: 'open' }]);
+    expect(rejected).toEqual([{ policy: 'inventory', state: 'open', mode: 'enforce' }]);
   });
 
   it('tells a failed probe and a change by hand apart from failures', async () => {
@@ -303,7 +303,7 @@ describe('fromOpossum: events', () => {
     const opened = nextEvent(breaker, 'open');
     breaker.healthCheck(() => Promise.reject(new Error('unhealthy')), 60_000);
     await opened;
-    expect(changes).toEqual([{ policy: 'opossum', from: 'closed', to: 'open', reason: 'health-check-failed' }]);
+    expect(changes).toEqual([{ policy: 'opossum', from: 'closed', to: 'open', reason: 'health-check-failed', mode: 'enforce' }]);
   });
 
   it('reports a breaker fallback on bulwark:fallback:used and resolves with its value', async () => {
@@ -355,7 +355,7 @@ describe('fromOpossum: events', () => {
     vi.restoreAllMocks();
     const states = listen(channelNames.circuitState);
     breaker.open();
-    expect(states).toEqual([{ policy: 'opossum', from: 'closed', to: 'open', reason: 'manual' }]);
+    expect(states).toEqual([{ policy: 'opossum', from: 'closed', to: 'open', reason: 'manual', mode: 'enforce' }]);
   });
 
   it('adds one listener per breaker event however often the breaker is wrapped', () => {

@@ -99,7 +99,7 @@ describe('rateLimiter', () => {
     } finally {
       unsubscribe(channelNames.rateLimitDecision, listener);
     }
-    expect(seen).toEqual([{ kind: 'rate-limiter', policy: 'api', decision: expect.objectContaining({ allowed: true, store: 'memory' }) }]);
+    expect(seen).toEqual([{ kind: 'rate-limiter', policy: 'api', decision: expect.objectContaining({ allowed: true, store: 'memory' }), mode: 'enforce' }]);
     expect(JSON.stringify(seen)).not.toContain('secret-user-id');
   });
 
@@ -134,8 +134,8 @@ describe('rateLimiter', () => {
       unsubscribe(channelNames.rateLimitDecision, listener);
     }
     expect(seen).toEqual([
-      { kind: 'rate-limiter', policy: 'foreign', decision: expect.objectContaining({ allowed: true }) },
-      { kind: 'rate-limiter', policy: 'foreign', decision: expect.objectContaining({ allowed: false }) },
+      { kind: 'rate-limiter', policy: 'foreign', decision: expect.objectContaining({ allowed: true }), mode: 'enforce' },
+      { kind: 'rate-limiter', policy: 'foreign', decision: expect.objectContaining({ allowed: false }), mode: 'enforce' },
     ]);
   });
 

@@ -117,7 +117,7 @@ describe('loadShedder with an injected sampler', () => {
       shedder.reject();
       subscribe(channelNames.sheddingRejected, listener);
       shedder.reject();
-      expect(seen).toEqual([{ reason: 'eventLoopUtilization', value: 0.75, threshold: 0.5 }]);
+      expect(seen).toEqual([{ reason: 'eventLoopUtilization', value: 0.75, threshold: 0.5, mode: 'enforce' }]);
     } finally {
       unsubscribe(channelNames.sheddingRejected, listener);
       shedder.dispose();

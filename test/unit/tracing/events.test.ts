@@ -8,6 +8,7 @@ import {
   constant,
   fallback,
   faultInjection,
+  fixedWindow,
   gcra,
   hedge,
   loadShedder,
@@ -76,9 +77,9 @@ describe('span events on the active span', () => {
     expect(eventsOf(h.span('caller'))).toEqual([
       [
         E.circuitStateChanged,
-        { [A.policyName]: 'ledger', [A.circuitPreviousState]: 'closed', [A.circuitState]: 'open', [A.circuitReason]: 'failures' },
+        { [A.policyName]: 'ledger', [A.circuitPreviousState]: 'closed', [A.circuitState]: 'open', [A.circuitReason]: 'failures', [A.mode]: 'enforce' },
       ],
-      [E.circuitRejected, { [A.policyName]: 'ledger', [A.circuitState]: 'open' }],
+      [E.circuitRejected, { [A.policyName]: 'ledger', [A.circuitState]: 'open', [A.mode]: 'enforce' }],
     ]);
   });
 
@@ -101,6 +102,7 @@ describe('span events on the active span', () => {
       [A.rateLimitRemaining]: 0,
       [A.rateLimitRetryAfterMs]: 0,
       [A.rateLimitStore]: 'memory',
+      [A.mode]: 'enforce',
     });
     expect(events[0]![1][A.rateLimitResetMs]).toEqual(expect.any(Number));
     expect(events[1]![1]).toMatchObject({ [A.rateLimitAllowed]: false, [A.rateLimitRemaining]: 0 });
@@ -212,7 +214,7 @@ describe('span events on the active span', () => {
       shedder.dispose();
     }
     expect(eventsOf(h.span('server'))).toEqual([
-      [E.sheddingRejected, { [A.sheddingReason]: 'eventLoopDelay', [A.sheddingValue]: 250, [A.sheddingThreshold]: 100 }],
+      [E.sheddingRejected, { [A.sheddingReason]: 'eventLoopDelay', [A.sheddingValue]: 250, [A.sheddingThreshold]: 100, [A.mode]: 'enforce' }],
     ]);
   });
 
@@ -241,5 +243,38 @@ describe('events option', () => {
     instrumentation.setConfig({ events: false });
     await withSpan(h.tracer, 'caller', () => fallback('cached').execute(() => Promise.reject(new Error('x'))));
     expect(h.span('caller').events).toEqual([]);
+  });
+});
+
+// Shadow mode (issue 15 §3): a would-be rejection is the same event, with bulwark.mode "shadow".
+describe('span events of policies in shadow mode', () => {
+  it('record a shadow breaker’s transitions and would-be rejections with bulwark.mode "shadow"; the call runs', async () => {
+    const breaker = circuitBreaker({ name: 'ledger', breaker: consecutive(1), mode: 'shadow' });
+    let ran = false;
+    await withSpan(h.tracer, 'caller', async () => {
+      await capture(breaker.execute(() => Promise.reject(new Error('down'))));
+      await breaker.execute(() => (ran = true));
+    });
+    expect(ran).toBe(true);
+    expect(eventsOf(h.span('caller'))).toEqual([
+      [
+        E.circuitStateChanged,
+        { [A.policyName]: 'ledger', [A.circuitPreviousState]: 'closed', [A.circuitState]: 'open', [A.circuitReason]: 'failures', [A.mode]: 'shadow' },
+      ],
+      [E.circuitRejected, { [A.policyName]: 'ledger', [A.circuitState]: 'open', [A.mode]: 'shadow' }],
+    ]);
+  });
+
+  it('record a shadow limiter’s denial with bulwark.mode "shadow"', async () => {
+    const limiter = rateLimiter({ name: 'trial', mode: 'shadow', algorithm: fixedWindow({ limit: 1, windowMs: 60_000 }) });
+    await withSpan(h.tracer, 'caller', async () => {
+      await rateLimit(limiter, { key: 'k' }).execute(() => 'ran');
+      await rateLimit(limiter, { key: 'k' }).execute(() => 'ran');
+    });
+    const events = eventsOf(h.span('caller'));
+    expect(events.map(([name, attributes]) => [name, attributes[A.rateLimitAllowed], attributes[A.mode]])).toEqual([
+      [E.rateLimitDecided, true, 'shadow'],
+      [E.rateLimitDecided, false, 'shadow'],
+    ]);
   });
 });

@@ -26,7 +26,7 @@ describe('quota', () => {
     } finally {
       unsubscribe(channelNames.rateLimitDecision, listener);
     }
-    expect(seen).toEqual([{ kind: 'quota', policy: 'quota', decision: expect.objectContaining({ allowed: true, remaining: 95 }) }]);
+    expect(seen).toEqual([{ kind: 'quota', policy: 'quota', decision: expect.objectContaining({ allowed: true, remaining: 95 }), mode: 'enforce' }]);
     expect(JSON.stringify(seen)).not.toContain('tenant-secret');
   });
 
