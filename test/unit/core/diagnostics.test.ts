@@ -85,9 +85,9 @@ describe('diagnostics channels', () => {
       await breaker.execute(() => 'probe ok');
     });
     expect(messages).toEqual([
-      { policy: 'db', from: 'closed', to: 'open', reason: 'failures' },
-      { policy: 'db', from: 'open', to: 'half-open', reason: 'half-open-due' },
-      { policy: 'db', from: 'half-open', to: 'closed', reason: 'probes-succeeded' },
+      { policy: 'db', from: 'closed', to: 'open', reason: 'failures', mode: 'enforce' },
+      { policy: 'db', from: 'open', to: 'half-open', reason: 'half-open-due', mode: 'enforce' },
+      { policy: 'db', from: 'half-open', to: 'closed', reason: 'probes-succeeded', mode: 'enforce' },
     ]);
   });
 
@@ -98,7 +98,7 @@ describe('diagnostics channels', () => {
     const messages = await collect(channelNames.circuitRejected, async () => {
       await breaker.execute(() => 1).catch(() => {});
     });
-    expect(messages).toEqual([{ policy: 'circuit-breaker', state: 'open' }]);
+    expect(messages).toEqual([{ policy: 'circuit-breaker', state: 'open', mode: 'enforce' }]);
   });
 
   it('publishes each retry on retryAttempt and the end of retrying on retryGiveUp', async () => {
@@ -146,7 +146,7 @@ describe('diagnostics channels', () => {
       await running;
       await waiting;
     });
-    expect(messages).toEqual([{ policy: 'pool', active: 1, queued: 1 }]);
+    expect(messages).toEqual([{ policy: 'pool', active: 1, queued: 1, mode: 'enforce' }]);
   });
 
   it('publishes each use of a fallback on fallback, and nothing when the call succeeds', async () => {
