@@ -44,12 +44,14 @@ export interface LoadSample {
 }
 
 /**
- * Options of {@link loadShedder}; at least one `max…` is required.
+ * Options of {@link loadShedder}. With no `max…` threshold the shedder uses the measured
+ * recommendation: `maxEventLoopDelayMs: 30` over `sustainedSamples: 2` (benchmarks/RESULTS.md,
+ * "Shedding thresholds").
  * @example
  * const options: LoadShedderOptions = { maxEventLoopDelayMs: 30, sustainedSamples: 2, maxHeapUsedRatio: 0.9, retryAfterSeconds: 5 };
  */
 export interface LoadShedderOptions {
-  /** Shed while the mean event-loop delay over the last interval exceeds this, in ms. */
+  /** Shed while the mean event-loop delay over the last interval exceeds this, in ms. @default 30 when no other `max…` is given */
   readonly maxEventLoopDelayMs?: number;
   /**
    * Shed while event-loop utilization over the last interval exceeds this ratio (0, 1]. Counts
@@ -70,7 +72,7 @@ export interface LoadShedderOptions {
    * that is not). `1` sheds from the first slow interval on: then one busy second (the app's own
    * start-up work, a major GC) turns a whole interval of traffic away. `2` or more asks for
    * sustained pressure, at the price of reacting `sampleIntervalMs` later per extra sample.
-   * @default 1
+   * @default 1 (2 when no `max…` threshold is given)
    */
   readonly sustainedSamples?: number;
   /** `Retry-After` sent with a 503, in whole seconds. @default 10 */
@@ -97,6 +99,10 @@ const keys = [
   'sampler',
   'mode',
 ] as const;
+
+/** The delay threshold a shedder with no `max…` option uses, in ms, and over how many samples. */
+const RECOMMENDED_DELAY_MS = 30;
+const RECOMMENDED_SAMPLES = 2;
 
 /** Resolution of the event-loop delay monitor, in ms. */
 const RESOLUTION_MS = 10;
@@ -138,28 +144,25 @@ export class LoadShedder implements Disposable {
   private disposed = false;
   private currentMode: AdmissionMode;
 
-  constructor(options: LoadShedderOptions) {
+  constructor(options?: LoadShedderOptions) {
     const owner = 'loadShedder';
-    if (options === undefined) throw new TypeError(`${owner}: options must be an object with at least one "max…" threshold, got undefined`);
     const o = checkOptions(owner, options, keys);
     this.maxDelay = o.maxEventLoopDelayMs === undefined ? undefined : durationOption(owner, 'maxEventLoopDelayMs', o.maxEventLoopDelayMs, 0, { min: 0, exclusiveMin: true });
     this.maxUtilization = o.maxEventLoopUtilization === undefined ? undefined : ratioOption(owner, 'maxEventLoopUtilization', o.maxEventLoopUtilization, 1);
     this.maxHeapBytes = o.maxHeapUsedBytes === undefined ? undefined : numberOption(owner, 'maxHeapUsedBytes', o.maxHeapUsedBytes, 0, { min: 0, exclusiveMin: true });
     this.maxHeapRatio = o.maxHeapUsedRatio === undefined ? undefined : ratioOption(owner, 'maxHeapUsedRatio', o.maxHeapUsedRatio, 1);
     this.maxRss = o.maxRssBytes === undefined ? undefined : numberOption(owner, 'maxRssBytes', o.maxRssBytes, 0, { min: 0, exclusiveMin: true });
-    if (
+    // No threshold given: the one measured to shed nothing of a healthy server's traffic, busy
+    // start and busy neighbours included, and most of an overloaded one's (RESULTS.md).
+    const recommended =
       this.maxDelay === undefined &&
       this.maxUtilization === undefined &&
       this.maxHeapBytes === undefined &&
       this.maxHeapRatio === undefined &&
-      this.maxRss === undefined
-    ) {
-      throw new TypeError(
-        `${owner}: needs at least one of "maxEventLoopDelayMs", "maxEventLoopUtilization", "maxHeapUsedBytes", "maxHeapUsedRatio" or "maxRssBytes"`,
-      );
-    }
+      this.maxRss === undefined;
+    if (recommended) this.maxDelay = RECOMMENDED_DELAY_MS;
     this.sampleIntervalMs = durationOption(owner, 'sampleIntervalMs', o.sampleIntervalMs, 1_000, { min: 10 });
-    this.sustainedSamples = countOption(owner, 'sustainedSamples', o.sustainedSamples, 1, { min: 1, max: 1_000 });
+    this.sustainedSamples = countOption(owner, 'sustainedSamples', o.sustainedSamples, recommended ? RECOMMENDED_SAMPLES : 1, { min: 1, max: 1_000 });
     this.retryAfter = String(countOption(owner, 'retryAfterSeconds', o.retryAfterSeconds, 10, { min: 0, max: 2_147_483_647 }));
     if (o.sampler !== undefined && typeof o.sampler !== 'function') {
       throw new TypeError(`${owner}: option "sampler" must be a function returning a sample, got ${show(o.sampler)}`);
@@ -343,6 +346,6 @@ export class LoadShedder implements Disposable {
  * if (shedder.check() !== null) console.log('overloaded');
  * shedder.dispose();
  */
-export function loadShedder(options: LoadShedderOptions): LoadShedder {
+export function loadShedder(options?: LoadShedderOptions): LoadShedder {
   return new LoadShedder(options);
 }

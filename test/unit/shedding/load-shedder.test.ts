@@ -125,8 +125,7 @@ describe('loadShedder with an injected sampler', () => {
   });
 
   it('rejects bad options, naming them', () => {
-    expect(() => loadShedder(undefined as never)).toThrow(TypeError);
-    expect(() => loadShedder({})).toThrow(/at least one/);
+    expect(() => loadShedder(null as never)).toThrow(TypeError);
     expect(() => loadShedder({ maxEventLoopDelayMs: 0 })).toThrow(/maxEventLoopDelayMs/);
     expect(() => loadShedder({ maxEventLoopDelayMs: Number.NaN })).toThrow(RangeError);
     expect(() => loadShedder({ maxEventLoopUtilization: 1.5 })).toThrow(/maxEventLoopUtilization/);
@@ -159,6 +158,42 @@ describe('loadShedder with an injected sampler', () => {
       expect(shedder.update()).toBeNull();
     } finally {
       shedder.dispose();
+    }
+  });
+
+  it('with no threshold given, sheds on the measured recommendation: event-loop delay over 30 ms for 2 samples in a row', () => {
+    for (const options of [{}, { sampleIntervalMs: 500 }]) {
+      const { shedder, set } = injected(options);
+      try {
+        expect(shedder.sustainedSamples).toBe(2);
+        set({ eventLoopDelayMs: 29 });
+        expect(shedder.update()).toBeNull();
+        expect(shedder.update()).toBeNull();
+        set({ eventLoopDelayMs: 31 });
+        expect(shedder.update()).toBeNull();
+        expect(shedder.update()).toBe('eventLoopDelay');
+        expect(shedder.pressure).toEqual({ reason: 'eventLoopDelay', value: 31, threshold: 30 });
+      } finally {
+        shedder.dispose();
+      }
+    }
+    const built = loadShedder();
+    try {
+      expect(built.sustainedSamples).toBe(2);
+    } finally {
+      built.dispose();
+    }
+  });
+
+  it('keeps sustainedSamples at 1 when a threshold is given, and lets the recommendation take another count', () => {
+    const given = loadShedder({ maxRssBytes: 1e15 });
+    const counted = injected({ sustainedSamples: 3 });
+    try {
+      expect(given.sustainedSamples).toBe(1);
+      expect(counted.shedder.sustainedSamples).toBe(3);
+    } finally {
+      given.dispose();
+      counted.shedder.dispose();
     }
   });
 
