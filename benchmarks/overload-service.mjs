@@ -9,7 +9,7 @@
 // fresh instance so that no scenario inherits another's state:
 //   none      every request calls the backend (a naive service)
 //   bulkhead  bulwark's bulkhead({ maxConcurrent, maxQueue: 0 }) around the call, sized by hand
-//   adaptive  bulwark's adaptive concurrency limit around the call (issue 15 §1)
+//   adaptive  bulwark's admission controller with an adaptive limit around the call (issue 15 §1)
 //
 // What the process measures and hands over on { type: 'stats' }: its event-loop delay (p99, max),
 // its CPU use, how long a rejection took from the request event to the answer (server side), and
@@ -86,19 +86,31 @@ function statusOf(answer) {
   return answer === 'ok' ? 200 : 502;
 }
 
-/** The adaptive limit around the backend call; `options` go to the policy as they are. */
+/** The class levels of bulwark's admission core: 3 = critical … 0 = sheddable. */
+const LEVEL = { critical: 3, sheddable: 0 };
+
+/**
+ * bulwark's admission controller with an adaptive limit around the backend call, deciding on
+ * arrival (tryAcquire: a rejection never waits behind admitted work). `options`: `algorithm`
+ * ('gradient2' by default, or 'vegas', 'aimd'), `controller` (options of admissionController),
+ * and the rest for the algorithm, as they are.
+ */
 function adaptiveStage(options) {
-  if (typeof bulwark.adaptiveConcurrency !== 'function') throw new Error('this build of bulwark has no adaptiveConcurrency');
-  const policy = bulwark.adaptiveConcurrency({ name: 'overload', ...options });
-  const rejected = bulwark.AdmissionRejectedError;
+  const { algorithm = 'gradient2', controller: controllerOptions = {}, ...limitOptions } = options;
+  if (typeof bulwark.admissionController !== 'function') throw new Error('this build of bulwark has no admissionController');
+  const controller = bulwark.admissionController({ name: 'overload', ...controllerOptions, limit: bulwark[algorithm](limitOptions) });
+  const released = (permit) => (answer) => {
+    permit.release(answer === 'ok' ? 'success' : 'ignore');
+    return statusOf(answer);
+  };
   return {
-    handle: (priority) =>
-      bulwark.withAdmissionScope(priority === undefined ? {} : { priority }, () => policy.execute(callBackend)).then(statusOf, (error) => {
-        if (rejected !== undefined ? error instanceof rejected : error?.code?.startsWith?.('BULWARK_ADMISSION')) return 503;
-        throw error;
-      }),
+    handle: (priority) => {
+      const admission = controller.tryAcquire(priority === undefined ? undefined : { priority: LEVEL[priority] });
+      if (typeof admission.release !== 'function') return Promise.resolve(503);
+      return callBackend().then(released(admission));
+    },
     sample: () => {
-      const s = policy.snapshot();
+      const s = controller.snapshot();
       return [s.limit, s.inFlight];
     },
   };

@@ -6,7 +6,9 @@
 //   npm run build && node benchmarks/overload.mjs [--quick] [--workers 16] [--service-ms 40]
 //       [--timeout-ms 5000] [--only SCENARIO[,SCENARIO]] [--adaptive '{"option":value}'] [--json FILE]
 //
-//   --adaptive   options for adaptiveConcurrency() as JSON (defaults otherwise), for tuning
+//   --adaptive   the adaptive stage's options as JSON, for tuning (defaults otherwise): `algorithm`
+//                ('gradient2', 'vegas' or 'aimd'), `controller` (admissionController's options),
+//                every other key goes to the algorithm
 //   --json       also write every figure to FILE
 //
 // - C and the unloaded p99 are measured first, in the same run: C as the completions per second
