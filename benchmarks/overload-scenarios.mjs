@@ -190,6 +190,7 @@ export const analyse = {
       preStepLimit: median(limitsIn(run.limit, preEnd - 5_000, preEnd)),
       stepLimit: median(limitsIn(run.limit, preEnd + 5_000, stepEnd)),
       recoverySeconds: undefined,
+      hasRecovery: load.ends.length > 2,
     };
     if (load.ends.length > 2 && Number.isFinite(f.preStepLimit)) f.recoverySeconds = secondsUntilAtLeast(run.limit, stepEnd, 0.9 * f.preStepLimit);
     f.lines = [
@@ -280,9 +281,9 @@ export const analyse = {
       add('step: admitted p99 ÷ unloaded p99', f.p99Ratio, '≤ 1.3', f.p99Ratio <= 1.3, num(f.p99Ratio, 2));
       add('step: goodput ÷ C', f.goodputRatio, '≥ 90 %', f.goodputRatio >= 0.9, pct(f.goodputRatio));
       add('step: rejection answered p99 (in the service)', f.serverRejectionP99Ms, '≤ 2 ms', f.serverRejectionP99Ms <= 2, ms(f.serverRejectionP99Ms));
-      if (f.recoverySeconds !== undefined || s.step.figures.preStepLimit !== undefined) {
+      if (f.hasRecovery) {
         const r = f.recoverySeconds ?? Number.POSITIVE_INFINITY;
-        add('step: limit back to 90 % of pre-step', Number.isFinite(f.preStepLimit) ? r : Number.NaN, '≤ 10 s', r <= 10, Number.isFinite(r) ? `${r.toFixed(1)} s` : 'never');
+        add('step: limit back to 90 % of pre-step', f.preStepLimit, '≤ 10 s', r <= 10, Number.isFinite(r) ? `${r.toFixed(1)} s` : 'never');
       }
     }
     if (s.halve) {

@@ -47,7 +47,7 @@ import { Agent, request } from 'node:http';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { analyse, RUN_SCENARIOS, schedules } from './overload-scenarios.mjs';
+import { analyse, median, percentile, RUN_SCENARIOS, schedules } from './overload-scenarios.mjs';
 import { cleanUpOnExit, printTargets, requireCounts } from './support.mjs';
 
 const { values: args } = parseArgs({
@@ -114,7 +114,8 @@ function ask(child, message) {
 const backend = await start('overload-backend.mjs', { OVERLOAD_WORKERS: String(workers), OVERLOAD_SERVICE_MS: String(serviceMs) });
 const service = await start('overload-service.mjs', {
   OVERLOAD_BACKEND_PORT: String(backend.port),
-  OVERLOAD_BULWARK: fileURLToPath(new URL('../dist/index.js', import.meta.url)),
+  // The built package; OVERLOAD_BULWARK names another build (a branch's, to compare).
+  OVERLOAD_BULWARK: process.env.OVERLOAD_BULWARK ?? fileURLToPath(new URL('../dist/index.js', import.meta.url)),
 });
 
 // --- the load generator -------------------------------------------------------------------------
@@ -290,7 +291,7 @@ for (const name of chosen) {
   await stage(schedule.stage, schedule.stage === 'bulkhead' ? { maxConcurrent: workers } : schedule.stage === 'adaptive' ? adaptiveOptions : {});
   const run = await runScenario(schedule);
   const figures = analyse[schedule.analysis](run, schedule, { capacity, baseline, workers });
-  results.scenarios[name] = { figures, keepUp: keepUpFigures(run) };
+  results.scenarios[name] = { figures, keepUp: keepUpFigures(run), timeline: timeline(run) };
   console.log(`## ${name}: ${schedule.title}`);
   for (const line of figures.lines) console.log(line);
   console.log(`${keepUp(run)}\n`);
@@ -305,6 +306,24 @@ printTargets(targets);
 console.log(JSON.stringify(analyse.summary(results)));
 for (const child of children) child.disconnect();
 agent.destroy();
+
+/** Each second of a run (by due time): requests, answered 200, 503, failed, p99 of the 200s, the limit's median. */
+function timeline(run) {
+  const seconds = [];
+  const row = (s) => (seconds[s] ??= { second: s, requests: 0, ok: 0, rejected: 0, failed: 0, okLatencies: [], limits: [] });
+  const { arrival, status, latency } = run.load;
+  for (let i = 0; i < arrival.length; i++) {
+    const r = row(Math.floor(arrival[i] / 1000));
+    r.requests++;
+    if (status[i] === 200) {
+      r.ok++;
+      r.okLatencies.push(latency[i]);
+    } else if (status[i] === 503) r.rejected++;
+    else r.failed++;
+  }
+  for (const [t, l] of run.limit) if (t >= 0) row(Math.floor(t / 1000)).limits.push(l);
+  return seconds.filter(Boolean).map(({ okLatencies, limits, ...r }) => ({ ...r, okP99Ms: Math.round(10 * percentile(okLatencies, 99)) / 10, limit: median(limits) }));
+}
 
 function keepUpFigures(run) {
   const lags = Float64Array.from(run.load.lag).sort();
