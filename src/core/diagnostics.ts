@@ -60,6 +60,14 @@ export const channelNames = {
    * (`policies`: the names of the policies that went with it, its breaker's; metrics remove their series).
    */
   fetchOriginEvicted: 'bulwark:fetch:origin-evicted',
+  /**
+   * An admission controller turned a request away, or in shadow mode would have:
+   * `{ policy, mode, reason, priority, limit, inFlight, queued }` (`reason`: `'limit' | 'priority' |
+   * 'fairness' | 'queueTimeout' | 'load' | 'deadline'`; `priority`: the class as a level 0–3).
+   */
+  admissionRejected: 'bulwark:admission:rejected',
+  /** An admission controller's concurrency limit changed: `{ policy, from, to }`. */
+  admissionLimit: 'bulwark:admission:limit',
 } as const;
 
 /** The states of a circuit breaker. */
@@ -184,6 +192,8 @@ export const sheddingRejectedChannel = diagnosticsChannel.channel(channelNames.s
 export const healthCheckChannel = diagnosticsChannel.channel(channelNames.healthCheck);
 export const shutdownPhaseChannel = diagnosticsChannel.channel(channelNames.shutdownPhase);
 export const fetchFailoverChannel = diagnosticsChannel.channel(channelNames.fetchFailover);
+export const admissionRejectedChannel = diagnosticsChannel.channel(channelNames.admissionRejected);
+export const admissionLimitChannel = diagnosticsChannel.channel(channelNames.admissionLimit);
 export const fetchOriginEvictedChannel = diagnosticsChannel.channel(channelNames.fetchOriginEvicted);
 
 /**

@@ -1,0 +1,367 @@
+import { checkOptions, countOption, durationOption, numberOption, ratioOption, show } from '../core/validate.js';
+
+/**
+ * What one window of finished permits says about the dependency: the input of every adaptive
+ * limit. Built by the controller's estimator from released permits (no timer: a window closes on
+ * the first release after `windowMs` that brings it to `minSamples`).
+ */
+export interface LimitWindow {
+  /** How long the window lasted, in ms. */
+  readonly durationMs: number;
+  /** Permits released in the window with outcome `success` or `dropped`. */
+  readonly samples: number;
+  /** Their mean latency, in ms. */
+  readonly avgRttMs: number;
+  /** The most permits in flight at any release in the window. */
+  readonly maxInFlight: number;
+  /** Permits released as `dropped` (timeouts, 503s: the dependency is overloaded). */
+  readonly dropped: number;
+}
+
+/**
+ * One controller's limit: fed every finished permit, it answers the current limit. Made fresh for
+ * each controller by {@link LimitAlgorithm.create}.
+ */
+export interface LimitEstimator {
+  /** The limit now: a whole number from the algorithm's `minLimit` to its `maxLimit`. */
+  readonly limit: number;
+  /**
+   * Records one finished permit: the clock's time, its latency, the permits in flight when it
+   * finished (itself included) and whether it was dropped. Returns true when the limit changed.
+   */
+  sample(nowMs: number, rttMs: number, inFlight: number, dropped: boolean): boolean;
+}
+
+/**
+ * How an admission controller finds its concurrency limit: {@link gradient2} (the default),
+ * {@link vegas} or {@link aimd}. A strategy object: one can configure many controllers.
+ * @example
+ * admissionController({ limit: vegas({ maxLimit: 200 }) });
+ */
+export interface LimitAlgorithm {
+  readonly kind: 'gradient2' | 'vegas' | 'aimd';
+  /** Bounds and start of the limit. */
+  readonly minLimit: number;
+  readonly maxLimit: number;
+  readonly initialLimit: number;
+  create(): LimitEstimator;
+}
+
+/** Options every adaptive algorithm takes. */
+export interface LimitOptions {
+  /** The limit never goes below this. @default 1 */
+  readonly minLimit?: number;
+  /** The limit never goes above this. @default 1000 */
+  readonly maxLimit?: number;
+  /** The limit before any sample; slow start doubles it while nothing is congested. @default 20 */
+  readonly initialLimit?: number;
+  /** Shortest window over which samples are aggregated before the limit moves, in ms. @default 250 */
+  readonly windowMs?: number;
+  /** Fewest samples a window needs before the limit moves. @default 10 */
+  readonly minSamples?: number;
+}
+
+/** Options of {@link gradient2}. */
+export interface Gradient2Options extends LimitOptions {
+  /** Latency up to this multiple of the baseline counts as no queueing. @default 1.1 */
+  readonly rttTolerance?: number;
+  /** Share of each proposed change applied per window, in (0, 1]. @default 0.2 */
+  readonly smoothing?: number;
+  /** Windows over which the latency baseline follows a rise (it follows a fall at once). @default 40 */
+  readonly baselineWindows?: number;
+}
+
+/** Options of {@link vegas}. */
+export interface VegasOptions extends LimitOptions {
+  /** Grow while fewer than this many requests (× log10 of the limit) queue at the dependency. @default 3 */
+  readonly alpha?: number;
+  /** Shrink when more than this many requests (× log10 of the limit) queue. @default 6 */
+  readonly beta?: number;
+  /** Windows over which the latency baseline follows a rise (it follows a fall at once). @default 40 */
+  readonly baselineWindows?: number;
+}
+
+/** Options of {@link aimd}. */
+export interface AimdOptions extends LimitOptions {
+  /** The limit is multiplied by this on a window with a dropped permit, in (0, 1). @default 0.9 */
+  readonly backoffRatio?: number;
+  /** A permit slower than this counts as dropped, in ms. @default no bound */
+  readonly dropAboveMs?: number;
+}
+
+interface Bounds {
+  readonly minLimit: number;
+  readonly maxLimit: number;
+  readonly initialLimit: number;
+  readonly windowMs: number;
+  readonly minSamples: number;
+}
+
+const boundKeys = ['minLimit', 'maxLimit', 'initialLimit', 'windowMs', 'minSamples'] as const;
+
+function bounds(owner: string, o: LimitOptions): Bounds {
+  const minLimit = countOption(owner, 'minLimit', o.minLimit, 1);
+  const maxLimit = countOption(owner, 'maxLimit', o.maxLimit, Math.max(1000, minLimit));
+  if (maxLimit < minLimit) {
+    throw new RangeError(`${owner}: option "maxLimit" must be at least minLimit (${minLimit}), got ${show(maxLimit)}`);
+  }
+  const initialLimit = countOption(owner, 'initialLimit', o.initialLimit, Math.min(maxLimit, Math.max(minLimit, 20)));
+  if (initialLimit < minLimit || initialLimit > maxLimit) {
+    throw new RangeError(`${owner}: option "initialLimit" must be between minLimit (${minLimit}) and maxLimit (${maxLimit}), got ${show(initialLimit)}`);
+  }
+  return {
+    minLimit,
+    maxLimit,
+    initialLimit,
+    windowMs: durationOption(owner, 'windowMs', o.windowMs, 250, { min: 0, exclusiveMin: true }),
+    minSamples: countOption(owner, 'minSamples', o.minSamples, 10),
+  };
+}
+
+/**
+ * A latency baseline: follows a fall at once (half-way per window) and a rise only slowly, so a
+ * queue building up reads as a gradient rather than as the new normal. No probe window: the
+ * baseline is never measured by pinning concurrency low (Envoy's minRTT windows).
+ */
+class Baseline {
+  value = NaN;
+  constructor(private readonly riseWindows: number) {}
+
+  update(rttMs: number): number {
+    if (Number.isNaN(this.value)) this.value = rttMs;
+    else if (rttMs < this.value) this.value += (rttMs - this.value) * 0.5;
+    else this.value += (rttMs - this.value) / this.riseWindows;
+    return this.value;
+  }
+}
+
+/** Throughput must rise by this share of a limit's relative rise for the limit to keep it. */
+const GAIN_SHARE = 0.5;
+/** The limit may run this far ahead of the last limit that raised throughput. */
+const KNEE_HEADROOM = 1.1;
+/** Throughput within this share of the knee's counts as the same. */
+const KNEE_HOLD = 0.97;
+/** Throughput below this share of the knee's, for `RELEARN_WINDOWS` windows in a row, relearns the knee. */
+const RELEARN_SHARE = 0.5;
+const RELEARN_WINDOWS = 20;
+
+/**
+ * The part every algorithm shares: windows, slow start, app-limited windows, the throughput knee
+ * and the bounds. A subclass proposes the next limit from a window; this class decides what to
+ * keep of it.
+ *
+ * Pitfalls handled here, each pinned by a test in test/unit/admission/algorithms.test.ts:
+ * - light load (at most half the limit in flight, nothing dropped) neither lowers nor raises the
+ *   limit, and no window raises it past twice what was in flight;
+ * - slow start doubles the limit per window until the first sign of congestion;
+ * - baseline drift (failsafe-go #127): a limit may rise past the last limit that raised
+ *   throughput ("the knee") by 10 % at most, unless throughput rises with it. While a slow
+ *   dependency holds throughput down, the limit cannot creep up however the latency baseline
+ *   drifts. When throughput stays below half the knee's for 20 windows, the knee is relearnt.
+ */
+abstract class WindowedEstimator implements LimitEstimator {
+  limit: number;
+  protected estimate: number;
+  private slowStart = true;
+  private windowStart = NaN;
+  private count = 0;
+  private rttSum = 0;
+  private maxInFlight = 0;
+  private drops = 0;
+  private throughput = NaN;
+  private kneeLimit = 0;
+  private kneeThroughput = 0;
+  private lowWindows = 0;
+
+  constructor(protected readonly b: Bounds) {
+    this.estimate = b.initialLimit;
+    this.limit = b.initialLimit;
+  }
+
+  sample(nowMs: number, rttMs: number, inFlight: number, dropped: boolean): boolean {
+    if (Number.isNaN(this.windowStart)) this.windowStart = nowMs - rttMs;
+    this.count++;
+    this.rttSum += rttMs;
+    if (inFlight > this.maxInFlight) this.maxInFlight = inFlight;
+    if (dropped) this.drops++;
+    const durationMs = nowMs - this.windowStart;
+    if (durationMs < this.b.windowMs || this.count < this.b.minSamples) return false;
+    const window: LimitWindow = {
+      durationMs,
+      samples: this.count,
+      avgRttMs: this.rttSum / this.count,
+      maxInFlight: this.maxInFlight,
+      dropped: this.drops,
+    };
+    this.windowStart = nowMs;
+    this.count = this.rttSum = this.maxInFlight = this.drops = 0;
+    return this.close(window);
+  }
+
+  /** The algorithm's proposal for the next estimate; called for every window (baselines update). */
+  protected abstract propose(window: LimitWindow, estimate: number): number;
+
+  private close(w: LimitWindow): boolean {
+    const current = this.estimate;
+    let next = this.propose(w, current);
+    const appLimited = w.dropped === 0 && w.maxInFlight * 2 <= current;
+    if (appLimited) return false;
+    const congested = w.dropped > 0 || next < current;
+    const x = w.samples / w.durationMs;
+    this.throughput = Number.isNaN(this.throughput) ? x : this.throughput + (x - this.throughput) * 0.5;
+    if (this.slowStart) {
+      if (congested) {
+        this.slowStart = false;
+        this.kneeLimit = current;
+        this.kneeThroughput = this.throughput;
+      } else {
+        next = Math.max(next, current * 2);
+      }
+    } else {
+      next = this.gate(current, next);
+    }
+    if (next > current) next = Math.min(next, Math.max(current, w.maxInFlight * 2));
+    return this.set(next);
+  }
+
+  /** The throughput knee: a rise beyond it must be paid for by throughput. */
+  private gate(current: number, next: number): number {
+    const x = this.throughput;
+    const rise = Math.max(0, current / this.kneeLimit - 1);
+    if (x >= this.kneeThroughput * (1 + GAIN_SHARE * rise)) {
+      this.kneeThroughput = x;
+      if (current > this.kneeLimit) this.kneeLimit = current;
+    } else if (current < this.kneeLimit && x >= this.kneeThroughput * KNEE_HOLD) {
+      // As much throughput from a lower limit: the knee is there.
+      this.kneeLimit = current;
+    }
+    if (x < this.kneeThroughput * RELEARN_SHARE) {
+      if (++this.lowWindows >= RELEARN_WINDOWS) {
+        this.kneeLimit = current;
+        this.kneeThroughput = x;
+        this.lowWindows = 0;
+      }
+    } else {
+      this.lowWindows = 0;
+    }
+    const cap = Math.max(this.kneeLimit * KNEE_HEADROOM, this.kneeLimit + 1);
+    return next > cap && next > current ? Math.max(cap, current) : next;
+  }
+
+  private set(next: number): boolean {
+    const clamped = Math.min(this.b.maxLimit, Math.max(this.b.minLimit, next));
+    this.estimate = clamped;
+    const limit = Math.max(this.b.minLimit, Math.floor(clamped));
+    if (limit === this.limit) return false;
+    this.limit = limit;
+    return true;
+  }
+}
+
+const gradientKeys = [...boundKeys, 'rttTolerance', 'smoothing', 'baselineWindows'] as const;
+
+/**
+ * Gradient2 (after Netflix's Gradient2Limit): compares each window's mean latency with a slowly
+ * rising baseline. Within `rttTolerance` of it, the limit grows by about 5 % a window; beyond, it
+ * shrinks by the ratio (at most by half per window, smoothed). The default algorithm.
+ * @example
+ * admissionController({ limit: gradient2({ minLimit: 4, maxLimit: 200 }) });
+ */
+export function gradient2(options?: Gradient2Options): LimitAlgorithm {
+  const owner = 'gradient2';
+  const o = checkOptions(owner, options, gradientKeys);
+  const b = bounds(owner, o);
+  const tolerance = numberOption(owner, 'rttTolerance', o.rttTolerance, 1.1, { min: 1 });
+  const smoothing = ratioOption(owner, 'smoothing', o.smoothing, 0.2);
+  const riseWindows = countOption(owner, 'baselineWindows', o.baselineWindows, 40);
+  return latencyAlgorithm('gradient2', b, riseWindows, (w, estimate, base) => {
+    const gradient = Math.max(0.5, Math.min(1, (tolerance * base) / w.avgRttMs));
+    if (gradient < 1) return estimate + (estimate * gradient - estimate) * smoothing;
+    return estimate + 1 + estimate * 0.05;
+  });
+}
+
+const vegasKeys = [...boundKeys, 'alpha', 'beta', 'baselineWindows'] as const;
+
+/**
+ * Vegas (after Netflix's VegasLimit and TCP Vegas): estimates how many requests queue at the
+ * dependency, limit × (1 − baseline ÷ latency), grows by log10(limit) + 1 while that is under
+ * `alpha`·log10(limit), and shrinks by as much when it is over `beta`·log10(limit).
+ * @example
+ * admissionController({ limit: vegas({ alpha: 2, beta: 4 }) });
+ */
+export function vegas(options?: VegasOptions): LimitAlgorithm {
+  const owner = 'vegas';
+  const o = checkOptions(owner, options, vegasKeys);
+  const b = bounds(owner, o);
+  const alpha = numberOption(owner, 'alpha', o.alpha, 3, { min: 0, exclusiveMin: true });
+  const beta = numberOption(owner, 'beta', o.beta, 6, { min: alpha, exclusiveMin: true });
+  const riseWindows = countOption(owner, 'baselineWindows', o.baselineWindows, 40);
+  return latencyAlgorithm('vegas', b, riseWindows, (w, estimate, base) => {
+    const queue = estimate * Math.max(0, 1 - base / w.avgRttMs);
+    const log = Math.max(1, Math.log10(estimate));
+    if (w.dropped > 0 || queue > beta * log) return estimate - log - 1;
+    if (queue < alpha * log) return estimate + log + 1;
+    return estimate;
+  });
+}
+
+/** An algorithm that proposes from a window and the latency baseline (gradient2, vegas). */
+function latencyAlgorithm(
+  kind: LimitAlgorithm['kind'],
+  b: Bounds,
+  riseWindows: number,
+  next: (w: LimitWindow, estimate: number, baseline: number) => number,
+): LimitAlgorithm {
+  return {
+    kind,
+    ...limits(b),
+    create: () =>
+      new (class extends WindowedEstimator {
+        private readonly baseline = new Baseline(riseWindows);
+        protected propose(w: LimitWindow, estimate: number): number {
+          return next(w, estimate, this.baseline.update(w.avgRttMs));
+        }
+      })(b),
+  };
+}
+
+const aimdKeys = [...boundKeys, 'backoffRatio', 'dropAboveMs'] as const;
+
+/**
+ * AIMD (after Netflix's AIMDLimit): adds one per window while nothing is dropped, multiplies by
+ * `backoffRatio` on a window with a dropped permit (a timeout, a 503, or a permit slower than
+ * `dropAboveMs`). Latency alone never lowers it: pair it with a timeout.
+ * @example
+ * admissionController({ limit: aimd({ backoffRatio: 0.8, dropAboveMs: 500 }) });
+ */
+export function aimd(options?: AimdOptions): LimitAlgorithm {
+  const owner = 'aimd';
+  const o = checkOptions(owner, options, aimdKeys);
+  const b = bounds(owner, o);
+  const ratio = ratioOption(owner, 'backoffRatio', o.backoffRatio, 0.9);
+  if (ratio === 1) throw new RangeError(`${owner}: option "backoffRatio" must be less than 1, got 1`);
+  const dropAboveMs = durationOption(owner, 'dropAboveMs', o.dropAboveMs, Infinity, { min: 0, exclusiveMin: true });
+  return {
+    kind: 'aimd',
+    ...limits(b),
+    create: () =>
+      new (class extends WindowedEstimator {
+        override sample(nowMs: number, rttMs: number, inFlight: number, dropped: boolean): boolean {
+          return super.sample(nowMs, rttMs, inFlight, dropped || rttMs > dropAboveMs);
+        }
+        protected propose(w: LimitWindow, estimate: number): number {
+          return w.dropped > 0 ? estimate * ratio : estimate + 1;
+        }
+      })(b),
+  };
+}
+
+function limits(b: Bounds): Pick<LimitAlgorithm, 'minLimit' | 'maxLimit' | 'initialLimit'> {
+  return { minLimit: b.minLimit, maxLimit: b.maxLimit, initialLimit: b.initialLimit };
+}
+
+/** True for a {@link LimitAlgorithm}-shaped value (an option check, not a brand). */
+export function isLimitAlgorithm(value: unknown): value is LimitAlgorithm {
+  return typeof value === 'object' && value !== null && typeof (value as LimitAlgorithm).create === 'function';
+}
