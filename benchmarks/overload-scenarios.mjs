@@ -21,7 +21,7 @@ export const schedules = {
     title: 'unloaded (0.5 C, no admission control)',
     stage: 'none',
     analysis: 'unloaded',
-    segments: [{ seconds: seconds(mode, 6, 30), rate: 0.5 * c }],
+    segments: [{ seconds: seconds(mode, 8, 30), rate: 0.5 * c }],
   }),
   step: (mode, c) => stepSchedule('adaptive', 'step 0.5 C → 3 C → 0.5 C, adaptive limit', seconds(mode, 8, 120), seconds(mode, 12, 30), seconds(mode, 10, 20), c),
   none: (mode, c) => stepSchedule('none', 'the same step without admission control', seconds(mode, 3, 10), seconds(mode, 10, 30), seconds(mode, 0, 10), c),
