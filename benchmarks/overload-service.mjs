@@ -91,7 +91,8 @@ const LEVEL = { critical: 3, sheddable: 0 };
 
 /**
  * bulwark's admission controller with an adaptive limit around the backend call, deciding on
- * arrival (tryAcquire: a rejection never waits behind admitted work). `options`: `algorithm`
+ * arrival (tryAcquire: a rejection never waits behind admitted work), or with `acquire` when the
+ * controller is given a queue. `options`: `algorithm`
  * ('gradient2' by default, or 'vegas', 'aimd'), `controller` (options of admissionController),
  * and the rest for the algorithm, as they are.
  */
@@ -103,11 +104,14 @@ function adaptiveStage(options) {
     permit.release(answer === 'ok' ? 'success' : 'ignore');
     return statusOf(answer);
   };
+  const run = (admission) => (typeof admission.release === 'function' ? callBackend().then(released(admission)) : 503);
+  // With a queue (controller.maxQueue > 0) a request may wait up to maxWaitMs for a slot.
+  const queued = (controllerOptions.maxQueue ?? 0) > 0;
   return {
     handle: (priority) => {
-      const admission = controller.tryAcquire(priority === undefined ? undefined : { priority: LEVEL[priority] });
-      if (typeof admission.release !== 'function') return Promise.resolve(503);
-      return callBackend().then(released(admission));
+      const request = priority === undefined ? undefined : { priority: LEVEL[priority] };
+      if (!queued) return Promise.resolve(run(controller.tryAcquire(request)));
+      return Promise.resolve(controller.acquire(request)).then(run);
     },
     sample: () => {
       const s = controller.snapshot();

@@ -12,7 +12,7 @@
 //   --json       also write every figure to FILE
 //
 // - C and the unloaded p99 are measured first, in the same run: C as the completions per second
-//   of a closed loop of 2 W callers through the service (the backend never idles), the unloaded
+//   of a closed loop of 4 W callers through the service (the backend never idles), the unloaded
 //   p99 as the p99 latency at 0.5 C open-loop with no admission control.
 // - Arrivals are open loop: a Poisson process at the scenario's rate, independent of the answers
 //   (a request is sent when it is due, whatever is still in flight); latency is measured from the
@@ -277,12 +277,12 @@ console.log(`# Overload proof (${mode}): backend ${workers} workers × ${service
 console.log(`scenarios: ${chosen.join(', ')}; node ${process.version}\n`);
 
 await stage('none', {});
-const capacity = await closedLoop(2 * workers, mode === 'quick' ? 4 : 8);
+const capacity = await closedLoop(4 * workers, mode === 'quick' ? 5 : 10);
 await stage('none', {});
 const base = schedules.unloaded(mode, capacity);
 const unloadedRun = await runScenario(base);
 const baseline = analyse.unloaded(unloadedRun, base);
-console.log(`C measured: ${capacity.toFixed(1)} req/s (closed loop, ${2 * workers} callers, no admission control)`);
+console.log(`C measured: ${capacity.toFixed(1)} req/s (closed loop, ${4 * workers} callers, no admission control)`);
 console.log(`unloaded at 0.5 C: p50 ${baseline.p50.toFixed(1)} ms, p99 ${baseline.p99.toFixed(1)} ms over ${baseline.count} requests; ${keepUp(unloadedRun)}\n`);
 
 const results = { capacity, baseline, scenarios: {} };
