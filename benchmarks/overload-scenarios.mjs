@@ -180,6 +180,9 @@ export const analyse = {
       preRejectionShare: count(load, pre, 503) / pre.length,
       preRequests: pre.length,
       admittedP99Ms: percentile(latencies(load, admitted), 99),
+      // The same service's p99 at 0.5 C just before the step: a second yardstick, measured minutes
+      // after the run's unloaded p99, so a burst of other work on the machine shows as the two differ.
+      preStepP99Ms: percentile(latencies(load, requestsIn(load, 1_000, preEnd, (i) => load.status[i] === 200)), 99),
       p99Ratio: percentile(latencies(load, admitted), 99) / baseline.p99,
       goodputRatio: admitted.length / judgedSeconds / capacity,
       stepRejectionShare: rejected.length / step.length,
@@ -194,8 +197,8 @@ export const analyse = {
     };
     if (load.ends.length > 2 && Number.isFinite(f.preStepLimit)) f.recoverySeconds = secondsUntilAtLeast(run.limit, stepEnd, 0.9 * f.preStepLimit);
     f.lines = [
-      `- before the step (0.5 C, ${(preEnd / 1000).toFixed(0)} s): ${f.preRequests} requests, ${pct(f.preRejectionShare)} rejected; limit ${num(f.preStepLimit)} (median of the last 5 s)`,
-      `- from 5 s after the step to its end (3 C, ${judgedSeconds.toFixed(0)} s): admitted p99 ${ms(f.admittedP99Ms)} = ${num(f.p99Ratio, 2)}× unloaded; goodput ${admitted.length} = ${pct(f.goodputRatio)} of C; limit ${num(f.stepLimit)} (median)`,
+      `- before the step (0.5 C, ${(preEnd / 1000).toFixed(0)} s): ${f.preRequests} requests, ${pct(f.preRejectionShare)} rejected, p99 ${ms(f.preStepP99Ms)}; limit ${num(f.preStepLimit)} (median of the last 5 s)`,
+      `- from 5 s after the step to its end (3 C, ${judgedSeconds.toFixed(0)} s): admitted p99 ${ms(f.admittedP99Ms)} = ${num(f.p99Ratio, 2)}× unloaded (${num(f.admittedP99Ms / f.preStepP99Ms, 2)}× the p99 before the step); goodput ${admitted.length} = ${pct(f.goodputRatio)} of C; limit ${num(f.stepLimit)} (median)`,
       `- the whole step: ${pct(f.stepRejectionShare)} rejected, rejections answered p99 ${ms(f.serverRejectionP99Ms)} in the service (request event to answer), ${ms(f.rejectionFromSendP99Ms)} at the client from sending, ${ms(f.rejectionP99Ms)} from when due; ${f.stepFailed} timed out or failed`,
     ];
     if (load.ends.length > 2) f.lines.push(`- after the step (0.5 C): limit back to ≥ 90 % of the pre-step limit after ${f.recoverySeconds === undefined ? 'never' : `${f.recoverySeconds.toFixed(1)} s`}`);
