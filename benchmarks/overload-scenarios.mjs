@@ -293,10 +293,14 @@ export const analyse = {
       const f = s.halve.figures;
       const v = f.settleSeconds ?? Number.NaN;
       add('halve: limit settles', v, '≤ 10 s', v <= 10, `${num(v)} s`);
+      // Not a bound of the issue: a guard, so that a limit that settles by collapsing does not pass.
+      add('halve: goodput ÷ C/2 from 10 s after (guard)', f.goodputRatioAfter, '≥ 90 %', f.goodputRatioAfter >= 0.9, pct(f.goodputRatioAfter));
     }
     if (s.slow) {
       const f = s.slow.figures;
       add('slow ×5: highest 5 s median ÷ settled limit', f.creepRatio, '≤ 1.2', f.creepRatio <= 1.2, num(f.creepRatio, 2));
+      // The same guard: a limit collapsed to 1 never creeps, and serves almost nothing.
+      add('slow ×5: goodput ÷ C/5 from 10 s in (guard)', f.goodputRatioAfter, '≥ 90 %', f.goodputRatioAfter >= 0.9, pct(f.goodputRatioAfter));
     }
     if (s.priority) {
       const f = s.priority.figures;
