@@ -119,6 +119,13 @@ function bounds(owner: string, o: LimitOptions): Bounds {
 }
 
 /**
+ * How a window may move the latency baseline: `'follow'` as usual; `'hold'` not upwards, the
+ * rise being the queue our own limit builds; `'reset'` to the window's latency, the dependency
+ * having changed (the throughput knee was relearnt).
+ */
+type BaselineMove = 'follow' | 'hold' | 'reset';
+
+/**
  * A latency baseline: follows a fall at once (half-way per window) and a rise only slowly, so a
  * queue building up reads as a gradient rather than as the new normal. No probe window: the
  * baseline is never measured by pinning concurrency low (Envoy's minRTT windows).
@@ -127,23 +134,28 @@ class Baseline {
   value = NaN;
   constructor(private readonly riseWindows: number) {}
 
-  update(rttMs: number): number {
-    if (Number.isNaN(this.value)) this.value = rttMs;
+  /** See {@link BaselineMove}. */
+  update(rttMs: number, move: BaselineMove): number {
+    if (Number.isNaN(this.value) || move === 'reset') this.value = rttMs;
     else if (rttMs < this.value) this.value += (rttMs - this.value) * 0.5;
-    else this.value += (rttMs - this.value) / this.riseWindows;
+    else if (move === 'follow') this.value += (rttMs - this.value) / this.riseWindows;
     return this.value;
   }
 }
 
+/** A window whose mean latency is above the baseline by more than this factor shows a queue. */
+const QUEUE_RTT = 1.05;
+/** Throughput must rise by at least this share (beyond a window's noise) for a limit to keep a rise. */
+const GAIN_MIN = 0.05;
 /** Throughput must rise by this share of a limit's relative rise for the limit to keep it. */
-const GAIN_SHARE = 0.5;
+const GAIN_SHARE = 0.25;
 /** The limit may run this far ahead of the last limit that raised throughput. */
 const KNEE_HEADROOM = 1.1;
 /** Throughput within this share of the knee's counts as the same. */
 const KNEE_HOLD = 0.97;
 /** Throughput below this share of the knee's, for `RELEARN_WINDOWS` windows in a row, relearns the knee. */
-const RELEARN_SHARE = 0.5;
-const RELEARN_WINDOWS = 20;
+const RELEARN_SHARE = 0.7;
+const RELEARN_WINDOWS = 8;
 
 /**
  * The part every algorithm shares: windows, slow start, app-limited windows, the throughput knee
@@ -154,10 +166,13 @@ const RELEARN_WINDOWS = 20;
  * - light load (at most half the limit in flight, nothing dropped) neither lowers nor raises the
  *   limit, and no window raises it past twice what was in flight;
  * - slow start doubles the limit per window until the first sign of congestion;
- * - baseline drift (failsafe-go #127): a limit may rise past the last limit that raised
- *   throughput ("the knee") by 10 % at most, unless throughput rises with it. While a slow
+ * - baseline drift (failsafe-go #127): while latency shows a queue (5 % over the baseline), a
+ *   limit may rise past the last limit that raised throughput ("the knee") by 10 % at most,
+ *   unless throughput rises with it. While a slow
  *   dependency holds throughput down, the limit cannot creep up however the latency baseline
- *   drifts. When throughput stays below half the knee's for 20 windows, the knee is relearnt.
+ *   drifts; and a window with the knee's throughput does not raise the baseline (its latency is
+ *   our own queue). When throughput stays below 70 % of the knee's for 8 windows, the knee and
+ *   the baseline are relearnt.
  */
 abstract class WindowedEstimator implements LimitEstimator {
   limit: number;
@@ -173,7 +188,13 @@ abstract class WindowedEstimator implements LimitEstimator {
   private kneeThroughput = 0;
   private lowWindows = 0;
 
-  constructor(protected readonly b: Bounds) {
+  private readonly baseline: Baseline;
+
+  constructor(
+    protected readonly b: Bounds,
+    riseWindows: number,
+  ) {
+    this.baseline = new Baseline(riseWindows);
     this.estimate = b.initialLimit;
     this.limit = b.initialLimit;
   }
@@ -198,53 +219,77 @@ abstract class WindowedEstimator implements LimitEstimator {
     return this.close(window);
   }
 
-  /** The algorithm's proposal for the next estimate; called for every window (baselines update). */
-  protected abstract propose(window: LimitWindow, estimate: number): number;
+  /**
+   * The algorithm's proposal for the next estimate; called for every window. The baseline holds
+   * when the window had the knee's throughput: latency above the baseline is then the queue this
+   * limit builds (a slower dependency would have lowered the throughput), so it must not raise
+   * the baseline.
+   */
+  protected abstract propose(window: LimitWindow, estimate: number, baselineMs: number): number;
 
   private close(w: LimitWindow): boolean {
     const current = this.estimate;
-    let next = this.propose(w, current);
+    const x = w.samples / w.durationMs;
     const appLimited = w.dropped === 0 && w.maxInFlight * 2 <= current;
+    if (!appLimited) this.throughput = Number.isNaN(this.throughput) ? x : this.throughput + (x - this.throughput) * 0.5;
+    let move: BaselineMove = 'follow';
+    if (!this.slowStart && !appLimited) {
+      if (this.relearn()) move = 'reset';
+      else if (this.throughput >= this.kneeThroughput * KNEE_HOLD) move = 'hold';
+    }
+    const base = this.baseline.update(w.avgRttMs, move);
+    let next = this.propose(w, current, base);
     if (appLimited) return false;
     const congested = w.dropped > 0 || next < current;
-    const x = w.samples / w.durationMs;
-    this.throughput = Number.isNaN(this.throughput) ? x : this.throughput + (x - this.throughput) * 0.5;
     if (this.slowStart) {
       if (congested) {
         this.slowStart = false;
-        this.kneeLimit = current;
+        this.kneeLimit = this.limit;
         this.kneeThroughput = this.throughput;
       } else {
         next = Math.max(next, current * 2);
       }
-    } else {
+    } else if (w.avgRttMs > base * QUEUE_RTT) {
       next = this.gate(current, next);
     }
     if (next > current) next = Math.min(next, Math.max(current, w.maxInFlight * 2));
     return this.set(next);
   }
 
-  /** The throughput knee: a rise beyond it must be paid for by throughput. */
+  /** Relearns the knee after throughput has stayed far below it: the dependency changed. */
+  private relearn(): boolean {
+    if (this.throughput >= this.kneeThroughput * RELEARN_SHARE) {
+      this.lowWindows = 0;
+      return false;
+    }
+    if (++this.lowWindows < RELEARN_WINDOWS) return false;
+    // Find the new knee as at the start: slow start, from the baseline of now.
+    this.slowStart = true;
+    this.lowWindows = 0;
+    return true;
+  }
+
+  /**
+   * The throughput knee: a rise beyond it must be paid for by throughput. Kept in whole limits,
+   * the limits the window actually ran with.
+   */
   private gate(current: number, next: number): number {
     const x = this.throughput;
-    const rise = Math.max(0, current / this.kneeLimit - 1);
-    if (x >= this.kneeThroughput * (1 + GAIN_SHARE * rise)) {
+    const used = this.limit;
+    const rise = Math.max(0, used / this.kneeLimit - 1);
+    if (x >= this.kneeThroughput * (1 + GAIN_MIN + GAIN_SHARE * rise)) {
       this.kneeThroughput = x;
-      if (current > this.kneeLimit) this.kneeLimit = current;
-    } else if (current < this.kneeLimit && x >= this.kneeThroughput * KNEE_HOLD) {
+      if (used > this.kneeLimit) this.kneeLimit = used;
+    } else if (used < this.kneeLimit && x >= this.kneeThroughput * KNEE_HOLD) {
       // As much throughput from a lower limit: the knee is there.
-      this.kneeLimit = current;
+      this.kneeLimit = used;
+    } else if (x < this.kneeThroughput * KNEE_HOLD) {
+      // Clearly less throughput than the knee's: follow it down slowly (it may have been
+      // measured high, while the limit was falling). It stays above what is measured, and a rise
+      // needs a gain beyond a window's noise on top, so this does not let the limit creep.
+      this.kneeThroughput += (x - this.kneeThroughput) * 0.1;
     }
-    if (x < this.kneeThroughput * RELEARN_SHARE) {
-      if (++this.lowWindows >= RELEARN_WINDOWS) {
-        this.kneeLimit = current;
-        this.kneeThroughput = x;
-        this.lowWindows = 0;
-      }
-    } else {
-      this.lowWindows = 0;
-    }
-    const cap = Math.max(this.kneeLimit * KNEE_HEADROOM, this.kneeLimit + 1);
+    const cap = Math.max(Math.floor(this.kneeLimit * KNEE_HEADROOM), this.kneeLimit + 1) + 0.999;
     return next > cap && next > current ? Math.max(cap, current) : next;
   }
 
@@ -318,11 +363,10 @@ function latencyAlgorithm(
     ...limits(b),
     create: () =>
       new (class extends WindowedEstimator {
-        private readonly baseline = new Baseline(riseWindows);
-        protected propose(w: LimitWindow, estimate: number): number {
-          return next(w, estimate, this.baseline.update(w.avgRttMs));
+        protected propose(w: LimitWindow, estimate: number, baselineMs: number): number {
+          return next(w, estimate, baselineMs);
         }
-      })(b),
+      })(b, riseWindows),
   };
 }
 
@@ -353,7 +397,7 @@ export function aimd(options?: AimdOptions): LimitAlgorithm {
         protected propose(w: LimitWindow, estimate: number): number {
           return w.dropped > 0 ? estimate * ratio : estimate + 1;
         }
-      })(b),
+      })(b, 40),
   };
 }
 

@@ -228,11 +228,13 @@ export class AdmissionController {
   }
 
   private decide(request: AdmissionRequest | undefined, mayQueue: boolean, signal: AbortSignal | undefined): Admission | Promise<Admission> {
-    let level: PriorityLevel = DEFAULT_PRIORITY_LEVEL;
-    let tenant: string | undefined;
-    if (request !== undefined) {
-      ({ level, tenant } = readRequest(request));
-    }
+    if (request === undefined) return this.decideFor(DEFAULT_PRIORITY_LEVEL, undefined, mayQueue, signal);
+    const { level, tenant } = readRequest(request);
+    return this.decideFor(level, tenant, mayQueue, signal);
+  }
+
+  /** Internal: the decision for a checked request (the policy calls it without a request object). */
+  decideFor(level: PriorityLevel, tenant: string | undefined, mayQueue: boolean, signal: AbortSignal | undefined): Admission | Promise<Admission> {
     const now = this.clock.now();
     const limit = this.currentLimit;
     const s = this.shedding;

@@ -30,3 +30,4 @@ export {
   type AdmissionLimitEvent,
   type LoadSignal,
 } from './controller.js';
+export { adaptiveConcurrency, AdaptiveConcurrencyPolicy, type AdaptiveConcurrencyOptions } from './adaptive-concurrency.js';

@@ -14,7 +14,19 @@ const LOAD_STEP = 0.25;
 const FAIRNESS_FROM = 0.9;
 /** A tenant may hold its share of its class times this. */
 const FAIRNESS_SLACK = 1.1;
+/** Tenants tracked per class at most (those beyond share the count of the others). */
+const MAX_TENANTS = 10_000;
 const GOLDEN = 0.6180339887498949;
+/** The reserve's margin at rest, in standard deviations; each refusal of a higher class adds one (up to 10), and it returns by 2 % per window. */
+const MARGIN = 3;
+
+/** A tenant of one class: its permits in flight, and when it last asked. */
+interface Tenant {
+  held: number;
+  seenAt: number;
+  /** Permits it was given recently (halved every window). */
+  admitted: number;
+}
 
 /**
  * The priority and fairness half of an admission decision, decided on arrival (nothing queues
@@ -23,28 +35,38 @@ const GOLDEN = 0.6180339887498949;
  * - Priority: a request of a lower class may not take the slots that higher classes are about to
  *   need. Their need is their arrival rate times the latency (Little's law) less what they hold,
  *   plus a margin. So under overload the lowest class gets what is left, in
- *   proportion. Its spread is covered by a margin of two standard deviations (Poisson), and when
+ *   proportion. Its spread is covered by a margin of three standard deviations (Poisson), and when
  *   a request still finds no free slot, the classes below its own are refused for the next
- *   100 ms: a higher class is not turned away while a lower one is admitted.
+ *   100 ms and the margin widens by one (returning slowly): a higher class is not turned away
+ *   while a lower one is admitted.
  * - Load: while the load signal reports pressure, a threshold over fine-grained levels (class plus
  *   an evenly spread fraction) rises by a quarter class per 100 ms window, and falls as fast once
  *   the pressure is gone: the lowest class goes first, and part of a class before all of it.
  *   Critical requests are never shed by load.
- * - Fairness: once 90 % of the limit is in flight, a tenant may hold at most its share of its
- *   class's slots (those left by higher classes, split between the tenants in flight) + 10 %.
+ * - Fairness: once 90 % of the limit is in flight, or within 100 ms of a request refused for want
+ *   of a slot, a tenant may take at most its share of the permits its class was given recently
+ *   (counts halved every 100 ms; split between the tenants active in the class) + 10 % + one.
+ *   A tenant is active while it holds a permit and for 200 ms after it last asked; permits a
+ *   tenant does not ask for go to the others. At most 10,000 tenants are tracked per class.
  */
 export class Shedding {
   private readonly held = [0, 0, 0, 0];
+  /** Permits given per class recently (halved every window). */
+  private readonly admitted = [0, 0, 0, 0];
   private readonly arrivals = [0, 0, 0, 0];
   private readonly rates = [0, 0, 0, 0];
   private windowStart = NaN;
+  /** Until when fairness applies whatever is in flight: a request was refused for want of a slot, or for fairness. */
+  private overloadedUntil = -Infinity;
   private now = 0;
   /** Until when each class's last refusal (no free slot) keeps the classes below it out. */
   private readonly refusedUntil = [-Infinity, -Infinity, -Infinity, -Infinity];
   private rttMs = NaN;
   private loadLevel = 0;
+  /** The reserve's margin, in standard deviations: widened by each refusal of a higher class. */
+  private margin = MARGIN;
   private spread = 0;
-  private readonly tenants: Map<string, number>[] | undefined;
+  private readonly tenants: Map<string, Tenant>[] | undefined;
 
   constructor(
     private readonly signal: Signal | undefined,
@@ -69,8 +91,19 @@ export class Shedding {
         const rate = this.arrivals[l]! / elapsed;
         this.rates[l] = elapsed >= 4 * WINDOW_MS ? rate : this.rates[l]! + (rate - this.rates[l]!) * 0.5;
         this.arrivals[l] = 0;
+        this.admitted[l] = this.admitted[l]! * 0.5;
       }
     }
+    // Tenants that neither hold a permit nor asked in the last two windows no longer count.
+    if (this.tenants !== undefined) {
+      for (const inClass of this.tenants) {
+        for (const [name, t] of inClass) {
+          if (t.held === 0 && now - t.seenAt > 2 * WINDOW_MS) inClass.delete(name);
+          else t.admitted *= 0.5;
+        }
+      }
+    }
+    if (this.margin > MARGIN) this.margin = Math.max(MARGIN, this.margin * 0.98);
     if (this.signal !== undefined) {
       this.loadLevel = this.signal.check() != null ? Math.min(3, this.loadLevel + LOAD_STEP) : Math.max(0, this.loadLevel - LOAD_STEP);
     }
@@ -89,14 +122,27 @@ export class Shedding {
         if (reserve > 0 && running + 1 + reserve > limit) return 'priority';
       }
     }
-    if (tenant !== undefined && this.tenants !== undefined && running + 1 > limit * FAIRNESS_FROM) {
-      const inClass = this.tenants[level]!;
-      const mine = inClass.get(tenant) ?? 0;
-      const active = inClass.size + (mine === 0 ? 1 : 0);
-      const slots = limit - this.heldAbove(level);
-      if (mine + 1 > Math.max(1, (slots * FAIRNESS_SLACK) / active)) return 'fairness';
+    if (tenant !== undefined && this.tenants !== undefined && (running + 1 > limit * FAIRNESS_FROM || this.now < this.overloadedUntil)) {
+      const t = this.tenant(level, tenant);
+      const mine = t === undefined ? 0 : t.admitted;
+      const active = this.tenants[level]!.size + (t === undefined ? 1 : 0);
+      if (mine > 1 + (this.admitted[level]! * FAIRNESS_SLACK) / active) return 'fairness';
     }
     return undefined;
+  }
+
+  /** The tenant's entry, seen now (made unless the class already tracks `MAX_TENANTS`). */
+  private tenant(level: PriorityLevel, name: string): Tenant | undefined {
+    const inClass = this.tenants![level]!;
+    let t = inClass.get(name);
+    if (t === undefined) {
+      if (inClass.size >= MAX_TENANTS) return undefined;
+      t = { held: 0, seenAt: this.now, admitted: 0 };
+      inClass.set(name, t);
+    } else {
+      t.seenAt = this.now;
+    }
+    return t;
   }
 
   /** Slots to keep free for the classes above `level`. */
@@ -107,7 +153,7 @@ export class Shedding {
     for (let l = level + 1; l < 4; l++) rate += this.rates[l]!;
     if (rate === 0) return 0;
     const need = rate * rtt;
-    return Math.max(0, need - this.heldAbove(level)) + 3 * Math.sqrt(need);
+    return Math.max(0, need - this.heldAbove(level)) + this.margin * Math.sqrt(need);
   }
 
   /**
@@ -115,7 +161,10 @@ export class Shedding {
    * (a higher class is not turned away while a lower one is admitted).
    */
   refused(level: PriorityLevel): void {
-    if (level > 0) this.refusedUntil[level] = this.now + WINDOW_MS;
+    this.overloadedUntil = this.now + WINDOW_MS;
+    if (level === 0) return;
+    this.refusedUntil[level] = this.now + WINDOW_MS;
+    this.margin = Math.min(10, this.margin + 1);
   }
 
   private heldAbove(level: PriorityLevel): number {
@@ -127,9 +176,13 @@ export class Shedding {
   /** A counted permit was admitted. */
   hold(level: PriorityLevel, tenant: string | undefined): void {
     this.held[level]!++;
+    this.admitted[level]!++;
     if (tenant !== undefined && this.tenants !== undefined) {
-      const inClass = this.tenants[level]!;
-      inClass.set(tenant, (inClass.get(tenant) ?? 0) + 1);
+      const t = this.tenant(level, tenant);
+      if (t !== undefined) {
+        t.held++;
+        t.admitted++;
+      }
     }
   }
 
@@ -137,10 +190,8 @@ export class Shedding {
   free(level: PriorityLevel, tenant: string | undefined, rttMs: number): void {
     this.held[level]!--;
     if (tenant !== undefined && this.tenants !== undefined) {
-      const inClass = this.tenants[level]!;
-      const n = inClass.get(tenant)! - 1;
-      if (n === 0) inClass.delete(tenant);
-      else inClass.set(tenant, n);
+      const t = this.tenants[level]!.get(tenant);
+      if (t !== undefined && t.held > 0) t.held--;
     }
     if (rttMs === rttMs) this.rttMs = this.rttMs === this.rttMs ? this.rttMs + (rttMs - this.rttMs) * 0.1 : rttMs;
   }

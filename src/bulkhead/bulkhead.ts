@@ -5,7 +5,7 @@ import { BulkheadRejectedError } from '../core/errors.js';
 import { offAbort, onAbort as whenAborted } from '../core/shared-abort.js';
 import { EventEmitter, type EventSubscriber } from '../core/events.js';
 import { callFunction, type ExecuteOptions, invokeTraced, PolicyBase, type PolicyFunction, rootContext, runSymbol, whileCallerWaits } from '../core/policy.js';
-import { checkOptions, countOption, nameOption } from '../core/validate.js';
+import { checkOptions, countOption, enumOption, nameOption } from '../core/validate.js';
 
 /** Options of {@link bulkhead}. */
 export interface BulkheadOptions {
@@ -15,16 +15,25 @@ export interface BulkheadOptions {
   readonly maxQueue?: number;
   /** Name used in events and telemetry. @default 'bulkhead' */
   readonly name?: string;
+  /** `'shadow'` rejects nothing: a call that would have been rejected runs, and is reported with `mode: 'shadow'`. @default 'enforce' */
+  readonly mode?: BulkheadMode;
 }
+
+/** Enforce rejects; shadow runs every call and reports what it would have rejected. */
+export type BulkheadMode = 'enforce' | 'shadow';
+
+const modes: readonly BulkheadMode[] = ['enforce', 'shadow'];
 
 /** Payload of {@link BulkheadPolicy.onRejected} and of `bulwark:bulkhead:rejected`. */
 export interface BulkheadRejectedEvent {
   readonly policy: string;
   readonly active: number;
   readonly queued: number;
+  /** `'shadow'` when the call ran anyway. */
+  readonly mode: BulkheadMode;
 }
 
-const keys = ['maxConcurrent', 'maxQueue', 'name'] as const;
+const keys = ['maxConcurrent', 'maxQueue', 'name', 'mode'] as const;
 
 /** A caller waiting for a slot, in a doubly linked FIFO so an aborted waiter leaves in O(1). */
 interface Waiter {
@@ -44,6 +53,7 @@ export class BulkheadPolicy extends PolicyBase {
 
   private running = 0;
   private waiting = 0;
+  private shadow: boolean;
   private head: Waiter | undefined = undefined;
   private tail: Waiter | undefined = undefined;
   private readonly rejected = new EventEmitter<BulkheadRejectedEvent>(() => this.name);
@@ -54,7 +64,17 @@ export class BulkheadPolicy extends PolicyBase {
     this.maxConcurrent = countOption('bulkhead', 'maxConcurrent', o.maxConcurrent, 10);
     this.maxQueue = countOption('bulkhead', 'maxQueue', o.maxQueue, 0, { min: 0 });
     this.name = nameOption('bulkhead', o.name, 'bulkhead');
+    this.shadow = enumOption('bulkhead', 'mode', o.mode, modes, 'enforce') === 'shadow';
     this.onRejected = this.rejected.subscribe;
+  }
+
+  /** `'enforce'` or `'shadow'`; switchable at run time, slots and queue are kept. */
+  get mode(): BulkheadMode {
+    return this.shadow ? 'shadow' : 'enforce';
+  }
+
+  set mode(mode: BulkheadMode) {
+    this.shadow = enumOption('bulkhead', 'mode', mode, modes, 'enforce') === 'shadow';
   }
 
   /** Calls running now. */
@@ -76,8 +96,20 @@ export class BulkheadPolicy extends PolicyBase {
 
   [runSymbol]<T>(fn: PolicyFunction<T>, context: Context): Promise<T> {
     if (this.running < this.maxConcurrent) return this.start(fn, context);
+    if (this.shadow) return this.runShadow(fn, context);
     if (this.waiting >= this.maxQueue) return this.reject();
     return this.enqueue(fn, context);
+  }
+
+  /**
+   * Shadow mode, all slots taken: a call that would have waited runs at once and holds a slot (a
+   * shadow bulkhead never delays a call); one that would have been rejected runs without one, and
+   * is reported. So the would-be rejections are those enforce mode would have made.
+   */
+  private runShadow<T>(fn: PolicyFunction<T>, context: Context): Promise<T> {
+    if (this.waiting < this.maxQueue) return this.start(fn, context);
+    this.report('shadow');
+    return callFunction(fn, context);
   }
 
   private start<T>(fn: PolicyFunction<T>, context: Context): Promise<T> {
@@ -137,21 +169,24 @@ export class BulkheadPolicy extends PolicyBase {
   }
 
   private reject(): Promise<never> {
-    const active = this.running;
-    const queued = this.waiting;
+    this.report('enforce');
+    return Promise.reject(new BulkheadRejectedError(this.running, this.waiting));
+  }
+
+  private report(mode: BulkheadMode): void {
     if (this.rejected.active || bulkheadRejectedChannel.hasSubscribers) {
-      const event: BulkheadRejectedEvent = { policy: this.name, active, queued };
+      const event: BulkheadRejectedEvent = { policy: this.name, active: this.running, queued: this.waiting, mode };
       this.rejected.emit(event);
       if (bulkheadRejectedChannel.hasSubscribers) bulkheadRejectedChannel.publish(event);
     }
-    return Promise.reject(new BulkheadRejectedError(active, queued));
   }
 }
 
 /**
  * Builds a bulkhead: at most `maxConcurrent` calls run at once and at most `maxQueue` wait, in
  * order; the rest reject at once with `BulkheadRejectedError`. A waiter whose signal aborts
- * leaves the queue at once, so it never holds up the others.
+ * leaves the queue at once, so it never holds up the others. With `mode: 'shadow'` nothing is
+ * rejected or delayed: what would have been rejected is reported with `mode: 'shadow'`.
  * @example
  * const pool = bulkhead({ maxConcurrent: 10, maxQueue: 5 });
  * const report = await pool.execute(({ signal }) => renderReport(id, signal));

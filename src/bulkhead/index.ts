@@ -1,1 +1,1 @@
-export { bulkhead, BulkheadPolicy, type BulkheadOptions, type BulkheadRejectedEvent } from './bulkhead.js';
+export { bulkhead, BulkheadPolicy, type BulkheadMode, type BulkheadOptions, type BulkheadRejectedEvent } from './bulkhead.js';

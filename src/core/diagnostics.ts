@@ -25,7 +25,7 @@ export const channelNames = {
   retryGiveUp: 'bulwark:retry:give-up',
   /** A timeout expired: `{ policy, timeoutMs }`. */
   timeout: 'bulwark:timeout:expired',
-  /** A bulkhead rejected a call: `{ policy, active, queued }`. */
+  /** A bulkhead rejected a call, or in shadow mode would have: `{ policy, active, queued, mode }`. */
   bulkheadRejected: 'bulwark:bulkhead:rejected',
   /** A fallback replaced an error: `{ policy, error }`. */
   fallback: 'bulwark:fallback:used',

@@ -13,6 +13,7 @@ export type BulwarkErrorCode =
   | 'ERR_BULWARK_ISOLATED_CIRCUIT'
   | 'ERR_BULWARK_TIMEOUT'
   | 'ERR_BULWARK_BULKHEAD_REJECTED'
+  | 'ERR_BULWARK_CONCURRENCY_LIMITED'
   | 'ERR_BULWARK_RATE_LIMITED'
   | 'ERR_BULWARK_QUOTA_EXCEEDED'
   | 'ERR_BULWARK_STORE_UNAVAILABLE'
@@ -34,7 +35,7 @@ const ordinaryHasInstance = Function.prototype[Symbol.hasInstance];
  * through the policies untouched. `instanceof` holds across copies of bulwark (the ESM and the
  * CommonJS build loaded side by side): `instanceof BulwarkError` matches any bulwark error, and
  * each subclass matches the errors carrying its own `code`. The errors a call is refused with at
- * request rate (`BrokenCircuitError`, `IsolatedCircuitError`, `BulkheadRejectedError`,
+ * request rate (`BrokenCircuitError`, `IsolatedCircuitError`, `BulkheadRejectedError`, `ConcurrencyLimitedError`,
  * `RateLimitedError`, `QuotaExceededError`, `RateLimitStoreUnavailableError`,
  * `StoreUnavailableError`, `RetryAfterError`) carry no stack frames: their `stack` is the one line
  * `Name: message`. Others (`TimeoutError`, `HttpStatusError`, this class) capture the usual stack.
@@ -211,6 +212,41 @@ export class BulkheadRejectedError extends BulwarkError {
     this.name = 'BulkheadRejectedError';
     this.active = active;
     this.queued = queued;
+  }
+}
+
+/** Why an admission controller turned a request away (see `AdmissionRejectReason`). */
+export type ConcurrencyLimitedReason = 'limit' | 'priority' | 'fairness' | 'queueTimeout' | 'load' | 'deadline';
+
+/**
+ * Rejected by `adaptiveConcurrency` when its admission controller turns a call away: the limit is
+ * reached (and no queue room), the call's class is being shed, its tenant holds more than its
+ * share, it waited `maxWaitMs`, or the load signal reports pressure.
+ * @example
+ * if (err instanceof ConcurrencyLimitedError) res.set('Retry-After', String(Math.ceil(err.retryAfterMs / 1000)));
+ */
+export class ConcurrencyLimitedError extends BulwarkError {
+  /** Why: `'limit'`, `'priority'`, `'fairness'`, `'queueTimeout'`, `'load'` or `'deadline'`. */
+  readonly reason: ConcurrencyLimitedReason;
+  /** The concurrency limit at the moment of rejection. */
+  readonly limit: number;
+  /** Calls in flight at the moment of rejection. */
+  readonly inFlight: number;
+  /** About one call's latency: when trying again may find a free slot. */
+  readonly retryAfterMs: number;
+
+  static {
+    brandErrorClass(this, 'ERR_BULWARK_CONCURRENCY_LIMITED');
+    fastFailError(this);
+  }
+
+  constructor(reason: ConcurrencyLimitedReason, limit: number, inFlight: number, retryAfterMs: number, options?: ErrorOptions) {
+    super(`Concurrency limited (${reason}; limit ${limit}, ${inFlight} in flight)`, 'ERR_BULWARK_CONCURRENCY_LIMITED', options);
+    this.name = 'ConcurrencyLimitedError';
+    this.reason = reason;
+    this.limit = limit;
+    this.inFlight = inFlight;
+    this.retryAfterMs = retryAfterMs;
   }
 }
 

@@ -14,6 +14,7 @@ export {
   BrokenCircuitError,
   BulkheadRejectedError,
   BulwarkError,
+  ConcurrencyLimitedError,
   IsolatedCircuitError,
   isBulwarkError,
   QuotaExceededError,
@@ -22,6 +23,7 @@ export {
   StoreUnavailableError,
   TimeoutError,
   type BulwarkErrorCode,
+  type ConcurrencyLimitedReason,
   type RateLimitDecision,
 } from './errors.js';
 export { EventEmitter, toDisposable, type Disposable, type EventSubscriber } from './events.js';

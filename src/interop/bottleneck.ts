@@ -42,6 +42,8 @@ export interface BottleneckRejectedEvent {
   readonly active: number;
   /** Jobs waiting in the limiter when the job was dropped (bottleneck's RECEIVED and QUEUED). */
   readonly queued: number;
+  /** Always `'enforce'`: a wrapped limiter has no shadow mode (the field is the bulkhead channel's). */
+  readonly mode: 'enforce';
 }
 
 type Counts = ReturnType<BottleneckLimiter['counts']>;
@@ -224,7 +226,7 @@ export class BottleneckPolicy extends PolicyBase {
     const { active, queued } = load(this.engine);
     call.dropped(active, queued);
     if (this.rejected.active || bulkheadRejectedChannel.hasSubscribers) {
-      const event: BottleneckRejectedEvent = { policy: this.name, active, queued };
+      const event: BottleneckRejectedEvent = { policy: this.name, active, queued, mode: 'enforce' };
       this.rejected.emit(event);
       if (bulkheadRejectedChannel.hasSubscribers) bulkheadRejectedChannel.publish(event);
     }
@@ -258,7 +260,7 @@ function watch(engine: Engine): void {
     if (call instanceof LimitedCall) {
       call.policy.dropped(call);
     } else if (bulkheadRejectedChannel.hasSubscribers) {
-      bulkheadRejectedChannel.publish({ policy: watched.get(engine)!, ...load(engine) });
+      bulkheadRejectedChannel.publish({ policy: watched.get(engine)!, ...load(engine), mode: 'enforce' });
     }
   });
 }

@@ -337,7 +337,7 @@ export class OpossumPolicy<R = never> extends PolicyBase<R> {
   private locked(error: unknown): void {
     this.lockout = error;
     if (bulkheadRejectedChannel.hasSubscribers) {
-      bulkheadRejectedChannel.publish({ policy: this.name, active: this.capacity(), queued: 0 });
+      bulkheadRejectedChannel.publish({ policy: this.name, active: this.capacity(), queued: 0, mode: 'enforce' });
     }
   }
 

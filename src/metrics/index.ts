@@ -19,4 +19,5 @@ export {
   type MetricsRouteRequest,
 } from './handler.js';
 export type { ExecutionOutcome } from './outcome.js';
+export type { ObservedAdmission } from './admission.js';
 export { OVERFLOW_LABEL_VALUE } from './label-cap.js';

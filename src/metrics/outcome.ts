@@ -14,6 +14,7 @@ export type ExecutionOutcome =
   | 'circuit_isolated'
   | 'timeout'
   | 'bulkhead_rejected'
+  | 'concurrency_limited'
   | 'rate_limited'
   | 'quota_exceeded'
   | 'store_unavailable'
@@ -24,6 +25,7 @@ const byCode: Readonly<Record<BulwarkErrorCode, ExecutionOutcome>> = {
   ERR_BULWARK_ISOLATED_CIRCUIT: 'circuit_isolated',
   ERR_BULWARK_TIMEOUT: 'timeout',
   ERR_BULWARK_BULKHEAD_REJECTED: 'bulkhead_rejected',
+  ERR_BULWARK_CONCURRENCY_LIMITED: 'concurrency_limited',
   ERR_BULWARK_RATE_LIMITED: 'rate_limited',
   ERR_BULWARK_QUOTA_EXCEEDED: 'quota_exceeded',
   ERR_BULWARK_STORE_UNAVAILABLE: 'store_unavailable',

@@ -3,6 +3,7 @@ import { Counter, Gauge, Histogram, type Metric, type Registry, type RegistryCon
 import { type CircuitState, channelNames, executeChannel, type ExecuteMessage } from '../core/diagnostics.js';
 import { type Disposable, toDisposable } from '../core/events.js';
 import { checkOptions, countOption, show } from '../core/validate.js';
+import { admissionMetrics, admissionOption, type ObservedAdmission } from './admission.js';
 import { labelCap } from './label-cap.js';
 import { outcomeOf } from './outcome.js';
 import { forgetPolicies } from './retire.js';
@@ -48,6 +49,13 @@ export interface MetricsOptions {
    */
   readonly circuitBreakers?: Iterable<ObservedBreaker>;
   /**
+   * Admission controllers (or `adaptiveConcurrency` policies) whose limit, permits in flight and
+   * queue the `admission_*` gauges read at every scrape (iterated again at each scrape). Without
+   * them, the limit gauge follows `bulwark:admission:limit` and in flight and queued stay empty.
+   * @default none
+   */
+  readonly admission?: Iterable<ObservedAdmission>;
+  /**
    * Hard cap on the distinct values of each label (`policy`, `check`, `store`, and every other
    * label) over all of this registration's metrics: once a label has held this many values, any
    * new value is recorded as `"_other"`, so the number of series stays bounded however many
@@ -71,7 +79,7 @@ export interface MetricsRegistration extends Disposable {
 }
 
 const OWNER = 'registerMetrics';
-const KEYS = ['prefix', 'durationBuckets', 'circuitBreakers', 'maxLabelValues'] as const;
+const KEYS = ['prefix', 'durationBuckets', 'circuitBreakers', 'admission', 'maxLabelValues'] as const;
 
 /** The default of {@link MetricsOptions.maxLabelValues}. */
 const DEFAULT_MAX_LABEL_VALUES = 100;
@@ -195,6 +203,7 @@ export function registerMetrics(registry: Registry<RegistryContentType>, options
   const prefix = prefixOption(o.prefix);
   const buckets = bucketsOption(o.durationBuckets);
   const breakers = breakersOption(o.circuitBreakers);
+  const observedAdmission = admissionOption(OWNER, o.admission);
   const cap = labelCap(countOption(OWNER, 'maxLabelValues', o.maxLabelValues, DEFAULT_MAX_LABEL_VALUES, { max: 10_000 }));
   const bound = <L extends Record<string, string>>(labels: L): L => {
     const out: Record<string, string> = {};
@@ -287,8 +296,8 @@ export function registerMetrics(registry: Registry<RegistryContentType>, options
   });
   const bulkheadRejections = new Counter({
     name: name('bulkhead_rejections_total'),
-    help: 'Calls a bulkhead rejected because its slots and queue were full.',
-    labelNames: ['policy'],
+    help: 'Calls a bulkhead rejected because its slots and queue were full (mode="shadow": would have rejected).',
+    labelNames: ['policy', 'mode'],
     registers: [],
   });
   const fallbacks = new Counter({
@@ -347,6 +356,8 @@ export function registerMetrics(registry: Registry<RegistryContentType>, options
     registers: [],
   });
 
+  const admission = admissionMetrics(name, bound, label, observedAdmission);
+
   const metrics = [
     circuitState,
     executions,
@@ -366,6 +377,7 @@ export function registerMetrics(registry: Registry<RegistryContentType>, options
     healthDuration,
     failovers,
     callbackErrors,
+    ...admission.metrics,
   ] as const;
   const names = metrics.map((m) => (m as unknown as { name: string }).name);
   const taken = names.filter((n) => registry.getSingleMetric(n) !== undefined);
@@ -429,7 +441,7 @@ export function registerMetrics(registry: Registry<RegistryContentType>, options
     [channelNames.retryAttempt, (m) => retries.inc(bound({ policy: label(m.policy) }))],
     [channelNames.retryGiveUp, (m) => giveUps.inc(bound({ policy: label(m.policy), reason: label(m.reason) }))],
     [channelNames.timeout, (m) => timeouts.inc(bound({ policy: label(m.policy) }))],
-    [channelNames.bulkheadRejected, (m) => bulkheadRejections.inc(bound({ policy: label(m.policy) }))],
+    [channelNames.bulkheadRejected, (m) => bulkheadRejections.inc(bound({ policy: label(m.policy), mode: m.mode === 'shadow' ? 'shadow' : 'enforce' }))],
     [channelNames.fallback, (m) => fallbacks.inc(bound({ policy: label(m.policy) }))],
     [channelNames.hedge, (m) => hedges.inc(bound({ policy: label(m.policy), trigger: label(m.trigger) }))],
     [
@@ -477,6 +489,7 @@ export function registerMetrics(registry: Registry<RegistryContentType>, options
     [channelNames.callbackError, (m) => callbackErrors.inc(bound({ policy: label(m.policy), callback: label(m.callback) }))],
     // The origin's policies are gone: so go their series (not metrics[0]'s: the state gauge is rebuilt at each scrape).
     [channelNames.fetchOriginEvicted, (m) => forgetPolicies(m.policies, cap, lastSeen, metrics.slice(1))],
+    ...admission.handlers,
   ];
 
   for (const metric of metrics) registry.registerMetric(metric as Metric);

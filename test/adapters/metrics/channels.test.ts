@@ -70,8 +70,8 @@ const typed: Record<ChannelName, string[][]> = {
   [channelNames.retryGiveUp]: [fields<GiveUpEvent>()('policy', 'attempts', 'reason', 'error', 'result')],
   [channelNames.timeout]: [fields<TimeoutEvent>()('policy', 'timeoutMs'), fields<OpossumTimeoutEvent>()('policy', 'timeoutMs')],
   [channelNames.bulkheadRejected]: [
-    fields<BulkheadRejectedEvent>()('policy', 'active', 'queued'),
-    fields<BottleneckRejectedEvent>()('policy', 'active', 'queued'),
+    fields<BulkheadRejectedEvent>()('policy', 'active', 'queued', 'mode'),
+    fields<BottleneckRejectedEvent>()('policy', 'active', 'queued', 'mode'),
   ],
   [channelNames.fallback]: [fields<FallbackEvent>()('policy', 'error'), fields<OpossumFallbackEvent>()('policy', 'error')],
   [channelNames.hedge]: [fields<HedgeEvent>()('policy', 'attempt', 'trigger')],

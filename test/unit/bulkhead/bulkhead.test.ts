@@ -129,8 +129,8 @@ describe('bulkhead', () => {
     await rejection(capture(pool.execute(() => 'x')));
     await rejection(capture(pool.execute(() => 'y')));
     expect(events).toEqual([
-      { policy: 'reports', active: 1, queued: 1 },
-      { policy: 'reports', active: 1, queued: 1 },
+      { policy: 'reports', active: 1, queued: 1, mode: 'enforce' },
+      { policy: 'reports', active: 1, queued: 1, mode: 'enforce' },
     ]);
     sub.dispose();
     await rejection(capture(pool.execute(() => 'z')));
@@ -156,7 +156,7 @@ describe('bulkhead', () => {
     } finally {
       unsubscribe(channelNames.bulkheadRejected, onMessage);
     }
-    expect(seen).toEqual([{ policy: 'chan', active: 1, queued: 0 }]);
+    expect(seen).toEqual([{ policy: 'chan', active: 1, queued: 0, mode: 'enforce' }]);
   });
 
   it('emits no rejection event for calls that run or queue', async () => {

@@ -25,6 +25,7 @@ const classes: [string, BulwarkErrorCode, (e: Errors, cause?: unknown) => Bulwar
   ['IsolatedCircuitError', 'ERR_BULWARK_ISOLATED_CIRCUIT', (e, cause) => new e.IsolatedCircuitError({ cause })],
   ['TimeoutError', 'ERR_BULWARK_TIMEOUT', (e, cause) => new e.TimeoutError(5, { cause })],
   ['BulkheadRejectedError', 'ERR_BULWARK_BULKHEAD_REJECTED', (e, cause) => new e.BulkheadRejectedError(1, 2, { cause })],
+  ['ConcurrencyLimitedError', 'ERR_BULWARK_CONCURRENCY_LIMITED', (e, cause) => new e.ConcurrencyLimitedError('limit', 4, 4, 10, { cause })],
   ['RateLimitedError', 'ERR_BULWARK_RATE_LIMITED', (e, cause) => new e.RateLimitedError(decision, { cause })],
   ['QuotaExceededError', 'ERR_BULWARK_QUOTA_EXCEEDED', (e, cause) => new e.QuotaExceededError(10, 0, 1_000, { cause })],
   ['StoreUnavailableError', 'ERR_BULWARK_STORE_UNAVAILABLE', (e, cause) => new e.StoreUnavailableError('redis', 'down', { cause })],

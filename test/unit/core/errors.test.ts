@@ -2,6 +2,7 @@ import { describe, expect, expectTypeOf, it } from 'vitest';
 import {
   BrokenCircuitError,
   BulkheadRejectedError,
+  ConcurrencyLimitedError,
   BulwarkError,
   type BulwarkErrorCode,
   IsolatedCircuitError,
@@ -18,6 +19,7 @@ const cases: [string, () => BulwarkError, string, BulwarkErrorCode][] = [
   ['IsolatedCircuitError', () => new IsolatedCircuitError(), 'IsolatedCircuitError', 'ERR_BULWARK_ISOLATED_CIRCUIT'],
   ['TimeoutError', () => new TimeoutError(500), 'TimeoutError', 'ERR_BULWARK_TIMEOUT'],
   ['BulkheadRejectedError', () => new BulkheadRejectedError(10, 5), 'BulkheadRejectedError', 'ERR_BULWARK_BULKHEAD_REJECTED'],
+  ['ConcurrencyLimitedError', () => new ConcurrencyLimitedError('limit', 10, 10, 20), 'ConcurrencyLimitedError', 'ERR_BULWARK_CONCURRENCY_LIMITED'],
   ['RateLimitedError', () => new RateLimitedError(decision), 'RateLimitedError', 'ERR_BULWARK_RATE_LIMITED'],
   ['QuotaExceededError', () => new QuotaExceededError(1_000, 0, 3_600_000), 'QuotaExceededError', 'ERR_BULWARK_QUOTA_EXCEEDED'],
 ];

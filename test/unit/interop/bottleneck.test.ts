@@ -177,8 +177,8 @@ describe('fromBottleneck: dropped jobs', () => {
     expect(isBulwarkError(error, 'ERR_BULWARK_BULKHEAD_REJECTED')).toBe(true);
     expect(error).toMatchObject({ active: 1, queued: 1 });
     expect((error as Error).cause).toBeInstanceOf(Bottleneck.BottleneckError);
-    expect(published).toEqual([{ policy: 'crawler', active: 1, queued: 1 }]);
-    expect(typed).toEqual([{ policy: 'crawler', active: 1, queued: 1 }]);
+    expect(published).toEqual([{ policy: 'crawler', active: 1, queued: 1, mode: 'enforce' }]);
+    expect(typed).toEqual([{ policy: 'crawler', active: 1, queued: 1, mode: 'enforce' }]);
     finish('running');
     finish('waiting');
     expect(await Promise.all([running, waiting])).toEqual(['running', 'waiting']);
@@ -225,7 +225,7 @@ describe('fromBottleneck: dropped jobs', () => {
     const running = limiter.schedule(job('running'));
     await until(() => started.length === 1);
     await expect(limiter.schedule(job('direct'))).rejects.toBeInstanceOf(Bottleneck.BottleneckError);
-    expect(published).toEqual([{ policy: 'mailer', active: 1, queued: 0 }]);
+    expect(published).toEqual([{ policy: 'mailer', active: 1, queued: 0, mode: 'enforce' }]);
     finish('running');
     await running;
   });

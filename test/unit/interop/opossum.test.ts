@@ -254,7 +254,7 @@ describe('fromOpossum: opossum’s timeout and capacity', () => {
     expect(error).toBeInstanceOf(BulkheadRejectedError);
     expect(error).toMatchObject({ active: 1, queued: 0 });
     expect((error as Error).cause).toMatchObject({ code: 'ESEMLOCKED' });
-    expect(rejected).toEqual([{ policy: 'opossum', active: 1, queued: 0 }]);
+    expect(rejected).toEqual([{ policy: 'opossum', active: 1, queued: 0, mode: 'enforce' }]);
     busy.resolve('first');
     expect(await first).toBe('first');
   });

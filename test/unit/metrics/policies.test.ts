@@ -2,6 +2,8 @@
 // tracing channel, and each policy's own event counter, driven by the real policies.
 import { describe, expect, it } from 'vitest';
 import {
+  adaptiveConcurrency,
+  ConcurrencyLimitedError,
   BulkheadRejectedError,
   bulkhead,
   circuitBreaker,
@@ -122,6 +124,7 @@ describe('executions and durations', () => {
     ['circuit_isolated', 'circuit-breaker'],
     ['timeout', 'timeout'],
     ['bulkhead_rejected', 'bulkhead'],
+    ['concurrency_limited', 'adaptive-concurrency'],
     ['rate_limited', 'rate-limit'],
     ['quota_exceeded', 'rate-limit'],
     ['aborted', 'retry'],
@@ -156,6 +159,15 @@ describe('executions and durations', () => {
         const gate = deferred();
         const first = b.execute(() => gate.promise);
         await expect(b.execute(() => 1)).rejects.toBeInstanceOf(BulkheadRejectedError);
+        gate.resolve();
+        await first;
+        break;
+      }
+      case 'concurrency_limited': {
+        const a = adaptiveConcurrency({ name, limit: 1 });
+        const gate = deferred();
+        const first = a.execute(() => gate.promise);
+        await expect(a.execute(() => 1)).rejects.toBeInstanceOf(ConcurrencyLimitedError);
         gate.resolve();
         await first;
         break;
@@ -224,7 +236,7 @@ describe('policy events', () => {
     await b.execute(() => 1).catch(ignore);
     gate.resolve();
     await running;
-    expect(await valueOf(registry, 'bulwark_bulkhead_rejections_total', { policy: 'pool' })).toBe(2);
+    expect(await valueOf(registry, 'bulwark_bulkhead_rejections_total', { policy: 'pool', mode: 'enforce' })).toBe(2);
   });
 
   it('counts fallbacks', async () => {

@@ -35,6 +35,10 @@ const ALL_METRICS = [
   'bulwark_health_check_duration_seconds',
   'bulwark_fetch_failovers_total',
   'bulwark_callback_errors_total',
+  'bulwark_admission_limit',
+  'bulwark_admission_in_flight',
+  'bulwark_admission_queued',
+  'bulwark_admission_rejections_total',
 ];
 
 describe('registerMetrics', () => {
@@ -92,7 +96,7 @@ describe('registerMetrics', () => {
     const registry = new Registry();
     const first = registerMetrics(registry);
     expect(() => registerMetrics(registry)).toThrow(
-      /registerMetrics: the registry already has a metric named "bulwark_circuit_state" \(and 17 more\).*prefix "bulwark_"/,
+      /registerMetrics: the registry already has a metric named "bulwark_circuit_state" \(and 21 more\).*prefix "bulwark_"/,
     );
     expect(registry.getMetricsAsArray()).toHaveLength(ALL_METRICS.length);
     expect(subscribed()).toHaveLength(allChannels.length); // the failed call subscribed nothing
@@ -142,7 +146,7 @@ describe('registerMetrics options', () => {
   });
 
   it.each<[string, unknown, ErrorConstructor, string]>([
-    ['an unknown key', { prefx: 'a_' }, TypeError, 'unknown option "prefx" (known options: prefix, durationBuckets, circuitBreakers, maxLabelValues)'],
+    ['an unknown key', { prefx: 'a_' }, TypeError, 'unknown option "prefx" (known options: prefix, durationBuckets, circuitBreakers, admission, maxLabelValues)'],
     ['an array as options', [], TypeError, 'options must be an object, got an array'],
     ['a numeric prefix', { prefix: 5 }, TypeError, 'option "prefix" must be a string, got 5'],
     ['a prefix with a dash', { prefix: 'my-app_' }, RangeError, 'option "prefix" must hold only letters, digits and underscores and not start with a digit, got "my-app_"'],
