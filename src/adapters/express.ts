@@ -4,5 +4,6 @@
  */
 export * from './express/rate-limit.js';
 export * from './express/load-shedding.js';
+export * from './express/admission.js';
 export * from '../http/index.js';
 export * from './express/health.js';

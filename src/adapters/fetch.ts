@@ -1,6 +1,7 @@
 /**
  * bulwark/fetch: an outbound `fetch` with a resilience pipeline — timeouts, retries that honour
- * `Retry-After`, a circuit breaker per origin, hedging, rate limits and failover between endpoints.
+ * `Retry-After`, a circuit breaker per origin, hedging, rate limits, failover between endpoints, and
+ * (opt-in) propagation of the caller's traffic class and deadline.
  * @packageDocumentation
  */
 export { createFetch } from './fetch/create-fetch.js';
@@ -12,6 +13,7 @@ export type {
   FetchHedgeOptions,
   FetchInit,
   FetchInput,
+  FetchPropagateOptions,
   FetchRateLimitOptions,
   FetchRetryOptions,
   ResilientFetch,
@@ -19,4 +21,6 @@ export type {
 } from './fetch/types.js';
 export { HttpStatusError } from './fetch/http-status-error.js';
 export { RetryAfterError } from './fetch/retry-after-error.js';
+export { DeadlineExceededError } from './fetch/deadline-exceeded-error.js';
+export { DEADLINE_HEADER, PRIORITY_HEADER } from '../http/propagation.js';
 export { parseRateLimit, parseRetryAfter } from './fetch/retry-after.js';

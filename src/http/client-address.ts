@@ -348,6 +348,54 @@ function trustList(owner: string, value: string | readonly string[]): TrustedRan
   return list;
 }
 
+/** The socket peer's address, normalized as the trusted ranges read it; undefined when there is none. */
+function socketAddress(request: AddressedRequest): string | undefined {
+  const raw = request.socket?.remoteAddress;
+  if (typeof raw !== 'string' || raw.length === 0) return undefined;
+  // Node reports plain dotted IPv4 for IPv4 sockets, and `::ffff:a.b.c.d` for IPv4 clients of a
+  // dual-stack server (the default for listen(port)): both without parsing.
+  if (!raw.includes(':')) return raw;
+  if (raw.startsWith('::ffff:') && isIP(raw.slice(7)) === 4) return raw.slice(7);
+  // IPv6 as node writes it is kept as it is: keyOf and the trusted ranges read any form.
+  return isIP(raw) === 6 ? raw : parseAddress(raw);
+}
+
+/** A `trustProxy` other than false or 0, read: a hop count, or named ranges. */
+function trustRule(owner: string, trust: TrustProxy): { readonly hops: number; readonly trusted: TrustedRanges | undefined } {
+  if ((trust as unknown) === true) {
+    throw new TypeError(
+      `${owner}: option "trustProxy" must be false, a hop count, or the proxies' addresses or ranges; true would let any client choose its own address`,
+    );
+  }
+  if (typeof trust === 'number') {
+    return { hops: countOption(owner, 'trustProxy', trust, 0, { min: 0, max: MAX_FORWARDED_HOPS }), trusted: undefined };
+  }
+  if (typeof trust === 'string' || Array.isArray(trust)) {
+    return { hops: Infinity, trusted: trustList(owner, trust as string | readonly string[]) };
+  }
+  throw new TypeError(`${owner}: option "trustProxy" must be false, a hop count, or addresses and ranges, got ${show(trust)}`);
+}
+
+/**
+ * Builds a function that tells whether a request's socket peer is trusted by `trustProxy`, by the
+ * rules {@link clientAddressResolver} applies to the nearest hop: with a hop count of at least 1
+ * every peer is (a peer without an address too); with named ranges, a peer whose address is in
+ * one. Returns `undefined` when `trustProxy` is false, 0 or missing: nobody is trusted. Used to
+ * decide whose word is taken about more than its address (propagated priority and deadline).
+ * @example
+ * const trusted = trustedPeer('propagation', ['10.0.0.0/8']);
+ * const believe = trusted !== undefined && trusted(req);
+ */
+export function trustedPeer(owner: string, trust: TrustProxy | undefined): ((request: AddressedRequest) => boolean) | undefined {
+  if (trust === undefined || trust === false || trust === 0) return undefined;
+  const { hops, trusted } = trustRule(owner, trust);
+  if (trusted === undefined) return hops >= 1 ? () => true : undefined;
+  return (request) => {
+    const address = socketAddress(request);
+    return address !== undefined && trusted.matches(address);
+  };
+}
+
 /**
  * Builds a function that tells a request's client address, as a key for rate limiting: the
  * socket's peer unless `trustProxy` names the proxies in front of the server. With trusted
@@ -385,37 +433,13 @@ export function clientAddressResolver(
     }
     return key;
   };
-  const socketAddress = (request: AddressedRequest): string | undefined => {
-    const raw = request.socket?.remoteAddress;
-    if (typeof raw !== 'string' || raw.length === 0) return undefined;
-    // Node reports plain dotted IPv4 for IPv4 sockets, and `::ffff:a.b.c.d` for IPv4 clients of a
-    // dual-stack server (the default for listen(port)): both without parsing.
-    if (!raw.includes(':')) return raw;
-    if (raw.startsWith('::ffff:') && isIP(raw.slice(7)) === 4) return raw.slice(7);
-    // IPv6 as node writes it is kept as it is: keyOf and the trusted ranges read any form.
-    return isIP(raw) === 6 ? raw : parseAddress(raw);
-  };
-
   if (trust === undefined || trust === false || trust === 0) {
     return (request) => {
       const address = socketAddress(request);
       return address === undefined ? UNKNOWN_CLIENT : keyOf(address);
     };
   }
-  if ((trust as unknown) === true) {
-    throw new TypeError(
-      `${owner}: option "trustProxy" must be false, a hop count, or the proxies' addresses or ranges; true would let any client choose its own address`,
-    );
-  }
-  let hops = Infinity;
-  let trusted: TrustedRanges | undefined;
-  if (typeof trust === 'number') {
-    hops = countOption(owner, 'trustProxy', trust, 0, { min: 0, max: MAX_FORWARDED_HOPS });
-  } else if (typeof trust === 'string' || Array.isArray(trust)) {
-    trusted = trustList(owner, trust as string | readonly string[]);
-  } else {
-    throw new TypeError(`${owner}: option "trustProxy" must be false, a hop count, or addresses and ranges, got ${show(trust)}`);
-  }
+  const { hops, trusted } = trustRule(owner, trust);
   const isTrusted = (address: string, hop: number): boolean =>
     trusted === undefined ? hop < hops : trusted.matches(address);
 

@@ -2,6 +2,7 @@
  * RFC 9457 problem details for the answers the adapters give themselves. Bodies are built once
  * (at module load or per limiter) and never carry error messages, addresses or stack traces.
  */
+import type { ServerResponse } from 'node:http';
 
 /** An RFC 9457 problem body as JSON text, its status, and its length in bytes. */
 export interface ProblemResponse {
@@ -12,6 +13,15 @@ export interface ProblemResponse {
 
 /** The media type of problem bodies. */
 export const PROBLEM_CONTENT_TYPE = 'application/problem+json';
+
+/** Answers on a node (or Express) response with a ready-made problem body and its status (and `Retry-After` when given). */
+export function writeProblem(response: ServerResponse, body: ProblemResponse, retryAfter?: string): void {
+  response.statusCode = body.status;
+  if (retryAfter !== undefined) response.setHeader('Retry-After', retryAfter);
+  response.setHeader('Content-Type', PROBLEM_CONTENT_TYPE);
+  response.setHeader('Content-Length', body.length);
+  response.end(body.body);
+}
 
 /**
  * The `type` of every problem body bulwark's adapters send: stable URNs a client can switch on.
@@ -33,16 +43,29 @@ export const PROBLEM_TYPES = {
   overloaded: 'urn:bulwark:problem:overloaded',
   /** 500: under pressure, the shedder's `skip` threw or did not answer a boolean. */
   sheddingCheckFailed: 'urn:bulwark:problem:shedding-check-failed',
+  /** 503: an admission controller turned the request away (`reason` says why, `policy` names it). */
+  admissionRejected: 'urn:bulwark:problem:admission-rejected',
+  /** 500: the request's class, tenant or skip could not be read (its function threw or answered nonsense). */
+  admissionCheckFailed: 'urn:bulwark:problem:admission-check-failed',
+  /** 504: the caller's propagated deadline (`bulwark-deadline`) had passed when the request arrived. */
+  deadlineExceeded: 'urn:bulwark:problem:deadline-exceeded',
 } as const;
 
 /**
  * Builds a problem response: `{ type, title, status, detail }`, plus `policy` when given (the
- * limiter or quota a denial comes from).
+ * limiter or quota a denial comes from), and `extra` members (RFC 9457 extensions) after them.
  * @example
  * const tooMany = problem(429, PROBLEM_TYPES.rateLimited, 'Too Many Requests', 'Slow down.', 'api');
  */
-export function problem(status: number, type: string, title: string, detail: string, policy?: string): ProblemResponse {
-  const body = JSON.stringify(policy === undefined ? { type, title, status, detail } : { type, title, status, detail, policy });
+export function problem(
+  status: number,
+  type: string,
+  title: string,
+  detail: string,
+  policy?: string,
+  extra?: Readonly<Record<string, string>>,
+): ProblemResponse {
+  const body = JSON.stringify(policy === undefined ? { type, title, status, detail, ...extra } : { type, title, status, detail, policy, ...extra });
   return { status, body, length: String(Buffer.byteLength(body)) };
 }
 
@@ -150,6 +173,58 @@ export const sheddingFailedProblem = problem(
   PROBLEM_TYPES.sheddingCheckFailed,
   'Internal Server Error',
   'The request could not be checked against the load shedder.',
+);
+
+/**
+ * 504 for a request whose caller's deadline, propagated by a trusted peer, had already passed:
+ * nobody waits for the answer any more, and retrying with the same deadline cannot help.
+ * @example
+ * response.end(deadlineExceededProblem.body);
+ */
+export const deadlineExceededProblem = problem(
+  504,
+  PROBLEM_TYPES.deadlineExceeded,
+  'Gateway Timeout',
+  "The caller's deadline for this request had passed when it arrived; it was not handled.",
+);
+
+const admissionDetails: Readonly<Record<string, string>> = {
+  limit: 'The server is at its concurrency limit',
+  priority: 'The server is shedding requests of this class to keep serving more important ones',
+  fairness: "This tenant holds more than its share of the server's capacity for its class",
+  queueTimeout: 'The request waited for a free slot for as long as it may',
+  load: 'The server is overloaded',
+  deadline: "The caller's deadline had passed",
+};
+
+/**
+ * 503 for an admission controller's rejection of a request, by the controller named `policy`, for
+ * `reason` (`limit`, `priority`, `fairness`, `queueTimeout`, `load`).
+ * @example
+ * const body = admissionRejectedProblem('api', 'priority').body;
+ */
+export function admissionRejectedProblem(policy: string, reason: string): ProblemResponse {
+  const why = admissionDetails[reason] ?? 'The server turned the request away';
+  return problem(
+    503,
+    PROBLEM_TYPES.admissionRejected,
+    'Service Unavailable',
+    `${why}; retry after the number of seconds in the Retry-After header.`,
+    policy,
+    { reason },
+  );
+}
+
+/**
+ * 500 when an admission adapter could not read a request's class, tenant or skip (the function threw).
+ * @example
+ * response.end(admissionFailedProblem.body);
+ */
+export const admissionFailedProblem = problem(
+  500,
+  PROBLEM_TYPES.admissionCheckFailed,
+  'Internal Server Error',
+  'The request could not be checked for admission.',
 );
 
 /** Largest number of seconds written in a header (2^31 − 1, as in `delay-seconds` parsers). */

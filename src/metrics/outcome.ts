@@ -24,6 +24,7 @@ const byCode: Readonly<Record<BulwarkErrorCode, ExecutionOutcome>> = {
   ERR_BULWARK_BROKEN_CIRCUIT: 'circuit_open',
   ERR_BULWARK_ISOLATED_CIRCUIT: 'circuit_isolated',
   ERR_BULWARK_TIMEOUT: 'timeout',
+  ERR_BULWARK_DEADLINE_EXCEEDED: 'timeout',
   ERR_BULWARK_BULKHEAD_REJECTED: 'bulkhead_rejected',
   ERR_BULWARK_CONCURRENCY_LIMITED: 'concurrency_limited',
   ERR_BULWARK_RATE_LIMITED: 'rate_limited',

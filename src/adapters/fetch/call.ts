@@ -21,6 +21,8 @@ import { RequestUrl } from './request-url.js';
 import { failedOrigin } from './network-origin.js';
 import type { FailoverReason, FetchInit, FetchInput, ServerBackoff } from './types.js';
 import type { ResilientFetcher } from './create-fetch.js';
+import { CallDeadline, pausedUntil, Propagated, type PropagateSettings, recordPause } from './propagate.js';
+import type { PriorityLevel } from '../../admission/priority.js';
 
 /** AbortSignal.any arrived in Node 20.3; before it, the caller's signal stops at the response. */
 const anySignal = typeof AbortSignal.any === 'function';
@@ -31,6 +33,8 @@ export interface Target {
   readonly breaker: CircuitBreakerPolicy | undefined;
   /** Until when (policies' clock) the server asked every caller to stay away; -Infinity for never. */
   pausedUntil: number;
+  /** With `propagate.priority`: until when it asked calls of each class (index = level) to stay away. */
+  pausedByClass?: number[];
   /** Attempts running through its breaker now (per-origin targets only: endpoints stay). */
   active: number;
   /** Set when it was dropped with attempts still running: called once, when the last one settles. */
@@ -60,6 +64,8 @@ export interface Settings {
   readonly rateLimit:
     | { readonly limiter: Decider; readonly key: ((url: URL) => string) | undefined; readonly cost: number }
     | undefined;
+  /** What is sent on from the caller's admission scope; undefined for nothing. */
+  readonly propagate: PropagateSettings | undefined;
 }
 
 /** One call of the resilient fetch: its request, its attempts, the responses it has seen. */
@@ -82,8 +88,14 @@ export class Call {
   private sequence = 0;
   /** Requests this call has sent: the next one's resend ordinal (`http.request.resend_count`). */
   private sent = 0;
-  /** When the overall timeout ends the call, on the policies' clock. */
+  /** When the overall timeout (or the caller's propagated deadline) ends the call, on the policies' clock. */
   private readonly deadline: number;
+  /** What this call sends on from the caller's admission scope (with `propagate`). */
+  private readonly propagated: Propagated | undefined;
+  /** With a propagated deadline: the bound it puts on the call. */
+  private readonly bound: CallDeadline | undefined;
+  /** With `propagate.priority`: the class the call is sent as, whose pauses it keeps to. */
+  private readonly level: PriorityLevel | undefined;
   /** With endpoints: the endpoint of the latest attempt. */
   private current = 0;
   /**
@@ -135,11 +147,19 @@ export class Call {
       throw new TypeError(`fetch: init.signal must be an AbortSignal, got ${show(signal)}`);
     }
     this.callerSignal = signal ?? undefined;
+    const propagate = fetcher.settings.propagate;
+    this.propagated = propagate === undefined ? undefined : Propagated.current(propagate);
+    this.level = Propagated.level(propagate, this.propagated);
+    const deadline = this.propagated?.deadline;
+    // Last, as it starts a timer: throws DeadlineExceededError when the deadline has passed.
+    this.bound = deadline === undefined ? undefined : new CallDeadline(deadline, fetcher.settings.clock, this.callerSignal);
+    if (this.bound !== undefined) this.deadline = Math.min(this.deadline, fetcher.settings.clock.now() + this.bound.leftMs());
   }
 
   start(): Promise<Response> {
     const policy = this.fetcher.pipelineFor(this.traits);
-    const signal = this.callerSignal;
+    // A propagated deadline aborts the call as a caller would (no breaker counts it), with its own reason.
+    const signal = this.bound?.signal ?? this.callerSignal;
     const attempt = (context: ExecutionContext): Promise<Response> => this.attempt(context);
     let work: Promise<Response>;
     if (policy !== undefined) {
@@ -164,9 +184,15 @@ export class Call {
     );
   }
 
+  /** Whether the caller aborted, or its propagated deadline has passed. */
+  private callerGone(): boolean {
+    return (this.bound?.signal ?? this.callerSignal)?.aborted === true;
+  }
+
   /** Ends the call: every response but the one returned is cancelled, now or when it arrives. */
   private finish<R extends Response | undefined>(kept: R): R {
     this.closed = true;
+    this.bound?.dispose();
     for (const response of this.responses) if (response !== kept) discard(response);
     this.responses = [];
     return kept;
@@ -193,7 +219,7 @@ export class Call {
    */
   private afterPause(target: Target, context: Context, go: () => Promise<Response>): Promise<Response> {
     const { clock, serverBackoff } = this.fetcher.settings;
-    const left = target.pausedUntil - clock.now();
+    const left = pausedUntil(target, this.level) - clock.now();
     if (left <= 0) return go();
     if (left > pauseSlackMs && serverBackoff === 'fail-fast') {
       return Promise.reject(new RetryAfterError(target.origin, Math.ceil(left)));
@@ -213,13 +239,18 @@ export class Call {
     let refused: BrokenCircuitError | undefined;
     // A call's first attempt that finds the primary paused moves for that reason, not a failure.
     let refusedFrom: FailoverReason | undefined =
-      this.sequence === 0 && targets[0]!.pausedUntil > now ? 'server-backoff' : undefined;
+      this.sequence === 0 && pausedUntil(targets[0]!, this.level) > now ? 'server-backoff' : undefined;
+    let pausedAt = Infinity;
     let paused: Target | undefined;
     for (const i of order) {
       const target = targets[i]!;
       // Inside a pause its server asked for: no request goes there, another endpoint may take it.
-      if (target.pausedUntil > now) {
-        if (paused === undefined || target.pausedUntil < paused.pausedUntil) paused = target;
+      const until = pausedUntil(target, this.level);
+      if (until > now) {
+        if (until < pausedAt) {
+          paused = target;
+          pausedAt = until;
+        }
         continue;
       }
       try {
@@ -236,7 +267,7 @@ export class Call {
       }
     }
     if (paused !== undefined) {
-      const left = Math.max(1, Math.ceil(paused.pausedUntil - clock.now()));
+      const left = Math.max(1, Math.ceil(pausedAt - clock.now()));
       if (serverBackoff === 'fail-fast') throw new RetryAfterError(paused.origin, left);
       await sleep(clock, left, context.abortable());
       return this.attemptEndpoints(context);
@@ -293,7 +324,7 @@ export class Call {
       },
       (error: unknown) => {
         // A caller who gave up while the limiter decided is not the server's failure either.
-        if (this.callerSignal?.aborted) throw new DOMException('The caller aborted the request', 'AbortError');
+        if (this.callerGone()) throw new DOMException('The caller aborted the request', 'AbortError');
         throw error;
       },
     );
@@ -347,7 +378,8 @@ export class Call {
     let response: Response;
     try {
       const request = this.request ?? url.href;
-      const init = signal === undefined ? this.init : this.init === undefined ? { signal } : { ...this.init, signal };
+      const given = signal === undefined ? this.init : this.init === undefined ? { signal } : { ...this.init, signal };
+      const init = this.propagated === undefined ? given : this.propagated.init(given, this.request);
       const go = (): Promise<Response> => fetchImpl(request, init);
       // Tracing, when installed, tells the HTTP client span which resend this is.
       const scope = currentSendScope();
@@ -355,8 +387,9 @@ export class Call {
       response = await (scope === undefined ? go() : scope({ policy: settings.name, resendCount }, go));
     } catch (error) {
       // The caller cancelled: not the server's fault, so no breaker may count it (whatever reason
-      // the caller gave); the call itself rejects with the caller's reason.
-      if (caller?.aborted) {
+      // the caller gave, or its propagated deadline passing); the call itself rejects with the
+      // caller's reason.
+      if (this.callerGone()) {
         if (neverSent(error)) this.reached = reachedBefore;
         throw new DOMException('The caller aborted the request', 'AbortError');
       }
@@ -389,7 +422,7 @@ export class Call {
       const fetcher = this.fetcher;
       const target =
         answered !== undefined ? fetcher.targetOf(answered) : index >= 0 ? fetcher.endpointTargets[index]! : fetcher.originTarget(url.origin);
-      target.pausedUntil = Math.max(target.pausedUntil, settings.clock.now() + asked);
+      recordPause(target, this.level, settings.clock.now() + asked);
     }
     const hint = index >= 0 && answered === undefined ? this.endpointWait(index) : asked;
     const waits = settings.serverBackoff === 'wait';
@@ -441,7 +474,7 @@ export class Call {
     let wait = Infinity;
     this.fetcher.endpointTargets.forEach((t, i) => {
       const state = t.breaker?.state;
-      if (i === index || (state !== 'open' && state !== 'isolated')) wait = Math.min(wait, Math.max(0, t.pausedUntil - now));
+      if (i === index || (state !== 'open' && state !== 'isolated')) wait = Math.min(wait, Math.max(0, pausedUntil(t, this.level) - now));
     });
     return wait > 0 ? wait : undefined;
   }

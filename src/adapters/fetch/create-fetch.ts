@@ -34,6 +34,7 @@ import type {
 import { Call, type Settings, type Target } from './call.js';
 import { breakerHandle, discard, retryHandle } from './outcomes.js';
 import { watchNetworkErrors } from './network-origin.js';
+import { pausedUntil, propagateOption } from './propagate.js';
 
 const keys = [
   'endpoints',
@@ -47,6 +48,7 @@ const keys = [
   'failoverKeyedRequests',
   'hedge',
   'rateLimit',
+  'propagate',
   'fetch',
   'name',
   'clock',
@@ -189,6 +191,7 @@ export class ResilientFetcher {
       serverBackoff,
       failoverKeyed,
       rateLimit,
+      propagate: propagateOption(owner, o.propagate),
     };
   }
 
@@ -233,7 +236,7 @@ export class ResilientFetcher {
     const now = this.settings.clock.now();
     for (const target of this.origins.values()) {
       victim ??= target;
-      if (target.active === 0 && (target.breaker === undefined || target.breaker.state === 'closed') && target.pausedUntil <= now) {
+      if (target.active === 0 && (target.breaker === undefined || target.breaker.state === 'closed') && pausedUntil(target, undefined) <= now) {
         victim = target;
         break;
       }

@@ -93,6 +93,29 @@ export interface FetchRateLimitOptions {
 export type ServerBackoff = 'fail-fast' | 'wait';
 
 /**
+ * What {@link createFetch} sends on from the caller's admission scope (`withAdmissionScope`, or
+ * what an inbound adapter read from a trusted peer): `priority` as `bulwark-priority`, `deadline`
+ * as `bulwark-deadline` (the ms left). A field left out is not sent.
+ * @example
+ * createFetch({ propagate: { priority: true } }); // the class only, no deadline
+ */
+export interface FetchPropagateOptions {
+  /**
+   * Send the scope's traffic class (a call without one is sent as none, which servers read as
+   * `degraded`). A pause a server asks for (`Retry-After`) in answer to a call then holds for calls
+   * of its class and below only, so a server shedding `sheddable` calls does not hold back
+   * `critical` ones. @default false
+   */
+  readonly priority?: boolean;
+  /**
+   * Send the scope's remaining deadline, and hold the call to it: a call whose deadline has passed
+   * rejects with `DeadlineExceededError` before sending; one still running when it passes is
+   * aborted with it (retries and waits included). @default false
+   */
+  readonly deadline?: boolean;
+}
+
+/**
  * Options of {@link createFetch}; every one is optional.
  * @example
  * const options: CreateFetchOptions = { endpoints: ['http://a:8080', 'http://b:8080'], attemptTimeoutMs: 2_000 };
@@ -134,6 +157,12 @@ export interface CreateFetchOptions {
   readonly hedge?: FetchHedgeOptions;
   /** Take units from a rate limiter or quota before each attempt. None by default. */
   readonly rateLimit?: FetchRateLimitOptions;
+  /**
+   * Propagate the caller's traffic class and remaining deadline from its admission scope as
+   * `bulwark-priority` and `bulwark-deadline` headers (`true`: both), and hold each call to that
+   * deadline. Off by default: only send them to services that trust this one. @default false
+   */
+  readonly propagate?: boolean | FetchPropagateOptions;
   /** The `fetch` to call. @default globalThis.fetch, read at each call */
   readonly fetch?: typeof globalThis.fetch;
   /** Name in events and telemetry; breakers are named `<name> <origin>`. @default 'fetch' */
