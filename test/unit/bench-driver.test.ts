@@ -54,7 +54,7 @@ describe('parseDriverArgs', () => {
     const options = parseDriverArgs([]);
     expect(options.quick).toBe(false);
     expect(options.help).toBe(false);
-    expect(names(options.parts)).toEqual(['hot-path', 'ratelimit-memory', 'ratelimit-redis', 'redis-memory', 'http']);
+    expect(names(options.parts)).toEqual(['hot-path', 'ratelimit-memory', 'ratelimit-redis', 'redis-memory', 'http', 'overload']);
   });
 
   it('takes --quick and --only (repeated, comma-separated or with =), keeping the run order', () => {
@@ -70,7 +70,7 @@ describe('parseDriverArgs', () => {
 
   it('refuses an unknown part, an unknown argument and --only without a name, naming what is wrong', () => {
     expect(() => parseDriverArgs(['--only', 'redis'])).toThrow(UsageError);
-    expect(() => parseDriverArgs(['--only', 'redis'])).toThrow(/--only redis: no such part \(parts: hot-path, ratelimit-memory, ratelimit-redis, redis-memory, http\)/);
+    expect(() => parseDriverArgs(['--only', 'redis'])).toThrow(/--only redis: no such part \(parts: hot-path, ratelimit-memory, ratelimit-redis, redis-memory, http, overload\)/);
     expect(() => parseDriverArgs(['--fast'])).toThrow(/unknown argument "--fast"/);
     expect(() => parseDriverArgs(['--only'])).toThrow(/--only needs a part name/);
     expect(() => parseDriverArgs(['--only', '--quick'])).toThrow(/--only needs a part name/);
