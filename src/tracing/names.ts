@@ -73,6 +73,16 @@ export const attributeNames = {
   sheddingValue: 'bulwark.shedding.value',
   /** The threshold it passed. */
   sheddingThreshold: 'bulwark.shedding.threshold',
+  /** Why an admission controller turned the request away: `limit`, `priority`, `fairness`, `queueTimeout`, `load`, `deadline`. */
+  admissionReason: 'bulwark.admission.reason',
+  /** `enforce`, or `shadow` when the request was admitted anyway. */
+  admissionMode: 'bulwark.admission.mode',
+  /** The request's class: `critical`, `degraded`, `best-effort` or `sheddable`. */
+  admissionPriority: 'bulwark.admission.priority',
+  /** The concurrency limit at the decision. */
+  admissionLimit: 'bulwark.admission.limit',
+  /** Permits in flight at the decision. */
+  admissionInFlight: 'bulwark.admission.in_flight',
 } as const;
 
 /**
@@ -103,4 +113,6 @@ export const eventNames = {
   fetchFailedOver: 'bulwark.fetch.failed_over',
   /** A load shedder turned a request away. */
   sheddingRejected: 'bulwark.shedding.rejected',
+  /** An admission controller turned a request away, or in shadow mode would have. */
+  admissionRejected: 'bulwark.admission.rejected',
 } as const;

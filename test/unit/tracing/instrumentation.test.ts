@@ -32,6 +32,7 @@ const eventChannels = [
   'bulwark:ratelimit:decision',
   'bulwark:shedding:rejected',
   'bulwark:fetch:failover',
+  'bulwark:admission:rejected',
 ];
 
 let h: Harness | undefined;
