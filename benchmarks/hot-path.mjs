@@ -32,6 +32,7 @@ import { parseArgs } from 'node:util';
 import os from 'node:os';
 import { printTargets } from './support.mjs';
 import {
+  adaptiveConcurrency,
   bulkhead,
   circuitBreaker,
   consecutive,
@@ -149,6 +150,18 @@ const chaosScenarios = [
   ['bulwark pipeline(breaker, faultInjection disabled)', () => chaosPipelineOff.execute(work)],
 ];
 
+// Issue 15: the closed path of the adaptive concurrency limit against the bulkhead's (a slot is
+// always free: calls run one at a time). The default algorithm samples each release; the fixed
+// limit is the admission decision alone.
+const bBulkhead = bulkhead({ maxConcurrent: 1_000 });
+const bAdaptive = adaptiveConcurrency();
+const bAdaptiveFixed = adaptiveConcurrency({ limit: 1_000 });
+const admissionScenarios = [
+  ['bulwark bulkhead', () => bBulkhead.execute(work)],
+  ['bulwark adaptiveConcurrency', () => bAdaptive.execute(work)],
+  ['bulwark adaptiveConcurrency, fixed limit', () => bAdaptiveFixed.execute(work)],
+];
+
 // Calls refused at once (open breaker, full bulkhead, rate limit): see rejections.mjs.
 const rejections = await rejectionScenarios();
 // Each policy in enforce and in shadow mode (issue 15 §3): see shadow.mjs.
@@ -161,6 +174,7 @@ const scenarios = [
   ['bulwark timeout', () => bTimeout.execute(work)],
   ['bulwark pipeline(retry, breaker, timeout)', () => bPipeline.execute(work)],
   ['bulwark hedge, no hedge fires', () => bHedge.execute(work)],
+  ...admissionScenarios,
   ...bLayers,
   ...chaosScenarios,
   ...queuedScenarios,
@@ -300,6 +314,8 @@ const targets = [
   judge('bulwark pipeline(retry, breaker, timeout) ÷ await fn(), ns/op', ratio('bulwark pipeline(retry, breaker, timeout)', base.name, 'ns'), 6, '×'),
   // Issue 14 §3: a hedge whose first attempt succeeds before the delay adds ≤ 100 ns to `await fn()`.
   judge('hedge success path (no hedge fires): overhead over await fn(), ns/op', find('bulwark hedge, no hedge fires')?.overhead, 100, 'ns'),
+  // Issue 15: the adaptive limit's closed path costs at most twice the bulkhead's overhead.
+  judge("adaptiveConcurrency's overhead ÷ bulkhead's, closed path", ratio('bulwark adaptiveConcurrency', 'bulwark bulkhead', 'overhead'), 2, '×'),
   // Issue 14 §3: 16 calls at once through a bulkhead of one slot (15 queue) no slower than cockatiel's.
   judge('16 concurrent calls, 15 queued: bulwark bulkhead ÷ cockatiel bulkhead, ns/batch', ratio('16 concurrent: bulwark bulkhead(1 slot), 15 queue', '16 concurrent: cockatiel bulkhead(1 slot), 15 queue', 'ns'), 1, '×'),
   // Issue 14 §2: a rejected call at request rate costs at most half of cockatiel's.

@@ -4,9 +4,9 @@ import { ConcurrencyLimitedError, isAbortError, TimeoutError } from '../core/err
 import type { EventSubscriber } from '../core/events.js';
 import { callFunction, type ExecuteOptions, invokeTraced, PolicyBase, type PolicyFunction, rootContext, runSymbol, whileCallerWaits } from '../core/policy.js';
 import { checkOptions, functionOption, show } from '../core/validate.js';
-import { type Admission, AdmissionController, type AdmissionControllerOptions, type AdmissionDecisionEvent, type AdmissionLimitEvent } from './controller.js';
+import { ADMITTED, type Admission, AdmissionController, type AdmissionControllerOptions, type AdmissionDecisionEvent, type AdmissionLimitEvent } from './controller.js';
 import { DEFAULT_PRIORITY_LEVEL, parsePriority, type Priority, type PriorityLevel, priorityLevel } from './priority.js';
-import { currentAdmissionScope } from './scope.js';
+import { type AdmissionScope, currentAdmissionScope } from './scope.js';
 import type { AdmissionMode, AdmissionSnapshot, Permit } from './types.js';
 
 /** Options of {@link adaptiveConcurrency}: an admission controller's, and how to classify a call. */
@@ -104,19 +104,29 @@ export class AdaptiveConcurrencyPolicy extends PolicyBase {
     let level: PriorityLevel;
     let tenant: string | undefined;
     try {
-      level = this.level();
-      tenant = this.tenant();
+      const scope = this.fixedLevel === undefined || this.fixedTenant === undefined ? currentAdmissionScope() : undefined;
+      level = this.level(scope);
+      tenant = this.tenant(scope);
     } catch (err) {
       return Promise.reject(err);
     }
-    const admission = this.controller.decideFor(level, tenant, this.controller.maxQueue > 0, context.abortable());
+    const admission = this.controller.decideFor(level, tenant, this.controller.maxQueue > 0, context.abortable(), true);
+    if (admission === ADMITTED) {
+      // The hot path: no permit, and handlers made once per class.
+      const p = callFunction(fn, context);
+      p.then(this.succeeded[level], this.failed[level]);
+      return p;
+    }
     if (admission instanceof Promise) return admission.then((a) => this.run(a, fn, context));
     return this.run(admission, fn, context);
   }
 
-  private level(): PriorityLevel {
+  private readonly succeeded = ([0, 1, 2, 3] as const).map((level) => () => this.controller.exit(level, 'success'));
+  private readonly failed = ([0, 1, 2, 3] as const).map((level) => (error: unknown) => this.controller.exit(level, this.dropped(error) ? 'dropped' : 'ignore'));
+
+  private level(scope: AdmissionScope | undefined): PriorityLevel {
     if (this.fixedLevel !== undefined) return this.fixedLevel;
-    const value = this.priorityOf === undefined ? currentAdmissionScope()?.priority : this.priorityOf();
+    const value = this.priorityOf === undefined ? scope?.priority : this.priorityOf();
     if (value === undefined) return DEFAULT_PRIORITY_LEVEL;
     const level = parsePriority(value);
     if (level === undefined) {
@@ -126,9 +136,9 @@ export class AdaptiveConcurrencyPolicy extends PolicyBase {
     return level;
   }
 
-  private tenant(): string | undefined {
+  private tenant(scope: AdmissionScope | undefined): string | undefined {
     if (this.fixedTenant !== undefined) return this.fixedTenant;
-    const value = this.tenantOf === undefined ? currentAdmissionScope()?.tenant : this.tenantOf();
+    const value = this.tenantOf === undefined ? scope?.tenant : this.tenantOf();
     if (value !== undefined && typeof value !== 'string') throw new TypeError(`adaptiveConcurrency: a tenant must be a string, got ${show(value)}`);
     return value;
   }

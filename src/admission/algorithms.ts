@@ -27,7 +27,9 @@ export interface LimitEstimator {
   readonly limit: number;
   /**
    * Records one finished permit: the clock's time, its latency, the permits in flight when it
-   * finished (itself included) and whether it was dropped. Returns true when the limit changed.
+   * finished (itself included) and whether it was dropped. `nowMs` and `rttMs` are NaN for a
+   * permit that was not timed (at high rates the controller times one in several): it counts for
+   * throughput, in flight and drops only. Returns true when the limit changed.
    */
   sample(nowMs: number, rttMs: number, inFlight: number, dropped: boolean): boolean;
 }
@@ -57,7 +59,7 @@ export interface LimitOptions {
   readonly initialLimit?: number;
   /** Shortest window over which samples are aggregated before the limit moves, in ms. @default 250 */
   readonly windowMs?: number;
-  /** Fewest samples a window needs before the limit moves. @default 10 */
+  /** Fewest timed samples a window needs before the limit moves. @default 10 */
   readonly minSamples?: number;
 }
 
@@ -180,6 +182,7 @@ abstract class WindowedEstimator implements LimitEstimator {
   private slowStart = true;
   private windowStart = NaN;
   private count = 0;
+  private timed = 0;
   private rttSum = 0;
   private maxInFlight = 0;
   private drops = 0;
@@ -200,22 +203,24 @@ abstract class WindowedEstimator implements LimitEstimator {
   }
 
   sample(nowMs: number, rttMs: number, inFlight: number, dropped: boolean): boolean {
-    if (Number.isNaN(this.windowStart)) this.windowStart = nowMs - rttMs;
     this.count++;
-    this.rttSum += rttMs;
     if (inFlight > this.maxInFlight) this.maxInFlight = inFlight;
     if (dropped) this.drops++;
+    if (rttMs !== rttMs) return false; // untimed: counted only
+    if (Number.isNaN(this.windowStart)) this.windowStart = nowMs - rttMs;
+    this.timed++;
+    this.rttSum += rttMs;
     const durationMs = nowMs - this.windowStart;
-    if (durationMs < this.b.windowMs || this.count < this.b.minSamples) return false;
+    if (durationMs < this.b.windowMs || this.timed < this.b.minSamples) return false;
     const window: LimitWindow = {
       durationMs,
       samples: this.count,
-      avgRttMs: this.rttSum / this.count,
+      avgRttMs: this.rttSum / this.timed,
       maxInFlight: this.maxInFlight,
       dropped: this.drops,
     };
     this.windowStart = nowMs;
-    this.count = this.rttSum = this.maxInFlight = this.drops = 0;
+    this.count = this.timed = this.rttSum = this.maxInFlight = this.drops = 0;
     return this.close(window);
   }
 

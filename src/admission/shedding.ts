@@ -59,8 +59,10 @@ export class Shedding {
   /** Until when fairness applies whatever is in flight: a request was refused for want of a slot, or for fairness. */
   private overloadedUntil = -Infinity;
   private now = 0;
-  /** Until when each class's last refusal (no free slot) keeps the classes below it out. */
-  private readonly refusedUntil = [-Infinity, -Infinity, -Infinity, -Infinity];
+  /** Until when a refusal (no free slot) of a higher class keeps each class out. */
+  private readonly heldBackUntil = [-Infinity, -Infinity, -Infinity, -Infinity];
+  /** The arrival rate of the classes above each class, per ms (set when a window rolls). */
+  private readonly rateAbove = [0, 0, 0, 0];
   private rttMs = NaN;
   private loadLevel = 0;
   /** The reserve's margin, in standard deviations: widened by each refusal of a higher class. */
@@ -76,9 +78,12 @@ export class Shedding {
   }
 
   /** Counts an arrival, closing the rate window when it is over. */
+  /** Counts an arrival; `now` is NaN when the controller did not read the clock for it. */
   arrive(now: number, level: PriorityLevel): void {
-    this.now = now;
-    if (!(now - this.windowStart < WINDOW_MS)) this.roll(now);
+    if (now === now) {
+      this.now = now;
+      if (!(now - this.windowStart < WINDOW_MS)) this.roll(now);
+    }
     this.arrivals[level]!++;
   }
 
@@ -91,9 +96,11 @@ export class Shedding {
         const rate = this.arrivals[l]! / elapsed;
         this.rates[l] = elapsed >= 4 * WINDOW_MS ? rate : this.rates[l]! + (rate - this.rates[l]!) * 0.5;
         this.arrivals[l] = 0;
+        this.rateAbove[l] = 0;
         this.admitted[l] = this.admitted[l]! * 0.5;
       }
     }
+    for (let l = 0; l < 3; l++) for (let above = l + 1; above < 4; above++) this.rateAbove[l] = this.rateAbove[l]! + this.rates[above]!;
     // Tenants that neither hold a permit nor asked in the last two windows no longer count.
     if (this.tenants !== undefined) {
       for (const inClass of this.tenants) {
@@ -116,7 +123,7 @@ export class Shedding {
         const u = (this.spread += GOLDEN) >= 1 ? (this.spread -= 1) : this.spread;
         if (level + u < this.loadLevel) return 'load';
       }
-      for (let l = level + 1; l < 4; l++) if (this.now < this.refusedUntil[l]!) return 'priority';
+      if (this.now < this.heldBackUntil[level]!) return 'priority';
       if (running < limit) {
         const reserve = this.reserve(level);
         if (reserve > 0 && running + 1 + reserve > limit) return 'priority';
@@ -147,11 +154,9 @@ export class Shedding {
 
   /** Slots to keep free for the classes above `level`. */
   private reserve(level: PriorityLevel): number {
+    const rate = this.rateAbove[level]!;
     const rtt = this.rttMs;
-    if (Number.isNaN(rtt)) return 0;
-    let rate = 0;
-    for (let l = level + 1; l < 4; l++) rate += this.rates[l]!;
-    if (rate === 0) return 0;
+    if (rate === 0 || rtt !== rtt) return 0;
     const need = rate * rtt;
     return Math.max(0, need - this.heldAbove(level)) + this.margin * Math.sqrt(need);
   }
@@ -160,10 +165,11 @@ export class Shedding {
    * A request of `level` found no free slot: for the next window, classes below it are refused
    * (a higher class is not turned away while a lower one is admitted).
    */
-  refused(level: PriorityLevel): void {
-    this.overloadedUntil = this.now + WINDOW_MS;
+  refused(level: PriorityLevel, now: number): void {
+    this.now = now;
+    this.overloadedUntil = now + WINDOW_MS;
     if (level === 0) return;
-    this.refusedUntil[level] = this.now + WINDOW_MS;
+    for (let l = 0; l < level; l++) this.heldBackUntil[l] = now + WINDOW_MS;
     this.margin = Math.min(10, this.margin + 1);
   }
 

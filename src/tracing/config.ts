@@ -12,6 +12,7 @@ export const policyKinds = [
   'circuit-breaker',
   'timeout',
   'bulkhead',
+  'adaptive-concurrency',
   'fallback',
   'hedge',
   'rate-limit',

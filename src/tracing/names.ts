@@ -82,6 +82,16 @@ export const attributeNames = {
   faultKind: 'bulwark.fault.kind',
   /** The latency injected before it, in ms (0 for none). */
   faultLatencyMs: 'bulwark.fault.latency_ms',
+  /** Why an admission controller turned the request away: `limit`, `priority`, `fairness`, `queueTimeout`, `load`, `deadline`. */
+  admissionReason: 'bulwark.admission.reason',
+  /** `enforce`, or `shadow` when the request was admitted anyway. */
+  admissionMode: 'bulwark.admission.mode',
+  /** The request's class: `critical`, `degraded`, `best-effort` or `sheddable`. */
+  admissionPriority: 'bulwark.admission.priority',
+  /** The concurrency limit at the decision. */
+  admissionLimit: 'bulwark.admission.limit',
+  /** Permits in flight at the decision. */
+  admissionInFlight: 'bulwark.admission.in_flight',
 } as const;
 
 /**
@@ -114,4 +124,6 @@ export const eventNames = {
   sheddingRejected: 'bulwark.shedding.rejected',
   /** Fault injection injected a fault into the call or request. */
   faultInjected: 'bulwark.fault.injected',
+  /** An admission controller turned a request away, or in shadow mode would have. */
+  admissionRejected: 'bulwark.admission.rejected',
 } as const;

@@ -113,6 +113,7 @@ export class Recorder {
       this.on(channelNames.fetchFailover, this.fetchFailedOver);
       this.on(channelNames.sheddingRejected, this.sheddingRejected);
       this.on(channelNames.faultInjected, this.faultInjected);
+      this.on(channelNames.admissionRejected, this.admissionRejected);
     }
     if (this.settings.spanKinds === 'all' || this.settings.spanKinds.size > 0) {
       // The scope is only consulted while `bulwark:execute` has subscribers: one no-op subscriber
@@ -246,6 +247,23 @@ export class Recorder {
     put(attributes, A.faultKind, kind);
     put(attributes, A.faultLatencyMs, latencyMs);
     span.addEvent(E.faultInjected, attributes);
+  };
+
+  /** Admission classes by level (the channel carries the level, 0 = sheddable … 3 = critical). */
+  private static readonly classes = ['sheddable', 'best-effort', 'degraded', 'critical'];
+
+  private readonly admissionRejected = (m: unknown): void => {
+    const span = recordingSpan();
+    if (span === undefined) return;
+    const { policy, reason, mode, priority, limit, inFlight } = m as Message;
+    const attributes: Attributes = {};
+    put(attributes, A.policyName, policy);
+    put(attributes, A.admissionReason, reason);
+    put(attributes, A.admissionMode, mode);
+    put(attributes, A.admissionPriority, typeof priority === 'number' ? Recorder.classes[priority] : undefined);
+    put(attributes, A.admissionLimit, limit);
+    put(attributes, A.admissionInFlight, inFlight);
+    span.addEvent(E.admissionRejected, attributes);
   };
 
   private readonly hedgeStarted = (m: unknown): void => {

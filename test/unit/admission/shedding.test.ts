@@ -40,13 +40,20 @@ describe('priority shedding', () => {
     expect(share(loaded.filter((a) => a.priority === 0), (a) => !rejected(a))).toBeGreaterThan(0.005);
   });
 
-  it('a higher class is not turned away while a lower one is admitted, in ≥ 99 % of 100 ms intervals', () => {
-    const run = simulate({}, [
-      { durationMs: 5_000, rate: 0.5 * C, backend, priority: criticalOrSheddable },
-      { durationMs: 30_000, rate: 3 * C, priority: criticalOrSheddable },
-    ]);
-    const { bad, total } = inversions(run.arrivals, 5_000, 35_000);
-    expect(bad / total).toBeLessThanOrEqual(0.01);
+  it('a higher class is not turned away while a lower one is admitted, in ≥ 99 % of 100 ms intervals after the step', () => {
+    for (const seed of [1, 2, 3]) {
+      const run = simulate(
+        {},
+        [
+          { durationMs: 5_000, rate: 0.5 * C, backend, priority: criticalOrSheddable },
+          { durationMs: 30_000, rate: 3 * C, priority: criticalOrSheddable },
+        ],
+        seed,
+      );
+      // The step's own interval is not counted: no rate of the new traffic is known before it arrives.
+      const { bad, total } = inversions(run.arrivals, 5_100, 35_100);
+      expect(bad / total).toBeLessThanOrEqual(0.01);
+    }
   });
 
   it('rejects nothing in either class at 0.8 C', () => {

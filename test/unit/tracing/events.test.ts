@@ -2,6 +2,7 @@
 // each checking the documented attribute names and that no key or error message leaks.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
+  adaptiveConcurrency,
   bulkhead,
   circuitBreaker,
   consecutive,
@@ -150,6 +151,31 @@ describe('span events on the active span', () => {
       await call;
     });
     expect(eventsOf(h.span('caller'))).toEqual([[E.faultInjected, { [A.policyName]: 'chaos', [A.faultKind]: 'fault', [A.faultLatencyMs]: 20 }]]);
+  });
+
+  it('records an admission rejection with its reason, mode, class, limit and in flight', async () => {
+    const policy = adaptiveConcurrency({ name: 'db', limit: 1, priority: 'sheddable' });
+    const gate = deferred();
+    const first = policy.execute(() => gate.promise);
+    await withSpan(h.tracer, 'caller', async () => {
+      await capture(policy.execute(() => 'rejected'));
+      policy.mode = 'shadow';
+      await policy.execute(() => 'ran');
+    });
+    gate.resolve();
+    await first;
+    const attributes = (mode: string) => ({
+      [A.policyName]: 'db',
+      [A.admissionReason]: 'limit',
+      [A.admissionMode]: mode,
+      [A.admissionPriority]: 'sheddable',
+      [A.admissionLimit]: 1,
+      [A.admissionInFlight]: 1,
+    });
+    expect(eventsOf(h.span('caller'))).toEqual([
+      [E.admissionRejected, attributes('enforce')],
+      [E.admissionRejected, attributes('shadow')],
+    ]);
   });
 
   it('records each hedge with its attempt number and trigger', async () => {

@@ -33,6 +33,7 @@ const eventChannels = [
   'bulwark:shedding:rejected',
   'bulwark:fetch:failover',
   'bulwark:chaos:injected',
+  'bulwark:admission:rejected',
 ];
 
 let h: Harness | undefined;
