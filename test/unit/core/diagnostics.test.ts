@@ -146,7 +146,7 @@ describe('diagnostics channels', () => {
       await running;
       await waiting;
     });
-    expect(messages).toEqual([{ policy: 'pool', active: 1, queued: 1 }]);
+    expect(messages).toEqual([{ policy: 'pool', active: 1, queued: 1, mode: 'enforce' }]);
   });
 
   it('publishes each use of a fallback on fallback, and nothing when the call succeeds', async () => {
