@@ -12,10 +12,8 @@ import { describe, expect, it } from 'vitest';
 // The types come from the entry points the docs name, so the table's "type" column is checked too.
 import type { FailoverEvent } from '../../../src/adapters/fetch.js';
 import {
-  admissionController,
   type AdmissionDecisionEvent,
   type AdmissionLimitEvent,
-  aimd,
   type BulkheadRejectedEvent,
   type CallbackErrorMessage,
   channelNames,
@@ -156,12 +154,6 @@ async function published(): Promise<Map<string, string[]>> {
     await hedge({ name: 'failover-hedge', delayMs: 1_000, clock }).execute(() => (++n === 1 ? Promise.reject(new Error('x')) : 'ok'));
     // A retry of a returned value (handleResult): its messages carry `result`.
     await retry({ name: 'result-retry', maxAttempts: 2, handleResult: (v) => v === 'busy', backoff: constant(0), clock }).execute(() => 'busy');
-    // An admission controller: a rejection, and a limit that moves (slow start doubles it).
-    const admission = admissionController({ name: 'admission', limit: aimd({ initialLimit: 1, windowMs: 1, minSamples: 1 }), clock });
-    const held = admission.tryAcquire();
-    admission.tryAcquire();
-    await clock.advance(5);
-    if (!('reason' in held)) held.release('success');
     const done = gracefulShutdown(null, { signals: [], exit: false, drainDelayMs: 10, clock, log: () => {} }).shutdown('test');
     await clock.advance(10);
     await done;

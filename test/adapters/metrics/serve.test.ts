@@ -8,7 +8,7 @@ import fastify5 from 'fastify';
 import fastify4 from 'fastify4';
 import { Gauge, type OpenMetricsContentType, Registry, type RegistryContentType } from 'prom-client';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { metricsHandler, metricsRoute, registerMetrics, type MetricsRegistration, type ObservedBreaker } from '../../../src/metrics/index.js';
+import { metricsHandler, metricsRoute, registerMetrics, type MetricsRegistration, type ObservedAdmission, type ObservedBreaker } from '../../../src/metrics/index.js';
 import { close, listen, send } from '../support/inbound-http.js';
 import { exerciseEverything, promtool } from './support.js';
 
@@ -31,8 +31,11 @@ let registration: MetricsRegistration;
 beforeAll(async () => {
   // The breaker is read at scrape time as well as followed on the channels.
   const breakers = new Set<ObservedBreaker>();
-  registration = registerMetrics(registry, { circuitBreakers: breakers });
-  for (const b of (await exerciseEverything()).breakers) breakers.add(b);
+  const admission = new Set<ObservedAdmission>();
+  registration = registerMetrics(registry, { circuitBreakers: breakers, admission });
+  const exercised = await exerciseEverything();
+  for (const b of exercised.breakers) breakers.add(b);
+  for (const a of exercised.admission) admission.add(a);
   return () => registration.dispose();
 });
 

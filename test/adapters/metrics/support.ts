@@ -4,6 +4,8 @@ import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { createFetch } from '../../../src/adapters/fetch.js';
 import {
+  admissionController,
+  aimd,
   bulkhead,
   circuitBreaker,
   consecutive,
@@ -51,9 +53,13 @@ export function promtool(args: readonly string[], input?: string, binary = PROMT
  * executions with several outcomes, breaker transitions and rejections, a retry and a give-up, a
  * timeout, a bulkhead rejection, a fallback, an injected fault, a hedge, rate-limit and quota decisions (memory and
  * a Redis store falling back), a store error, a Redis store that lost its keys (state-lost), a
- * load-shedding rejection, health checks, a fetch failover and a fetch origin dropped.
+ * load-shedding rejection, health checks, a fetch failover and a fetch origin dropped, an
+ * admission rejection and limit change.
  */
-export async function exerciseEverything(): Promise<{ breakers: ReturnType<typeof circuitBreaker>[] }> {
+export async function exerciseEverything(): Promise<{
+  breakers: ReturnType<typeof circuitBreaker>[];
+  admission: ReturnType<typeof admissionController>[];
+}> {
   const clock = new ManualClock();
   const boom = (): Promise<never> => Promise.reject(new Error('down'));
 
@@ -141,5 +147,12 @@ export async function exerciseEverything(): Promise<{ breakers: ReturnType<typeo
   const perOrigin = createFetch({ name: 'rates', maxOrigins: 1, fetch: () => Promise.resolve(new Response('x')) });
   for (const origin of ['http://rates-a.test', 'http://rates-b.test']) await (await perOrigin(`${origin}/rate`)).text();
 
-  return { breakers: [breaker] };
+  // An admission controller: a rejection, and a limit that moves (slow start doubles it).
+  const admission = admissionController({ name: 'admission', limit: aimd({ initialLimit: 1, windowMs: 1, minSamples: 1 }), clock });
+  const held = admission.tryAcquire();
+  admission.tryAcquire();
+  await clock.advance(5);
+  if (!('reason' in held)) held.release('success');
+
+  return { breakers: [breaker], admission: [admission] };
 }
