@@ -32,8 +32,8 @@ const eventChannels = [
   'bulwark:ratelimit:decision',
   'bulwark:shedding:rejected',
   'bulwark:fetch:failover',
-  'bulwark:chaos:injected',
   'bulwark:admission:rejected',
+  'bulwark:chaos:injected',
 ];
 
 let h: Harness | undefined;
