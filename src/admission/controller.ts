@@ -4,7 +4,8 @@ import { type DeadlineEntry, DeadlineQueue } from '../core/deadline-queue.js';
 import { admissionLimitChannel, admissionRejectedChannel } from '../core/diagnostics.js';
 import { EventEmitter, type EventSubscriber } from '../core/events.js';
 import { offAbort, onAbort } from '../core/shared-abort.js';
-import { checkOptions, clockOption, countOption, durationOption, enumOption, nameOption, show } from '../core/validate.js';
+import { checkOptions, clockOption, countOption, durationOption, nameOption, show } from '../core/validate.js';
+import { checkMode } from './mode.js';
 import { gradient2, isLimitAlgorithm, type LimitAlgorithm, type LimitEstimator } from './algorithms.js';
 import { DEFAULT_PRIORITY_LEVEL, type PriorityLevel } from './priority.js';
 import { Shedding } from './shedding.js';
@@ -59,7 +60,6 @@ export interface AdmissionLimitEvent {
 }
 
 const keys = ['name', 'limit', 'maxQueue', 'maxWaitMs', 'mode', 'loadSignal', 'fairness', 'clock'] as const;
-const modes: readonly AdmissionMode[] = ['enforce', 'shadow'];
 
 /** Internal: {@link AdmissionController.decideFor}'s answer for a fast admission (no permit). */
 export const ADMITTED: unique symbol = Symbol('bulwark.admitted');
@@ -171,7 +171,7 @@ export class AdmissionController {
     }
     this.maxQueue = countOption(owner, 'maxQueue', o.maxQueue, 0, { min: 0 });
     this.maxWaitMs = durationOption(owner, 'maxWaitMs', o.maxWaitMs, Infinity, { min: 0, exclusiveMin: true });
-    this.currentMode = enumOption(owner, 'mode', o.mode, modes, 'enforce');
+    this.currentMode = checkMode(owner, 'option "mode"', o.mode);
     const signal = o.loadSignal;
     if (signal !== undefined && (typeof signal !== 'object' || signal === null || typeof signal.check !== 'function')) {
       throw new TypeError(`${owner}: option "loadSignal" must have a check() method (a load shedder), got ${show(signal)}`);
@@ -192,7 +192,7 @@ export class AdmissionController {
   }
 
   set mode(mode: AdmissionMode) {
-    this.currentMode = enumOption('admissionController', 'mode', mode, modes, 'enforce');
+    this.currentMode = checkMode('admissionController', '"mode"', mode, false);
   }
 
   /** The concurrency limit now. */

@@ -1,9 +1,6 @@
 import { show } from '../core/validate.js';
 import type { AdmissionMode } from './types.js';
 
-/** Every {@link AdmissionMode}, for the options and setters that take one. @internal */
-export const admissionModes: readonly AdmissionMode[] = ['enforce', 'shadow'];
-
 /**
  * Checks a `mode` given as an option (`where` is `'option "mode"'`) or assigned at run time
  * (`'"mode"'`): `'enforce'` or `'shadow'`, else a TypeError naming the owner and the value.

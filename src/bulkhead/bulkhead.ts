@@ -5,7 +5,9 @@ import { BulkheadRejectedError } from '../core/errors.js';
 import { offAbort, onAbort as whenAborted } from '../core/shared-abort.js';
 import { EventEmitter, type EventSubscriber } from '../core/events.js';
 import { callFunction, type ExecuteOptions, invokeTraced, PolicyBase, type PolicyFunction, rootContext, runSymbol, whileCallerWaits } from '../core/policy.js';
-import { checkOptions, countOption, enumOption, nameOption } from '../core/validate.js';
+import { checkMode } from '../admission/mode.js';
+import type { AdmissionMode } from '../admission/types.js';
+import { checkOptions, countOption, nameOption } from '../core/validate.js';
 
 /** Options of {@link bulkhead}. */
 export interface BulkheadOptions {
@@ -20,9 +22,7 @@ export interface BulkheadOptions {
 }
 
 /** Enforce rejects; shadow runs every call and reports what it would have rejected. */
-export type BulkheadMode = 'enforce' | 'shadow';
-
-const modes: readonly BulkheadMode[] = ['enforce', 'shadow'];
+export type BulkheadMode = AdmissionMode;
 
 /** Payload of {@link BulkheadPolicy.onRejected} and of `bulwark:bulkhead:rejected`. */
 export interface BulkheadRejectedEvent {
@@ -64,7 +64,7 @@ export class BulkheadPolicy extends PolicyBase {
     this.maxConcurrent = countOption('bulkhead', 'maxConcurrent', o.maxConcurrent, 10);
     this.maxQueue = countOption('bulkhead', 'maxQueue', o.maxQueue, 0, { min: 0 });
     this.name = nameOption('bulkhead', o.name, 'bulkhead');
-    this.shadow = enumOption('bulkhead', 'mode', o.mode, modes, 'enforce') === 'shadow';
+    this.shadow = checkMode('bulkhead', 'option "mode"', o.mode) === 'shadow';
     this.onRejected = this.rejected.subscribe;
   }
 
@@ -74,7 +74,7 @@ export class BulkheadPolicy extends PolicyBase {
   }
 
   set mode(mode: BulkheadMode) {
-    this.shadow = enumOption('bulkhead', 'mode', mode, modes, 'enforce') === 'shadow';
+    this.shadow = checkMode('bulkhead', '"mode"', mode, false) === 'shadow';
   }
 
   /** Calls running now. */

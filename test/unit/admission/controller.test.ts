@@ -39,7 +39,7 @@ describe('admissionController options', () => {
     [{ limit: {} }, TypeError, /got an object/],
     [{ maxQueue: -1 }, RangeError, /option "maxQueue"/],
     [{ maxWaitMs: 0 }, RangeError, /option "maxWaitMs" must be greater than 0 ms, got 0/],
-    [{ mode: 'dry-run' }, TypeError, /option "mode" must be one of "enforce", "shadow", got "dry-run"/],
+    [{ mode: 'dry-run' }, TypeError, /option "mode" must be "enforce" or "shadow", got "dry-run"/],
     [{ loadSignal: () => null }, TypeError, /option "loadSignal" must have a check\(\) method/],
     [{ fairness: 1 }, TypeError, /option "fairness" must be a boolean, got 1/],
     [{ clock: { now: () => 0 } }, TypeError, /option "clock"/],
