@@ -53,7 +53,7 @@ describe('admissionController options', () => {
     const c = admissionController({ limit: 1 });
     expect(() => {
       c.mode = 'off' as never;
-    }).toThrow(/option "mode" must be one of/);
+    }).toThrow(/admissionController: "mode" must be "enforce" or "shadow"/);
     expect(c.mode).toBe('enforce');
   });
 

@@ -41,7 +41,7 @@ describe('bulkhead shadow mode', () => {
     await expect(pool.execute(() => 1)).rejects.toBeInstanceOf(BulkheadRejectedError);
     expect(() => {
       pool.mode = 'off' as never;
-    }).toThrow(/bulkhead: option "mode" must be "enforce" or "shadow", got "off"/);
+    }).toThrow(/bulkhead: "mode" must be "enforce" or "shadow", got "off"/);
     gate.resolve();
     await held;
   });
