@@ -303,10 +303,10 @@ abstract class WindowedEstimator implements LimitEstimator {
     if (Number.isNaN(this.epochStart)) {
       this.epochStart = nowMs - w.durationMs;
       this.epochSamples = 0;
-      this.epochLimit = 0;
+      this.epochLimit = Infinity;
     }
     this.epochSamples += w.samples;
-    if (this.limit > this.epochLimit) this.epochLimit = this.limit;
+    if (this.limit < this.epochLimit) this.epochLimit = this.limit;
     const durationMs = nowMs - this.epochStart;
     if (durationMs < KNEE_EPOCH_MS) return;
     this.epochStart = NaN;
