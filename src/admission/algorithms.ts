@@ -65,7 +65,7 @@ export interface LimitOptions {
 
 /** Options of {@link gradient2}. */
 export interface Gradient2Options extends LimitOptions {
-  /** Latency up to this multiple of the baseline counts as no queueing. @default 1.1 */
+  /** Latency up to this multiple of the baseline counts as no queueing. @default 1.07 */
   readonly rttTolerance?: number;
   /** Share of each proposed change applied per window, in (0, 1]. @default 0.2 */
   readonly smoothing?: number;
@@ -374,7 +374,7 @@ export function gradient2(options?: Gradient2Options): LimitAlgorithm {
   const owner = 'gradient2';
   const o = checkOptions(owner, options, gradientKeys);
   const b = bounds(owner, o);
-  const tolerance = numberOption(owner, 'rttTolerance', o.rttTolerance, 1.1, { min: 1 });
+  const tolerance = numberOption(owner, 'rttTolerance', o.rttTolerance, 1.07, { min: 1 });
   const smoothing = ratioOption(owner, 'smoothing', o.smoothing, 0.2);
   const riseWindows = countOption(owner, 'baselineWindows', o.baselineWindows, 40);
   return latencyAlgorithm('gradient2', b, riseWindows, (w, estimate, base) => {

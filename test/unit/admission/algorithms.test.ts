@@ -168,7 +168,11 @@ describe('gradient2: the pitfalls', () => {
     ]);
     const before = limitAt(run, 30_000);
     const after = limitsBetween(run, 40_000, 60_000);
-    expect(Math.max(...after)).toBeLessThanOrEqual(0.8 * before);
+    // It fell with the capacity, and from 10 s after the change every sample is within ±20 % (at
+    // least ±2) of where it ended (the harness's criterion for "settled").
+    const final = median(limitsBetween(run, 50_000, 60_000));
+    expect(median(after)).toBeLessThanOrEqual(0.8 * before);
+    for (const l of after) expect(Math.abs(l - final)).toBeLessThanOrEqual(Math.max(2, 0.2 * final));
     expect(Math.max(...after) - Math.min(...after)).toBeLessThanOrEqual(Math.max(3, 0.25 * Math.min(...after)));
     // Back at light load the limit is not lowered (and no request is refused).
     expect(limitAt(run, 70_000)).toBeGreaterThanOrEqual(0.9 * limitAt(run, 60_000));
