@@ -65,7 +65,7 @@ export interface LimitOptions {
 
 /** Options of {@link gradient2}. */
 export interface Gradient2Options extends LimitOptions {
-  /** Latency up to this multiple of the baseline counts as no queueing. @default 1.1 */
+  /** Latency up to this multiple of the baseline counts as no queueing. @default 1.07 */
   readonly rttTolerance?: number;
   /** Share of each proposed change applied per window, in (0, 1]. @default 0.2 */
   readonly smoothing?: number;
@@ -158,6 +158,14 @@ const KNEE_HOLD = 0.97;
 /** Throughput below this share of the knee's, for `RELEARN_WINDOWS` windows in a row, relearns the knee. */
 const RELEARN_SHARE = 0.7;
 const RELEARN_WINDOWS = 8;
+/**
+ * The knee is judged on throughput over at least this long on the clock, not per window: a 250 ms
+ * window holds a handful of completions of a slow dependency, and its noise alone would pass for
+ * a gain now and then, each one letting the limit creep 10 % (failsafe-go #127).
+ */
+const KNEE_EPOCH_MS = 2_000;
+/** A window whose mean in-flight is at most this share of the limit did not use the limit. */
+const UNUSED_SHARE = 0.75;
 
 /**
  * The part every algorithm shares: windows, slow start, app-limited windows, the throughput knee
@@ -170,11 +178,17 @@ const RELEARN_WINDOWS = 8;
  * - slow start doubles the limit per window until the first sign of congestion;
  * - baseline drift (failsafe-go #127): while latency shows a queue (5 % over the baseline), a
  *   limit may rise past the last limit that raised throughput ("the knee") by 10 % at most,
- *   unless throughput rises with it. While a slow
- *   dependency holds throughput down, the limit cannot creep up however the latency baseline
- *   drifts; and a window with the knee's throughput does not raise the baseline (its latency is
- *   our own queue). When throughput stays below 70 % of the knee's for 8 windows, the knee and
- *   the baseline are relearnt.
+ *   unless throughput rises with it, judged over 2 s of the clock rather than per window. While
+ *   a slow dependency holds throughput down, the limit cannot creep up however the latency
+ *   baseline drifts; and while throughput holds at the knee's the baseline does not rise (the
+ *   latency is our own queue). When throughput stays below 70 % of the knee's for 8 windows, the
+ *   knee and the baseline are relearnt;
+ * - recovery after an overload: while throughput is below 70 % of the knee's (or in slow start),
+ *   a window without congestion that did not use its limit (mean in-flight at most 75 % of it)
+ *   doubles the limit, up to the highest limit such a window ever ran with, past the rule of
+ *   twice what was in flight and even when app-limited: the limit the light load had is back
+ *   within a window or two of the load falling. A slower dependency keeps its limit in use, so
+ *   this does not apply to it; nor to priority shedding, which holds throughput at the knee.
  */
 abstract class WindowedEstimator implements LimitEstimator {
   limit: number;
@@ -189,7 +203,15 @@ abstract class WindowedEstimator implements LimitEstimator {
   private throughput = NaN;
   private kneeLimit = 0;
   private kneeThroughput = 0;
+  /** Whether the last epoch's throughput held at the knee's (the baseline then does not rise). */
+  private atKnee = false;
   private lowWindows = 0;
+  private inFlightSum = 0;
+  private epochStart = NaN;
+  private epochSamples = 0;
+  private epochLimit = 0;
+  /** The highest limit a window ran with that was neither congested nor used: see `close`. */
+  private recoverTo = 0;
 
   private readonly baseline: Baseline;
 
@@ -204,6 +226,7 @@ abstract class WindowedEstimator implements LimitEstimator {
 
   sample(nowMs: number, rttMs: number, inFlight: number, dropped: boolean): boolean {
     this.count++;
+    this.inFlightSum += inFlight;
     if (inFlight > this.maxInFlight) this.maxInFlight = inFlight;
     if (dropped) this.drops++;
     if (rttMs !== rttMs) return false; // untimed: counted only
@@ -219,9 +242,10 @@ abstract class WindowedEstimator implements LimitEstimator {
       maxInFlight: this.maxInFlight,
       dropped: this.drops,
     };
+    const unused = this.inFlightSum <= this.count * UNUSED_SHARE * this.limit;
     this.windowStart = nowMs;
-    this.count = this.timed = this.rttSum = this.maxInFlight = this.drops = 0;
-    return this.close(window);
+    this.count = this.timed = this.rttSum = this.maxInFlight = this.drops = this.inFlightSum = 0;
+    return this.close(window, nowMs, unused);
   }
 
   /**
@@ -232,25 +256,34 @@ abstract class WindowedEstimator implements LimitEstimator {
    */
   protected abstract propose(window: LimitWindow, estimate: number, baselineMs: number): number;
 
-  private close(w: LimitWindow): boolean {
+  private close(w: LimitWindow, nowMs: number, unused: boolean): boolean {
     const current = this.estimate;
     const x = w.samples / w.durationMs;
     const appLimited = w.dropped === 0 && w.maxInFlight * 2 <= current;
     if (!appLimited) this.throughput = Number.isNaN(this.throughput) ? x : this.throughput + (x - this.throughput) * 0.5;
     let move: BaselineMove = 'follow';
     if (!this.slowStart && !appLimited) {
+      this.epoch(nowMs, w);
       if (this.relearn()) move = 'reset';
-      else if (this.throughput >= this.kneeThroughput * KNEE_HOLD) move = 'hold';
+      else if (this.atKnee || this.throughput >= this.kneeThroughput * KNEE_HOLD) move = 'hold';
     }
     const base = this.baseline.update(w.avgRttMs, move);
     let next = this.propose(w, current, base);
-    if (appLimited) return false;
     const congested = w.dropped > 0 || next < current;
+    // Throughput far below the knee's and a limit this window did not use (the load fell, not
+    // the dependency: a slower one keeps its limit in use), without congestion: back at once
+    // towards the highest limit such a window ran with.
+    const fell = this.slowStart || this.throughput < this.kneeThroughput * RELEARN_SHARE;
+    const recover = fell && !congested && unused ? Math.min(this.recoverTo, current * 2) : 0;
+    if (!congested && unused && this.limit > this.recoverTo) this.recoverTo = this.limit;
+    if (appLimited) return recover > current && this.set(recover);
     if (this.slowStart) {
       if (congested) {
         this.slowStart = false;
         this.kneeLimit = this.limit;
         this.kneeThroughput = this.throughput;
+        this.atKnee = true;
+        this.epochStart = NaN;
       } else {
         next = Math.max(next, current * 2);
       }
@@ -258,7 +291,41 @@ abstract class WindowedEstimator implements LimitEstimator {
       next = this.gate(current, next);
     }
     if (next > current) next = Math.min(next, Math.max(current, w.maxInFlight * 2));
-    return this.set(next);
+    return this.set(Math.max(next, recover));
+  }
+
+  /**
+   * Accumulates the windows of an epoch of at least `KNEE_EPOCH_MS` and, when one ends, judges
+   * the knee on its throughput (see {@link gate}): whether it rose enough to move the knee up,
+   * held at a lower limit (the knee is there), or fell (the knee's throughput follows it down).
+   */
+  private epoch(nowMs: number, w: LimitWindow): void {
+    if (Number.isNaN(this.epochStart)) {
+      this.epochStart = nowMs - w.durationMs;
+      this.epochSamples = 0;
+      this.epochLimit = Infinity;
+    }
+    this.epochSamples += w.samples;
+    if (this.limit < this.epochLimit) this.epochLimit = this.limit;
+    const durationMs = nowMs - this.epochStart;
+    if (durationMs < KNEE_EPOCH_MS) return;
+    this.epochStart = NaN;
+    const x = this.epochSamples / durationMs;
+    const used = this.epochLimit;
+    const rise = Math.max(0, used / this.kneeLimit - 1);
+    this.atKnee = x >= this.kneeThroughput * KNEE_HOLD;
+    if (x >= this.kneeThroughput * (1 + GAIN_MIN + GAIN_SHARE * rise)) {
+      this.kneeThroughput = x;
+      if (used > this.kneeLimit) this.kneeLimit = used;
+    } else if (used < this.kneeLimit && this.atKnee) {
+      // As much throughput from a lower limit: the knee is there.
+      this.kneeLimit = used;
+    } else if (!this.atKnee) {
+      // Clearly less throughput than the knee's: follow it down (it may have been measured high,
+      // while the limit was falling). It stays above what is measured, and a rise needs a gain
+      // beyond an epoch's noise on top, so this does not let the limit creep.
+      this.kneeThroughput += (x - this.kneeThroughput) * 0.3;
+    }
   }
 
   /** Relearns the knee after throughput has stayed far below it: the dependency changed. */
@@ -271,29 +338,15 @@ abstract class WindowedEstimator implements LimitEstimator {
     // Find the new knee as at the start: slow start, from the baseline of now.
     this.slowStart = true;
     this.lowWindows = 0;
+    this.epochStart = NaN;
     return true;
   }
 
   /**
-   * The throughput knee: a rise beyond it must be paid for by throughput. Kept in whole limits,
-   * the limits the window actually ran with.
+   * The throughput knee: a rise beyond it must be paid for by throughput (judged per epoch, see
+   * {@link epoch}). Kept in whole limits, the limits the epoch actually ran with.
    */
   private gate(current: number, next: number): number {
-    const x = this.throughput;
-    const used = this.limit;
-    const rise = Math.max(0, used / this.kneeLimit - 1);
-    if (x >= this.kneeThroughput * (1 + GAIN_MIN + GAIN_SHARE * rise)) {
-      this.kneeThroughput = x;
-      if (used > this.kneeLimit) this.kneeLimit = used;
-    } else if (used < this.kneeLimit && x >= this.kneeThroughput * KNEE_HOLD) {
-      // As much throughput from a lower limit: the knee is there.
-      this.kneeLimit = used;
-    } else if (x < this.kneeThroughput * KNEE_HOLD) {
-      // Clearly less throughput than the knee's: follow it down slowly (it may have been
-      // measured high, while the limit was falling). It stays above what is measured, and a rise
-      // needs a gain beyond a window's noise on top, so this does not let the limit creep.
-      this.kneeThroughput += (x - this.kneeThroughput) * 0.1;
-    }
     const cap = Math.max(Math.floor(this.kneeLimit * KNEE_HEADROOM), this.kneeLimit + 1) + 0.999;
     return next > cap && next > current ? Math.max(cap, current) : next;
   }
@@ -321,7 +374,7 @@ export function gradient2(options?: Gradient2Options): LimitAlgorithm {
   const owner = 'gradient2';
   const o = checkOptions(owner, options, gradientKeys);
   const b = bounds(owner, o);
-  const tolerance = numberOption(owner, 'rttTolerance', o.rttTolerance, 1.1, { min: 1 });
+  const tolerance = numberOption(owner, 'rttTolerance', o.rttTolerance, 1.07, { min: 1 });
   const smoothing = ratioOption(owner, 'smoothing', o.smoothing, 0.2);
   const riseWindows = countOption(owner, 'baselineWindows', o.baselineWindows, 40);
   return latencyAlgorithm('gradient2', b, riseWindows, (w, estimate, base) => {
