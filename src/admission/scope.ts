@@ -19,8 +19,11 @@ export interface AdmissionScope {
 }
 
 // One store per process, so the ESM and CommonJS builds of bulwark loaded side by side (an
-// inbound adapter from one, bulwark/fetch from the other) see the same scope.
-const storage = processShared('bulwark.admission.scope', () => new AsyncLocalStorage<AdmissionScope>());
+// inbound adapter from one, bulwark/fetch from the other) see the same scope. `entered` stays false
+// until a scope is first entered: until then reading the scope is a property read, not a lookup of
+// the async context (the adaptive limit reads it on every call).
+const shared = processShared('bulwark.admission.scope', () => ({ storage: new AsyncLocalStorage<AdmissionScope>(), entered: false }));
+const storage = shared.storage;
 
 /**
  * Runs `fn` with `scope` as the current admission scope; fields it leaves out are taken from the
@@ -29,6 +32,7 @@ const storage = processShared('bulwark.admission.scope', () => new AsyncLocalSto
  * await withAdmissionScope({ priority: 'sheddable' }, () => refreshRecommendations());
  */
 export function withAdmissionScope<T>(scope: AdmissionScope, fn: () => T): T {
+  shared.entered = true;
   const outer = storage.getStore();
   return storage.run(outer === undefined ? scope : { ...outer, ...scope }, fn);
 }
@@ -39,5 +43,5 @@ export function withAdmissionScope<T>(scope: AdmissionScope, fn: () => T): T {
  * const priority = currentAdmissionScope()?.priority ?? 'degraded';
  */
 export function currentAdmissionScope(): AdmissionScope | undefined {
-  return storage.getStore();
+  return shared.entered ? storage.getStore() : undefined;
 }
