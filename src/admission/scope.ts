@@ -19,11 +19,8 @@ export interface AdmissionScope {
 }
 
 // One store per process, so the ESM and CommonJS builds of bulwark loaded side by side (an
-// inbound adapter from one, bulwark/fetch from the other) see the same scope. `entered` stays false
-// until a scope is first entered: until then reading the scope is a property read, not a lookup of
-// the async context (the adaptive limit reads it on every call).
-const shared = processShared('bulwark.admission.scope', () => ({ storage: new AsyncLocalStorage<AdmissionScope>(), entered: false }));
-const storage = shared.storage;
+// inbound adapter from one, bulwark/fetch from the other) see the same scope.
+const storage = processShared('bulwark.admission.scope', () => new AsyncLocalStorage<AdmissionScope>());
 
 /**
  * Runs `fn` with `scope` as the current admission scope; fields it leaves out are taken from the
@@ -32,7 +29,6 @@ const storage = shared.storage;
  * await withAdmissionScope({ priority: 'sheddable' }, () => refreshRecommendations());
  */
 export function withAdmissionScope<T>(scope: AdmissionScope, fn: () => T): T {
-  shared.entered = true;
   const outer = storage.getStore();
   return storage.run(outer === undefined ? scope : { ...outer, ...scope }, fn);
 }
@@ -43,5 +39,5 @@ export function withAdmissionScope<T>(scope: AdmissionScope, fn: () => T): T {
  * const priority = currentAdmissionScope()?.priority ?? 'degraded';
  */
 export function currentAdmissionScope(): AdmissionScope | undefined {
-  return shared.entered ? storage.getStore() : undefined;
+  return storage.getStore();
 }
