@@ -31,7 +31,7 @@ import { join } from 'node:path';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { bulkhead, circuitBreaker, consecutive, exponential, hedge, pipeline, retry, timeout } from '../dist/index.js';
+import { adaptiveConcurrency, bulkhead, circuitBreaker, consecutive, exponential, hedge, pipeline, retry, timeout } from '../dist/index.js';
 import { rejectionScenarios } from './rejections.mjs';
 import { shadowScenarios } from './shadow.mjs';
 import { callgrindNode, requireCounts } from './support.mjs';
@@ -50,6 +50,19 @@ const { values: args } = parseArgs({
 requireCounts(args, ['calls', 'warmup']);
 const CALLS = Number(args.calls);
 const WARMUP = Number(args.warmup);
+
+/**
+ * Issue 15 §1: the closed path of the adaptive limit against the bulkhead's (one call at a time,
+ * a slot always free), as in hot-path.mjs, counted rather than timed.
+ */
+function admissionScenarios(work) {
+  const pool = bulkhead({ maxConcurrent: 1_000 });
+  const adaptive = adaptiveConcurrency();
+  return [
+    ['admission closed path: bulkhead', () => pool.execute(work)],
+    ['admission closed path: adaptiveConcurrency', () => adaptive.execute(work)],
+  ];
+}
 
 /**
  * Calls through a closed breaker, bulwark's and cockatiel's as configured in hot-path.mjs, with
@@ -74,6 +87,7 @@ async function scenarioList() {
       ...layerScenarios(work),
       ...scenarios,
       ...shadow.scenarios,
+      ...admissionScenarios(work),
     ],
     close,
   };
