@@ -260,7 +260,7 @@ export class AdmissionController {
     const s = this.shedding;
     s.arrive(now, level);
     let reason: AdmissionRejectReason | undefined = s.judge(level, tenant, this.running, limit);
-    if (reason === undefined && this.running >= limit) {
+    if (reason === undefined && this.running >= limit && this.full(level, limit)) {
       if (mayQueue && (this.waiting < this.maxQueue || this.evictBelow(level))) {
         // Shadow mode never makes a request wait: one that would have queued runs at once.
         if (this.currentMode === 'shadow') return this.admit(now, undefined, true, level, tenant);
@@ -333,6 +333,17 @@ export class AdmissionController {
     this.countdown = this.every;
     this.lastNow = now;
     return now;
+  }
+
+  /**
+   * Whether a request of `level` finds no slot: the permits of lower classes are lent to higher
+   * ones (a higher class is never turned away while a lower one holds a slot it could take), so a
+   * class counts only its own permits and those of the classes above it. In flight may then pass
+   * the limit by what lower classes hold, for at most one latency: a lower class is admitted only
+   * below the limit, less the higher classes' reserve.
+   */
+  private full(level: PriorityLevel, limit: number): boolean {
+    return this.running - (level === 0 ? 0 : this.shedding.heldBelow(level)) >= limit;
   }
 
   private setLimit(to: number): void {
@@ -417,9 +428,9 @@ export class AdmissionController {
   }
 
   private drain(now: number): void {
-    for (let level = 3; level >= 0 && this.running < this.currentLimit; level--) {
+    for (let level = 3; level >= 0; level--) {
       let waiter = this.heads[level];
-      while (waiter !== undefined && this.running < this.currentLimit) {
+      while (waiter !== undefined && !this.full(waiter.level, this.currentLimit)) {
         const next = waiter.next;
         this.leave(waiter);
         waiter.resolve(this.admit(now, undefined, true, waiter.level, waiter.tenant));

@@ -17,8 +17,10 @@ const FAIRNESS_SLACK = 1.1;
 /** Tenants tracked per class at most (those beyond share the count of the others). */
 const MAX_TENANTS = 10_000;
 const GOLDEN = 0.6180339887498949;
-/** The reserve's margin at rest, in standard deviations; each refusal of a higher class adds one (up to 10), and it returns by 2 % per window. */
+/** The reserve's margin at rest, in standard deviations; each refusal of a higher class adds one (up to 10), and it returns by 0.5 % of itself per window (about 25 s from 10 to 3). */
 const MARGIN = 3;
+/** The share of its excess over MARGIN the margin keeps per window. */
+const MARGIN_RETURN = 0.995;
 
 /** A tenant of one class: its permits in flight, and when it last asked. */
 interface Tenant {
@@ -110,7 +112,7 @@ export class Shedding {
         }
       }
     }
-    if (this.margin > MARGIN) this.margin = Math.max(MARGIN, this.margin * 0.98);
+    if (this.margin > MARGIN) this.margin = Math.max(MARGIN, this.margin * MARGIN_RETURN);
     if (this.signal !== undefined) {
       this.loadLevel = this.signal.check() != null ? Math.min(3, this.loadLevel + LOAD_STEP) : Math.max(0, this.loadLevel - LOAD_STEP);
     }
@@ -154,7 +156,15 @@ export class Shedding {
 
   /** Slots to keep free for the classes above `level`. */
   private reserve(level: PriorityLevel): number {
-    const rate = this.rateAbove[level]!;
+    let rate = this.rateAbove[level]!;
+    // A step in the higher classes' arrivals counts before the window closes: once 25 ms of the
+    // window have passed, its own rate replaces the smoothed one when higher.
+    const elapsed = this.now - this.windowStart;
+    if (elapsed >= WINDOW_MS / 4) {
+      let n = 0;
+      for (let l = level + 1; l < 4; l++) n += this.arrivals[l]!;
+      if (n > rate * elapsed) rate = n / elapsed;
+    }
     const rtt = this.rttMs;
     if (rate === 0 || rtt !== rtt) return 0;
     const need = rate * rtt;
@@ -171,6 +181,13 @@ export class Shedding {
     if (level === 0) return;
     for (let l = 0; l < level; l++) this.heldBackUntil[l] = now + WINDOW_MS;
     this.margin = Math.min(10, this.margin + 1);
+  }
+
+  /** Permits held by the classes below `level`. */
+  heldBelow(level: PriorityLevel): number {
+    let n = 0;
+    for (let l = 0; l < level; l++) n += this.held[l]!;
+    return n;
   }
 
   private heldAbove(level: PriorityLevel): number {

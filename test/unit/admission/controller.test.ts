@@ -103,7 +103,8 @@ describe('admissionController with a fixed limit', () => {
 describe('admissionController queue', () => {
   it('queues when full and starts waiters highest class first, FIFO inside a class', async () => {
     const c = admissionController({ limit: 1, maxQueue: 4 });
-    let current = permit(c.tryAcquire());
+    // Held by the top class: no class may borrow its slot.
+    let current = permit(c.tryAcquire({ priority: 3 }));
     const order: string[] = [];
     const started: Permit[] = [];
     const wait = (name: string, priority: 0 | 1 | 2 | 3): Promise<void> =>
@@ -125,6 +126,27 @@ describe('admissionController queue', () => {
     await Promise.all(waits);
     expect(order).toEqual(['crit-1', 'crit-2', 'shed-1', 'shed-2']);
     expect(c.queued).toBe(0);
+    expect(c.inFlight).toBe(0);
+  });
+
+  it('lends the slots a lower class holds to a higher class, never the other way, and queues only what cannot borrow', async () => {
+    const c = admissionController({ limit: 2, maxQueue: 2 });
+    const low = permit(c.tryAcquire({ priority: 0 }));
+    const mid = permit(c.tryAcquire({ priority: 1 }));
+    // Full for the lowest class; the top class counts only its own permits and those above it.
+    expect(reasonOf(c.tryAcquire({ priority: 0 }))).toBe('limit');
+    const top = [permit(c.tryAcquire({ priority: 3 })), permit(c.tryAcquire({ priority: 3 }))];
+    expect(c.inFlight).toBe(4);
+    // The middle class may borrow only the lowest class's slot: its own and the top class's hold 3.
+    expect(reasonOf(c.tryAcquire({ priority: 1 }))).toBe('limit');
+    expect(reasonOf(c.tryAcquire({ priority: 3 }))).toBe('limit');
+    // A top-class waiter starts as soon as one of its own finishes, even with lower classes still in flight.
+    const waiting = c.acquire({ priority: 3 });
+    expect(c.queued).toBe(1);
+    top[0]!.release('success');
+    const started = permit(await waiting);
+    expect(c.inFlight).toBe(4);
+    for (const p of [low, mid, top[1]!, started]) p.release('success');
     expect(c.inFlight).toBe(0);
   });
 
@@ -242,7 +264,7 @@ describe('admissionController events and channels', () => {
     const c = admissionController({ limit: 1, name: 'api' });
     const seen: unknown[] = [];
     const listener = (m: unknown): void => void seen.push(m);
-    permit(c.tryAcquire());
+    permit(c.tryAcquire({ priority: 3 }));
     c.tryAcquire();
     subscribe(channelNames.admissionRejected, listener);
     try {

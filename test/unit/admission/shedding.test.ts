@@ -56,6 +56,27 @@ describe('priority shedding', () => {
     }
   });
 
+  it('a step from 0.8 C (the limit well above the need) to 3 C: ≥ 99.75 % of critical requests served over five seeds', () => {
+    // At the step, the reserve follows the rise in critical arrivals within the window instead of
+    // a window later, and a critical request may take a slot a sheddable one holds.
+    let critical = 0;
+    let refused = 0;
+    for (const seed of [1, 2, 3, 4, 5]) {
+      const run = simulate(
+        {},
+        [
+          { durationMs: 5_000, rate: 0.8 * C, backend, priority: criticalOrSheddable },
+          { durationMs: 5_000, rate: 3 * C, priority: criticalOrSheddable },
+        ],
+        seed,
+      );
+      const after = run.arrivals.filter((a) => a.at >= 5_000 && a.priority === 3);
+      critical += after.length;
+      refused += after.filter(rejected).length;
+    }
+    expect(1 - refused / critical).toBeGreaterThanOrEqual(0.9975);
+  });
+
   it('rejects nothing in either class at 0.8 C', () => {
     const run = simulate({}, [
       { durationMs: 5_000, rate: 0.5 * C, backend, priority: criticalOrSheddable },
@@ -73,8 +94,9 @@ describe('priority shedding', () => {
     const loaded = run.arrivals.filter((a) => a.at >= 10_000);
     const served = (level: PriorityLevel): number => share(loaded.filter((a) => a.priority === level), (a) => !rejected(a));
     expect(served(3)).toBeGreaterThanOrEqual(0.995);
-    // The margin kept for critical bursts costs the middle class a little.
-    expect(served(2)).toBeGreaterThanOrEqual(0.95);
+    // The margin kept for critical bursts costs the middle class a little (the reserve follows a
+    // rise in critical arrivals within the window: about 5 % of the middle class here).
+    expect(served(2)).toBeGreaterThanOrEqual(0.94);
     // 1.5 C offered, C served: about a third of all traffic goes, all of it from the lowest class
     // (half the traffic): about a third of it is still served.
     expect(served(0)).toBeGreaterThan(0.15);
