@@ -158,12 +158,16 @@ export class Shedding {
   private reserve(level: PriorityLevel): number {
     let rate = this.rateAbove[level]!;
     // A step in the higher classes' arrivals counts before the window closes: once 25 ms of the
-    // window have passed, its own rate replaces the smoothed one when higher.
+    // window have passed, its own rate replaces the smoothed one when it is more than twice as
+    // high, beyond three standard deviations of noise (Poisson). A step to several times the rate
+    // shows within about 30 ms; the noise of a steady rate practically never does (it would widen
+    // the reserve and refuse lower classes under moderate load).
     const elapsed = this.now - this.windowStart;
     if (elapsed >= WINDOW_MS / 4) {
       let n = 0;
       for (let l = level + 1; l < 4; l++) n += this.arrivals[l]!;
-      if (n > rate * elapsed) rate = n / elapsed;
+      const expected = rate * elapsed;
+      if (n > 2 * expected + 3 * Math.sqrt(expected) + 1) rate = n / elapsed;
     }
     const rtt = this.rttMs;
     if (rate === 0 || rtt !== rtt) return 0;

@@ -119,9 +119,12 @@ describe('the overload proof, shortened (node benchmarks/overload.mjs --quick, b
 
   // The shortened run judges fewer requests on a CI machine running other work, so three figures
   // carry a margin here: the issue's own bounds (p99 ≤ 1.3×, critical ≥ 99.5 %, ≥ 99.9 % clean
-  // intervals) are judged on the full-length runs recorded in benchmarks/RESULTS.md. The margins
-  // still fail a limit that lets a queue build (no admission control: p99 in seconds) or sheds
-  // critical work beside sheddable work in more than one interval of the run's 120.
+  // intervals) are judged on the full-length runs recorded in benchmarks/RESULTS.md. Its 12 s at
+  // 3 C hold about 4,300 critical requests, so one burst of critical arrivals beyond the limit
+  // (15–20 refusals) moves critical success by 0.4 %: quick runs on a busy two-core machine gave
+  // 99.04–99.91 %. The margins still fail a limit that lets a queue build (no admission control:
+  // p99 in seconds), priority shedding that does not hold (critical success near 30 % without it),
+  // or critical work shed beside sheddable work in more than one interval of the run's 120.
   it('step: from 5 s after the step to 3 C, admitted p99 ≤ 1.4× the unloaded p99 (1.3× at full length)', () => {
     expect(last.p99Ratio, output).toBeLessThanOrEqual(1.4);
   });
@@ -142,8 +145,8 @@ describe('the overload proof, shortened (node benchmarks/overload.mjs --quick, b
     expect(scenarios.priority!.figures.moderateRejections, output).toEqual({ critical: 0, sheddable: 0 });
   });
 
-  it('priority: at 3 C, critical success ≥ 99 % (99.5 % at full length) and ≥ 98 % of rejections on sheddable', () => {
-    expect(last.criticalSuccess, output).toBeGreaterThanOrEqual(0.99);
+  it('priority: at 3 C, critical success ≥ 98.5 % (99.5 % at full length) and ≥ 98 % of rejections on sheddable', () => {
+    expect(last.criticalSuccess, output).toBeGreaterThanOrEqual(0.985);
     expect(last.sheddableShareOfRejections, output).toBeGreaterThanOrEqual(0.98);
   });
 

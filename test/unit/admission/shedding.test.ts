@@ -77,6 +77,27 @@ describe('priority shedding', () => {
     expect(1 - refused / critical).toBeGreaterThanOrEqual(0.9975);
   });
 
+  it('the reserve follows a step, not the noise of a steady rate: at 0.85 C over 20 seeds, at most 0.035 % refused', () => {
+    // Taking the window's own rate whenever it is higher than the smoothed one refuses about twice
+    // as many here (0.046 %): a few early arrivals widen the reserve.
+    let refused = 0;
+    let total = 0;
+    for (let seed = 1; seed <= 20; seed++) {
+      const run = simulate(
+        {},
+        [
+          { durationMs: 5_000, rate: 0.5 * C, backend, priority: criticalOrSheddable },
+          { durationMs: 20_000, rate: 0.85 * C, priority: criticalOrSheddable },
+        ],
+        seed,
+      );
+      const after = run.arrivals.filter((a) => a.at >= 5_000);
+      total += after.length;
+      refused += after.filter(rejected).length;
+    }
+    expect(refused / total).toBeLessThanOrEqual(0.00035);
+  });
+
   it('rejects nothing in either class at 0.8 C', () => {
     const run = simulate({}, [
       { durationMs: 5_000, rate: 0.5 * C, backend, priority: criticalOrSheddable },
