@@ -15,3 +15,4 @@ export * from './health/index.js';
 export * from './shedding/index.js';
 export * from './admission/index.js';
 export * from './chaos/index.js';
+export * from './throttle/index.js';

@@ -7,6 +7,7 @@
 export { createFetch } from './fetch/create-fetch.js';
 export type {
   CreateFetchOptions,
+  FetchAdaptiveThrottleOptions,
   FailoverEvent,
   FailoverReason,
   FetchCircuitBreakerOptions,

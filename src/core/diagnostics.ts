@@ -87,6 +87,12 @@ export const channelNames = {
    * (`kind`: `'fault'`, `'outcome'` or `'latency'` from the policy; `'status'`, `'abort'` or `'latency'` inbound).
    */
   faultInjected: 'bulwark:chaos:injected',
+  /**
+   * An adaptive throttle rejected a call locally, or in shadow mode would have:
+   * `{ policy, mode, probability, requests, accepts }` (`probability`: the rejection probability
+   * drawn against; `requests`, `accepts`: the window's counts before this call).
+   */
+  throttleRejected: 'bulwark:throttle:rejected',
 } as const;
 
 /** The states of a circuit breaker. */
@@ -222,6 +228,7 @@ export const admissionRejectedChannel = diagnosticsChannel.channel(channelNames.
 export const admissionLimitChannel = diagnosticsChannel.channel(channelNames.admissionLimit);
 export const fetchOriginEvictedChannel = diagnosticsChannel.channel(channelNames.fetchOriginEvicted);
 export const faultInjectedChannel = diagnosticsChannel.channel(channelNames.faultInjected);
+export const throttleRejectedChannel = diagnosticsChannel.channel(channelNames.throttleRejected);
 
 /**
  * Runs one traced policy execution inside a scope of the subscriber's choosing: `bulwark/otel`

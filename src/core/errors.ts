@@ -20,7 +20,8 @@ export type BulwarkErrorCode =
   | 'ERR_BULWARK_STORE_UNAVAILABLE'
   | 'ERR_BULWARK_RATE_LIMIT_STORE_UNAVAILABLE'
   | 'ERR_BULWARK_HTTP_STATUS'
-  | 'ERR_BULWARK_RETRY_AFTER';
+  | 'ERR_BULWARK_RETRY_AFTER'
+  | 'ERR_BULWARK_THROTTLED';
 
 /**
  * The code each of bulwark's error classes stands for (`null` for {@link BulwarkError}: any code),

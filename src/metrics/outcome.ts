@@ -18,7 +18,8 @@ export type ExecutionOutcome =
   | 'rate_limited'
   | 'quota_exceeded'
   | 'store_unavailable'
-  | 'http_status';
+  | 'http_status'
+  | 'throttled';
 
 const byCode: Readonly<Record<BulwarkErrorCode, ExecutionOutcome>> = {
   ERR_BULWARK_BROKEN_CIRCUIT: 'circuit_open',
@@ -33,6 +34,7 @@ const byCode: Readonly<Record<BulwarkErrorCode, ExecutionOutcome>> = {
   ERR_BULWARK_RATE_LIMIT_STORE_UNAVAILABLE: 'store_unavailable',
   ERR_BULWARK_HTTP_STATUS: 'http_status',
   ERR_BULWARK_RETRY_AFTER: 'http_status',
+  ERR_BULWARK_THROTTLED: 'throttled',
 };
 
 /**

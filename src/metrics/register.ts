@@ -261,6 +261,13 @@ export function registerMetrics(registry: Registry<RegistryContentType>, options
     registers: [],
   });
 
+  const throttleRejections = new Counter({
+    name: name('throttle_rejections_total'),
+    help: 'Calls an adaptive throttle rejected locally, by policy; mode="shadow": would have been, and ran.',
+    labelNames: ['policy', 'mode'],
+    registers: [],
+  });
+
   const callbackErrors = new Counter({
     name: name('callback_errors_total'),
     help: "Throws from users' functions that no call could reject with (event listeners, a breaker's handle), by policy and function.",
@@ -289,6 +296,7 @@ export function registerMetrics(registry: Registry<RegistryContentType>, options
     healthDuration,
     failovers,
     faultsInjected,
+    throttleRejections,
     callbackErrors,
     ...admission.metrics,
   ] as const;
@@ -403,6 +411,7 @@ export function registerMetrics(registry: Registry<RegistryContentType>, options
     ],
     [channelNames.fetchFailover, (m) => failovers.inc(bound({ policy: label(m.policy), reason: label(m.reason) }))],
     [channelNames.faultInjected, (m) => faultsInjected.inc(bound({ policy: label(m.policy), kind: label(m.kind) }))],
+    [channelNames.throttleRejected, (m) => throttleRejections.inc(bound({ policy: label(m.policy), mode: m.mode === 'shadow' ? 'shadow' : 'enforce' }))],
     [channelNames.callbackError, (m) => callbackErrors.inc(bound({ policy: label(m.policy), callback: label(m.callback) }))],
     // The origin's policies are gone: so go their series (not metrics[0]'s: the state gauge is rebuilt at each scrape).
     [

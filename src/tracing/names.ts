@@ -11,7 +11,7 @@
 export const attributeNames = {
   /**
    * The policy kind: `retry`, `circuit-breaker`, `timeout`, `bulkhead`, `fallback`, `hedge`,
-   * `rate-limit`, `pipeline`, `fault-injection`, `opossum`, `bottleneck`.
+   * `rate-limit`, `pipeline`, `fault-injection`, `adaptive-throttle`, `opossum`, `bottleneck`.
    */
   policyKind: 'bulwark.policy.kind',
   /** The policy's `name` option (its kind by default). */
@@ -92,6 +92,12 @@ export const attributeNames = {
   admissionLimit: 'bulwark.admission.limit',
   /** Permits in flight at the decision. */
   admissionInFlight: 'bulwark.admission.in_flight',
+  /** The rejection probability an adaptive throttle's call drew against, in [0, 1). */
+  throttleProbability: 'bulwark.throttle.probability',
+  /** Requests the adaptive throttle counted in its window before the call. */
+  throttleRequests: 'bulwark.throttle.requests',
+  /** Requests the upstream accepted in the adaptive throttle's window. */
+  throttleAccepts: 'bulwark.throttle.accepts',
 } as const;
 
 /**
@@ -126,4 +132,6 @@ export const eventNames = {
   faultInjected: 'bulwark.fault.injected',
   /** An admission controller turned a request away, or in shadow mode would have. */
   admissionRejected: 'bulwark.admission.rejected',
+  /** An adaptive throttle rejected a call locally, or in shadow mode would have. */
+  throttleRejected: 'bulwark.throttle.rejected',
 } as const;

@@ -114,6 +114,7 @@ export class Recorder {
       this.on(channelNames.sheddingRejected, this.sheddingRejected);
       this.on(channelNames.faultInjected, this.faultInjected);
       this.on(channelNames.admissionRejected, this.admissionRejected);
+      this.on(channelNames.throttleRejected, this.throttleRejected);
     }
     if (this.settings.spanKinds === 'all' || this.settings.spanKinds.size > 0) {
       // The scope is only consulted while `bulwark:execute` has subscribers: one no-op subscriber
@@ -247,6 +248,19 @@ export class Recorder {
     put(attributes, A.faultKind, kind);
     put(attributes, A.faultLatencyMs, latencyMs);
     span.addEvent(E.faultInjected, attributes);
+  };
+
+  private readonly throttleRejected = (m: unknown): void => {
+    const span = recordingSpan();
+    if (span === undefined) return;
+    const { policy, mode, probability, requests, accepts } = m as Message;
+    const attributes: Attributes = {};
+    put(attributes, A.policyName, policy);
+    put(attributes, A.mode, mode);
+    put(attributes, A.throttleProbability, probability);
+    put(attributes, A.throttleRequests, requests);
+    put(attributes, A.throttleAccepts, accepts);
+    span.addEvent(E.throttleRejected, attributes);
   };
 
   /** Admission classes by level (the channel carries the level, 0 = sheddable … 3 = critical). */

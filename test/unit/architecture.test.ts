@@ -13,7 +13,7 @@ const src = join(root, 'src');
 /** Layers from the bottom up: an area may import its own layer's areas and those below. */
 const layers: readonly (readonly string[])[] = [
   ['core'],
-  ['backoff', 'circuit', 'retry', 'timeout', 'bulkhead', 'fallback', 'hedge', 'ratelimit', 'admission', 'chaos'],
+  ['backoff', 'circuit', 'retry', 'timeout', 'bulkhead', 'fallback', 'hedge', 'ratelimit', 'admission', 'chaos', 'throttle'],
   ['ratelimit/redis'],
   ['health', 'shedding'],
   ['tracing', 'metrics'],

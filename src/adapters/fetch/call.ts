@@ -1,6 +1,7 @@
 // One call through bulwark/fetch: its attempts, the origin or endpoint each goes to, the pauses
 // servers asked for, and failover. The fetcher that makes calls is in create-fetch.ts.
 import type { CircuitBreakerPolicy } from '../../circuit/circuit-breaker.js';
+import type { AdaptiveThrottlePolicy } from '../../throttle/adaptive-throttle.js';
 import type { Clock } from '../../core/clock.js';
 import { Context, type ExecutionContext, RootContext } from '../../core/context.js';
 import { currentSendScope } from '../../core/diagnostics.js';
@@ -32,6 +33,8 @@ const anySignal = typeof AbortSignal.any === 'function';
 export interface Target {
   readonly origin: string;
   readonly breaker: CircuitBreakerPolicy | undefined;
+  /** Its adaptive throttle, with the `adaptiveThrottle` option. */
+  readonly throttle: AdaptiveThrottlePolicy | undefined;
   /** Until when (policies' clock) the server asked every caller to stay away; -Infinity for never. */
   pausedUntil: number;
   /** With `propagate.priority`: until when it asked calls of each class (index = level) to stay away. */
@@ -278,11 +281,11 @@ export class Call {
     throw refused ?? new BrokenCircuitError(0, 'Every endpoint is unavailable');
   }
 
-  /** One attempt on one origin: breaker → rate limit → attempt timeout → fetch. */
+  /** One attempt on one origin: breaker → rate limit → adaptive throttle → attempt timeout → fetch. */
   private through(target: Target, url: RequestUrl, context: Context, index: number, refusedFrom?: FailoverReason): Promise<Response> {
     const inner = (c: ExecutionContext): Promise<Response> => {
       if (index >= 0) this.entered(index, refusedFrom);
-      return this.limited(c as Context, url, index);
+      return this.limited(c as Context, url, index, target.throttle);
     };
     if (target.breaker === undefined) return inner(context);
     const run: Promise<Response> = invoke(target.breaker, inner, context);
@@ -309,9 +312,9 @@ export class Call {
     this.fetcher.announce({ policy: this.fetcher.settings.name, from: endpoints[from]!.origin, to: endpoints[index]!.origin, reason });
   }
 
-  private limited(context: Context, url: RequestUrl, index: number): Promise<Response> {
+  private limited(context: Context, url: RequestUrl, index: number, throttle: AdaptiveThrottlePolicy | undefined): Promise<Response> {
     const limit = this.fetcher.settings.rateLimit;
-    if (limit === undefined) return this.timed(context, url, index);
+    if (limit === undefined) return this.throttled(context, url, index, throttle);
     let key: string;
     try {
       key = limit.key === undefined ? url.origin : limit.key(url.url);
@@ -321,7 +324,7 @@ export class Call {
     const signal = context.abortable();
     return limit.limiter.consume(key, signal === undefined ? { cost: limit.cost } : { cost: limit.cost, signal }).then(
       (decision) => {
-        if (goesOn(limit.limiter, decision)) return this.timed(context, url, index);
+        if (goesOn(limit.limiter, decision)) return this.throttled(context, url, index, throttle);
         // A fail-closed outage denial too is a used-up limit here (never counted by the breaker).
         throw limitError(limit.limiter, decision);
       },
@@ -331,6 +334,12 @@ export class Call {
         throw error;
       },
     );
+  }
+
+  /** Past our own rate limit: the origin's throttle, when it has one, decides whether the attempt goes out. */
+  private throttled(context: Context, url: RequestUrl, index: number, throttle: AdaptiveThrottlePolicy | undefined): Promise<Response> {
+    if (throttle === undefined) return this.timed(context, url, index);
+    return invoke(throttle, (c) => this.timed(c as Context, url, index), context);
   }
 
   private timed(context: Context, url: RequestUrl, index: number): Promise<Response> {

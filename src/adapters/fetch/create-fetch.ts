@@ -17,6 +17,7 @@ import {
 import { hedge, type HedgePolicy } from '../../hedge/hedge.js';
 import type { Decider } from '../../ratelimit/rate-limit-policy.js';
 import { retry, type RetryEvent, type RetryPolicy } from '../../retry/retry.js';
+import { adaptiveThrottle, type AdaptiveThrottlePolicy } from '../../throttle/adaptive-throttle.js';
 import { timeout } from '../../timeout/timeout.js';
 import { type Endpoint, parseEndpoints } from './endpoints.js';
 import { HttpStatusError } from './http-status-error.js';
@@ -32,7 +33,7 @@ import type {
   ServerBackoff,
 } from './types.js';
 import { Call, type Settings, type Target } from './call.js';
-import { breakerHandle, discard, retryHandle } from './outcomes.js';
+import { breakerHandle, discard, retryHandle, throttleAccepts } from './outcomes.js';
 import { watchNetworkErrors } from './network-origin.js';
 import { pausedUntil, propagateOption } from './propagate.js';
 import { faultsOption } from './fault-injection.js';
@@ -47,6 +48,7 @@ const keys = [
   'maxOrigins',
   'serverBackoff',
   'failoverKeyedRequests',
+  'adaptiveThrottle',
   'hedge',
   'rateLimit',
   'propagate',
@@ -58,6 +60,7 @@ const keys = [
 const retryKeys = ['maxAttempts', 'backoff', 'maxDelayMs', 'budget'] as const;
 const breakerKeys = ['breaker', 'halfOpenAfterMs', 'halfOpenMaxCalls', 'probeTimeoutMs'] as const;
 const hedgeKeys = ['delayMs', 'maxHedges'] as const;
+const throttleKeys = ['k', 'windowMs', 'maxRejectionProbability', 'minRequests', 'mode'] as const;
 const rateLimitKeys = ['limiter', 'key', 'cost'] as const;
 const owner = 'createFetch';
 
@@ -75,6 +78,7 @@ export class ResilientFetcher {
   private newest: Target | undefined;
   private readonly maxOrigins: number;
   private readonly makeBreaker: ((origin: string) => CircuitBreakerPolicy) | undefined;
+  private readonly makeThrottle: ((origin: string) => AdaptiveThrottlePolicy) | undefined;
   private readonly retrying: PipelinePolicy | undefined;
   private readonly hedged: PipelinePolicy | undefined;
   private readonly resending: PipelinePolicy | undefined;
@@ -111,6 +115,14 @@ export class ResilientFetcher {
     } else {
       this.makeBreaker = undefined;
     }
+    // Throttles likewise, one per origin; none unless asked for.
+    if (o.adaptiveThrottle !== undefined && o.adaptiveThrottle !== false) {
+      const t = o.adaptiveThrottle === true ? {} : checkOptions(`${owner}: option "adaptiveThrottle"`, o.adaptiveThrottle, throttleKeys);
+      this.makeThrottle = (origin) => adaptiveThrottle({ ...t, isAccepted: throttleAccepts, name: `${name} ${origin}`, clock });
+      this.makeThrottle('validation');
+    } else {
+      this.makeThrottle = undefined;
+    }
 
     this.endpoints = o.endpoints === undefined ? [] : parseEndpoints(owner, o.endpoints);
     if (o.endpoints !== undefined && o.maxOrigins !== undefined) {
@@ -122,6 +134,7 @@ export class ResilientFetcher {
     this.endpointTargets = this.endpoints.map((e) => ({
       origin: e.origin,
       breaker: this.makeBreaker?.(e.origin),
+      throttle: this.makeThrottle?.(e.origin),
       pausedUntil: -Infinity,
       active: 0,
       whenIdle: undefined,
@@ -224,7 +237,14 @@ export class ResilientFetcher {
       return found;
     }
     if (this.origins.size >= this.maxOrigins) this.evictOne();
-    const target: Target = { origin, breaker: this.makeBreaker?.(origin), pausedUntil: -Infinity, active: 0, whenIdle: undefined };
+    const target: Target = {
+      origin,
+      breaker: this.makeBreaker?.(origin),
+      throttle: this.makeThrottle?.(origin),
+      pausedUntil: -Infinity,
+      active: 0,
+      whenIdle: undefined,
+    };
     this.origins.set(origin, target);
     this.newest = target;
     return target;
@@ -259,8 +279,9 @@ export class ResilientFetcher {
    * the origin has come back meanwhile (its breaker's name is then a live one again).
    */
   private retire(target: Target): void {
-    if (target.breaker === undefined || this.origins.has(target.origin) || !fetchOriginEvictedChannel.hasSubscribers) return;
-    const message: FetchOriginEvictedMessage = { policy: this.settings.name, origin: target.origin, policies: [target.breaker.name] };
+    const policies = [target.breaker?.name, target.throttle?.name].filter((n) => n !== undefined);
+    if (policies.length === 0 || this.origins.has(target.origin) || !fetchOriginEvictedChannel.hasSubscribers) return;
+    const message: FetchOriginEvictedMessage = { policy: this.settings.name, origin: target.origin, policies };
     fetchOriginEvictedChannel.publish(message);
   }
 
@@ -270,14 +291,22 @@ export class ResilientFetcher {
   }
 
   breakerOf(origin: string | URL): CircuitBreakerPolicy | undefined {
+    return this.knownTarget(origin)?.breaker;
+  }
+
+  throttleOf(origin: string | URL): AdaptiveThrottlePolicy | undefined {
+    return this.knownTarget(origin)?.throttle;
+  }
+
+  /** The state kept for an origin (an endpoint's, or one seen in a request), without making one. */
+  private knownTarget(origin: string | URL): Target | undefined {
     let key: string;
     try {
       key = new URL(origin).origin;
     } catch {
       return undefined;
     }
-    const endpoint = this.endpointTargets.find((t) => t.origin === key);
-    return endpoint !== undefined ? endpoint.breaker : this.origins.get(key)?.breaker;
+    return this.endpointTargets.find((t) => t.origin === key) ?? this.origins.get(key);
   }
 
   announce(event: FailoverEvent): void {
@@ -334,6 +363,7 @@ export function createFetch(options?: CreateFetchOptions): ResilientFetch {
     name: { value: fetcher.settings.name },
     endpoints: { value: Object.freeze(fetcher.endpoints.map((e) => e.base)), enumerable: true },
     circuitBreaker: { value: (origin: string | URL) => fetcher.breakerOf(origin), enumerable: true },
+    adaptiveThrottle: { value: (origin: string | URL) => fetcher.throttleOf(origin), enumerable: true },
     onRetry: { value: onRetry, enumerable: true },
     onFailover: { value: fetcher.failedOver.subscribe, enumerable: true },
   });

@@ -22,7 +22,20 @@ export function breakerHandle(error: unknown): boolean {
   // A bad argument (see retryHandle): the request was refused before it left, the server is fine.
   if (error instanceof TypeError && error.cause === undefined) return false;
   if (isBulwarkError(error, 'ERR_BULWARK_RATE_LIMITED') || isBulwarkError(error, 'ERR_BULWARK_QUOTA_EXCEEDED')) return false;
+  // The origin's own throttle turned the attempt away: nothing was sent.
+  if (isBulwarkError(error, 'ERR_BULWARK_THROTTLED')) return false;
   return defaultHandle(error);
+}
+
+/**
+ * What an origin's adaptive throttle counts as accepted among failed attempts: a failed status
+ * other than 429 and 5xx (a 408: the origin took the request), an answer from another origin
+ * after a redirect, a bad argument. Refused: 429, 5xx, network errors, attempt timeouts.
+ */
+export function throttleAccepts(error: unknown): boolean {
+  if (typeof error === 'object' && error !== null && elsewhere.has(error)) return true;
+  if (error instanceof HttpStatusError) return error.status !== 429 && error.status < 500;
+  return error instanceof TypeError && error.cause === undefined;
 }
 
 /**

@@ -9,6 +9,7 @@ import type { Clock } from '../../core/clock.js';
 import type { ExecutionContext } from '../../core/context.js';
 import type { EventSubscriber } from '../../core/events.js';
 import type { Decider } from '../../ratelimit/rate-limit-policy.js';
+import type { AdaptiveThrottlePolicy } from '../../throttle/adaptive-throttle.js';
 import type { RetryBudget } from '../../retry/budget.js';
 import type { RetryEvent } from '../../retry/retry.js';
 
@@ -58,6 +59,27 @@ export interface FetchCircuitBreakerOptions {
   readonly halfOpenMaxCalls?: number;
   /** A probe unsettled after this long counts as a failure, in ms. @default 30000 */
   readonly probeTimeoutMs?: number;
+}
+
+/**
+ * Adaptive-throttle settings of {@link createFetch}, applied to each origin's own throttle (see
+ * `adaptiveThrottle`): an origin that refuses calls (429, 5xx, network errors, attempt timeouts)
+ * gets about `k` times what it accepts, and the rest of the attempts fail at once with a
+ * `ThrottledError` instead of going out.
+ * @example
+ * createFetch({ adaptiveThrottle: { k: 2, windowMs: 60_000 } });
+ */
+export interface FetchAdaptiveThrottleOptions {
+  /** Attempts sent per attempt accepted before local rejections start; at least 1. @default 2 */
+  readonly k?: number;
+  /** The window attempts and accepts are counted over, in ms. @default 60000 */
+  readonly windowMs?: number;
+  /** The highest probability of a local rejection, in (0, 1). @default 0.9 */
+  readonly maxRejectionProbability?: number;
+  /** Below this many attempts in the window nothing is rejected. @default 100 */
+  readonly minRequests?: number;
+  /** `'shadow'` rejects nothing and reports what it would have rejected. @default 'enforce' */
+  readonly mode?: 'enforce' | 'shadow';
 }
 
 /**
@@ -183,6 +205,13 @@ export interface CreateFetchOptions {
    * refused, DNS failure). @default false
    */
   readonly failoverKeyedRequests?: boolean;
+  /**
+   * One adaptive throttle per origin (per endpoint), inside its breaker: attempts to an origin
+   * that has lately refused most of them fail locally with `ThrottledError` (`true`: the
+   * defaults). Counted as refused: 429 and 5xx among `retryOn`, network errors, attempt timeouts.
+   * None by default.
+   */
+  readonly adaptiveThrottle?: FetchAdaptiveThrottleOptions | boolean;
   /** Hedge slow GET, HEAD and OPTIONS requests. No hedging by default. */
   readonly hedge?: FetchHedgeOptions;
   /** Take units from a rate limiter or quota before each attempt. None by default. */
@@ -247,6 +276,8 @@ export interface ResilientFetch {
   readonly endpoints: readonly string[];
   /** The breaker of an origin (an endpoint's, or one seen in a request), if it has one. */
   circuitBreaker(origin: string | URL): CircuitBreakerPolicy | undefined;
+  /** The adaptive throttle of an origin, with the `adaptiveThrottle` option, once the origin has been used. */
+  adaptiveThrottle(origin: string | URL): AdaptiveThrottlePolicy | undefined;
   /** Subscribes to retries (the `error` of a retried status is an {@link HttpStatusError}). */
   readonly onRetry: EventSubscriber<RetryEvent>;
   /** Subscribes to failovers from one endpoint to another. */

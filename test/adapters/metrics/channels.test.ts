@@ -35,6 +35,7 @@ import {
   type SheddingRejectedMessage,
   type ShutdownPhaseMessage,
   type StateChangeEvent,
+  type ThrottleRejectedEvent,
   type TimeoutEvent,
 } from '../../../src/index.js';
 import type { BottleneckRejectedEvent } from '../../../src/interop/bottleneck.js';
@@ -87,6 +88,7 @@ const typed: Record<ChannelName, string[][]> = {
   [channelNames.admissionRejected]: [fields<AdmissionDecisionEvent>()('policy', 'mode', 'reason', 'priority', 'limit', 'inFlight', 'queued')],
   [channelNames.admissionLimit]: [fields<AdmissionLimitEvent>()('policy', 'from', 'to')],
   [channelNames.faultInjected]: [fields<FaultInjectedEvent>()('policy', 'kind', 'latencyMs')],
+  [channelNames.throttleRejected]: [fields<ThrottleRejectedEvent>()('policy', 'mode', 'probability', 'requests', 'accepts')],
 };
 
 /** The field list of a documented message: `{ a, b, c }` → ['a', 'b', 'c'], sorted. */

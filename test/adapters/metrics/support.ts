@@ -4,6 +4,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { createFetch } from '../../../src/adapters/fetch.js';
 import {
+  adaptiveThrottle,
   admissionController,
   aimd,
   bulkhead,
@@ -90,6 +91,11 @@ export async function exerciseEverything(): Promise<{
   await fallback('cached', { name: 'cache' }).execute(boom);
 
   await faultInjection({ name: 'chaos', rate: 1, outcome: 'injected' }).execute(() => 'real');
+
+  // An adaptive throttle whose upstream refused the first call: the second is rejected locally.
+  const throttle = adaptiveThrottle({ name: 'throttle', minRequests: 0, random: () => 0, clock });
+  await throttle.execute(boom).catch(() => {});
+  await throttle.execute(() => 1).catch(() => {});
 
   const h = hedge({ name: 'search', delayMs: 5, clock });
   const slow = deferred<string>();

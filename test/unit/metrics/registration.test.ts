@@ -35,6 +35,7 @@ const ALL_METRICS = [
   'bulwark_health_check_duration_seconds',
   'bulwark_fetch_failovers_total',
   'bulwark_fault_injections_total',
+  'bulwark_throttle_rejections_total',
   'bulwark_callback_errors_total',
   'bulwark_admission_limit',
   'bulwark_admission_in_flight',

@@ -34,6 +34,7 @@ const eventChannels = [
   'bulwark:fetch:failover',
   'bulwark:admission:rejected',
   'bulwark:chaos:injected',
+  'bulwark:throttle:rejected',
 ];
 
 let h: Harness | undefined;

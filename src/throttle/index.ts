@@ -1,0 +1,7 @@
+export {
+  adaptiveThrottle,
+  AdaptiveThrottlePolicy,
+  type AdaptiveThrottleOptions,
+  type ThrottleRejectedEvent,
+} from './adaptive-throttle.js';
+export { ThrottledError } from './throttled-error.js';
