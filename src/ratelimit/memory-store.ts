@@ -178,7 +178,11 @@ export class MemoryStore implements RateLimitStore {
   }
 
   consume(key: string, algorithm: RateLimitAlgorithm, cost: number): LimiterDecision {
-    const now = this.clock.now();
+    return this.consumeAt(key, algorithm, cost, this.clock.now());
+  }
+
+  /** `consume` at `now`. */
+  private consumeAt(key: string, algorithm: RateLimitAlgorithm, cost: number, now: number): LimiterDecision {
     const at = prefixLength(key);
     // A limiter's store key: in its namespace (made now if no limiter has made it yet).
     const ns = at === 0 ? this.other : this[namespaceFor](key.slice(0, at));
@@ -303,7 +307,8 @@ export class MemoryStore implements RateLimitStore {
   reserve(key: string, algorithm: RateLimitAlgorithm, cost: number, leaseMs: number): StoreReservation {
     const now = this.clock.now();
     this.sweepLeases(now);
-    const decision = this.consume(key, algorithm, cost);
+    // The same time for the decision and the lease: both in one window.
+    const decision = this.consumeAt(key, algorithm, cost, now);
     if (!decision.allowed) return { decision, lease: undefined };
     const lease: MemoryLease = {
       id: `m${++this.leaseSeq}`,

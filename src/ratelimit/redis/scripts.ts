@@ -22,7 +22,7 @@ export const scripts = {
 
 /** An algorithm's script inside lease.lua: the algorithm's kind, where its operations are in ARGV. */
 function leased(kind: string, opsAt: number, lua: string): string {
-  return `local KIND, OPS_AT = '${kind}', ${opsAt}\nlocal function body(KEYS, ARGV)\n${lua}\nend\n${leaseLua}`;
+  return `local KIND, OPS_AT = '${kind}', ${opsAt}\nlocal function body(KEYS, ARGV, redis)\n${lua}\nend\n${leaseLua}`;
 }
 
 /**

@@ -2,7 +2,7 @@
 bulwark · reservations (reserve-then-settle) around an algorithm's script
 Not a script of its own: scripts.ts builds each `bulwark…Lease1` command as
   local KIND, OPS_AT = '<algorithm kind>', <where the operations are in ARGV>
-  local function body(KEYS, ARGV) <the algorithm's script> end
+  local function body(KEYS, ARGV, redis) <the algorithm's script> end
   <this file>
 so a call runs the algorithm's script unchanged, on operations this file derives from its own.
 Mirrors the memory store's reserve and settle (src/ratelimit/memory-store.ts, reservation.ts).
@@ -25,17 +25,26 @@ answers 1 0 (settled) or 2 0 (the lease had ended). Calls without 5 or 6 go to t
 came, untouched.
 ]]
 local ops = ARGV[OPS_AT]
-if not ops or not string.find(ops, '[56]') then return body(KEYS, ARGV) end
+if not ops or not string.find(ops, '[56]') then return body(KEYS, ARGV, redis) end
 
 local costsAt, flagsAt, leaseAt = OPS_AT + 1, OPS_AT + 2, OPS_AT + 3
 local time = redis.call('TIME')
+-- The body reads the clock through this: the same TIME as here, so a lease and the decision that
+-- made it are in one window even when the call runs across a window's end (TIME moves on while a
+-- script runs).
+local frozen = setmetatable({
+  call = function(command, ...)
+    if command == 'TIME' then return time end
+    return redis.call(command, ...)
+  end,
+}, { __index = redis })
 local nowUs = time[1] * 1000000 + time[2]
 local nowMs = (nowUs - nowUs % 1000) / 1000
 -- A call the body would turn down (stale, or a calendar period that is not the server's) goes
 -- to it as it came, before anything changes here; the body then answers with the status.
 local staleAfter = ARGV[OPS_AT - 1] + 0
-if staleAfter > 0 and nowUs > staleAfter then return body(KEYS, ARGV) end
-if KIND == 'calendar' and (nowMs < ARGV[2] + 0 or nowMs >= ARGV[3] + 0) then return body(KEYS, ARGV) end
+if staleAfter > 0 and nowUs > staleAfter then return body(KEYS, ARGV, redis) end
+if KIND == 'calendar' and (nowMs < ARGV[2] + 0 or nowMs >= ARGV[3] + 0) then return body(KEYS, ARGV, redis) end
 
 -- The window holding ms (false for GCRA: its units can go back at any time); the most one charge
 -- may take; how long a key's leases are kept past the last one's end.
@@ -138,7 +147,7 @@ else
   args[OPS_AT - 1] = '0' -- checked above: the body must not turn the call down after the changes here
   args[OPS_AT] = table.concat(xOps)
   args[costsAt] = table.concat(xCosts, ' ')
-  reply = body(xKeys, args)
+  reply = body(xKeys, args, frozen)
   if type(reply) ~= 'table' or reply.err then return reply end
 end
 
