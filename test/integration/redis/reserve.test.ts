@@ -11,6 +11,7 @@ import type { RateLimitAlgorithm } from '../../../src/ratelimit/algorithm.js';
 import { fixedWindow, gcra, slidingWindow } from '../../../src/ratelimit/algorithms/index.js';
 import { quota } from '../../../src/ratelimit/quota/quota.js';
 import { rateLimiter } from '../../../src/ratelimit/rate-limiter.js';
+import { StoreUnavailableError } from '../../../src/core/errors.js';
 import { redisStore } from '../../../src/ratelimit/redis/redis-store.js';
 import type { LimiterDecision } from '../../../src/ratelimit/store.js';
 import { type RedisServer, startRedis } from '../support/redis.js';
@@ -113,8 +114,8 @@ describe('reserve on Redis: quotas and batching', () => {
       return original(command as never);
     }) as typeof client.sendCommand;
     try {
-      const statuses = await Promise.all(reservations.map((r, i) => r.settle(i)));
-      expect(statuses.every((s) => s === 'settled')).toBe(true);
+        const statuses = await Promise.all(reservations.map((r, i) => r.settle(i)));
+        expect(statuses.every((s) => s === 'settled')).toBe(true);
     } finally {
       client.sendCommand = original;
     }
@@ -145,5 +146,25 @@ describe('reserve on Redis: a holder killed mid-reservation', () => {
     const r = await limiter.reserve('tenant', 1); // sweeps the ended lease
     expect(r.decision).toMatchObject({ allowed: true, remaining: 99 });
     await r.cancel();
+  });
+});
+
+describe('reserve on Redis: an outage', () => {
+  it('reserves locally while Redis is away, and a settle Redis cannot take rejects and stays pending', async () => {
+    const ownClient = await connectReady(server.port, []);
+    const store = redisStore(ownClient, { timeoutMs: 200, onStoreError: 'local' });
+    const limiter = rateLimiter({ name: 'outage', algorithm: gcra({ limit: 100, periodMs: 3_600_000 }), store });
+    const held = await limiter.reserve('t', 30);
+    expect(held.decision.store).toBe('redis');
+    ownClient.disconnect(); // no reconnect: Redis is away for this store from now on
+    await eventually('the client to end', () => ownClient.status === 'end');
+
+    const fallen = await limiter.reserve('t', 50);
+    expect(fallen.decision).toMatchObject({ allowed: true, store: 'local', remaining: 50 });
+    await expect(fallen.settle(10)).resolves.toBe('settled'); // 40 back to the local store
+    expect((await limiter.reserve('t', 90)).decision).toMatchObject({ allowed: true, store: 'local', remaining: 0 });
+
+    await expect(held.settle(5)).rejects.toThrow(StoreUnavailableError);
+    expect(held.status).toBe('pending');
   });
 });
