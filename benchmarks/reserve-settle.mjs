@@ -3,9 +3,10 @@
 // Redis. Each caller loops: reserve `--estimate` units; when denied, wait 50–100 ms (or the
 // retryAfterMs, if shorter) and ask again; when admitted, "work" for `--work-min`–`--work-max` ms,
 // which turns out to cost a whole number of units drawn evenly from `--actual-min`–`--actual-max`,
-// and then either settle that cost (mode settle) or do nothing (mode static: the estimate stays
-// charged, as a reservation without settle does). Both modes run at once, on two limiters, in
-// every process: the same run, the same machine load.
+// and then settle that cost (mode settle). Mode static charges the estimate with `consume` and
+// never gives anything back: a static reservation (a reservation left to its lease would get its
+// units back after leaseMs, and count work that was done as not done). Both modes run at once,
+// on two limiters, in every process: the same run, the same machine load.
 //
 // Per fixed window (by the server's clock: each admission's window is read from its resetMs),
 // the script adds up the actual cost of the work admitted in it and reports, over the whole
@@ -78,16 +79,17 @@ async function worker() {
     const s = stats[mode];
     await sleep(Math.max(0, startAt - Date.now()) + rand(0, 50));
     while (Date.now() < endAt) {
-      const r = await limiter.reserve('tenant', { cost: estimate, leaseMs: 10_000 });
-      if (r.decision.store !== 'redis') s.fallback++;
-      if (!r.allowed) {
+      const r = mode === 'settle' ? await limiter.reserve('tenant', { cost: estimate, leaseMs: 10_000 }) : undefined;
+      const decision = r === undefined ? await limiter.consume('tenant', estimate) : r.decision;
+      if (decision.store !== 'redis') s.fallback++;
+      if (!decision.allowed) {
         s.denied++;
-        await sleep(Math.min(rand(50, 100), Math.max(1, r.decision.retryAfterMs)));
+        await sleep(Math.min(rand(50, 100), Math.max(1, decision.retryAfterMs)));
         continue;
       }
       s.admitted++;
       // The window the admission counted in, by the server's clock: it ends resetMs from now.
-      const window = Math.round((Date.now() + r.decision.resetMs) / windowMs) - 1;
+      const window = Math.round((Date.now() + decision.resetMs) / windowMs) - 1;
       await sleep(rand(workMin, workMax));
       const actual = rand(actualMin, actualMax);
       s.windows[window] = (s.windows[window] ?? 0) + actual;

@@ -26,6 +26,7 @@ interface ModeReport {
   utilisation: number;
   fallback: number;
   settleErrors: number;
+  expiredLeases: number;
 }
 
 describe('reserve-then-settle: the 4-process figure', () => {
@@ -45,6 +46,7 @@ describe('reserve-then-settle: the 4-process figure', () => {
       expect(mode.fallback).toBe(0);
       expect(mode.settleErrors).toBe(0);
     }
+    expect(settle.expiredLeases).toBe(0);
     for (const units of settle.actualPerWindow) expect(units).toBeGreaterThanOrEqual(90_000);
     expect(settle.utilisation).toBeGreaterThanOrEqual(0.9);
     expect(fixed.utilisation).toBeLessThan(0.3);
