@@ -14,7 +14,9 @@ import { rateLimiter } from '../../../src/ratelimit/rate-limiter.js';
 import { StoreUnavailableError } from '../../../src/core/errors.js';
 import { redisStore } from '../../../src/ratelimit/redis/redis-store.js';
 import type { LimiterDecision } from '../../../src/ratelimit/store.js';
+import { storeKey } from '../../../src/ratelimit/keys.js';
 import { type RedisServer, startRedis } from '../support/redis.js';
+import gcraLua from '../../../src/ratelimit/redis/lua/gcra.lua';
 import { clearOfWindowEdge, connectReady, eventually } from './support.js';
 
 const HOLDER = path.join(import.meta.dirname, 'fixtures', 'reserve-holder.mjs');
@@ -166,5 +168,26 @@ describe('reserve on Redis: an outage', () => {
 
     await expect(held.settle(5)).rejects.toThrow(StoreUnavailableError);
     expect(held.status).toBe('pending');
+  });
+});
+
+describe('reserve on Redis: processes of the previous release on the same keys', () => {
+  it('a version-4 process consumes from a key holding leases, and the books still add up', async () => {
+    // The GCRA script as the release before reservations shipped it: today's without the one line
+    // reservations added (operation 4, which only lease.lua sends).
+    const gcraV4 = gcraLua.replace(/^ {2}if op == 4 then .*\n/m, '');
+    expect(gcraV4.length).toBeLessThan(gcraLua.length);
+    client.defineCommand('v4GcraForReserve', { lua: gcraV4 });
+    const v4 = (client as unknown as Record<string, (...args: unknown[]) => Promise<number[]>>).v4GcraForReserve!;
+    const algorithm = gcra({ limit: 100, periodMs: 3_600_000 });
+    const store = redisStore(client, { timeoutMs: 1_000 });
+    const limiter = rateLimiter({ name: 'mixed', algorithm, store });
+    const r = await limiter.reserve('t', 50);
+    // Version 4's arguments: T, tau, staleAfterUs, the operations, the costs.
+    const redisKey = store.redisKey(storeKey('test', 'mixed', 't'));
+    const reply = await v4.call(client, 1, redisKey, algorithm.emissionIntervalUs, algorithm.burst * algorithm.emissionIntervalUs, 0, '1', '20');
+    expect(reply[0]).toBe(30); // it sees the 50 reserved
+    await expect(r.settle(10)).resolves.toBe('settled');
+    expect(await left(limiter, 't')).toBe(70); // 10 settled, 20 taken by version 4
   });
 });
