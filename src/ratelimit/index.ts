@@ -10,5 +10,7 @@ export {
   type ConsumeOptions,
   type RateLimitDecisionMessage,
   type RateLimiterOptions,
+  type ReserveOptions,
 } from './rate-limiter.js';
+export { DEFAULT_LEASE_MS, Reservation, type ReservationStatus, type SettleStatus, type StoreLease, type StoreReservation } from './reservation.js';
 export type { LimiterDecision, RateLimitStore, StoreErrorMode } from './store.js';

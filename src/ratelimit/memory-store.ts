@@ -11,7 +11,17 @@ import {
   namespaceFor,
 } from './fast-path.js';
 import { isShortKey } from './keys.js';
+import { forceCharge, lendingWindow, type SettleStatus, type StoreLease, type StoreReservation } from './reservation.js';
 import type { LimiterDecision, RateLimitStore } from './store.js';
+
+/** A reservation's lease as the memory store keeps it. */
+interface MemoryLease extends StoreLease {
+  readonly key: string;
+  readonly algorithm: RateLimitAlgorithm;
+  readonly expiresAt: number;
+  /** The window that lent the units (see `lendingWindow`); undefined for GCRA. */
+  readonly window: number | undefined;
+}
 
 /** Options of {@link memoryStore}. */
 export interface MemoryStoreOptions {
@@ -143,6 +153,12 @@ export class MemoryStore implements RateLimitStore {
   private readonly forgetNamespace = new FinalizationRegistry<string>((prefix) => {
     if (this.namespaces.get(prefix)?.deref() === undefined) this.namespaces.delete(prefix);
   });
+  /**
+   * Live leases, grouped by `leaseMs`: each group in order of making, which is also the order of
+   * expiry, so a sweep stops at the first lease still live in each group.
+   */
+  private readonly leases = new Map<number, Set<MemoryLease>>();
+  private leaseSeq = 0;
   /** What a fast consumption leaves to store; one for all calls (they never overlap). */
   private readonly out: FastOutcome = { keep: false, state: undefined, ttlMs: 0 };
 
@@ -162,7 +178,11 @@ export class MemoryStore implements RateLimitStore {
   }
 
   consume(key: string, algorithm: RateLimitAlgorithm, cost: number): LimiterDecision {
-    const now = this.clock.now();
+    return this.consumeAt(key, algorithm, cost, this.clock.now());
+  }
+
+  /** `consume` at `now`. */
+  private consumeAt(key: string, algorithm: RateLimitAlgorithm, cost: number, now: number): LimiterDecision {
     const at = prefixLength(key);
     // A limiter's store key: in its namespace (made now if no limiter has made it yet).
     const ns = at === 0 ? this.other : this[namespaceFor](key.slice(0, at));
@@ -280,6 +300,76 @@ export class MemoryStore implements RateLimitStore {
     entry.expiresAt = now + outcome.ttlMs;
   }
 
+  /**
+   * `consume`, and a lease on the units taken (see `RateLimitStore.reserve`). Leases that ran out
+   * are swept (their units given back) by every `reserve` and `settle` on this store.
+   */
+  reserve(key: string, algorithm: RateLimitAlgorithm, cost: number, leaseMs: number): StoreReservation {
+    const now = this.clock.now();
+    this.sweepLeases(now);
+    // The same time for the decision and the lease: both in one window.
+    const decision = this.consumeAt(key, algorithm, cost, now);
+    if (!decision.allowed) return { decision, lease: undefined };
+    const lease: MemoryLease = {
+      id: `m${++this.leaseSeq}`,
+      units: cost,
+      leaseMs,
+      key,
+      algorithm,
+      expiresAt: now + leaseMs,
+      window: lendingWindow(algorithm, now),
+    };
+    let group = this.leases.get(leaseMs);
+    if (group === undefined) this.leases.set(leaseMs, (group = new Set()));
+    group.add(lease);
+    return { decision, lease };
+  }
+
+  /** Ends a lease made by `reserve` (see `RateLimitStore.settle`). */
+  settle(key: string, algorithm: RateLimitAlgorithm, lease: StoreLease, actual: number, maxCharge: number): SettleStatus {
+    const now = this.clock.now();
+    this.sweepLeases(now);
+    const held = lease as MemoryLease;
+    // Only a lease of this store's that has not run out is still in its group.
+    const live = this.leases.get(held.leaseMs)?.delete(held) === true;
+    const units = live ? held.units : 0;
+    if (actual < units) this.giveBack(held, units - actual, now);
+    else if (actual > units) this.charge(key, algorithm, Math.min(actual - units, maxCharge), now);
+    return live ? 'settled' : 'expired';
+  }
+
+  /** Gives back the units of every lease that ran out by `now`. */
+  private sweepLeases(now: number): void {
+    for (const group of this.leases.values()) {
+      for (const lease of group) {
+        if (lease.expiresAt > now) break;
+        group.delete(lease);
+        this.giveBack(lease, lease.units, now);
+      }
+    }
+  }
+
+  /** Gives `units` of `lease` back to its key, if the window that lent them is still the key's. */
+  private giveBack(lease: MemoryLease, units: number, now: number): void {
+    if (lease.window !== undefined && lendingWindow(lease.algorithm, now) !== lease.window) return;
+    this.refund(lease.key, lease.algorithm, units);
+  }
+
+  /** Charges `cost` units to `key` whatever the limit (a settle's excess). */
+  private charge(key: string, algorithm: RateLimitAlgorithm, cost: number, now: number): void {
+    const entry = this.live(this.stored(key), now);
+    const outcome = forceCharge(algorithm, entry?.state, now, cost);
+    if (entry !== undefined) {
+      entry.state = outcome.state;
+      entry.owned = false;
+      entry.expiresAt = now + outcome.ttlMs;
+      return;
+    }
+    const at = prefixLength(key);
+    const ns = at === 0 ? this.other : this[namespaceFor](key.slice(0, at));
+    this.insert(ns, at === 0 ? key : key.slice(at), outcome.state, false, now + outcome.ttlMs, undefined, false);
+  }
+
   reset(key: string): void {
     const entry = this.stored(key);
     if (entry !== undefined) this.drop(entry);
@@ -287,6 +377,7 @@ export class MemoryStore implements RateLimitStore {
 
   /** Drops every key. */
   clear(): void {
+    this.leases.clear();
     this.ring.next = this.ring;
     this.ring.prev = this.ring;
     this.count = 0;

@@ -8,6 +8,7 @@ import type { RateLimitAlgorithm } from './algorithm.js';
 import { shortKeyPrefix, storeKey } from './keys.js';
 import { consumeInNamespace, decideNow, decisionKind, namespaceFor } from './fast-path.js';
 import { type MemoryNamespace, MemoryStore, memoryStore } from './memory-store.js';
+import { DEFAULT_LEASE_MS, Reservation, reservable, type StoreLease, type StoreReservation } from './reservation.js';
 import { type LimiterDecision, type RateLimitStore, type StoreErrorMode, storeErrorModes } from './store.js';
 
 const decisionChannel = diagnosticsChannel.channel(channelNames.rateLimitDecision);
@@ -25,6 +26,20 @@ export interface ConsumeOptions {
   readonly cost?: number;
   /** Gives up waiting for a remote store. */
   readonly signal?: AbortSignal;
+}
+
+/**
+ * Per-call options of {@link RateLimiter.reserve}; a plain number stands for `{ cost }`.
+ * @example
+ * const r = await limiter.reserve(tenant, { cost: 4_000, leaseMs: 120_000 });
+ */
+export interface ReserveOptions extends ConsumeOptions {
+  /**
+   * How long the reservation may stay unsettled: past it, the store gives its units back (as a
+   * cancel would), and a later settle charges the whole actual cost. A whole number of ms;
+   * longer than the work can take. @default 60000
+   */
+  readonly leaseMs?: number;
 }
 
 /** Options of {@link rateLimiter}. */
@@ -67,6 +82,7 @@ export interface RateLimitDecisionMessage {
 
 const keys = ['algorithm', 'store', 'name', 'onStoreError', 'mode'] as const;
 const consumeKeys = ['cost', 'signal'] as const;
+const reserveKeys = ['cost', 'signal', 'leaseMs'] as const;
 
 /**
  * Limiters and quotas by store and name: a name is taken on a store while its holder is alive
@@ -273,6 +289,48 @@ export class RateLimiter implements Disposable {
       : this.store.peek(id, this.algorithm, cost, this.onStoreError);
   }
 
+  /**
+   * Reserves an estimate of `cost` units for `key` (as `consume` takes them) and answers with a
+   * {@link Reservation}: settle it with the actual cost once known, or cancel it; one not settled
+   * within `leaseMs` gives its units back by itself. `options` is `{ cost, leaseMs, signal }` or
+   * just the cost; bad input rejects as `consume` does. Needs a store with reservations (the
+   * memory and Redis stores).
+   */
+  async reserve(key: string, options?: number | ReserveOptions): Promise<Reservation> {
+    if (this.disposed) throw this.disposedError('reserve');
+    const owner = this.owner('reserve');
+    let cost = 1;
+    let leaseMs = DEFAULT_LEASE_MS;
+    let signal: AbortSignal | undefined;
+    if (typeof options === 'number') cost = this.checkCost('reserve', options);
+    else if (options !== undefined) {
+      checkCallOptions(owner, options, reserveKeys);
+      if (options.cost !== undefined) cost = this.checkCost('reserve', options.cost);
+      leaseMs = countOption(owner, 'leaseMs', options.leaseMs, DEFAULT_LEASE_MS);
+      signal = options.signal;
+      if (signal !== undefined) {
+        checkSignal(owner, signal);
+        signal.throwIfAborted();
+      }
+    }
+    const store = this.store;
+    if (typeof store.reserve !== 'function' || typeof store.settle !== 'function') {
+      throw new TypeError(`${owner}: the store ${show(store.name)} does not hold reservations (it has no reserve and settle methods)`);
+    }
+    if (!reservable(this.algorithm)) {
+      throw new TypeError(`${owner}: reservations need gcra(...), slidingWindow(...), fixedWindow(...) or a quota, got kind ${show(this.algorithm.kind)}`);
+    }
+    const id = storeKey(owner, this.name, key);
+    const reserved: StoreReservation = await (this.onStoreError === undefined
+      ? store.reserve(id, this.algorithm, cost, leaseMs, signal)
+      : store.reserve(id, this.algorithm, cost, leaseMs, signal, this.onStoreError));
+    const decision = this.publish(reserved.decision);
+    const lease: StoreLease | undefined = reserved.lease;
+    const settle =
+      lease === undefined ? undefined : (actual: number) => store.settle!(id, this.algorithm, lease, actual, this.maxCost);
+    return new Reservation(decision, cost, settle, (actual) => this.checkActual(actual));
+  }
+
   /** Gives back `cost` units to `key` (for work that was admitted but not done). */
   async refund(key: string, cost?: number): Promise<void> {
     if (this.disposed) throw this.disposedError('refund');
@@ -316,6 +374,15 @@ export class RateLimiter implements Disposable {
   private checkCost(method: string, cost: unknown): number {
     if (Number.isSafeInteger(cost) && (cost as number) >= 1) return cost as number;
     return countOption(this.owner(method), 'cost', cost, 1, { max: Number.MAX_SAFE_INTEGER });
+  }
+
+  /** A settle's actual cost: a whole number from 0. */
+  private checkActual(actual: unknown): number {
+    if (Number.isSafeInteger(actual) && (actual as number) >= 0) return actual as number;
+    if (typeof actual !== 'number') {
+      throw new TypeError(`${this.owner('reserve')}: settle's "actualCost" must be a number, got ${show(actual)}`);
+    }
+    throw new RangeError(`${this.owner('reserve')}: settle's "actualCost" must be a whole number of at least 0, got ${show(actual)}`);
   }
 
   private disposedError(method: string): Error {

@@ -1,5 +1,6 @@
 import type { RateLimitDecision } from '../core/errors.js';
 import type { RateLimitAlgorithm } from './algorithm.js';
+import type { SettleStatus, StoreLease, StoreReservation } from './reservation.js';
 
 /** A decision, and which store made it (`'memory'`, `'redis'`, or `'local'` during a Redis outage). */
 export interface LimiterDecision extends RateLimitDecision {
@@ -45,4 +46,24 @@ export interface RateLimitStore {
   ): LimiterDecision | Promise<LimiterDecision>;
   refund(key: string, algorithm: RateLimitAlgorithm, cost: number): void | Promise<void>;
   reset(key: string): void | Promise<void>;
+  /**
+   * Takes `cost` units for `key` as `consume` does and, when admitted, records a lease on them
+   * for `leaseMs`: units not settled by then go back to the key. Optional: a store without it
+   * cannot hold reservations (`reserve` on its limiters throws).
+   */
+  reserve?(
+    key: string,
+    algorithm: RateLimitAlgorithm,
+    cost: number,
+    leaseMs: number,
+    signal?: AbortSignal,
+    onStoreError?: StoreErrorMode,
+  ): StoreReservation | Promise<StoreReservation>;
+  /**
+   * Ends `lease` (made by `reserve` on `key`) at `actual` units: gives back the difference when
+   * `actual` is below the lease's units, charges it (past the limit if need be, at most
+   * `maxCharge`) when above; a lease that has run out has already given its units back, so the
+   * whole `actual` is charged. Required with `reserve`.
+   */
+  settle?(key: string, algorithm: RateLimitAlgorithm, lease: StoreLease, actual: number, maxCharge: number): SettleStatus | Promise<SettleStatus>;
 }

@@ -3,7 +3,8 @@ import { checkOptions, countOption, show } from '../../core/validate.js';
 import type { AlgorithmState, CalendarAlgorithm, ConsumeOutcome } from '../algorithm.js';
 import { type Disposable, disposeSymbol } from '../../core/events.js';
 import { decideNow, decisionKind } from '../fast-path.js';
-import { type ConsumeOptions, RateLimiter, type RateLimiterOptions } from '../rate-limiter.js';
+import { type ConsumeOptions, RateLimiter, type RateLimiterOptions, type ReserveOptions } from '../rate-limiter.js';
+import type { Reservation } from '../reservation.js';
 import type { LimiterDecision, RateLimitStore, StoreErrorMode } from '../store.js';
 import {
   type PeriodBounds,
@@ -182,6 +183,15 @@ export class Quota implements Disposable {
   /** The decision `consume` would give now, taking nothing. */
   peek(key: string, options?: number | Pick<ConsumeOptions, 'cost'>): Promise<LimiterDecision> {
     return this.limiter.peek(key, options);
+  }
+
+  /**
+   * Reserves an estimate from `key`'s allowance for the current period; settle the actual cost
+   * on the {@link Reservation} (see {@link RateLimiter.reserve}). Units given back go to the
+   * period that lent them only: once it has ended, they are not carried into the next one.
+   */
+  reserve(key: string, options?: number | ReserveOptions): Promise<Reservation> {
+    return this.limiter.reserve(key, options);
   }
 
   /** Gives back units to the current period (for work that was admitted but not done). */

@@ -16,7 +16,18 @@ import { type Fallback, publishOperationsError } from './fallback.js';
 import { errorText, ignore, type RedisLink } from './link.js';
 import { ANSWERED, FELL_BACK_ALLOWED, newPending, NOT_ADMITTED, type Pending, release, settledBy, WAITING, watch } from './pending.js';
 import { headerStatus, headerTimeMs, isScriptReply, ReplyReader } from './reply.js';
-import { callArgs, FLAG_TIME, OP_CONSUME, OP_REFUND, planFor, type ScriptPlan, STATUS_DECIDED, STATUS_WRONG_PERIOD } from './scripts.js';
+import {
+  callArgs,
+  FLAG_TIME,
+  OP_CONSUME,
+  OP_REFUND,
+  OP_RESERVE,
+  OP_SETTLE,
+  planFor,
+  type ScriptPlan,
+  STATUS_DECIDED,
+  STATUS_WRONG_PERIOD,
+} from './scripts.js';
 import { hashSlot, redisKeyOf } from './slot.js';
 
 /**
@@ -129,10 +140,19 @@ export class Batcher {
 
   /**
    * Adds an operation to the lane's batch for its slot, sent at the end of the tick (or at once
-   * when full). Resolves with the decision (undefined for a refund), from Redis or the fallback;
-   * rejects a refund Redis could not take, and an operation whose `signal` aborted.
+   * when full). Resolves with the decision (undefined for a refund, 'settled' or 'expired' for a
+   * settle), from Redis or the fallback; rejects a refund or settle Redis could not take, and an
+   * operation whose `signal` aborted. `lease`: a reserve's or settle's lease arguments.
    */
-  enqueue(lane: Lane, key: string, op: number, cost: number, signal: AbortSignal | undefined, internal = false): Promise<unknown> {
+  enqueue(
+    lane: Lane,
+    key: string,
+    op: number,
+    cost: number,
+    signal: AbortSignal | undefined,
+    internal = false,
+    lease?: string,
+  ): Promise<unknown> {
     const redisKey = redisKeyOf(this.settings.prefix, key);
     // Internal refunds go in batches of their own (slots are below 16384).
     const slot = (this.settings.cluster ? hashSlot(redisKey) : 0) + (internal ? 16384 : 0);
@@ -150,7 +170,7 @@ export class Batcher {
         else setImmediate(this.flush);
       }
     }
-    const pending = newPending(key, redisKey, op, cost);
+    const pending = newPending(key, redisKey, op, cost, lease);
     const promise = settledBy(pending);
     if (signal !== undefined) watch(pending, signal);
     batch.ops.push(pending);
@@ -286,7 +306,14 @@ export class Batcher {
     if (timed) this.timeDueMs = now + TIME_CHECK_MS;
     batch.timed = timed;
     const args = callArgs(plan, batch.ops, lane.periodStart, lane.periodEnd, staleAfterUs, plan.flags | (timed ? FLAG_TIME : 0));
-    const call = client[plan.command];
+    let command = plan.command;
+    for (const pending of batch.ops) {
+      if (pending.lease !== undefined) {
+        command = plan.leaseCommand;
+        break;
+      }
+    }
+    const call = client[command];
     let result: Promise<unknown>;
     try {
       result = call!.apply(client, args);
@@ -304,7 +331,7 @@ export class Batcher {
     // the time when the call asked for it.
     const undecided = typeof reply === 'number' && Number.isSafeInteger(reply) && headerStatus(reply) !== STATUS_DECIDED;
     if (!undecided && !isScriptReply(reply, batch.ops.length, batch.timed)) {
-      this.errored(batch, new TypeError(`unexpected reply from ${batch.lane.plan.command}: ${show(reply)}`));
+      this.errored(batch, new TypeError(`unexpected reply from the ${batch.lane.plan.command} script: ${show(reply)}`));
       return;
     }
     // A late reply says little about the offset (it includes the wait) and nothing good about
@@ -355,10 +382,14 @@ export class Batcher {
           resolve(undefined);
           continue;
         }
+        if (pending.op === OP_SETTLE) {
+          resolve(answers.remaining === 1 ? 'settled' : 'expired');
+          continue;
+        }
         const decision = answers.decision(limit);
         if (!answers.allowed && pending.op === OP_CONSUME && this.denied !== undefined) this.denied.remember(pending.key, pending.cost, decision);
         resolve(decision);
-      } else if (pending.state === NOT_ADMITTED && pending.op === OP_CONSUME && answers.allowed) {
+      } else if (pending.state === NOT_ADMITTED && (pending.op === OP_CONSUME || pending.op === OP_RESERVE) && answers.allowed) {
         // Redis admitted a decision whose caller was told no (timed out, aborted, or denied by
         // the fallback): give the units back, so nothing is counted that did not happen.
         (refunds ??= []).push(pending);
@@ -366,7 +397,13 @@ export class Batcher {
     }
     if (refunds !== undefined) {
       for (const pending of refunds) {
-        this.enqueue(batch.lane, pending.key, OP_REFUND, pending.cost, undefined, true).catch(ignore);
+        if (pending.op === OP_RESERVE) {
+          // A reservation: cancelled (a settle at 0), which also ends its lease.
+          const [id, leaseMs] = pending.lease!.split(' ');
+          this.enqueue(batch.lane, pending.key, OP_SETTLE, 0, undefined, true, `${id} ${pending.cost} ${leaseMs}`).catch(ignore);
+        } else {
+          this.enqueue(batch.lane, pending.key, OP_REFUND, pending.cost, undefined, true).catch(ignore);
+        }
       }
     }
     if (batch.parent !== undefined) this.childSettled(batch.parent);
@@ -468,12 +505,12 @@ export class Batcher {
       const resolve = pending.resolve!;
       const reject = pending.reject!;
       release(pending);
-      if (pending.op === OP_REFUND) {
+      if (pending.op === OP_REFUND || pending.op === OP_SETTLE) {
         pending.state = NOT_ADMITTED;
         reject(error);
         continue;
       }
-      const decision = this.fallbackDecision(lane, pending.key, pending.cost, pending.op);
+      const decision = this.fallbackDecision(lane, pending.key, pending.cost, pending.op === OP_RESERVE ? OP_CONSUME : pending.op);
       pending.state = decision.allowed ? FELL_BACK_ALLOWED : NOT_ADMITTED;
       resolve(decision);
     }

@@ -3,7 +3,7 @@
 // them with `defineCommand`, and `del` is not part of the public type: both are optional members
 // here, so any `RedisClientLike` is a `RedisClient` without a cast. A call to a member that is
 // missing throws as today: inside the store's own try, where it counts as a failed call to Redis.
-import { scripts, type ScriptCommandName } from './scripts.js';
+import { leaseScripts, scripts, type ScriptCommandName } from './scripts.js';
 import type { RedisClientLike } from './types.js';
 
 /** A script command as ioredis defines it: the number of keys, the keys, then the arguments. */
@@ -23,6 +23,13 @@ export type RedisClient = RedisClientLike & {
  */
 export function registerScripts(client: RedisClient): void {
   for (const { command, lua } of Object.values(scripts)) {
+    if (typeof client[command] !== 'function') client.defineCommand(command, { lua });
+  }
+}
+
+/** Registers the scripts of calls with reservations (see `leaseScripts`), as `registerScripts` does. */
+export function registerLeaseScripts(client: RedisClient): void {
+  for (const { command, lua } of Object.values(leaseScripts)) {
     if (typeof client[command] !== 'function') client.defineCommand(command, { lua });
   }
 }

@@ -17,6 +17,8 @@ export interface Pending {
   readonly redisKey: string;
   readonly op: number;
   readonly cost: number;
+  /** A reservation's or a settle's lease arguments (see lua/lease.lua); undefined for the others. */
+  readonly lease: string | undefined;
   state: number;
   resolve: ((value: unknown) => void) | undefined;
   reject: ((error: unknown) => void) | undefined;
@@ -25,12 +27,13 @@ export interface Pending {
 }
 
 /** A waiting operation `op` of `cost` units on `key` (stored in Redis under `redisKey`). */
-export function newPending(key: string, redisKey: string, op: number, cost: number): Pending {
+export function newPending(key: string, redisKey: string, op: number, cost: number, lease?: string): Pending {
   return {
     key,
     redisKey,
     op,
     cost,
+    lease,
     state: WAITING,
     resolve: undefined,
     reject: undefined,

@@ -10,11 +10,13 @@ import type { RateLimitAlgorithm } from '../algorithm.js';
 import { refundUnits } from '../algorithms/shared.js';
 import { type LimiterDecision, type RateLimitStore, type StoreErrorMode, storeErrorModes } from '../store.js';
 import { Batcher } from './batch.js';
-import { type RedisClient, registerScripts } from './client.js';
+import { randomBytes } from 'node:crypto';
+import type { SettleStatus, StoreLease, StoreReservation } from '../reservation.js';
+import { type RedisClient, registerLeaseScripts, registerScripts } from './client.js';
 import { DenyCache } from './deny-cache.js';
 import { Fallback, publishOperationsError } from './fallback.js';
 import { RedisLink } from './link.js';
-import { OP_CONSUME, OP_PEEK, OP_REFUND } from './scripts.js';
+import { OP_CONSUME, OP_PEEK, OP_REFUND, OP_RESERVE, OP_SETTLE } from './scripts.js';
 import { redisKeyOf } from './slot.js';
 import type { RedisClientLike, RedisStoreOptions } from './types.js';
 
@@ -63,6 +65,11 @@ export class RedisStore implements RateLimitStore {
   private readonly batcher: Batcher;
   private readonly fallback: Fallback;
   private readonly denied: DenyCache | undefined;
+  private readonly redis: RedisClient;
+  /** Names this store's leases apart from every other process's: random, then a count. */
+  private readonly leasePrefix = randomBytes(6).toString('base64url');
+  private leaseSeq = 0;
+  private leaseScriptsDefined = false;
 
   constructor(client: RedisClientLike, options?: RedisStoreOptions) {
     if (typeof client !== 'object' || client === null || typeof client.defineCommand !== 'function') {
@@ -99,6 +106,7 @@ export class RedisStore implements RateLimitStore {
     const cluster = client.isCluster === true;
     // Every member the store adds to the client is optional there: no cast (see client.ts).
     const redis: RedisClient = client;
+    this.redis = redis;
     this.denied = o.denyCache === true ? new DenyCache(localMaxKeys) : undefined;
     this.link = new RedisLink(redis, { timeoutMs, openMs, openAfterFailures, reconnectAfterTimeouts, cluster, prefix, stateCheckMs });
     this.fallback = new Fallback(this.link, localMaxKeys);
@@ -160,6 +168,43 @@ export class RedisStore implements RateLimitStore {
     return this.batcher.enqueue(lane, key, OP_REFUND, units, undefined) as Promise<void>;
   }
 
+  /**
+   * `consume` and a lease on the units taken, in the same script call (batched with the other
+   * decisions of the tick): a lease not settled within `leaseMs` by the server's clock gives its
+   * units back, even when this process is gone. While Redis cannot answer, the reservation follows
+   * `onStoreError` like a consume; its lease then lives in this process only.
+   */
+  reserve(key: string, algorithm: RateLimitAlgorithm, cost: number, leaseMs: number, signal?: AbortSignal, onStoreError?: StoreErrorMode) {
+    const lane = this.batcher.lane(algorithm, onStoreError);
+    checkCost(algorithm, cost, lane.plan.maxCost);
+    if (!this.leaseScriptsDefined) {
+      registerLeaseScripts(this.redis);
+      this.leaseScriptsDefined = true;
+    }
+    const id = `${this.leasePrefix}${(++this.leaseSeq).toString(36)}`;
+    if (!this.link.admitsCalls()) {
+      publishOperationsError(new StoreUnavailableError('redis', this.link.unavailableReason()), lane.mode, 1);
+      return reservationOf(this.batcher.fallbackDecision(lane, key, cost, OP_CONSUME), id, cost, leaseMs);
+    }
+    const pending = this.batcher.enqueue(lane, key, OP_RESERVE, cost, signal, false, `${id} ${leaseMs}`) as Promise<LimiterDecision>;
+    return pending.then((decision) => reservationOf(decision, id, cost, leaseMs));
+  }
+
+  /**
+   * Ends a lease in one script call (batched like `consume`); rejects with
+   * `StoreUnavailableError` when Redis cannot take it (the lease then ends by itself). A lease
+   * taken while Redis was down settles in the local store only.
+   */
+  settle(key: string, algorithm: RateLimitAlgorithm, lease: StoreLease, actual: number): SettleStatus | Promise<SettleStatus> {
+    const lane = this.batcher.lane(algorithm, undefined);
+    if ((lease as RedisLease).local) {
+      if (actual < lease.units) this.fallback.refund(key, algorithm, lease.units - actual);
+      return 'settled';
+    }
+    if (!this.link.admitsCalls()) return this.unavailable();
+    return this.batcher.enqueue(lane, key, OP_SETTLE, actual, undefined, false, `${lease.id} ${lease.units} ${lease.leaseMs}`) as Promise<SettleStatus>;
+  }
+
   /** Deletes `key`'s state; rejects with `StoreUnavailableError` when Redis cannot be reached in time. */
   reset(key: string): Promise<void> {
     this.fallback.reset(key);
@@ -174,6 +219,17 @@ export class RedisStore implements RateLimitStore {
     publishOperationsError(error, 'none', 1);
     return Promise.reject(error);
   }
+}
+
+/** A lease of the Redis store: `local` when the reservation was answered without Redis. */
+interface RedisLease extends StoreLease {
+  readonly local: boolean;
+}
+
+function reservationOf(decision: LimiterDecision, id: string, units: number, leaseMs: number): StoreReservation {
+  if (!decision.allowed) return { decision, lease: undefined };
+  const lease: RedisLease = { id, units, leaseMs, local: decision.store !== 'redis' };
+  return { decision, lease };
 }
 
 /**

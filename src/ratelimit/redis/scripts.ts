@@ -3,6 +3,7 @@ import type { GcraAlgorithm } from '../algorithms/gcra.js';
 import calendarLua from './lua/calendar.lua';
 import fixedWindowLua from './lua/fixed-window.lua';
 import gcraLua from './lua/gcra.lua';
+import leaseLua from './lua/lease.lua';
 import markerLua from './lua/marker.lua';
 import slidingWindowLua from './lua/sliding-window.lua';
 
@@ -19,13 +20,36 @@ export const scripts = {
   marker: { command: 'bulwarkMarker1', lua: markerLua },
 } as const;
 
+/** An algorithm's script inside lease.lua: the algorithm's kind, where its operations are in ARGV. */
+function leased(kind: string, opsAt: number, lua: string): string {
+  return `local KIND, OPS_AT = '${kind}', ${opsAt}\nlocal function body(KEYS, ARGV, redis)\n${lua}\nend\n${leaseLua}`;
+}
+
+/**
+ * The scripts of calls that carry reservations (see lua/lease.lua): each algorithm's script,
+ * unchanged, inside the lease handling. Registered on a client by its first reservation, under
+ * names of their own, so that stores that never reserve define nothing more.
+ */
+export const leaseScripts = {
+  gcra: { command: 'bulwarkGcraLease1', lua: leased('gcra', 4, gcraLua) },
+  'sliding-window': { command: 'bulwarkSlidingWindowLease1', lua: leased('sliding-window', 4, slidingWindowLua) },
+  'fixed-window': { command: 'bulwarkFixedWindowLease1', lua: leased('fixed-window', 4, fixedWindowLua) },
+  calendar: { command: 'bulwarkCalendarLease1', lua: leased('calendar', 5, calendarLua) },
+} as const;
+
 /** The name a script is registered under on the client (one per script). */
-export type ScriptCommandName = (typeof scripts)[keyof typeof scripts]['command'];
+export type ScriptCommandName =
+  | (typeof scripts)[keyof typeof scripts]['command']
+  | (typeof leaseScripts)[keyof typeof leaseScripts]['command'];
 
 /** Operation codes the scripts understand. */
 export const OP_CONSUME = 1;
 export const OP_PEEK = 2;
 export const OP_REFUND = 3;
+/** A reservation: a consume and a lease (lease.lua); never a code of the algorithms' scripts. */
+export const OP_RESERVE = 5;
+/** The end of a lease, its cost the actual cost (lease.lua). */
+export const OP_SETTLE = 6;
 
 /**
  * Reply status codes. A decided call answers with a table (its first element the server time × 4
@@ -43,9 +67,11 @@ export const FLAG_TIME = 2;
 /** An operation as a script call carries it. */
 export interface CallOperation {
   readonly redisKey: string;
-  /** OP_CONSUME, OP_PEEK or OP_REFUND. */
+  /** OP_CONSUME, OP_PEEK, OP_REFUND, OP_RESERVE or OP_SETTLE. */
   readonly op: number;
   readonly cost: number;
+  /** A reserve's "id leaseMs", a settle's "id units leaseMs"; undefined for the others. */
+  readonly lease?: string | undefined;
 }
 
 /**
@@ -73,10 +99,23 @@ export function callArgs(
   args.push(staleAfterUs);
   let consumes = true;
   let unit = true;
+  let leases: string | undefined;
   for (let i = 0; i < n; i++) {
     const op = ops[i]!;
     if (op.op !== OP_CONSUME) consumes = false;
     if (op.cost !== 1) unit = false;
+    if (op.lease !== undefined) leases = leases === undefined ? op.lease : `${leases} ${op.lease}`;
+  }
+  if (leases !== undefined) {
+    // A call with reservations (sent to a lease command): every argument, then the leases'.
+    let codes = '';
+    let costs = '';
+    for (let i = 0; i < n; i++) {
+      codes += ops[i]!.op;
+      costs += i === 0 ? String(ops[i]!.cost) : ` ${ops[i]!.cost}`;
+    }
+    args.push(codes, costs, flags, leases);
+    return args;
   }
   if (!consumes || !unit || flags !== 0) {
     let codes = '';
@@ -95,6 +134,8 @@ export function callArgs(
 /** What the store needs to know of an algorithm to run its script. */
 export interface ScriptPlan {
   readonly command: ScriptCommandName;
+  /** The command of a call that carries reservations (see `leaseScripts`). */
+  readonly leaseCommand: ScriptCommandName;
   /** Arguments before `staleAfterUs` that never change (a calendar's period bounds follow them). */
   readonly fixedArgs: readonly number[];
   /** The flags every call carries (FLAG_TEXT or 0); FLAG_TIME is added per call. */
@@ -120,6 +161,7 @@ export function planFor(algorithm: RateLimitAlgorithm, legacyValues = false): Sc
       const T = g.emissionIntervalUs;
       return {
         command: scripts.gcra.command,
+        leaseCommand: leaseScripts.gcra.command,
         fixedArgs: [T, g.burst * T],
         flags: legacyValues ? FLAG_TEXT : 0,
         maxCost: g.burst,
@@ -131,6 +173,7 @@ export function planFor(algorithm: RateLimitAlgorithm, legacyValues = false): Sc
     case 'fixed-window':
       return {
         command: scripts[algorithm.kind].command,
+        leaseCommand: leaseScripts[algorithm.kind].command,
         fixedArgs: [algorithm.limit, algorithm.windowMs],
         flags: legacyValues ? FLAG_TEXT : 0,
         maxCost: algorithm.limit,
@@ -140,6 +183,7 @@ export function planFor(algorithm: RateLimitAlgorithm, legacyValues = false): Sc
     case 'calendar':
       return {
         command: scripts.calendar.command,
+        leaseCommand: leaseScripts.calendar.command,
         fixedArgs: [algorithm.limit],
         flags: 0,
         maxCost: algorithm.limit,

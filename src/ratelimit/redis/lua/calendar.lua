@@ -15,7 +15,7 @@ ARGV[2]       periodStart, epoch ms: start of the period the client believes hol
 ARGV[3]       periodEnd, epoch ms (exclusive)
 ARGV[4]       staleAfterUs: when the server clock is past it, the call is stale and changes nothing
               (0 = never)
-ARGV[5]       the operations, one character per decision: 1 consume, 2 peek, 3 refund; absent or
+ARGV[5]       the operations, one character per decision: 1 consume, 2 peek, 3 refund, 4 charge (from lease.lua only); absent or
               '' when every operation is a consume
 ARGV[6]       the costs, whole units from 1 to limit separated by spaces, one per decision; absent
               or '' when every cost is 1; a count of operations or costs other than #KEYS is an error
@@ -82,7 +82,13 @@ for i = 1, #KEYS do
   local resetMs = state[3] - now
   if resetMs < 0 then resetMs = 0 end
   local n = #reply
-  if op == 3 then
+  if op == 4 then
+    -- A charge whatever the limit (a settle's excess, sent only by lease.lua).
+    state[2] = used + cost
+    state[4] = true
+    touched[#touched + 1] = key
+    reply[n + 1], reply[n + 2] = 0, 0
+  elseif op == 3 then
     -- Like the memory store, a refund to a key that holds nothing changes nothing.
     if state[4] then
       if used > cost then state[2] = used - cost else state[2] = 0 end

@@ -19,7 +19,7 @@ ARGV[1]       limit, units per window
 ARGV[2]       W, the window, whole ms
 ARGV[3]       staleAfterUs: when the server clock is past it, the call is stale and changes nothing
               (0 = never)
-ARGV[4]       the operations, one character per decision: 1 consume, 2 peek, 3 refund; absent or
+ARGV[4]       the operations, one character per decision: 1 consume, 2 peek, 3 refund, 4 charge (from lease.lua only); absent or
               '' when every operation is a consume
 ARGV[5]       the costs, whole units from 1 to limit separated by spaces, one per decision; absent
               or '' when every cost is 1 (refunds are clamped by the client); a count of operations
@@ -90,6 +90,7 @@ end
 -- after it, whether the key changed (a refund, or an admitted consume), and the answer.
 local function decide(start, count, op, cost)
   local untilEnd = start + W - t
+  if op == 4 then return count + cost, true, 0, 0 end -- a charge whatever the limit (lease.lua)
   if op == 3 then
     if count <= cost then return 0, true, 0, 0 end
     return count - cost, true, 0, 0

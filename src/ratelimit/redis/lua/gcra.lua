@@ -17,7 +17,7 @@ ARGV[2]       tau = burst * T, whole µs
 ARGV[3]       staleAfterUs: when the server clock is past it, the call is stale and changes nothing
               (0 = never); the client sets it to its own deadline, so a command replayed after a
               reconnect cannot take units in a window its caller no longer waits for
-ARGV[4]       the operations, one character per decision: 1 consume, 2 peek, 3 refund; absent or
+ARGV[4]       the operations, one character per decision: 1 consume, 2 peek, 3 refund, 4 charge (from lease.lua only); absent or
               '' when every operation is a consume
 ARGV[5]       the costs, whole units from 1 to burst separated by spaces, one per decision; absent
               or '' when every cost is 1 (refunds are clamped by the client); a count of operations
@@ -75,6 +75,7 @@ end
 local function decide(tat, op, cost)
   local backlog = 0
   if tat and tat > now then backlog = tat - now end
+  if op == 4 then return now + backlog + cost * T, true, 0, 0 end
   if op == 3 then
     if not tat then return tat, false, 0, 0 end
     local left = backlog - cost * T

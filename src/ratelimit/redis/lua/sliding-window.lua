@@ -20,7 +20,7 @@ ARGV[1]       limit, units per sliding window
 ARGV[2]       W, the window, whole ms
 ARGV[3]       staleAfterUs: when the server clock is past it, the call is stale and changes nothing
               (0 = never)
-ARGV[4]       the operations, one character per decision: 1 consume, 2 peek, 3 refund; absent or
+ARGV[4]       the operations, one character per decision: 1 consume, 2 peek, 3 refund, 4 charge (from lease.lua only); absent or
               '' when every operation is a consume
 ARGV[5]       the costs, whole units from 1 to limit separated by spaces, one per decision; absent
               or '' when every cost is 1 (refunds are clamped by the client); a count of operations
@@ -140,6 +140,7 @@ end
 -- One decision on a state: its counts after it, op when it changed the key (1 an admitted
 -- consume, 3 a refund) or false, and the answer.
 local function decide(start, cur, prev, op, cost)
+  if op == 4 then return cur + cost, prev, 1, 0, 0 end -- a charge whatever the limit (lease.lua)
   if op == 3 then
     -- Give back from the current window first, then from the previous one; never below zero.
     local fromCurrent = cost
