@@ -206,30 +206,48 @@ describe.each(frameworks)('admission adapter on %s', (_name, start) => {
     await held;
   });
 
-  it("admits a critical request at a full limit while sheddable ones are turned away (classes from a trusted peer's headers)", async () => {
+  it("a critical request at a limit full of critical work takes a waiting sheddable request's queue place (classes from a trusted peer's headers)", async () => {
     const controller = admissionController({ limit: 2, maxQueue: 1 });
     const app = await start({ controller, trustProxy: 'loopback' });
     const sheddable = { [PRIORITY_HEADER]: 'sheddable' };
-    const held = [pending(app.port, '/work?gate=a', sheddable), pending(app.port, '/work?gate=b', sheddable)];
+    const critical = { [PRIORITY_HEADER]: 'critical' };
+    // Critical work holds the slots (a slot held by a lower class would be lent to it at once).
+    const held = [pending(app.port, '/work?gate=a', critical), pending(app.port, '/work?gate=b', critical)];
     await until(() => controller.inFlight === 2);
     // A sheddable request may wait in the queue while nothing better wants it…
     const waiting = pending(app.port, '/work?queued-sheddable', sheddable);
     await until(() => controller.queued === 1);
     // …until a critical one arrives: the sheddable one is turned away to make room.
-    const critical = pending(app.port, '/work?critical', { [PRIORITY_HEADER]: 'critical' });
+    const queuedCritical = pending(app.port, '/work?critical', critical);
     const evicted = await waiting;
     expect(evicted.status).toBe(503);
     expect(JSON.parse(evicted.body)).toMatchObject({ reason: 'priority' });
     // Another sheddable one finds the queue taken by a more important request.
     expect((await send(app.port, '/work?late-sheddable', { headers: sheddable })).status).toBe(503);
     app.open('a');
-    const admitted = await critical;
+    const admitted = await queuedCritical;
     expect(admitted.status).toBe(200);
     expect(JSON.parse(admitted.body)).toEqual({ scope: { priority: 'critical' } });
     app.open('b');
     await Promise.all(held);
     expect(app.handled).not.toContain('/work?queued-sheddable');
     expect(app.handled).not.toContain('/work?late-sheddable');
+  });
+
+  it('lends a slot a sheddable request holds to a critical one: admitted at once over the limit, never queued', async () => {
+    const controller = admissionController({ limit: 1, maxQueue: 1, maxWaitMs: 50 });
+    const app = await start({ controller, trustProxy: 'loopback' });
+    const held = pending(app.port, '/work?gate=a', { [PRIORITY_HEADER]: 'sheddable' });
+    await until(() => controller.inFlight === 1);
+    const critical = await send(app.port, '/work', { headers: { [PRIORITY_HEADER]: 'critical' } });
+    expect(critical.status).toBe(200);
+    expect(controller.queued).toBe(0);
+    // The lowest class sees the plain limit: it waits in the queue, and is turned away after maxWaitMs.
+    const late = await send(app.port, '/work', { headers: { [PRIORITY_HEADER]: 'sheddable' } });
+    expect(late.status).toBe(503);
+    expect(JSON.parse(late.body)).toMatchObject({ reason: 'queueTimeout' });
+    app.open('a');
+    expect((await held).status).toBe(200);
   });
 
   it("asks priority with the propagated class, and runs the handler in the class it answers, with the peer's deadline", async () => {
