@@ -4,7 +4,7 @@
 //
 //   parent → { type: 'config', ... }   connect, build the breaker (when `waitOpen`, wait until the
 //                                       fleet's open state has reached it), answer 'ready'
-//   parent → { type: 'go' }            call the breaker `rate` times a second for `durationMs`,
+//   parent → { type: 'go', deadAt? }   call the breaker `rate` times a second for `durationMs`,
 //                                       answer { type: 'result', ... }, exit
 //
 // The "dependency" is a function that takes `callMs` and fails from epoch ms `deadAt` on (until
@@ -99,6 +99,7 @@ process.on('message', async (m) => {
       opened = await setUp(m);
       process.send({ type: 'ready', state: breaker.state });
     } else if (m.type === 'go') {
+      if (m.deadAt !== undefined) config.deadAt = m.deadAt;
       const result = await run(opened);
       finishing = true;
       store.close();
