@@ -9,9 +9,10 @@ import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { BrokenCircuitError, circuitBreaker, type CircuitBreakerPolicy, consecutive, countWindow, timeWindow } from '../../../src/index.js';
+import { BrokenCircuitError, circuitBreaker, consecutive, countWindow, timeWindow } from '../../../src/index.js';
 import { redisBreakerStore, type RedisBreakerStore, type RedisBreakerStoreOptions } from '../../../src/ratelimit/redis/breaker-store.js';
 import { startRedis, type RedisServer } from '../support/redis.js';
+import { exactProbeWindows, failTimes } from './shared-breaker-support.js';
 import { connectReady, eventually } from './support.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -37,19 +38,6 @@ async function instance(port: number, options?: RedisBreakerStoreOptions): Promi
   const store = redisBreakerStore(client, { maxStalenessMs: 200, ...options });
   cleanup.push(() => store.close());
   return { client, store };
-}
-
-const down = (): Promise<never> => Promise.reject(new Error('down'));
-
-/** A call that resolves only when released, to hold probes in flight. */
-function held(): { run: () => Promise<string>; release: () => void } {
-  let release!: () => void;
-  const gate = new Promise<void>((resolve) => (release = resolve));
-  return { run: () => gate.then(() => 'ok'), release };
-}
-
-async function failTimes(breaker: CircuitBreakerPolicy, n: number): Promise<void> {
-  for (let i = 0; i < n; i++) await breaker.execute(down).catch(() => {});
 }
 
 describe('redisBreakerStore on one node', () => {
@@ -91,27 +79,7 @@ describe('redisBreakerStore on one node', () => {
     );
     await sleep(100);
     await failTimes(breakers[0]!, 1);
-    for (let window = 0; window < 5; window++) {
-      await eventually('every breaker open', () => breakers.every((b) => b.state === 'open'), 3_000);
-      await eventually('every breaker half-open', () => breakers.every((b) => b.state === 'half-open'), 3_000);
-      const gate = held();
-      let ran = 0;
-      const calls = breakers.flatMap((b) =>
-        Array.from({ length: 4 }, () =>
-          b.execute(() => {
-            ran++;
-            return gate.run().then(down);
-          }),
-        ),
-      );
-      const settled = Promise.allSettled(calls);
-      await sleep(100); // every claim answered
-      expect(ran, `probes in window ${window}`).toBe(3);
-      // The probes fail: the fleet opens again.
-      gate.release();
-      const outcomes = await settled;
-      expect(outcomes.filter((o) => o.status === 'rejected' && !(o.reason instanceof BrokenCircuitError))).toHaveLength(3);
-    }
+    await exactProbeWindows(breakers, 5, 3);
   });
 
   it('runs exactly halfOpenMaxCalls probes per window across 4 processes (the dependency stays dead)', async () => {

@@ -1,0 +1,116 @@
+// Issue 16 §4 on a 3-master Redis Cluster (with the breaker's slot migrating under load) and on
+// Sentinel (the master killed under load): the fleet still opens together, exactly
+// halfOpenMaxCalls probes run per half-open window, and no call fails because of Redis.
+import { Cluster, Redis } from 'ioredis';
+import { performance } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterEach, describe, expect, it } from 'vitest';
+import { circuitBreaker, type CircuitBreakerPolicy, consecutive } from '../../../src/index.js';
+import { redisBreakerStore, type RedisBreakerStore } from '../../../src/ratelimit/redis/breaker-store.js';
+import { hashSlot } from '../../../src/ratelimit/redis/slot.js';
+import { disconnectClient, startCluster, startSentinel } from '../support/redis.js';
+import { exactProbeWindows, failTimes } from './shared-breaker-support.js';
+import { eventually } from './support.js';
+
+const steps: (() => Promise<void> | void)[] = [];
+afterEach(async () => {
+  while (steps.length > 0) await steps.pop()!();
+});
+
+/** `count` instances (a client and a store each), with one breaker named `name` on each. */
+async function fleetOn(
+  connect: () => Redis | Cluster,
+  name: string,
+  count: number,
+): Promise<{ breakers: CircuitBreakerPolicy[]; stores: RedisBreakerStore[] }> {
+  const breakers: CircuitBreakerPolicy[] = [];
+  const stores: RedisBreakerStore[] = [];
+  for (let i = 0; i < count; i++) {
+    const client = connect();
+    client.on('error', () => {});
+    steps.push(() => disconnectClient(client));
+    await eventually('the client to connect', () => client.status === 'ready');
+    const store = redisBreakerStore(client, { maxStalenessMs: 400, timeoutMs: 100 });
+    steps.push(() => store.close());
+    stores.push(store);
+    breakers.push(circuitBreaker({ name, breaker: consecutive(3), store, halfOpenAfterMs: 600, halfOpenMaxCalls: 2 }));
+  }
+  await sleep(150);
+  return { breakers, stores };
+}
+
+describe('redisBreakerStore on a 3-master Cluster', () => {
+  it('opens together and runs exact probes per window while the breaker slot migrates under load', async () => {
+    const cluster = await startCluster();
+    steps.push(() => cluster.stop());
+    const name = 'cluster-dep';
+    const { breakers } = await fleetOn(
+      () => new Cluster(cluster.startupNodes, { retryDelayOnMoved: 0, retryDelayOnTryAgain: 0, redisOptions: { autoResendUnfulfilledCommands: false } }),
+      name,
+      3,
+    );
+    // One failure on each instance: 3 in a row fleet-wide.
+    for (const b of breakers) await failTimes(b, 1);
+    await eventually('every breaker open', () => breakers.every((b) => b.state === 'open'), 2_000);
+    const slot = hashSlot(`bulwark:{breaker:${name}}`);
+    let owner = await cluster.slotOwner(slot);
+    await exactProbeWindows(breakers, 6, 2, async (window) => {
+      if (window % 2 === 1) {
+        owner = (owner + 1) % 3;
+        await cluster.migrateSlot(slot, owner); // while probes are held and the fleet syncs
+      }
+    });
+    expect(await cluster.slotOwner(slot)).toBe(owner);
+  });
+});
+
+describe('redisBreakerStore on Sentinel', () => {
+  it('a failover under load fails no call, and the fleet opens together on the new master', async () => {
+    const setup = await startSentinel();
+    steps.push(() => setup.stop());
+    const { breakers } = await fleetOn(
+      () =>
+        new Redis({
+          sentinels: setup.sentinelAddresses,
+          name: setup.masterName,
+          enableOfflineQueue: false,
+          autoResendUnfulfilledCommands: false,
+          maxRetriesPerRequest: 1,
+          retryStrategy: (times) => Math.min(times * 50, 500),
+        }),
+      'sentinel-dep',
+      3,
+    );
+    let calls = 0;
+    let failed = 0;
+    let slowest = 0;
+    let stop = false;
+    const load = (async () => {
+      while (!stop) {
+        for (const b of breakers) {
+          const t = performance.now();
+          await b.execute(() => 'ok').then(
+            () => calls++,
+            () => failed++,
+          );
+          slowest = Math.max(slowest, performance.now() - t);
+        }
+        await sleep(2);
+      }
+    })();
+    await sleep(300);
+    await setup.failover();
+    await eventually('every store back on Redis', () => breakers.every((b) => b.state === 'closed'), 10_000);
+    await sleep(1_000); // the stores have read the new master's state
+    stop = true;
+    await load;
+    expect(failed).toBe(0);
+    expect(calls).toBeGreaterThan(100);
+    expect(slowest).toBeLessThan(50);
+    // The load's last successes are sent first (consecutive() is summed batch by batch in arrival order).
+    await sleep(200);
+    for (const b of breakers) await failTimes(b, 1);
+    await eventually('every breaker open on the new master', () => breakers.every((b) => b.state === 'open'), 2_000);
+    await exactProbeWindows(breakers, 2, 2);
+  });
+});
