@@ -196,14 +196,18 @@ export class RedisBreakerStore implements BreakerStore {
       if (delayMs > 0) return;
       clearTimeout(this.timer);
     }
-    this.timer = setTimeout(() => void this.tick(), delayMs);
+    this.timer = setTimeout(() => void this.tick().catch(ignore), delayMs);
     this.timer.unref();
   }
 
   private async tick(): Promise<void> {
     this.timer = undefined;
-    await Promise.all([...this.handles].map((h) => h.sync()));
-    this.schedule(Math.max(1, Math.floor(this.settings.maxStalenessMs / 4)));
+    try {
+      await Promise.all([...this.handles].map((h) => h.sync()));
+    } finally {
+      // Whatever a sync met (a listener of the breaker's events that threw), the next one comes.
+      this.schedule(Math.max(1, Math.floor(this.settings.maxStalenessMs / 4)));
+    }
   }
 }
 
