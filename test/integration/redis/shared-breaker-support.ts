@@ -1,6 +1,10 @@
 // Helpers shared by the shared-breaker tests on one node, on a Cluster and on Sentinel (not a
 // test file itself).
+import { fork } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
 import { expect } from 'vitest';
 import { BrokenCircuitError, type CircuitBreakerPolicy } from '../../../src/index.js';
 import { eventually } from './support.js';
@@ -48,4 +52,62 @@ export async function exactProbeWindows(
     const outcomes = await settled;
     expect(outcomes.filter((o) => o.status === 'rejected' && !(o.reason instanceof BrokenCircuitError))).toHaveLength(probes);
   }
+}
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+const WORKER = path.join(root, 'test/integration/redis/shared-breaker-worker.mjs');
+
+/**
+ * Groups every worker's calls (the dependency dead throughout, so after the first open each is a
+ * probe) into half-open windows — their open periods (≥ 200 ms) lie between them, the probes of
+ * one start within ~100 ms — and expects at least `minWindows`, each with exactly `probes`.
+ */
+export function expectExactWindows(results: readonly WorkerResult[], probes: number, minWindows: number): void {
+  const times = results.flatMap((r) => r.executions.map(([t]) => t)).sort((x, y) => x - y);
+  const windows: number[][] = [];
+  for (const t of times) {
+    const last = windows.at(-1);
+    if (last !== undefined && t - last[0]! < 150) last.push(t);
+    else windows.push([t]);
+  }
+  expect(windows.length).toBeGreaterThanOrEqual(minWindows);
+  expect(windows.map((w) => w.length)).toEqual(windows.map(() => probes));
+  expect(results.reduce((sum, r) => sum + r.other, 0)).toBe(0);
+}
+
+/** What one worker process (shared-breaker-worker.mjs) saw. */
+export interface WorkerResult {
+  executions: [number, boolean][];
+  opened: [number, string][];
+  rejected: number;
+  failed: number;
+  other: number;
+  calls: number;
+}
+
+/** Forks `n` workers with `config`, starts them together, and collects their results (bounded). */
+export async function runWorkers(n: number, cleanup: (() => Promise<void> | void)[], config: object): Promise<WorkerResult[]> {
+  if (!existsSync(path.join(root, 'dist', 'redis.js'))) throw new Error('dist/ is missing: run `npm run build` first');
+  const children = Array.from({ length: n }, () => fork(WORKER, [], { execArgv: [], stdio: ['ignore', 'inherit', 'inherit', 'ipc'], cwd: root }));
+  cleanup.push(() => {
+    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  });
+  const next = (c: (typeof children)[number], type: string) =>
+    new Promise<Record<string, unknown>>((resolve, reject) => {
+      const onMessage = (m: Record<string, unknown>) => {
+        if (m.type !== type) return;
+        c.off('message', onMessage);
+        c.off('exit', onExit);
+        resolve(m);
+      };
+      const onExit = (code: number | null) => reject(new Error(`worker exited (${code}) before "${type}"`));
+      c.on('message', onMessage);
+      c.once('exit', onExit);
+    });
+  const ready = children.map((c) => next(c, 'ready'));
+  for (const c of children) c.send({ type: 'config', ...config });
+  await Promise.all(ready);
+  const results = children.map((c) => next(c, 'result'));
+  for (const c of children) c.send({ type: 'go' });
+  return (await Promise.all(results)) as unknown as WorkerResult[];
 }

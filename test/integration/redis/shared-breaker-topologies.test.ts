@@ -9,8 +9,11 @@ import { circuitBreaker, type CircuitBreakerPolicy, consecutive } from '../../..
 import { redisBreakerStore, type RedisBreakerStore } from '../../../src/ratelimit/redis/breaker-store.js';
 import { hashSlot } from '../../../src/ratelimit/redis/slot.js';
 import { disconnectClient, startCluster, startSentinel } from '../support/redis.js';
-import { exactProbeWindows, failTimes } from './shared-breaker-support.js';
+import { exactProbeWindows, expectExactWindows, failTimes, runWorkers } from './shared-breaker-support.js';
 import { eventually } from './support.js';
+
+/** The Cluster client options of cluster.test.ts (which explains each). */
+const clusterOptions = { retryDelayOnMoved: 0, retryDelayOnTryAgain: 0, redisOptions: { autoResendUnfulfilledCommands: false } };
 
 const steps: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
@@ -45,7 +48,7 @@ describe('redisBreakerStore on a 3-master Cluster', () => {
     steps.push(() => cluster.stop());
     const name = 'cluster-dep';
     const { breakers } = await fleetOn(
-      () => new Cluster(cluster.startupNodes, { retryDelayOnMoved: 0, retryDelayOnTryAgain: 0, redisOptions: { autoResendUnfulfilledCommands: false } }),
+      () => new Cluster(cluster.startupNodes, clusterOptions),
       name,
       3,
     );
@@ -61,6 +64,43 @@ describe('redisBreakerStore on a 3-master Cluster', () => {
       }
     });
     expect(await cluster.slotOwner(slot)).toBe(owner);
+  });
+});
+
+describe('redisBreakerStore on a 3-master Cluster, 4 processes', () => {
+  it('runs exactly halfOpenMaxCalls probes per window while the breaker slot migrates back and forth under load', async () => {
+    const cluster = await startCluster();
+    steps.push(() => cluster.stop());
+    const name = 'cluster-fleet';
+    const { breakers } = await fleetOn(() => new Cluster(cluster.startupNodes, clusterOptions), name, 1);
+    await failTimes(breakers[0]!, 3);
+    const slot = hashSlot(`bulwark:{breaker:${name}}`);
+    let migrations = 0;
+    let running = true;
+    const migrate = (async () => {
+      await sleep(500);
+      while (running) {
+        await cluster.migrateSlot(slot, ((await cluster.slotOwner(slot)) + 1) % 3);
+        migrations++;
+        await sleep(300);
+      }
+    })();
+    const results = await runWorkers(4, steps, {
+      nodes: cluster.startupNodes,
+      name,
+      maxStalenessMs: 400,
+      threshold: 3,
+      halfOpenAfterMs: 200,
+      halfOpenMaxCalls: 2,
+      rate: 100,
+      durationMs: 4_000,
+      callMs: 40,
+      deadAt: 0,
+      waitOpen: true,
+    }).finally(() => (running = false));
+    await migrate;
+    expect(migrations).toBeGreaterThanOrEqual(3);
+    expectExactWindows(results, 2, 8);
   });
 });
 

@@ -1,6 +1,6 @@
 // One app instance for shared-breaker.test.ts and benchmarks/shared-breaker.mjs: forked, it imports
 // the BUILT package (run `npm run build` first), connects its own ioredis client, and builds a
-// breaker on a redisBreakerStore. Then:
+// breaker on a redisBreakerStore (a single server's `port`, or a Cluster's `nodes`). Then:
 //
 //   parent → { type: 'config', ... }   connect, build the breaker (when `waitOpen`, wait until the
 //                                       fleet's open state has reached it), answer 'ready'
@@ -9,7 +9,7 @@
 //
 // The "dependency" is a function that takes `callMs` and fails from epoch ms `deadAt` on (until
 // `healAt`). The process exits by itself after 60 s or when the parent goes away.
-import { Redis } from 'ioredis';
+import { Cluster, Redis } from 'ioredis';
 import { BrokenCircuitError, circuitBreaker, consecutive } from '../../../dist/index.js';
 import { redisBreakerStore } from '../../../dist/redis.js';
 
@@ -28,14 +28,18 @@ let config;
 
 async function setUp(c) {
   config = c;
-  client = new Redis({
-    host: '127.0.0.1',
-    port: c.port,
-    enableOfflineQueue: false,
-    autoResendUnfulfilledCommands: false,
-    maxRetriesPerRequest: 1,
-    retryStrategy: (times) => Math.min(times * 50, 500),
-  });
+  // `nodes`: a Cluster's startup nodes (with the options cluster.test.ts explains); else one server.
+  client =
+    c.nodes === undefined
+      ? new Redis({
+          host: '127.0.0.1',
+          port: c.port,
+          enableOfflineQueue: false,
+          autoResendUnfulfilledCommands: false,
+          maxRetriesPerRequest: 1,
+          retryStrategy: (times) => Math.min(times * 50, 500),
+        })
+      : new Cluster(c.nodes, { retryDelayOnMoved: 0, retryDelayOnTryAgain: 0, redisOptions: { autoResendUnfulfilledCommands: false } });
   client.on('error', () => {});
   while (client.status !== 'ready') await sleep(10);
   store = redisBreakerStore(client, { maxStalenessMs: c.maxStalenessMs, timeoutMs: c.timeoutMs ?? 100, quorum: c.quorum });

@@ -1,22 +1,16 @@
 // Issue 16 §4 on a single Redis node: a circuit breaker shared by the fleet through
 // redisBreakerStore. Every test starts its own redis-server on a random port and kills it by pid.
 // The child-process test imports the BUILT package (run `npm run build` first).
-import { fork } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { BrokenCircuitError, circuitBreaker, consecutive, countWindow, timeWindow } from '../../../src/index.js';
 import { redisBreakerStore, type RedisBreakerStore, type RedisBreakerStoreOptions } from '../../../src/ratelimit/redis/breaker-store.js';
 import { startRedis, type RedisServer } from '../support/redis.js';
-import { exactProbeWindows, failTimes } from './shared-breaker-support.js';
+import { exactProbeWindows, expectExactWindows, failTimes, runWorkers } from './shared-breaker-support.js';
 import { connectReady, eventually } from './support.js';
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
-const WORKER = path.join(root, 'test/integration/redis/shared-breaker-worker.mjs');
 
 // One server for the file (each test uses its own breaker names); the tests that freeze it thaw it.
 let redis: RedisServer;
@@ -83,13 +77,12 @@ describe('redisBreakerStore on one node', () => {
   });
 
   it('runs exactly halfOpenMaxCalls probes per window across 4 processes (the dependency stays dead)', async () => {
-    if (!existsSync(path.join(root, 'dist', 'redis.js'))) throw new Error('dist/ is missing: run `npm run build` first');
     const s = await server();
     const { store } = await instance(s.port);
     const opener = circuitBreaker({ name: 'fleet', breaker: consecutive(1), store, halfOpenAfterMs: 200, halfOpenMaxCalls: 2 });
     await sleep(100);
     await failTimes(opener, 1);
-    const results = await runWorkers(4, {
+    const results = await runWorkers(4, cleanup, {
       port: s.port,
       name: 'fleet',
       maxStalenessMs: 200,
@@ -102,17 +95,7 @@ describe('redisBreakerStore on one node', () => {
       deadAt: 0,
       waitOpen: true,
     });
-    const times = results.flatMap((r) => r.executions.map(([t]) => t)).sort((x, y) => x - y);
-    // Windows are 200 ms of open state apart; probes of one window start within ~100 ms.
-    const windows: number[][] = [];
-    for (const t of times) {
-      const last = windows.at(-1);
-      if (last !== undefined && t - last[0]! < 150) last.push(t);
-      else windows.push([t]);
-    }
-    expect(windows.length).toBeGreaterThanOrEqual(6);
-    expect(windows.map((w) => w.length)).toEqual(windows.map(() => 2));
-    expect(results.reduce((sum, r) => sum + r.other, 0)).toBe(0);
+    expectExactWindows(results, 2, 6);
   });
 
   it('Redis frozen (SIGSTOP): a half-open call waits at most timeoutMs + 10 ms, then probes locally; closed calls never wait', async () => {
@@ -168,38 +151,3 @@ describe('redisBreakerStore on one node', () => {
     await eventually('all open', () => breakers.every((b) => b.state === 'open'), 2_000);
   });
 });
-
-interface WorkerResult {
-  executions: [number, boolean][];
-  opened: [number, string][];
-  rejected: number;
-  failed: number;
-  other: number;
-  calls: number;
-}
-
-/** Forks `n` workers with `config`, starts them together, and collects their results (bounded). */
-async function runWorkers(n: number, config: object): Promise<WorkerResult[]> {
-  const children = Array.from({ length: n }, () => fork(WORKER, [], { execArgv: [], stdio: ['ignore', 'inherit', 'inherit', 'ipc'], cwd: root }));
-  cleanup.push(() => {
-    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
-  });
-  const next = (c: (typeof children)[number], type: string) =>
-    new Promise<Record<string, unknown>>((resolve, reject) => {
-      const onMessage = (m: Record<string, unknown>) => {
-        if (m.type !== type) return;
-        c.off('message', onMessage);
-        c.off('exit', onExit);
-        resolve(m);
-      };
-      const onExit = (code: number | null) => reject(new Error(`worker exited (${code}) before "${type}"`));
-      c.on('message', onMessage);
-      c.once('exit', onExit);
-    });
-  const ready = children.map((c) => next(c, 'ready'));
-  for (const c of children) c.send({ type: 'config', ...config });
-  await Promise.all(ready);
-  const results = children.map((c) => next(c, 'result'));
-  for (const c of children) c.send({ type: 'go' });
-  return (await Promise.all(results)) as unknown as WorkerResult[];
-}
