@@ -139,6 +139,29 @@ describe('redisBreakerStore on one node', () => {
     s.kill('SIGCONT');
   });
 
+  it('a process that dies holding a probe slot does not hold the window: the fleet re-opens after probeTimeoutMs', async () => {
+    const s = await server();
+    const [a, b] = await Promise.all([instance(s.port), instance(s.port)]);
+    const options = { name: 'orphan', breaker: consecutive(1), halfOpenAfterMs: 200, probeTimeoutMs: 300 };
+    const dying = circuitBreaker({ ...options, store: a.store });
+    const survivor = circuitBreaker({ ...options, store: b.store });
+    await sleep(100);
+    await failTimes(survivor, 1);
+    await eventually('both half-open', () => dying.state === 'half-open' && survivor.state === 'half-open', 2_000);
+    let release!: () => void;
+    const held = dying.execute(() => new Promise<string>((resolve) => (release = () => resolve('late'))));
+    await sleep(50); // its claim is answered: the only slot is taken
+    a.store.close(); // the process "dies": nothing it does reaches Redis any more
+    await expect(survivor.execute(() => 'no slot')).rejects.toBeInstanceOf(BrokenCircuitError);
+    // The script gives the orphaned probe up after probeTimeoutMs and opens the fleet again.
+    await eventually('the survivor sees the re-open', () => survivor.state === 'open', 2_000);
+    await eventually('a new half-open window', () => survivor.state === 'half-open', 2_000);
+    await expect(survivor.execute(() => 'probe')).resolves.toBe('probe');
+    expect(survivor.state).toBe('closed');
+    release();
+    await held;
+  });
+
   it('quorum: one failing instance does not open the fleet; two do', async () => {
     const s = await server();
     const stores = await Promise.all([1, 2, 3].map(() => instance(s.port, { quorum: 2 })));
