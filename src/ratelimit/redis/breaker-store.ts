@@ -25,6 +25,9 @@ const OP_PROBE_OK = 3;
 const OP_PROBE_FAILED = 4;
 const OP_PROBE_RELEASED = 5;
 
+/** Most undelivered probe outcomes kept per breaker (a process runs at most halfOpenMaxCalls per window). */
+const MAX_UNSENT = 16;
+
 const states: readonly FleetState['state'][] = ['closed', 'open', 'half-open'];
 const ruleCodes = { consecutive: 1, 'count-window': 2, 'time-window': 3 } as const;
 
@@ -229,6 +232,8 @@ class FleetHandle implements SharedBreaker {
   private opens = 0;
   private epoch = 0;
   private syncing = false;
+  /** Probe outcomes not delivered yet: [op, epoch]. */
+  private readonly unsent: [number, number][] = [];
   private readonly fixedArgs: (string | number)[];
 
   constructor(
@@ -279,15 +284,26 @@ class FleetHandle implements SharedBreaker {
 
   async claimProbe(): Promise<boolean | undefined> {
     if (!this.active || !this.store.admits()) return undefined;
-    const reply = await this.send(OP_CLAIM, 0, 0, 0, -1, -1);
+    const reply = await this.send(OP_CLAIM, this.epoch, 0, 0, 0, -1, -1);
     if (reply === undefined) return undefined;
     return reply[4] === 1;
   }
 
   probeDone(outcome: 'succeeded' | 'failed' | 'released'): void {
-    if (!this.store.admits()) return;
     const op = outcome === 'succeeded' ? OP_PROBE_OK : outcome === 'failed' ? OP_PROBE_FAILED : OP_PROBE_RELEASED;
-    this.send(op, 0, 0, 0, -1, -1).then(ignore, ignore);
+    this.report(op, this.epoch).then(ignore, ignore);
+  }
+
+  /**
+   * Sends a probe's outcome for the half-open window `epoch`; one that cannot go now (Redis away,
+   * a failover under way) is kept and sent before the next sync. Otherwise the fleet would wait
+   * `probeTimeoutMs` for it: a failover to a replica that had seen the claim but not the outcome
+   * would hold the window that long.
+   */
+  private async report(op: number, epoch: number): Promise<void> {
+    const reply = this.store.admits() ? await this.send(op, epoch, 0, 0, 0, -1, -1) : undefined;
+    // The script ignores an outcome for another window, so a late one does no harm.
+    if (reply === undefined && this.unsent.length < MAX_UNSENT) this.unsent.push([op, epoch]);
   }
 
   close(): void {
@@ -312,7 +328,8 @@ class FleetHandle implements SharedBreaker {
     }
     this.syncing = true;
     try {
-      const reply = await this.send(OP_SYNC, calls, failures, slow, trailing, judged);
+      for (const [op, epoch] of this.unsent.splice(0)) await this.report(op, epoch);
+      const reply = await this.send(OP_SYNC, this.epoch, calls, failures, slow, trailing, judged);
       if (reply !== undefined && judged !== -1) {
         this.sentJudged = judged;
         this.judgedSentAt = systemClock.now();
@@ -322,18 +339,26 @@ class FleetHandle implements SharedBreaker {
     }
   }
 
-  private async send(op: number, calls: number, failures: number, slow: number, trailing: number, judged: number): Promise<readonly number[] | undefined> {
+  private async send(
+    op: number,
+    epoch: number,
+    calls: number,
+    failures: number,
+    slow: number,
+    trailing: number,
+    judged: number,
+  ): Promise<readonly number[] | undefined> {
     const args = this.fixedArgs;
     // The length of the open period this call would start, from the fleet's opens in a row.
     args[5] = Math.max(1, Math.round(this.peer.openDelay(this.opens + 1)));
-    const reply = await this.store.call(this.peer.name, [op, this.epoch, calls, failures, slow, trailing, judged, ...args]);
+    const reply = await this.store.call(this.peer.name, [op, epoch, calls, failures, slow, trailing, judged, ...args]);
     if (reply === undefined) return undefined;
     // Calls for one breaker go to one node over one connection: replies arrive in order.
-    const [st, remaining, opens, epoch] = reply as [number, number, number, number, number];
+    const [st, remaining, opens, fleetEpoch] = reply as [number, number, number, number, number];
     this.syncedAt = systemClock.now();
     this.opens = opens;
-    this.epoch = epoch;
-    this.peer.apply({ state: states[st] ?? 'closed', openRemainingMs: Math.max(0, remaining), opens, epoch });
+    this.epoch = fleetEpoch;
+    this.peer.apply({ state: states[st] ?? 'closed', openRemainingMs: Math.max(0, remaining), opens, epoch: fleetEpoch });
     return reply;
   }
 }

@@ -59,10 +59,10 @@ const WORKER = path.join(root, 'test/integration/redis/shared-breaker-worker.mjs
 
 /**
  * Groups every worker's calls (the dependency dead throughout, so after the first open each is a
- * probe) into half-open windows — their open periods (≥ 200 ms) lie between them, the probes of
- * one start within ~100 ms — and expects at least `minWindows`, each with exactly `probes`.
+ * probe) into half-open windows, by start time: their open periods (≥ 200 ms) lie between them,
+ * the probes of one start within ~100 ms.
  */
-export function expectExactWindows(results: readonly WorkerResult[], probes: number, minWindows: number): void {
+export function probeWindows(results: readonly WorkerResult[]): number[][] {
   const times = results.flatMap((r) => r.executions.map(([t]) => t)).sort((x, y) => x - y);
   const windows: number[][] = [];
   for (const t of times) {
@@ -70,6 +70,12 @@ export function expectExactWindows(results: readonly WorkerResult[], probes: num
     if (last !== undefined && t - last[0]! < 150) last.push(t);
     else windows.push([t]);
   }
+  return windows;
+}
+
+/** Expects at least `minWindows` half-open windows, each with exactly `probes` probes, and no call failing for another reason. */
+export function expectExactWindows(results: readonly WorkerResult[], probes: number, minWindows: number): void {
+  const windows = probeWindows(results);
   expect(windows.length).toBeGreaterThanOrEqual(minWindows);
   expect(windows.map((w) => w.length)).toEqual(windows.map(() => probes));
   expect(results.reduce((sum, r) => sum + r.other, 0)).toBe(0);
@@ -85,8 +91,13 @@ export interface WorkerResult {
   calls: number;
 }
 
-/** Forks `n` workers with `config`, starts them together, and collects their results (bounded). */
-export async function runWorkers(n: number, cleanup: (() => Promise<void> | void)[], config: object): Promise<WorkerResult[]> {
+/** Forks `n` workers with `config`, starts them together (then calls `started`), and collects their results. */
+export async function runWorkers(
+  n: number,
+  cleanup: (() => Promise<void> | void)[],
+  config: object,
+  started: () => void = () => {},
+): Promise<WorkerResult[]> {
   if (!existsSync(path.join(root, 'dist', 'redis.js'))) throw new Error('dist/ is missing: run `npm run build` first');
   const children = Array.from({ length: n }, () => fork(WORKER, [], { execArgv: [], stdio: ['ignore', 'inherit', 'inherit', 'ipc'], cwd: root }));
   cleanup.push(() => {
@@ -109,5 +120,6 @@ export async function runWorkers(n: number, cleanup: (() => Promise<void> | void
   await Promise.all(ready);
   const results = children.map((c) => next(c, 'result'));
   for (const c of children) c.send({ type: 'go' });
+  started();
   return (await Promise.all(results)) as unknown as WorkerResult[];
 }

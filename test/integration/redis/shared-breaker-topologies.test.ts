@@ -9,8 +9,8 @@ import { circuitBreaker, type CircuitBreakerPolicy, consecutive } from '../../..
 import { redisBreakerStore, type RedisBreakerStore } from '../../../src/ratelimit/redis/breaker-store.js';
 import { hashSlot } from '../../../src/ratelimit/redis/slot.js';
 import { disconnectClient, startCluster, startSentinel } from '../support/redis.js';
-import { exactProbeWindows, expectExactWindows, failTimes, runWorkers } from './shared-breaker-support.js';
-import { eventually } from './support.js';
+import { exactProbeWindows, expectExactWindows, failTimes, probeWindows, runWorkers } from './shared-breaker-support.js';
+import { eventually, recommendedClientOptions } from './support.js';
 
 /** The Cluster client options of cluster.test.ts (which explains each). */
 const clusterOptions = { retryDelayOnMoved: 0, retryDelayOnTryAgain: 0, redisOptions: { autoResendUnfulfilledCommands: false } };
@@ -40,6 +40,20 @@ async function fleetOn(
   }
   await sleep(150);
   return { breakers, stores };
+}
+
+/** Worker settings: 100 calls/s for `durationMs` to a dependency dead from the start, breaker open before they begin. */
+function deadDependency(name: string, durationMs: number) {
+  return { name, maxStalenessMs: 400, threshold: 3, halfOpenAfterMs: 200, halfOpenMaxCalls: 2, rate: 100, durationMs, callMs: 40, deadAt: 0, waitOpen: true };
+}
+
+/** A master, its replica and 3 sentinels (stopped after the test), and `count` instances finding the master through them. */
+async function sentinelFleet(name: string, count: number) {
+  const setup = await startSentinel();
+  steps.push(() => setup.stop());
+  // The single-node client options apply unchanged (sentinel.test.ts explains why).
+  const fleet = await fleetOn(() => new Redis({ sentinels: setup.sentinelAddresses, name: setup.masterName, ...recommendedClientOptions }), name, count);
+  return { setup, ...fleet };
 }
 
 describe('redisBreakerStore on a 3-master Cluster', () => {
@@ -87,16 +101,10 @@ describe('redisBreakerStore on a 3-master Cluster, 4 processes', () => {
     })();
     const results = await runWorkers(4, steps, {
       nodes: cluster.startupNodes,
-      name,
-      maxStalenessMs: 400,
-      threshold: 3,
-      halfOpenAfterMs: 200,
-      halfOpenMaxCalls: 2,
-      rate: 100,
-      durationMs: 4_000,
-      callMs: 40,
-      deadAt: 0,
-      waitOpen: true,
+      ...deadDependency(name, 4_000),
+      // A 2-core machine running 3 nodes, 4 workers and migrations: a slower reply is not an outage.
+      timeoutMs: 300,
+      maxStalenessMs: 1_200,
     }).finally(() => (running = false));
     await migrate;
     expect(migrations).toBeGreaterThanOrEqual(3);
@@ -106,21 +114,7 @@ describe('redisBreakerStore on a 3-master Cluster, 4 processes', () => {
 
 describe('redisBreakerStore on Sentinel', () => {
   it('a failover under load fails no call, and the fleet opens together on the new master', async () => {
-    const setup = await startSentinel();
-    steps.push(() => setup.stop());
-    const { breakers } = await fleetOn(
-      () =>
-        new Redis({
-          sentinels: setup.sentinelAddresses,
-          name: setup.masterName,
-          enableOfflineQueue: false,
-          autoResendUnfulfilledCommands: false,
-          maxRetriesPerRequest: 1,
-          retryStrategy: (times) => Math.min(times * 50, 500),
-        }),
-      'sentinel-dep',
-      3,
-    );
+    const { setup, breakers } = await sentinelFleet('sentinel-dep', 3);
     let calls = 0;
     let failed = 0;
     let slowest = 0;
@@ -152,5 +146,44 @@ describe('redisBreakerStore on Sentinel', () => {
     for (const b of breakers) await failTimes(b, 1);
     await eventually('every breaker open on the new master', () => breakers.every((b) => b.state === 'open'), 2_000);
     await exactProbeWindows(breakers, 2, 2);
+  });
+});
+
+describe('redisBreakerStore on Sentinel, 4 processes', () => {
+  it('exact probes per window before and after a failover; during it, each process probes on its own, no faster than alone', async () => {
+    const name = 'sentinel-fleet';
+    const { setup, breakers } = await sentinelFleet(name, 1);
+    await failTimes(breakers[0]!, 3);
+    const outage = { from: Infinity, to: Infinity };
+    let failover: Promise<void> = Promise.resolve();
+    const results = await runWorkers(
+      4,
+      steps,
+      { sentinels: setup.sentinelAddresses, masterName: setup.masterName, ...deadDependency(name, 9_000) },
+      () =>
+        (failover = (async () => {
+          await sleep(2_500); // 2.5 s of windows before
+          outage.from = Date.now();
+          await setup.failover();
+          outage.to = Date.now();
+        })()),
+    );
+    await failover;
+    const windows = probeWindows(results);
+    // Settled: the stores have read the new master's state (a sync, within maxStalenessMs).
+    const before = windows.filter((w) => w[0]! < outage.from - 100);
+    const after = windows.filter((w) => w[0]! > outage.to + 400);
+    expect(before.length).toBeGreaterThanOrEqual(4);
+    expect(after.length).toBeGreaterThanOrEqual(4);
+    expect(before.map((w) => w.length)).toEqual(before.map(() => 2));
+    expect(after.map((w) => w.length)).toEqual(after.map(() => 2));
+    // Redis away: every process is a local breaker, probing on its own (2 per window of 200 ms
+    // open + 40 ms probe at most); and the new master's state, replicated a moment earlier, may
+    // start a window early once. Bounded by the local breakers' rate, with one window to spare.
+    const from = outage.from - 100;
+    const to = outage.to + 400;
+    const probesDuring = windows.filter((w) => w[0]! >= from && w[0]! <= to).flat().length;
+    expect(probesDuring).toBeLessThanOrEqual(4 * 2 * (Math.ceil((to - from) / 240) + 1));
+    expect(results.reduce((sum, r) => sum + r.other, 0)).toBe(0);
   });
 });

@@ -1,6 +1,7 @@
 // One app instance for shared-breaker.test.ts and benchmarks/shared-breaker.mjs: forked, it imports
 // the BUILT package (run `npm run build` first), connects its own ioredis client, and builds a
-// breaker on a redisBreakerStore (a single server's `port`, or a Cluster's `nodes`). Then:
+// breaker on a redisBreakerStore (a single server's `port`, a Cluster's `nodes`, or Sentinel's
+// `sentinels` and `masterName`). Then:
 //
 //   parent → { type: 'config', ... }   connect, build the breaker (when `waitOpen`, wait until the
 //                                       fleet's open state has reached it), answer 'ready'
@@ -29,11 +30,12 @@ let config;
 async function setUp(c) {
   config = c;
   // `nodes`: a Cluster's startup nodes (with the options cluster.test.ts explains); else one server.
+  // `sentinels` and `masterName`: the master found through Sentinel.
+  const where = c.sentinels === undefined ? { host: '127.0.0.1', port: c.port } : { sentinels: c.sentinels, name: c.masterName };
   client =
     c.nodes === undefined
       ? new Redis({
-          host: '127.0.0.1',
-          port: c.port,
+          ...where,
           enableOfflineQueue: false,
           autoResendUnfulfilledCommands: false,
           maxRetriesPerRequest: 1,
