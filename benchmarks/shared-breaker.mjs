@@ -123,12 +123,17 @@ async function fleet(port) {
     else windows.push([t]);
   }
   const sizes = windows.map((w) => w.length);
+  // Where each window that did not hold exactly PROBES probes lies: its index, and how long
+  // before the last call of the run it began (a window the end of the run cut short is no fault).
+  const lastCall = Math.max(...results.map((r) => r.executions.at(-1)?.[0] ?? 0));
+  const inexact = windows.flatMap((w, index) => (w.length === PROBES ? [] : [{ index, size: w.length, msBeforeEnd: lastCall - w[0] }]));
   return {
     openLagsMs: lags,
     deadBeforeOpen,
     deadBound: THRESHOLD + INSTANCES * RATE * (STALENESS_MS / 1000),
     windows: windows.length,
     windowsExact: sizes.filter((n) => n === PROBES).length,
+    inexact,
     windowSizes: Object.fromEntries([...new Set(sizes)].sort((a, b) => a - b).map((n) => [n, sizes.filter((m) => m === n).length])),
     calls: results.reduce((s, r) => s + r.calls, 0),
     healthyFailures: results.reduce((s, r) => s + r.executions.filter(([t, dead]) => !dead && t >= deadAt).length, 0),
@@ -179,6 +184,7 @@ try {
   console.log(`  rejecting after the fleet-wide open: ${f.openLagsMs.map((ms) => `${ms} ms`).join(', ')} (bound ${STALENESS_MS} ms)`);
   console.log(`  calls reaching the dead dependency before their process rejected: ${f.deadBeforeOpen} (bound ${f.deadBound})`);
   console.log(`  half-open windows: ${f.windows}, with exactly ${PROBES} probes: ${f.windowsExact}; sizes ${JSON.stringify(f.windowSizes)}`);
+  if (f.inexact.length > 0) console.log(`  not exact: ${JSON.stringify(f.inexact)} (of ${f.windows} windows)`);
   console.log(`  calls ${f.calls}, failing for another reason than the dependency: ${f.other}`);
   console.log(`throughput (closed, batches of 1,000): local ${Math.round(t.local)}/s, shared ${Math.round(t.shared)}/s, ratio ${t.ratio.toFixed(3)} (median of ${REPEATS})`);
   const targets = [
