@@ -18,7 +18,8 @@ import {
   nameOption,
   show,
 } from '../core/validate.js';
-import { consecutive, type FailureTracker, isBreakerStrategy, safeTracker } from './strategies.js';
+import { consecutive, type FailureTracker, fleetRuleOf, isBreakerStrategy, safeTracker } from './strategies.js';
+import { type FleetState, isBreakerStore, memoryBreakerStore, type SharedBreaker } from './store.js';
 import type { CircuitBreakerOptions, CircuitBreakerSnapshot, StateChangeEvent, StateChangeReason } from './types.js';
 
 export type { CircuitBreakerOptions, CircuitBreakerSnapshot, CircuitState, StateChangeEvent, StateChangeReason } from './types.js';
@@ -32,6 +33,7 @@ const keys = [
   'handleResult',
   'initialState',
   'mode',
+  'store',
   'name',
   'clock',
 ] as const;
@@ -67,8 +69,18 @@ export class CircuitBreakerPolicy extends PolicyBase {
   private readonly clock: Clock;
   private readonly handle: (error: unknown) => boolean;
   private readonly handleResult: ((value: unknown) => boolean) | undefined;
-  /** What the untimed closed path runs on a value: chosen once, so it costs nothing without `handleResult`. */
+  /**
+   * What the untimed closed path runs on a value and on an error: chosen once, so it costs nothing
+   * without `handleResult` or a shared store.
+   */
   private readonly closedValue: (value: unknown) => void;
+  private readonly closedFailure: (error: unknown) => void;
+  /** The breaker's handle on a shared store; undefined with the memory store (the default). */
+  private readonly shared: SharedBreaker | undefined;
+  /** The fleet's open period last applied (see `applyFleet`). */
+  private fleetEpoch = -1;
+  /** The generation in which the fleet said its probe slots were all taken. */
+  private fleetFull = -1;
   private readonly openDelay: (opens: number, previous: number) => number;
   /** The longest open period: `halfOpenAfterMs`, or its backoff's `maxMs`. */
   private readonly maxOpenMs: number;
@@ -147,12 +159,32 @@ export class CircuitBreakerPolicy extends PolicyBase {
     this.handle = functionOption('circuitBreaker', 'handle', o.handle, defaultHandle);
     this.handleResult =
       o.handleResult === undefined ? undefined : functionOption('circuitBreaker', 'handleResult', o.handleResult, defaultHandle);
-    this.closedValue = this.handleResult === undefined ? this.closedSuccess : this.closedResult;
     this.name = nameOption('circuitBreaker', o.name, 'circuit-breaker');
     this.shadow = checkMode('circuitBreaker', 'option "mode"', o.mode) === 'shadow';
     this.clock = clockOption('circuitBreaker', o.clock, systemClock);
     this.onStateChange = this.stateChanged.subscribe;
     if (o.initialState !== undefined) this.restore(o.initialState);
+    const store = o.store === undefined ? memoryBreakerStore() : o.store;
+    if (!isBreakerStore(store)) {
+      throw new TypeError(`circuitBreaker: option "store" must be a breaker store such as memoryBreakerStore(), got ${show(store)}`);
+    }
+    this.shared = store.connect({
+      name: this.name,
+      halfOpenMaxCalls: this.halfOpenMaxCalls,
+      probeTimeoutMs: this.probeTimeoutMs,
+      maxOpenMs: this.maxOpenMs,
+      rule: fleetRuleOf(strategy),
+      clock: this.clock,
+      openDelay: (opens) => this.openDelay(opens, this.lastOpenDelay),
+      apply: (fleet) => this.applyFleet(fleet),
+    });
+    if (this.shared === undefined) {
+      this.closedValue = this.handleResult === undefined ? this.closedSuccess : this.closedResult;
+      this.closedFailure = this.localFailure;
+    } else {
+      this.closedValue = this.sharedValue;
+      this.closedFailure = this.sharedFailure;
+    }
   }
 
   /** The current state; an open breaker whose period has ended reads as half-open. */
@@ -236,9 +268,30 @@ export class CircuitBreakerPolicy extends PolicyBase {
     if (this.phase === CLOSED && this.tracker.record(this.resultFails(value), NaN, 0)) this.open('failures');
   };
 
-  private readonly closedFailure = (error: unknown): void => {
+  private readonly localFailure = (error: unknown): void => {
     if (this.phase === CLOSED && this.counts(error) && this.tracker.record(true, NaN, 0)) this.open('failures');
   };
+
+  private readonly sharedValue = (value: unknown): void => {
+    if (this.phase === CLOSED) this.recordShared(this.resultFails(value), NaN, 0);
+  };
+
+  private readonly sharedFailure = (error: unknown): void => {
+    if (this.phase === CLOSED && this.counts(error)) this.recordShared(true, NaN, 0);
+  };
+
+  /** A closed outcome with a shared store: the fleet decides while its view is fresh, else this breaker. */
+  private recordShared(failed: boolean, durationMs: number, now: number): void {
+    const judged = this.tracker.record(failed, durationMs, now);
+    const shared = this.shared!;
+    shared.record(failed, durationMs >= this.slowCallMs, judged);
+    if (judged && !shared.active) this.open('failures');
+  }
+
+  private recordTimed(failed: boolean, durationMs: number, now: number): void {
+    if (this.shared !== undefined) this.recordShared(failed, durationMs, now);
+    else if (this.tracker.record(failed, durationMs, now)) this.open('failures');
+  }
 
   private runTimed<T>(fn: PolicyFunction<T>, context: Context): Promise<T> {
     const generation = this.generation;
@@ -248,12 +301,12 @@ export class CircuitBreakerPolicy extends PolicyBase {
       (value) => {
         if (generation !== this.generation) return;
         const now = this.clock.now();
-        if (this.tracker.record(this.resultFails(value), now - start, now)) this.open('failures');
+        this.recordTimed(this.resultFails(value), now - start, now);
       },
       (error: unknown) => {
         if (generation !== this.generation || !this.counts(error)) return;
         const now = this.clock.now();
-        if (this.tracker.record(true, now - start, now)) this.open('failures');
+        this.recordTimed(true, now - start, now);
       },
     );
     return p;
@@ -267,7 +320,63 @@ export class CircuitBreakerPolicy extends PolicyBase {
       if (this.shadow) return this.passShadow(fn, context);
       return this.reject(new BrokenCircuitError(this.phase === OPEN ? Math.max(0, this.openUntil - now) : 0));
     }
-    return this.probe(fn, context, now);
+    if (this.shared !== undefined && this.shared.active) {
+      if (this.fleetFull !== this.generation) return this.claimThenProbe(fn, context);
+      return this.shadow ? this.passShadow(fn, context) : this.reject(new BrokenCircuitError(0));
+    }
+    return this.probe(fn, context, now, false);
+  }
+
+  /**
+   * Half-open with a shared store: a probe runs only once the fleet granted it one of its
+   * `halfOpenMaxCalls` slots (a local slot is held meanwhile, so this process never asks for more
+   * than that). The store answers within its timeout; undefined (it cannot tell) probes locally.
+   */
+  private async claimThenProbe<T>(fn: PolicyFunction<T>, context: Context): Promise<T> {
+    const generation = this.generation;
+    const shared = this.shared!;
+    this.probesStarted++;
+    const granted = await shared.claimProbe();
+    if (generation !== this.generation) {
+      // The state moved on while the fleet was asked (the local slot went with it).
+      if (granted === true) shared.probeDone('released');
+      return this[runSymbol](fn, context);
+    }
+    this.probesStarted--;
+    if (granted === false) {
+      this.fleetFull = generation;
+      return this.shadow ? this.passShadow(fn, context) : this.reject(new BrokenCircuitError(0));
+    }
+    return this.probe(fn, context, this.clock.now(), granted === true);
+  }
+
+  /**
+   * Applies the fleet's state, as a shared store read it. An isolated breaker ignores it (an
+   * operator's override in this process); otherwise the fleet's open period replaces this
+   * breaker's, and the fleet's close closes it.
+   */
+  private applyFleet(fleet: FleetState): void {
+    if (this.phase === ISOLATED) return;
+    const now = this.clock.now();
+    const newPeriod = fleet.epoch !== this.fleetEpoch;
+    this.fleetEpoch = fleet.epoch;
+    if (fleet.state === 'closed') {
+      if (this.phase === CLOSED) return;
+      this.tracker.reset();
+      this.opens = 0;
+      this.lastOpenDelay = this.firstOpenDelay;
+      this.transition(CLOSED, 'fleet-closed');
+      return;
+    }
+    this.opens = Math.max(1, fleet.opens);
+    const until = fleet.state === 'open' ? now + fleet.openRemainingMs : now;
+    if (this.phase === CLOSED || (this.phase === HALF_OPEN && (newPeriod || fleet.state === 'open'))) {
+      this.openUntil = until;
+      this.transition(OPEN, 'fleet-opened');
+    } else if (this.phase === OPEN) {
+      this.openUntil = until;
+    }
+    this.refresh(now);
   }
 
   /**
@@ -281,7 +390,8 @@ export class CircuitBreakerPolicy extends PolicyBase {
     return callFunction(fn, context);
   }
 
-  private probe<T>(fn: PolicyFunction<T>, context: Context, now: number): Promise<T> {
+  /** Runs a probe; `fleet`: the probe holds one of a shared store's slots, and reports to it. */
+  private probe<T>(fn: PolicyFunction<T>, context: Context, now: number, fleet: boolean): Promise<T> {
     const generation = this.generation;
     this.probesStarted++;
     this.probesInFlight++;
@@ -295,7 +405,9 @@ export class CircuitBreakerPolicy extends PolicyBase {
         this.probesInFlight--;
         // As in resilience4j, a dependency that answers but stays slow is not healthy: closing on
         // a slow probe would let `minimumCalls` slow calls through on every cycle.
-        if (this.resultFails(value) || end - now >= this.slowCallMs) {
+        const failed = this.resultFails(value) || end - now >= this.slowCallMs;
+        if (fleet) this.shared!.probeDone(failed ? 'failed' : 'succeeded');
+        if (failed) {
           this.open('probe-failed');
         } else if (++this.probesSucceeded >= this.halfOpenMaxCalls) {
           this.tracker.reset();
@@ -309,8 +421,10 @@ export class CircuitBreakerPolicy extends PolicyBase {
         if (generation !== this.generation) return;
         this.probesInFlight--;
         if (this.counts(error)) {
+          if (fleet) this.shared!.probeDone('failed');
           this.open('probe-failed');
         } else {
+          if (fleet) this.shared!.probeDone('released');
           this.probesStarted--; // told us nothing: free the slot for another probe
         }
       },

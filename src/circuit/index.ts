@@ -17,3 +17,11 @@ export {
   type FailureTracker,
   type TimeWindowOptions,
 } from './strategies.js';
+export {
+  memoryBreakerStore,
+  type BreakerPeer,
+  type BreakerStore,
+  type FleetRule,
+  type FleetState,
+  type SharedBreaker,
+} from './store.js';

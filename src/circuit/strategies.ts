@@ -1,5 +1,6 @@
 import { TimeBuckets } from '../core/time-buckets.js';
 import { checkOptions, countOption, durationOption, ratioOption, show } from '../core/validate.js';
+import type { FleetRule } from './store.js';
 
 /**
  * Counts outcomes for one breaker and says when it should open. Made fresh for each breaker by
@@ -36,10 +37,19 @@ export interface BreakerStrategy {
 /** bulwark's own strategies, whose trackers never throw (internal, not exported by the package). */
 const ownStrategies = new WeakSet<BreakerStrategy>();
 
-/** Marks one of bulwark's own strategies. */
-function own(strategy: BreakerStrategy): BreakerStrategy {
+/** The fleet rule of each of bulwark's own strategies, for shared breaker stores. */
+const rules = new WeakMap<BreakerStrategy, FleetRule>();
+
+/** Marks one of bulwark's own strategies, with the rule a shared store aggregates it by. */
+function own(strategy: BreakerStrategy, rule: FleetRule): BreakerStrategy {
   ownStrategies.add(strategy);
+  rules.set(strategy, rule);
   return strategy;
+}
+
+/** The rule a shared store aggregates `strategy` by; undefined for a custom strategy. */
+export function fleetRuleOf(strategy: BreakerStrategy): FleetRule | undefined {
+  return rules.get(strategy);
 }
 
 /**
@@ -68,7 +78,7 @@ export function consecutive(threshold: number): BreakerStrategy {
         },
       };
     },
-  });
+  }, { kind: 'consecutive', threshold: n });
 }
 
 /** Options shared by the windowed strategies. */
@@ -173,7 +183,7 @@ export function countWindow(options?: CountWindowOptions): BreakerStrategy {
         },
       };
     },
-  });
+  }, { kind: 'count-window', size, failureRate: r.failureRate, minimumCalls: r.minimumCalls, slowRate: r.slowRate });
 }
 
 const timeKeys = ['windowMs', 'failureRateThreshold', 'minimumCalls', 'slowCallMs', 'slowCallRateThreshold'] as const;
@@ -214,7 +224,7 @@ export function timeWindow(options?: TimeWindowOptions): BreakerStrategy {
         },
       };
     },
-  });
+  }, { kind: 'time-window', size: windowMs, failureRate: r.failureRate, minimumCalls: r.minimumCalls, slowRate: r.slowRate });
 }
 
 /**

@@ -5,6 +5,7 @@ import type { AdmissionMode } from '../admission/types.js';
 import type { Clock } from '../core/clock.js';
 import type { CircuitState } from '../core/diagnostics.js';
 import type { BreakerStrategy } from './strategies.js';
+import type { BreakerStore } from './store.js';
 
 /** The states of a circuit breaker (defined in core beside the channel messages, for telemetry). */
 export type { CircuitState };
@@ -17,7 +18,9 @@ export type StateChangeReason =
   | 'probe-abandoned' // a probe did not settle within probeTimeoutMs
   | 'probes-succeeded'
   | 'isolated'
-  | 'released';
+  | 'released'
+  | 'fleet-opened' // a shared store: the fleet's breaker opened (or re-opened) on other processes' outcomes
+  | 'fleet-closed'; // a shared store: the fleet's probes succeeded
 
 /** Payload of {@link CircuitBreakerPolicy.onStateChange} and of `bulwark:circuit:state`. */
 export interface StateChangeEvent {
@@ -87,6 +90,11 @@ export interface CircuitBreakerOptions {
    * have had). Settable at run time through {@link CircuitBreakerPolicy.mode}. @default 'enforce'
    */
   readonly mode?: AdmissionMode;
+  /**
+   * Where the state lives: this process only, or shared by a fleet (`redisBreakerStore` from
+   * `bulwark/redis`, which also keys the shared state by `name`). @default memoryBreakerStore()
+   */
+  readonly store?: BreakerStore;
   /** Name used in events and telemetry. @default 'circuit-breaker' */
   readonly name?: string;
   /** Time source (inject a ManualClock in tests). @default systemClock */
