@@ -6,7 +6,7 @@
 // instructions ÷ calls, microtasks and Node's bookkeeping of rejected promises included; V8's
 // helper threads (GC, concurrent compiling) are left out. The warm-up and the counted calls run in
 // the same loop function: with a loop of their own, the counted one was optimized inside the
-// counted window, which added about 1.2k instructions per call (at --calls 20000) to every row
+// counted window, which added about 2.1k instructions per call (at --calls 20000) to every row
 // until issue 15 §1's closed-path work (figures in RESULTS.md before it include that). A call through a closed breaker (bulwark,
 // cockatiel) and `await fn()` are counted too, to check that the closed path has not moved, and a
 // hedged call whose first attempt succeeds before the delay (issue 14 §3).
