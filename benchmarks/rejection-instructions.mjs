@@ -4,7 +4,10 @@
 // `valgrind --tool=callgrind --separate-threads=yes`: it makes --warmup calls, callgrind's counters
 // are zeroed, it makes --calls more, and the counters are dumped. The figure is the main thread's
 // instructions ÷ calls, microtasks and Node's bookkeeping of rejected promises included; V8's
-// helper threads (GC, concurrent compiling) are left out. A call through a closed breaker (bulwark,
+// helper threads (GC, concurrent compiling) are left out. The warm-up and the counted calls run in
+// the same loop function: with a loop of their own, the counted one was optimized inside the
+// counted window, which added about 2.1k instructions per call (at --calls 20000) to every row
+// until issue 15 §1's closed-path work (figures in RESULTS.md before it include that). A call through a closed breaker (bulwark,
 // cockatiel) and `await fn()` are counted too, to check that the closed path has not moved, and a
 // hedged call whose first attempt succeeds before the delay (issue 14 §3).
 //
@@ -139,10 +142,15 @@ if (args.child !== undefined) {
       for (const call of ours) for (let i = 0; i < 1_000; i++) await call().catch(() => {});
     }
   }
-  for (let i = 0; i < WARMUP; i++) await fn();
+  // One loop for the warm-up and the counted calls: the code that runs in the counted window is
+  // the code the warm-up optimized (a loop of its own would be compiled inside the window).
+  const calls = async (n) => {
+    for (let i = 0; i < n; i++) await fn();
+  };
+  await calls(WARMUP);
   process.send('warm');
   await next();
-  for (let i = 0; i < CALLS; i++) await fn();
+  await calls(CALLS);
   process.send('done');
   await next();
   close();

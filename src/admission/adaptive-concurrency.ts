@@ -47,6 +47,8 @@ export class AdaptiveConcurrencyPolicy extends PolicyBase {
   private readonly fixedTenant: string | undefined;
   private readonly tenantOf: (() => string | undefined) | undefined;
   private readonly isDropped: (error: unknown) => boolean;
+  /** No class and no tenant option: the closed path applies to calls outside an admission scope. */
+  private readonly plain: boolean;
 
   constructor(options?: AdaptiveConcurrencyOptions) {
     super();
@@ -65,6 +67,7 @@ export class AdaptiveConcurrencyPolicy extends PolicyBase {
       this.fixedTenant = o.tenant;
     }
     this.isDropped = functionOption(owner, 'isDropped', o.isDropped, timedOutOrAborted);
+    this.plain = o.priority === undefined && o.tenant === undefined;
     this.onDecision = this.controller.onDecision;
     this.onLimitChange = this.controller.onLimitChange;
   }
@@ -101,6 +104,17 @@ export class AdaptiveConcurrencyPolicy extends PolicyBase {
   }
 
   [runSymbol]<T>(fn: PolicyFunction<T>, context: Context): Promise<T> {
+    // The closed path, kept small so that it inlines: no class or tenant option and no admission
+    // scope (the default class, no tenant), a slot free, nothing being shed, the clock not read.
+    if (this.plain && currentAdmissionScope() === undefined && this.controller.admitUntimed(DEFAULT_PRIORITY_LEVEL)) {
+      const p = callFunction(fn, context);
+      p.then(this.succeededDefault, this.failedDefault);
+      return p;
+    }
+    return this.decide(fn, context);
+  }
+
+  private decide<T>(fn: PolicyFunction<T>, context: Context): Promise<T> {
     let level: PriorityLevel;
     let tenant: string | undefined;
     try {
@@ -110,7 +124,14 @@ export class AdaptiveConcurrencyPolicy extends PolicyBase {
     } catch (err) {
       return Promise.reject(err);
     }
-    const admission = this.controller.decideFor(level, tenant, this.controller.maxQueue > 0, context.abortable(), true);
+    const c = this.controller;
+    if (tenant === undefined && c.admitUntimed(level)) {
+      // As above, for a class or tenant given by an option or the scope.
+      const p = callFunction(fn, context);
+      p.then(this.succeeded[level], this.failed[level]);
+      return p;
+    }
+    const admission = c.decideFor(level, tenant, c.maxQueue > 0, context.abortable(), true);
     if (admission === ADMITTED) {
       // The hot path: no permit, and handlers made once per class.
       const p = callFunction(fn, context);
@@ -123,6 +144,8 @@ export class AdaptiveConcurrencyPolicy extends PolicyBase {
 
   private readonly succeeded = ([0, 1, 2, 3] as const).map((level) => () => this.controller.exit(level, 'success'));
   private readonly failed = ([0, 1, 2, 3] as const).map((level) => (error: unknown) => this.controller.exit(level, this.dropped(error) ? 'dropped' : 'ignore'));
+  private readonly succeededDefault = this.succeeded[DEFAULT_PRIORITY_LEVEL]!;
+  private readonly failedDefault = this.failed[DEFAULT_PRIORITY_LEVEL]!;
 
   private level(scope: AdmissionScope | undefined): PriorityLevel {
     if (this.fixedLevel !== undefined) return this.fixedLevel;

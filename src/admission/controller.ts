@@ -283,6 +283,22 @@ export class AdmissionController {
     return { reason, retryAfterMs: s.retryAfterMs(reason) };
   }
 
+  /**
+   * Internal: the closed path of `adaptiveConcurrency`. Admits a request of `level` without a
+   * tenant when this arrival is not one the clock times, a slot is free and no shedding applies
+   * (see {@link Shedding.admitCalm}), making exactly the changes {@link decideFor} would make for it,
+   * and answers true; the caller ends it with {@link AdmissionController.exit}. Otherwise it
+   * changes nothing and answers false: the caller then asks {@link decideFor}.
+   */
+  admitUntimed(level: PriorityLevel): boolean {
+    const running = this.running;
+    const limit = this.currentLimit;
+    if (this.countdown <= 1 || running >= limit || !this.shedding.admitCalm(level, running, limit)) return false;
+    this.countdown--;
+    this.running = running + 1;
+    return true;
+  }
+
   private admit(now: number, wouldReject: AdmissionRejectReason | undefined, counted: boolean, level: PriorityLevel, tenant: string | undefined): Permit {
     if (counted) {
       this.running++;
@@ -302,7 +318,14 @@ export class AdmissionController {
 
   /** Internal: ends an admission answered {@link ADMITTED} (untimed, no tenant). */
   exit(level: PriorityLevel, outcome: PermitOutcome): void {
-    this.end(level, undefined, NaN, NaN, outcome);
+    // end() for an untimed permit without a tenant: no latency to learn from.
+    this.shedding.freeUntimed(level);
+    const inFlight = this.running--;
+    if (outcome !== 'ignore') {
+      const e = this.estimator;
+      if (e !== undefined && e.sample(NaN, NaN, inFlight, outcome === 'dropped')) this.setLimit(e.limit);
+    }
+    if (this.waiting > 0) this.drain(NaN);
   }
 
   private end(level: PriorityLevel, tenant: string | undefined, now: number, rtt: number, outcome: PermitOutcome): void {

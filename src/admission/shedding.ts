@@ -126,10 +126,7 @@ export class Shedding {
         if (level + u < this.loadLevel) return 'load';
       }
       if (this.now < this.heldBackUntil[level]!) return 'priority';
-      if (running < limit) {
-        const reserve = this.reserve(level);
-        if (reserve > 0 && running + 1 + reserve > limit) return 'priority';
-      }
+      if (running < limit && this.reserveTaken(level, running, limit)) return 'priority';
     }
     if (tenant !== undefined && this.tenants !== undefined && (running + 1 > limit * FAIRNESS_FROM || this.now < this.overloadedUntil)) {
       const t = this.tenant(level, tenant);
@@ -138,6 +135,32 @@ export class Shedding {
       if (mine > 1 + (this.admitted[level]! * FAIRNESS_SLACK) / active) return 'fairness';
     }
     return undefined;
+  }
+
+  /**
+   * The closed path: admits a request without a tenant, of `level`, below the limit (the caller
+   * checks `running < limit`) when {@link judge} would admit it without changing any state (no
+   * load shedding under way, which moves `spread`; the class not held back; the higher classes'
+   * reserve left free), counting it as an untimed {@link arrive} and a {@link hold} would. False
+   * changes nothing: the request then goes through the full decision.
+   */
+  admitCalm(level: PriorityLevel, running: number, limit: number): boolean {
+    if (level < 3 && (this.loadLevel > 0 || this.now < this.heldBackUntil[level]! || this.reserveTaken(level, running, limit))) return false;
+    this.arrivals[level]!++;
+    this.held[level]!++;
+    this.admitted[level]!++;
+    return true;
+  }
+
+  /** Whether admitting one more of `level` below the limit would take the higher classes' reserve. */
+  private reserveTaken(level: PriorityLevel, running: number, limit: number): boolean {
+    const reserve = this.reserve(level);
+    return reserve > 0 && running + 1 + reserve > limit;
+  }
+
+  /** {@link free} of an untimed permit without a tenant. */
+  freeUntimed(level: PriorityLevel): void {
+    this.held[level]!--;
   }
 
   /** The tenant's entry, seen now (made unless the class already tracks `MAX_TENANTS`). */
