@@ -25,7 +25,7 @@ import type { ResilientFetcher } from './create-fetch.js';
 import { CallDeadline, pausedUntil, Propagated, type PropagateSettings, recordPause } from './propagate.js';
 import type { PriorityLevel } from '../../admission/priority.js';
 import { withFaults } from './fault-injection.js';
-import type { Pacer } from '../../pacing/pacer.js';
+import type { Pacer } from './pacing/pacer.js';
 
 /** AbortSignal.any arrived in Node 20.3; before it, the caller's signal stops at the response. */
 const anySignal = typeof AbortSignal.any === 'function';

@@ -37,8 +37,8 @@ import { breakerHandle, discard, retryHandle, throttleAccepts } from './outcomes
 import { watchNetworkErrors } from './network-origin.js';
 import { pausedUntil, propagateOption } from './propagate.js';
 import { faultsOption } from './fault-injection.js';
-import { Pacer } from '../../pacing/pacer.js';
-import { RedisPaceStore } from '../../pacing/redis.js';
+import { Pacer } from './pacing/pacer.js';
+import { RedisPaceStore } from './pacing/redis.js';
 
 const keys = [
   'endpoints',

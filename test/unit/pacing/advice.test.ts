@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { checkHttpOptions } from '../../../src/http/rate-limit-options.js';
 import { applyOutcome, decideRequest, type HeaderAccess, RateLimitRule } from '../../../src/http/rate-limit-rule.js';
 import { fixedWindow, gcra, memoryStore, rateLimiter } from '../../../src/index.js';
-import { paceHint, parseFieldList, parsePolicies, parseStates, readAdvice } from '../../../src/pacing/advice.js';
+import { paceHint, parseFieldList, parsePolicies, parseStates, readAdvice } from '../../../src/adapters/fetch/pacing/advice.js';
 
 // Fixtures shaped after the examples of draft-ietf-httpapi-ratelimit-headers-11 (sections 3 and 4
 // and the appendix): one policy, several policies in one field, `qu`, `pk` and `w`.

@@ -3,9 +3,9 @@
 // Each attempt takes a slot of a GCRA at that rate (burst 1: evenly spaced, so the server's own
 // burst absorbs timer jitter), waiting up to `maxWaitMs` for it, else failing fast with
 // RateLimitedError. With a shared store (redis.ts) the slots and blocks are fleet-wide.
-import type { Clock } from '../core/clock.js';
-import { RateLimitedError } from '../core/errors.js';
-import { sleep } from '../core/sleep.js';
+import type { Clock } from '../../../core/clock.js';
+import { RateLimitedError } from '../../../core/errors.js';
+import { sleep } from '../../../core/sleep.js';
 import { paceHint, readAdvice } from './advice.js';
 
 /**

@@ -6,8 +6,8 @@
 // under 100 ms), and calls already queued read it again before they go. Redis slow or down: the
 // pacer decides alone (never a failed call because of Redis) and Redis is left alone for a
 // second before it is tried again.
-import { redisKeyOf } from '../ratelimit/redis/slot.js';
-import type { RedisClientLike } from '../ratelimit/redis/types.js';
+import { redisKeyOf } from '../../../ratelimit/redis/slot.js';
+import type { RedisClientLike } from '../../../ratelimit/redis/types.js';
 import { ADVISED_SHARE, type SharedPaceStore } from './pacer.js';
 
 const serverNow = `local t = redis.call('TIME')

@@ -2,7 +2,7 @@
 // fields `RateLimit-Policy` (each policy's quota `q` per window `w`, unit `qu`, partition key
 // `pk`) and `RateLimit` (units left `r`, seconds `t`), the older `X-RateLimit-*` trio, and
 // `Retry-After`. The pacer (pacer.ts) turns this into a rate and a "blocked until".
-import { parseHttpDate, parseRetryAfter } from '../adapters/fetch/retry-after.js';
+import { parseHttpDate, parseRetryAfter } from '../retry-after.js';
 
 /** A structured-field bare item as kept here: integers, decimals, strings, tokens, byte sequences (as base64 text), booleans. */
 export type FieldValue = number | string | boolean;
