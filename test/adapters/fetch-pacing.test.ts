@@ -38,8 +38,9 @@ describe('pacing to an advertised rate', () => {
     const u = await upstream({ limit: 25 });
     const f = createFetch({ retry: false });
     await f(`${u.url}/a`);
-    const answers = await Promise.all(Array.from({ length: 40 }, () => f(`${u.url}/a`)));
-    expect(answers.filter((r) => r.status === 429).length).toBeGreaterThan(10);
+    // Twice as many as above, so the baseline shows even when a busy machine spreads them out.
+    const answers = await Promise.all(Array.from({ length: 80 }, () => f(`${u.url}/a`)));
+    expect(answers.filter((r) => r.status === 429).length).toBeGreaterThan(20);
   });
 
   it('a slot beyond maxWaitMs fails fast with RateLimitedError, not retried, nothing sent', async () => {

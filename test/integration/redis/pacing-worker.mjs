@@ -19,7 +19,10 @@ redis?.on('error', () => {});
 if (redis !== undefined) await new Promise((resolve) => (redis.status === 'ready' ? resolve() : redis.once('ready', resolve)));
 
 const pacing = { maxWaitMs: job.maxWaitMs ?? 2_000, key: (_url, headers) => headers.get('x-api-key') ?? '', ...(redis === undefined ? {} : { store: redis }) };
-const f = createFetch({ name: `worker-${job.id}`, ...(job.mode === 'retry' ? {} : { pacing, retry: false }) });
+// Stamps each request with the moment it leaves the pipeline (after pacing), so a test can tell
+// a request sent late from one that only arrived late on a busy machine.
+const stamped = (input, init) => globalThis.fetch(input, { ...init, headers: { ...init?.headers, 'x-sent-at': String(Date.now()) } });
+const f = createFetch({ name: `worker-${job.id}`, fetch: stamped, ...(job.mode === 'retry' ? {} : { pacing, retry: false }) });
 
 const counts = { sent: 0, ok: 0, limited: 0, refused: 0, failed: 0 };
 await new Promise((resolve) => setTimeout(resolve, Math.max(0, job.startAt - Date.now())));

@@ -50,12 +50,13 @@ function run(jobs: object[]): Promise<Counts[]> {
 describe('pacing shared through Redis', () => {
   it('a Retry-After seen by one process stops the other within 100 ms, for its whole length', async () => {
     const redis = await freshRedis();
+    // `at`: when the worker sent it (after pacing), from its x-sent-at stamp.
     const arrivals: { at: number; who: string }[] = [];
     let blockedAt = 0;
     const http: Server = createServer((req, res) => {
       const now = Date.now();
       const who = String(req.headers['x-who']);
-      arrivals.push({ at: now, who });
+      arrivals.push({ at: Number(req.headers['x-sent-at']), who });
       // About 1 s into the run, the first request of worker 0 is told to stay away for 2 s.
       if (blockedAt === 0 && who === '0' && arrivals.length > 1 && now - arrivals[0]!.at > 1_000) {
         blockedAt = now;
