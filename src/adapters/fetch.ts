@@ -15,6 +15,7 @@ export type {
   FetchHedgeOptions,
   FetchInit,
   FetchInput,
+  FetchPacingOptions,
   FetchPropagateOptions,
   FetchRateLimitOptions,
   FetchRetryOptions,
@@ -26,3 +27,4 @@ export { RetryAfterError } from './fetch/retry-after-error.js';
 export { DeadlineExceededError } from './fetch/deadline-exceeded-error.js';
 export { DEADLINE_HEADER, PRIORITY_HEADER } from '../http/propagation.js';
 export { parseRateLimit, parseRetryAfter } from './fetch/retry-after.js';
+export type { PacingMessage as FetchPacingMessage } from './fetch/pacing/pacer.js';

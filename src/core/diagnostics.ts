@@ -75,6 +75,11 @@ export const channelNames = {
    */
   fetchOriginEvicted: 'bulwark:fetch:origin-evicted',
   /**
+   * The fetch adapter's `pacing` decided: `{ policy, key, decision, waitMs, ratePerSec, shared }`
+   * (`decision`: `'waited'` for a slot, `'rejected'` beyond `maxWaitMs`, `'learned'` a rate or block from a response).
+   */
+  fetchPacing: 'bulwark:fetch:pacing',
+  /**
    * An admission controller turned a request away, or in shadow mode would have:
    * `{ policy, mode, reason, priority, limit, inFlight, queued }` (`reason`: `'limit' | 'priority' |
    * 'fairness' | 'queueTimeout' | 'load' | 'deadline'`; `priority`: the class as a level 0–3).
@@ -227,6 +232,7 @@ export const fetchFailoverChannel = diagnosticsChannel.channel(channelNames.fetc
 export const admissionRejectedChannel = diagnosticsChannel.channel(channelNames.admissionRejected);
 export const admissionLimitChannel = diagnosticsChannel.channel(channelNames.admissionLimit);
 export const fetchOriginEvictedChannel = diagnosticsChannel.channel(channelNames.fetchOriginEvicted);
+export const fetchPacingChannel = diagnosticsChannel.channel(channelNames.fetchPacing);
 export const faultInjectedChannel = diagnosticsChannel.channel(channelNames.faultInjected);
 export const throttleRejectedChannel = diagnosticsChannel.channel(channelNames.throttleRejected);
 

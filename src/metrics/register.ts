@@ -268,6 +268,13 @@ export function registerMetrics(registry: Registry<RegistryContentType>, options
     registers: [],
   });
 
+  const pacing = new Counter({
+    name: name('fetch_pacing_total'),
+    help: 'Pacing decisions of bulwark/fetch, by policy, decision (waited, rejected, learned) and whether Redis shared them.',
+    labelNames: ['policy', 'decision', 'shared'],
+    registers: [],
+  });
+
   const callbackErrors = new Counter({
     name: name('callback_errors_total'),
     help: "Throws from users' functions that no call could reject with (event listeners, a breaker's handle), by policy and function.",
@@ -297,6 +304,7 @@ export function registerMetrics(registry: Registry<RegistryContentType>, options
     failovers,
     faultsInjected,
     throttleRejections,
+    pacing,
     callbackErrors,
     ...admission.metrics,
   ] as const;
@@ -412,6 +420,7 @@ export function registerMetrics(registry: Registry<RegistryContentType>, options
     [channelNames.fetchFailover, (m) => failovers.inc(bound({ policy: label(m.policy), reason: label(m.reason) }))],
     [channelNames.faultInjected, (m) => faultsInjected.inc(bound({ policy: label(m.policy), kind: label(m.kind) }))],
     [channelNames.throttleRejected, (m) => throttleRejections.inc(bound({ policy: label(m.policy), mode: m.mode === 'shadow' ? 'shadow' : 'enforce' }))],
+    [channelNames.fetchPacing, (m) => pacing.inc(bound({ policy: label(m.policy), decision: label(m.decision), shared: m.shared === true ? 'true' : 'false' }))],
     [channelNames.callbackError, (m) => callbackErrors.inc(bound({ policy: label(m.policy), callback: label(m.callback) }))],
     // The origin's policies are gone: so go their series (not metrics[0]'s: the state gauge is rebuilt at each scrape).
     [

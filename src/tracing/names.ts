@@ -98,6 +98,14 @@ export const attributeNames = {
   throttleRequests: 'bulwark.throttle.requests',
   /** Requests the upstream accepted in the adaptive throttle's window. */
   throttleAccepts: 'bulwark.throttle.accepts',
+  /** A fetch pacing decision: `waited`, `rejected` or `learned`. */
+  pacingDecision: 'bulwark.pacing.decision',
+  /** Ms queued (waited), until a slot (rejected), or the block asked for (learned). */
+  pacingWaitMs: 'bulwark.pacing.wait_ms',
+  /** The rate paced at, per second (0: not paced). */
+  pacingRate: 'bulwark.pacing.rate',
+  /** Whether Redis shared the decision. */
+  pacingShared: 'bulwark.pacing.shared',
 } as const;
 
 /**
@@ -134,4 +142,6 @@ export const eventNames = {
   admissionRejected: 'bulwark.admission.rejected',
   /** An adaptive throttle rejected a call locally, or in shadow mode would have. */
   throttleRejected: 'bulwark.throttle.rejected',
+  /** The resilient fetch's pacing queued an attempt, refused it, or learned a rate or block from a response. */
+  fetchPaced: 'bulwark.fetch.paced',
 } as const;

@@ -56,6 +56,15 @@ function messageOf(error: unknown): string | undefined {
 
 type Message = Record<string, unknown>;
 
+/** The span attributes of a fetch pacing event, and the message field each is read from. */
+const pacingFields = [
+  [A.policyName, 'policy'],
+  [A.pacingDecision, 'decision'],
+  [A.pacingWaitMs, 'waitMs'],
+  [A.pacingRate, 'ratePerSec'],
+  [A.pacingShared, 'shared'],
+] as const;
+
 /** The `error` sub-channel of the `bulwark:execute` tracing channel (`tracing:bulwark:execute:error`). */
 const executeErrorChannel = executeChannel.error.name as string;
 
@@ -115,6 +124,7 @@ export class Recorder {
       this.on(channelNames.faultInjected, this.faultInjected);
       this.on(channelNames.admissionRejected, this.admissionRejected);
       this.on(channelNames.throttleRejected, this.throttleRejected);
+      this.on(channelNames.fetchPacing, this.fetchPaced);
     }
     if (this.settings.spanKinds === 'all' || this.settings.spanKinds.size > 0) {
       // The scope is only consulted while `bulwark:execute` has subscribers: one no-op subscriber
@@ -261,6 +271,15 @@ export class Recorder {
     put(attributes, A.throttleRequests, requests);
     put(attributes, A.throttleAccepts, accepts);
     span.addEvent(E.throttleRejected, attributes);
+  };
+
+  private readonly fetchPaced = (m: unknown): void => {
+    const span = recordingSpan();
+    if (span === undefined) return;
+    const message = m as Message;
+    const attributes: Attributes = {};
+    for (const [attribute, field] of pacingFields) put(attributes, attribute, message[field]);
+    span.addEvent(E.fetchPaced, attributes);
   };
 
   /** Admission classes by level (the channel carries the level, 0 = sheddable … 3 = critical). */

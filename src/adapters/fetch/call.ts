@@ -17,7 +17,7 @@ import { HttpStatusError } from './http-status-error.js';
 import { RetryAfterError } from './retry-after-error.js';
 import { neverSent, requestTraits, type RequestTraits } from './request-rules.js';
 import { delayHint } from './retry-after.js';
-import { answeredBy, discard, elsewhere, isRejection, outlasting } from './outcomes.js';
+import { answeredBy, discard, elsewhere, isRejection, outlasting, paced } from './outcomes.js';
 import { RequestUrl } from './request-url.js';
 import { failedOrigin } from './network-origin.js';
 import type { FailoverReason, FetchInit, FetchInput, ServerBackoff } from './types.js';
@@ -25,6 +25,7 @@ import type { ResilientFetcher } from './create-fetch.js';
 import { CallDeadline, pausedUntil, Propagated, type PropagateSettings, recordPause } from './propagate.js';
 import type { PriorityLevel } from '../../admission/priority.js';
 import { withFaults } from './fault-injection.js';
+import type { Pacer } from './pacing/pacer.js';
 
 /** AbortSignal.any arrived in Node 20.3; before it, the caller's signal stops at the response. */
 const anySignal = typeof AbortSignal.any === 'function';
@@ -72,6 +73,8 @@ export interface Settings {
     | undefined;
   /** What is sent on from the caller's admission scope; undefined for nothing. */
   readonly propagate: PropagateSettings | undefined;
+  /** The `pacing` option: the pacer, and the key function within an origin. */
+  readonly pacing: { readonly pacer: Pacer; readonly key: ((url: URL, headers: Headers) => string) | undefined } | undefined;
 }
 
 /** One call of the resilient fetch: its request, its attempts, the responses it has seen. */
@@ -82,6 +85,8 @@ export class Call {
   private readonly init: FetchInit;
   private readonly callerSignal: AbortSignal | undefined;
   private readonly traits: RequestTraits;
+  /** The request's headers as given (for the pacing key), if any. */
+  private readonly headers: Headers | undefined;
   /** Responses received, to cancel every one the caller will not get. */
   private responses: Response[] = [];
   private closed = false;
@@ -148,6 +153,7 @@ export class Call {
     // As in fetch, a null init.body leaves a Request's own body in place.
     const body = init?.body !== undefined && init.body !== null ? init.body : isRequest ? input.body : null;
     this.traits = requestTraits(method, headers, body);
+    this.headers = headers;
     const signal = init?.signal ?? (isRequest ? input.signal : undefined);
     if (signal != null && !(signal instanceof AbortSignal)) {
       throw new TypeError(`fetch: init.signal must be an AbortSignal, got ${show(signal)}`);
@@ -314,7 +320,7 @@ export class Call {
 
   private limited(context: Context, url: RequestUrl, index: number, throttle: AdaptiveThrottlePolicy | undefined): Promise<Response> {
     const limit = this.fetcher.settings.rateLimit;
-    if (limit === undefined) return this.throttled(context, url, index, throttle);
+    if (limit === undefined) return this.paced(context, url, index, throttle);
     let key: string;
     try {
       key = limit.key === undefined ? url.origin : limit.key(url.url);
@@ -324,7 +330,7 @@ export class Call {
     const signal = context.abortable();
     return limit.limiter.consume(key, signal === undefined ? { cost: limit.cost } : { cost: limit.cost, signal }).then(
       (decision) => {
-        if (goesOn(limit.limiter, decision)) return this.throttled(context, url, index, throttle);
+        if (goesOn(limit.limiter, decision)) return this.paced(context, url, index, throttle);
         // A fail-closed outage denial too is a used-up limit here (never counted by the breaker).
         throw limitError(limit.limiter, decision);
       },
@@ -336,7 +342,33 @@ export class Call {
     );
   }
 
-  /** Past our own rate limit: the origin's throttle, when it has one, decides whether the attempt goes out. */
+  /** The pacing key of an attempt: its origin, and the `key` function's part when given. */
+  private pacingKey(url: RequestUrl): string {
+    const key = this.fetcher.settings.pacing?.key;
+    return key === undefined ? url.origin : `${url.origin} ${key(url.url, this.headers ?? new Headers())}`;
+  }
+
+  /** Past our own rate limit: waits for the origin's pacing slot (with `pacing`), failing fast beyond `maxWaitMs`. */
+  private paced(context: Context, url: RequestUrl, index: number, throttle: AdaptiveThrottlePolicy | undefined): Promise<Response> {
+    const pacing = this.fetcher.settings.pacing;
+    if (pacing === undefined) return this.throttled(context, url, index, throttle);
+    let key: string;
+    try {
+      key = this.pacingKey(url);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return pacing.pacer.acquire(key, context.abortable()).then(
+      () => this.throttled(context, url, index, throttle),
+      (error: unknown) => {
+        if (this.callerGone()) throw new DOMException('The caller aborted the request', 'AbortError');
+        if (typeof error === 'object' && error !== null) paced.add(error);
+        throw error;
+      },
+    );
+  }
+
+  /** Past our own rate limit and pacing: the origin's throttle, when it has one, decides whether the attempt goes out. */
   private throttled(context: Context, url: RequestUrl, index: number, throttle: AdaptiveThrottlePolicy | undefined): Promise<Response> {
     if (throttle === undefined) return this.timed(context, url, index);
     return invoke(throttle, (c) => this.timed(c as Context, url, index), context);
@@ -413,6 +445,8 @@ export class Call {
     } finally {
       if (index >= 0) this.running![index]!--;
     }
+    const pacing = settings.pacing;
+    if (pacing !== undefined) pacing.pacer.learn(this.pacingKey(url), response.status, response.headers);
     if (this.closed) {
       discard(response); // a hedge or timed-out attempt that answered after the call ended
     } else {

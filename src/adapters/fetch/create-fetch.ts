@@ -1,6 +1,6 @@
 import { circuitBreaker, CircuitBreakerPolicy } from '../../circuit/circuit-breaker.js';
 import { systemClock } from '../../core/clock.js';
-import { fetchFailoverChannel, fetchOriginEvictedChannel, type FetchOriginEvictedMessage } from '../../core/diagnostics.js';
+import { fetchFailoverChannel, fetchOriginEvictedChannel, type FetchOriginEvictedMessage, fetchPacingChannel } from '../../core/diagnostics.js';
 import { type Disposable, EventEmitter, type EventSubscriber, toDisposable } from '../../core/events.js';
 import { PipelinePolicy } from '../../core/pipeline.js';
 import type { Policy } from '../../core/policy.js';
@@ -37,6 +37,8 @@ import { breakerHandle, discard, retryHandle, throttleAccepts } from './outcomes
 import { watchNetworkErrors } from './network-origin.js';
 import { pausedUntil, propagateOption } from './propagate.js';
 import { faultsOption } from './fault-injection.js';
+import { Pacer } from './pacing/pacer.js';
+import { RedisPaceStore } from './pacing/redis.js';
 
 const keys = [
   'endpoints',
@@ -51,6 +53,7 @@ const keys = [
   'adaptiveThrottle',
   'hedge',
   'rateLimit',
+  'pacing',
   'propagate',
   'faultInjection',
   'fetch',
@@ -62,6 +65,7 @@ const breakerKeys = ['breaker', 'halfOpenAfterMs', 'halfOpenMaxCalls', 'probeTim
 const hedgeKeys = ['delayMs', 'maxHedges'] as const;
 const throttleKeys = ['k', 'windowMs', 'maxRejectionProbability', 'minRequests', 'mode'] as const;
 const rateLimitKeys = ['limiter', 'key', 'cost'] as const;
+const pacingKeys = ['maxWaitMs', 'key', 'store', 'prefix', 'timeoutMs'] as const;
 const owner = 'createFetch';
 
 /** Statuses retried by default: timeouts, rate limits and the server errors a retry can cure. */
@@ -160,6 +164,30 @@ export class ResilientFetcher {
       rateLimit = { limiter, key, cost };
     }
 
+    let pacing: Settings['pacing'];
+    if (o.pacing !== undefined) {
+      const p = checkOptions(`${owner}: option "pacing"`, o.pacing, pacingKeys);
+      const maxWaitMs = durationOption(owner, 'pacing.maxWaitMs', p.maxWaitMs, 5_000);
+      const key = p.key === undefined ? undefined : functionOption<(url: URL, headers: Headers) => string>(owner, 'pacing.key', p.key, () => '');
+      let store: RedisPaceStore | undefined;
+      if (p.store !== undefined) {
+        const client = p.store as { defineCommand?: unknown } | null;
+        if (typeof client !== 'object' || client === null || typeof client.defineCommand !== 'function') {
+          throw new TypeError(`${owner}: option "pacing.store" must be an ioredis Redis or Cluster client, got ${show(p.store)}`);
+        }
+        const prefix = p.prefix ?? 'bulwark:pacing:';
+        if (typeof prefix !== 'string' || /[{}]/.test(prefix) || prefix.length > 128) {
+          throw new TypeError(`${owner}: option "pacing.prefix" must be at most 128 characters without "{" or "}", got ${show(p.prefix)}`);
+        }
+        const timeoutMs = durationOption(owner, 'pacing.timeoutMs', p.timeoutMs, 100, { min: 1 });
+        store = new RedisPaceStore(p.store as never, prefix, timeoutMs);
+      }
+      const publish = (m: unknown): void => {
+        if (fetchPacingChannel.hasSubscribers) fetchPacingChannel.publish(m);
+      };
+      pacing = { pacer: new Pacer({ name, maxWaitMs, clock, store, maxKeys: 10_000, publish }), key };
+    }
+
     let hedgePolicy: HedgePolicy | undefined;
     if (o.hedge !== undefined) {
       if (typeof o.hedge !== 'object' || o.hedge === null) {
@@ -207,6 +235,7 @@ export class ResilientFetcher {
       serverBackoff,
       failoverKeyed,
       rateLimit,
+      pacing,
       propagate: propagateOption(owner, o.propagate),
     };
   }

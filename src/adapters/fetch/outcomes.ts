@@ -44,6 +44,9 @@ export function throttleAccepts(error: unknown): boolean {
  */
 export const elsewhere = new WeakSet<object>();
 
+/** Attempts the `pacing` option failed fast (a slot beyond `maxWaitMs`): never retried, that is the point. */
+export const paced = new WeakSet<object>();
+
 /**
  * Failed statuses whose asked-for delay would outlast the call's overall deadline: retrying them
  * could only end in a TimeoutError, so the call returns the response at once instead.
@@ -56,6 +59,7 @@ export const outlasting = new WeakSet<HttpStatusError>();
  * that is a bad argument (an invalid header, a body on a GET) that would fail every time.
  */
 export function retryHandle(error: unknown): boolean {
+  if (typeof error === 'object' && error !== null && paced.has(error)) return false;
   if (error instanceof HttpStatusError) return !outlasting.has(error);
   if (error instanceof RetryAfterError) return false;
   if (error instanceof TypeError && error.cause === undefined) return false;

@@ -9,6 +9,7 @@ import type { Clock } from '../../core/clock.js';
 import type { ExecutionContext } from '../../core/context.js';
 import type { EventSubscriber } from '../../core/events.js';
 import type { Decider } from '../../ratelimit/rate-limit-policy.js';
+import type { RedisClientLike } from '../../ratelimit/redis/types.js';
 import type { AdaptiveThrottlePolicy } from '../../throttle/adaptive-throttle.js';
 import type { RetryBudget } from '../../retry/budget.js';
 import type { RetryEvent } from '../../retry/retry.js';
@@ -106,6 +107,28 @@ export interface FetchRateLimitOptions {
   readonly key?: (url: URL) => string;
   /** Units each attempt takes. @default 1 */
   readonly cost?: number;
+}
+
+/**
+ * Server-advised pacing in {@link createFetch}: per origin (and `key`), the rate the server
+ * advertises in `RateLimit-Policy`/`RateLimit` (draft-11) or `X-RateLimit-*`, the pauses it asks
+ * for (`Retry-After`, `r=0`), and without either an AIMD rate found from its 429s. Each attempt
+ * waits for its slot up to `maxWaitMs`, else fails fast with `RateLimitedError` (not retried).
+ * With `store` (an ioredis client), slots and pauses are shared by every process using it.
+ * @example
+ * createFetch({ pacing: { maxWaitMs: 2_000, key: (url, headers) => headers.get('x-api-key') ?? '', store: redis } });
+ */
+export interface FetchPacingOptions {
+  /** Longest an attempt queues for its slot, in ms; beyond it, `RateLimitedError` at once. @default 5000 */
+  readonly maxWaitMs?: number;
+  /** A partition within the origin (an API key, a tenant), from the URL and the request's headers. @default none: per origin */
+  readonly key?: (url: URL, headers: Headers) => string;
+  /** An ioredis `Redis` or `Cluster` client: pace the whole fleet together. @default none: this process alone */
+  readonly store?: RedisClientLike;
+  /** Put before every Redis key; without `{` or `}`. @default 'bulwark:pacing:' */
+  readonly prefix?: string;
+  /** Longest a slot waits for Redis before this process decides alone, in ms. @default 100 */
+  readonly timeoutMs?: number;
 }
 
 /**
@@ -216,6 +239,8 @@ export interface CreateFetchOptions {
   readonly hedge?: FetchHedgeOptions;
   /** Take units from a rate limiter or quota before each attempt. None by default. */
   readonly rateLimit?: FetchRateLimitOptions;
+  /** Pace attempts to the rate each origin advertises (or AIMD on its 429s). Off by default. */
+  readonly pacing?: FetchPacingOptions;
   /**
    * Propagate the caller's traffic class and remaining deadline from its admission scope as
    * `bulwark-priority` and `bulwark-deadline` headers (`true`: both), and hold each call to that

@@ -41,6 +41,7 @@ import {
 import type { BottleneckRejectedEvent } from '../../../src/interop/bottleneck.js';
 import type { OpossumFallbackEvent, OpossumRejectedEvent, OpossumStateChangeEvent, OpossumTimeoutEvent } from '../../../src/interop/opossum.js';
 import type { StoreErrorMessage } from '../../../src/ratelimit/redis/index.js';
+import type { FetchPacingMessage } from '../../../src/adapters/fetch.js';
 import { exerciseEverything } from './support.js';
 
 const root = resolve(import.meta.dirname, '../../..');
@@ -89,6 +90,7 @@ const typed: Record<ChannelName, string[][]> = {
   [channelNames.admissionLimit]: [fields<AdmissionLimitEvent>()('policy', 'from', 'to')],
   [channelNames.faultInjected]: [fields<FaultInjectedEvent>()('policy', 'kind', 'latencyMs')],
   [channelNames.throttleRejected]: [fields<ThrottleRejectedEvent>()('policy', 'mode', 'probability', 'requests', 'accepts')],
+  [channelNames.fetchPacing]: [fields<FetchPacingMessage>()('policy', 'key', 'decision', 'waitMs', 'ratePerSec', 'shared')],
 };
 
 /** The field list of a documented message: `{ a, b, c }` → ['a', 'b', 'c'], sorted. */

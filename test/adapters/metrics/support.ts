@@ -149,6 +149,17 @@ export async function exerciseEverything(): Promise<{
   });
   await (await f('/quote')).text();
 
+  // Pacing: the first answer advertises 1 call a second, so the call after the next is beyond maxWaitMs.
+  const paced = createFetch({
+    name: 'paced',
+    retry: false,
+    pacing: { maxWaitMs: 0 },
+    fetch: () => Promise.resolve(new Response('x', { headers: { 'ratelimit-policy': '"p";q=1;w=1' } })),
+  });
+  await paced('http://paced.test/');
+  await paced('http://paced.test/');
+  await paced('http://paced.test/').catch(() => {});
+
   // Two origins through a fetch that keeps one: the first one's state is dropped.
   const perOrigin = createFetch({ name: 'rates', maxOrigins: 1, fetch: () => Promise.resolve(new Response('x')) });
   for (const origin of ['http://rates-a.test', 'http://rates-b.test']) await (await perOrigin(`${origin}/rate`)).text();

@@ -36,6 +36,7 @@ const ALL_METRICS = [
   'bulwark_fetch_failovers_total',
   'bulwark_fault_injections_total',
   'bulwark_throttle_rejections_total',
+  'bulwark_fetch_pacing_total',
   'bulwark_callback_errors_total',
   'bulwark_admission_limit',
   'bulwark_admission_in_flight',

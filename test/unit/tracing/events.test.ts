@@ -231,6 +231,27 @@ describe('span events on the active span', () => {
     expect(everyAttribute(h.spans())).not.toContain('alice');
   });
 
+  it('records fetch pacing: the rate learned from the answer, then the refusal beyond maxWaitMs', async () => {
+    const f = createFetch({
+      name: 'quotes',
+      retry: false,
+      circuitBreaker: false,
+      pacing: { maxWaitMs: 0 },
+      fetch: () => Promise.resolve(new Response('ok', { headers: { 'ratelimit-policy': '"p";q=1;w=1' } })),
+    });
+    await withSpan(h.tracer, 'caller', async () => {
+      await f('http://quotes.test/?customer=alice');
+      await f('http://quotes.test/?customer=alice'); // the first slot at the learned rate
+      await f('http://quotes.test/?customer=alice').catch(() => {});
+    });
+    const events = eventsOf(h.span('caller')).filter(([name]) => name === E.fetchPaced);
+    expect(events).toEqual([
+      [E.fetchPaced, { [A.policyName]: 'quotes', [A.pacingDecision]: 'learned', [A.pacingWaitMs]: 0, [A.pacingRate]: 0.98, [A.pacingShared]: false }],
+      [E.fetchPaced, { [A.policyName]: 'quotes', [A.pacingDecision]: 'rejected', [A.pacingWaitMs]: expect.any(Number), [A.pacingRate]: 0.98, [A.pacingShared]: false }],
+    ]);
+    expect(everyAttribute(h.spans())).not.toContain('alice');
+  });
+
   it('records a load-shedding rejection with what was measured', async () => {
     const shedder = loadShedder({ maxEventLoopDelayMs: 100, sampler: () => ({ eventLoopDelayMs: 250 }) });
     try {

@@ -32,6 +32,7 @@ const eventChannels = [
   'bulwark:ratelimit:decision',
   'bulwark:shedding:rejected',
   'bulwark:fetch:failover',
+  'bulwark:fetch:pacing',
   'bulwark:admission:rejected',
   'bulwark:chaos:injected',
   'bulwark:throttle:rejected',

@@ -1,0 +1,106 @@
+import { describe, expect, it } from 'vitest';
+import { checkHttpOptions } from '../../../src/http/rate-limit-options.js';
+import { applyOutcome, decideRequest, type HeaderAccess, RateLimitRule } from '../../../src/http/rate-limit-rule.js';
+import { fixedWindow, gcra, memoryStore, rateLimiter } from '../../../src/index.js';
+import { paceHint, parseFieldList, parsePolicies, parseStates, readAdvice } from '../../../src/adapters/fetch/pacing/advice.js';
+
+// Fixtures shaped after the examples of draft-ietf-httpapi-ratelimit-headers-11 (sections 3 and 4
+// and the appendix): one policy, several policies in one field, `qu`, `pk` and `w`.
+describe('draft-11 fields', () => {
+  it('one policy: q per w seconds', () => {
+    expect(parsePolicies('"default";q=100;w=10')).toEqual([{ name: 'default', q: 100, w: 10, unit: 'requests', pk: undefined }]);
+  });
+
+  it('several policies in one field, the slowest sets the pace', () => {
+    const policies = parsePolicies('"permin";q=50;w=60,"perhr";q=1000;w=3600');
+    expect(policies.map((p) => [p.name, p.q, p.w])).toEqual([
+      ['permin', 50, 60],
+      ['perhr', 1000, 3600],
+    ]);
+    const hint = paceHint({ policies, states: [], legacy: undefined, retryAfterMs: undefined });
+    expect(hint.ratePerSec).toBeCloseTo(1000 / 3600);
+  });
+
+  it('qu names the unit; pk is a byte sequence', () => {
+    expect(parsePolicies('"peruser";q=65535;qu="content-bytes";w=10')[0]).toMatchObject({ q: 65535, unit: 'content-bytes', w: 10 });
+    expect(parsePolicies('"peruser";q=100;w=60;pk=:cHJvamVjdDEyMw==:')[0]!.pk).toBe('cHJvamVjdDEyMw==');
+    expect(parseStates('"default";r=50;t=30;pk=:cHJvamVjdDEyMw==:')).toEqual([{ name: 'default', r: 50, t: 30, pk: 'cHJvamVjdDEyMw==' }]);
+  });
+
+  it('RateLimit with r=0 blocks for t; r > 0 does not', () => {
+    expect(paceHint({ policies: [], states: parseStates('"default";r=0;t=30'), legacy: undefined, retryAfterMs: undefined }).blockMs).toBe(30_000);
+    expect(paceHint({ policies: [], states: parseStates('"default";r=50;t=30'), legacy: undefined, retryAfterMs: undefined }).blockMs).toBe(0);
+  });
+
+  it('several states: the exhausted one blocks', () => {
+    const states = parseStates('"day";r=100;t=36000, "hour";r=0;t=600');
+    expect(states).toHaveLength(2);
+    expect(paceHint({ policies: [], states, legacy: undefined, retryAfterMs: undefined }).blockMs).toBe(600_000);
+  });
+
+  it('a member without q (or r) is ignored; a syntax error drops the field', () => {
+    expect(parsePolicies('"a";w=10, "b";q=5;w=1')).toHaveLength(1);
+    expect(parsePolicies('"a";q=5;w=1,')).toEqual([]);
+    expect(parsePolicies('"a;q=5')).toEqual([]);
+    expect(parsePolicies('"a";q=-1;w=1')).toEqual([]);
+    expect(parseStates('')).toEqual([]);
+    expect(parseFieldList('token;a;b=?1;c=1.5')).toEqual([{ value: 'token', params: new Map<string, unknown>([['a', true], ['b', true], ['c', 1.5]]) }]);
+  });
+});
+
+describe('legacy fields and Retry-After', () => {
+  const now = Date.UTC(2026, 0, 1);
+  it('X-RateLimit-Reset as epoch seconds or as a delta; remaining 0 blocks until reset', () => {
+    const epoch = readAdvice(new Headers({ 'x-ratelimit-limit': '60', 'x-ratelimit-remaining': '0', 'x-ratelimit-reset': String(now / 1000 + 20) }), now);
+    expect(epoch.legacy).toEqual({ limit: 60, remaining: 0, resetMs: 20_000 });
+    expect(paceHint(epoch).blockMs).toBe(20_000);
+    const delta = readAdvice(new Headers({ 'x-ratelimit-limit': '60', 'x-ratelimit-remaining': '30', 'x-ratelimit-reset': '15' }), now);
+    expect(paceHint(delta).ratePerSec).toBe(2);
+  });
+
+  it('Retry-After as delta seconds or as an HTTP date (against the response Date)', () => {
+    expect(readAdvice(new Headers({ 'retry-after': '5' }), now).retryAfterMs).toBe(5_000);
+    const served = new Date(now - 60_000).toUTCString();
+    const at = new Date(now - 60_000 + 7_000).toUTCString();
+    expect(readAdvice(new Headers({ 'retry-after': at, date: served }), now).retryAfterMs).toBe(7_000);
+    expect(paceHint(readAdvice(new Headers({ 'retry-after': 'soon' }), now)).advised).toBe(false);
+  });
+});
+
+describe("round trip with bulwark's own writer", () => {
+  type Map2 = Map<string, string>;
+  const access: HeaderAccess<Map2> = { get: (h, n) => h.get(n), set: (h, n, v) => void h.set(n, v) };
+  const request = () => ({ socket: { remoteAddress: '203.0.113.9' }, headers: {} });
+
+  async function written(limiter: ReturnType<typeof rateLimiter>, times: number): Promise<Headers> {
+    const { shared } = checkHttpOptions<unknown>('t', { headers: 'draft+legacy', partitionKey: (k: string) => `tenant:${k}` });
+    const rule = new RateLimitRule('t', limiter, { key: () => 'acme' }, shared);
+    let h: Map2 = new Map();
+    for (let i = 0; i < times; i++) {
+      const req = request();
+      h = new Map();
+      applyOutcome(rule, await decideRequest(rule, req, req), req, h, access);
+    }
+    return new Headers([...h]);
+  }
+
+  it('a GCRA limiter of 10/s, burst 20, reads back as 10 per second', async () => {
+    const limiter = rateLimiter({ name: 'per-key', algorithm: gcra({ limit: 10, periodMs: 1_000, burst: 20 }), store: memoryStore() });
+    const advice = readAdvice(await written(limiter, 1), Date.now());
+    expect(advice.policies).toEqual([{ name: 'per-key', q: 20, w: 2, unit: 'requests', pk: Buffer.from('tenant:acme').toString('base64') }]);
+    expect(advice.states[0]).toMatchObject({ name: 'per-key', r: 19 });
+    expect(paceHint(advice).ratePerSec).toBe(10);
+  });
+
+  it('a used-up fixed window reads back as a block of its t, with the legacy trio agreeing', async () => {
+    const limiter = rateLimiter({ name: 'win', algorithm: fixedWindow({ limit: 2, windowMs: 60_000 }), store: memoryStore() });
+    const advice = readAdvice(await written(limiter, 3), Date.now());
+    expect(advice.policies[0]).toMatchObject({ name: 'win', q: 2, w: 60 });
+    expect(advice.states[0]!.r).toBe(0);
+    expect(advice.legacy).toMatchObject({ limit: 2, remaining: 0 });
+    const hint = paceHint(advice);
+    expect(hint.blockMs).toBeGreaterThan(0);
+    expect(hint.blockMs).toBeLessThanOrEqual(60_000);
+    expect(hint.ratePerSec).toBeCloseTo(2 / 60);
+  });
+});
