@@ -265,6 +265,8 @@ export interface DisconnectableClient {
   once(event: 'end', listener: () => void): unknown;
   /** A Cluster's node connections. */
   nodes?(): DisconnectableClient[];
+  /** The client's socket (ioredis keeps the last one it opened). */
+  readonly stream?: { readonly closed?: boolean; once(event: 'close', listener: () => void): unknown };
 }
 
 /**
@@ -283,6 +285,14 @@ export async function disconnectClient(client: DisconnectableClient, timeoutMs =
     ended,
     timeoutMs,
     `the client did not end within ${timeoutMs} ms of disconnect() (still open: ${open.filter((c) => c.status !== 'end').map((c) => c.status).join(', ')})`,
+  );
+  // 'end' can come before the socket a disconnect() ended has closed (one still connecting through
+  // a blackholing proxy, on a busy machine): ioredis clears its timer only on that close.
+  const sockets = open.map((c) => c.stream).filter((socket) => socket !== undefined && socket.closed === false);
+  await within(
+    Promise.all(sockets.map((socket) => new Promise<void>((resolve) => socket!.once('close', resolve)))),
+    timeoutMs,
+    `a client's socket did not close within ${timeoutMs} ms of disconnect()`,
   );
   // A Cluster also opens short-lived connections of its own (to refresh its slot map after a
   // MOVED) that it disconnects as soon as they have answered; their sockets, and the timers
