@@ -41,6 +41,7 @@ import {
 import type { BottleneckRejectedEvent } from '../../../src/interop/bottleneck.js';
 import type { OpossumFallbackEvent, OpossumRejectedEvent, OpossumStateChangeEvent, OpossumTimeoutEvent } from '../../../src/interop/opossum.js';
 import type { StoreErrorMessage } from '../../../src/ratelimit/redis/index.js';
+import type { CompoundDecisionMessage, SettleMessage } from '../../../src/ratelimit/index.js';
 import { exerciseEverything } from './support.js';
 
 const root = resolve(import.meta.dirname, '../../..');
@@ -88,7 +89,8 @@ const typed: Record<ChannelName, string[][]> = {
   [channelNames.admissionRejected]: [fields<AdmissionDecisionEvent>()('policy', 'mode', 'reason', 'priority', 'limit', 'inFlight', 'queued')],
   [channelNames.admissionLimit]: [fields<AdmissionLimitEvent>()('policy', 'from', 'to')],
   [channelNames.faultInjected]: [fields<FaultInjectedEvent>()('policy', 'kind', 'latencyMs')],
-  [channelNames.throttleRejected]: [fields<ThrottleRejectedEvent>()('policy', 'mode', 'probability', 'requests', 'accepts')],
+  [channelNames.throttleRejected]: [fields<ThrottleRejectedEvent>()('policy', 'mode', 'probability', 'requests', 'accepts')],  [channelNames.rateLimitCompound]: [fields<CompoundDecisionMessage>()('policy', 'allowed', 'deniedBy', 'store')],
+  [channelNames.reservationSettle]: [fields<SettleMessage>()('kind', 'policy', 'status', 'estimate', 'actual')],
 };
 
 /** The field list of a documented message: `{ a, b, c }` → ['a', 'b', 'c'], sorted. */
