@@ -124,8 +124,19 @@ export class CompoundLimit {
    * const d = await both.consume([userId, tenantId], { tag: tenantId });
    * if (!d.allowed) console.log(`denied by ${d.deniedBy}, retry in ${d.retryAfterMs} ms`);
    */
-  async consume(key: string | readonly string[], options?: number | CompoundConsumeOptions): Promise<CompoundDecision> {
-    const owner = 'compoundLimit.consume';
+  consume(key: string | readonly string[], options?: number | CompoundConsumeOptions): Promise<CompoundDecision> {
+    return this.decideCall('compoundLimit.consume', key, options, false);
+  }
+
+  /**
+   * The decision `consume` would get, charging nothing (each part's `remaining` counts the units
+   * asked about as taken). Publishes nothing.
+   */
+  peek(key: string | readonly string[], options?: number | CompoundConsumeOptions): Promise<CompoundDecision> {
+    return this.decideCall('compoundLimit.peek', key, options, true);
+  }
+
+  private async decideCall(owner: string, key: string | readonly string[], options: number | CompoundConsumeOptions | undefined, peekOnly: boolean): Promise<CompoundDecision> {
     const o: CompoundConsumeOptions = typeof options === 'number' ? { cost: options } : checkOptions(owner, options, ['cost', 'tag'] as const);
     const cost = o.cost ?? 1;
     if (!Number.isInteger(cost) || cost < 1 || cost > this.maxCost) {
@@ -145,13 +156,14 @@ export class CompoundLimit {
         tag,
         this.limiters.map((l, i) => ({ key: storeKeys[i]!, algorithm: l.algorithm, name: l.name, cost })),
         this.limiters[0]!.onStoreError,
+        peekOnly,
       );
       decisions = answer.decisions;
       denied = answer.denied;
     } else {
-      ({ decisions, denied } = this.consumeInMemory(store as MemoryStore, tag, storeKeys, cost));
+      ({ decisions, denied } = this.consumeInMemory(store as MemoryStore, tag, storeKeys, cost, peekOnly));
     }
-    return this.decide(decisions, denied);
+    return this.decide(decisions, denied, !peekOnly);
   }
 
   /**
@@ -198,29 +210,35 @@ export class CompoundLimit {
   }
 
   /** Check every limit, then charge every limit: synchronous, so nothing runs in between. */
-  private consumeInMemory(store: MemoryStore, tag: string, keys: readonly string[], cost: number): { decisions: LimiterDecision[]; denied: number } {
+  private consumeInMemory(
+    store: MemoryStore,
+    tag: string,
+    keys: readonly string[],
+    cost: number,
+    peekOnly: boolean,
+  ): { decisions: LimiterDecision[]; denied: number } {
     const set = this.local.get(tag);
     const algorithms = this.limiters.map((l) => set?.get(l.name) ?? l.algorithm);
     const decisions = algorithms.map((a, i) => store.peek(keys[i]!, a, cost) as LimiterDecision);
     const denied = decisions.findIndex((d) => !d.allowed) + 1;
-    if (denied !== 0) return { decisions, denied };
+    if (denied !== 0 || peekOnly) return { decisions, denied };
     return { decisions: algorithms.map((a, i) => store.consume(keys[i]!, a, cost) as LimiterDecision), denied: 0 };
   }
 
-  private decide(decisions: readonly LimiterDecision[], denied: number): CompoundDecision {
+  private decide(decisions: readonly LimiterDecision[], denied: number, publish: boolean): CompoundDecision {
     const parts = decisions.map((decision, i) => ({ policy: this.limiters[i]!.name, decision }));
     let lead = decisions[0]!;
     if (denied !== 0) lead = decisions[denied - 1]!;
     else for (const d of decisions) if (d.remaining < lead.remaining) lead = d;
     const deniedBy = denied === 0 ? undefined : this.limiters[denied - 1]!.name;
-    if (decisionChannel.hasSubscribers) {
+    if (publish && decisionChannel.hasSubscribers) {
       decisions.forEach((decision, i) => {
         const l = this.limiters[i]!;
         const message: RateLimitDecisionMessage = { kind: l[decisionKind], policy: l.name, decision, mode: l.mode };
         decisionChannel.publish(message);
       });
     }
-    if (compoundChannel.hasSubscribers) {
+    if (publish && compoundChannel.hasSubscribers) {
       const message: CompoundDecisionMessage = { policy: this.name, allowed: denied === 0, deniedBy, store: lead.store };
       compoundChannel.publish(message);
     }

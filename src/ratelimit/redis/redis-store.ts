@@ -229,6 +229,7 @@ export class RedisStore implements RateLimitStore {
     tag: string,
     limits: readonly { readonly key: string; readonly algorithm: RateLimitAlgorithm; readonly name: string; readonly cost: number }[],
     onStoreError: StoreErrorMode | undefined,
+    peekOnly = false,
   ): Promise<{ decisions: LimiterDecision[]; denied: number }> {
     const plans = limits.map((l) => planFor(l.algorithm, this.legacyValues));
     const base = redisKeyOf(this.prefix, `c:${tag}`);
@@ -238,7 +239,7 @@ export class RedisStore implements RateLimitStore {
     const mode = onStoreError ?? this.onStoreError ?? 'local';
     let serverMs = Date.now();
     for (let attempt = 0; attempt < 2; attempt++) {
-      const args: (string | number)[] = [keys.length + 1, ...keys, `${base}:limits`, limits.length];
+      const args: (string | number)[] = [keys.length + 1, ...keys, `${base}:limits`, peekOnly ? -limits.length : limits.length];
       limits.forEach((l, i) => {
         const plan = plans[i]!;
         const fixed: number[] = [...plan.fixedArgs];

@@ -9,7 +9,7 @@ KEYS[1..n]    the state key of each limit (all with one hash tag: one slot on Cl
 KEYS[n + 1]   the limits hash of the tag: field = policy name, value = "limit args...", set at
               run time (setLimit): the limit decisions report, then fixed arguments replacing
               the first ones the call carries
-ARGV[1]       n, the number of limits
+ARGV[1]       n, the number of limits; -n to peek only (nothing is charged)
 then per limit: kind, policy name, argc, the argc arguments the algorithm's script takes before
               staleAfterUs (its fixed arguments, a calendar's period bounds), the cost, the flags
 Every limit is first peeked (op 2) on one frozen server time; only when every peek admits is
@@ -22,6 +22,8 @@ Returns       decided: { index of the first limit that denied (0: all admitted),
               its integer reply, time * 4 + status, with nothing changed
 ]]
 local n = ARGV[1] + 0
+local peekOnly = n < 0
+if peekOnly then n = -n end
 local limitsKey = KEYS[n + 1]
 local time = redis.call('TIME')
 local frozen = setmetatable({
@@ -71,7 +73,7 @@ for i = 1, n do
   answers[i] = reply
   if reply[1] < 0 and denied == 0 then denied = i end
 end
-if denied == 0 then
+if denied == 0 and not peekOnly then
   for i = 1, n do
     local reply = run(i, '1', limits[i][3])
     if type(reply) ~= 'table' or reply.err or reply[1] < 0 then
