@@ -98,6 +98,16 @@ export const attributeNames = {
   throttleRequests: 'bulwark.throttle.requests',
   /** Requests the upstream accepted in the adaptive throttle's window. */
   throttleAccepts: 'bulwark.throttle.accepts',
+  /** How a reservation ended: `settled`, `cancelled` or `expired`. */
+  settleStatus: 'bulwark.settle.status',
+  /** The units a reservation reserved. */
+  settleEstimate: 'bulwark.settle.estimate',
+  /** The units it was settled at (0 for a cancel). */
+  settleActual: 'bulwark.settle.actual',
+  /** Whether a compound limit admitted (every limit charged) or not (none charged). */
+  compoundAllowed: 'bulwark.compound.allowed',
+  /** The name of the limit that denied a compound decision. */
+  compoundDeniedBy: 'bulwark.compound.denied_by',
 } as const;
 
 /**
@@ -134,4 +144,8 @@ export const eventNames = {
   admissionRejected: 'bulwark.admission.rejected',
   /** An adaptive throttle rejected a call locally, or in shadow mode would have. */
   throttleRejected: 'bulwark.throttle.rejected',
+  /** A reservation was settled or cancelled. */
+  reservationSettled: 'bulwark.rate_limit.settled',
+  /** A compound limit decided (admitted: every limit charged; denied: none). */
+  compoundDecided: 'bulwark.rate_limit.compound_decided',
 } as const;

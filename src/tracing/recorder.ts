@@ -115,6 +115,8 @@ export class Recorder {
       this.on(channelNames.faultInjected, this.faultInjected);
       this.on(channelNames.admissionRejected, this.admissionRejected);
       this.on(channelNames.throttleRejected, this.throttleRejected);
+      this.on(channelNames.reservationSettle, this.reservationSettled);
+      this.on(channelNames.rateLimitCompound, this.compoundDecided);
     }
     if (this.settings.spanKinds === 'all' || this.settings.spanKinds.size > 0) {
       // The scope is only consulted while `bulwark:execute` has subscribers: one no-op subscriber
@@ -261,6 +263,29 @@ export class Recorder {
     put(attributes, A.throttleRequests, requests);
     put(attributes, A.throttleAccepts, accepts);
     span.addEvent(E.throttleRejected, attributes);
+  };
+
+  private readonly reservationSettled = (m: unknown): void => {
+    const span = recordingSpan();
+    if (span === undefined) return;
+    const { policy, status, estimate, actual } = m as Message;
+    const attributes: Attributes = {};
+    put(attributes, A.policyName, policy);
+    put(attributes, A.settleStatus, status);
+    put(attributes, A.settleEstimate, estimate);
+    put(attributes, A.settleActual, actual);
+    span.addEvent(E.reservationSettled, attributes);
+  };
+
+  private readonly compoundDecided = (m: unknown): void => {
+    const span = recordingSpan();
+    if (span === undefined) return;
+    const { policy, allowed, deniedBy } = m as Message;
+    const attributes: Attributes = {};
+    put(attributes, A.policyName, policy);
+    put(attributes, A.compoundAllowed, allowed);
+    put(attributes, A.compoundDeniedBy, deniedBy);
+    span.addEvent(E.compoundDecided, attributes);
   };
 
   /** Admission classes by level (the channel carries the level, 0 = sheddable … 3 = critical). */
