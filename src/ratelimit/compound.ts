@@ -13,7 +13,6 @@ import { storeKey } from './keys.js';
 import { MemoryStore } from './memory-store.js';
 import { Quota } from './quota/quota.js';
 import { RateLimiter, type RateLimitDecisionMessage } from './rate-limiter.js';
-import { RedisStore } from './redis/redis-store.js';
 import type { LimiterDecision } from './store.js';
 
 const decisionChannel = diagnosticsChannel.channel(channelNames.rateLimitDecision);
@@ -105,8 +104,8 @@ export class CompoundLimit {
     const store = limiters[0]!.store;
     for (const l of limiters) {
       if (l.store !== store) throw new TypeError('compoundLimit: every limit must use the same store (one Redis store, or one memory store)');
-      if (!(l.store instanceof MemoryStore) && !(l.store instanceof RedisStore)) {
-        throw new TypeError(`compoundLimit: store ${show(l.store.name)} cannot charge limits together; use memoryStore() or redisStore(client)`);
+      if (!(l.store instanceof MemoryStore) && typeof l.store.compound !== 'function') {
+        throw new TypeError(`compoundLimit: store ${show(l.store.name)} cannot charge limits together (it has no compound method); use memoryStore() or redisStore(client)`);
       }
     }
     if (new Set(limiters.map((l) => l.name)).size !== limiters.length) {
@@ -151,7 +150,7 @@ export class CompoundLimit {
     const store = this.limiters[0]!.store;
     let decisions: LimiterDecision[];
     let denied: number;
-    if (store instanceof RedisStore) {
+    if (typeof store.compound === 'function') {
       const answer = await store.compound(
         tag,
         this.limiters.map((l, i) => ({ key: storeKeys[i]!, algorithm: l.algorithm, name: l.name, cost })),
@@ -178,7 +177,7 @@ export class CompoundLimit {
     if (!sameKind(limiter.algorithm, algorithm)) {
       throw new TypeError(`compoundLimit.setLimit: the limit of ${show(policy)} is ${limiter.algorithm.kind}; a limit set at run time must be of the same kind`);
     }
-    if (limiter.store instanceof RedisStore) return limiter.store.setCompoundLimit(tag, policy, algorithm);
+    if (typeof limiter.store.setCompoundLimit === 'function') return limiter.store.setCompoundLimit(tag, policy, algorithm);
     let forTag = this.local.get(tag);
     if (forTag === undefined) this.local.set(tag, (forTag = new Map()));
     forTag.set(policy, algorithm);
@@ -187,7 +186,7 @@ export class CompoundLimit {
   /** Goes back to the configured algorithm of `policy` for `tag`. */
   async clearLimit(tag: string, policy: string): Promise<void> {
     const limiter = this.limiterNamed('compoundLimit.clearLimit', policy);
-    if (limiter.store instanceof RedisStore) return limiter.store.setCompoundLimit(tag, policy, undefined);
+    if (typeof limiter.store.setCompoundLimit === 'function') return limiter.store.setCompoundLimit(tag, policy, undefined);
     this.local.get(tag)?.delete(policy);
   }
 

@@ -8,7 +8,7 @@ import { StoreUnavailableError } from '../../core/errors.js';
 import { checkOptions, countOption, durationOption, enumOption, show } from '../../core/validate.js';
 import type { RateLimitAlgorithm } from '../algorithm.js';
 import { refundUnits } from '../algorithms/shared.js';
-import { type LimiterDecision, type RateLimitStore, type StoreErrorMode, storeErrorModes } from '../store.js';
+import { type CompoundAnswer, type CompoundOperation, type LimiterDecision, type RateLimitStore, type StoreErrorMode, storeErrorModes } from '../store.js';
 import { Batcher } from './batch.js';
 import { randomBytes } from 'node:crypto';
 import type { SettleStatus, StoreLease, StoreReservation } from '../reservation.js';
@@ -220,17 +220,17 @@ export class RedisStore implements RateLimitStore {
   }
 
   /**
-   * Internal (compound.ts): decides every limit of a compound call in one script call, all or
+   * Decides every limit of a compound call in one script call, all or
    * nothing, under the hash tag `tag` (see lua/compound.lua). Not batched. While Redis cannot
    * answer in `timeoutMs`, follows `onStoreError`: `'fail-open'` admits, the others deny (a
    * compound call has no local fallback: its limits could not be kept together there).
    */
   async compound(
     tag: string,
-    limits: readonly { readonly key: string; readonly algorithm: RateLimitAlgorithm; readonly name: string; readonly cost: number }[],
+    limits: readonly CompoundOperation[],
     onStoreError: StoreErrorMode | undefined,
     peekOnly = false,
-  ): Promise<{ decisions: LimiterDecision[]; denied: number }> {
+  ): Promise<CompoundAnswer> {
     const plans = limits.map((l) => planFor(l.algorithm, this.legacyValues));
     const base = redisKeyOf(this.prefix, `c:${tag}`);
     const keys = limits.map((l) => `${base}:${l.key}`);
@@ -281,7 +281,7 @@ export class RedisStore implements RateLimitStore {
   }
 
   /**
-   * Internal (compound.ts): sets (or, with undefined, clears) the limit the compound script uses
+   * Sets (or, with undefined, clears) the limit the compound script uses
    * for `policy` under `tag`: the decision limit, then the algorithm's fixed arguments.
    */
   async setCompoundLimit(tag: string, policy: string, algorithm: RateLimitAlgorithm | undefined): Promise<void> {
