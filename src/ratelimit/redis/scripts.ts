@@ -2,6 +2,7 @@ import type { CalendarAlgorithm, RateLimitAlgorithm } from '../algorithm.js';
 import type { GcraAlgorithm } from '../algorithms/gcra.js';
 import calendarLua from './lua/calendar.lua';
 import fixedWindowLua from './lua/fixed-window.lua';
+import frozenClockLua from './lua/frozen-clock.lua';
 import gcraLua from './lua/gcra.lua';
 import compoundLua from './lua/compound.lua';
 import leaseLua from './lua/lease.lua';
@@ -23,7 +24,7 @@ export const scripts = {
 
 /** An algorithm's script inside lease.lua: the algorithm's kind, where its operations are in ARGV. */
 function leased(kind: string, opsAt: number, lua: string): string {
-  return `local KIND, OPS_AT = '${kind}', ${opsAt}\nlocal function body(KEYS, ARGV, redis)\n${lua}\nend\n${leaseLua}`;
+  return `local KIND, OPS_AT = '${kind}', ${opsAt}\nlocal function body(KEYS, ARGV, redis)\n${lua}\nend\n${frozenClockLua}\n${leaseLua}`;
 }
 
 /**
@@ -217,5 +218,7 @@ export const compoundScript = {
       .map(([kind, lua]) => `  ['${kind}'] = function(KEYS, ARGV, redis)\n${lua}\nend,\n`)
       .join('') +
     '}\n' +
+    frozenClockLua +
+    '\n' +
     compoundLua,
 } as const;

@@ -2,15 +2,14 @@
 // plain keys under the tag, replicated like every other, so after a failover the promoted replica
 // keeps the books and the run-time limit; during it, calls follow onStoreError (deny by default:
 // a compound call has no local fallback).
-import { Redis } from 'ioredis';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import { fixedWindow } from '../../../src/ratelimit/algorithms/index.js';
 import { compoundLimit } from '../../../src/ratelimit/compound.js';
 import { rateLimiter } from '../../../src/ratelimit/rate-limiter.js';
 import { redisStore } from '../../../src/ratelimit/redis/redis-store.js';
-import { disconnectClient, startSentinel } from '../support/redis.js';
-import { eventually } from './support.js';
+import { startSentinel } from '../support/redis.js';
+import { connectSentinelReady, eventually } from './support.js';
 
 const cleanup: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -21,17 +20,7 @@ describe('compoundLimit through Sentinel', () => {
   it('keeps the counters and a run-time limit across a failover', async () => {
     const setup = await startSentinel();
     cleanup.push(() => setup.stop());
-    const client = new Redis({
-      sentinels: setup.sentinelAddresses,
-      name: setup.masterName,
-      enableOfflineQueue: false,
-      autoResendUnfulfilledCommands: false,
-      maxRetriesPerRequest: 1,
-      retryStrategy: (times) => Math.min(times * 50, 500),
-    });
-    client.on('error', () => {});
-    cleanup.push(() => disconnectClient(client));
-    await eventually('the client to connect', () => client.status === 'ready');
+    const client = await connectSentinelReady(setup, cleanup);
     const store = redisStore(client, { timeoutMs: 500 });
     const perUser = rateLimiter({ name: 's-user', algorithm: fixedWindow({ limit: 5, windowMs: 3_600_000 }), store });
     const perTenant = rateLimiter({ name: 's-tenant', algorithm: fixedWindow({ limit: 100, windowMs: 3_600_000 }), store });

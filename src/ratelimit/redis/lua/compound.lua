@@ -2,7 +2,7 @@
 bulwark · compound limits: one request charged against several limits, all or nothing
 Not a script of its own: scripts.ts builds the `bulwarkCompound1` command as
   local BODIES = { gcra = function(KEYS, ARGV, redis) <gcra.lua> end, ... one per algorithm }
-  <this file>
+  <frozen-clock.lua> <this file>
 so each limit is decided by its algorithm's script, unchanged (as lease.lua does).
 
 KEYS[1..n]    the state key of each limit (all with one hash tag: one slot on Cluster)
@@ -25,13 +25,7 @@ local n = ARGV[1] + 0
 local peekOnly = n < 0
 if peekOnly then n = -n end
 local limitsKey = KEYS[n + 1]
-local time = redis.call('TIME')
-local frozen = setmetatable({
-  call = function(command, ...)
-    if command == 'TIME' then return time end
-    return redis.call(command, ...)
-  end,
-}, { __index = redis })
+local _, frozen = frozenClock(redis) -- every limit decides on one server time
 
 local limits = {}
 local at = 2
