@@ -98,6 +98,18 @@ export const channelNames = {
    * drawn against; `requests`, `accepts`: the window's counts before this call).
    */
   throttleRejected: 'bulwark:throttle:rejected',
+  /**
+   * A compound limit decided: `{ policy, allowed, deniedBy, store }` (`deniedBy`: the name of the
+   * limit that denied, undefined when admitted; each limit's own decision is also published on
+   * `bulwark:ratelimit:decision`; never the key or tag).
+   */
+  rateLimitCompound: 'bulwark:ratelimit:compound',
+  /**
+   * A reservation was settled or cancelled: `{ kind, policy, status, estimate, actual }` (`kind`:
+   * `'rate-limiter' | 'quota'`; `status`: `'settled'`, `'cancelled'`, or `'expired'` when its lease
+   * had run out first; `actual`: 0 for a cancel). Not published when the store could not take it.
+   */
+  reservationSettle: 'bulwark:ratelimit:settle',
 } as const;
 
 /** The states of a circuit breaker. */

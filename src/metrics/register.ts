@@ -275,6 +275,20 @@ export function registerMetrics(registry: Registry<RegistryContentType>, options
     registers: [],
   });
 
+  const settles = new Counter({
+    name: name('rate_limit_settles_total'),
+    help: 'Reservations settled or cancelled, by policy and status (settled, cancelled, expired: the lease had run out first).',
+    labelNames: ['policy', 'status'],
+    registers: [],
+  });
+
+  const compoundDecisions = new Counter({
+    name: name('rate_limit_compound_decisions_total'),
+    help: 'Compound-limit decisions, by policy, outcome and the limit that denied ("" when admitted).',
+    labelNames: ['policy', 'outcome', 'denied_by'],
+    registers: [],
+  });
+
   const callbackErrors = new Counter({
     name: name('callback_errors_total'),
     help: "Throws from users' functions that no call could reject with (event listeners, a breaker's handle), by policy and function.",
@@ -305,6 +319,9 @@ export function registerMetrics(registry: Registry<RegistryContentType>, options
     faultsInjected,
     throttleRejections,
     pacing,
+
+    settles,
+    compoundDecisions,
     callbackErrors,
     ...admission.metrics,
   ] as const;
@@ -421,6 +438,15 @@ export function registerMetrics(registry: Registry<RegistryContentType>, options
     [channelNames.faultInjected, (m) => faultsInjected.inc(bound({ policy: label(m.policy), kind: label(m.kind) }))],
     [channelNames.throttleRejected, (m) => throttleRejections.inc(bound({ policy: label(m.policy), mode: m.mode === 'shadow' ? 'shadow' : 'enforce' }))],
     [channelNames.fetchPacing, (m) => pacing.inc(bound({ policy: label(m.policy), decision: label(m.decision), shared: m.shared === true ? 'true' : 'false' }))],
+
+    [channelNames.reservationSettle, (m) => settles.inc(bound({ policy: label(m.policy), status: label(m.status) }))],
+    [
+      channelNames.rateLimitCompound,
+      (m) =>
+        compoundDecisions.inc(
+          bound({ policy: label(m.policy), outcome: m.allowed === true ? 'allowed' : 'denied', denied_by: m.deniedBy === undefined ? '' : label(m.deniedBy) }),
+        ),
+    ],
     [channelNames.callbackError, (m) => callbackErrors.inc(bound({ policy: label(m.policy), callback: label(m.callback) }))],
     // The origin's policies are gone: so go their series (not metrics[0]'s: the state gauge is rebuilt at each scrape).
     [

@@ -12,5 +12,14 @@ export {
   type RateLimiterOptions,
   type ReserveOptions,
 } from './rate-limiter.js';
-export { DEFAULT_LEASE_MS, Reservation, type ReservationStatus, type SettleStatus, type StoreLease, type StoreReservation } from './reservation.js';
+export {
+  compoundLimit,
+  CompoundLimit,
+  type CompoundConsumeOptions,
+  type CompoundDecision,
+  type CompoundDecisionMessage,
+  type CompoundLimitOptions,
+  type CompoundPart,
+} from './compound.js';
+export { DEFAULT_LEASE_MS, Reservation, type SettleMessage, type ReservationStatus, type SettleStatus, type StoreLease, type StoreReservation } from './reservation.js';
 export type { LimiterDecision, RateLimitStore, StoreErrorMode } from './store.js';

@@ -328,7 +328,7 @@ export class RateLimiter implements Disposable {
     const lease: StoreLease | undefined = reserved.lease;
     const settle =
       lease === undefined ? undefined : (actual: number) => store.settle!(id, this.algorithm, lease, actual, this.maxCost);
-    return new Reservation(decision, cost, settle, (actual) => this.checkActual(actual));
+    return new Reservation(decision, cost, settle, (actual) => this.checkActual(actual), { kind: this[decisionKind], policy: this.name });
   }
 
   /** Gives back `cost` units to `key` (for work that was admitted but not done). */

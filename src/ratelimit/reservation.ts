@@ -24,7 +24,24 @@
 import type { AlgorithmState, CalendarAlgorithm, ConsumeOutcome, RateLimitAlgorithm } from './algorithm.js';
 import type { GcraAlgorithm } from './algorithms/gcra.js';
 import { windowStart } from './algorithms/shared.js';
+import diagnosticsChannel from 'node:diagnostics_channel';
+import { channelNames } from '../core/diagnostics.js';
 import type { LimiterDecision } from './store.js';
+
+const settleChannel = diagnosticsChannel.channel(channelNames.reservationSettle);
+
+/** Message published on `bulwark:ratelimit:settle` when a reservation ends (no key: keys are user data). */
+export interface SettleMessage {
+  /** `'rate-limiter'` or `'quota'`. */
+  readonly kind: 'rate-limiter' | 'quota';
+  readonly policy: string;
+  /** `'settled'`, `'cancelled'`, or `'expired'` when the lease had run out before the settle. */
+  readonly status: 'settled' | 'cancelled' | 'expired';
+  /** The units reserved. */
+  readonly estimate: number;
+  /** The units settled (0 for a cancel). */
+  readonly actual: number;
+}
 
 /** The default of `leaseMs`: how long a reservation may stay unsettled before its units return. */
 export const DEFAULT_LEASE_MS = 60_000;
@@ -153,6 +170,8 @@ export class Reservation {
     cost: number,
     private readonly settleWith: ((actual: number) => SettleStatus | Promise<SettleStatus>) | undefined,
     private readonly checkActual: (actual: unknown) => number,
+    /** Who made it, for the settle message. */
+    private readonly owner: { readonly kind: 'rate-limiter' | 'quota'; readonly policy: string } = { kind: 'rate-limiter', policy: '' },
   ) {
     this.decision = decision;
     this.cost = cost;
@@ -197,7 +216,14 @@ export class Reservation {
     if (this.done !== undefined) return this.done;
     const settleWith = this.settleWith;
     if (settleWith === undefined) return (this.done = Promise.resolve(this.current));
-    const after = (outcome: SettleStatus): ReservationStatus => (this.current = outcome === 'expired' ? 'expired' : status);
+    const after = (outcome: SettleStatus): ReservationStatus => {
+      const current = (this.current = outcome === 'expired' ? 'expired' : status);
+      if (settleChannel.hasSubscribers) {
+        const message: SettleMessage = { kind: this.owner.kind, policy: this.owner.policy, status: current, estimate: this.cost, actual };
+        settleChannel.publish(message);
+      }
+      return current;
+    };
     let result: SettleStatus | Promise<SettleStatus>;
     try {
       result = settleWith(actual);

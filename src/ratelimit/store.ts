@@ -19,6 +19,20 @@ export type StoreErrorMode = 'fail-open' | 'fail-closed' | 'local';
 /** Every {@link StoreErrorMode}, for the options that take one. @internal */
 export const storeErrorModes: readonly StoreErrorMode[] = ['fail-open', 'fail-closed', 'local'];
 
+/** One limit of a compound call (compound.ts), as a store runs it: its store key, algorithm, name and cost. */
+export interface CompoundOperation {
+  readonly key: string;
+  readonly algorithm: RateLimitAlgorithm;
+  readonly name: string;
+  readonly cost: number;
+}
+
+/** A compound call's answer: every limit's decision, and the first that denied (1-based; 0: none). */
+export interface CompoundAnswer {
+  readonly decisions: LimiterDecision[];
+  readonly denied: number;
+}
+
 /**
  * Where limiter state lives. A store applies an algorithm's pure functions to the state it keeps
  * per key; the memory store answers synchronously, a remote one with a promise.
@@ -66,4 +80,12 @@ export interface RateLimitStore {
    * whole `actual` is charged. Required with `reserve`.
    */
   settle?(key: string, algorithm: RateLimitAlgorithm, lease: StoreLease, actual: number, maxCharge: number): SettleStatus | Promise<SettleStatus>;
+  /**
+   * Decides every limit of a compound call at once under the hash tag `tag`: charges all of them
+   * when all admit, none otherwise (none either with `peekOnly`). Optional: a remote store
+   * without it cannot hold compound limits (the memory store decides them in compound.ts).
+   */
+  compound?(tag: string, limits: readonly CompoundOperation[], onStoreError: StoreErrorMode | undefined, peekOnly?: boolean): Promise<CompoundAnswer>;
+  /** Sets (undefined: clears) the algorithm of the limit named `policy` for compound calls under `tag`. Required with `compound`. */
+  setCompoundLimit?(tag: string, policy: string, algorithm: RateLimitAlgorithm | undefined): Promise<void>;
 }

@@ -106,6 +106,17 @@ export const attributeNames = {
   pacingRate: 'bulwark.pacing.rate',
   /** Whether Redis shared the decision. */
   pacingShared: 'bulwark.pacing.shared',
+
+  /** How a reservation ended: `settled`, `cancelled` or `expired`. */
+  settleStatus: 'bulwark.settle.status',
+  /** The units a reservation reserved. */
+  settleEstimate: 'bulwark.settle.estimate',
+  /** The units it was settled at (0 for a cancel). */
+  settleActual: 'bulwark.settle.actual',
+  /** Whether a compound limit admitted (every limit charged) or not (none charged). */
+  compoundAllowed: 'bulwark.compound.allowed',
+  /** The name of the limit that denied a compound decision. */
+  compoundDeniedBy: 'bulwark.compound.denied_by',
 } as const;
 
 /**
@@ -144,4 +155,9 @@ export const eventNames = {
   throttleRejected: 'bulwark.throttle.rejected',
   /** The resilient fetch's pacing queued an attempt, refused it, or learned a rate or block from a response. */
   fetchPaced: 'bulwark.fetch.paced',
+
+  /** A reservation was settled or cancelled. */
+  reservationSettled: 'bulwark.rate_limit.settled',
+  /** A compound limit decided (admitted: every limit charged; denied: none). */
+  compoundDecided: 'bulwark.rate_limit.compound_decided',
 } as const;

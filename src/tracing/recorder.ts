@@ -125,6 +125,9 @@ export class Recorder {
       this.on(channelNames.admissionRejected, this.admissionRejected);
       this.on(channelNames.throttleRejected, this.throttleRejected);
       this.on(channelNames.fetchPacing, this.fetchPaced);
+
+      this.on(channelNames.reservationSettle, this.reservationSettled);
+      this.on(channelNames.rateLimitCompound, this.compoundDecided);
     }
     if (this.settings.spanKinds === 'all' || this.settings.spanKinds.size > 0) {
       // The scope is only consulted while `bulwark:execute` has subscribers: one no-op subscriber
@@ -280,6 +283,29 @@ export class Recorder {
     const attributes: Attributes = {};
     for (const [attribute, field] of pacingFields) put(attributes, attribute, message[field]);
     span.addEvent(E.fetchPaced, attributes);
+  };
+
+  private readonly reservationSettled = (m: unknown): void => {
+    const span = recordingSpan();
+    if (span === undefined) return;
+    const { policy, status, estimate, actual } = m as Message;
+    const attributes: Attributes = {};
+    put(attributes, A.policyName, policy);
+    put(attributes, A.settleStatus, status);
+    put(attributes, A.settleEstimate, estimate);
+    put(attributes, A.settleActual, actual);
+    span.addEvent(E.reservationSettled, attributes);
+  };
+
+  private readonly compoundDecided = (m: unknown): void => {
+    const span = recordingSpan();
+    if (span === undefined) return;
+    const { policy, allowed, deniedBy } = m as Message;
+    const attributes: Attributes = {};
+    put(attributes, A.policyName, policy);
+    put(attributes, A.compoundAllowed, allowed);
+    put(attributes, A.compoundDeniedBy, deniedBy);
+    span.addEvent(E.compoundDecided, attributes);
   };
 
   /** Admission classes by level (the channel carries the level, 0 = sheddable … 3 = critical). */

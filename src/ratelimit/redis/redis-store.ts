@@ -8,7 +8,7 @@ import { StoreUnavailableError } from '../../core/errors.js';
 import { checkOptions, countOption, durationOption, enumOption, show } from '../../core/validate.js';
 import type { RateLimitAlgorithm } from '../algorithm.js';
 import { refundUnits } from '../algorithms/shared.js';
-import { type LimiterDecision, type RateLimitStore, type StoreErrorMode, storeErrorModes } from '../store.js';
+import { type CompoundAnswer, type CompoundOperation, type LimiterDecision, type RateLimitStore, type StoreErrorMode, storeErrorModes } from '../store.js';
 import { Batcher } from './batch.js';
 import { randomBytes } from 'node:crypto';
 import type { SettleStatus, StoreLease, StoreReservation } from '../reservation.js';
@@ -16,7 +16,9 @@ import { type RedisClient, registerLeaseScripts, registerScripts } from './clien
 import { DenyCache } from './deny-cache.js';
 import { Fallback, publishOperationsError } from './fallback.js';
 import { RedisLink } from './link.js';
-import { OP_CONSUME, OP_PEEK, OP_REFUND, OP_RESERVE, OP_SETTLE } from './scripts.js';
+import { compoundScript, OP_CONSUME, OP_PEEK, OP_REFUND, OP_RESERVE, OP_SETTLE, planFor, STATUS_WRONG_PERIOD } from './scripts.js';
+import { headerStatus, headerTimeMs } from './reply.js';
+import { limiterDecisionOf } from '../algorithms/shared.js';
 import { redisKeyOf } from './slot.js';
 import type { RedisClientLike, RedisStoreOptions } from './types.js';
 
@@ -70,6 +72,8 @@ export class RedisStore implements RateLimitStore {
   private readonly leasePrefix = randomBytes(6).toString('base64url');
   private leaseSeq = 0;
   private leaseScriptsDefined = false;
+  private readonly legacyValues: boolean;
+  private readonly onStoreError: StoreErrorMode | undefined;
 
   constructor(client: RedisClientLike, options?: RedisStoreOptions) {
     if (typeof client !== 'object' || client === null || typeof client.defineCommand !== 'function') {
@@ -103,6 +107,8 @@ export class RedisStore implements RateLimitStore {
     const maxBatch = countOption('redisStore', 'maxBatch', o.maxBatch, 128, { max: 100_000 });
     const reconnectAfterTimeouts = countOption('redisStore', 'reconnectAfterTimeouts', o.reconnectAfterTimeouts, 3, { max: 1_000_000 });
     const stateCheckMs = durationOption('redisStore', 'stateCheckMs', o.stateCheckMs, 5_000, { min: 1 });
+    this.legacyValues = legacyValues;
+    this.onStoreError = onStoreError;
     const cluster = client.isCluster === true;
     // Every member the store adds to the client is optional there: no cast (see client.ts).
     const redis: RedisClient = client;
@@ -213,12 +219,100 @@ export class RedisStore implements RateLimitStore {
     return this.batcher.delete(this.redisKey(key));
   }
 
+  /**
+   * Decides every limit of a compound call in one script call, all or
+   * nothing, under the hash tag `tag` (see lua/compound.lua). Not batched. While Redis cannot
+   * answer in `timeoutMs`, follows `onStoreError`: `'fail-open'` admits, the others deny (a
+   * compound call has no local fallback: its limits could not be kept together there).
+   */
+  async compound(
+    tag: string,
+    limits: readonly CompoundOperation[],
+    onStoreError: StoreErrorMode | undefined,
+    peekOnly = false,
+  ): Promise<CompoundAnswer> {
+    const plans = limits.map((l) => planFor(l.algorithm, this.legacyValues));
+    const base = redisKeyOf(this.prefix, `c:${tag}`);
+    const keys = limits.map((l) => `${base}:${l.key}`);
+    const command = compoundScript.command;
+    if (typeof this.redis[command] !== 'function') this.redis.defineCommand(command, { lua: compoundScript.lua });
+    const mode = onStoreError ?? this.onStoreError ?? 'local';
+    let serverMs = Date.now();
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const args: (string | number)[] = [keys.length + 1, ...keys, `${base}:limits`, peekOnly ? -limits.length : limits.length];
+      limits.forEach((l, i) => {
+        const plan = plans[i]!;
+        const fixed: number[] = [...plan.fixedArgs];
+        if (plan.calendar !== undefined) {
+          const period = plan.calendar.periodAt(serverMs);
+          fixed.push(period.start, period.end);
+        }
+        args.push(l.algorithm.kind, l.name, fixed.length, ...fixed, l.cost, plan.flags);
+      });
+      let reply: unknown;
+      try {
+        if (!this.link.admitsCalls()) throw new StoreUnavailableError('redis', this.link.unavailableReason());
+        reply = await withTimeout(this.redis[command]!(...args), this.timeoutMs);
+      } catch (error) {
+        publishOperationsError(error, mode, limits.length);
+        const allowed = mode === 'fail-open';
+        const store = allowed ? 'fail-open' : 'fail-closed';
+        const decisions = plans.map((p) => limiterDecisionOf(allowed, p.decisionLimit, 0, 1_000, allowed ? 0 : 1_000, store));
+        return { decisions, denied: allowed ? 0 : 1 };
+      }
+      if (typeof reply === 'number' && headerStatus(reply) === STATUS_WRONG_PERIOD && attempt === 0) {
+        serverMs = headerTimeMs(reply); // a calendar period by the client's clock is not the server's: once more on its clock
+        continue;
+      }
+      if (!Array.isArray(reply)) throw new Error(`redisStore: unexpected compound reply ${show(reply)}`);
+      const decisions: LimiterDecision[] = [];
+      let at = 1;
+      for (let i = 0; i < limits.length; i++) {
+        const first = Number(reply[at]);
+        const allowed = first >= 0;
+        const inForce = Number(reply[reply.length - limits.length + i]);
+        const limit = inForce >= 0 ? inForce : plans[i]!.decisionLimit;
+        decisions.push(limiterDecisionOf(allowed, limit, allowed ? first : -1 - first, Number(reply[at + 1]), allowed ? 0 : Number(reply[at + 2]), 'redis'));
+        at += allowed ? 2 : 3;
+      }
+      return { decisions, denied: Number(reply[0]) };
+    }
+    throw new Error('redisStore: a calendar period the server did not accept twice');
+  }
+
+  /**
+   * Sets (or, with undefined, clears) the limit the compound script uses
+   * for `policy` under `tag`: the decision limit, then the algorithm's fixed arguments.
+   */
+  async setCompoundLimit(tag: string, policy: string, algorithm: RateLimitAlgorithm | undefined): Promise<void> {
+    const key = `${redisKeyOf(this.prefix, `c:${tag}`)}:limits`;
+    const client = this.redis as unknown as {
+      hset(key: string, field: string, value: string): Promise<unknown>;
+      hdel(key: string, field: string): Promise<unknown>;
+    };
+    if (algorithm === undefined) {
+      await client.hdel(key, policy);
+      return;
+    }
+    const plan = planFor(algorithm, this.legacyValues);
+    await client.hset(key, policy, [plan.decisionLimit, ...plan.fixedArgs].join(' '));
+  }
+
   /** Rejects a refund or reset that Redis cannot take now, and reports it. */
   private unavailable(): Promise<never> {
     const error = new StoreUnavailableError('redis', this.link.unavailableReason());
     publishOperationsError(error, 'none', 1);
     return Promise.reject(error);
   }
+}
+
+/** `promise`, or a rejection with `StoreUnavailableError` after `ms`. */
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new StoreUnavailableError('redis', 'timeout')), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
 /** A lease of the Redis store: `local` when the reservation was answered without Redis. */

@@ -2,7 +2,9 @@ import type { CalendarAlgorithm, RateLimitAlgorithm } from '../algorithm.js';
 import type { GcraAlgorithm } from '../algorithms/gcra.js';
 import calendarLua from './lua/calendar.lua';
 import fixedWindowLua from './lua/fixed-window.lua';
+import frozenClockLua from './lua/frozen-clock.lua';
 import gcraLua from './lua/gcra.lua';
+import compoundLua from './lua/compound.lua';
 import leaseLua from './lua/lease.lua';
 import markerLua from './lua/marker.lua';
 import slidingWindowLua from './lua/sliding-window.lua';
@@ -22,7 +24,7 @@ export const scripts = {
 
 /** An algorithm's script inside lease.lua: the algorithm's kind, where its operations are in ARGV. */
 function leased(kind: string, opsAt: number, lua: string): string {
-  return `local KIND, OPS_AT = '${kind}', ${opsAt}\nlocal function body(KEYS, ARGV, redis)\n${lua}\nend\n${leaseLua}`;
+  return `local KIND, OPS_AT = '${kind}', ${opsAt}\nlocal function body(KEYS, ARGV, redis)\n${lua}\nend\n${frozenClockLua}\n${leaseLua}`;
 }
 
 /**
@@ -40,7 +42,8 @@ export const leaseScripts = {
 /** The name a script is registered under on the client (one per script). */
 export type ScriptCommandName =
   | (typeof scripts)[keyof typeof scripts]['command']
-  | (typeof leaseScripts)[keyof typeof leaseScripts]['command'];
+  | (typeof leaseScripts)[keyof typeof leaseScripts]['command']
+  | 'bulwarkCompound1';
 
 /** Operation codes the scripts understand. */
 export const OP_CONSUME = 1;
@@ -197,3 +200,25 @@ export function planFor(algorithm: RateLimitAlgorithm, legacyValues = false): Sc
       );
   }
 }
+
+/**
+ * The compound-limit command (see lua/compound.lua): every algorithm's script, unchanged, as a
+ * function, and the all-or-nothing logic around them. Registered by a store's first compound call.
+ */
+export const compoundScript = {
+  command: 'bulwarkCompound1',
+  lua:
+    'local BODIES = {\n' +
+    [
+      ['gcra', gcraLua],
+      ['sliding-window', slidingWindowLua],
+      ['fixed-window', fixedWindowLua],
+      ['calendar', calendarLua],
+    ]
+      .map(([kind, lua]) => `  ['${kind}'] = function(KEYS, ARGV, redis)\n${lua}\nend,\n`)
+      .join('') +
+    '}\n' +
+    frozenClockLua +
+    '\n' +
+    compoundLua,
+} as const;

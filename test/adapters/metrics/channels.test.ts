@@ -42,6 +42,8 @@ import type { BottleneckRejectedEvent } from '../../../src/interop/bottleneck.js
 import type { OpossumFallbackEvent, OpossumRejectedEvent, OpossumStateChangeEvent, OpossumTimeoutEvent } from '../../../src/interop/opossum.js';
 import type { StoreErrorMessage } from '../../../src/ratelimit/redis/index.js';
 import type { FetchPacingMessage } from '../../../src/adapters/fetch.js';
+
+import type { CompoundDecisionMessage, SettleMessage } from '../../../src/ratelimit/index.js';
 import { exerciseEverything } from './support.js';
 
 const root = resolve(import.meta.dirname, '../../..');
@@ -91,6 +93,8 @@ const typed: Record<ChannelName, string[][]> = {
   [channelNames.faultInjected]: [fields<FaultInjectedEvent>()('policy', 'kind', 'latencyMs')],
   [channelNames.throttleRejected]: [fields<ThrottleRejectedEvent>()('policy', 'mode', 'probability', 'requests', 'accepts')],
   [channelNames.fetchPacing]: [fields<FetchPacingMessage>()('policy', 'key', 'decision', 'waitMs', 'ratePerSec', 'shared')],
+  [channelNames.rateLimitCompound]: [fields<CompoundDecisionMessage>()('policy', 'allowed', 'deniedBy', 'store')],
+  [channelNames.reservationSettle]: [fields<SettleMessage>()('kind', 'policy', 'status', 'estimate', 'actual')],
 };
 
 /** The field list of a documented message: `{ a, b, c }` → ['a', 'b', 'c'], sorted. */

@@ -9,6 +9,7 @@ import {
   aimd,
   bulkhead,
   circuitBreaker,
+  compoundLimit,
   consecutive,
   constant,
   fallback,
@@ -109,6 +110,10 @@ export async function exerciseEverything(): Promise<{
   await limiter.consume('client-1');
   await limiter.consume('client-1');
   await quota({ name: 'monthly', limit: 5, period: 'month', timeZone: 'UTC' }).consume('client-1');
+  // A compound limit (a denial by its first limit), and a reservation settled below its estimate.
+  const compound = compoundLimit([limiter, rateLimiter({ name: 'api-minute', algorithm: fixedWindow({ limit: 5, windowMs: 60_000 }), store: limiter.store })], { name: 'api-both' });
+  await compound.consume('client-1');
+  await (await rateLimiter({ name: 'tokens', algorithm: fixedWindow({ limit: 100, windowMs: 60_000 }) }).reserve('client-1', 10)).settle(4);
 
   const client = new FakeClient();
   const shared = rateLimiter({ name: 'shared', algorithm: fixedWindow({ limit: 5, windowMs: 60_000 }), store: redisStore(client) });

@@ -24,6 +24,21 @@ export async function connectReady(port: number, cleanup: (() => Promise<void>)[
   return client;
 }
 
+/**
+ * Connects a client through Sentinel (to the master `setup` names) with {@link recommendedClientOptions},
+ * ignoring its connection errors, puts its disconnect on `cleanup`, and resolves once it is ready.
+ */
+export async function connectSentinelReady(
+  setup: { readonly sentinelAddresses: { host: string; port: number }[]; readonly masterName: string },
+  cleanup: (() => Promise<void>)[],
+): Promise<Redis> {
+  const client = new Redis({ sentinels: setup.sentinelAddresses, name: setup.masterName, ...recommendedClientOptions });
+  client.on('error', () => {});
+  cleanup.push(() => disconnectClient(client));
+  await eventually('the client to connect', () => client.status === 'ready');
+  return client;
+}
+
 /** One decision as a load driver saw it. */
 export interface Sample {
   /** ms since the drive started, when the decision was asked for. */

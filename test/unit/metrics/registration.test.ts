@@ -37,6 +37,9 @@ const ALL_METRICS = [
   'bulwark_fault_injections_total',
   'bulwark_throttle_rejections_total',
   'bulwark_fetch_pacing_total',
+
+  'bulwark_rate_limit_settles_total',
+  'bulwark_rate_limit_compound_decisions_total',
   'bulwark_callback_errors_total',
   'bulwark_admission_limit',
   'bulwark_admission_in_flight',

@@ -36,6 +36,8 @@ const eventChannels = [
   'bulwark:admission:rejected',
   'bulwark:chaos:injected',
   'bulwark:throttle:rejected',
+  'bulwark:ratelimit:compound',
+  'bulwark:ratelimit:settle',
 ];
 
 let h: Harness | undefined;

@@ -3,7 +3,7 @@ bulwark · reservations (reserve-then-settle) around an algorithm's script
 Not a script of its own: scripts.ts builds each `bulwark…Lease1` command as
   local KIND, OPS_AT = '<algorithm kind>', <where the operations are in ARGV>
   local function body(KEYS, ARGV, redis) <the algorithm's script> end
-  <this file>
+  <frozen-clock.lua> <this file>
 so a call runs the algorithm's script unchanged, on operations this file derives from its own.
 Mirrors the memory store's reserve and settle (src/ratelimit/memory-store.ts, reservation.ts).
 
@@ -28,16 +28,9 @@ local ops = ARGV[OPS_AT]
 if not ops or not string.find(ops, '[56]') then return body(KEYS, ARGV, redis) end
 
 local costsAt, flagsAt, leaseAt = OPS_AT + 1, OPS_AT + 2, OPS_AT + 3
-local time = redis.call('TIME')
--- The body reads the clock through this: the same TIME as here, so a lease and the decision that
--- made it are in one window even when the call runs across a window's end (TIME moves on while a
--- script runs).
-local frozen = setmetatable({
-  call = function(command, ...)
-    if command == 'TIME' then return time end
-    return redis.call(command, ...)
-  end,
-}, { __index = redis })
+-- The body reads the clock through `frozen` (frozen-clock.lua): the same TIME as here, so a lease
+-- and the decision that made it are in one window even when the call runs across a window's end.
+local time, frozen = frozenClock(redis)
 local nowUs = time[1] * 1000000 + time[2]
 local nowMs = (nowUs - nowUs % 1000) / 1000
 -- A call the body would turn down (stale, or a calendar period that is not the server's) goes
