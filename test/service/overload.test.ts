@@ -122,7 +122,7 @@ describe('the overload proof, shortened (node benchmarks/overload.mjs --quick, b
   // intervals) are judged on the full-length runs recorded in benchmarks/RESULTS.md. Its 12 s at
   // 3 C hold about 4,300 critical requests, so one burst of critical arrivals beyond the limit
   // (15–20 refusals) moves critical success by 0.4 %: quick runs on a busy two-core machine gave
-  // 99.04–99.91 %. The margins still fail a limit that lets a queue build (no admission control:
+  // 98.56–99.91 %. The margins still fail a limit that lets a queue build (no admission control:
   // p99 in seconds), priority shedding that does not hold (critical success near 30 % without it),
   // or critical work shed beside sheddable work in more than one interval of the run's 120.
   it('step: from 5 s after the step to 3 C, admitted p99 ≤ 1.4× the unloaded p99 (1.3× at full length)', () => {
