@@ -1,42 +1,20 @@
-import { isBackoff, nextDelay } from '../backoff/backoff.js';
 import { reportCallbackError } from '../core/callback-error.js';
 import { type Clock, systemClock } from '../core/clock.js';
 import type { Context } from '../core/context.js';
 import { circuitRejectedChannel, type CircuitRejectedMessage, type CircuitState, circuitStateChannel, executeChannel } from '../core/diagnostics.js';
 import { checkMode } from '../admission/mode.js';
 import type { AdmissionMode } from '../admission/types.js';
-import { BrokenCircuitError, IsolatedCircuitError, isAbortError } from '../core/errors.js';
+import { BrokenCircuitError, IsolatedCircuitError } from '../core/errors.js';
 import { type Disposable, EventEmitter, type EventSubscriber, toDisposable } from '../core/events.js';
 import { callFunction, type ExecuteOptions, invokeTraced, PolicyBase, type PolicyFunction, rootContext, runSymbol, whileCallerWaits } from '../core/policy.js';
-import {
-  checkOptions,
-  clockOption,
-  countOption,
-  durationOption,
-  MAX_TIMER_MS,
-  functionOption,
-  nameOption,
-  show,
-} from '../core/validate.js';
-import { consecutive, type FailureTracker, fleetRuleOf, isBreakerStrategy, safeTracker } from './strategies.js';
+import { checkOptions, clockOption, countOption, durationOption, functionOption, nameOption, show } from '../core/validate.js';
+import { checkSnapshot, defaultHandle, openScheduleOption, optionKeys, strategyOption } from './options.js';
+import { type FailureTracker, fleetRuleOf } from './strategies.js';
 import { type FleetState, isBreakerStore, memoryBreakerStore, type SharedBreaker } from './store.js';
 import type { CircuitBreakerOptions, CircuitBreakerSnapshot, StateChangeEvent, StateChangeReason } from './types.js';
 
+export { defaultHandle } from './options.js';
 export type { CircuitBreakerOptions, CircuitBreakerSnapshot, CircuitState, StateChangeEvent, StateChangeReason } from './types.js';
-
-const keys = [
-  'breaker',
-  'halfOpenAfterMs',
-  'halfOpenMaxCalls',
-  'probeTimeoutMs',
-  'handle',
-  'handleResult',
-  'initialState',
-  'mode',
-  'store',
-  'name',
-  'clock',
-] as const;
 
 const CLOSED = 0;
 const OPEN = 1;
@@ -44,11 +22,6 @@ const HALF_OPEN = 2;
 const ISOLATED = 3;
 type Phase = typeof CLOSED | typeof OPEN | typeof HALF_OPEN | typeof ISOLATED;
 const stateNames: readonly CircuitState[] = ['closed', 'open', 'half-open', 'isolated'];
-
-/** Counts every error as a failure except a cancellation by the caller. */
-export function defaultHandle(error: unknown): boolean {
-  return !isAbortError(error);
-}
 
 /**
  * A circuit breaker: stops calling a failing dependency for a while, then lets probes test it.
@@ -106,50 +79,15 @@ export class CircuitBreakerPolicy extends PolicyBase {
 
   constructor(options?: CircuitBreakerOptions) {
     super();
-    const o = checkOptions('circuitBreaker', options, keys);
-    const strategy = o.breaker === undefined ? consecutive(5) : o.breaker; // null is an error, not the default
-    if (!isBreakerStrategy(strategy)) {
-      throw new TypeError(
-        `circuitBreaker: option "breaker" must be a strategy such as consecutive(5), countWindow() or timeWindow(), got ${show(strategy)}`,
-      );
-    }
-    const tracker = strategy.create();
-    if (typeof tracker !== 'object' || tracker === null || typeof tracker.record !== 'function' || typeof tracker.reset !== 'function') {
-      throw new TypeError(`circuitBreaker: option "breaker" must create a tracker with record() and reset(), got ${show(tracker)}`);
-    }
-    this.tracker = safeTracker(strategy, tracker, (err) => reportCallbackError(this.name, 'breaker', err));
-    this.timed = strategy.timed;
-    const slowCallMs = strategy.slowCallMs === undefined ? Infinity : strategy.slowCallMs;
-    if (typeof slowCallMs !== 'number' || !(slowCallMs > 0)) {
-      throw new TypeError(`circuitBreaker: option "breaker" has a bad "slowCallMs" (a number > 0), got ${show(slowCallMs)}`);
-    }
+    const o = checkOptions('circuitBreaker', options, optionKeys);
+    const { strategy, tracker, timed, slowCallMs } = strategyOption(o.breaker, (err) => reportCallbackError(this.name, 'breaker', err));
+    this.tracker = tracker;
+    this.timed = timed;
     this.slowCallMs = slowCallMs;
-    const halfOpen = o.halfOpenAfterMs;
-    if (isBackoff(halfOpen)) {
-      const cap = halfOpen.maxMs === undefined ? MAX_TIMER_MS : halfOpen.maxMs;
-      if (typeof cap !== 'number' || !(cap >= halfOpen.initialMs && cap <= MAX_TIMER_MS)) {
-        throw new RangeError(
-          `circuitBreaker: option "halfOpenAfterMs" is a backoff whose "maxMs" must be from its initialMs (${show(halfOpen.initialMs)}) to ${MAX_TIMER_MS} ms, got ${show(cap)}`,
-        );
-      }
-      this.openDelay = (n, previous) => {
-        // Called from settlement handlers: a custom backoff that throws must not leave the breaker
-        // half-opened (a lost transition) nor reject a promise nobody holds.
-        try {
-          return nextDelay(halfOpen, n, previous, cap);
-        } catch (err) {
-          reportCallbackError(this.name, 'halfOpenAfterMs', err);
-          return Math.min(halfOpen.initialMs, cap);
-        }
-      };
-      this.firstOpenDelay = halfOpen.initialMs;
-      this.maxOpenMs = cap;
-    } else {
-      const ms = durationOption('circuitBreaker', 'halfOpenAfterMs', halfOpen, 10_000);
-      this.openDelay = () => ms;
-      this.firstOpenDelay = ms;
-      this.maxOpenMs = ms;
-    }
+    const schedule = openScheduleOption(o.halfOpenAfterMs, (err) => reportCallbackError(this.name, 'halfOpenAfterMs', err));
+    this.openDelay = schedule.openDelay;
+    this.firstOpenDelay = schedule.firstOpenDelay;
+    this.maxOpenMs = schedule.maxOpenMs;
     this.lastOpenDelay = this.firstOpenDelay;
     this.halfOpenMaxCalls = countOption('circuitBreaker', 'halfOpenMaxCalls', o.halfOpenMaxCalls, 1, { max: 1_000_000 });
     this.probeTimeoutMs = durationOption('circuitBreaker', 'probeTimeoutMs', o.probeTimeoutMs, 30_000, {
@@ -509,22 +447,7 @@ export class CircuitBreakerPolicy extends PolicyBase {
   }
 
   private restore(snapshot: CircuitBreakerSnapshot): void {
-    const bad = (what: string): never => {
-      throw new TypeError(`circuitBreaker: option "initialState" ${what}, got ${show(snapshot)}`);
-    };
-    if (typeof snapshot !== 'object' || snapshot === null) bad('must be a snapshot from toJSON()');
-    const { state, openRemainingMs, opens, savedAt } = snapshot;
-    if (!stateNames.includes(state)) bad(`has an unknown state ${show(state)}`);
-    if (typeof opens !== 'number' || !Number.isInteger(opens) || opens < 0) bad('has a bad "opens" count');
-    if (typeof openRemainingMs !== 'number' || !Number.isFinite(openRemainingMs) || openRemainingMs < 0) {
-      bad('has a bad "openRemainingMs"');
-    }
-    if (openRemainingMs > MAX_TIMER_MS) {
-      throw new RangeError(
-        `circuitBreaker: option "initialState" has "openRemainingMs" above ${MAX_TIMER_MS} ms (2^31 − 1), which no breaker saves, got ${show(openRemainingMs)}`,
-      );
-    }
-    if (typeof savedAt !== 'number' || !Number.isFinite(savedAt)) bad('has a bad "savedAt"');
+    const { state, openRemainingMs, opens, savedAt } = checkSnapshot(snapshot, stateNames);
     if (state === 'closed') return;
     this.opens = Math.max(1, opens);
     const elapsed = Math.max(0, Date.now() - savedAt);
