@@ -1,17 +1,13 @@
 // One call through bulwark/fetch: its attempts, the origin or endpoint each goes to, the pauses
 // servers asked for, and failover. The fetcher that makes calls is in create-fetch.ts.
-import type { CircuitBreakerPolicy } from '../../circuit/circuit-breaker.js';
 import type { AdaptiveThrottlePolicy } from '../../throttle/adaptive-throttle.js';
-import type { Clock } from '../../core/clock.js';
 import { Context, type ExecutionContext, RootContext } from '../../core/context.js';
 import { currentSendScope } from '../../core/diagnostics.js';
 import { BrokenCircuitError, TimeoutError } from '../../core/errors.js';
-import { type ContextualPolicy, invoke, type Policy, untilAborted } from '../../core/policy.js';
+import { type ContextualPolicy, invoke, untilAborted } from '../../core/policy.js';
 import { sleep } from '../../core/sleep.js';
 import { show } from '../../core/validate.js';
 import { goesOn, limitError } from '../../ratelimit/denial.js';
-import type { Decider } from '../../ratelimit/rate-limit-policy.js';
-import type { TimeoutPolicy } from '../../timeout/timeout.js';
 import { joinPath, preferenceOrder } from './endpoints.js';
 import { HttpStatusError } from './http-status-error.js';
 import { RetryAfterError } from './retry-after-error.js';
@@ -20,62 +16,23 @@ import { delayHint } from './retry-after.js';
 import { answeredBy, discard, elsewhere, isRejection, outlasting, paced } from './outcomes.js';
 import { RequestUrl } from './request-url.js';
 import { failedOrigin } from './network-origin.js';
-import type { FailoverReason, FetchInit, FetchInput, ServerBackoff } from './types.js';
+import type { FailoverReason, FetchInit, FetchInput } from './types.js';
 import type { ResilientFetcher } from './create-fetch.js';
-import { CallDeadline, pausedUntil, Propagated, type PropagateSettings, recordPause } from './propagate.js';
+import { CallDeadline, pausedUntil, Propagated, recordPause } from './propagate.js';
 import type { PriorityLevel } from '../../admission/priority.js';
 import { withFaults } from './fault-injection.js';
-import type { Pacer } from './pacing/pacer.js';
+import type { Target } from './call-types.js';
+
+export type { Settings, Target } from './call-types.js';
 
 /** AbortSignal.any arrived in Node 20.3; before it, the caller's signal stops at the response. */
 const anySignal = typeof AbortSignal.any === 'function';
-
-/** The per-origin (or per-endpoint) state: its breaker, and the pause its server asked for. */
-export interface Target {
-  readonly origin: string;
-  readonly breaker: CircuitBreakerPolicy | undefined;
-  /** Its adaptive throttle, with the `adaptiveThrottle` option. */
-  readonly throttle: AdaptiveThrottlePolicy | undefined;
-  /** Until when (policies' clock) the server asked every caller to stay away; -Infinity for never. */
-  pausedUntil: number;
-  /** With `propagate.priority`: until when it asked calls of each class (index = level) to stay away. */
-  pausedByClass?: number[];
-  /** Attempts running through its breaker now (per-origin targets only: endpoints stay). */
-  active: number;
-  /** Set when it was dropped with attempts still running: called once, when the last one settles. */
-  whenIdle: (() => void) | undefined;
-}
 
 /**
  * A pause with at most this much left is sat out by anyone: a timer may fire that many ms early
  * against the clock, so a retry that waited the whole pause can find a sliver of it left.
  */
 export const pauseSlackMs = 15;
-
-/** Internal: the settings every call reads. */
-export interface Settings {
-  readonly name: string;
-  readonly fetch: typeof globalThis.fetch | undefined;
-  /** The `faultInjection` option's policy, around each attempt's request. */
-  readonly faults: Policy<Response> | undefined;
-  readonly retryOn: ReadonlySet<number>;
-  readonly attemptTimeout: TimeoutPolicy | undefined;
-  /** The overall timeout, if any, and the clock it runs on. */
-  readonly totalMs: number | undefined;
-  readonly clock: Clock;
-  /** The longest wait a retry makes (its `maxDelayMs`). */
-  readonly maxDelayMs: number;
-  readonly serverBackoff: ServerBackoff;
-  /** Whether keyed requests may move to another endpoint after reaching one. */
-  readonly failoverKeyed: boolean;
-  readonly rateLimit:
-    | { readonly limiter: Decider; readonly key: ((url: URL) => string) | undefined; readonly cost: number }
-    | undefined;
-  /** What is sent on from the caller's admission scope; undefined for nothing. */
-  readonly propagate: PropagateSettings | undefined;
-  /** The `pacing` option: the pacer, and the key function within an origin. */
-  readonly pacing: { readonly pacer: Pacer; readonly key: ((url: URL, headers: Headers) => string) | undefined } | undefined;
-}
 
 /** One call of the resilient fetch: its request, its attempts, the responses it has seen. */
 export class Call {
