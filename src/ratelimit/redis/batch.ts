@@ -4,15 +4,17 @@
 // (read by reply.ts), or, when Redis cannot answer in time, the fallback's (fallback.ts). A
 // decision Redis admitted after its caller was told no is refunded here. Whether a call may go
 // at all is the link's to say (link.ts); the public methods and their checks are redis-store.ts.
+// The lanes and batches themselves, as data, are lane.ts.
 import { systemClock } from '../../core/clock.js';
 import { type DeadlineEntry, DeadlineQueue } from '../../core/deadline-queue.js';
 import { StoreUnavailableError } from '../../core/errors.js';
-import { enumOption, show } from '../../core/validate.js';
+import { show } from '../../core/validate.js';
 import type { RateLimitAlgorithm } from '../algorithm.js';
-import { type LimiterDecision, type StoreErrorMode, storeErrorModes } from '../store.js';
+import type { LimiterDecision, StoreErrorMode } from '../store.js';
 import type { RedisClient } from './client.js';
 import type { DenyCache } from './deny-cache.js';
 import { type Fallback, publishOperationsError } from './fallback.js';
+import { addVariant, alignPeriod, type Batch, type Lane, newLane } from './lane.js';
 import { errorText, ignore, type RedisLink } from './link.js';
 import { ANSWERED, FELL_BACK_ALLOWED, newPending, NOT_ADMITTED, type Pending, release, settledBy, WAITING, watch } from './pending.js';
 import { headerStatus, headerTimeMs, isScriptReply, ReplyReader } from './reply.js';
@@ -24,7 +26,6 @@ import {
   OP_RESERVE,
   OP_SETTLE,
   planFor,
-  type ScriptPlan,
   STATUS_DECIDED,
   STATUS_WRONG_PERIOD,
 } from './scripts.js';
@@ -45,45 +46,6 @@ const MIN_SPLIT = 4;
  * after an error or a timeout asks again, and a stale or wrong-period answer always carries it.
  */
 const TIME_CHECK_MS = 1000;
-
-/** The decisions for one algorithm (and, on a Cluster, one slot) sent in one script call. */
-interface Batch extends DeadlineEntry {
-  readonly lane: Lane;
-  readonly ops: Pending[];
-  /** Wall-clock ms when last sent, to estimate the server clock's offset from the reply. */
-  sentAtMs: number;
-  /** Whether the call, when last sent, asked for the server's time first in the reply. */
-  timed: boolean;
-  /** The link's number for the call when this batch was last sent (see `RedisLink.failed`). */
-  sentSeq: number;
-  /** Sent a second time after a wrong-period or stale answer (at most once). */
-  resent: boolean;
-  /** Settled, by a reply, an error or the deadline. */
-  done: boolean;
-  /**
-   * Holds only the store's own refunds for late admissions: sent without a stale guard, since
-   * they must land even when Redis is slow.
-   */
-  readonly internal: boolean;
-  /** Set on the per-key calls a Cluster batch was split into: the batch that answers for them. */
-  readonly parent: Batch | undefined;
-  /** On a split batch: how many of its per-key calls have not settled yet. */
-  children: number;
-}
-
-/** Everything the store keeps for one algorithm object (and one outage mode). */
-export interface Lane {
-  readonly algorithm: RateLimitAlgorithm;
-  readonly plan: ScriptPlan;
-  readonly mode: StoreErrorMode;
-  /** On the lane for the store's own mode: the lanes of limiters that chose another mode. */
-  variants: Map<StoreErrorMode, Lane> | undefined;
-  /** The batch being filled, per slot (slot 0 on a single node). */
-  readonly open: Map<number, Batch>;
-  /** Calendar quotas: the bounds of the period believed to hold the server's time. */
-  periodStart: number;
-  periodEnd: number;
-}
 
 /** The store's settings the batcher follows (see `RedisStoreOptions`). */
 export interface BatchSettings {
@@ -516,22 +478,4 @@ export class Batcher {
     }
     if (affected > 0) publishOperationsError(error, lane.mode, affected);
   }
-}
-
-function newLane(algorithm: RateLimitAlgorithm, plan: ScriptPlan, mode: StoreErrorMode): Lane {
-  return { algorithm, plan, mode, variants: undefined, open: new Map(), periodStart: 0, periodEnd: 0 };
-}
-
-function addVariant(lane: Lane, mode: StoreErrorMode): Lane {
-  // Limiters check their option; this guards a direct call to the store.
-  enumOption('redisStore.consume', 'onStoreError', mode, storeErrorModes, 'local');
-  const variant = newLane(lane.algorithm, lane.plan, mode);
-  (lane.variants ??= new Map()).set(mode, variant);
-  return variant;
-}
-
-function alignPeriod(lane: Lane, serverNowMs: number): void {
-  const bounds = lane.plan.calendar!.periodAt(serverNowMs);
-  lane.periodStart = bounds.start;
-  lane.periodEnd = bounds.end;
 }
