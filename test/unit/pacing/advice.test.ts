@@ -48,6 +48,45 @@ describe('draft-11 fields', () => {
   });
 });
 
+// Every RateLimit-Policy and RateLimit field in the examples of the working group's editor's copy
+// (github.com/ietf-wg-httpapi/ratelimit-headers, draft-ietf-httpapi-ratelimit-headers.md, commit
+// 0669b82 of 2025-09-23, between drafts 10 and 11), read as a client must read them.
+describe("the draft's own examples", () => {
+  it('reads every RateLimit-Policy example: q and w, several policies, a token name, unknown parameters ignored', () => {
+    const read = (field: string) => parsePolicies(field).map((p) => [p.name, p.q, p.w]);
+    expect(read('"basic";q=100;w=60')).toEqual([['basic', 100, 60]]);
+    expect(read('"dynamic";q=15;w=20')).toEqual([['dynamic', 15, 20]]);
+    expect(read('"fixed";q=5000;w=3600;burst=0')).toEqual([['fixed', 5000, 3600]]);
+    expect(read('"fixedwindow";q=100;w=60')).toEqual([['fixedwindow', 100, 60]]);
+    expect(read('"hour";q=1000;w=3600, "day";q=5000;w=86400')).toEqual([
+      ['hour', 1000, 3600],
+      ['day', 5000, 86400],
+    ]);
+    expect(read('"sliding";q=100;w=60;burst=1000')).toEqual([['sliding', 100, 60]]);
+    expect(read('"sliding";q=12;w=1')).toEqual([['sliding', 12, 1]]);
+    expect(read('"somepolicy";q=10000;w=1000')).toEqual([['somepolicy', 10000, 1000]]);
+    expect(read('quota;q=100;w=1')).toEqual([['quota', 100, 1]]);
+    // No w: a quota without a window gives no rate to pace at.
+    expect(read('quota;q=10')).toEqual([['quota', 10, undefined]]);
+  });
+
+  it('reads every RateLimit example: r and t, r=0 blocks for t, q on a state ignored, a state without r dropped', () => {
+    const read = (field: string) => parseStates(field).map((s) => [s.name, s.r, s.t]);
+    expect(read('"basic";r=20;t=56')).toEqual([['basic', 20, 56]]);
+    expect(read('"dayLimit";r=100;t=36000')).toEqual([['dayLimit', 100, 36000]]);
+    expect(read('"default";r=0;t=48')).toEqual([['default', 0, 48]]);
+    expect(read('"fixedwindow";r=99;t=50')).toEqual([['fixedwindow', 99, 50]]);
+    expect(read('"problemPolicy";r=0;t=10')).toEqual([['problemPolicy', 0, 10]]);
+    expect(read('"sliding";q=12;r=6;t=1')).toEqual([['sliding', 6, 1]]);
+    expect(read('"somepolicy";r=10000;t=10')).toEqual([['somepolicy', 10000, 10]]);
+    expect(read('quota;t=1')).toEqual([]);
+    const blocked = (field: string) => paceHint({ policies: [], states: parseStates(field), legacy: undefined, retryAfterMs: undefined }).blockMs;
+    expect(blocked('"default";r=0;t=5')).toBe(5_000);
+    expect(blocked('"dynamic";r=0;t=20')).toBe(20_000);
+    expect(blocked('"dynamic";r=15;t=40')).toBe(0);
+  });
+});
+
 describe('legacy fields and Retry-After', () => {
   const now = Date.UTC(2026, 0, 1);
   it('X-RateLimit-Reset as epoch seconds or as a delta; remaining 0 blocks until reset', () => {
