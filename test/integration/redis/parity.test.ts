@@ -237,9 +237,12 @@ describe.each(clients)('Lua scripts mirror the TypeScript algorithms (%s)', (_la
         // The TTL is the one the TypeScript algorithm asks for. PX is whole ms, counted by Redis
         // from its own clock when the SET runs, which may have ticked past the script's TIME by
         // a ms; and a window's key written with KEEPTTL keeps the expiry of an earlier batch of
-        // the same window (the same instant, up to that rounding): so 2 ms of slack above.
+        // the same window (the same instant, up to that rounding). On a loaded machine the
+        // redis-server process can also be descheduled between the script's TIME and its SET (CI
+        // saw 3 ms once, and a helper's loaded run once): so 10 ms of slack above, far below any
+        // TTL a wrong window or period would give.
         expect(pttl, `${key} has a TTL`).toBeGreaterThanOrEqual(0); // -1 would mean none; 0, under 1 ms left
-        expect(pttl).toBeLessThanOrEqual(Math.ceil(expiresAt! - nowMs) + 2);
+        expect(pttl).toBeLessThanOrEqual(Math.ceil(expiresAt! - nowMs) + 10);
         expect(pttl).toBeGreaterThanOrEqual(Math.floor(expiresAt! - readBy) - 1);
       }
       if (random() < 0.5) await sleep(between(random, 1, 25));
