@@ -40,7 +40,9 @@ interface Tenant {
  *   proportion. Its spread is covered by a margin of three standard deviations (Poisson), and when
  *   a request still finds no free slot, the classes below its own are refused for the next
  *   100 ms and the margin widens by one (returning slowly): a higher class is not turned away
- *   while a lower one is admitted.
+ *   while a lower one is admitted. The reserve is kept only under overload (within 100 ms of the
+ *   limit being reached or a refusal, or while the higher classes' arrivals step up): at
+ *   moderate load nothing is refused.
  * - Load: while the load signal reports pressure, a threshold over fine-grained levels (class plus
  *   an evenly spread fraction) rises by a quarter class per 100 ms window, and falls as fast once
  *   the pressure is gone: the lowest class goes first, and part of a class before all of it.
@@ -70,6 +72,13 @@ export class Shedding {
   /** The reserve's margin, in standard deviations: widened by each refusal of a higher class. */
   private margin = MARGIN;
   private spread = 0;
+  /** Whether the last {@link reserve} followed a step in the higher classes' arrivals within the window. */
+  private stepping = false;
+  /**
+   * Until when the reserve is kept: one window past the last arrival that found the limit reached
+   * or was refused (by a slot, the reserve or a held-back class). See {@link reserveTaken}.
+   */
+  private reserveUntil = -Infinity;
   private readonly tenants: Map<string, Tenant>[] | undefined;
 
   constructor(
@@ -120,12 +129,16 @@ export class Shedding {
 
   /** Why a request should be turned away before it takes a free slot, or undefined. */
   judge(level: PriorityLevel, tenant: string | undefined, running: number, limit: number): AdmissionRejectReason | undefined {
+    if (running >= limit) this.reserveUntil = this.now + WINDOW_MS;
     if (level < 3) {
       if (this.loadLevel > 0) {
         const u = (this.spread += GOLDEN) >= 1 ? (this.spread -= 1) : this.spread;
         if (level + u < this.loadLevel) return 'load';
       }
-      if (this.now < this.heldBackUntil[level]!) return 'priority';
+      if (this.now < this.heldBackUntil[level]!) {
+        this.reserveUntil = this.now + WINDOW_MS;
+        return 'priority';
+      }
       if (running < limit && this.reserveTaken(level, running, limit)) return 'priority';
     }
     if (tenant !== undefined && this.tenants !== undefined && (running + 1 > limit * FAIRNESS_FROM || this.now < this.overloadedUntil)) {
@@ -152,10 +165,22 @@ export class Shedding {
     return true;
   }
 
-  /** Whether admitting one more of `level` below the limit would take the higher classes' reserve. */
+  /**
+   * Whether admitting one more of `level` below the limit would take the higher classes' reserve.
+   * The reserve is kept only under overload: within a window of an arrival that found the limit
+   * reached or was refused, or while the higher classes' arrivals step up within the window.
+   * Below that, the limit is not in use: an adaptive limit at moderate load is a ceiling (twice
+   * what was in flight) that rises with the load a window later, and the dependency's own queue
+   * swells now and then (at 0.8 C, 16 workers: twice their number in flight for a moment); a
+   * reserve carved out of it would turn lower classes away with no higher class short of a slot.
+   * A higher class that arrives then is never refused either: it may take a lower class's slot.
+   */
   private reserveTaken(level: PriorityLevel, running: number, limit: number): boolean {
     const reserve = this.reserve(level);
-    return reserve > 0 && running + 1 + reserve > limit;
+    if (reserve <= 0 || running + 1 + reserve <= limit) return false;
+    if (!this.stepping && !(this.now < this.reserveUntil)) return false;
+    this.reserveUntil = this.now + WINDOW_MS;
+    return true;
   }
 
   /** {@link free} of an untimed permit without a tenant. */
@@ -184,13 +209,18 @@ export class Shedding {
     // window have passed, its own rate replaces the smoothed one when it is more than twice as
     // high, beyond three standard deviations of noise (Poisson). A step to several times the rate
     // shows within about 30 ms; the noise of a steady rate practically never does (it would widen
-    // the reserve and refuse lower classes under moderate load).
+    // the reserve and refuse lower classes under moderate load). Not from a rate of zero: at the
+    // start, or when a class starts, the first window measures it.
     const elapsed = this.now - this.windowStart;
-    if (elapsed >= WINDOW_MS / 4) {
+    this.stepping = false;
+    if (elapsed >= WINDOW_MS / 4 && rate > 0) {
       let n = 0;
       for (let l = level + 1; l < 4; l++) n += this.arrivals[l]!;
       const expected = rate * elapsed;
-      if (n > 2 * expected + 3 * Math.sqrt(expected) + 1) rate = n / elapsed;
+      if (n > 2 * expected + 3 * Math.sqrt(expected) + 1) {
+        rate = n / elapsed;
+        this.stepping = true;
+      }
     }
     const rtt = this.rttMs;
     if (rate === 0 || rtt !== rtt) return 0;
@@ -205,6 +235,7 @@ export class Shedding {
   refused(level: PriorityLevel, now: number): void {
     this.now = now;
     this.overloadedUntil = now + WINDOW_MS;
+    this.reserveUntil = now + WINDOW_MS;
     if (level === 0) return;
     for (let l = 0; l < level; l++) this.heldBackUntil[l] = now + WINDOW_MS;
     this.margin = Math.min(10, this.margin + 1);

@@ -77,9 +77,10 @@ describe('priority shedding', () => {
     expect(1 - refused / critical).toBeGreaterThanOrEqual(0.9975);
   });
 
-  it('the reserve follows a step, not the noise of a steady rate: at 0.85 C over 20 seeds, at most 0.035 % refused', () => {
+  it('the reserve follows a step, not the noise of a steady rate: at 0.85 C over 20 seeds, at most 0.015 % refused', () => {
     // Taking the window's own rate whenever it is higher than the smoothed one refuses about twice
-    // as many here (0.046 %): a few early arrivals widen the reserve.
+    // as many here (0.022 %; 0.046 % when the reserve was kept at all times): a few early
+    // arrivals widen the reserve. With the gate: 0.010 %.
     let refused = 0;
     let total = 0;
     for (let seed = 1; seed <= 20; seed++) {
@@ -95,7 +96,27 @@ describe('priority shedding', () => {
       total += after.length;
       refused += after.filter(rejected).length;
     }
-    expect(refused / total).toBeLessThanOrEqual(0.00035);
+    expect(refused / total).toBeLessThanOrEqual(0.00015);
+  });
+
+  it('refuses nothing in either class at 0.8 C after 0.5 C, over 40 seeds: the reserve is kept only under overload', () => {
+    // Keeping the reserve at all times, 9 sheddable requests were refused here (two seeds): right
+    // after the rise, while the limit was still twice what 0.5 C had in flight, and when the
+    // dependency's queue swelled to twice its workers for a moment.
+    let refused = 0;
+    for (let seed = 1; seed <= 40; seed++) {
+      const run = simulate(
+        {},
+        [
+          { durationMs: 4_000, rate: 0.5 * C, backend, priority: criticalOrSheddable },
+          { durationMs: 6_000, rate: 0.8 * C, priority: criticalOrSheddable },
+        ],
+        seed,
+      );
+      // The first second is the cold start (slow start from 20 may reach its limit at once).
+      refused += run.arrivals.filter((a) => a.at >= 1_000 && rejected(a)).length;
+    }
+    expect(refused).toBe(0);
   });
 
   it('rejects nothing in either class at 0.8 C', () => {
