@@ -2,7 +2,7 @@
 // a function that answers after `--latency-ms` and accepts at most so many calls in each second
 // (the rest are refused, as a 429 or 503 would be). Open-loop clients offer calls at a fixed rate,
 // ticking every 10 ms, whatever the answers. Three scenarios run side by side, each with its own
-// throttle (the defaults: k 2, cap 0.9, minRequests 100; window `--window-ms`, 60 s by default) and upstream:
+// throttle (the defaults: k 2, cap 0.9, minRequests 200; window `--window-ms`, 60 s by default) and upstream:
 //
 //   overload  500/s offered to an upstream accepting 100/s for 3 windows, then the upstream heals
 //             (accepts everything) for 2 more: received and accepted per second after the first

@@ -36,10 +36,10 @@ export interface AdaptiveThrottleOptions {
    */
   readonly maxRejectionProbability?: number;
   /**
-   * Below this many requests in the window nothing is rejected locally: a handful of outcomes
-   * cannot tell an upstream failing 40 % of calls from one refusing most of them. 0 applies the
-   * formula from the first call.
-   * @default 100
+   * Below this many settled requests in the window (answered, or rejected locally) nothing is
+   * rejected: a few hundred outcomes are needed to tell an upstream failing 40 % of calls from
+   * one refusing more than half of them. 0 applies the formula from the first outcome.
+   * @default 200
    */
   readonly minRequests?: number;
   /**
@@ -97,6 +97,8 @@ export class AdaptiveThrottlePolicy extends PolicyBase {
   readonly onRejected: EventSubscriber<ThrottleRejectedEvent>;
 
   private shadow: boolean;
+  /** Calls made and not yet settled. */
+  private inFlight = 0;
   private readonly counts: TimeBuckets;
   private readonly isAccepted: (error: unknown) => boolean;
   private readonly random: () => number;
@@ -113,7 +115,7 @@ export class AdaptiveThrottlePolicy extends PolicyBase {
       throw new RangeError(`${owner}: option "maxRejectionProbability" must be a number greater than 0 and less than 1, got ${show(max)}`);
     }
     this.maxRejectionProbability = max;
-    this.minRequests = countOption(owner, 'minRequests', o.minRequests, 100, { min: 0 });
+    this.minRequests = countOption(owner, 'minRequests', o.minRequests, 200, { min: 0 });
     this.isAccepted = functionOption(owner, 'isAccepted', o.isAccepted, neverAccepted);
     this.shadow = checkMode(owner, 'option "mode"', o.mode) === 'shadow';
     this.random = functionOption(owner, 'random', o.random, Math.random);
@@ -132,7 +134,7 @@ export class AdaptiveThrottlePolicy extends PolicyBase {
     this.shadow = checkMode(owner, '"mode"', mode, false) === 'shadow';
   }
 
-  /** The probability that a call made now is rejected locally (0 below `minRequests`). */
+  /** The probability that a call made now is rejected locally (0 below `minRequests` settled requests). */
   get rejectionProbability(): number {
     this.counts.slotAt(this.clock.now());
     return this.probability(this.counts.totals[REQUESTS]!, this.counts.totals[ACCEPTS]!);
@@ -158,7 +160,7 @@ export class AdaptiveThrottlePolicy extends PolicyBase {
     const requests = counts.totals[REQUESTS]!;
     const accepts = counts.totals[ACCEPTS]!;
     // Counted before the call, whatever comes of it: a local rejection is a request too (that is
-    // what keeps the probability from running to 1), and so is a call still in flight.
+    // what keeps the probability from running to 1). A call still in flight weighs once it settles.
     counts.add(slot, REQUESTS);
     const probability = this.probability(requests, accepts);
     if (probability > 0) {
@@ -174,24 +176,37 @@ export class AdaptiveThrottlePolicy extends PolicyBase {
         if (mode === 'enforce') return Promise.reject(new ThrottledError(probability, requests, accepts));
       }
     }
+    this.inFlight++;
     const result = callFunction(fn, context);
-    result.then(this.accepted, (error: unknown) => this.failed(error, started));
+    result.then(this.succeeded, (error: unknown) => this.failed(error, started));
     return result;
   }
 
-  /** The formula, capped, over the window's counts before a call; 0 below `minRequests`. */
+  /**
+   * The formula, capped, over the window's counts before a call, less the calls still in flight;
+   * 0 below `minRequests` such requests.
+   */
   private probability(requests: number, accepts: number): number {
-    if (requests < this.minRequests) return 0;
-    const excess = requests - this.k * accepts;
+    // Calls in flight have no outcome yet: counted, they would make a slow upstream look like a
+    // refusing one (a 10 s call at 10 req/s: 100 requests before the first accept).
+    const settled = Math.max(0, requests - this.inFlight);
+    if (settled < this.minRequests) return 0;
+    const excess = settled - this.k * accepts;
     if (!(excess > 0)) return 0;
-    return Math.min(this.maxRejectionProbability, excess / (requests + 1));
+    return Math.min(this.maxRejectionProbability, excess / (settled + 1));
   }
 
-  private readonly accepted = (): void => {
-    this.counts.add(this.counts.slotAt(this.clock.now()), ACCEPTS);
+  private readonly succeeded = (): void => {
+    this.inFlight--;
+    this.accepted();
   };
 
+  private accepted(): void {
+    this.counts.add(this.counts.slotAt(this.clock.now()), ACCEPTS);
+  }
+
   private failed(error: unknown, started: number): void {
+    this.inFlight--;
     if (isAbortError(error)) {
       // The caller gave up: that says nothing of the upstream. The request is taken back out of
       // the bucket it went into, unless that bucket has left the window already.

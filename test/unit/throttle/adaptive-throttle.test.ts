@@ -56,16 +56,45 @@ describe('adaptiveThrottle: the rejection probability', () => {
     expect(lower.rejectionProbability).toBe(0.5);
   });
 
-  it('counts a request before the call: one still in flight already weighs on the next', async () => {
-    const throttle = adaptiveThrottle({ minRequests: 0, random: () => 0.999, clock: new ManualClock() });
+  it('counts a request before the call, and weighs a call in flight once it settles', async () => {
+    const throttle = adaptiveThrottle({ minRequests: 0, random: () => 0, clock: new ManualClock() });
     const gate = deferred<string>();
     const first = throttle.execute(() => gate.promise);
     expect(throttle.window).toEqual({ requests: 1, accepts: 0 });
-    expect(throttle.rejectionProbability).toBeCloseTo(1 / 2, 12);
+    // No outcome yet: neither an accept nor a refusal.
+    expect(throttle.rejectionProbability).toBe(0);
     gate.resolve('done');
     await first;
     expect(throttle.window).toEqual({ requests: 1, accepts: 1 });
     expect(throttle.rejectionProbability).toBe(0);
+    await outcomes(throttle, 1, false);
+    expect(throttle.rejectionProbability).toBeCloseTo(0 / 3, 12);
+    await outcomes(throttle, 1, false);
+    expect(throttle.rejectionProbability).toBeCloseTo((3 - 2) / 4, 12);
+  });
+
+  it('a slow, healthy upstream from a cold start: 0 local rejections while the first calls are still in flight', async () => {
+    // 10 s calls at 10 req/s: 100 requests go out before the first answer. Counted as requests
+    // with no accept, they read as an upstream refusing everything (probability at the cap).
+    const throttle = adaptiveThrottle({ random: () => 0, clock: new ManualClock() });
+    const gates = Array.from({ length: 250 }, () => deferred<string>());
+    const calls = gates.map((g) => throttle.execute(() => g.promise));
+    expect(throttle.window).toEqual({ requests: 250, accepts: 0 });
+    expect(throttle.rejectionProbability).toBe(0);
+    for (const g of gates) g.resolve('ok');
+    expect(await Promise.all(calls)).toHaveLength(250);
+    expect(throttle.window).toEqual({ requests: 250, accepts: 250 });
+  });
+
+  it('a call that fails after a long flight counts as not accepted when it settles', async () => {
+    const throttle = adaptiveThrottle({ minRequests: 0, random: () => 0.999, clock: new ManualClock() });
+    const gate = deferred<string>();
+    const call = capture(throttle.execute(() => gate.promise));
+    expect(throttle.rejectionProbability).toBe(0);
+    gate.reject(new Error('refused'));
+    await rejection(call);
+    expect(throttle.window).toEqual({ requests: 1, accepts: 0 });
+    expect(throttle.rejectionProbability).toBeCloseTo(1 / 2, 12);
   });
 
   it('counts a local rejection as a request, and not as an accept', async () => {
@@ -76,10 +105,12 @@ describe('adaptiveThrottle: the rejection probability', () => {
     expect(throttle.window).toEqual({ requests: 2, accepts: 0 });
   });
 
-  it('rejects nothing below minRequests (100 by default), then applies the formula', async () => {
+  it('rejects nothing below minRequests (200 by default), then applies the formula', async () => {
     const throttle = adaptiveThrottle({ random: () => 0, clock: new ManualClock() });
-    await outcomes(throttle, 100, false);
-    expect(throttle.window).toEqual({ requests: 100, accepts: 0 });
+    await outcomes(throttle, 199, false);
+    expect(throttle.rejectionProbability).toBe(0);
+    await outcomes(throttle, 1, false);
+    expect(throttle.window).toEqual({ requests: 200, accepts: 0 });
     expect(throttle.rejectionProbability).toBe(0.9);
     expect(await rejection(capture(throttle.execute(ok)))).toBeInstanceOf(ThrottledError);
     const fresh = adaptiveThrottle({ minRequests: 5, random: () => 0, clock: new ManualClock() });
@@ -252,7 +283,7 @@ describe('adaptiveThrottle: shadow mode', () => {
 describe('adaptiveThrottle: options', () => {
   it('has the documented defaults', () => {
     const throttle = adaptiveThrottle();
-    expect(throttle).toMatchObject({ name: 'adaptive-throttle', kind: 'adaptive-throttle', k: 2, windowMs: 60_000, maxRejectionProbability: 0.9, minRequests: 100, mode: 'enforce' });
+    expect(throttle).toMatchObject({ name: 'adaptive-throttle', kind: 'adaptive-throttle', k: 2, windowMs: 60_000, maxRejectionProbability: 0.9, minRequests: 200, mode: 'enforce' });
   });
 
   it.each([
