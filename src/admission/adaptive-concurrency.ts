@@ -19,8 +19,8 @@ export interface AdaptiveConcurrencyOptions extends AdmissionControllerOptions {
   readonly isDropped?: (error: unknown) => boolean;
 }
 
-const keys = ['name', 'limit', 'maxQueue', 'maxWaitMs', 'mode', 'loadSignal', 'fairness', 'clock', 'priority', 'tenant', 'isDropped'] as const;
-const controllerKeys = new Set<string>(['name', 'limit', 'maxQueue', 'maxWaitMs', 'mode', 'loadSignal', 'fairness', 'clock']);
+const keys = ['name', 'limit', 'maxQueue', 'maxWaitMs', 'queueFrom', 'mode', 'loadSignal', 'fairness', 'clock', 'priority', 'tenant', 'isDropped'] as const;
+const controllerKeys = new Set<string>(['name', 'limit', 'maxQueue', 'maxWaitMs', 'queueFrom', 'mode', 'loadSignal', 'fairness', 'clock']);
 
 function timedOutOrAborted(error: unknown): boolean {
   return error instanceof TimeoutError || isAbortError(error);

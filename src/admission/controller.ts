@@ -7,59 +7,24 @@ import { offAbort, onAbort } from '../core/shared-abort.js';
 import { checkOptions, clockOption, countOption, durationOption, nameOption, show } from '../core/validate.js';
 import { checkMode } from './mode.js';
 import { gradient2, isLimitAlgorithm, type LimitAlgorithm, type LimitEstimator } from './algorithms.js';
-import { DEFAULT_PRIORITY_LEVEL, type PriorityLevel } from './priority.js';
+import { DEFAULT_PRIORITY_LEVEL, type PriorityLevel, priorityLevel } from './priority.js';
 import { Shedding } from './shedding.js';
-import type { AdmissionMode, AdmissionRejection, AdmissionRejectReason, AdmissionRequest, AdmissionSnapshot, Permit, PermitOutcome } from './types.js';
+import type {
+  AdmissionControllerOptions,
+  AdmissionDecisionEvent,
+  AdmissionLimitEvent,
+  AdmissionMode,
+  AdmissionRejection,
+  AdmissionRejectReason,
+  AdmissionRequest,
+  AdmissionSnapshot,
+  Permit,
+  PermitOutcome,
+} from './types.js';
 
-/**
- * A second signal of overload besides latency: anything with `check()` answering null while all
- * is well, such as a {@link LoadShedder} (event-loop delay, utilisation, heap).
- */
-export interface LoadSignal {
-  check(): unknown;
-}
+export type { AdmissionControllerOptions, AdmissionDecisionEvent, AdmissionLimitEvent, LoadSignal } from './types.js';
 
-/** Options of {@link admissionController}. */
-export interface AdmissionControllerOptions {
-  /** Name used in events and telemetry. @default 'admission' */
-  readonly name?: string;
-  /** A fixed concurrency limit, or an algorithm that finds it. @default gradient2() */
-  readonly limit?: number | LimitAlgorithm;
-  /** Requests allowed to wait for a slot (highest class first); 0 decides every request on arrival. @default 0 */
-  readonly maxQueue?: number;
-  /** Longest a queued request waits for a slot, in ms. @default no bound */
-  readonly maxWaitMs?: number;
-  /** `'shadow'` admits everything and reports what it would have rejected. @default 'enforce' */
-  readonly mode?: AdmissionMode;
-  /** A second overload signal (e.g. a load shedder): while it reports pressure, the lowest classes are shed. @default none */
-  readonly loadSignal?: LoadSignal;
-  /** Under pressure, no tenant holds more than its share of its class. @default true */
-  readonly fairness?: boolean;
-  /** Source of time (a `ManualClock` in tests). @default systemClock */
-  readonly clock?: Clock;
-}
-
-/** Payload of {@link AdmissionController.onDecision} and of `bulwark:admission:rejected`: a request turned away, or in shadow mode one that would have been. */
-export interface AdmissionDecisionEvent {
-  readonly policy: string;
-  /** `'shadow'` when the request was admitted anyway. */
-  readonly mode: AdmissionMode;
-  readonly reason: AdmissionRejectReason;
-  /** The request's class, 3 = critical … 0 = sheddable. */
-  readonly priority: PriorityLevel;
-  readonly limit: number;
-  readonly inFlight: number;
-  readonly queued: number;
-}
-
-/** Payload of {@link AdmissionController.onLimitChange} and of `bulwark:admission:limit`. */
-export interface AdmissionLimitEvent {
-  readonly policy: string;
-  readonly from: number;
-  readonly to: number;
-}
-
-const keys = ['name', 'limit', 'maxQueue', 'maxWaitMs', 'mode', 'loadSignal', 'fairness', 'clock'] as const;
+const keys = ['name', 'limit', 'maxQueue', 'maxWaitMs', 'queueFrom', 'mode', 'loadSignal', 'fairness', 'clock'] as const;
 
 /** Internal: {@link AdmissionController.decideFor}'s answer for a fast admission (no permit). */
 export const ADMITTED: unique symbol = Symbol('bulwark.admitted');
@@ -129,6 +94,8 @@ export class AdmissionController {
   readonly name: string;
   readonly maxQueue: number;
   readonly maxWaitMs: number;
+  /** The lowest class that may wait in the queue (0 = sheddable: every class). */
+  readonly queueFrom: PriorityLevel;
   /** The algorithm, or undefined for a fixed limit. */
   readonly algorithm: LimitAlgorithm | undefined;
   /** Subscribes to rejections (and in shadow mode, would-be rejections). */
@@ -171,6 +138,7 @@ export class AdmissionController {
     }
     this.maxQueue = countOption(owner, 'maxQueue', o.maxQueue, 0, { min: 0 });
     this.maxWaitMs = durationOption(owner, 'maxWaitMs', o.maxWaitMs, Infinity, { min: 0, exclusiveMin: true });
+    this.queueFrom = o.queueFrom === undefined ? 0 : priorityLevel(owner, 'option "queueFrom"', o.queueFrom);
     this.currentMode = checkMode(owner, 'option "mode"', o.mode);
     const signal = o.loadSignal;
     if (signal !== undefined && (typeof signal !== 'object' || signal === null || typeof signal.check !== 'function')) {
@@ -261,7 +229,7 @@ export class AdmissionController {
     s.arrive(now, level);
     let reason: AdmissionRejectReason | undefined = s.judge(level, tenant, this.running, limit);
     if (reason === undefined && this.running >= limit && this.full(level, limit)) {
-      if (mayQueue && (this.waiting < this.maxQueue || this.evictBelow(level))) {
+      if (mayQueue && level >= this.queueFrom && (this.waiting < this.maxQueue || this.evictBelow(level))) {
         // Shadow mode never makes a request wait: one that would have queued runs at once.
         if (this.currentMode === 'shadow') return this.admit(now, undefined, true, level, tenant);
         return this.enqueue(level, tenant, signal);

@@ -1,4 +1,6 @@
-import type { PriorityLevel } from './priority.js';
+import type { Clock } from '../core/clock.js';
+import type { LimitAlgorithm } from './algorithms.js';
+import type { Priority, PriorityLevel } from './priority.js';
 
 /**
  * The contract of issue 15's admission core (DESIGN.md decision 10). The adaptive concurrency
@@ -58,4 +60,58 @@ export interface AdmissionSnapshot {
   readonly limit: number;
   readonly inFlight: number;
   readonly queued: number;
+}
+
+/**
+ * A second signal of overload besides latency: anything with `check()` answering null while all
+ * is well, such as a {@link LoadShedder} (event-loop delay, utilisation, heap).
+ */
+export interface LoadSignal {
+  check(): unknown;
+}
+
+/** Options of {@link admissionController}. */
+export interface AdmissionControllerOptions {
+  /** Name used in events and telemetry. @default 'admission' */
+  readonly name?: string;
+  /** A fixed concurrency limit, or an algorithm that finds it. @default gradient2() */
+  readonly limit?: number | LimitAlgorithm;
+  /** Requests allowed to wait for a slot (highest class first); 0 decides every request on arrival. @default 0 */
+  readonly maxQueue?: number;
+  /** Longest a queued request waits for a slot, in ms. @default no bound */
+  readonly maxWaitMs?: number;
+  /**
+   * The lowest class that may wait in the queue: classes below it are decided on arrival even
+   * when the queue has room (`'critical'`: critical requests wait up to `maxWaitMs` for a slot
+   * under a burst, the rest are turned away at once). @default 'sheddable' (every class)
+   */
+  readonly queueFrom?: Priority;
+  /** `'shadow'` admits everything and reports what it would have rejected. @default 'enforce' */
+  readonly mode?: AdmissionMode;
+  /** A second overload signal (e.g. a load shedder): while it reports pressure, the lowest classes are shed. @default none */
+  readonly loadSignal?: LoadSignal;
+  /** Under pressure, no tenant holds more than its share of its class. @default true */
+  readonly fairness?: boolean;
+  /** Source of time (a `ManualClock` in tests). @default systemClock */
+  readonly clock?: Clock;
+}
+
+/** Payload of {@link AdmissionController.onDecision} and of `bulwark:admission:rejected`: a request turned away, or in shadow mode one that would have been. */
+export interface AdmissionDecisionEvent {
+  readonly policy: string;
+  /** `'shadow'` when the request was admitted anyway. */
+  readonly mode: AdmissionMode;
+  readonly reason: AdmissionRejectReason;
+  /** The request's class, 3 = critical … 0 = sheddable. */
+  readonly priority: PriorityLevel;
+  readonly limit: number;
+  readonly inFlight: number;
+  readonly queued: number;
+}
+
+/** Payload of {@link AdmissionController.onLimitChange} and of `bulwark:admission:limit`. */
+export interface AdmissionLimitEvent {
+  readonly policy: string;
+  readonly from: number;
+  readonly to: number;
 }

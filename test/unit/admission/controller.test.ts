@@ -42,6 +42,8 @@ describe('admissionController options', () => {
     [{ mode: 'dry-run' }, TypeError, /option "mode" must be "enforce" or "shadow", got "dry-run"/],
     [{ loadSignal: () => null }, TypeError, /option "loadSignal" must have a check\(\) method/],
     [{ fairness: 1 }, TypeError, /option "fairness" must be a boolean, got 1/],
+    [{ queueFrom: 'urgent' }, TypeError, /option "queueFrom" must be one of 'sheddable', 'best-effort', 'degraded', 'critical' or a level 0–3, got "urgent"/],
+    [{ queueFrom: 4 }, TypeError, /option "queueFrom" must be one of .* got 4/],
     [{ clock: { now: () => 0 } }, TypeError, /option "clock"/],
     [{ limits: 5 }, TypeError, /unknown option "limits"/],
   ])('refuses %o', (options, error, message) => {
@@ -127,6 +129,26 @@ describe('admissionController queue', () => {
     expect(order).toEqual(['crit-1', 'crit-2', 'shed-1', 'shed-2']);
     expect(c.queued).toBe(0);
     expect(c.inFlight).toBe(0);
+  });
+
+  it('queueFrom: classes below it are decided on arrival even with queue room; it and above wait', async () => {
+    const c = admissionController({ limit: 1, maxQueue: 4, queueFrom: 'degraded' });
+    expect(c.queueFrom).toBe(2);
+    const held = permit(c.tryAcquire({ priority: 3 }));
+    // Below 'degraded': turned away at once, nothing queued.
+    expect(reasonOf(c.acquire({ priority: 0 }) as Admission)).toBe('limit');
+    expect(reasonOf(c.acquire({ priority: 1 }) as Admission)).toBe('limit');
+    expect(c.queued).toBe(0);
+    const critical = Promise.resolve(c.acquire({ priority: 3 }));
+    const degraded = Promise.resolve(c.acquire({ priority: 2 }));
+    expect(c.queued).toBe(2);
+    held.release('success');
+    const first = permit(await critical);
+    first.release('success');
+    permit(await degraded).release('success');
+    expect(c.inFlight).toBe(0);
+    // The default queues every class.
+    expect(admissionController({ limit: 1, maxQueue: 1 }).queueFrom).toBe(0);
   });
 
   it('lends the slots a lower class holds to a higher class, never the other way, and queues only what cannot borrow', async () => {
