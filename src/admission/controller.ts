@@ -9,18 +9,8 @@ import { checkMode } from './mode.js';
 import { gradient2, isLimitAlgorithm, type LimitAlgorithm, type LimitEstimator } from './algorithms.js';
 import { DEFAULT_PRIORITY_LEVEL, type PriorityLevel, priorityLevel } from './priority.js';
 import { Shedding } from './shedding.js';
-import type {
-  AdmissionControllerOptions,
-  AdmissionDecisionEvent,
-  AdmissionLimitEvent,
-  AdmissionMode,
-  AdmissionRejection,
-  AdmissionRejectReason,
-  AdmissionRequest,
-  AdmissionSnapshot,
-  Permit,
-  PermitOutcome,
-} from './types.js';
+import type { AdmissionControllerOptions, AdmissionDecisionEvent, AdmissionLimitEvent } from './types.js';
+import type { AdmissionMode, AdmissionRejection, AdmissionRejectReason, AdmissionRequest, AdmissionSnapshot, Permit, PermitOutcome } from './types.js';
 
 export type { AdmissionControllerOptions, AdmissionDecisionEvent, AdmissionLimitEvent, LoadSignal } from './types.js';
 
