@@ -6,7 +6,8 @@
 //   npm run build && node benchmarks/overload.mjs [--quick] [--workers 16] [--service-ms 40]
 //       [--timeout-ms 5000] [--only SCENARIO[,SCENARIO]] [--adaptive '{"option":value}'] [--json FILE]
 //
-//   --adaptive   the adaptive stage's options as JSON, for tuning (defaults otherwise): `algorithm`
+//   --adaptive   the adaptive stage's options as JSON, for tuning (defaults otherwise; a key given
+//                replaces the scenario's own, e.g. priority's `controller`): `algorithm`
 //                ('gradient2', 'vegas' or 'aimd'), `controller` (admissionController's options),
 //                every other key goes to the algorithm
 //   --json       also write every figure to FILE
@@ -30,7 +31,10 @@
 //     slow        adaptive limit at 0.5 C; the service time × 5 for 120 s: the limit does not creep
 //                 more than 20 % above where it settled (median of seconds 10–20 after the change;
 //                 every later 5 s median compared with it)
-//     priority    adaptive limit, 30 % critical / 70 % sheddable: 0.5 C 10 s (warm-up, not judged),
+//     priority    adaptive limit, critical requests may wait up to 100 ms for a slot (maxQueue 32,
+//                 queueFrom 'critical': docs/admission.md's advice with priorities; the rest are
+//                 decided on arrival; `--adaptive '{"controller":{}}'` runs the plain defaults),
+//                 30 % critical / 70 % sheddable: 0.5 C 10 s (warm-up, not judged),
 //                 0.8 C 30 s (0 rejections in either class), 3 C 30 s (critical success ≥ 99.5 %,
 //                 ≥ 98 % of rejections on sheddable, ≥ 99.9 % of 100 ms intervals without a
 //                 critical request rejected while a sheddable one was admitted)
@@ -288,7 +292,7 @@ console.log(`unloaded at 0.5 C: p50 ${baseline.p50.toFixed(1)} ms, p99 ${baselin
 const results = { capacity, baseline, scenarios: {} };
 for (const name of chosen) {
   const schedule = schedules[name](mode, capacity, workers);
-  await stage(schedule.stage, schedule.stage === 'bulkhead' ? { maxConcurrent: workers } : schedule.stage === 'adaptive' ? adaptiveOptions : {});
+  await stage(schedule.stage, schedule.stage === 'bulkhead' ? { maxConcurrent: workers } : schedule.stage === 'adaptive' ? { ...schedule.adaptive, ...adaptiveOptions } : {});
   const run = await runScenario(schedule);
   const figures = analyse[schedule.analysis](run, schedule, { capacity, baseline, workers });
   results.scenarios[name] = { figures, keepUp: keepUpFigures(run), timeline: timeline(run) };
