@@ -16,7 +16,7 @@ const layers: readonly (readonly string[])[] = [
   ['backoff', 'circuit', 'retry', 'timeout', 'bulkhead', 'fallback', 'hedge', 'ratelimit', 'admission', 'chaos', 'throttle'],
   ['ratelimit/redis'],
   ['health', 'shedding'],
-  ['tracing', 'metrics'],
+  ['tracing', 'metrics', 'introspection'],
   ['http'],
   ['adapters', 'interop'],
 ];
