@@ -9,9 +9,14 @@ import { recordPolicies } from '../introspection/recorder.js';
 /** How often viewers get a new reading, in ms. */
 export const SAMPLE_INTERVAL_MS = 1_000;
 
+/** A viewer that has this much unsent (a client that stopped reading) is disconnected. */
+export const MAX_UNSENT_BYTES = 1 << 20;
+
 /** Where a viewer's events go: an SSE response. */
 export interface Viewer {
   write(chunk: string): unknown;
+  readonly writableLength: number;
+  destroy(): unknown;
 }
 
 const viewers = new Set<Viewer>();
@@ -24,7 +29,10 @@ function event(): string {
 
 function tick(): void {
   const chunk = event();
-  for (const viewer of viewers) viewer.write(chunk);
+  for (const viewer of viewers) {
+    if (viewer.writableLength > MAX_UNSENT_BYTES) viewer.destroy();
+    else viewer.write(chunk);
+  }
 }
 
 /**

@@ -8,7 +8,7 @@ import express from 'express';
 import fastify from 'fastify';
 import { afterEach, describe, expect, it } from 'vitest';
 import { dashboard } from '../../src/dashboard/index.js';
-import { samplerState } from '../../src/dashboard/sampler.js';
+import { addViewer, MAX_UNSENT_BYTES, samplerState } from '../../src/dashboard/sampler.js';
 import { channelNames, circuitBreaker, consecutive } from '../../src/index.js';
 
 const closers: (() => Promise<unknown>)[] = [];
@@ -176,6 +176,25 @@ describe('dashboard() stream', () => {
     expect(samplerState()).toEqual({ viewers: 0, running: false });
     expect(names.map((n) => diagnosticsChannel.channel(n).hasSubscribers)).toEqual(before);
     expect(diagnosticsChannel.tracingChannel(channelNames.execute).start.hasSubscribers).toBe(false);
+  });
+});
+
+describe('the shared sampler', () => {
+  it('disconnects a viewer that stopped reading once more than 1 MiB waits for it, and stops when it was the last', async () => {
+    let destroyed = 0;
+    const viewer = {
+      writableLength: 0,
+      write: (): boolean => true,
+      destroy: (): void => {
+        destroyed++;
+        remove();
+      },
+    };
+    const remove = addViewer(viewer);
+    viewer.writableLength = MAX_UNSENT_BYTES + 1;
+    await new Promise((resolve) => setTimeout(resolve, 1_100));
+    expect(destroyed).toBe(1);
+    expect(samplerState()).toEqual({ viewers: 0, running: false });
   });
 });
 
