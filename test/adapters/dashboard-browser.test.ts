@@ -8,7 +8,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
 import { type Browser, chromium, type Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { dashboard } from '../../src/dashboard/index.js';
 import {
   admissionController,
@@ -26,16 +26,19 @@ import {
 const CHROMIUM = '/usr/bin/chromium';
 const images = resolve(import.meta.dirname, '../../docs/images');
 
-let browser: Browser;
-beforeAll(async () => {
-  if (!existsSync(CHROMIUM)) {
-    throw new Error(`Chromium is missing at ${CHROMIUM}; the dashboard's browser test needs it: apt-get install -y chromium`);
-  }
-  browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox'] });
-}, 20_000);
+let browser: Browser | undefined;
 afterAll(async () => {
   await browser?.close();
 });
+
+/** The browser, launched once; without Chromium the test fails (in the test, so it counts as failed, not skipped). */
+async function launch(): Promise<Browser> {
+  if (!existsSync(CHROMIUM)) {
+    throw new Error(`Chromium is missing at ${CHROMIUM}; the dashboard's browser test needs it: apt-get install -y chromium`);
+  }
+  browser ??= await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox'] });
+  return browser;
+}
 
 async function listen(port = 0): Promise<Server> {
   const page = dashboard({ title: 'orders service' });
@@ -67,6 +70,7 @@ async function breakerReads(page: Page, state: string): Promise<void> {
 
 describe('the dashboard page in headless Chromium', () => {
   it('loads clean, follows a breaker open then closed without a reload, and reconnects after a server restart', async () => {
+    const browser = await launch();
     const payments = circuitBreaker({ name: 'payments', breaker: consecutive(3), halfOpenAfterMs: 1_500 });
     const search = rateLimiter({ name: 'search per user', algorithm: fixedWindow({ limit: 8, windowMs: 1_000 }) });
     const pool = bulkhead({ name: 'pdf renderer', maxConcurrent: 4, maxQueue: 8 });
@@ -116,6 +120,12 @@ describe('the dashboard page in headless Chromium', () => {
       await page.emulateMedia({ colorScheme: 'dark' });
       expect(await page.evaluate(() => getComputedStyle(document.body).backgroundColor)).toBe('rgb(15, 18, 23)');
       await page.screenshot({ path: join(images, 'dashboard-dark.png'), fullPage: true });
+      // Keyboard: Tab reaches the tiles, each labelled with its kind and name.
+      await page.keyboard.press('Tab');
+      expect(await page.evaluate(() => document.activeElement?.getAttribute('aria-label'))).toBe('circuit breaker payments');
+      // A phone's width: one column, nothing wider than the screen.
+      await page.setViewportSize({ width: 390, height: 844 });
+      expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
       expect(consoleErrors).toEqual([]);
       expect(failed).toEqual([]);
 
