@@ -15,6 +15,7 @@ export const entries = {
   prometheus: 'src/metrics/index.ts',
   opossum: 'src/interop/opossum.ts',
   bottleneck: 'src/interop/bottleneck.ts',
+  dashboard: 'src/dashboard/index.ts',
 } as const;
 
 export default defineConfig({

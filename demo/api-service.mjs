@@ -4,7 +4,8 @@
 // failover from the primary to a standby), limits each API key with a rate limiter (memory, or
 // Redis when REDIS_URL is set), serves /livez /readyz /startupz /healthz, and shuts down
 // gracefully. It serves Prometheus metrics at /metrics (bulwark/prometheus into its own prom-client
-// registry). What its mechanisms do is also reported to the parent over the IPC channel.
+// registry), and a live page of every policy at /dashboard (bulwark/dashboard, loopback clients
+// only). What its mechanisms do is also reported to the parent over the IPC channel.
 //
 // GET /report calls a reports backend of fixed capacity behind an adaptive concurrency limit
 // (bulwark/express's admissionMiddleware): past that capacity it sheds, sheddable requests first.
@@ -18,6 +19,7 @@ import { channelNames, consecutive, exponential, gcra, gracefulShutdown, gradien
 import { admissionMiddleware, healthMiddleware, rateLimitMiddleware } from '../dist/express.js';
 import { createFetch } from '../dist/fetch.js';
 import { metricsHandler, registerMetrics } from '../dist/prometheus.js';
+import { dashboard } from '../dist/dashboard.js';
 
 const [primary, standby, reports] = process.argv.slice(2);
 const report = (message) => process.send?.(message);
@@ -102,6 +104,7 @@ const app = express();
 app.disable('x-powered-by');
 app.use(healthMiddleware(h));
 app.get('/metrics', metricsHandler(registry));
+app.use('/dashboard', dashboard({ title: 'bulwark demo: API service' }));
 // Before the per-key rate limit: /report has its own protection, the admission limit.
 app.get('/report', admission, async (req, res) => {
   try {
@@ -130,8 +133,14 @@ const server = app.listen(Number(process.env.BULWARK_DEMO_PORT ?? 0), '127.0.0.1
 });
 server.keepAliveTimeout = 5_000;
 
+// With --keep (DEMO_KEEP=1) the parent keeps this service up after the scenario and sends SIGTERM
+// when the person watching presses Ctrl-C; the terminal's SIGINT reaches this process too, so it
+// is left to the parent here.
+const keep = process.env.DEMO_KEEP === '1';
+if (keep) process.on('SIGINT', () => {});
 gracefulShutdown(server, {
   health: h,
+  signals: keep ? ['SIGTERM'] : ['SIGTERM', 'SIGINT'],
   drainDelayMs: 1_000,
   closeTimeoutMs: 5_000,
   hookTimeoutMs: 2_000,

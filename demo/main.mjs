@@ -19,12 +19,18 @@
 // Everything listens on 127.0.0.1 on ports the system picks. The run ends by itself in about 40 s
 // and exits non-zero if a request was dropped or the service did not exit cleanly. A phase is an
 // entry in PHASES: its name, its length, and what it switches on entering and leaving.
+//
+// The service serves a live dashboard of its policies (bulwark/dashboard); its address is printed
+// at the start. `npm run demo -- --keep` (or DEMO_KEEP=1) keeps the service running, with the
+// tenants' steady traffic, after the scenario, for a person to look at it; Ctrl-C then shuts it
+// down gracefully and prints the report.
 import { fork } from 'node:child_process';
 import http from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { faultInjectionMiddleware, httpFaultInjector } from '../dist/express.js';
 
+const KEEP = process.argv.includes('--keep') || process.env.DEMO_KEEP === '1';
 const TENANTS = 6; // each calls about 10 times a second, half its limit
 const GREEDY_WORKERS = 4; // the burst tenant's concurrent loops, with no pause
 const started = performance.now();
@@ -103,6 +109,7 @@ let serviceCounts = {
 };
 const service = fork(fileURLToPath(new URL('./api-service.mjs', import.meta.url)), [primary.url, standby.url, reports.url], {
   stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  env: { ...process.env, DEMO_KEEP: KEEP ? '1' : '0' },
 });
 const exited = new Promise((resolve) => service.once('exit', (code, signal) => resolve({ code, signal, at: performance.now() })));
 const { port, store } = await new Promise((resolve, reject) => {
@@ -127,6 +134,7 @@ service.on('message', (m) => {
 const api = `http://127.0.0.1:${port}`;
 console.log(
   `bulwark demo: API service on ${api} (rate limits in ${store}), upstreams ${primary.url} (primary) and ${standby.url} (standby)\n` +
+    `Dashboard, live, in a browser on this host: ${api}/dashboard/${KEEP ? '' : ' (add --keep to look at it after the scenario)'}\n` +
     `Prometheus metrics while it runs: ${api}/metrics (scraped by a real Prometheus: node observability/capture.mjs)\n`,
 );
 
@@ -258,6 +266,7 @@ async function readinessPoller() {
 }
 
 const progress = setInterval(() => {
+  if (phase === 'kept') return;
   const b = `breaker primary ${breaker.primary}`;
   console.log(
     `${elapsed()}  ${phase.padEnd(9)} ${String(perSecond.sent).padStart(4)} req/s  ok ${String(perSecond.ok).padStart(4)}  ` +
@@ -307,6 +316,15 @@ for (const { name, ms, enter, leave } of PHASES) {
 const scrape = await fetch(`${api}/metrics`)
   .then(async (res) => ({ status: res.status, text: await res.text() }))
   .catch((error) => ({ status: 0, text: String(error) }));
+if (KEEP) {
+  phase = 'kept';
+  note('phase: kept running (--keep)');
+  console.log(`\nThe scenario is over; the service keeps running with the tenants' steady traffic.\nDashboard: ${api}/dashboard/\nPress Ctrl-C to shut it down gracefully and see the report.`);
+  await new Promise((resolve) => {
+    process.once('SIGINT', resolve);
+    process.once('SIGTERM', resolve);
+  });
+}
 const bulwarkSeries = scrape.text.split('\n').filter((line) => line.startsWith('bulwark_'));
 const metricNames = new Set(bulwarkSeries.map((line) => /^[a-z_]+/.exec(line)[0].replace(/_(bucket|sum|count)$/, '')));
 phase = 'shutdown';

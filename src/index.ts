@@ -16,3 +16,4 @@ export * from './shedding/index.js';
 export * from './admission/index.js';
 export * from './chaos/index.js';
 export * from './throttle/index.js';
+export * from './introspection/index.js';

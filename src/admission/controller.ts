@@ -5,6 +5,7 @@ import { admissionLimitChannel, admissionRejectedChannel } from '../core/diagnos
 import { EventEmitter, type EventSubscriber } from '../core/events.js';
 import { offAbort, onAbort } from '../core/shared-abort.js';
 import { checkOptions, clockOption, countOption, durationOption, nameOption, show } from '../core/validate.js';
+import { registerPolicy } from '../core/registry.js';
 import { checkMode } from './mode.js';
 import { gradient2, isLimitAlgorithm, type LimitAlgorithm, type LimitEstimator } from './algorithms.js';
 import { DEFAULT_PRIORITY_LEVEL, type PriorityLevel, priorityLevel } from './priority.js';
@@ -81,6 +82,7 @@ class Waiter implements DeadlineEntry {
  * Built by {@link admissionController}.
  */
 export class AdmissionController {
+  readonly kind = 'admission-controller';
   readonly name: string;
   readonly maxQueue: number;
   readonly maxWaitMs: number;
@@ -142,6 +144,7 @@ export class AdmissionController {
     this.deadlines = this.maxQueue > 0 && this.maxWaitMs !== Infinity ? new DeadlineQueue(this.clock) : undefined;
     this.onDecision = this.decided.subscribe;
     this.onLimitChange = this.limitChanged.subscribe;
+    registerPolicy(this);
   }
 
   /** `'enforce'` or `'shadow'`; switchable at run time, state is kept. */

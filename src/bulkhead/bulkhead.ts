@@ -8,6 +8,7 @@ import { callFunction, type ExecuteOptions, invokeTraced, PolicyBase, type Polic
 import { checkMode } from '../admission/mode.js';
 import type { AdmissionMode } from '../admission/types.js';
 import { checkOptions, countOption, nameOption } from '../core/validate.js';
+import { registerPolicy } from '../core/registry.js';
 
 /** Options of {@link bulkhead}. */
 export interface BulkheadOptions {
@@ -66,6 +67,7 @@ export class BulkheadPolicy extends PolicyBase {
     this.name = nameOption('bulkhead', o.name, 'bulkhead');
     this.shadow = checkMode('bulkhead', 'option "mode"', o.mode) === 'shadow';
     this.onRejected = this.rejected.subscribe;
+    registerPolicy(this);
   }
 
   /** `'enforce'` or `'shadow'`; switchable at run time, slots and queue are kept. */

@@ -6,6 +6,7 @@ import { checkMode } from '../admission/mode.js';
 import type { AdmissionMode } from '../admission/types.js';
 import { BrokenCircuitError, IsolatedCircuitError } from '../core/errors.js';
 import { type Disposable, EventEmitter, type EventSubscriber, toDisposable } from '../core/events.js';
+import { registerPolicy } from '../core/registry.js';
 import { callFunction, type ExecuteOptions, invokeTraced, PolicyBase, type PolicyFunction, rootContext, runSymbol, whileCallerWaits } from '../core/policy.js';
 import { checkOptions, clockOption, countOption, durationOption, functionOption, nameOption, show } from '../core/validate.js';
 import { checkSnapshot, defaultHandle, openScheduleOption, optionKeys, strategyOption } from './options.js';
@@ -37,8 +38,8 @@ export class CircuitBreakerPolicy extends PolicyBase {
   private phase: Phase = CLOSED;
   private readonly tracker: FailureTracker;
   private readonly timed: boolean;
-  /** A probe lasting at least this long opens the breaker again (Infinity: slowness not judged). */
-  private readonly slowCallMs: number;
+  /** A call lasting at least this long counts as slow, in ms (Infinity: slowness not judged). */
+  readonly slowCallMs: number;
   private readonly clock: Clock;
   private readonly handle: (error: unknown) => boolean;
   private readonly handleResult: ((value: unknown) => boolean) | undefined;
@@ -123,6 +124,7 @@ export class CircuitBreakerPolicy extends PolicyBase {
       this.closedValue = this.sharedValue;
       this.closedFailure = this.sharedFailure;
     }
+    registerPolicy(this);
   }
 
   /** The current state; an open breaker whose period has ended reads as half-open. */

@@ -2,6 +2,7 @@ import { systemClock, type Clock, type TimerHandle } from '../core/clock.js';
 import { healthCheckChannel } from '../core/diagnostics.js';
 import { TimeoutError } from '../core/errors.js';
 import { type Disposable, disposeSymbol } from '../core/events.js';
+import { registerPolicy } from '../core/registry.js';
 import { checkOptions, clockOption, durationOption, show } from '../core/validate.js';
 import { type Entry, PROBES, toEntry } from './check-entry.js';
 import type {
@@ -69,6 +70,9 @@ export type ProbeOrSummary = Probe | 'summary';
  * const { status } = await h.readiness();
  */
 export class Health implements Disposable {
+  readonly kind = 'health';
+  /** How the checks are listed by `inspect()`. */
+  readonly name = 'health';
   readonly #entries: readonly Entry[];
   readonly #byName: ReadonlyMap<string, Entry>;
   readonly #clock: Clock;
@@ -100,6 +104,7 @@ export class Health implements Disposable {
       return entry;
     });
     this.#byName = new Map(this.#entries.map((e) => [e.name, e]));
+    registerPolicy(this);
   }
 
   /** True once startup has completed (it never un-completes). */
@@ -115,6 +120,22 @@ export class Health implements Disposable {
   /** The names of the checks, in the order given. */
   get checkNames(): readonly string[] {
     return this.#entries.map((e) => e.name);
+  }
+
+  /**
+   * Each check's last result without running anything: status, duration and age (never the
+   * error). What `inspect()` shows.
+   * @example
+   * for (const c of h.lastResults()) console.log(c.name, c.status ?? 'not run yet');
+   */
+  lastResults(): { name: string; critical: boolean; probes: readonly Probe[]; status?: CheckStatus; durationMs?: number; ageMs?: number }[] {
+    const now = this.#clock.now();
+    return this.#entries.map((e) => ({
+      name: e.name,
+      critical: e.critical,
+      probes: e.probes,
+      ...(e.last === undefined ? {} : { status: e.last.result.status, durationMs: e.last.result.durationMs, ageMs: Math.max(0, now - e.last.at) }),
+    }));
   }
 
   /**

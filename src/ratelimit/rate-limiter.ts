@@ -3,6 +3,7 @@ import type { AdmissionMode } from '../admission/types.js';
 import { channelNames } from '../core/diagnostics.js';
 import { type Disposable, disposeSymbol } from '../core/events.js';
 import { checkOptions, countOption, enumOption, nameOption, show } from '../core/validate.js';
+import { registerPolicy } from '../core/registry.js';
 import diagnosticsChannel from 'node:diagnostics_channel';
 import type { RateLimitAlgorithm } from './algorithm.js';
 import { shortKeyPrefix, storeKey } from './keys.js';
@@ -200,6 +201,7 @@ export class RateLimiter implements Disposable {
       this.memory = undefined;
       this.namespace = undefined;
     }
+    if (!ofQuota) registerPolicy(this);
   }
 
   /**

@@ -6,6 +6,7 @@ import { isAbortError, isBulwarkError } from '../core/errors.js';
 import { EventEmitter, type EventSubscriber } from '../core/events.js';
 import { callFunction, type ExecuteOptions, invokeTraced, PolicyBase, type PolicyFunction, rootContext, runSymbol, whileCallerWaits } from '../core/policy.js';
 import { sleep } from '../core/sleep.js';
+import { registerPolicy } from '../core/registry.js';
 import {
   checkOptions,
   clockOption,
@@ -109,7 +110,8 @@ export class RetryPolicy extends PolicyBase {
   private readonly backoff: Backoff;
   private readonly handle: (error: unknown) => boolean;
   private readonly handleResult: ((value: unknown) => boolean) | undefined;
-  private readonly budget: RetryBudget | undefined;
+  /** The retry budget this policy draws on, if any (see the `budget` option). */
+  readonly budget: RetryBudget | undefined;
   private readonly clock: Clock;
   private readonly retried = new EventEmitter<RetryEvent>(() => this.name);
   private readonly gaveUp = new EventEmitter<GiveUpEvent>(() => this.name);
@@ -139,6 +141,7 @@ export class RetryPolicy extends PolicyBase {
     this.clock = clockOption('retry', o.clock, systemClock);
     this.onRetry = this.retried.subscribe;
     this.onGiveUp = this.gaveUp.subscribe;
+    registerPolicy(this);
   }
 
   // PolicyBase's execute(), copied so that `this[runSymbol]` sees this class alone (see PolicyBase).

@@ -4,6 +4,7 @@ import { checkMode } from '../admission/mode.js';
 import type { AdmissionMode } from '../admission/types.js';
 import { type SheddingRejectedMessage, sheddingRejectedChannel } from '../core/diagnostics.js';
 import { type Disposable, disposeSymbol } from '../core/events.js';
+import { registerPolicy } from '../core/registry.js';
 import { checkOptions, countOption, durationOption, functionOption, numberOption, ratioOption, show } from '../core/validate.js';
 
 /**
@@ -119,6 +120,9 @@ const MAX_DELAY_SAMPLES = 1_000_000;
  * if (shedder.check() !== null) console.log('overloaded');
  */
 export class LoadShedder implements Disposable {
+  readonly kind = 'load-shedder';
+  /** How the shedder is listed by `inspect()`. */
+  readonly name = 'load-shedder';
   /** `Retry-After` for a rejection, as the header value. */
   readonly retryAfter: string;
   /** How often the process is sampled, in ms. */
@@ -137,6 +141,7 @@ export class LoadShedder implements Disposable {
   private delaySum = 0;
   private timer: NodeJS.Timeout | undefined;
   private current: LoadPressure | null = null;
+  private lastSample: LoadSample | undefined;
   /** Samples in a row that were over a threshold. */
   private overCount = 0;
   /** Whether the built-in sampler has taken its first (baseline-only) reading. */
@@ -178,6 +183,7 @@ export class LoadShedder implements Disposable {
     }
     this.timer = setTimeout(this.tick, this.sampleIntervalMs);
     this.timer.unref();
+    registerPolicy(this);
   }
 
   /**
@@ -207,12 +213,33 @@ export class LoadShedder implements Disposable {
   }
 
   /**
+   * The last sample's measures, each with its threshold (undefined: not watched), as plain data
+   * (what `inspect()` shows).
+   * @example
+   * const { eventLoopDelayMs } = shedder.signals();
+   */
+  signals(): Record<'eventLoopDelayMs' | 'eventLoopUtilization' | 'heapUsedBytes' | 'heapUsedRatio' | 'rssBytes', { value?: number; threshold?: number }> {
+    const s = this.lastSample ?? {};
+    const heapRatio = typeof s.heapUsedBytes === 'number' && typeof s.heapLimitBytes === 'number' && s.heapLimitBytes > 0 ? s.heapUsedBytes / s.heapLimitBytes : undefined;
+    const num = (v: unknown): number | undefined => (typeof v === 'number' && Number.isFinite(v) ? v : undefined);
+    return {
+      eventLoopDelayMs: { value: num(s.eventLoopDelayMs), threshold: this.maxDelay },
+      eventLoopUtilization: { value: num(s.eventLoopUtilization), threshold: this.maxUtilization },
+      heapUsedBytes: { value: num(s.heapUsedBytes), threshold: this.maxHeapBytes },
+      heapUsedRatio: { value: heapRatio, threshold: this.maxHeapRatio },
+      rssBytes: { value: num(s.rssBytes), threshold: this.maxRss },
+    };
+  }
+
+  /**
    * Samples now, rather than waiting for the timer (the sample counts towards `sustainedSamples`
    * like a timed one); returns what {@link LoadShedder.check} will answer.
    */
   update(): ShedReason | null {
     if (this.disposed) return null;
-    const pressure = this.evaluate(this.sampler());
+    const sample = this.sampler();
+    const pressure = this.evaluate(sample);
+    this.lastSample = sample;
     this.overCount = pressure === null ? 0 : Math.min(this.overCount + 1, this.sustainedSamples);
     this.current = this.overCount >= this.sustainedSamples ? pressure : null;
     return this.check();

@@ -91,13 +91,13 @@ describe('the published package', () => {
     });
   });
 
-  it('loads bulwark/express, bulwark/fastify and bulwark/fetch from ESM and CommonJS without either framework installed', () => {
+  it('loads bulwark/express, bulwark/fastify, bulwark/fetch and bulwark/dashboard from ESM and CommonJS without either framework installed', () => {
     writeFileSync(
       join(app, 'subpaths.mjs'),
       `import { createRequire } from 'node:module';
 const require = createRequire(import.meta.url);
 const seen = {};
-for (const sub of ['express', 'fastify', 'fetch']) {
+for (const sub of ['express', 'fastify', 'fetch', 'dashboard']) {
   const esm = Object.keys(await import('bulwark/' + sub)).sort();
   const cjs = Object.keys(require('bulwark/' + sub)).filter((k) => k !== 'default' && k !== '__esModule').sort();
   seen[sub] = { esm, same: JSON.stringify(esm) === JSON.stringify(cjs) };
@@ -110,7 +110,8 @@ console.log(JSON.stringify({ seen, frameworks }));`,
     expect(seen.express.esm).toEqual(expect.arrayContaining(['rateLimitMiddleware', 'loadSheddingMiddleware', 'healthMiddleware']));
     expect(seen.fastify.esm).toEqual(expect.arrayContaining(['rateLimitPlugin', 'loadSheddingPlugin', 'healthPlugin']));
     expect(seen.fetch.esm).toEqual(expect.arrayContaining(['createFetch', 'HttpStatusError']));
-    for (const sub of ['express', 'fastify', 'fetch']) expect(seen[sub].same, `${sub}: ESM and CJS export the same names`).toBe(true);
+    expect(seen.dashboard.esm).toEqual(['dashboard']);
+    for (const sub of ['express', 'fastify', 'fetch', 'dashboard']) expect(seen[sub].same, `${sub}: ESM and CJS export the same names`).toBe(true);
   });
 
   it('loads bulwark/opossum and bulwark/bottleneck without either engine installed', () => {

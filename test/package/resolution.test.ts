@@ -66,7 +66,7 @@ describe('the packed tarball', () => {
     expect(printed, 'prepack ran the build').toContain('Build success');
     const [packed] = JSON.parse(printed.slice(printed.indexOf('[\n'))) as [{ files: { path: string }[] }];
     const shipped = packed.files.map((f) => f.path);
-    for (const name of ['index', 'redis', 'express', 'fastify', 'fetch', 'otel', 'prometheus', 'opossum', 'bottleneck']) {
+    for (const name of ['index', 'redis', 'express', 'fastify', 'fetch', 'otel', 'prometheus', 'opossum', 'bottleneck', 'dashboard']) {
       expect(shipped).toEqual(expect.arrayContaining([`dist/${name}.js`, `dist/${name}.cjs`, `dist/${name}.d.ts`, `dist/${name}.d.cts`]));
     }
     expect(shipped).toEqual(expect.arrayContaining(['LICENSE', 'README.md', 'package.json']));
@@ -101,7 +101,7 @@ describe('the packed tarball', () => {
 const consumer = (all: boolean): string => `
 import { pipeline, retry, circuitBreaker, consecutive, timeout, rateLimiter, fixedWindow, type ExecutionContext, type CircuitState } from 'bulwark';
 import { createFetch } from 'bulwark/fetch';
-${all ? "import { redisStore } from 'bulwark/redis';\nimport { rateLimitMiddleware } from 'bulwark/express';\nimport { rateLimitPlugin } from 'bulwark/fastify';\nimport { registerMetrics } from 'bulwark/prometheus';\nimport { enableTracing } from 'bulwark/otel';\nimport { fromOpossum } from 'bulwark/opossum';\nimport { fromBottleneck } from 'bulwark/bottleneck';\nexport const used = [redisStore, rateLimitMiddleware, rateLimitPlugin, registerMetrics, enableTracing, fromOpossum, fromBottleneck].length;" : ''}
+${all ? "import { redisStore } from 'bulwark/redis';\nimport { rateLimitMiddleware } from 'bulwark/express';\nimport { rateLimitPlugin } from 'bulwark/fastify';\nimport { registerMetrics } from 'bulwark/prometheus';\nimport { enableTracing } from 'bulwark/otel';\nimport { fromOpossum } from 'bulwark/opossum';\nimport { fromBottleneck } from 'bulwark/bottleneck';\nimport { dashboard } from 'bulwark/dashboard';\nexport const used = [redisStore, rateLimitMiddleware, rateLimitPlugin, registerMetrics, enableTracing, fromOpossum, fromBottleneck, dashboard].length;" : ''}
 const policy = pipeline(retry({ maxAttempts: 2 }), circuitBreaker({ breaker: consecutive(3) }), timeout(100));
 export const out: Promise<number> = policy.execute(({ signal, attempt }: ExecutionContext) => (signal.aborted ? 0 : attempt));
 export const state: CircuitState = circuitBreaker().state;

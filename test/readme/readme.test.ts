@@ -60,6 +60,7 @@ const files = blocks.map(({ page, n, code, section }) => {
     .replaceAll("from 'bulwark/prometheus'", "from '../../../src/metrics/index.js'")
     .replaceAll("from 'bulwark/opossum'", "from '../../../src/interop/opossum.js'")
     .replaceAll("from 'bulwark/bottleneck'", "from '../../../src/interop/bottleneck.js'")
+    .replaceAll("from 'bulwark/dashboard'", "from '../../../src/dashboard/index.js'")
     .replaceAll("from 'bulwark'", "from '../../../src/index.js'");
   writeFileSync(file, `${source}\nexport {};\n`);
   return { label: `${page} example ${n}`, file, promised: CHECKED_OUTPUT.has(`${page}#${section}`) ? promisedLines(code) : undefined };

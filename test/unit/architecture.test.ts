@@ -16,9 +16,9 @@ const layers: readonly (readonly string[])[] = [
   ['backoff', 'circuit', 'retry', 'timeout', 'bulkhead', 'fallback', 'hedge', 'ratelimit', 'admission', 'chaos', 'throttle'],
   ['ratelimit/redis'],
   ['health', 'shedding'],
-  ['tracing', 'metrics'],
+  ['tracing', 'metrics', 'introspection'],
   ['http'],
-  ['adapters', 'interop'],
+  ['adapters', 'interop', 'dashboard'],
 ];
 
 /**
@@ -44,7 +44,7 @@ const peers: Readonly<Record<string, readonly string[]>> = {
 
 /** The subpath entry files (tsup's entries): the public surface, which may gather from any layer. */
 const entryFiles = new Set(
-  ['index.ts', 'ratelimit/redis/index.ts', 'adapters/express.ts', 'adapters/fastify.ts', 'adapters/fetch.ts', 'tracing/index.ts', 'metrics/index.ts', 'interop/opossum.ts', 'interop/bottleneck.ts'],
+  ['index.ts', 'ratelimit/redis/index.ts', 'adapters/express.ts', 'adapters/fastify.ts', 'adapters/fetch.ts', 'tracing/index.ts', 'metrics/index.ts', 'interop/opossum.ts', 'interop/bottleneck.ts', 'dashboard/index.ts'],
 );
 
 function sources(dir: string): string[] {

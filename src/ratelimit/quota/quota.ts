@@ -2,6 +2,7 @@ import type { AdmissionMode } from '../../admission/types.js';
 import { checkOptions, countOption, show } from '../../core/validate.js';
 import type { AlgorithmState, CalendarAlgorithm, ConsumeOutcome } from '../algorithm.js';
 import { type Disposable, disposeSymbol } from '../../core/events.js';
+import { registerPolicy } from '../../core/registry.js';
 import { decideNow, decisionKind } from '../fast-path.js';
 import { type ConsumeOptions, RateLimiter, type RateLimiterOptions, type ReserveOptions } from '../rate-limiter.js';
 import type { Reservation } from '../reservation.js';
@@ -153,6 +154,7 @@ export class Quota implements Disposable {
     this.limiter = new RateLimiter(inner as RateLimiterOptions);
     this.name = this.limiter.name;
     this.onStoreError = this.limiter.onStoreError;
+    registerPolicy(this);
   }
 
   /**
