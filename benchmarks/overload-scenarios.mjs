@@ -47,12 +47,12 @@ export const schedules = {
     changes: [{ atSeconds: 20, set: { serviceScale: 5 } }],
   }),
   priority: (mode, c) => ({
-    title: "30 % critical / 70 % sheddable: 0.5 C warm-up, 0.8 C, then 3 C, adaptive limit; critical may wait 100 ms (queueFrom 'critical')",
+    title: "30 % critical / 70 % sheddable: 0.5 C warm-up, 0.8 C, then 3 C, adaptive limit; critical may wait 50 ms (queueFrom 'critical')",
     stage: 'adaptive',
     // The configuration docs/admission.md recommends with priorities: the top class rides out a
     // burst of its own in a short queue, the rest are decided on arrival. `--adaptive` overrides
     // it (`--adaptive '{"controller":{}}'` runs bulwark's defaults, no queue).
-    adaptive: { controller: { maxQueue: 32, maxWaitMs: 100, queueFrom: 'critical' } },
+    adaptive: { controller: { maxQueue: 32, maxWaitMs: 50, queueFrom: 'critical' } },
     analysis: 'priority',
     segments: [
       { seconds: seconds(mode, 4, 10), rate: 0.5 * c, criticalShare: 0.3 },

@@ -31,7 +31,7 @@
 //     slow        adaptive limit at 0.5 C; the service time × 5 for 120 s: the limit does not creep
 //                 more than 20 % above where it settled (median of seconds 10–20 after the change;
 //                 every later 5 s median compared with it)
-//     priority    adaptive limit, critical requests may wait up to 100 ms for a slot (maxQueue 32,
+//     priority    adaptive limit, critical requests may wait up to 50 ms for a slot (maxQueue 32,
 //                 queueFrom 'critical': docs/admission.md's advice with priorities; the rest are
 //                 decided on arrival; `--adaptive '{"controller":{}}'` runs the plain defaults),
 //                 30 % critical / 70 % sheddable: 0.5 C 10 s (warm-up, not judged),

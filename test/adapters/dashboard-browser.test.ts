@@ -1,9 +1,11 @@
 // The dashboard in a real browser (issue 17 §3): Debian's Chromium, headless, driven by
 // playwright-core (which downloads nothing). The page loads under its CSP with no console error
 // and no failed request, shows a breaker turning open then closed as the test drives failures,
-// without a reload, and comes back when the server restarts. It also takes the screenshots in
-// docs/images/. Without Chromium it fails, saying how to install it: it is never skipped.
-import { existsSync } from 'node:fs';
+// without a reload, and comes back when the server restarts. It also takes the screenshots of
+// docs/images/ (written there with BULWARK_UPDATE_SCREENSHOTS=1). Without Chromium it fails,
+// saying how to install it: it is never skipped.
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
@@ -24,11 +26,15 @@ import {
 } from '../../src/index.js';
 
 const CHROMIUM = '/usr/bin/chromium';
-const images = resolve(import.meta.dirname, '../../docs/images');
+// The screenshots are taken on every run; they replace the guide's images only when asked
+// (BULWARK_UPDATE_SCREENSHOTS=1), so a test run leaves the checkout as it found it.
+const updating = process.env.BULWARK_UPDATE_SCREENSHOTS === '1';
+const images = updating ? resolve(import.meta.dirname, '../../docs/images') : mkdtempSync(join(tmpdir(), 'bulwark-dashboard-'));
 
 let browser: Browser | undefined;
 afterAll(async () => {
   await browser?.close();
+  if (!updating) rmSync(images, { recursive: true, force: true });
 });
 
 /** The browser, launched once; without Chromium the test fails (in the test, so it counts as failed, not skipped). */
