@@ -98,15 +98,18 @@ const sentDuringPause = (arrivals: Arrival[], blockedAt: number, who: string, ke
   arrivals.filter((a) => a.who === who && a.key === key && a.at > blockedAt + 100 && a.at < blockedAt + 1_000 - 20);
 
 /**
- * While process `b` offers 20 calls/s for `key` (for 1.8 s), process `a` meets a 429 with
- * `Retry-After: 1` for it 400 ms in. Resolves when the answer reached `a`, with that moment.
+ * While process `b` offers 20 calls/s for `key` (for 1.8 s), process `a` (through its `client`)
+ * meets a 429 with `Retry-After: 1` for it 400 ms in. Resolves when the answer reached `a`, with
+ * that moment. `a` sends it through a fetch of its own: createFetch's `serverBackoff` pauses the
+ * whole origin in the fetch that met the 429, which would refuse that fetch's later calls.
  */
 async function pauseWhileOffered(
-  a: ReturnType<typeof pacedFetch>,
+  a: { client: Redis | Cluster; who: string },
   b: ReturnType<typeof pacedFetch>,
   origin: string,
   key: string,
 ): Promise<{ blockedAt: number; offered: Promise<number[]> }> {
+  const meet = pacedFetch(a.client, a.who, 2_000);
   const calls: Promise<number>[] = [];
   const offered = (async () => {
     for (let i = 0; i < 36; i++) {
@@ -116,7 +119,7 @@ async function pauseWhileOffered(
     return Promise.all(calls);
   })();
   await sleep(400);
-  expect(await a(origin, key, { 'x-block': '1' })).toBe(429);
+  expect(await meet(origin, key, { 'x-block': '1' })).toBe(429);
   return { blockedAt: Date.now(), offered };
 }
 
@@ -125,10 +128,10 @@ describe('pacing shared through a 3-master Redis Cluster', () => {
   beforeAll(async () => void (cluster = await startCluster()), 60_000);
   afterAll(() => cluster?.stop());
 
-  /** Two processes, each with its own Cluster client. */
-  const twoProcesses = async (maxWaitMs: number) => {
-    const connect = () => new Cluster(cluster.startupNodes, { scaleReads: 'master', retryDelayOnMoved: 0, retryDelayOnTryAgain: 0, redisOptions: { autoResendUnfulfilledCommands: false } });
-    return [pacedFetch(await ready(connect()), 'a', maxWaitMs), pacedFetch(await ready(connect()), 'b', maxWaitMs)] as const;
+  /** Two processes' Cluster clients. */
+  const connect = async () => {
+    const options = { scaleReads: 'master', retryDelayOnMoved: 0, retryDelayOnTryAgain: 0, redisOptions: { autoResendUnfulfilledCommands: false } } as const;
+    return [await ready(new Cluster(cluster.startupNodes, options)), await ready(new Cluster(cluster.startupNodes, options))] as const;
   };
 
   /** One API key per master: the pacing keys of `origin` with them land on every node. */
@@ -148,10 +151,11 @@ describe('pacing shared through a 3-master Redis Cluster', () => {
 
   it('a Retry-After met by one process stops the other within 100 ms for its length, for keys on every master', async () => {
     const messages = pacingMessages();
-    const [a, b] = await twoProcesses(2_000);
+    const [clientA, clientB] = await connect();
+    const b = pacedFetch(clientB, 'b', 2_000);
     const { origin, arrivals } = await upstream(blockWhenAsked());
     const keys = await keyPerMaster(origin);
-    const runs = await Promise.all(keys.map((key) => pauseWhileOffered(a, b, origin, key)));
+    const runs = await Promise.all(keys.map((key) => pauseWhileOffered({ client: clientA, who: 'a' }, b, origin, key)));
     const answers = await Promise.all(runs.map((r) => r.offered));
     // Every call of b went out (queued through the pause, none refused): 200s only.
     expect(answers.flat().filter((s) => s !== 200)).toEqual([]);
@@ -174,7 +178,8 @@ describe('pacing shared through a 3-master Redis Cluster', () => {
 
   it('a rate learned by one process paces both, per key, on every master', async () => {
     const messages = pacingMessages();
-    const [a, b] = await twoProcesses(3_000);
+    const [clientA, clientB] = await connect();
+    const [a, b] = [pacedFetch(clientA, 'a', 3_000), pacedFetch(clientB, 'b', 3_000)];
     const { origin, arrivals } = await upstream(blockWhenAsked(TEN_PER_SECOND));
     const keys = await keyPerMaster(origin);
     // Only a learns the rate; b has never seen an answer.
@@ -201,12 +206,13 @@ describe('pacing shared through Sentinel', () => {
     const setup = await startSentinel();
     steps.push(() => setup.stop());
     const messages = pacingMessages();
-    const connect = () => new Redis({ sentinels: setup.sentinelAddresses, name: setup.masterName, ...recommendedClientOptions });
-    const [a, b] = [pacedFetch(await ready(connect()), 'a', 5_000), pacedFetch(await ready(connect()), 'b', 5_000)];
+    const connect = () => ready(new Redis({ sentinels: setup.sentinelAddresses, name: setup.masterName, ...recommendedClientOptions }));
+    const [clientA, clientB] = [await connect(), await connect()];
+    const [a, b] = [pacedFetch(clientA, 'a', 5_000), pacedFetch(clientB, 'b', 5_000)];
     const { origin, arrivals } = await upstream(blockWhenAsked(TEN_PER_SECOND));
 
     // A pause one process met stops the other.
-    const before = await pauseWhileOffered(a, b, origin, 'k1');
+    const before = await pauseWhileOffered({ client: clientA, who: 'a' }, b, origin, 'k1');
     await before.offered;
     expect(sentDuringPause(arrivals, before.blockedAt, 'b', 'k1')).toEqual([]);
 
@@ -246,7 +252,7 @@ describe('pacing shared through Sentinel', () => {
     expect(messages.some((m) => m.decision === 'waited' && !m.shared && m.policy === 'pacing-a')).toBe(true);
 
     // And a pause is shared through the new master.
-    const after = await pauseWhileOffered(b, a, origin, 'k3');
+    const after = await pauseWhileOffered({ client: clientB, who: 'b' }, a, origin, 'k3');
     expect((await after.offered).filter((s) => s !== 200)).toEqual([]);
     expect(sentDuringPause(arrivals, after.blockedAt, 'a', 'k3')).toEqual([]);
   }, 60_000);
