@@ -74,6 +74,32 @@ describe('pacing to an advertised rate', () => {
   });
 });
 
+describe('a Retry-After with per-key pacing', () => {
+  it("pauses the key that met it, not the origin's other keys", async () => {
+    const arrivals: string[] = [];
+    const server = createServer((req, res) => {
+      const key = String(req.headers['x-api-key']);
+      arrivals.push(key);
+      if (key === 'a') res.writeHead(429, { 'retry-after': '5' }).end();
+      else res.writeHead(200).end('ok');
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    upstreams.push({ url: '', log: [], close: () => new Promise((resolve) => server.close(() => resolve())) });
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
+    const f = createFetch({ retry: false, pacing: { maxWaitMs: 1_000, key: (_url, headers) => headers.get('x-api-key') ?? '' } });
+    const call = (key: string) => f(url, { headers: { 'x-api-key': key } });
+    expect((await call('a')).status).toBe(429);
+    // Key a is paused for 5 s: refused here, nothing sent.
+    const refused = await settle(call('a'));
+    expect(refused).toBeInstanceOf(RateLimitedError);
+    expect((refused as RateLimitedError).retryAfterMs).toBeGreaterThan(4_000);
+    // Key b was never asked to wait. (Before, the pause was recorded on the origin too, and the
+    // call failed fast with RetryAfterError.)
+    expect((await call('b')).status).toBe(200);
+    expect(arrivals).toEqual(['a', 'b']);
+  });
+});
+
 describe('blocks and AIMD', () => {
   it('RateLimit r=0 with t on a 200 blocks the origin for t seconds', async () => {
     const arrivals: number[] = [];

@@ -421,8 +421,10 @@ export class Call {
     if (this.held !== undefined) discard(this.held);
     this.held = response;
     const asked = delayHint(response.headers, Date.now());
-    if (asked !== undefined && asked > 0) {
-      // The pause is the server's word to every caller, not only to this call: record it on the origin.
+    // The pause is the server's word to every caller, not only to this call: record it on the
+    // origin. With per-key pacing it is the word to the key that met it, which pacing keeps (and
+    // shares through its store): the origin's other keys go on.
+    if (asked !== undefined && asked > 0 && pacing?.key === undefined) {
       const fetcher = this.fetcher;
       const target =
         answered !== undefined ? fetcher.targetOf(answered) : index >= 0 ? fetcher.endpointTargets[index]! : fetcher.originTarget(url.origin);

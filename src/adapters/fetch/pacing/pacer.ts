@@ -37,7 +37,7 @@ export interface SharedPaceStore {
 export interface PacingMessage {
   /** The fetch's name. */
   readonly policy: string;
-  /** The origin, with `:key` when a `key` function gave one. */
+  /** The origin, then a space and the key when a `key` function gave one (`https://api.example.com key-1`). */
   readonly key: string;
   /** `'waited'`: queued for a slot; `'rejected'`: a slot was beyond `maxWaitMs`; `'learned'`: a response changed the rate or set a block. */
   readonly decision: 'waited' | 'rejected' | 'learned';
