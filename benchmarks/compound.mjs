@@ -19,7 +19,8 @@
 //    4 s from t = 6 s, lowering it to 300 and raising it back to 1,000 in turn; every other
 //    process records the limit each of its t0 decisions reports. Per change and process: the
 //    time from the setLimit call until its first decision reporting the new limit (bound 1 s),
-//    and the decisions sent after setLimit resolved that still reported the old one (must be 0).
+//    and the decisions sent after setLimit resolved (sub-ms clock) that still reported the old
+//    one (must be 0).
 // 3. Throughput, for context: one process, --callers callers, fresh keys under limits too high to
 //    deny: `compound.consume` against `await perUser.consume(); await perTenant.consume()`, 2 s
 //    each, alternately, --repeats times; medians.
@@ -62,11 +63,15 @@ const FIRST_CHANGE_MS = 6_000;
 const CHANGE_EVERY_MS = 4_000;
 const LAG_BOUND_MS = 1_000;
 
+const round = (ms) => Math.round(ms * 10) / 10;
 const median = (values) => {
   const s = [...values].sort((a, b) => a - b);
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 };
 const tenantOf = (user) => `t${user % TENANTS}`;
+// Wall-clock time with sub-millisecond resolution, comparable across the processes (Date.now()
+// ticks in whole ms: many callers resuming in one tick share it, so order within a ms is lost).
+const now = () => performance.timeOrigin + performance.now();
 
 function connect(port) {
   const client = new Redis({ host: '127.0.0.1', port, enableOfflineQueue: false, autoResendUnfulfilledCommands: false, maxRetriesPerRequest: 1 });
@@ -106,9 +111,9 @@ async function worker() {
     while (Date.now() < endAt) {
       const user = pick();
       const tenant = tenantOf(user);
-      const sent = Date.now();
+      const sent = now();
       const d = await both.consume([`u${user}`, tenant], { tag: tenant });
-      const answered = Date.now();
+      const answered = now();
       c.calls++;
       if (d.store !== 'redis') c.notRedis++;
       if (d.allowed) c.admitted++;
@@ -121,7 +126,7 @@ async function worker() {
           c.unplaced++;
           return;
         }
-        const end = Math.ceil((sent + decision.resetMs) / W) * W;
+        const end = Math.ceil((Math.floor(sent) + decision.resetMs) / W) * W;
         const id = `${i === 0 ? `u${user}` : tenant} ${end}`;
         let book = books[i].get(id);
         if (book === undefined) books[i].set(id, (book = { counts: [], peeked: 0 }));
@@ -147,9 +152,9 @@ async function worker() {
     for (let k = 0; startAt + FIRST_CHANGE_MS + k * CHANGE_EVERY_MS < endAt - 2_000; k++) {
       await sleep(startAt + FIRST_CHANGE_MS + k * CHANGE_EVERY_MS - Date.now());
       const limit = k % 2 === 0 ? LOWERED : PARTS[1].limit;
-      const calledAt = Date.now();
+      const calledAt = now();
       await both.setLimit('t0', 'per-tenant', fixedWindow({ limit, windowMs: PARTS[1].windowMs }));
-      changes.push({ calledAt, doneAt: Date.now(), limit });
+      changes.push({ calledAt, doneAt: now(), limit });
     }
   };
   await Promise.all([
@@ -278,8 +283,8 @@ function lags(results) {
     for (let w = 1; w < results.length; w++) {
       const seen = results[w].watched.filter(([, answered, limit]) => limit === change.limit && answered >= change.calledAt && answered < until);
       const first = Math.min(...seen.map(([, answered]) => answered));
-      const stale = results[w].watched.filter(([sent, , limit]) => limit === old && sent >= change.doneAt && sent < until).length;
-      rows.push({ change: k, process: w, limit: change.limit, lagMs: Number.isFinite(first) ? first - change.calledAt : null, stale, setLimitMs: change.doneAt - change.calledAt });
+      const stale = results[w].watched.filter(([sent, , limit]) => limit === old && sent > change.doneAt && sent < until).length;
+      rows.push({ change: k, process: w, limit: change.limit, lagMs: Number.isFinite(first) ? round(first - change.calledAt) : null, stale, setLimitMs: round(change.doneAt - change.calledAt) });
     }
   });
   const measured = rows.filter((r) => r.lagMs !== null).map((r) => r.lagMs);
@@ -291,7 +296,7 @@ function lags(results) {
       maxMs: measured.length ? Math.max(...measured) : null,
       medianMs: measured.length ? median(measured) : null,
       stale: rows.reduce((s, r) => s + r.stale, 0),
-      setLimitMaxMs: Math.max(...changes.map((ch) => ch.doneAt - ch.calledAt)),
+      setLimitMaxMs: round(Math.max(...changes.map((ch) => ch.doneAt - ch.calledAt))),
     },
   };
 }
