@@ -196,6 +196,7 @@ async function storedCounters(port) {
       const m = /:\d+:(per-user|per-tenant):k:(.+)$/.exec(key);
       if (m === null) continue;
       const [value, pttl] = await client.multi().get(key).pttl(key).exec().then((r) => r.map(([, v]) => v));
+      if (value === null) continue; // its window ended between SCAN and the read
       const i = m[1] === 'per-user' ? 0 : 1;
       const W = PARTS[i].windowMs;
       if (!/^\d+$/.test(value) || pttl <= 0) throw new Error(`unexpected stored value ${JSON.stringify(value)} (pttl ${pttl}) at ${key}`);
