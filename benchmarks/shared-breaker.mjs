@@ -15,9 +15,7 @@
 // 2. Throughput: `await breaker.execute(() => 1)` in batches of 1,000, closed, for 1 s, by a
 //    local breaker and by one on the Redis store, alternately, --repeats times; medians, and the
 //    median of the per-repeat ratios (target ≥ 0.9).
-import { fork, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import os from 'node:os';
+import { fork } from 'node:child_process';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -26,7 +24,7 @@ import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
 import { circuitBreaker, consecutive } from '../dist/index.js';
 import { redisBreakerStore } from '../dist/redis.js';
-import { cleanUpOnExit, freePort, printTargets, redisCommand } from './support.mjs';
+import { messageFrom, printTargets, startRedisServer } from './support.mjs';
 
 const { values: args } = parseArgs({
   options: { short: { type: 'boolean' }, repeats: { type: 'string' }, json: { type: 'boolean' } },
@@ -48,45 +46,9 @@ const median = (values) => {
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 };
 
-async function startServer() {
-  const port = await freePort();
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'bulwark-shared-breaker-'));
-  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], {
-    stdio: 'ignore',
-  });
-  const stop = () => {
-    if (child.exitCode === null) child.kill('SIGKILL');
-    rmSync(dir, { recursive: true, force: true });
-  };
-  cleanUpOnExit(stop);
-  for (let i = 0; i < 100; i++) {
-    try {
-      if ((await redisCommand(port, ['PING'])).startsWith('+PONG')) return { port, stop };
-    } catch {
-      // not up yet
-    }
-    await sleep(50);
-  }
-  throw new Error('redis-server did not answer PING within 5 s');
-}
-
-function message(child, type) {
-  return new Promise((resolve, reject) => {
-    const onMessage = (m) => {
-      if (m.type !== type) return;
-      child.off('exit', onExit);
-      child.off('message', onMessage);
-      resolve(m);
-    };
-    const onExit = (code) => reject(new Error(`worker exited (${code}) before "${type}"`));
-    child.on('message', onMessage);
-    child.once('exit', onExit);
-  });
-}
-
 async function fleet(port) {
   const children = Array.from({ length: INSTANCES }, () => fork(WORKER, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
-  const ready = children.map((c) => message(c, 'ready'));
+  const ready = children.map((c) => messageFrom(c, 'ready'));
   for (const c of children) {
     c.send({
       type: 'config',
@@ -104,7 +66,7 @@ async function fleet(port) {
   }
   await Promise.all(ready);
   const deadAt = Date.now() + HEALTHY_MS;
-  const done = children.map((c) => message(c, 'result'));
+  const done = children.map((c) => messageFrom(c, 'result'));
   for (const c of children) c.send({ type: 'go', deadAt });
   const results = await Promise.all(done);
 
@@ -175,7 +137,7 @@ async function throughput(port) {
   return { local: median(rows.map((r) => r.local)), shared: median(rows.map((r) => r.shared)), ratio: median(rows.map((r) => r.ratio)), rows };
 }
 
-const server = await startServer();
+const server = await startRedisServer('shared-breaker');
 try {
   const f = await fleet(server.port);
   const t = await throughput(server.port);

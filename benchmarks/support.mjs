@@ -133,3 +133,46 @@ export function cleanUpOnExit(cleanup) {
     });
   }
 }
+
+/**
+ * A throwaway redis-server on a free loopback port (no persistence, a temp dir named after
+ * `label`), killed by pid on exit, on Ctrl-C, SIGTERM and SIGHUP, or by `stop()`.
+ */
+export async function startRedisServer(label) {
+  const { spawn } = await import('node:child_process');
+  const { mkdtempSync, rmSync } = await import('node:fs');
+  const port = await freePort();
+  const dir = mkdtempSync(path.join(os.tmpdir(), `bulwark-${label}-`));
+  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], {
+    stdio: 'ignore',
+  });
+  const stop = () => {
+    if (child.exitCode === null) child.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  };
+  cleanUpOnExit(stop);
+  for (let i = 0; i < 100; i++) {
+    try {
+      if ((await redisCommand(port, ['PING'])).startsWith('+PONG')) return { port, stop };
+    } catch {
+      // not up yet
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  throw new Error('redis-server did not answer PING within 5 s');
+}
+
+/** The first IPC message of `type` from a forked `child`; rejects if it exits first. */
+export function messageFrom(child, type) {
+  return new Promise((resolve, reject) => {
+    const onMessage = (m) => {
+      if (m.type !== type) return;
+      child.off('exit', onExit);
+      child.off('message', onMessage);
+      resolve(m);
+    };
+    const onExit = (code) => reject(new Error(`worker exited (${code}) before "${type}"`));
+    child.on('message', onMessage);
+    child.once('exit', onExit);
+  });
+}
