@@ -117,15 +117,15 @@ describe('the overload proof, shortened (node benchmarks/overload.mjs --quick: b
     expect(scenarios.step!.figures.preRejectionShare, output).toBeLessThan(0.001);
   });
 
-  // The shortened run judges fewer requests on a CI machine running other work, so two figures
-  // carry a margin here: the issue's own bounds (p99 ≤ 1.3×, ≥ 99.9 % clean intervals) are judged
-  // on the full-length runs recorded in benchmarks/RESULTS.md. The margins still fail a limit that
-  // lets a queue build (no admission control: p99 in seconds) or critical work shed beside
-  // sheddable work in more than one interval of the run's 120. Critical success is held to the
-  // issue's 99.5 %: the priority scenario lets critical requests wait up to 50 ms for a slot
-  // (queueFrom 'critical', docs/admission.md), so a burst of critical work alone beyond the limit
-  // waits instead of being refused (decided on arrival, quick runs gave 98.56–99.91 %; with the
-  // wait, 100.00 % in every run so far). Without priority shedding it is near 30 %.
+  // The shortened run judges fewer requests on a CI machine running other work, so three figures
+  // carry a margin here: the issue's own bounds (p99 ≤ 1.3×, critical ≥ 99.5 %, ≥ 99.9 % clean
+  // intervals) are judged on the full-length runs recorded in benchmarks/RESULTS.md. The margins
+  // still fail a limit that lets a queue build (no admission control: p99 in seconds), priority
+  // shedding that does not hold (critical success near 30 % without it), or critical work shed
+  // beside sheddable work in more than one interval of the run's 120. The priority scenario lets
+  // critical requests wait up to 50 ms for a slot (queueFrom 'critical', docs/admission.md), so a
+  // burst of critical work alone beyond the limit waits instead of being refused: quick runs gave
+  // 99.82–100.00 % (decided on arrival, 98.56–99.91 %).
   it('step: from 5 s after the step to 3 C, admitted p99 ≤ 1.4× the unloaded p99 (1.3× at full length)', () => {
     expect(last.p99Ratio, output).toBeLessThanOrEqual(1.4);
   });
@@ -146,8 +146,8 @@ describe('the overload proof, shortened (node benchmarks/overload.mjs --quick: b
     expect(scenarios.priority!.figures.moderateRejections, output).toEqual({ critical: 0, sheddable: 0 });
   });
 
-  it('priority: at 3 C, critical success ≥ 99.5 % and ≥ 98 % of rejections on sheddable', () => {
-    expect(last.criticalSuccess, output).toBeGreaterThanOrEqual(0.995);
+  it('priority: at 3 C, critical success ≥ 99 % (99.5 % at full length) and ≥ 98 % of rejections on sheddable', () => {
+    expect(last.criticalSuccess, output).toBeGreaterThanOrEqual(0.99);
     expect(last.sheddableShareOfRejections, output).toBeGreaterThanOrEqual(0.98);
   });
 
