@@ -23,8 +23,12 @@ beforeEach(() => {
 });
 
 afterEach(async () => {
-  // Let settled work release its timers and report late rejections before judging.
+  // Let settled work release its timers and report late rejections before judging; and let a
+  // library's zero-delay timer fire (OpenTelemetry's InMemorySpanExporter answers through a
+  // setTimeout of 0, which a loaded machine once left pending past the setImmediates).
   await new Promise((resolve) => setImmediate(resolve));
+  await new Promise((resolve) => setImmediate(resolve));
+  await new Promise((resolve) => setTimeout(resolve, 1));
   await new Promise((resolve) => setImmediate(resolve));
   const leaked = refedTrackedTimers();
   const found = [...problems];
