@@ -235,7 +235,10 @@ describe('F3: Redis frozen or blackholed', () => {
   it('blackholed through a TCP proxy, then reset and passing again: the same', async () => {
     const s = await server();
     const proxy = await proxyTo(s);
-    const client = connect(proxy.port, recommended);
+    // The store's forced reconnect ends a blackholed socket: ioredis then destroys it after
+    // `disconnectTimeout` (2 s by default), a timer a loaded CI run twice saw outlive the test.
+    // 200 ms lets it fire within the test.
+    const client = connect(proxy.port, { ...recommended, disconnectTimeout: 200 });
     await eventually('the client to connect', () => client.status === 'ready');
     const result = await underFault(
       client,
