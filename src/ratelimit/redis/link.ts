@@ -209,8 +209,13 @@ export class RedisLink {
     this.breaker = OPEN;
     this.openUntil = systemClock.now();
     let error: unknown = new StoreUnavailableError('redis', `${count} calls in a row timed out while the client was ready: reconnecting`);
+    // ioredis ends the socket and destroys it only after `disconnectTimeout` (2 s by default) if
+    // the far end never closes, which a dropped flow never does. Nothing has come back on it for
+    // `count` calls: destroying it at once lets the client reconnect now, not 2 s later.
+    const stream = this.client.stream as { destroy?: () => void } | null | undefined;
     try {
       this.client.disconnect(true);
+      if (typeof stream?.destroy === 'function') stream.destroy();
     } catch (thrown) {
       error = new StoreUnavailableError('redis', `reconnecting after ${count} silent timeouts failed: ${errorText(thrown)}`, { cause: thrown });
     }

@@ -81,6 +81,17 @@ describe('F14: calls that only time out while the client says it is ready', () =
     expect(store.status).toBe('ready');
   });
 
+  it('Regression (F14 took 7 s once in CI): the dropped socket is destroyed at once, after disconnect(true), not left to ioredis\'s disconnectTimeout (2 s)', async () => {
+    const client = new ReconnectingClient();
+    const order: string[] = [];
+    const socket = { destroy: () => order.push('destroy') };
+    Object.assign(client, { stream: socket, disconnect: (reconnect?: boolean) => order.push(`disconnect(${reconnect})`) });
+    const store = redisStore(client, { timeoutMs: 40, openAfterFailures: 1_000, reconnectAfterTimeouts: 2 });
+    const limiter = rateLimiter({ name: 'api', algorithm: window(), store });
+    for (let n = 0; n < 10 && order.length === 0; n++) await limiter.consume(`k${n}`);
+    expect(order).toEqual(['disconnect(true)', 'destroy']);
+  });
+
   it('an answer between timeouts (even a late one) starts the count again: a slow Redis is not a dead flow', async () => {
     const client = new ReconnectingClient();
     const store = redisStore(client, { timeoutMs: 40, openAfterFailures: 1_000, reconnectAfterTimeouts: 2 });
