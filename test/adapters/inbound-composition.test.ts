@@ -9,8 +9,8 @@ import fastify5 from 'fastify';
 import fastify4 from 'fastify4';
 import { afterEach, describe, expect, it } from 'vitest';
 import { healthMiddleware, rateLimitMiddleware } from '../../src/adapters/express.js';
-import { healthPlugin, rateLimitPlugin } from '../../src/adapters/fastify.js';
-import { type Decider, fixedWindow, health, type LimiterDecision, quota, rateLimiter } from '../../src/index.js';
+import { healthPlugin, loadSheddingPlugin, rateLimitPlugin } from '../../src/adapters/fastify.js';
+import { type Decider, fixedWindow, health, type LimiterDecision, loadShedder, quota, rateLimiter } from '../../src/index.js';
 import { close, listen, send } from './support/inbound-http.js';
 
 const express4 = createRequire(import.meta.url)('express4') as typeof express5;
@@ -200,6 +200,43 @@ describe.each([
       }
       app.get('/api', async () => 'ok');
       await probesOutliveTheBucket(await start(app));
+    },
+  );
+
+  it.each(['plugins first', 'health routes first'])(
+    'C1 regression: health routes registered in a child context with a Fastify prefix are exempt too (%s; they were limited and shed)',
+    async (order) => {
+      const app = make();
+      const shedder = loadShedder({ maxEventLoopDelayMs: 100, sampler: () => ({ eventLoopDelayMs: overloaded ? 500 : 0 }) });
+      let overloaded = false;
+      const guards = async (): Promise<void> => {
+        await app.register(loadSheddingPlugin, { shedder });
+        await app.register(rateLimitPlugin, { limiter: windowLimiter(2, 'api') });
+      };
+      // A prefix of this test's own: the list of exempt paths is shared by the whole process.
+      const child = async (): Promise<void> => {
+        await app.register(async (scope: FastifyLike) => void (await scope.register(healthPlugin, { health: probed() })), { prefix: '/scoped' });
+      };
+      if (order === 'plugins first') await guards();
+      await child();
+      if (order !== 'plugins first') await guards();
+      app.get('/api', async () => 'ok');
+      try {
+        const port = await start(app);
+        const scoped = ['/scoped/livez', '/scoped/readyz', '/scoped/readyz/db', '/scoped/healthz?verbose'];
+        for (let i = 0; i < 2; i++) expect((await send(port, '/api')).status).toBe(200);
+        expect((await send(port, '/api')).status).toBe(429);
+        for (const path of scoped) {
+          const a = await send(port, path);
+          expect([a.status, a.headers['ratelimit']], path).toEqual([200, undefined]);
+        }
+        overloaded = true;
+        shedder.update();
+        for (const path of scoped) expect((await send(port, path)).status, path).toBe(200);
+        expect((await send(port, '/api')).status).toBe(503);
+      } finally {
+        shedder.dispose();
+      }
     },
   );
 
