@@ -97,8 +97,11 @@ export interface GracefulShutdownOptions {
   readonly signals?: readonly NodeJS.Signals[];
   /**
    * How long to keep serving (with readiness failing, and `Connection: close` on every response)
-   * before the server stops accepting, so load balancers can take the instance out. Keep it below
-   * Kubernetes' `terminationGracePeriodSeconds` minus the other timeouts.
+   * before the server stops accepting, so load balancers can take the instance out. It must cover
+   * the time they take to see readiness fail or the endpoint go (probe period × failures, plus
+   * endpoint propagation): a client that connects once the listener has closed gets a reset from
+   * the kernel, which no library can answer. Keep it below Kubernetes'
+   * `terminationGracePeriodSeconds` minus the other timeouts.
    * @default 5000
    */
   readonly drainDelayMs?: number;

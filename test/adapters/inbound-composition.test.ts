@@ -7,10 +7,12 @@ import { createRequire } from 'node:module';
 import express5 from 'express';
 import fastify5 from 'fastify';
 import fastify4 from 'fastify4';
+import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
 import { healthMiddleware, rateLimitMiddleware } from '../../src/adapters/express.js';
-import { healthPlugin, rateLimitPlugin } from '../../src/adapters/fastify.js';
-import { type Decider, fixedWindow, health, type LimiterDecision, quota, rateLimiter } from '../../src/index.js';
+import { healthPlugin, loadSheddingPlugin, rateLimitPlugin } from '../../src/adapters/fastify.js';
+import { type Decider, fixedWindow, health, type LimiterDecision, loadShedder, quota, rateLimiter } from '../../src/index.js';
+import { metricsHandler, metricsRoute } from '../../src/metrics/index.js';
 import { close, listen, send } from './support/inbound-http.js';
 
 const express4 = createRequire(import.meta.url)('express4') as typeof express5;
@@ -35,7 +37,8 @@ function outage(name: string, retryAfterMs: number): Decider {
   };
 }
 
-const probes = ['/livez', '/readyz', '/readyz?verbose', '/readyz/db', '/startupz', '/healthz'];
+/** bulwark's probe routes and its metrics handler (metricsHandler, metricsRoute) at /metrics. */
+const probes = ['/livez', '/readyz', '/readyz?verbose', '/readyz/db', '/startupz', '/healthz', '/metrics'];
 
 /** A health with one readiness check, so /readyz/db is a per-check probe route that answers 200. */
 const probed = () => health({ checks: [{ name: 'db', check: async () => {} }] });
@@ -69,13 +72,14 @@ describe.each([
   }
 
   it.each(['limiter first', 'health routes first'])(
-    'C1 regression: probes answer 200 and are not charged once anonymous traffic has used up the shared bucket (%s)',
+    'C1 regression: probes and the metrics handler answer 200 and are not charged once anonymous traffic has used up the shared bucket (%s)',
     async (order) => {
       const app = express();
       const limit = rateLimitMiddleware(windowLimiter(2, 'api'));
       const probesMw = healthMiddleware(probed());
-      if (order === 'limiter first') app.use(limit, probesMw);
-      else app.use(probesMw, limit);
+      const metrics = metricsHandler(new Registry());
+      if (order === 'limiter first') app.use(limit, probesMw).get('/metrics', metrics);
+      else app.use(probesMw).get('/metrics', metrics).use(limit);
       app.get('/api', (_req, res) => void res.send('ok'));
       await probesOutliveTheBucket(await serve(app));
     },
@@ -188,18 +192,59 @@ describe.each([
   }
 
   it.each(['plugin first', 'health routes first'])(
-    'C1 regression: with a global rateLimitPlugin, probes answer 200 (not 429) and are not charged once the shared bucket is used up (%s)',
+    'C1 regression: with a global rateLimitPlugin, probes and the metrics route answer 200 (not 429) and are not charged once the shared bucket is used up (%s)',
     async (order) => {
       const app = make();
+      const ownRoutes = async (): Promise<void> => {
+        await app.register(healthPlugin, { health: probed() });
+        app.get('/metrics', metricsRoute(new Registry()));
+      };
       if (order === 'plugin first') {
         await app.register(rateLimitPlugin, { limiter: windowLimiter(2, 'api') });
-        await app.register(healthPlugin, { health: probed() });
+        await ownRoutes();
       } else {
-        await app.register(healthPlugin, { health: probed() });
+        await ownRoutes();
         await app.register(rateLimitPlugin, { limiter: windowLimiter(2, 'api') });
       }
       app.get('/api', async () => 'ok');
       await probesOutliveTheBucket(await start(app));
+    },
+  );
+
+  it.each(['plugins first', 'health routes first'])(
+    'C1 regression: health routes registered in a child context with a Fastify prefix are exempt too (%s; they were limited and shed)',
+    async (order) => {
+      const app = make();
+      const shedder = loadShedder({ maxEventLoopDelayMs: 100, sampler: () => ({ eventLoopDelayMs: overloaded ? 500 : 0 }) });
+      let overloaded = false;
+      const guards = async (): Promise<void> => {
+        await app.register(loadSheddingPlugin, { shedder });
+        await app.register(rateLimitPlugin, { limiter: windowLimiter(2, 'api') });
+      };
+      // A prefix of this test's own: the list of exempt paths is shared by the whole process.
+      const child = async (): Promise<void> => {
+        await app.register(async (scope: FastifyLike) => void (await scope.register(healthPlugin, { health: probed() })), { prefix: '/scoped' });
+      };
+      if (order === 'plugins first') await guards();
+      await child();
+      if (order !== 'plugins first') await guards();
+      app.get('/api', async () => 'ok');
+      try {
+        const port = await start(app);
+        const scoped = ['/scoped/livez', '/scoped/readyz', '/scoped/readyz/db', '/scoped/healthz?verbose'];
+        for (let i = 0; i < 2; i++) expect((await send(port, '/api')).status).toBe(200);
+        expect((await send(port, '/api')).status).toBe(429);
+        for (const path of scoped) {
+          const a = await send(port, path);
+          expect([a.status, a.headers['ratelimit']], path).toEqual([200, undefined]);
+        }
+        overloaded = true;
+        shedder.update();
+        for (const path of scoped) expect((await send(port, path)).status, path).toBe(200);
+        expect((await send(port, '/api')).status).toBe(503);
+      } finally {
+        shedder.dispose();
+      }
     },
   );
 

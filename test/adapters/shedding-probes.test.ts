@@ -5,10 +5,12 @@ import type { IncomingMessage, Server } from 'node:http';
 import express from 'express';
 import fastify, { type FastifyRequest } from 'fastify';
 import fastify4 from 'fastify4';
+import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
 import { healthMiddleware, loadSheddingMiddleware } from '../../src/adapters/express.js';
 import { healthPlugin, loadSheddingPlugin } from '../../src/adapters/fastify.js';
 import { health, loadShedder, type LoadSample, type LoadShedder } from '../../src/index.js';
+import { metricsHandler, metricsRoute } from '../../src/metrics/index.js';
 import { close, send } from './support/inbound-http.js';
 
 // Express 4 ships no types of its own under its alias: use Express 5's for both.
@@ -80,7 +82,7 @@ describe.each([
     const probes = [healthMiddleware(health({ checks })), healthMiddleware(health(), { prefix: '/ops' })];
     if (order === 'shedding first') a.use(shed, ...probes);
     else a.use(...probes, shed);
-    a.get('/metrics', (_req, res) => void res.send('# metrics'));
+    a.get('/metrics', metricsHandler(new Registry())); // bulwark's own metrics handler
     a.use((_req, res) => void res.send('app'));
     a.use((error: Error, _req: express.Request, res: express.Response, _next: express.NextFunction) => {
       res.status(500).send(`error: ${error.message}`);
@@ -147,7 +149,7 @@ describe.each([
     if (order === 'health first') await registerHealth();
     await a.register(loadSheddingPlugin, { shedder, ...options } as never);
     if (order === 'shedding first') await registerHealth();
-    a.get('/metrics', async () => '# metrics');
+    a.get('/metrics', metricsRoute(new Registry())); // bulwark's own metrics route
     a.get('/*', async () => 'app');
     await a.listen({ port: 0, host: '127.0.0.1' });
     return { port: (a.server.address() as { port: number }).port, relieve };

@@ -1,5 +1,6 @@
 import type { Health } from '../../health/health.js';
 import { assertHealth, isVerbose, respond, serveHealth, type HealthRoutesOptions } from '../../health/routes.js';
+import { registerServedPath } from '../../health/served-paths.js';
 
 /**
  * Options of {@link healthPlugin}.
@@ -39,6 +40,8 @@ export interface HealthFastifyReply {
  * const app: HealthFastifyInstance = Fastify();
  */
 export interface HealthFastifyInstance {
+  /** The route prefix of the context the plugin is registered in (`register(fn, { prefix })`). */
+  readonly prefix?: string;
   route(options: {
     method: 'GET';
     url: string;
@@ -50,9 +53,10 @@ export interface HealthFastifyInstance {
  * A Fastify 4/5 plugin serving `GET` (and Fastify's automatic `HEAD`) on `/livez`, `/readyz`,
  * `/startupz` and `/healthz` after `prefix`: 200 or 503, `Cache-Control: no-store`, JSON; per-check
  * results only when `verbose` allows; `/readyz/<check>` (and so on) for one check, 404 for a name
- * the probe does not have. Not encapsulated (routes land on the instance it is registered on), so
- * Fastify's own `prefix` does not apply: use this plugin's `prefix` option. The prefixed paths are
- * registered as served by bulwark (never limited or shed).
+ * the probe does not have. Not encapsulated: the routes land on the instance it is registered on,
+ * under that instance's route prefix (a parent's `register(fn, { prefix: '/ops' })`) followed by
+ * this plugin's own `prefix` option. The full paths are registered as served by bulwark (never
+ * limited or shed).
  * @example
  * await app.register(healthPlugin, { health: h, prefix: '/ops' });
  */
@@ -61,6 +65,11 @@ export function healthPlugin(app: HealthFastifyInstance, options: HealthPluginOp
     const { health: h, ...rest } = options ?? ({} as HealthPluginOptions);
     assertHealth('healthPlugin: option "health"', h);
     const routes = serveHealth('healthPlugin', h, rest);
+    // A parent context's prefix comes in front of every route made here: the exempt list must
+    // hold the path the client sends (regression: /ops/livez under register(fn, { prefix: '/ops' })
+    // was rate limited and shed, as only /livez was on the list).
+    const context = typeof app.prefix === 'string' ? app.prefix.replace(/\/+$/, '') : '';
+    if (context !== '') for (const url of routes.paths.keys()) registerServedPath(`${context}${url}`);
     for (const [url, route] of routes.paths) {
       // The router may send other spellings here (ignoreTrailingSlash, caseSensitive: false):
       // read only the query from the request's URL.
