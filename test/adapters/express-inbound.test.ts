@@ -257,7 +257,7 @@ describe.each([
     expect(statuses).toEqual([200, 200, 200, 429, 429, 429]);
   });
 
-  it('with a trusted proxy, keys by X-Forwarded-For; S2: IPv6 within a /56 shares a bucket; mapped IPv4 is IPv4', async () => {
+  it('with a trusted proxy, keys by X-Forwarded-For; S2: IPv6 within a /56 shares a bucket; mapped IPv4 and 6to4 are their IPv4', async () => {
     const app = express();
     app.use(rateLimitMiddleware(windowLimiter(1), { trustProxy: 'loopback' }));
     app.get('/', ok);
@@ -273,6 +273,7 @@ describe.each([
     expect(await from('2001:db8:1:100::1')).toBe(200);
     expect(await from('::ffff:192.0.2.77')).toBe(200);
     expect(await from('192.0.2.77')).toBe(429);
+    expect(await from('2002:c000:24d:7::1')).toBe(429); // 6to4 carrying 192.0.2.77
     // Garbage from the client right of the proxy: keyed by the proxy itself (127.0.0.1).
     expect(await from('not-an-address')).toBe(200);
     expect(await from('also garbage')).toBe(429);

@@ -239,7 +239,7 @@ describe.each([
     }
   });
 
-  it('keys by X-Forwarded-For only through trusted proxies (S1, S2, IPv4-mapped)', async () => {
+  it('keys by X-Forwarded-For only through trusted proxies (S1, S2: IPv6 by its /56, 6to4 and IPv4-mapped by their IPv4)', async () => {
     const app = make();
     await app.register(rateLimitPlugin, { limiter: windowLimiter(1, 'untrusted') });
     await app.register(async (child: AppLike) => {
@@ -261,8 +261,11 @@ describe.each([
     expect(await from('198.51.100.1')).toBe(429);
     expect(await from('2001:db8:1:2::1')).toBe(200);
     expect(await from('2001:db8:1:2:aaaa::2')).toBe(429);
+    expect(await from('2001:db8:1:3::1')).toBe(429); // another /64 of the same /56 (the default width)
+    expect(await from('2001:db8:1:100::1')).toBe(200); // the next /56
     expect(await from('::ffff:192.0.2.7')).toBe(200);
     expect(await from('192.0.2.7:1234')).toBe(429);
+    expect(await from('2002:c000:207:5::9')).toBe(429); // 6to4 carrying 192.0.2.7
   });
 
   it('survives clients that abort while the decision is pending', async () => {

@@ -64,6 +64,7 @@ describe.each(frameworks)('G1 %s service: SIGTERM under keep-alive load', (frame
       const signalledAt = performance.now();
       child.proc.kill('SIGTERM');
       const exit = await child.exited;
+      const exitedAt = performance.now();
       stop = true;
       await load;
       const slowResults = await slow;
@@ -75,6 +76,12 @@ describe.each(frameworks)('G1 %s service: SIGTERM under keep-alive load', (frame
       const accepted = new Set<number>(JSON.parse(acceptedLine!.slice('accepted '.length)) as number[]);
       const freshButAccepted = failedFresh.filter((a) => a.localPort === undefined || accepted.has(a.localPort));
 
+      const since = (at: number | undefined): string => (at === undefined ? '—' : `${Math.round(at - signalledAt)} ms`);
+      console.log(
+        `G1 ${framework}: ${completed.length} requests completed, ${dropped.length + freshButAccepted.length} dropped, ` +
+          `${failedFresh.length - freshButAccepted.length} fresh connections never accepted; after SIGTERM: readiness 503 at ${since(readiness.first503)}, ` +
+          `listener closed at ${since(readiness.firstRefused)}, process exited at ${since(exitedAt)}`,
+      );
       expect([...dropped, ...freshButAccepted], 'dropped requests').toEqual([]);
       expect(exit, child.lines.join('\n')).toMatchObject({ code: 0, signal: null });
       expect(completed.length).toBeGreaterThan(50);
