@@ -48,7 +48,10 @@ export interface RateLimitRuleOptions<Req> {
    * problem answer. @default 1
    */
   readonly cost?: number | CostFunction<Req>;
-  /** Requests for which it returns (or resolves to) true are not limited (and get no rate-limit headers). @default none */
+  /**
+   * Requests for which it returns (or resolves to) true are not limited (and get no rate-limit
+   * headers); an answer that is not a boolean fails the check (500, `onError`). @default none
+   */
   readonly skip?: SkipFunction<Req>;
   /** Advertised as `qu` in `RateLimit-Policy`; left out by default, which the draft reads as `'requests'`. @default none */
   readonly quotaUnit?: QuotaUnit;
@@ -72,8 +75,8 @@ export interface HttpRateLimitOptions<Req> extends RateLimitRuleOptions<Req> {
    */
   readonly exemptProbes?: boolean;
   /**
-   * Told when a limit could not be checked (a `key`, `cost` or `skip` function threw, or the
-   * limiter failed); the request has been answered 500 already. @default Express: `console.error`,
+   * Told when a limit could not be checked (a `key`, `cost` or `skip` function threw or answered
+   * nonsense, or the limiter failed); the request has been answered 500 already. @default Express: `console.error`,
    * at most one line per 10 s; Fastify: `request.log.error`
    */
   readonly onError?: ErrorFunction<Req>;

@@ -404,7 +404,12 @@ function checkDecision(owner: string, decision: unknown): LimiterDecision {
 }
 
 async function decideWithFunctions<Req>(rule: RateLimitRule<Req>, request: Req, raw: AddressedRequest): Promise<RuleOutcome> {
-  if (rule.skip !== undefined && (await rule.skip(request)) === true) return undefined;
+  if (rule.skip !== undefined) {
+    // Only a boolean answers: a truthy 'yes' read as "limit it" would be a silent default.
+    const skipped: unknown = await rule.skip(request);
+    if (typeof skipped !== 'boolean') throw new TypeError(`${rule.owner}: option "skip" must return a boolean (or a promise of one), got ${show(skipped)}`);
+    if (skipped) return undefined;
+  }
   let key: unknown;
   if (rule.key === undefined) {
     key = rule.clientOf(raw);

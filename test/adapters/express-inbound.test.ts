@@ -157,6 +157,8 @@ describe.each([
     app.get('/number', rateLimitMiddleware(windowLimiter(5, 'number'), { onError, key: (() => 42) as never }), ok);
     app.get('/rejects', rateLimitMiddleware(windowLimiter(5, 'rejects'), { onError, key: () => Promise.reject(new Error('db down')) }), ok);
     app.get('/skip', rateLimitMiddleware(windowLimiter(5, 'skip'), { onError, skip: () => { throw new Error('skip broke'); } }), ok);
+    // A truthy answer that is not `true` was read as "limit it" without a word (issue 11 §4).
+    app.get('/skip-yes', rateLimitMiddleware(windowLimiter(5, 'skip-yes'), { onError, skip: (() => 'yes') as never }), ok);
     app.get('/ok', ok);
     let handlerCalls = 0;
     app.use((_err: unknown, _req: unknown, res: { status(n: number): { send(b: string): void } }, _next: unknown) => {
@@ -164,7 +166,7 @@ describe.each([
       res.status(500).send('handled');
     });
     const port = await serve(app);
-    for (const path of ['/throws', '/empty', '/number', '/rejects', '/skip']) {
+    for (const path of ['/throws', '/empty', '/number', '/rejects', '/skip', '/skip-yes']) {
       const a = await send(port, path);
       expect(a.status, path).toBe(500);
       expect(a.headers['content-type']).toBe('application/problem+json');
@@ -184,6 +186,7 @@ describe.each([
       [expect.stringMatching(/option "key" must return a non-empty string, got 42/), '/number'],
       ['db down', '/rejects'],
       ['skip broke', '/skip'],
+      [expect.stringMatching(/rateLimitMiddleware: option "skip" must return a boolean \(or a promise of one\), got "yes"/), '/skip-yes'],
     ]);
   });
 

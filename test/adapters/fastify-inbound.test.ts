@@ -188,8 +188,10 @@ describe.each([
     app.get('/throws', async () => 'ok');
     app.get('/empty', async () => 'ok');
     app.get('/rejects', async () => 'ok');
+    // A truthy skip answer that is not `true` was read as "limit it" without a word (issue 11 §4).
+    app.get('/skip-yes', { config: { rateLimit: { skip: (() => 1) as never } } }, async () => 'ok');
     const port = await start(app);
-    for (const path of ['/throws', '/empty', '/rejects']) {
+    for (const path of ['/throws', '/empty', '/rejects', '/skip-yes']) {
       const a = await send(port, path);
       expect(a.status, path).toBe(500);
       expect(a.headers['content-type']).toMatch(/^application\/problem\+json/);
@@ -205,6 +207,7 @@ describe.each([
     expect(text).toMatch(/secret internals/);
     expect(text).toMatch(/option \\"key\\" must return a non-empty string/);
     expect(text).toMatch(/db down/);
+    expect(text).toMatch(/rateLimitPlugin: option \\"skip\\" must return a boolean \(or a promise of one\), got 1/);
   });
 
   it('answers 500 when a custom limiter resolves to something that is not a decision, with no unhandled rejection', async () => {

@@ -59,6 +59,8 @@ export class RedisLink {
    * nothing meanwhile; 0 when it is not waiting.
    */
   private reconnectingUntil = 0;
+  /** The client's socket when the store dropped it: a different one that is ready is a new connection. */
+  private droppedStream: unknown;
   /** The server's `run_id`, once read. */
   private runId: string | undefined;
   private readonly markers: StateMarkers;
@@ -129,10 +131,12 @@ export class RedisLink {
       this.reconnectingUntil = 0;
       return false;
     }
-    // After a forced reconnect, ioredis still says 'ready' until the dead socket is closed
-    // (`disconnectTimeout`): calls sent meanwhile would only time out and push the probe later.
+    // After a forced reconnect, ioredis still says 'ready' until the dead socket's close reaches
+    // it: calls sent meanwhile would only time out and push the probe later.
+    // A new socket means the reconnect is done, even when no decision saw the client leave
+    // 'ready' (it can close and reconnect between two decisions under light traffic).
     if (this.reconnectingUntil !== 0) {
-      if (systemClock.now() < this.reconnectingUntil) return false;
+      if (systemClock.now() < this.reconnectingUntil && (this.client.stream === this.droppedStream || this.droppedStream === undefined)) return false;
       this.reconnectingUntil = 0;
     }
     if (this.breaker === CLOSED) return true;
@@ -206,6 +210,7 @@ export class RedisLink {
     // Nothing is sent until the client has left 'ready' (bounded, in case it never does), and
     // the first call once it is ready again probes at once.
     this.reconnectingUntil = systemClock.now() + MAX_OUTAGE_RETRY_MS;
+    this.droppedStream = this.client.stream;
     this.breaker = OPEN;
     this.openUntil = systemClock.now();
     let error: unknown = new StoreUnavailableError('redis', `${count} calls in a row timed out while the client was ready: reconnecting`);

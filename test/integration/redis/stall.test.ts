@@ -4,14 +4,16 @@
 // quota (fail-closed) denied every request for openMs (1 s). The server is a real redis-server,
 // frozen with SIGSTOP and thawed with SIGCONT. (Before the fix, the closed load below measured a
 // deny-all window of 1,111 ms for a 205 ms stall: ratio 5.4.)
+import diagnosticsChannel from 'node:diagnostics_channel';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
+import { channelNames } from '../../../src/core/diagnostics.js';
 import { quota } from '../../../src/ratelimit/quota/quota.js';
 import { redisStore } from '../../../src/ratelimit/redis/redis-store.js';
 import type { LimiterDecision } from '../../../src/ratelimit/store.js';
 import { startRedis } from '../support/redis.js';
-import { byStore, connectReady, drive, type Sample } from './support.js';
+import { byStore, connectReady, drive, eventually, type Sample } from './support.js';
 
 const cleanup: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -127,4 +129,46 @@ describe('F16: a Redis stall of twice the store timeout under load', () => {
     // Nearly all on Redis: a lone call on this shared, loaded machine may still run out of time.
     expect(tail.filter((s) => s.store === 'redis').length / tail.length, figure).toBeGreaterThanOrEqual(0.99);
   });
+
+  it('Regression (issue 11 §3): under light traffic, a stall that made the store drop its connection ends when the client is ready on a new socket, not 5 s later', async () => {
+    const server = await startRedis();
+    cleanup.push(() => server.stop());
+    const client = await connectReady(server.port, cleanup);
+    const store = redisStore(client, { timeoutMs: TIMEOUT_MS, reconnectAfterTimeouts: 3 });
+    const paid = quota({ name: 'f16-light', limit: 1_000_000_000, period: 'month', store });
+    expect(await paid.consume('tenant')).toMatchObject({ allowed: true, store: 'redis' });
+    const oldSocket = client.stream;
+
+    server.kill('SIGSTOP');
+    // A decision now and then until three silent timeouts in a row make the store drop the
+    // connection, which it then waits for the client to replace (bounded: 40 decisions).
+    for (let i = 0; i < 40 && store.status === 'ready'; i++) await paid.consume('tenant');
+    for (let i = 0; i < 40 && !/reconnecting/.test(await reasonOf(paid)); i++) await sleep(TIMEOUT_MS);
+    expect(await reasonOf(paid)).toMatch(/reconnecting/);
+    server.kill('SIGCONT');
+    const resumed = performance.now();
+    // No decision while the old socket closes and a new one connects: none sees the client
+    // leave 'ready'.
+    await eventually('a new socket', () => client.status === 'ready' && client.stream !== oldSocket, 5_000);
+    const readyMs = performance.now() - resumed;
+    const first = await paid.consume('tenant');
+    const figure = `new socket ready ${readyMs.toFixed(0)} ms after SIGCONT; first decision then: ${first.store}`;
+    console.log(figure);
+    // Before the fix: 'fail-closed' (503 over HTTP) until 5 s after the reconnect began.
+    expect(first, figure).toMatchObject({ allowed: true, store: 'redis' });
+    expect(store.status).toBe('ready');
+  });
 });
+
+/** Why the quota's store could not decide now ('' when it could): the fail-closed denial's detail, read from the store-error channel. */
+async function reasonOf(paid: ReturnType<typeof quota>): Promise<string> {
+  const reasons: string[] = [];
+  const listener = (m: unknown) => reasons.push(String(((m as { error?: Error }).error ?? {}).message ?? ''));
+  diagnosticsChannel.subscribe(channelNames.storeError, listener);
+  try {
+    await paid.consume('tenant');
+  } finally {
+    diagnosticsChannel.unsubscribe(channelNames.storeError, listener);
+  }
+  return reasons.join(' ');
+}

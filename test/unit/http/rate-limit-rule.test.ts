@@ -397,6 +397,21 @@ describe('decideRequest', () => {
       );
     }
   });
+
+  it('regression: a skip function answering something other than a boolean is refused, not read as "limit it" (issue 11 §4: no silent defaults)', async () => {
+    const d = custom('x');
+    for (const answer of ['yes', 1, undefined, null, {}, Promise.resolve('true')]) {
+      const req = fresh();
+      await expect(decideRequest(new RateLimitRule('own', d, { skip: () => answer as never }, shared), req, req), String(answer)).rejects.toThrow(
+        /own: option "skip" must return a boolean \(or a promise of one\), got /,
+      );
+    }
+    for (const [answer, skipped] of [[true, true], [false, false], [Promise.resolve(true), true], [Promise.resolve(false), false]] as const) {
+      const req = fresh();
+      const outcome = await decideRequest(new RateLimitRule('own', d, { skip: () => answer }, shared), req, req);
+      expect(outcome === undefined, String(answer)).toBe(skipped);
+    }
+  });
 });
 
 describe('decisions from custom limiters', () => {

@@ -29,6 +29,8 @@ async function timeOutUntilDisconnect(client: ReconnectingClient, consume: (key:
 /** A fake client that records `disconnect` and answers `info` with a run_id the test sets. */
 class ReconnectingClient extends FakeClient {
   readonly disconnects: (boolean | undefined)[] = [];
+  /** The socket, as ioredis exposes it: a new object once the client has reconnected. */
+  stream?: unknown;
   runId = 'a'.repeat(40);
   infoCalls = 0;
 
@@ -90,6 +92,29 @@ describe('F14: calls that only time out while the client says it is ready', () =
     const limiter = rateLimiter({ name: 'api', algorithm: window(), store });
     for (let n = 0; n < 10 && order.length === 0; n++) await limiter.consume(`k${n}`);
     expect(order).toEqual(['disconnect(true)', 'destroy']);
+  });
+
+  it('Regression (issue 11 §3): a forced reconnect that completes between two decisions is seen by its new socket, and the next decision goes to Redis at once (a 0.7 s freeze under light traffic answered 503 for 5 s after it)', async () => {
+    const client = new ReconnectingClient();
+    client.stream = { socket: 1 };
+    const store = redisStore(client, { timeoutMs: 40, openAfterFailures: 1_000, reconnectAfterTimeouts: 2 });
+    const limiter = rateLimiter({ name: 'api', algorithm: window(), store });
+    await limiter.consume('a'); // times out: one
+    expect(await timeOutUntilDisconnect(client, (k) => limiter.consume(k))).toBeLessThanOrEqual(9);
+    expect(client.disconnects).toEqual([true]);
+    // The old socket is still there: nothing is sent to it.
+    const calls = client.calls.length;
+    expect(await limiter.consume('c')).toMatchObject({ store: 'local' });
+    expect(client.calls).toHaveLength(calls);
+    // The old socket closed and a new one became ready while no decision was made, so no
+    // decision saw the client leave 'ready'.
+    client.stream = { socket: 2 };
+    const back = limiter.consume('d');
+    await flush();
+    expect(client.calls).toHaveLength(calls + 1);
+    client.last().resolve(admitAll(client.last()));
+    expect(await back).toMatchObject({ store: 'redis' });
+    expect(store.status).toBe('ready');
   });
 
   it('an answer between timeouts (even a late one) starts the count again: a slow Redis is not a dead flow', async () => {
