@@ -610,11 +610,13 @@ export function startRedis(options: { args?: string[] } = {}): Promise<RedisServ
 // ---------------------------------------------------------------------------------------------
 // Cluster.
 
-/** A 3-master Redis Cluster (no replicas) started by {@link startCluster}. */
+/** A 3-master Redis Cluster (by default without replicas) started by {@link startCluster}. */
 export interface RedisCluster {
-  /** The three masters, in the order given to `redis-cli --cluster create`. */
+  /** The three masters as started (in the order given to `redis-cli --cluster create`). */
   nodes: RedisServer[];
-  /** Where a cluster client starts (every node). */
+  /** With `replicas: 1`: one replica per master, `replicas[i]` replicating `nodes[i]`; else empty. */
+  replicas: RedisServer[];
+  /** Where a cluster client starts (every node, replicas included). */
   startupNodes: { host: string; port: number }[];
   /** Stops every node. */
   stop(): Promise<void>;
@@ -630,8 +632,8 @@ export interface RedisCluster {
 
 const SLOTS = 16_384;
 
-/** Slot → port of the owner, from one node's CLUSTER SLOTS. */
-async function slotMap(port: number): Promise<number[]> {
+/** Slot → port of the owner (0: none), from the CLUSTER SLOTS of the node on `port`. */
+export async function slotMap(port: number): Promise<number[]> {
   const reply = await command(port, ['CLUSTER', 'SLOTS']);
   if (!Array.isArray(reply)) throw new Error(`CLUSTER SLOTS on ${port} returned ${String(reply)}`);
   const owners = new Array<number>(SLOTS).fill(0);
@@ -678,29 +680,58 @@ async function clusterSettled(nodes: readonly RedisServer[]): Promise<void> {
   });
 }
 
+/** The port of the master a replica on `port` follows, once its link to it is up. */
+async function masterOfReplica(port: number): Promise<number> {
+  const replication = await info(port, 'replication');
+  if (infoField(replication, 'role') !== 'slave') throw new Error(`node ${port} says role:${infoField(replication, 'role')}`);
+  if (infoField(replication, 'master_link_status') !== 'up') throw new Error(`replica ${port}: master_link_status:${infoField(replication, 'master_link_status')}`);
+  return Number(infoField(replication, 'master_port'));
+}
+
 /**
- * Starts 3 cluster-enabled masters (no replicas) on free ports ≤ 55000 (the bus port is
- * port + 10000), joins them with `redis-cli --cluster create ... --cluster-yes`, and resolves
- * once every node reports cluster_state:ok and all agree on the slots. `args` go to every node
- * (the default --cluster-node-timeout is 5000 ms).
+ * Starts 3 cluster-enabled masters on free ports ≤ 55000 (the bus port is port + 10000), and with
+ * `replicas: 1` one replica of each, joins them with `redis-cli --cluster create ... --cluster-yes`,
+ * and resolves once every node reports cluster_state:ok, all agree on the slots and every replica's
+ * link to its master is up. `args` go to every node (the default --cluster-node-timeout is
+ * 5000 ms; a replica takes over a dead master only after it, so a failover test lowers it).
  */
-export async function startCluster(options: { args?: string[] } = {}): Promise<RedisCluster> {
+export async function startCluster(options: { args?: string[]; replicas?: 0 | 1 } = {}): Promise<RedisCluster> {
   findBinary('redis-cli'); // before starting anything: `--cluster create` needs it
+  const replicaCount = options.replicas ?? 0;
+  if (replicaCount !== 0 && replicaCount !== 1) throw new RangeError(`replicas must be 0 or 1, got ${String(options.replicas)}`);
   const recipe: Recipe = {
     label: 'cluster node',
     args: ['--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf', '--cluster-node-timeout', '5000', ...(options.args ?? [])],
     ports: { maxPort: 55_000, busPort: true },
   };
+  const started: RedisServer[] = [];
   const nodes: RedisServer[] = [];
+  const replicas: RedisServer[] = [];
   try {
-    for (let i = 0; i < 3; i++) nodes.push(await launch(recipe));
+    for (let i = 0; i < 3 * (1 + replicaCount); i++) started.push(await launch(recipe));
     await runCli(
-      ['--cluster', 'create', ...nodes.map((n) => `${HOST}:${n.port}`), '--cluster-replicas', '0', '--cluster-yes'],
+      ['--cluster', 'create', ...started.map((n) => `${HOST}:${n.port}`), '--cluster-replicas', String(replicaCount), '--cluster-yes'],
       30_000,
     );
-    await waitFor('the cluster to settle (cluster_state:ok, one slot map on every node)', 20_000, () => clusterSettled(nodes), 100);
+    await waitFor('the cluster to settle (cluster_state:ok, one slot map on every node)', 20_000, () => clusterSettled(started), 100);
+    if (replicaCount === 0) {
+      nodes.push(...started);
+    } else {
+      // redis-cli chooses which nodes become masters and which master each replica follows.
+      const masterPorts = new Set((await slotMap(started[0]!.port)).filter((port) => port !== 0));
+      nodes.push(...started.filter((n) => masterPorts.has(n.port)));
+      if (nodes.length !== 3) throw new Error(`expected 3 masters, the slot map names ${[...masterPorts].join(', ')}`);
+      const followed = await waitFor('every replica to sync with its master', 20_000, () =>
+        Promise.all(started.filter((n) => !masterPorts.has(n.port)).map(async (n) => ({ node: n, master: await masterOfReplica(n.port) }))),
+      100);
+      for (const master of nodes) {
+        const replica = followed.find((f) => f.master === master.port);
+        if (!replica) throw new Error(`no replica follows the master on ${master.port}`);
+        replicas.push(replica.node);
+      }
+    }
   } catch (error) {
-    await stopAll(nodes).catch(() => {});
+    await stopAll(started).catch(() => {});
     throw error;
   }
   const ids = new Map<RedisServer, string>();
@@ -758,8 +789,9 @@ export async function startCluster(options: { args?: string[] } = {}): Promise<R
 
   return {
     nodes,
-    startupNodes: nodes.map((n) => ({ host: n.host, port: n.port })),
-    stop: () => stopAll(nodes),
+    replicas,
+    startupNodes: started.map((n) => ({ host: n.host, port: n.port })),
+    stop: () => stopAll(started),
     migrateSlot,
     slotOwner,
   };
