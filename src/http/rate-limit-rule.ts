@@ -173,6 +173,13 @@ function putItem<T>(target: T, access: HeaderAccess<T>, name: string, item: stri
   access.set(target, name, typeof earlier === 'string' && earlier.length > 0 ? `${earlier}, ${item}` : item);
 }
 
+/** A compound decision's decision per limit, in the order of `parts`; undefined when it has none that fit. */
+function partDecisions<Req>(parts: readonly RateLimitRule<Req>[], decision: LimiterDecision): LimiterDecision[] | undefined {
+  const given = (decision as { parts?: unknown }).parts;
+  if (!Array.isArray(given) || given.length !== parts.length) return undefined;
+  return given.map((p: { decision: LimiterDecision }) => p.decision);
+}
+
 /** Longest reset written in `X-RateLimit-Reset`, in ms (as `secondsUp` caps seconds). */
 const MAX_RESET_MS = 2_147_483_647_000;
 
@@ -196,9 +203,18 @@ export function writeRateLimitHeaders<R, T>(
     if (typeof shown !== 'string') throw new TypeError(`${rule.owner}: option "partitionKey" must return a string, got ${show(shown)}`);
     pk = `;pk=:${Buffer.from(shown).toString('base64')}:`;
   }
-  putItem(target, access, 'ratelimit-policy', pk === '' ? rule.policyHeader(decision) : rule.policyHeader(decision) + pk);
-  if (decision.store === 'fail-open') return;
-  putItem(target, access, 'ratelimit', pk === '' ? rule.rateLimitHeader(decision) : rule.rateLimitHeader(decision) + pk);
+  const parts = rule.parts;
+  const split = parts === undefined ? undefined : partDecisions(parts, decision);
+  if (split === undefined) {
+    putItem(target, access, 'ratelimit-policy', pk === '' ? rule.policyHeader(decision) : rule.policyHeader(decision) + pk);
+    if (decision.store === 'fail-open') return;
+    putItem(target, access, 'ratelimit', pk === '' ? rule.rateLimitHeader(decision) : rule.rateLimitHeader(decision) + pk);
+  } else {
+    // A compound limit: one item per limit it charges, each with its own policy and numbers.
+    for (let i = 0; i < split.length; i++) putItem(target, access, 'ratelimit-policy', parts![i]!.policyHeader(split[i]!) + pk);
+    if (decision.store === 'fail-open') return;
+    for (let i = 0; i < split.length; i++) putItem(target, access, 'ratelimit', parts![i]!.rateLimitHeader(split[i]!) + pk);
+  }
   if (!rule.legacy) return;
   const remaining = countValue(decision.remaining);
   if (decision.allowed) {
@@ -251,6 +267,8 @@ export class RateLimitRule<Req> {
   readonly partitionKey: ((key: string) => string) | undefined;
   /** `"name";r=` */
   readonly remainingPrefix: string;
+  /** A compound limit's limits, a rule each (for their header items and denials); undefined otherwise. */
+  readonly parts: readonly RateLimitRule<Req>[] | undefined;
   private readonly sfName: string;
   private readonly shape: Shape;
   private readonly burst: number;
@@ -266,6 +284,8 @@ export class RateLimitRule<Req> {
     shared: Pick<SharedRuleOptions<Req>, 'headers' | 'clientOf'> & Partial<Pick<SharedRuleOptions<Req>, 'partitionKey'>>,
     /** The same rule may meet one request more than once (an Express middleware mounted twice). */
     reentrant = true,
+    /** A part of a compound limit: never charges on its own, so it shares no charges. */
+    part = false,
   ) {
     this.decider = decider;
     this.key = rule.key;
@@ -279,7 +299,7 @@ export class RateLimitRule<Req> {
     this.draft = shared.headers !== 'none';
     this.legacy = shared.headers === 'draft+legacy';
     this.clientOf = shared.clientOf;
-    this.charges = chargesOf(decider);
+    this.charges = part ? { requests: new WeakMap(), rules: 0 } : chargesOf(decider);
     this.charges.rules++;
     this.partitionKey = shared.partitionKey;
     this.reentrant = reentrant || this.partitionKey !== undefined;
@@ -298,10 +318,22 @@ export class RateLimitRule<Req> {
         `${owner}: option "cost" must not exceed what limiter ${JSON.stringify(name)} can ever admit (${this.maxCost}), got ${show(this.cost)}`,
       );
     }
+    const limits = (decider as { limits?: unknown }).limits;
+    this.parts =
+      decider.kind === 'compound' && Array.isArray(limits) && limits.length > 1
+        ? limits.map((l: Decider) => new RateLimitRule<Req>(owner, l, { quotaUnit: rule.quotaUnit }, shared, false, true))
+        : undefined;
     this.denial = decider.kind === 'quota' ? quotaExceededProblem(name) : rateLimitedProblem(name);
     this.unavailable = storeUnavailableProblem(name);
     this.badCost = badCostProblem(name);
     this.costTooLarge = costTooLargeProblem(name, this.maxCost ?? MAX_SF_INTEGER);
+  }
+
+  /** The 429 for a denial: a compound limit's names the limit that denied. */
+  denialOf(decision: LimiterDecision): ProblemResponse {
+    const by = (decision as { deniedBy?: unknown }).deniedBy;
+    if (this.parts !== undefined && typeof by === 'string') for (const p of this.parts) if (p.decider.name === by) return p.denial;
+    return this.denial;
   }
 
   /** The `RateLimit-Policy` item; for a limiter whose shape is unknown, built from its first decision's limit. */
@@ -453,7 +485,7 @@ export function applyOutcome<Req, T>(
   if (rule.draft) writeRateLimitHeaders(rule, decision, raw, target, access);
   if (decision.allowed) return undefined;
   access.set(target, 'retry-after', retryAfterValue(decision));
-  return enforced(rule, rule.denial);
+  return enforced(rule, rule.denialOf(decision));
 }
 
 /** The answer, unless the rule's limiter is in shadow mode (read on a denial only: the admitted path pays nothing). */

@@ -10,7 +10,7 @@ import fastify4 from 'fastify4';
 import { afterEach, describe, expect, it } from 'vitest';
 import { healthMiddleware, rateLimitMiddleware } from '../../src/adapters/express.js';
 import { healthPlugin, rateLimitPlugin } from '../../src/adapters/fastify.js';
-import { type Decider, fixedWindow, health, type LimiterDecision, quota, rateLimiter } from '../../src/index.js';
+import { compoundLimit, type Decider, fixedWindow, health, type LimiterDecision, memoryStore, quota, rateLimiter } from '../../src/index.js';
 import { close, listen, send } from './support/inbound-http.js';
 
 const express4 = createRequire(import.meta.url)('express4') as typeof express5;
@@ -33,6 +33,32 @@ function outage(name: string, retryAfterMs: number): Decider {
     name,
     consume: async (): Promise<LimiterDecision> => ({ allowed: false, limit: 1_000, remaining: 0, resetMs: retryAfterMs, retryAfterMs, store: 'fail-closed' }),
   };
+}
+
+/** A per-minute limit and a daily quota of 3 charged all or nothing (compoundLimit), on one memory store. */
+function perMinuteAndDaily() {
+  const store = memoryStore();
+  return compoundLimit(
+    [rateLimiter({ name: 'per-min', algorithm: fixedWindow({ limit: 5, windowMs: 60_000 }), store }), quota({ name: 'daily', limit: 3, period: 'day', store })],
+    { name: 'both' },
+  );
+}
+
+/**
+ * Four requests through a compound limit: each answer shows one item per limit (not one for the
+ * compound), and the fourth is denied by the daily quota, named in the problem body.
+ */
+async function expectCompoundItems(port: number): Promise<void> {
+  const answers = [];
+  for (let i = 0; i < 4; i++) answers.push(await send(port, '/'));
+  expect(answers.map((a) => a.status)).toEqual([200, 200, 200, 429]);
+  expect(answers[0]!.headers['ratelimit-policy']).toBe('"per-min";q=5;w=60, "daily";q=3;w=86400');
+  expect(answers[0]!.headers['ratelimit']).toMatch(/^"per-min";r=4;t=\d+, "daily";r=2;t=\d+$/);
+  expect(answers[2]!.headers['ratelimit']).toMatch(/^"per-min";r=2;t=\d+, "daily";r=0;t=\d+$/);
+  const denied = answers[3]!;
+  expect(JSON.parse(denied.body)).toMatchObject({ type: 'urn:bulwark:problem:quota-exceeded', status: 429, policy: 'daily' });
+  expect(denied.headers['ratelimit']).toMatch(/^"per-min";r=\d+;t=\d+, "daily";r=0;t=(\d+)$/);
+  expect(denied.headers['ratelimit']).toContain(`"daily";r=0;t=${denied.headers['retry-after']}`);
 }
 
 const probes = ['/livez', '/readyz', '/readyz?verbose', '/readyz/db', '/startupz', '/healthz'];
@@ -163,6 +189,12 @@ describe.each([
     expect(a.headers['ratelimit']).toMatch(/^"per-key";r=9;t=\d+$/);
     expect(a.headers['x-ratelimit-remaining']).toBeUndefined();
   });
+  it('C2: a compound limit (all or nothing) shows one item per limit, and its denial names the limit that denied', async () => {
+    const app = express();
+    app.use(rateLimitMiddleware(perMinuteAndDaily()));
+    app.get('/', (_req, res) => void res.send('ok'));
+    await expectCompoundItems(await serve(app));
+  });
 });
 
 interface FastifyLike {
@@ -270,5 +302,12 @@ describe.each([
     expect(a.headers['retry-after']).toBe('1');
     expect(JSON.parse(a.body)).toMatchObject({ type: 'urn:bulwark:problem:store-unavailable', policy: 'monthly' });
     expect(a.headers['ratelimit']).toBeUndefined();
+  });
+
+  it('C2: a compound limit (all or nothing) shows one item per limit, and its denial names the limit that denied', async () => {
+    const app = make();
+    await app.register(rateLimitPlugin, { limiter: perMinuteAndDaily() });
+    app.get('/', async () => 'ok');
+    await expectCompoundItems(await start(app));
   });
 });
