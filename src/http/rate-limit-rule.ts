@@ -6,6 +6,7 @@ import type { Decider } from '../ratelimit/rate-limit-policy.js';
 import { decideNow, type SyncDecider } from '../ratelimit/fast-path.js';
 import type { LimiterDecision } from '../ratelimit/store.js';
 import type { AddressedRequest } from './client-address.js';
+import { chargedKey, type Charges, chargesOf, firstCharge } from './rate-limit-charges.js';
 import type { CostFunction, KeyFunction, RateLimitRuleOptions, SharedRuleOptions, SkipFunction } from './rate-limit-options.js';
 import {
   badCostProblem,
@@ -115,56 +116,6 @@ function viewOf(decider: Decider, sfName: string): DeciderView {
 export interface HeaderAccess<T> {
   get(target: T, name: string): unknown;
   set(target: T, name: string, value: string): void;
-}
-
-// Per limiter, the requests it has charged and under which key (or keys): a limiter met again on
-// the same request (mounted on the app and on a router, say) is not charged again. Kept in a
-// WeakMap per limiter rather than in properties of the request: writing two properties onto
-// Express's request cost about 6 % of a whole limited request (35k instructions in
-// benchmarks/http-instructions.mjs), a WeakMap entry about 1.2k; entries go with the request.
-// A limiter with a single rule over it that cannot meet a request twice (a Fastify plugin's or
-// route's rule) skips even that.
-interface Charges {
-  readonly requests: WeakMap<object, string | string[]>;
-  /** Rules made over this limiter. */
-  rules: number;
-}
-
-const chargesByDecider = new WeakMap<object, Charges>();
-
-/** The charges of `decider`, shared by every rule over it. */
-function chargesOf(decider: Decider): Charges {
-  let charges = chargesByDecider.get(decider);
-  if (charges === undefined) {
-    charges = { requests: new WeakMap(), rules: 0 };
-    chargesByDecider.set(decider, charges);
-  }
-  return charges;
-}
-
-/** Records that the rule's limiter charges `key` on this request; false when it already has. */
-function firstCharge<Req>(rule: RateLimitRule<Req>, raw: object, key: string): boolean {
-  const charges = rule.charges;
-  if (!rule.reentrant && charges.rules === 1) return true;
-  const seen = charges.requests.get(raw);
-  if (seen === undefined) {
-    charges.requests.set(raw, key);
-    return true;
-  }
-  if (seen === key) return false;
-  if (typeof seen === 'string') {
-    charges.requests.set(raw, [seen, key]);
-    return true;
-  }
-  if (seen.includes(key)) return false;
-  seen.push(key);
-  return true;
-}
-
-/** The key the rule's limiter last charged this request under. */
-function chargedKey<Req>(rule: RateLimitRule<Req>, raw: object): string {
-  const seen = rule.charges.requests.get(raw)!;
-  return typeof seen === 'string' ? seen : seen[seen.length - 1]!;
 }
 
 /** Sets a list-valued field, or appends an item to what an earlier limiter on this request set. */
@@ -410,7 +361,7 @@ export function decideRequest<Req>(rule: RateLimitRule<Req>, request: Req, raw: 
 export function decideRequestNow<Req>(rule: RateLimitRule<Req>, request: Req, raw: AddressedRequest): RuleOutcome | Promise<RuleOutcome> {
   if (!rule.plain) return decideWithFunctions(rule, request, raw);
   const key = rule.clientOf(raw);
-  if (!firstCharge(rule, raw, key)) return undefined;
+  if (!firstCharge(rule, raw, key, rule.cost)) return undefined;
   const now = rule.now;
   if (now !== undefined) return now.call(rule.decider, key, rule.costOptions);
   return settled(rule.owner, rule.costOptions === undefined ? rule.decider.consume(key) : rule.decider.consume(key, rule.costOptions));
@@ -455,7 +406,7 @@ async function decideWithFunctions<Req>(rule: RateLimitRule<Req>, request: Req, 
     if (rule.maxCost !== undefined && cost > rule.maxCost) return rule.costTooLarge;
     costOptions = cost === 1 ? undefined : { cost };
   }
-  if (!firstCharge(rule, raw, key as string)) return undefined;
+  if (!firstCharge(rule, raw, key as string, costOptions === undefined ? 1 : costOptions.cost)) return undefined;
   const outcome = costOptions === undefined ? rule.decider.consume(key as string) : rule.decider.consume(key as string, costOptions);
   return rule.now === undefined ? settled(rule.owner, outcome) : outcome;
 }

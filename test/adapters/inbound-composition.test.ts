@@ -173,6 +173,26 @@ describe.each([
     expect(answers[0]!.headers['ratelimit']).toMatch(/^"twice";r=2;t=\d+$/);
   });
 
+  it('C4: the same limiter met again on one request with another cost is refused with a clear error, never silently charged the first cost only', async () => {
+    const limiter = windowLimiter(20, 'api');
+    const errors: unknown[] = [];
+    const onError = (error: unknown) => void errors.push(error);
+    const app = express();
+    app.use(rateLimitMiddleware(limiter, { onError }));
+    // Meant as "a search costs 5 units of the same budget": it used to be skipped, charging 1.
+    app.get('/search', rateLimitMiddleware(limiter, { cost: 5, onError }), (_req, res) => void res.send('results'));
+    app.get('/', (_req, res) => void res.send('ok'));
+    const port = await serve(app);
+    const a = await send(port, '/search');
+    expect(a.status).toBe(500);
+    expect(JSON.parse(a.body)).toMatchObject({ type: 'urn:bulwark:problem:rate-limit-check-failed' });
+    expect(errors).toHaveLength(1);
+    expect(String((errors[0] as Error).message)).toMatch(/limiter "api" met twice on one request for the same key, with cost 1 and then 5/);
+    // The same cost met twice (one middleware mounted twice) is still charged once, without an error.
+    expect((await send(port, '/')).headers['ratelimit']).toMatch(/^"api";r=18;t=\d+$/);
+    expect(errors).toHaveLength(1);
+  });
+
   it('C3: a denial by a store that failed closed is 503 store-unavailable with Retry-After, never a used-up quota', async () => {
     const app = express();
     app.use(rateLimitMiddleware(windowLimiter(10, 'per-key')));

@@ -208,7 +208,7 @@ describe('applyOutcome: headers of stacked limiters, outages, bad costs', () => 
   it('the same limiter met twice on one request charges once; another request is charged again', () => {
     const limiter = rateLimiter({ name: 'twice', algorithm: fixedWindow({ limit: 10, windowMs: 60_000 }) });
     const first = new RateLimitRule('t', limiter, {}, shared);
-    const second = new RateLimitRule('t', limiter, { cost: 3 }, shared);
+    const second = new RateLimitRule('t', limiter, {}, shared);
     const req = fresh();
     expect(decideRequestNow(first, req, req)).toMatchObject({ remaining: 9 });
     expect(decideRequestNow(second, req, req)).toBeUndefined();
@@ -223,10 +223,26 @@ describe('applyOutcome: headers of stacked limiters, outages, bad costs', () => 
     const req = fresh();
     expect(decideRequestNow(solo, req, req)).toMatchObject({ remaining: 9 });
     expect(solo.charges.requests.has(req)).toBe(false);
-    const other = new RateLimitRule('t', limiter, { cost: 2 }, shared, false);
+    const other = new RateLimitRule('t', limiter, {}, shared, false);
     const req2 = fresh();
     expect(decideRequestNow(solo, req2, req2)).toMatchObject({ remaining: 8 });
     expect(decideRequestNow(other, req2, req2)).toBeUndefined();
+  });
+
+  it('regression: the same limiter met again for the same key with another cost throws (it charged the first cost and dropped the second)', async () => {
+    const limiter = rateLimiter({ name: 'api', algorithm: fixedWindow({ limit: 10, windowMs: 60_000 }) });
+    const appWide = new RateLimitRule('own', limiter, {}, shared);
+    const search = new RateLimitRule('own', limiter, { cost: 3 }, shared);
+    const weighed = new RateLimitRule('own', limiter, { cost: () => 3 }, shared);
+    const req = fresh();
+    expect(decideRequestNow(appWide, req, req)).toMatchObject({ remaining: 9 });
+    expect(() => decideRequestNow(search, req, req)).toThrow(/own: limiter "api" met twice on one request for the same key, with cost 1 and then 3; .*mount it once/);
+    await expect(decideRequest(weighed, req, req)).rejects.toThrow(/with cost 1 and then 3/);
+    // The same cost again (one rule mounted twice, fixed or computed) is charged once, silently.
+    const other = fresh();
+    expect(decideRequestNow(search, other, other)).toMatchObject({ remaining: 6 });
+    await expect(decideRequest(weighed, other, other)).resolves.toBeUndefined();
+    expect(await limiter.peek('203.0.113.1')).toMatchObject({ remaining: 5 });
   });
 
   it('one limiter under two different keys on one request charges each key', async () => {
