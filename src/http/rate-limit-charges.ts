@@ -80,3 +80,25 @@ export function chargedKey(rule: ChargingRule, raw: object): string {
   const seen = rule.charges.requests.get(raw)!;
   return parse(typeof seen === 'string' ? seen : seen[seen.length - 1]!)[0];
 }
+
+/**
+ * Records a compound limit's charge on each of its limits. Throws when one of them was charged on
+ * this request already (on its own, by another rule): a compound limit charges all of its limits
+ * or none, so it cannot leave that one out, and charging it again would take its units twice.
+ */
+export function chargeParts(rule: ChargingRule, parts: readonly ChargingRule[], raw: object, key: string, cost: number): void {
+  for (const part of parts) {
+    let first = false;
+    try {
+      first = firstCharge(part, raw, key, cost);
+    } catch {
+      // Charged already under another cost: the same conflict.
+    }
+    if (!first) {
+      throw new TypeError(
+        `${rule.owner}: limiter ${show(part.decider.name)} is charged on this request on its own and again inside compound limit ${show(rule.decider.name)}; ` +
+          'a request is charged once per limiter: mount one of the two',
+      );
+    }
+  }
+}

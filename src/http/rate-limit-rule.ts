@@ -6,7 +6,7 @@ import type { Decider } from '../ratelimit/rate-limit-policy.js';
 import { decideNow, type SyncDecider } from '../ratelimit/fast-path.js';
 import type { LimiterDecision } from '../ratelimit/store.js';
 import type { AddressedRequest } from './client-address.js';
-import { chargedKey, type Charges, chargesOf, firstCharge } from './rate-limit-charges.js';
+import { chargedKey, chargeParts, type Charges, chargesOf, firstCharge } from './rate-limit-charges.js';
 import type { CostFunction, KeyFunction, RateLimitRuleOptions, SharedRuleOptions, SkipFunction } from './rate-limit-options.js';
 import {
   badCostProblem,
@@ -235,8 +235,6 @@ export class RateLimitRule<Req> {
     shared: Pick<SharedRuleOptions<Req>, 'headers' | 'clientOf'> & Partial<Pick<SharedRuleOptions<Req>, 'partitionKey'>>,
     /** The same rule may meet one request more than once (an Express middleware mounted twice). */
     reentrant = true,
-    /** A part of a compound limit: never charges on its own, so it shares no charges. */
-    part = false,
   ) {
     this.decider = decider;
     this.key = rule.key;
@@ -250,7 +248,9 @@ export class RateLimitRule<Req> {
     this.draft = shared.headers !== 'none';
     this.legacy = shared.headers === 'draft+legacy';
     this.clientOf = shared.clientOf;
-    this.charges = part ? { requests: new WeakMap(), rules: 0 } : chargesOf(decider);
+    // A compound limit's parts share the charges of their limiters, so that one of them also
+    // charged on its own on the same request is caught (chargeParts).
+    this.charges = chargesOf(decider);
     this.charges.rules++;
     this.partitionKey = shared.partitionKey;
     this.reentrant = reentrant || this.partitionKey !== undefined;
@@ -272,7 +272,7 @@ export class RateLimitRule<Req> {
     const limits = (decider as { limits?: unknown }).limits;
     this.parts =
       decider.kind === 'compound' && Array.isArray(limits) && limits.length > 1
-        ? limits.map((l: Decider) => new RateLimitRule<Req>(owner, l, { quotaUnit: rule.quotaUnit }, shared, false, true))
+        ? limits.map((l: Decider) => new RateLimitRule<Req>(owner, l, { quotaUnit: rule.quotaUnit }, shared, false))
         : undefined;
     this.denial = decider.kind === 'quota' ? quotaExceededProblem(name) : rateLimitedProblem(name);
     this.unavailable = storeUnavailableProblem(name);
@@ -362,6 +362,7 @@ export function decideRequestNow<Req>(rule: RateLimitRule<Req>, request: Req, ra
   if (!rule.plain) return decideWithFunctions(rule, request, raw);
   const key = rule.clientOf(raw);
   if (!firstCharge(rule, raw, key, rule.cost)) return undefined;
+  if (rule.parts !== undefined) chargeParts(rule, rule.parts, raw, key, rule.cost);
   const now = rule.now;
   if (now !== undefined) return now.call(rule.decider, key, rule.costOptions);
   return settled(rule.owner, rule.costOptions === undefined ? rule.decider.consume(key) : rule.decider.consume(key, rule.costOptions));
@@ -406,7 +407,9 @@ async function decideWithFunctions<Req>(rule: RateLimitRule<Req>, request: Req, 
     if (rule.maxCost !== undefined && cost > rule.maxCost) return rule.costTooLarge;
     costOptions = cost === 1 ? undefined : { cost };
   }
-  if (!firstCharge(rule, raw, key as string, costOptions === undefined ? 1 : costOptions.cost)) return undefined;
+  const cost = costOptions === undefined ? 1 : costOptions.cost;
+  if (!firstCharge(rule, raw, key as string, cost)) return undefined;
+  if (rule.parts !== undefined) chargeParts(rule, rule.parts, raw, key as string, cost);
   const outcome = costOptions === undefined ? rule.decider.consume(key as string) : rule.decider.consume(key as string, costOptions);
   return rule.now === undefined ? settled(rule.owner, outcome) : outcome;
 }

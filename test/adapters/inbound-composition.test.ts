@@ -193,6 +193,22 @@ describe.each([
     expect(errors).toHaveLength(1);
   });
 
+  it('C4: a limiter charged on its own and again inside a compound limit on one request is refused with a clear error, never charged twice', async () => {
+    const store = memoryStore();
+    const perMin = rateLimiter({ name: 'per-min', algorithm: fixedWindow({ limit: 5, windowMs: 60_000 }), store });
+    const both = compoundLimit([perMin, quota({ name: 'daily', limit: 3, period: 'day', store })], { name: 'both' });
+    const errors: unknown[] = [];
+    const app = express();
+    app.use(rateLimitMiddleware(perMin));
+    app.use(rateLimitMiddleware(both, { onError: (error) => void errors.push(error) }));
+    app.get('/', (_req, res) => void res.send('ok'));
+    const a = await send(await serve(app), '/');
+    expect(a.status).toBe(500);
+    expect(String((errors[0] as Error | undefined)?.message)).toMatch(/limiter "per-min" is charged on this request on its own and again inside compound limit "both"/);
+    // per-min took one unit (its own rule), not two.
+    expect(await perMin.peek('127.0.0.1')).toMatchObject({ remaining: 3 });
+  });
+
   it('C3: a denial by a store that failed closed is 503 store-unavailable with Retry-After, never a used-up quota', async () => {
     const app = express();
     app.use(rateLimitMiddleware(windowLimiter(10, 'per-key')));
@@ -310,6 +326,17 @@ describe.each([
       /same name "dup"/,
     );
     expect(() => app.get('/c', { config: { rateLimit: [false] } }, async () => 'ok')).toThrow(/entry 0: must be false, true, an object/);
+  });
+
+  it('C4: a route list naming a limiter on its own and inside a compound limit fails at startup', async () => {
+    const store = memoryStore();
+    const perMin = rateLimiter({ name: 'per-min', algorithm: fixedWindow({ limit: 5, windowMs: 60_000 }), store });
+    const both = compoundLimit([perMin, quota({ name: 'daily', limit: 3, period: 'day', store })], { name: 'both' });
+    const app = make();
+    await app.register(rateLimitPlugin, { limiter: perMin });
+    expect(() => app.get('/a', { config: { rateLimit: [true, { limiter: both }] } }, async () => 'ok')).toThrow(
+      /entries 0 and 1 both charge limiter "per-min" \(entry 1 inside compound limit "both"\)/,
+    );
   });
 
   it('C3: a denial by a store that failed closed is 503 store-unavailable with Retry-After', async () => {

@@ -73,6 +73,11 @@ const onReply: HeaderAccess<FastifyReplyLike> = {
   },
 };
 
+/** The limiters a rule charges: its own, or a compound limit's. */
+function chargedBy(rule: Rule): readonly Decider[] {
+  return rule.parts === undefined ? [rule.decider] : rule.parts.map((p) => p.decider);
+}
+
 function setup(app: unknown, options: RateLimitPluginOptions): void {
   const instance = app as FastifyInstanceLike;
   const own: Record<string, unknown> = { ...(options as object) };
@@ -132,6 +137,11 @@ function setup(app: unknown, options: RateLimitPluginOptions): void {
           for (let j = 0; j < i; j++) {
             if (list[j]!.decider === list[i]!.decider) {
               throw new TypeError(`${routeOwner}: entries ${j} and ${i} use the same limiter ${show(list[i]!.decider.name)}; one request would be charged once, not twice: keep one entry`);
+            }
+            const both = chargedBy(list[i]!).find((d) => chargedBy(list[j]!).includes(d));
+            if (both !== undefined) {
+              const inside = [j, i].filter((k) => list[k]!.parts !== undefined).map((k) => `entry ${k} inside compound limit ${show(list[k]!.decider.name)}`);
+              throw new TypeError(`${routeOwner}: entries ${j} and ${i} both charge limiter ${show(both.name)} (${inside.join(', ')}); one request would be charged once, not twice: keep one`);
             }
             if (list[j]!.remainingPrefix === list[i]!.remainingPrefix) {
               throw new TypeError(`${routeOwner}: entries ${j} and ${i} use limiters with the same name ${show(list[i]!.decider.name)}; give them distinct names so the headers tell them apart`);
