@@ -328,6 +328,20 @@ describe.each([
     expect(() => app.get('/c', { config: { rateLimit: [false] } }, async () => 'ok')).toThrow(/entry 0: must be false, true, an object/);
   });
 
+  it('C4: the same limiter registered twice with two costs, or two limiters of one name registered globally, fail at startup', async () => {
+    const limiter = windowLimiter(10, 'api');
+    const costly = make();
+    await costly.register(rateLimitPlugin, { limiter });
+    await expect(costly.register(rateLimitPlugin, { limiter, cost: 2 })).rejects.toThrow(
+      /limiter "api" is registered twice on this instance with different costs; one request would be charged once, at one of them: register it once/,
+    );
+    const named = make();
+    await named.register(rateLimitPlugin, { limiter: windowLimiter(3, 'dup') });
+    await expect(named.register(rateLimitPlugin, { limiter: windowLimiter(3, 'dup') })).rejects.toThrow(
+      /two limiters named "dup" are registered on this instance; give them distinct names so the headers tell them apart/,
+    );
+  });
+
   it('C4: a route list naming a limiter on its own and inside a compound limit fails at startup', async () => {
     const store = memoryStore();
     const perMin = rateLimiter({ name: 'per-min', algorithm: fixedWindow({ limit: 5, windowMs: 60_000 }), store });
