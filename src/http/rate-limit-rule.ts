@@ -65,6 +65,8 @@ interface DeciderView {
   readonly intervalUs: number;
   /** The largest cost that can ever be admitted, when it can be told. */
   readonly maxCost: number | undefined;
+  /** The advertised quota, when the limiter tells it. */
+  readonly q: number | undefined;
 }
 
 /**
@@ -104,7 +106,7 @@ function viewOf(decider: Decider, sfName: string): DeciderView {
   }
   const maxCost = isCount(declared) ? declared : isCount(q) ? (q as number) : undefined;
   const policy = typeof q === 'number' && Number.isSafeInteger(q) && q >= 0 ? `${sfName};q=${countValue(q)}${w === undefined ? '' : `;w=${w}`}` : undefined;
-  return { policy, shape, burst, intervalUs, maxCost };
+  return { policy, shape, burst, intervalUs, maxCost, q: policy === undefined ? undefined : countValue(q as number) };
 }
 
 /**
@@ -162,7 +164,7 @@ export function writeRateLimitHeaders<R, T>(
     putItem(target, access, 'ratelimit', pk === '' ? rule.rateLimitHeader(decision) : rule.rateLimitHeader(decision) + pk);
   } else {
     // A compound limit: one item per limit it charges, each with its own policy and numbers.
-    for (let i = 0; i < split.length; i++) putItem(target, access, 'ratelimit-policy', parts![i]!.policyHeader(split[i]!) + pk);
+    for (let i = 0; i < split.length; i++) putItem(target, access, 'ratelimit-policy', parts![i]!.partPolicyHeader(split[i]!) + pk);
     if (decision.store === 'fail-open') return;
     for (let i = 0; i < split.length; i++) putItem(target, access, 'ratelimit', parts![i]!.rateLimitHeader(split[i]!) + pk);
   }
@@ -225,6 +227,7 @@ export class RateLimitRule<Req> {
   private readonly burst: number;
   private readonly intervalUs: number;
   private policy: string | undefined;
+  private readonly q: number | undefined;
   /** `;qu="…"`, or empty. */
   private readonly unit: string;
 
@@ -264,6 +267,7 @@ export class RateLimitRule<Req> {
     this.burst = view.burst;
     this.intervalUs = view.intervalUs;
     this.maxCost = view.maxCost;
+    this.q = view.q;
     if (this.maxCost !== undefined && this.cost > this.maxCost) {
       throw new RangeError(
         `${owner}: option "cost" must not exceed what limiter ${JSON.stringify(name)} can ever admit (${this.maxCost}), got ${show(this.cost)}`,
@@ -285,6 +289,12 @@ export class RateLimitRule<Req> {
     const by = (decision as { deniedBy?: unknown }).deniedBy;
     if (this.parts !== undefined && typeof by === 'string') for (const p of this.parts) if (p.decider.name === by) return p.denial;
     return this.denial;
+  }
+
+  /** A compound limit's part: its own item, unless a limit set at run time for this key (setLimit) decided with another quota. */
+  partPolicyHeader(decision: LimiterDecision): string {
+    const q = countValue(decision.limit);
+    return this.q === undefined || q === this.q ? this.policyHeader(decision) : `${this.sfName};q=${q}${this.unit}`;
   }
 
   /** The `RateLimit-Policy` item; for a limiter whose shape is unknown, built from its first decision's limit. */
