@@ -209,6 +209,28 @@ describe.each([
     expect(await perMin.peek('127.0.0.1')).toMatchObject({ remaining: 3 });
   });
 
+  it('two stacked limiters of one name are refused with a clear error (their items could not be told apart); one limiter under two keys is not', async () => {
+    const errors: unknown[] = [];
+    const onError = (error: unknown) => void errors.push(error);
+    const app = express();
+    app.use(rateLimitMiddleware(windowLimiter(5, 'api'), { onError }));
+    app.use(rateLimitMiddleware(quota({ name: 'api', limit: 100, period: 'day' }), { key: (req) => req.get('x-tenant') ?? 'anonymous', onError }));
+    app.get('/', (_req, res) => void res.send('ok'));
+    const a = await send(await serve(app), '/');
+    expect(a.status).toBe(500);
+    expect(String((errors[0] as Error | undefined)?.message)).toMatch(/two limiters named "api" decide on this request; give them distinct names so the headers tell them apart/);
+
+    const perKey = windowLimiter(5, 'shared');
+    const twoKeys = express();
+    twoKeys.use(rateLimitMiddleware(perKey, { onError }));
+    twoKeys.use(rateLimitMiddleware(perKey, { key: () => 'everyone', onError }));
+    twoKeys.get('/', (_req, res) => void res.send('ok'));
+    const b = await send(await serve(twoKeys), '/');
+    expect(b.status).toBe(200);
+    expect(b.headers['ratelimit']).toMatch(/^"shared";r=4;t=\d+, "shared";r=4;t=\d+$/);
+    expect(errors).toHaveLength(1);
+  });
+
   it('C3: a denial by a store that failed closed is 503 store-unavailable with Retry-After, never a used-up quota', async () => {
     const app = express();
     app.use(rateLimitMiddleware(windowLimiter(10, 'per-key')));
