@@ -122,17 +122,17 @@ export interface HeaderAccess<T> {
 
 /** Sets a list-valued field, or appends an item to what an earlier limiter on this request set. */
 /**
- * Adds `rule`'s item to `RateLimit-Policy`. When a rule may meet a request more than once (Express),
- * an item of the same name already there comes from another limiter of that name (unless this
- * limiter charged the request under another key too): the client could not tell the two apart.
+ * Adds `rule`'s item to `RateLimit-Policy`. An item of the same name already there comes from
+ * another limiter of that name (unless this limiter charged the request under another key too,
+ * which only a rule that records its charges can): the client could not tell the two apart.
  */
-function putPolicyItem<R, T>(rule: RateLimitRule<R>, check: boolean, raw: object, target: T, access: HeaderAccess<T>, item: string): void {
+function putPolicyItem<R, T>(rule: RateLimitRule<R>, raw: object, target: T, access: HeaderAccess<T>, item: string): void {
   const earlier = access.get(target, 'ratelimit-policy');
   if (typeof earlier !== 'string' || earlier.length === 0) {
     access.set(target, 'ratelimit-policy', item);
     return;
   }
-  if (check && (earlier.startsWith(`${rule.sfName};`) || earlier.includes(`, ${rule.sfName};`)) && !Array.isArray(rule.charges.requests.get(raw))) {
+  if ((earlier.startsWith(`${rule.sfName};`) || earlier.includes(`, ${rule.sfName};`)) && !Array.isArray(rule.charges.requests.get(raw))) {
     throw new TypeError(`${rule.owner}: two limiters named ${show(rule.decider.name)} decide on this request; give them distinct names so the headers tell them apart`);
   }
   access.set(target, 'ratelimit-policy', `${earlier}, ${item}`);
@@ -176,12 +176,12 @@ export function writeRateLimitHeaders<R, T>(
   const parts = rule.parts;
   const split = parts === undefined ? undefined : partDecisions(parts, decision);
   if (split === undefined) {
-    putPolicyItem(rule, rule.reentrant, raw, target, access, pk === '' ? rule.policyHeader(decision) : rule.policyHeader(decision) + pk);
+    putPolicyItem(rule, raw, target, access, pk === '' ? rule.policyHeader(decision) : rule.policyHeader(decision) + pk);
     if (decision.store === 'fail-open') return;
     putItem(target, access, 'ratelimit', pk === '' ? rule.rateLimitHeader(decision) : rule.rateLimitHeader(decision) + pk);
   } else {
     // A compound limit: one item per limit it charges, each with its own policy and numbers.
-    for (let i = 0; i < split.length; i++) putPolicyItem(parts![i]!, rule.reentrant, raw, target, access, parts![i]!.partPolicyHeader(split[i]!) + pk);
+    for (let i = 0; i < split.length; i++) putPolicyItem(parts![i]!, raw, target, access, parts![i]!.partPolicyHeader(split[i]!) + pk);
     if (decision.store === 'fail-open') return;
     for (let i = 0; i < split.length; i++) putItem(target, access, 'ratelimit', parts![i]!.rateLimitHeader(split[i]!) + pk);
   }

@@ -364,6 +364,16 @@ describe.each([
     );
   });
 
+  it('two limiters of one name registered globally in a parent and a child context are refused at startup', async () => {
+    const app = make();
+    await app.register(rateLimitPlugin, { limiter: windowLimiter(5, 'api') });
+    const child = app.register(async (scope: FastifyLike) => {
+      await scope.register(rateLimitPlugin, { limiter: windowLimiter(7, 'api') });
+      scope.get('/child', async () => 'ok');
+    });
+    await expect(Promise.resolve(child).then(() => app.listen({ port: 0, host: '127.0.0.1' }))).rejects.toThrow(/two limiters named "api" are registered on this instance/);
+  });
+
   it('C4: a route list naming a limiter on its own and inside a compound limit fails at startup', async () => {
     const store = memoryStore();
     const perMin = rateLimiter({ name: 'per-min', algorithm: fixedWindow({ limit: 5, windowMs: 60_000 }), store });
