@@ -6,6 +6,7 @@ import type { Decider } from '../ratelimit/rate-limit-policy.js';
 import { decideNow, type SyncDecider } from '../ratelimit/fast-path.js';
 import type { LimiterDecision } from '../ratelimit/store.js';
 import type { AddressedRequest } from './client-address.js';
+import { chargedKey, chargeParts, type Charges, chargesOf, firstCharge } from './rate-limit-charges.js';
 import type { CostFunction, KeyFunction, RateLimitRuleOptions, SharedRuleOptions, SkipFunction } from './rate-limit-options.js';
 import {
   badCostProblem,
@@ -64,6 +65,8 @@ interface DeciderView {
   readonly intervalUs: number;
   /** The largest cost that can ever be admitted, when it can be told. */
   readonly maxCost: number | undefined;
+  /** The advertised quota, when the limiter tells it. */
+  readonly q: number | undefined;
 }
 
 /**
@@ -103,7 +106,7 @@ function viewOf(decider: Decider, sfName: string): DeciderView {
   }
   const maxCost = isCount(declared) ? declared : isCount(q) ? (q as number) : undefined;
   const policy = typeof q === 'number' && Number.isSafeInteger(q) && q >= 0 ? `${sfName};q=${countValue(q)}${w === undefined ? '' : `;w=${w}`}` : undefined;
-  return { policy, shape, burst, intervalUs, maxCost };
+  return { policy, shape, burst, intervalUs, maxCost, q: policy === undefined ? undefined : countValue(q as number) };
 }
 
 /**
@@ -117,60 +120,34 @@ export interface HeaderAccess<T> {
   set(target: T, name: string, value: string): void;
 }
 
-// Per limiter, the requests it has charged and under which key (or keys): a limiter met again on
-// the same request (mounted on the app and on a router, say) is not charged again. Kept in a
-// WeakMap per limiter rather than in properties of the request: writing two properties onto
-// Express's request cost about 6 % of a whole limited request (35k instructions in
-// benchmarks/http-instructions.mjs), a WeakMap entry about 1.2k; entries go with the request.
-// A limiter with a single rule over it that cannot meet a request twice (a Fastify plugin's or
-// route's rule) skips even that.
-interface Charges {
-  readonly requests: WeakMap<object, string | string[]>;
-  /** Rules made over this limiter. */
-  rules: number;
-}
-
-const chargesByDecider = new WeakMap<object, Charges>();
-
-/** The charges of `decider`, shared by every rule over it. */
-function chargesOf(decider: Decider): Charges {
-  let charges = chargesByDecider.get(decider);
-  if (charges === undefined) {
-    charges = { requests: new WeakMap(), rules: 0 };
-    chargesByDecider.set(decider, charges);
-  }
-  return charges;
-}
-
-/** Records that the rule's limiter charges `key` on this request; false when it already has. */
-function firstCharge<Req>(rule: RateLimitRule<Req>, raw: object, key: string): boolean {
-  const charges = rule.charges;
-  if (!rule.reentrant && charges.rules === 1) return true;
-  const seen = charges.requests.get(raw);
-  if (seen === undefined) {
-    charges.requests.set(raw, key);
-    return true;
-  }
-  if (seen === key) return false;
-  if (typeof seen === 'string') {
-    charges.requests.set(raw, [seen, key]);
-    return true;
-  }
-  if (seen.includes(key)) return false;
-  seen.push(key);
-  return true;
-}
-
-/** The key the rule's limiter last charged this request under. */
-function chargedKey<Req>(rule: RateLimitRule<Req>, raw: object): string {
-  const seen = rule.charges.requests.get(raw)!;
-  return typeof seen === 'string' ? seen : seen[seen.length - 1]!;
-}
-
 /** Sets a list-valued field, or appends an item to what an earlier limiter on this request set. */
+/**
+ * Adds `rule`'s item to `RateLimit-Policy`. An item of the same name already there comes from
+ * another limiter of that name (unless this limiter charged the request under another key too,
+ * which only a rule that records its charges can): the client could not tell the two apart.
+ */
+function putPolicyItem<R, T>(rule: RateLimitRule<R>, raw: object, target: T, access: HeaderAccess<T>, item: string): void {
+  const earlier = access.get(target, 'ratelimit-policy');
+  if (typeof earlier !== 'string' || earlier.length === 0) {
+    access.set(target, 'ratelimit-policy', item);
+    return;
+  }
+  if ((earlier.startsWith(`${rule.sfName};`) || earlier.includes(`, ${rule.sfName};`)) && !Array.isArray(rule.charges.requests.get(raw))) {
+    throw new TypeError(`${rule.owner}: two limiters named ${show(rule.decider.name)} decide on this request; give them distinct names so the headers tell them apart`);
+  }
+  access.set(target, 'ratelimit-policy', `${earlier}, ${item}`);
+}
+
 function putItem<T>(target: T, access: HeaderAccess<T>, name: string, item: string): void {
   const earlier = access.get(target, name);
   access.set(target, name, typeof earlier === 'string' && earlier.length > 0 ? `${earlier}, ${item}` : item);
+}
+
+/** A compound decision's decision per limit, in the order of `parts`; undefined when it has none that fit. */
+function partDecisions<Req>(parts: readonly RateLimitRule<Req>[], decision: LimiterDecision): LimiterDecision[] | undefined {
+  const given = (decision as { parts?: unknown }).parts;
+  if (!Array.isArray(given) || given.length !== parts.length) return undefined;
+  return given.map((p: { decision: LimiterDecision }) => p.decision);
 }
 
 /** Longest reset written in `X-RateLimit-Reset`, in ms (as `secondsUp` caps seconds). */
@@ -196,9 +173,18 @@ export function writeRateLimitHeaders<R, T>(
     if (typeof shown !== 'string') throw new TypeError(`${rule.owner}: option "partitionKey" must return a string, got ${show(shown)}`);
     pk = `;pk=:${Buffer.from(shown).toString('base64')}:`;
   }
-  putItem(target, access, 'ratelimit-policy', pk === '' ? rule.policyHeader(decision) : rule.policyHeader(decision) + pk);
-  if (decision.store === 'fail-open') return;
-  putItem(target, access, 'ratelimit', pk === '' ? rule.rateLimitHeader(decision) : rule.rateLimitHeader(decision) + pk);
+  const parts = rule.parts;
+  const split = parts === undefined ? undefined : partDecisions(parts, decision);
+  if (split === undefined) {
+    putPolicyItem(rule, raw, target, access, pk === '' ? rule.policyHeader(decision) : rule.policyHeader(decision) + pk);
+    if (decision.store === 'fail-open') return;
+    putItem(target, access, 'ratelimit', pk === '' ? rule.rateLimitHeader(decision) : rule.rateLimitHeader(decision) + pk);
+  } else {
+    // A compound limit: one item per limit it charges, each with its own policy and numbers.
+    for (let i = 0; i < split.length; i++) putPolicyItem(parts![i]!, raw, target, access, parts![i]!.partPolicyHeader(split[i]!) + pk);
+    if (decision.store === 'fail-open') return;
+    for (let i = 0; i < split.length; i++) putItem(target, access, 'ratelimit', parts![i]!.rateLimitHeader(split[i]!) + pk);
+  }
   if (!rule.legacy) return;
   const remaining = countValue(decision.remaining);
   if (decision.allowed) {
@@ -251,11 +237,15 @@ export class RateLimitRule<Req> {
   readonly partitionKey: ((key: string) => string) | undefined;
   /** `"name";r=` */
   readonly remainingPrefix: string;
-  private readonly sfName: string;
+  /** A compound limit's limits, a rule each (for their header items and denials); undefined otherwise. */
+  readonly parts: readonly RateLimitRule<Req>[] | undefined;
+  /** The name as a structured-field String. */
+  readonly sfName: string;
   private readonly shape: Shape;
   private readonly burst: number;
   private readonly intervalUs: number;
   private policy: string | undefined;
+  private readonly q: number | undefined;
   /** `;qu="…"`, or empty. */
   private readonly unit: string;
 
@@ -279,6 +269,8 @@ export class RateLimitRule<Req> {
     this.draft = shared.headers !== 'none';
     this.legacy = shared.headers === 'draft+legacy';
     this.clientOf = shared.clientOf;
+    // A compound limit's parts share the charges of their limiters, so that one of them also
+    // charged on its own on the same request is caught (chargeParts).
     this.charges = chargesOf(decider);
     this.charges.rules++;
     this.partitionKey = shared.partitionKey;
@@ -293,15 +285,34 @@ export class RateLimitRule<Req> {
     this.burst = view.burst;
     this.intervalUs = view.intervalUs;
     this.maxCost = view.maxCost;
+    this.q = view.q;
     if (this.maxCost !== undefined && this.cost > this.maxCost) {
       throw new RangeError(
         `${owner}: option "cost" must not exceed what limiter ${JSON.stringify(name)} can ever admit (${this.maxCost}), got ${show(this.cost)}`,
       );
     }
+    const limits = (decider as { limits?: unknown }).limits;
+    this.parts =
+      decider.kind === 'compound' && Array.isArray(limits) && limits.length > 1
+        ? limits.map((l: Decider) => new RateLimitRule<Req>(owner, l, { quotaUnit: rule.quotaUnit }, shared, false))
+        : undefined;
     this.denial = decider.kind === 'quota' ? quotaExceededProblem(name) : rateLimitedProblem(name);
     this.unavailable = storeUnavailableProblem(name);
     this.badCost = badCostProblem(name);
     this.costTooLarge = costTooLargeProblem(name, this.maxCost ?? MAX_SF_INTEGER);
+  }
+
+  /** The 429 for a denial: a compound limit's names the limit that denied. */
+  denialOf(decision: LimiterDecision): ProblemResponse {
+    const by = (decision as { deniedBy?: unknown }).deniedBy;
+    if (this.parts !== undefined && typeof by === 'string') for (const p of this.parts) if (p.decider.name === by) return p.denial;
+    return this.denial;
+  }
+
+  /** A compound limit's part: its own item, unless a limit set at run time for this key (setLimit) decided with another quota. */
+  partPolicyHeader(decision: LimiterDecision): string {
+    const q = countValue(decision.limit);
+    return this.q === undefined || q === this.q ? this.policyHeader(decision) : `${this.sfName};q=${q}${this.unit}`;
   }
 
   /** The `RateLimit-Policy` item; for a limiter whose shape is unknown, built from its first decision's limit. */
@@ -378,7 +389,8 @@ export function decideRequest<Req>(rule: RateLimitRule<Req>, request: Req, raw: 
 export function decideRequestNow<Req>(rule: RateLimitRule<Req>, request: Req, raw: AddressedRequest): RuleOutcome | Promise<RuleOutcome> {
   if (!rule.plain) return decideWithFunctions(rule, request, raw);
   const key = rule.clientOf(raw);
-  if (!firstCharge(rule, raw, key)) return undefined;
+  if (!firstCharge(rule, raw, key, rule.cost)) return undefined;
+  if (rule.parts !== undefined) chargeParts(rule, rule.parts, raw, key, rule.cost);
   const now = rule.now;
   if (now !== undefined) return now.call(rule.decider, key, rule.costOptions);
   return settled(rule.owner, rule.costOptions === undefined ? rule.decider.consume(key) : rule.decider.consume(key, rule.costOptions));
@@ -428,7 +440,9 @@ async function decideWithFunctions<Req>(rule: RateLimitRule<Req>, request: Req, 
     if (rule.maxCost !== undefined && cost > rule.maxCost) return rule.costTooLarge;
     costOptions = cost === 1 ? undefined : { cost };
   }
-  if (!firstCharge(rule, raw, key as string)) return undefined;
+  const cost = costOptions === undefined ? 1 : costOptions.cost;
+  if (!firstCharge(rule, raw, key as string, cost)) return undefined;
+  if (rule.parts !== undefined) chargeParts(rule, rule.parts, raw, key as string, cost);
   const outcome = costOptions === undefined ? rule.decider.consume(key as string) : rule.decider.consume(key as string, costOptions);
   return rule.now === undefined ? settled(rule.owner, outcome) : outcome;
 }
@@ -458,7 +472,7 @@ export function applyOutcome<Req, T>(
   if (rule.draft) writeRateLimitHeaders(rule, decision, raw, target, access);
   if (decision.allowed) return undefined;
   access.set(target, 'retry-after', retryAfterValue(decision));
-  return enforced(rule, rule.denial);
+  return enforced(rule, rule.denialOf(decision));
 }
 
 /** The answer, unless the rule's limiter is in shadow mode (read on a denial only: the admitted path pays nothing). */

@@ -83,9 +83,14 @@ function sameKind(a: RateLimitAlgorithm, b: RateLimitAlgorithm): boolean {
  * Several limiters and quotas charged as one: see {@link compoundLimit}.
  */
 export class CompoundLimit {
+  /** Tells a compound limit from a lone limiter or quota (the HTTP adapters read it). */
+  readonly kind = 'compound';
   readonly name: string;
+  /** The limits, as given: the HTTP adapters advertise one `RateLimit-Policy` item per limit. */
+  readonly limits: readonly (RateLimiter | Quota)[];
   private readonly limiters: readonly RateLimiter[];
-  private readonly maxCost: number;
+  /** The largest cost every limit can admit (the smallest of their `maxCost`). */
+  readonly maxCost: number;
   /** Limits set at run time on the memory store, by tag then policy name. */
   private readonly local = new Map<string, Map<string, RateLimitAlgorithm>>();
 
@@ -112,6 +117,7 @@ export class CompoundLimit {
       throw new TypeError('compoundLimit: the limits must have distinct names');
     }
     this.limiters = limiters;
+    this.limits = [...limits];
     this.maxCost = Math.min(...limiters.map((l) => l.maxCost));
   }
 

@@ -11,7 +11,7 @@ import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
 import { healthMiddleware, rateLimitMiddleware } from '../../src/adapters/express.js';
 import { healthPlugin, loadSheddingPlugin, rateLimitPlugin } from '../../src/adapters/fastify.js';
-import { type Decider, fixedWindow, health, type LimiterDecision, loadShedder, quota, rateLimiter } from '../../src/index.js';
+import { compoundLimit, type Decider, fixedWindow, health, type LimiterDecision, loadShedder, memoryStore, quota, rateLimiter } from '../../src/index.js';
 import { metricsHandler, metricsRoute } from '../../src/metrics/index.js';
 import { close, listen, send } from './support/inbound-http.js';
 
@@ -35,6 +35,32 @@ function outage(name: string, retryAfterMs: number): Decider {
     name,
     consume: async (): Promise<LimiterDecision> => ({ allowed: false, limit: 1_000, remaining: 0, resetMs: retryAfterMs, retryAfterMs, store: 'fail-closed' }),
   };
+}
+
+/** A per-minute limit and a daily quota of 3 charged all or nothing (compoundLimit), on one memory store. */
+function perMinuteAndDaily() {
+  const store = memoryStore();
+  return compoundLimit(
+    [rateLimiter({ name: 'per-min', algorithm: fixedWindow({ limit: 5, windowMs: 60_000 }), store }), quota({ name: 'daily', limit: 3, period: 'day', store })],
+    { name: 'both' },
+  );
+}
+
+/**
+ * Four requests through a compound limit: each answer shows one item per limit (not one for the
+ * compound), and the fourth is denied by the daily quota, named in the problem body.
+ */
+async function expectCompoundItems(port: number): Promise<void> {
+  const answers = [];
+  for (let i = 0; i < 4; i++) answers.push(await send(port, '/'));
+  expect(answers.map((a) => a.status)).toEqual([200, 200, 200, 429]);
+  expect(answers[0]!.headers['ratelimit-policy']).toBe('"per-min";q=5;w=60, "daily";q=3;w=86400');
+  expect(answers[0]!.headers['ratelimit']).toMatch(/^"per-min";r=4;t=\d+, "daily";r=2;t=\d+$/);
+  expect(answers[2]!.headers['ratelimit']).toMatch(/^"per-min";r=2;t=\d+, "daily";r=0;t=\d+$/);
+  const denied = answers[3]!;
+  expect(JSON.parse(denied.body)).toMatchObject({ type: 'urn:bulwark:problem:quota-exceeded', status: 429, policy: 'daily' });
+  expect(denied.headers['ratelimit']).toMatch(/^"per-min";r=\d+;t=\d+, "daily";r=0;t=(\d+)$/);
+  expect(denied.headers['ratelimit']).toContain(`"daily";r=0;t=${denied.headers['retry-after']}`);
 }
 
 /** bulwark's probe routes and its metrics handler (metricsHandler, metricsRoute) at /metrics. */
@@ -151,6 +177,64 @@ describe.each([
     expect(answers[0]!.headers['ratelimit']).toMatch(/^"twice";r=2;t=\d+$/);
   });
 
+  it('C4: the same limiter met again on one request with another cost is refused with a clear error, never silently charged the first cost only', async () => {
+    const limiter = windowLimiter(20, 'api');
+    const errors: unknown[] = [];
+    const onError = (error: unknown) => void errors.push(error);
+    const app = express();
+    app.use(rateLimitMiddleware(limiter, { onError }));
+    // Meant as "a search costs 5 units of the same budget": it used to be skipped, charging 1.
+    app.get('/search', rateLimitMiddleware(limiter, { cost: 5, onError }), (_req, res) => void res.send('results'));
+    app.get('/', (_req, res) => void res.send('ok'));
+    const port = await serve(app);
+    const a = await send(port, '/search');
+    expect(a.status).toBe(500);
+    expect(JSON.parse(a.body)).toMatchObject({ type: 'urn:bulwark:problem:rate-limit-check-failed' });
+    expect(errors).toHaveLength(1);
+    expect(String((errors[0] as Error).message)).toMatch(/limiter "api" met twice on one request for the same key, with cost 1 and then 5/);
+    // The same cost met twice (one middleware mounted twice) is still charged once, without an error.
+    expect((await send(port, '/')).headers['ratelimit']).toMatch(/^"api";r=18;t=\d+$/);
+    expect(errors).toHaveLength(1);
+  });
+
+  it('C4: a limiter charged on its own and again inside a compound limit on one request is refused with a clear error, never charged twice', async () => {
+    const store = memoryStore();
+    const perMin = rateLimiter({ name: 'per-min', algorithm: fixedWindow({ limit: 5, windowMs: 60_000 }), store });
+    const both = compoundLimit([perMin, quota({ name: 'daily', limit: 3, period: 'day', store })], { name: 'both' });
+    const errors: unknown[] = [];
+    const app = express();
+    app.use(rateLimitMiddleware(perMin));
+    app.use(rateLimitMiddleware(both, { onError: (error) => void errors.push(error) }));
+    app.get('/', (_req, res) => void res.send('ok'));
+    const a = await send(await serve(app), '/');
+    expect(a.status).toBe(500);
+    expect(String((errors[0] as Error | undefined)?.message)).toMatch(/limiter "per-min" is charged on this request on its own and again inside compound limit "both"/);
+    // per-min took one unit (its own rule), not two.
+    expect(await perMin.peek('127.0.0.1')).toMatchObject({ remaining: 3 });
+  });
+
+  it('two stacked limiters of one name are refused with a clear error (their items could not be told apart); one limiter under two keys is not', async () => {
+    const errors: unknown[] = [];
+    const onError = (error: unknown) => void errors.push(error);
+    const app = express();
+    app.use(rateLimitMiddleware(windowLimiter(5, 'api'), { onError }));
+    app.use(rateLimitMiddleware(quota({ name: 'api', limit: 100, period: 'day' }), { key: (req) => req.get('x-tenant') ?? 'anonymous', onError }));
+    app.get('/', (_req, res) => void res.send('ok'));
+    const a = await send(await serve(app), '/');
+    expect(a.status).toBe(500);
+    expect(String((errors[0] as Error | undefined)?.message)).toMatch(/two limiters named "api" decide on this request; give them distinct names so the headers tell them apart/);
+
+    const perKey = windowLimiter(5, 'shared');
+    const twoKeys = express();
+    twoKeys.use(rateLimitMiddleware(perKey, { onError }));
+    twoKeys.use(rateLimitMiddleware(perKey, { key: () => 'everyone', onError }));
+    twoKeys.get('/', (_req, res) => void res.send('ok'));
+    const b = await send(await serve(twoKeys), '/');
+    expect(b.status).toBe(200);
+    expect(b.headers['ratelimit']).toMatch(/^"shared";r=4;t=\d+, "shared";r=4;t=\d+$/);
+    expect(errors).toHaveLength(1);
+  });
+
   it('C3: a denial by a store that failed closed is 503 store-unavailable with Retry-After, never a used-up quota', async () => {
     const app = express();
     app.use(rateLimitMiddleware(windowLimiter(10, 'per-key')));
@@ -166,6 +250,12 @@ describe.each([
     // The per-key limiter's item stays; nothing claims the quota's units are gone.
     expect(a.headers['ratelimit']).toMatch(/^"per-key";r=9;t=\d+$/);
     expect(a.headers['x-ratelimit-remaining']).toBeUndefined();
+  });
+  it('C2: a compound limit (all or nothing) shows one item per limit, and its denial names the limit that denied', async () => {
+    const app = express();
+    app.use(rateLimitMiddleware(perMinuteAndDaily()));
+    app.get('/', (_req, res) => void res.send('ok'));
+    await expectCompoundItems(await serve(app));
   });
 });
 
@@ -305,6 +395,41 @@ describe.each([
     expect(() => app.get('/c', { config: { rateLimit: [false] } }, async () => 'ok')).toThrow(/entry 0: must be false, true, an object/);
   });
 
+  it('C4: the same limiter registered twice with two costs, or two limiters of one name registered globally, fail at startup', async () => {
+    const limiter = windowLimiter(10, 'api');
+    const costly = make();
+    await costly.register(rateLimitPlugin, { limiter });
+    await expect(costly.register(rateLimitPlugin, { limiter, cost: 2 })).rejects.toThrow(
+      /limiter "api" is registered twice on this instance with different costs; one request would be charged once, at one of them: register it once/,
+    );
+    const named = make();
+    await named.register(rateLimitPlugin, { limiter: windowLimiter(3, 'dup') });
+    await expect(named.register(rateLimitPlugin, { limiter: windowLimiter(3, 'dup') })).rejects.toThrow(
+      /two limiters named "dup" are registered on this instance; give them distinct names so the headers tell them apart/,
+    );
+  });
+
+  it('two limiters of one name registered globally in a parent and a child context are refused at startup', async () => {
+    const app = make();
+    await app.register(rateLimitPlugin, { limiter: windowLimiter(5, 'api') });
+    const child = app.register(async (scope: FastifyLike) => {
+      await scope.register(rateLimitPlugin, { limiter: windowLimiter(7, 'api') });
+      scope.get('/child', async () => 'ok');
+    });
+    await expect(Promise.resolve(child).then(() => app.listen({ port: 0, host: '127.0.0.1' }))).rejects.toThrow(/two limiters named "api" are registered on this instance/);
+  });
+
+  it('C4: a route list naming a limiter on its own and inside a compound limit fails at startup', async () => {
+    const store = memoryStore();
+    const perMin = rateLimiter({ name: 'per-min', algorithm: fixedWindow({ limit: 5, windowMs: 60_000 }), store });
+    const both = compoundLimit([perMin, quota({ name: 'daily', limit: 3, period: 'day', store })], { name: 'both' });
+    const app = make();
+    await app.register(rateLimitPlugin, { limiter: perMin });
+    expect(() => app.get('/a', { config: { rateLimit: [true, { limiter: both }] } }, async () => 'ok')).toThrow(
+      /entries 0 and 1 both charge limiter "per-min" \(entry 1 inside compound limit "both"\)/,
+    );
+  });
+
   it('C3: a denial by a store that failed closed is 503 store-unavailable with Retry-After', async () => {
     const app = make();
     await app.register(rateLimitPlugin, { limiter: outage('monthly', 400) });
@@ -315,5 +440,12 @@ describe.each([
     expect(a.headers['retry-after']).toBe('1');
     expect(JSON.parse(a.body)).toMatchObject({ type: 'urn:bulwark:problem:store-unavailable', policy: 'monthly' });
     expect(a.headers['ratelimit']).toBeUndefined();
+  });
+
+  it('C2: a compound limit (all or nothing) shows one item per limit, and its denial names the limit that denied', async () => {
+    const app = make();
+    await app.register(rateLimitPlugin, { limiter: perMinuteAndDaily() });
+    app.get('/', async () => 'ok');
+    await expectCompoundItems(await start(app));
   });
 });

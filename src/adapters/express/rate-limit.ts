@@ -89,7 +89,8 @@ function send(response: ServerResponse, body: ProblemResponse): void {
  * paths bulwark serves itself (probes, `/metrics`) pass untouched unless `exemptProbes: false`. A
  * cost that is not a whole number from 1 to the limiter's `maxCost` gets 400. When `key`, `cost`,
  * `skip` or the limiter fail, the middleware answers 500 problem+json itself and tells `onError`.
- * The same limiter met twice on one request (mounted on the app and a router) charges it once.
+ * The same limiter met twice on one request (mounted on the app and a router) charges it once;
+ * met again for the same key with another cost, it answers 500 and tells `onError`.
  * A limiter in shadow mode (`mode: 'shadow'`) never answers: a request it denies goes on with the
  * headers the 429 would have carried (an outage's or a bad cost's, likewise).
  * @example

@@ -73,6 +73,35 @@ const onReply: HeaderAccess<FastifyReplyLike> = {
   },
 };
 
+/** The limiters a rule charges: its own, or a compound limit's. */
+function chargedBy(rule: Rule): readonly Decider[] {
+  return rule.parts === undefined ? [rule.decider] : rule.parts.map((p) => p.decider);
+}
+
+// The global rules registered on an instance, kept on it: a child context sees its parent's
+// through the prototype (Fastify makes each context with Object.create), and adds its own.
+const globalRulesKey = Symbol('bulwark.rateLimit.globalRules');
+
+/**
+ * Refuses, at startup, a global rule that would meet every request beside one registered earlier
+ * on this instance in a way that goes wrong: the same limiter and key at another cost (charged
+ * once, at one of them) or another limiter of the same name (items the client cannot tell apart).
+ */
+function registerGlobal(instance: object, rule: Rule): void {
+  const holder = instance as { [globalRulesKey]?: readonly Rule[] };
+  const earlier = holder[globalRulesKey] ?? [];
+  for (const e of earlier) {
+    if (e.decider === rule.decider) {
+      if (e.key === rule.key && (e.cost !== rule.cost || e.costOf !== rule.costOf)) {
+        throw new TypeError(`${owner}: limiter ${show(rule.decider.name)} is registered twice on this instance with different costs; one request would be charged once, at one of them: register it once`);
+      }
+    } else if (e.remainingPrefix === rule.remainingPrefix) {
+      throw new TypeError(`${owner}: two limiters named ${show(rule.decider.name)} are registered on this instance; give them distinct names so the headers tell them apart`);
+    }
+  }
+  holder[globalRulesKey] = [...earlier, rule];
+}
+
 function setup(app: unknown, options: RateLimitPluginOptions): void {
   const instance = app as FastifyInstanceLike;
   const own: Record<string, unknown> = { ...(options as object) };
@@ -91,6 +120,7 @@ function setup(app: unknown, options: RateLimitPluginOptions): void {
   // need not record their charges unless another rule shares their limiter.
   const baseRules: readonly Rule[] | undefined = limiter === undefined ? undefined : [new RateLimitRule(owner, limiter, base, shared, false)];
   const globalRules = global ? baseRules : undefined;
+  if (globalRules !== undefined) registerGlobal(instance, globalRules[0]!);
   const routeRules = new WeakMap<object, readonly Rule[]>();
   const configOf = routeConfigReader();
   const exempt = shared.exemptProbes;
@@ -132,6 +162,11 @@ function setup(app: unknown, options: RateLimitPluginOptions): void {
           for (let j = 0; j < i; j++) {
             if (list[j]!.decider === list[i]!.decider) {
               throw new TypeError(`${routeOwner}: entries ${j} and ${i} use the same limiter ${show(list[i]!.decider.name)}; one request would be charged once, not twice: keep one entry`);
+            }
+            const both = chargedBy(list[i]!).find((d) => chargedBy(list[j]!).includes(d));
+            if (both !== undefined) {
+              const inside = [j, i].filter((k) => list[k]!.parts !== undefined).map((k) => `entry ${k} inside compound limit ${show(list[k]!.decider.name)}`);
+              throw new TypeError(`${routeOwner}: entries ${j} and ${i} both charge limiter ${show(both.name)} (${inside.join(', ')}); one request would be charged once, not twice: keep one`);
             }
             if (list[j]!.remainingPrefix === list[i]!.remainingPrefix) {
               throw new TypeError(`${routeOwner}: entries ${j} and ${i} use limiters with the same name ${show(list[i]!.decider.name)}; give them distinct names so the headers tell them apart`);
@@ -234,7 +269,8 @@ function setup(app: unknown, options: RateLimitPluginOptions): void {
  * pass untouched unless `exemptProbes: false`. When `key`, `cost`, `skip` or the limiter fail, the
  * request gets a 500 problem body and the error goes to `onError` (default `request.log.error`).
  * A limiter in shadow mode (`mode: 'shadow'`) never answers: a request it denies goes on with the
- * headers the 429 would have carried, to the next rule and the route.
+ * headers the 429 would have carried, to the next rule and the route. Rules that would charge one
+ * limiter twice on a request, or show two items of one name, are refused at startup.
  * @example
  * await app.register(rateLimitPlugin, { limiter, trustProxy: 'loopback' });
  * app.post('/search', { config: { rateLimit: [true, { limiter: searchQuota, cost: 5 }] } }, search);

@@ -12,7 +12,7 @@ import {
   retryAfterValue,
   type RuleOutcome,
 } from '../../../src/http/rate-limit-rule.js';
-import { type Decider, fixedWindow, gcra, type LimiterDecision, memoryStore, quota, rateLimiter, slidingWindow } from '../../../src/index.js';
+import { compoundLimit, type Decider, fixedWindow, gcra, type LimiterDecision, memoryStore, quota, rateLimiter, slidingWindow } from '../../../src/index.js';
 
 const shared = { headers: 'draft' as const, clientOf: clientAddressResolver() };
 const legacy = { headers: 'draft+legacy' as const, clientOf: clientAddressResolver() };
@@ -208,7 +208,7 @@ describe('applyOutcome: headers of stacked limiters, outages, bad costs', () => 
   it('the same limiter met twice on one request charges once; another request is charged again', () => {
     const limiter = rateLimiter({ name: 'twice', algorithm: fixedWindow({ limit: 10, windowMs: 60_000 }) });
     const first = new RateLimitRule('t', limiter, {}, shared);
-    const second = new RateLimitRule('t', limiter, { cost: 3 }, shared);
+    const second = new RateLimitRule('t', limiter, {}, shared);
     const req = fresh();
     expect(decideRequestNow(first, req, req)).toMatchObject({ remaining: 9 });
     expect(decideRequestNow(second, req, req)).toBeUndefined();
@@ -223,10 +223,26 @@ describe('applyOutcome: headers of stacked limiters, outages, bad costs', () => 
     const req = fresh();
     expect(decideRequestNow(solo, req, req)).toMatchObject({ remaining: 9 });
     expect(solo.charges.requests.has(req)).toBe(false);
-    const other = new RateLimitRule('t', limiter, { cost: 2 }, shared, false);
+    const other = new RateLimitRule('t', limiter, {}, shared, false);
     const req2 = fresh();
     expect(decideRequestNow(solo, req2, req2)).toMatchObject({ remaining: 8 });
     expect(decideRequestNow(other, req2, req2)).toBeUndefined();
+  });
+
+  it('regression: the same limiter met again for the same key with another cost throws (it charged the first cost and dropped the second)', async () => {
+    const limiter = rateLimiter({ name: 'api', algorithm: fixedWindow({ limit: 10, windowMs: 60_000 }) });
+    const appWide = new RateLimitRule('own', limiter, {}, shared);
+    const search = new RateLimitRule('own', limiter, { cost: 3 }, shared);
+    const weighed = new RateLimitRule('own', limiter, { cost: () => 3 }, shared);
+    const req = fresh();
+    expect(decideRequestNow(appWide, req, req)).toMatchObject({ remaining: 9 });
+    expect(() => decideRequestNow(search, req, req)).toThrow(/own: limiter "api" met twice on one request for the same key, with cost 1 and then 3; .*mount it once/);
+    await expect(decideRequest(weighed, req, req)).rejects.toThrow(/with cost 1 and then 3/);
+    // The same cost again (one rule mounted twice, fixed or computed) is charged once, silently.
+    const other = fresh();
+    expect(decideRequestNow(search, other, other)).toMatchObject({ remaining: 6 });
+    await expect(decideRequest(weighed, other, other)).resolves.toBeUndefined();
+    expect(await limiter.peek('203.0.113.1')).toMatchObject({ remaining: 5 });
   });
 
   it('one limiter under two different keys on one request charges each key', async () => {
@@ -309,6 +325,28 @@ describe('applyOutcome: headers of stacked limiters, outages, bad costs', () => 
     expect(new RateLimitRule('t', quota({ limit: 9, period: 'day' }), {}, shared).maxCost).toBe(9);
     expect(new RateLimitRule('t', custom('u'), {}, shared).maxCost).toBeUndefined();
     expect(() => new RateLimitRule('own', custom('m', { maxCost: 3 }), { cost: 4 }, shared)).toThrow(/own: option "cost" must not exceed what limiter "m" can ever admit \(3\), got 4/);
+  });
+});
+
+describe('a compound limit as the limiter', () => {
+  it('regression: a limit set at run time for a tenant is advertised as its own quota, so r never exceeds q (it showed the configured q=5 beside r=49)', async () => {
+    const store = memoryStore();
+    const both = compoundLimit(
+      [rateLimiter({ name: 'per-min', algorithm: fixedWindow({ limit: 5, windowMs: 60_000 }), store }), quota({ name: 'daily', limit: 100, period: 'day', store })],
+      { name: 'both' },
+    );
+    await both.setLimit('203.0.113.9', 'per-min', fixedWindow({ limit: 50, windowMs: 60_000 }));
+    const rule = new RateLimitRule('t', both, {}, shared);
+    const tenant = fresh('203.0.113.9');
+    const headers: Headers = new Map();
+    applyOutcome(rule, await decideRequest(rule, tenant, tenant), tenant, headers, access);
+    expect(headers.get('ratelimit-policy')).toBe('"per-min";q=50, "daily";q=100;w=86400');
+    expect(headers.get('ratelimit')).toMatch(/^"per-min";r=49;t=\d+, "daily";r=99;t=\d+$/);
+    // Everyone else keeps the configured limit, and its window.
+    const other = fresh('203.0.113.10');
+    const h2: Headers = new Map();
+    applyOutcome(rule, await decideRequest(rule, other, other), other, h2, access);
+    expect(h2.get('ratelimit-policy')).toBe('"per-min";q=5;w=60, "daily";q=100;w=86400');
   });
 });
 
