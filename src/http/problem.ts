@@ -67,14 +67,15 @@ export function problem(
   title: string,
   detail: string,
   policy?: string,
-  extra?: Readonly<Record<string, string>>,
+  extra?: Readonly<Record<string, unknown>>,
 ): ProblemResponse {
   const body = JSON.stringify(policy === undefined ? { type, title, status, detail, ...extra } : { type, title, status, detail, policy, ...extra });
   return { status, body, length: String(Buffer.byteLength(body)) };
 }
 
 /**
- * 429 for a rate limiter's denial by the policy named `policy`.
+ * 429 for a rate limiter's denial by the policy named `policy`; `violated-policies` lists it too,
+ * the member the rate-limit headers draft defines for its quota-exceeded problem type.
  * @example
  * const body = rateLimitedProblem('api').body;
  */
@@ -85,11 +86,13 @@ export function rateLimitedProblem(policy: string): ProblemResponse {
     'Too Many Requests',
     'Too many requests from this client; retry after the number of seconds in the Retry-After header.',
     policy,
+    // draft-ietf-httpapi-ratelimit-headers-11 §5: the names of the policies the request exceeded.
+    { 'violated-policies': [policy] },
   );
 }
 
 /**
- * 429 for a quota's denial by the quota named `policy`.
+ * 429 for a quota's denial by the quota named `policy` (and in `violated-policies`, as above).
  * @example
  * const body = quotaExceededProblem('monthly').body;
  */
@@ -100,6 +103,8 @@ export function quotaExceededProblem(policy: string): ProblemResponse {
     'Quota Exceeded',
     "This client's quota for the current period is used up; retry after the number of seconds in the Retry-After header.",
     policy,
+    // draft-ietf-httpapi-ratelimit-headers-11 §5: the names of the policies the request exceeded.
+    { 'violated-policies': [policy] },
   );
 }
 

@@ -83,7 +83,9 @@ describe.each([
     expect(retryAfter).toBeLessThanOrEqual(60);
     expect(denied.headers['ratelimit']).toBe(`"api";r=0;t=${retryAfter}`);
     const body = JSON.parse(denied.body) as Record<string, unknown>;
-    expect(Object.keys(body).sort()).toEqual(['detail', 'policy', 'status', 'title', 'type']);
+    expect(Object.keys(body).sort()).toEqual(['detail', 'policy', 'status', 'title', 'type', 'violated-policies']);
+    // draft-ietf-httpapi-ratelimit-headers-11 §5: the policies the request exceeded, by name.
+    expect(body['violated-policies']).toEqual([body.policy]);
     expect(body).toMatchObject({ type: 'urn:bulwark:problem:rate-limited', title: 'Too Many Requests', status: 429, policy: 'api' });
     expect(Number(denied.headers['content-length'])).toBe(Buffer.byteLength(denied.body));
   });

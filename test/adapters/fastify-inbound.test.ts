@@ -65,7 +65,9 @@ describe.each([
     const retryAfter = Number(denied.headers['retry-after']);
     expect(Number.isInteger(retryAfter) && retryAfter > 0 && retryAfter <= 60).toBe(true);
     const body = JSON.parse(denied.body) as Record<string, unknown>;
-    expect(Object.keys(body).sort()).toEqual(['detail', 'policy', 'status', 'title', 'type']);
+    expect(Object.keys(body).sort()).toEqual(['detail', 'policy', 'status', 'title', 'type', 'violated-policies']);
+    // draft-ietf-httpapi-ratelimit-headers-11 §5: the policies the request exceeded, by name.
+    expect(body['violated-policies']).toEqual([body.policy]);
     expect(body).toMatchObject({ type: 'urn:bulwark:problem:rate-limited', title: 'Too Many Requests', status: 429, policy: 'api' });
   });
 

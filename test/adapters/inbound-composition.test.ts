@@ -58,7 +58,7 @@ async function expectCompoundItems(port: number): Promise<void> {
   expect(answers[0]!.headers['ratelimit']).toMatch(/^"per-min";r=4;t=\d+, "daily";r=2;t=\d+$/);
   expect(answers[2]!.headers['ratelimit']).toMatch(/^"per-min";r=2;t=\d+, "daily";r=0;t=\d+$/);
   const denied = answers[3]!;
-  expect(JSON.parse(denied.body)).toMatchObject({ type: 'urn:bulwark:problem:quota-exceeded', status: 429, policy: 'daily' });
+  expect(JSON.parse(denied.body)).toMatchObject({ type: 'urn:bulwark:problem:quota-exceeded', status: 429, policy: 'daily', 'violated-policies': ['daily'] });
   expect(denied.headers['ratelimit']).toMatch(/^"per-min";r=\d+;t=\d+, "daily";r=0;t=(\d+)$/);
   expect(denied.headers['ratelimit']).toContain(`"daily";r=0;t=${denied.headers['retry-after']}`);
 }
