@@ -131,8 +131,8 @@ export class RedisLink {
       this.reconnectingUntil = 0;
       return false;
     }
-    // After a forced reconnect, ioredis still says 'ready' until the dead socket's close reaches
-    // it: calls sent meanwhile would only time out and push the probe later.
+    // After a forced reconnect, ioredis still says 'ready' until the dead socket is closed
+    // (`disconnectTimeout`): calls sent meanwhile would only time out and push the probe later.
     // A new socket means the reconnect is done, even when no decision saw the client leave
     // 'ready' (it can close and reconnect between two decisions under light traffic).
     if (this.reconnectingUntil !== 0) {
@@ -215,12 +215,11 @@ export class RedisLink {
     this.openUntil = systemClock.now();
     let error: unknown = new StoreUnavailableError('redis', `${count} calls in a row timed out while the client was ready: reconnecting`);
     // ioredis ends the socket and destroys it only after `disconnectTimeout` (2 s by default) if
-    // the far end never closes, which a dropped flow never does. Nothing has come back on it for
-    // `count` calls: destroying it at once lets the client reconnect now, not 2 s later.
-    const stream = this.client.stream as { destroy?: () => void } | null | undefined;
+    // the far end never closes, which a dropped flow never does. Destroying it at once was tried
+    // and reverted: the client then reconnected into an outage still under way, and a connection
+    // that never gets past its ready check is one the store cannot see (RESULTS, "Row F14 again").
     try {
       this.client.disconnect(true);
-      if (typeof stream?.destroy === 'function') stream.destroy();
     } catch (thrown) {
       error = new StoreUnavailableError('redis', `reconnecting after ${count} silent timeouts failed: ${errorText(thrown)}`, { cause: thrown });
     }

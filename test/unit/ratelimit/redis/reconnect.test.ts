@@ -83,17 +83,6 @@ describe('F14: calls that only time out while the client says it is ready', () =
     expect(store.status).toBe('ready');
   });
 
-  it('Regression (F14 took 7 s once in CI): the dropped socket is destroyed at once, after disconnect(true), not left to ioredis\'s disconnectTimeout (2 s)', async () => {
-    const client = new ReconnectingClient();
-    const order: string[] = [];
-    const socket = { destroy: () => order.push('destroy') };
-    Object.assign(client, { stream: socket, disconnect: (reconnect?: boolean) => order.push(`disconnect(${reconnect})`) });
-    const store = redisStore(client, { timeoutMs: 40, openAfterFailures: 1_000, reconnectAfterTimeouts: 2 });
-    const limiter = rateLimiter({ name: 'api', algorithm: window(), store });
-    for (let n = 0; n < 10 && order.length === 0; n++) await limiter.consume(`k${n}`);
-    expect(order).toEqual(['disconnect(true)', 'destroy']);
-  });
-
   it('Regression (issue 11 §3): a forced reconnect that completes between two decisions is seen by its new socket, and the next decision goes to Redis at once (a 0.7 s freeze under light traffic answered 503 for 5 s after it)', async () => {
     const client = new ReconnectingClient();
     client.stream = { socket: 1 };
