@@ -3,7 +3,8 @@
 // each call's deadline in one queue, with no timer per call; the answers handed back in order
 // (read by reply.ts), or, when Redis cannot answer in time, the fallback's (fallback.ts). A
 // decision Redis admitted after its caller was told no is refunded here. Whether a call may go
-// at all is the link's to say (link.ts); the public methods and their checks are redis-store.ts.
+// at all is the link's to say (link.ts), and on a Cluster, when the batch's slot is known, its
+// master's breaker's (node-breaker.ts); the public methods and their checks are redis-store.ts.
 // The lanes and batches themselves, as data, are lane.ts.
 import { systemClock } from '../../core/clock.js';
 import { type DeadlineEntry, DeadlineQueue } from '../../core/deadline-queue.js';
@@ -14,8 +15,9 @@ import type { LimiterDecision, StoreErrorMode } from '../store.js';
 import type { RedisClient } from './client.js';
 import type { DenyCache } from './deny-cache.js';
 import { type Fallback, publishOperationsError } from './fallback.js';
-import { addVariant, alignPeriod, type Batch, type Lane, newLane } from './lane.js';
+import { addVariant, alignPeriod, type Batch, childBatch, type Lane, newBatch, newLane } from './lane.js';
 import { errorText, ignore, type RedisLink } from './link.js';
+import type { NodeBreaker, NodeBreakers } from './node-breaker.js';
 import { ANSWERED, FELL_BACK_ALLOWED, newPending, NOT_ADMITTED, type Pending, release, settledBy, WAITING, watch } from './pending.js';
 import { headerStatus, headerTimeMs, isScriptReply, ReplyReader } from './reply.js';
 import {
@@ -74,6 +76,9 @@ export class Batcher {
   private offsetMs = 0;
   /** Wall-clock ms from which the next call asks for the server's time (0: at once). */
   private timeDueMs = 0;
+  /** On a Cluster: the breaker of each master (undefined on a single node). */
+  private readonly nodes: NodeBreakers | undefined;
+  private readonly onExpire = (batch: Batch): void => this.expired(batch);
 
   constructor(
     private readonly client: RedisClient,
@@ -81,7 +86,9 @@ export class Batcher {
     private readonly fallback: Fallback,
     private readonly denied: DenyCache | undefined,
     private readonly settings: BatchSettings,
-  ) {}
+  ) {
+    this.nodes = link.nodes;
+  }
 
   /** The lane for `algorithm` under `mode` (the store's own mode when undefined). */
   lane(algorithm: RateLimitAlgorithm, mode: StoreErrorMode | undefined): Lane {
@@ -95,9 +102,9 @@ export class Batcher {
     return lane.variants?.get(mode) ?? addVariant(lane, mode);
   }
 
-  /** The decision for an operation that Redis cannot take now, following the lane's mode. */
-  fallbackDecision(lane: Lane, key: string, cost: number, op: number): LimiterDecision {
-    return this.fallback.decide(lane.mode, lane.algorithm, lane.plan.decisionLimit, key, cost, op);
+  /** The decision for an operation that Redis (or, on a Cluster, the master `node`) cannot take now, following the lane's mode. */
+  fallbackDecision(lane: Lane, key: string, cost: number, op: number, node?: NodeBreaker): LimiterDecision {
+    return this.fallback.decide(lane.mode, lane.algorithm, lane.plan.decisionLimit, key, cost, op, node);
   }
 
   /**
@@ -116,11 +123,12 @@ export class Batcher {
     lease?: string,
   ): Promise<unknown> {
     const redisKey = redisKeyOf(this.settings.prefix, key);
+    const keySlot = this.settings.cluster ? hashSlot(redisKey) : 0;
     // Internal refunds go in batches of their own (slots are below 16384).
-    const slot = (this.settings.cluster ? hashSlot(redisKey) : 0) + (internal ? 16384 : 0);
+    const slot = keySlot + (internal ? 16384 : 0);
     let batch = lane.open.get(slot);
     if (batch === undefined) {
-      batch = this.newBatch(lane, [], internal);
+      batch = newBatch(lane, [], internal, this.nodes?.forSlot(keySlot), this.onExpire);
       if (lane.open.size === 0) this.filling.push(lane);
       lane.open.set(slot, batch);
       if (!this.flushScheduled) {
@@ -149,6 +157,8 @@ export class Batcher {
    */
   delete(redisKey: string): Promise<void> {
     const timeoutMs = this.settings.timeoutMs;
+    const node = this.nodes?.forSlot(hashSlot(redisKey));
+    if (node !== undefined && !node.admits()) return Promise.reject(new StoreUnavailableError('redis', node.unavailableReason()));
     return new Promise<void>((resolve, reject) => {
       const seq = this.link.nextSeq();
       const entry: DeadlineEntry = {
@@ -157,7 +167,7 @@ export class Batcher {
         queueNext: undefined,
         queued: false,
         expire: () => {
-          this.link.failed(seq, true);
+          this.link.failed(seq, true, node);
           reject(new StoreUnavailableError('redis', `no answer within ${timeoutMs} ms`));
         },
       };
@@ -166,39 +176,18 @@ export class Batcher {
         () => {
           if (!entry.queued) return;
           this.deadlines.remove(entry);
-          this.link.succeeded();
+          this.link.succeeded(node);
           resolve();
         },
         (error: unknown) => {
           if (!entry.queued) return;
           this.deadlines.remove(entry);
           this.link.lostConnection();
-          this.link.failed(seq, false);
+          this.link.failed(seq, false, node);
           reject(new StoreUnavailableError('redis', errorText(error), { cause: error }));
         },
       );
     });
-  }
-
-  private newBatch(lane: Lane, ops: Pending[], internal: boolean): Batch {
-    const batch: Batch = {
-      lane,
-      ops,
-      sentAtMs: 0,
-      timed: false,
-      sentSeq: 0,
-      resent: false,
-      done: false,
-      internal,
-      parent: undefined,
-      children: 0,
-      deadline: 0,
-      queuePrev: undefined,
-      queueNext: undefined,
-      queued: false,
-      expire: () => this.expired(batch),
-    };
-    return batch;
   }
 
   private readonly flush = (): void => {
@@ -212,6 +201,8 @@ export class Batcher {
       for (const batch of lane.open.values()) spare -= this.sendSplit(batch, spare);
       lane.open.clear();
     }
+    // A Cluster master's probe is the calls of the tick that started it.
+    if (this.nodes !== undefined && this.nodes.probing.length > 0) this.nodes.closeProbes();
   };
 
   /**
@@ -222,14 +213,14 @@ export class Batcher {
     const ops = batch.ops;
     const n = ops.length;
     const parts = Math.min(calls, Math.floor(n / MIN_SPLIT));
-    if (parts < 2) {
+    if (parts < 2 || (batch.node !== undefined && !batch.node.admits())) {
       this.send(batch);
       return 1;
     }
     const size = Math.ceil(n / parts);
     let sent = 0;
     for (let start = 0; start < n; start += size, sent++) {
-      this.send(this.newBatch(batch.lane, ops.slice(start, start + size), batch.internal));
+      this.send(newBatch(batch.lane, ops.slice(start, start + size), batch.internal, batch.node, this.onExpire));
     }
     return sent;
   }
@@ -241,6 +232,14 @@ export class Batcher {
       this.finish(batch);
       this.settleWithoutRedis(batch, new StoreUnavailableError('redis', `client status is "${client.status}"`));
       if (batch.parent !== undefined) this.childSettled(batch.parent);
+      return;
+    }
+    // On a Cluster, a master whose breaker is open: its batch follows onStoreError without Redis
+    // (the store's own refunds still go, as they do while the link's breaker is open).
+    const node = batch.node;
+    if (node !== undefined && !batch.resent && !batch.internal && !node.admits()) {
+      this.finish(batch);
+      this.settleWithoutRedis(batch, new StoreUnavailableError('redis', node.unavailableReason()));
       return;
     }
     // A reconnect may happen while no decision is made (a quick restart): a new socket tells.
@@ -328,7 +327,7 @@ export class Batcher {
     }
     if (!late) {
       this.finish(batch);
-      this.link.succeeded();
+      this.link.succeeded(batch.node);
     }
     const limit = batch.lane.plan.decisionLimit;
     const answers = new ReplyReader(reply as readonly unknown[], batch.timed ? 1 : 0);
@@ -384,7 +383,7 @@ export class Batcher {
     // store did not see happen: the next call asks for the time again.
     this.timeDueMs = 0;
     this.link.lostConnection();
-    this.link.failed(batch.sentSeq, false);
+    this.link.failed(batch.sentSeq, false, batch.node);
     this.settleWithoutRedis(batch, new StoreUnavailableError('redis', errorText(error), { cause: error }));
     if (batch.parent !== undefined) this.childSettled(batch.parent);
   }
@@ -405,23 +404,7 @@ export class Batcher {
     if (byKey.size < 2) return false;
     batch.children = byKey.size;
     for (const ops of byKey.values()) {
-      this.send({
-        lane: batch.lane,
-        ops,
-        sentAtMs: 0,
-        timed: false,
-        sentSeq: batch.sentSeq,
-        resent: true, // neither queued for a deadline of its own nor sent a third time
-        done: false,
-        internal: batch.internal,
-        parent: batch,
-        children: 0,
-        deadline: batch.deadline,
-        queuePrev: undefined,
-        queueNext: undefined,
-        queued: false,
-        expire: ignore,
-      });
+      this.send(childBatch(batch, ops));
     }
     return true;
   }
@@ -442,9 +425,9 @@ export class Batcher {
       this.timeDueMs = 0;
       const timeoutMs = this.settings.timeoutMs;
       if (lateMs < Math.max(20, timeoutMs / 2)) {
-        this.link.failed(batch.sentSeq, true);
+        this.link.failed(batch.sentSeq, true, batch.node);
       } else {
-        this.link.probeAbandoned();
+        this.link.probeAbandoned(batch.node);
       }
       this.settleWithoutRedis(batch, new StoreUnavailableError('redis', `no answer within ${timeoutMs} ms`));
       if (batch.parent !== undefined) this.childSettled(batch.parent);
@@ -472,7 +455,7 @@ export class Batcher {
         reject(error);
         continue;
       }
-      const decision = this.fallbackDecision(lane, pending.key, pending.cost, pending.op === OP_RESERVE ? OP_CONSUME : pending.op);
+      const decision = this.fallbackDecision(lane, pending.key, pending.cost, pending.op === OP_RESERVE ? OP_CONSUME : pending.op, batch.node);
       pending.state = decision.allowed ? FELL_BACK_ALLOWED : NOT_ADMITTED;
       resolve(decision);
     }

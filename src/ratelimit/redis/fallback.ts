@@ -10,6 +10,7 @@ import type { RateLimitAlgorithm } from '../algorithm.js';
 import { MemoryStore } from '../memory-store.js';
 import type { LimiterDecision, StoreErrorMode } from '../store.js';
 import type { RedisLink } from './link.js';
+import type { NodeBreaker } from './node-breaker.js';
 import { OP_CONSUME } from './scripts.js';
 import type { StoreErrorMessage } from './types.js';
 
@@ -27,9 +28,10 @@ export class Fallback {
 
   /**
    * The decision for operation `op` (`OP_CONSUME` or `OP_PEEK`) of `cost` units on `key` under
-   * `mode`; `limit` is the limit Redis decisions of `algorithm` report.
+   * `mode`; `limit` is the limit Redis decisions of `algorithm` report; `node`: on a Cluster, the
+   * master that could not take it.
    */
-  decide(mode: StoreErrorMode, algorithm: RateLimitAlgorithm, limit: number, key: string, cost: number, op: number): LimiterDecision {
+  decide(mode: StoreErrorMode, algorithm: RateLimitAlgorithm, limit: number, key: string, cost: number, op: number, node?: NodeBreaker): LimiterDecision {
     switch (mode) {
       case 'local': {
         const local = (this.local ??= new MemoryStore({ maxKeys: this.localMaxKeys }));
@@ -39,7 +41,7 @@ export class Fallback {
       case 'fail-open':
         return { ...algorithm.peek(undefined, Date.now(), cost), store: 'fail-open' };
       default: {
-        const retryAfterMs = this.link.outageRetryAfterMs();
+        const retryAfterMs = this.link.outageRetryAfterMs(node);
         return { allowed: false, limit, remaining: 0, resetMs: retryAfterMs, retryAfterMs, store: 'fail-closed' };
       }
     }

@@ -5,6 +5,7 @@ import type { DeadlineEntry } from '../../core/deadline-queue.js';
 import { enumOption } from '../../core/validate.js';
 import type { RateLimitAlgorithm } from '../algorithm.js';
 import { type StoreErrorMode, storeErrorModes } from '../store.js';
+import type { NodeBreaker } from './node-breaker.js';
 import type { Pending } from './pending.js';
 import type { ScriptPlan } from './scripts.js';
 
@@ -31,7 +32,60 @@ export interface Batch extends DeadlineEntry {
   readonly parent: Batch | undefined;
   /** On a split batch: how many of its per-key calls have not settled yet. */
   children: number;
+  /** On a Cluster: the breaker of the master serving the batch's slot; undefined on a single node. */
+  readonly node: NodeBreaker | undefined;
 }
+
+/** A batch of `ops` for `lane`, not sent yet; `onExpire` runs when its deadline passes. */
+export function newBatch(lane: Lane, ops: Pending[], internal: boolean, node: NodeBreaker | undefined, onExpire: (batch: Batch) => void): Batch {
+  const batch: Batch = {
+    lane,
+    ops,
+    sentAtMs: 0,
+    timed: false,
+    sentSeq: 0,
+    resent: false,
+    done: false,
+    internal,
+    parent: undefined,
+    children: 0,
+    node,
+    deadline: 0,
+    queuePrev: undefined,
+    queueNext: undefined,
+    queued: false,
+    expire: () => onExpire(batch),
+  };
+  return batch;
+}
+
+/**
+ * One of the per-key calls `parent` is split into: it keeps the parent's call number and
+ * deadline, is neither queued for a deadline of its own nor sent a third time, and the parent
+ * answers for it.
+ */
+export function childBatch(parent: Batch, ops: Pending[]): Batch {
+  return {
+    lane: parent.lane,
+    ops,
+    sentAtMs: 0,
+    timed: false,
+    sentSeq: parent.sentSeq,
+    resent: true,
+    done: false,
+    internal: parent.internal,
+    parent,
+    children: 0,
+    node: parent.node,
+    deadline: parent.deadline,
+    queuePrev: undefined,
+    queueNext: undefined,
+    queued: false,
+    expire: noop,
+  };
+}
+
+function noop(): void {}
 
 /** Everything the store keeps for one algorithm object (and one outage mode). */
 export interface Lane {

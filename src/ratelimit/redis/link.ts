@@ -3,7 +3,8 @@
 // reconnect (calls time out while the client claims to be connected), and whether the server
 // behind it changed (a restart that lost every counter). The store (redis-store.ts) and its
 // batcher (batch.ts) ask this object before and after every call; they never read the state
-// below directly. The
+// below directly. On a Cluster the breaker is per master (node-breaker.ts): a call to a node
+// reports to that node's breaker, and the link's own answers only for the whole client. The
 // server check also looks, every `stateCheckMs` at most, for the store's marker keys (marker.ts):
 // a FLUSHALL leaves the run_id as it was.
 import diagnosticsChannel from 'node:diagnostics_channel';
@@ -11,6 +12,7 @@ import { systemClock } from '../../core/clock.js';
 import { channelNames } from '../../core/diagnostics.js';
 import { StoreUnavailableError } from '../../core/errors.js';
 import { StateMarkers } from './marker.js';
+import { CLOSED, type NodeBreaker, NodeBreakers, OPEN, PROBING } from './node-breaker.js';
 import type { RedisClient } from './client.js';
 import type { StateLostReason, StoreErrorMessage } from './types.js';
 
@@ -19,10 +21,6 @@ import type { StateLostReason, StoreErrorMessage } from './types.js';
  * soon, never a quota period's reset.
  */
 export const MAX_OUTAGE_RETRY_MS = 5_000;
-
-const CLOSED = 0;
-const OPEN = 1;
-const PROBING = 2;
 
 const storeErrorChannel = diagnosticsChannel.channel(channelNames.storeError);
 
@@ -66,17 +64,20 @@ export class RedisLink {
   private readonly markers: StateMarkers;
   /** When (ms, system clock) the marker keys are next checked. */
   private markersDueAt = 0;
+  /** On a Cluster: the breaker of each master, for the calls the batcher sends to one node. */
+  readonly nodes: NodeBreakers | undefined;
 
   constructor(
     private readonly client: RedisClient,
     private readonly settings: LinkSettings,
   ) {
     this.markers = new StateMarkers(client, settings.prefix);
+    this.nodes = settings.cluster ? new NodeBreakers(client, settings) : undefined;
   }
 
-  /** The client is connected and the breaker is not open. */
+  /** The client is connected and no breaker is open (on a Cluster, not even one master's). */
   get healthy(): boolean {
-    return this.client.status === 'ready' && this.breaker !== OPEN;
+    return this.client.status === 'ready' && this.breaker !== OPEN && (this.nodes === undefined || !this.nodes.anyOpen());
   }
 
   /** The number of the next call sent to Redis. */
@@ -103,7 +104,11 @@ export class RedisLink {
    * A probe ran out of time while this process was busy: it has no verdict, so the next call
    * probes again, rather than the store staying half-open with no probe in flight.
    */
-  probeAbandoned(): void {
+  probeAbandoned(node?: NodeBreaker): void {
+    if (node !== undefined) {
+      node.probeAbandoned();
+      return;
+    }
     if (this.breaker !== PROBING) return;
     this.breaker = OPEN;
     this.openUntil = systemClock.now();
@@ -158,18 +163,24 @@ export class RedisLink {
   /**
    * When a denied caller may try again: when the store next tries Redis (the breaker is open),
    * the reconnect horizon (the client is down), or the timeout (Redis was slow); at most
-   * {@link MAX_OUTAGE_RETRY_MS}.
+   * {@link MAX_OUTAGE_RETRY_MS}. `node`: the Cluster master the decision was for.
    */
-  outageRetryAfterMs(): number {
+  outageRetryAfterMs(node?: NodeBreaker): number {
     let ms: number;
     if (this.reconnectingUntil !== 0) ms = this.settings.openMs;
     else if (this.breaker === OPEN) ms = Math.ceil(this.openUntil - systemClock.now());
+    else if (node?.open === true) ms = node.retryAfterMs();
     else if (this.client.status !== 'ready') ms = this.settings.openMs;
     else ms = Math.ceil(this.settings.timeoutMs);
     return Math.min(MAX_OUTAGE_RETRY_MS, Math.max(1, ms));
   }
 
-  succeeded(): void {
+  /** A call answered in time (`node`: the Cluster master it went to). */
+  succeeded(node?: NodeBreaker): void {
+    if (node !== undefined) {
+      node.succeeded();
+      return;
+    }
     this.failures = 0;
     this.silentTimeouts = 0;
     this.breaker = CLOSED;
@@ -179,8 +190,14 @@ export class RedisLink {
    * Counts a failed call sent as number `seq`. Calls that were already in flight when the latest
    * failure was counted fail with it (one stall times out every batch in flight at once): they do
    * not count again, so a stall shorter than `openAfterFailures` timeouts never opens the breaker.
+   * `node`: the Cluster master the call went to, whose breaker alone counts it (a Cluster is never
+   * reconnected by the store).
    */
-  failed(seq: number, timedOut: boolean): void {
+  failed(seq: number, timedOut: boolean, node?: NodeBreaker): void {
+    if (node !== undefined) {
+      node.failed(seq, this.sentSeq);
+      return;
+    }
     if (seq <= this.countedUpTo) return;
     this.countedUpTo = this.sentSeq;
     this.failures++;

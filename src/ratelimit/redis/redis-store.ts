@@ -122,7 +122,8 @@ export class RedisStore implements RateLimitStore {
 
   /**
    * `'ready'` when decisions go to Redis; `'degraded'` while they follow `onStoreError` (the
-   * client is not connected, or the store is leaving Redis alone after repeated failures).
+   * client is not connected, or the store is leaving Redis alone after repeated failures; on a
+   * Cluster, while it leaves any master that still serves slots alone).
    */
   get status(): 'ready' | 'degraded' {
     return this.link.healthy ? 'ready' : 'degraded';

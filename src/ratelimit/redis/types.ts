@@ -39,7 +39,7 @@ export interface RedisStoreOptions {
   readonly denyCache?: boolean;
   /** Most keys held by the in-memory fallback and by the deny cache (each). @default 10000 */
   readonly localMaxKeys?: number;
-  /** Failed calls in a row after which the store stops trying Redis for `openMs`. @default 3 */
+  /** Failed calls in a row after which the store stops trying Redis for `openMs` (on a Cluster, per master: only its keys stop). @default 3 */
   readonly openAfterFailures?: number;
   /** How long the store leaves Redis alone after `openAfterFailures` failures; then one call probes it. @default 1000 */
   readonly openMs?: number;

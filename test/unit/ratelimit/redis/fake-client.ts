@@ -40,6 +40,8 @@ const fixedArgCount: Record<string, number> = {
 export class FakeClient {
   status = 'ready';
   isCluster = false;
+  /** A Cluster's slot table as ioredis keeps it (slot → node keys, the master first); see {@link masters}. */
+  slots: string[][] | undefined = undefined;
   readonly defined: string[] = [];
   readonly calls: Call[] = [];
   readonly deleted: string[] = [];
@@ -149,4 +151,17 @@ export function admitAll(call: Call, ms = Date.now(), remaining = 5): number[] {
     // A refund is answered `0 0`, as an admission with nothing remaining.
     call.ops.map(([op]): [0 | 1, number, number, number] => (op === 3 ? [1, 0, 0, 0] : [1, remaining, 1000, 0])),
   );
+}
+
+/**
+ * A slot table of three masters, 'n1:7000', 'n2:7001' and 'n3:7002', splitting the slots as
+ * `redis-cli --cluster create` does; `failover` names a master whose slots another node now serves.
+ */
+export function masters(failover?: { from: string; to: string }): string[][] {
+  const table: string[][] = [];
+  for (let slot = 0; slot < 16384; slot++) {
+    const master = slot < 5461 ? 'n1:7000' : slot < 10923 ? 'n2:7001' : 'n3:7002';
+    table.push([master === failover?.from ? failover.to : master]);
+  }
+  return table;
 }
