@@ -35,6 +35,10 @@ const clientSetup: RedisOptions = {
   keepAlive: 10_000,
   socketTimeout: 2_000,
   retryStrategy: (times) => Math.min(times * 50, 500),
+  // A disconnect (the store's forced reconnect, the test's cleanup) on a socket the proxy holds
+  // leaves ioredis's `disconnectTimeout` timer (2 s by default), which CI once saw outlive the
+  // test, as in F3 (faults.test.ts): 200 ms lets it fire within the test.
+  disconnectTimeout: 200,
 };
 
 /** How many listeners `emitter` has for each event it has any for. */
