@@ -53,6 +53,14 @@ async function measure({ client: clientOptions, outageMs, runMs, name }: Scenari
   };
   diagnosticsChannel.subscribe(channelNames.storeError, onMessage);
   cleanup.push(async () => void diagnosticsChannel.unsubscribe(channelNames.storeError, onMessage));
+  // The client's own story, for the figure line: a failure in CI then says whether the client
+  // came back on a new connection, and when.
+  const clientEvents: string[] = [];
+  for (const event of ['close', 'reconnecting', 'connect', 'ready'] as const) {
+    const note = () => void clientEvents.push(`${event} at +${(performance.now() - started - lostAt).toFixed(0)} ms`);
+    client.on(event, note);
+    cleanup.push(async () => void client.off(event, note));
+  }
 
   const store = redisStore(client, { timeoutMs: 100, openAfterFailures: 3, openMs: 1_000 });
   const paid = quota({ name: 'f14-paid', limit: 1_000_000_000, period: 'month', store });
@@ -84,7 +92,8 @@ async function measure({ client: clientOptions, outageMs, runMs, name }: Scenari
   const figure =
     `F14 (${name}): back on Redis ${backMs.toFixed(0)} ms after the path healed (flow lost at ${lostAt.toFixed(0)} ms, healed at ${healedAt.toFixed(0)} ms); ` +
     `${samples.length} decisions ${JSON.stringify(byStore(samples))}; ` +
-    `events ${JSON.stringify(events.map((e, i) => `${e.kind} at +${(eventTimes[i]! - lostAt).toFixed(0)} ms`))}`;
+    `events ${JSON.stringify(events.map((e, i) => `${e.kind} at +${(eventTimes[i]! - lostAt).toFixed(0)} ms`))}; ` +
+    `client ${JSON.stringify(clientEvents)}`;
   console.log(figure);
 
   expect(samples.some((s) => s.at > lostAt && s.store === 'fail-closed'), `${figure}: the loss was felt`).toBe(true);
