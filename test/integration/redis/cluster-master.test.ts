@@ -17,7 +17,7 @@ import { hashSlot } from '../../../src/ratelimit/redis/slot.js';
 import type { LimiterDecision } from '../../../src/ratelimit/store.js';
 import { watchLoopStalls } from '../support/loop-stall.js';
 import { disconnectClient, infoField, type RedisCluster, slotMap, startCluster } from '../support/redis.js';
-import { eventually, percentile } from './support.js';
+import { byStore, eventually, percentile } from './support.js';
 
 const cleanup: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -27,13 +27,6 @@ afterEach(async () => {
 const loop = watchLoopStalls();
 beforeEach(() => loop.reset());
 afterAll(() => loop.stop());
-
-/** How many of `list` each store answered. */
-function byStore(list: readonly { store: string }[]): Record<string, number> {
-  const counts: Record<string, number> = {};
-  for (const x of list) counts[x.store] = (counts[x.store] ?? 0) + 1;
-  return counts;
-}
 
 /** One decision of the F7 drive: which master's keys it was for, and who answered. */
 interface ShardSample {

@@ -84,7 +84,7 @@ export function percentile(values: readonly number[], p: number): number {
 }
 
 /** How many samples each store answered. */
-export function byStore(samples: readonly Sample[]): Record<string, number> {
+export function byStore(samples: readonly { readonly store: string }[]): Record<string, number> {
   const counts: Record<string, number> = {};
   for (const s of samples) counts[s.store] = (counts[s.store] ?? 0) + 1;
   return counts;
