@@ -10,6 +10,12 @@ const luaText: Plugin = {
 
 export default defineConfig({
   test: {
+    // One test file at a time, everywhere: what vitest already does on CI's 2 cores (cores - 1
+    // workers). The integration and service projects rely on it (the worker count cannot be set
+    // per project): their files start redis-servers, child processes and load loops whose timing
+    // figures a neighbour would blur.
+    maxWorkers: 1,
+    minWorkers: 1,
     projects: [
       {
         plugins: [luaText],
@@ -34,15 +40,19 @@ export default defineConfig({
         plugins: [luaText],
         test: {
           // Real redis-server processes (see test/integration/support/redis.ts). Its files run
-          // one at a time in a single fork (`fileParallelism` is not a per-project option), and
-          // only after the other projects are done, so servers do not fight tests for the cores.
+          // one at a time (see maxWorkers above), and only after the other projects are done, so
+          // servers do not fight tests for the cores. Each file gets a fresh child process (not
+          // singleFork): in one fork shared by every file, decisions ran 3-10x slower in the later
+          // files (F16's closed load: 3.6k decisions in 3 s on Node 20, 33-35k in a file of its
+          // own), and timing figures failed in CI; a fresh process per file costs nothing
+          // measurable (295 s for the project either way).
           name: 'integration',
           include: ['test/integration/**/*.test.ts'],
           setupFiles: ['test/support/setup.ts'],
           environment: 'node',
           testTimeout: 60_000,
           hookTimeout: 60_000,
-          poolOptions: { forks: { singleFork: true } },
+          poolOptions: { forks: { singleFork: false, isolate: true } },
           sequence: { groupOrder: 1 },
         },
       },
@@ -68,14 +78,15 @@ export default defineConfig({
           // C1–C5, G1, bad input): real Express and Fastify servers, real redis-server processes
           // that the tests freeze and kill, and child processes that get real signals. Last, after
           // the other projects, and one file at a time, because several scenarios assert recovery
-          // times and a 2-core machine shared with other files would blur them.
+          // times and a 2-core machine shared with other files would blur them; each file in a
+          // fresh child process, as the integration project's.
           name: 'service',
           include: ['test/service/**/*.test.ts'],
           setupFiles: ['test/support/setup.ts'],
           environment: 'node',
           testTimeout: 30_000,
           hookTimeout: 60_000,
-          poolOptions: { forks: { singleFork: true } },
+          poolOptions: { forks: { singleFork: false, isolate: true } },
           sequence: { groupOrder: 3 },
         },
       },

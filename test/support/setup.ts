@@ -3,8 +3,9 @@
 import { afterEach, beforeEach, expect } from 'vitest';
 import { refedTrackedTimers, trackTimers } from './timer-tracker.js';
 
-// One list and one pair of listeners per process: a project run in a single fork (integration)
-// loads this file once per test file, and a listener per load would itself set off the warning.
+// One list and one pair of listeners per process: a process that runs several test files (a
+// `singleFork` project, or `isolate: false`) loads this file once per file, and a listener per
+// load would itself set off the warning.
 const shared = globalThis as { bulwarkTestProblems?: string[] };
 const problems: string[] = shared.bulwarkTestProblems ?? [];
 if (shared.bulwarkTestProblems === undefined) {
