@@ -13,7 +13,8 @@ import { checkOptions, countOption, durationOption, show } from '../../core/vali
 import { type RedisClient, registerScripts, type ScriptCommand } from './client.js';
 import { ignore, RedisLink } from './link.js';
 import breakerLua from './lua/breaker.lua';
-import { redisKeyOf } from './slot.js';
+import type { NodeBreaker } from './node-breaker.js';
+import { hashSlot, redisKeyOf } from './slot.js';
 import type { RedisClientLike } from './types.js';
 
 /** The script's command name; the digit changes whenever its arguments, reply or stored fields do. */
@@ -79,6 +80,8 @@ export class RedisBreakerStore implements BreakerStore {
   private readonly handles = new Set<FleetHandle>();
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
+  /** On a Cluster, the slot of each breaker name's keys (one entry per name connected). */
+  private readonly slots = new Map<string, number>();
 
   constructor(client: RedisClientLike, options?: RedisBreakerStoreOptions) {
     if (typeof client !== 'object' || client === null || typeof client.defineCommand !== 'function') {
@@ -115,9 +118,18 @@ export class RedisBreakerStore implements BreakerStore {
     if (typeof (this.client as { [COMMAND]?: unknown })[COMMAND] !== 'function') this.client.defineCommand(COMMAND, { lua: breakerLua });
   }
 
-  /** `'ready'` while the breakers follow the fleet; `'degraded'` while they decide alone. */
+  /**
+   * `'ready'` while the breakers follow the fleet; `'degraded'` while they decide alone (on a
+   * Cluster, while those of one master or more do).
+   */
   get status(): 'ready' | 'degraded' {
     return this.link.healthy ? 'ready' : 'degraded';
+  }
+
+  /** @internal Whether Redis is reachable for the breaker `name` (on a Cluster, its slot's master's breaker is not open). */
+  reachableFor(name: string): boolean {
+    if (!this.link.reachable) return false;
+    return this.link.nodes === undefined || !this.nodeOf(name)!.open;
   }
 
   connect(peer: BreakerPeer): SharedBreaker {
@@ -146,29 +158,50 @@ export class RedisBreakerStore implements BreakerStore {
     return this.settings;
   }
 
-  /** @internal Whether a call may go to Redis now. */
-  admits(): boolean {
-    return !this.closed && this.link.admitsCalls();
+  /**
+   * @internal Whether a call for the breaker `name` may go to Redis now: on a Cluster, its
+   * slot's master must admit calls too (one master's failures leave the others' breakers synced).
+   */
+  admits(name: string): boolean {
+    if (this.closed || !this.link.admitsCalls()) return false;
+    return this.link.nodes === undefined || this.nodeOf(name)!.admits();
+  }
+
+  /** On a Cluster, the breaker of the master serving the slot of the breaker `name`'s keys. */
+  private nodeOf(name: string): NodeBreaker | undefined {
+    const nodes = this.link.nodes;
+    if (nodes === undefined) return undefined;
+    let slot = this.slots.get(name);
+    if (slot === undefined) {
+      slot = hashSlot(redisKeyOf(this.prefix, `breaker:${name}`));
+      this.slots.set(name, slot);
+    }
+    return nodes.forSlot(slot);
   }
 
   /**
    * @internal Runs the script for `name` with `args` (after the keys), within `timeoutMs`;
-   * resolves with its reply, or undefined when Redis could not answer in time.
+   * resolves with its reply, or undefined when Redis could not answer in time. On a Cluster the
+   * outcome counts for the master of the breaker's slot only, and one call probes a master whose
+   * breaker was open (later calls for it wait for that call's answer).
    */
   call(name: string, args: readonly (string | number)[]): Promise<readonly number[] | undefined> {
     const key = redisKeyOf(this.prefix, `breaker:${name}`);
+    const node = this.nodeOf(name);
     const seq = this.link.nextSeq();
     this.link.beforeSend();
     let reply: Promise<unknown>;
     try {
       reply = Promise.resolve((this.client as { [COMMAND]?: ScriptCommand })[COMMAND]!(3, key, `${key}:w`, `${key}:q`, ...args));
     } catch {
-      this.link.failed(seq, false);
+      this.link.failed(seq, false, node);
       return Promise.resolve(undefined);
+    } finally {
+      this.link.nodes?.closeProbes();
     }
     return new Promise((resolve) => {
       const timer = setTimeout(() => {
-        this.link.failed(seq, true);
+        this.link.failed(seq, true, node);
         resolve(undefined);
       }, this.settings.timeoutMs);
       reply.then(
@@ -176,16 +209,16 @@ export class RedisBreakerStore implements BreakerStore {
           clearTimeout(timer);
           this.link.replied();
           if (!Array.isArray(value) || value.length !== 5) {
-            this.link.failed(seq, false);
+            this.link.failed(seq, false, node);
             resolve(undefined);
             return;
           }
-          this.link.succeeded();
+          this.link.succeeded(node);
           resolve(value.map(Number));
         },
         () => {
           clearTimeout(timer);
-          this.link.failed(seq, false);
+          this.link.failed(seq, false, node);
           resolve(undefined);
         },
       );
@@ -265,7 +298,7 @@ class FleetHandle implements SharedBreaker {
   }
 
   get active(): boolean {
-    return systemClock.now() - this.syncedAt <= this.store.config.maxStalenessMs && this.store.status === 'ready';
+    return systemClock.now() - this.syncedAt <= this.store.config.maxStalenessMs && this.store.reachableFor(this.peer.name);
   }
 
   record(failed: boolean, slow: boolean, judged: boolean): void {
@@ -283,7 +316,7 @@ class FleetHandle implements SharedBreaker {
   }
 
   async claimProbe(): Promise<boolean | undefined> {
-    if (!this.active || !this.store.admits()) return undefined;
+    if (!this.active || !this.store.admits(this.peer.name)) return undefined;
     const reply = await this.send(OP_CLAIM, this.epoch, 0, 0, 0, -1, -1);
     if (reply === undefined) return undefined;
     return reply[4] === 1;
@@ -301,7 +334,7 @@ class FleetHandle implements SharedBreaker {
    * would hold the window that long.
    */
   private async report(op: number, epoch: number): Promise<void> {
-    const reply = this.store.admits() ? await this.send(op, epoch, 0, 0, 0, -1, -1) : undefined;
+    const reply = this.store.admits(this.peer.name) ? await this.send(op, epoch, 0, 0, 0, -1, -1) : undefined;
     // The script ignores an outcome for another window, so a late one does no harm.
     if (reply === undefined && this.unsent.length < MAX_UNSENT) this.unsent.push([op, epoch]);
   }
@@ -319,7 +352,7 @@ class FleetHandle implements SharedBreaker {
     this.calls = this.failures = this.slow = 0;
     this.trailing = -1;
     this.judged = -1;
-    if (!this.store.admits()) return;
+    if (!this.store.admits(this.peer.name)) return;
     const { quorum, quorumTtlMs } = this.store.config;
     if (quorum > 0) {
       // Send a verdict when it changes, and repeat an "open" before its flag expires.

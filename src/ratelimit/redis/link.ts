@@ -77,7 +77,12 @@ export class RedisLink {
 
   /** The client is connected and no breaker is open (on a Cluster, not even one master's). */
   get healthy(): boolean {
-    return this.client.status === 'ready' && this.breaker !== OPEN && (this.nodes === undefined || !this.nodes.anyOpen());
+    return this.reachable && (this.nodes === undefined || !this.nodes.anyOpen());
+  }
+
+  /** The client is connected and the link's own breaker is not open (a Cluster master's may be). */
+  get reachable(): boolean {
+    return this.client.status === 'ready' && this.breaker !== OPEN;
   }
 
   /** The number of the next call sent to Redis. */
