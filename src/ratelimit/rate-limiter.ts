@@ -333,10 +333,18 @@ export class RateLimiter implements Disposable {
     return new Reservation(decision, cost, settle, (actual) => this.checkActual(actual), { kind: this[decisionKind], policy: this.name });
   }
 
-  /** Gives back `cost` units to `key` (for work that was admitted but not done). */
-  async refund(key: string, cost?: number): Promise<void> {
+  /**
+   * Gives back `cost` units to `key` (for work that was admitted but not done): a number, or
+   * `{ cost }` as `consume` takes it; 1 when left out.
+   */
+  async refund(key: string, options?: number | Pick<ConsumeOptions, 'cost'>): Promise<void> {
     if (this.disposed) throw this.disposedError('refund');
-    const units = cost === undefined ? 1 : this.checkCost('refund', cost);
+    let units = 1;
+    if (typeof options === 'number') units = this.checkCost('refund', options);
+    else if (options !== undefined) {
+      checkCallOptions(this.owner('refund'), options, ['cost']);
+      if (options.cost !== undefined) units = this.checkCost('refund', options.cost);
+    }
     await this.store.refund(storeKey(this.owner('refund'), this.name, key), this.algorithm, units);
   }
 

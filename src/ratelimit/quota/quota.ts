@@ -196,9 +196,12 @@ export class Quota implements Disposable {
     return this.limiter.reserve(key, options);
   }
 
-  /** Gives back units to the current period (for work that was admitted but not done). */
-  refund(key: string, units?: number): Promise<void> {
-    return this.limiter.refund(key, units);
+  /**
+   * Gives back units to the current period (for work that was admitted but not done): a number,
+   * or `{ cost }` as `consume` takes it; 1 when left out.
+   */
+  refund(key: string, options?: number | Pick<ConsumeOptions, 'cost'>): Promise<void> {
+    return this.limiter.refund(key, options);
   }
 
   /** Forgets `key`'s usage. */

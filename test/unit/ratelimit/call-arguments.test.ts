@@ -127,18 +127,25 @@ describe.each(deciders)('peek, refund and reset on %s', (_label, make) => {
     await expect(d.peek('', 1)).rejects.toThrow(RangeError);
   });
 
-  it('refund takes a whole number of units and refuses null, strings and objects', async () => {
+  it('refund takes a whole number of units or { cost }, as consume and peek do, and refuses null, strings and other objects', async () => {
     const d = make();
-    await d.consume('k', 5);
+    await d.consume('k', 7);
     await d.refund('k', 2);
+    expect(await d.peek('k')).toMatchObject({ remaining: 10_000 - 5 - 1 });
+    await d.refund('k', { cost: 2 });
     expect(await d.peek('k')).toMatchObject({ remaining: 10_000 - 3 - 1 });
     await d.refund('k');
-    expect(await d.peek('k')).toMatchObject({ remaining: 10_000 - 2 - 1 });
-    for (const bad of [null, '2', { cost: 2 }, 0, 1.5]) {
+    await d.refund('k', {});
+    expect(await d.peek('k')).toMatchObject({ remaining: 10_000 - 1 - 1 });
+    await expect(d.refund('k', '2' as never)).rejects.toThrow(/\.refund: options must be a number \(the cost\) or an object such as \{ cost \}, got "2"/);
+    for (const bad of [{ cost: '2' }, 0, { cost: 0 }, 1.5]) {
       const error = await d.refund('k', bad as never).catch((e: unknown) => e);
-      expect(error, String(bad)).toBeInstanceOf(bad === 0 || bad === 1.5 ? RangeError : TypeError);
+      expect(error, JSON.stringify(bad)).toBeInstanceOf(bad === 0 || bad === 1.5 || (bad as { cost?: unknown }).cost === 0 ? RangeError : TypeError);
       expect((error as Error).message).toMatch(/\.refund: option "cost"/);
     }
+    await expect(d.refund('k', null as never)).rejects.toThrow(TypeError);
+    await expect(d.refund('k', { costs: 2 } as never)).rejects.toThrow(/\.refund: unknown option "costs"/);
+    await expect(d.refund('k', { cost: 2, signal: new AbortController().signal } as never)).rejects.toThrow(/unknown option "signal"/);
     await expect(d.refund(7 as never)).rejects.toThrow(/key must be a string, got 7/);
   });
 
