@@ -18,10 +18,10 @@ export interface Decider {
 
 /** Options of {@link rateLimit}. */
 export interface RateLimitPolicyOptions {
-  /** The key to limit by, or a function of the call's context that returns it. */
-  readonly key: string | ((context: ExecutionContext) => string);
-  /** Units each call takes, or a function of the context. @default 1 */
-  readonly cost?: number | ((context: ExecutionContext) => number);
+  /** The key to limit by, or a function of the call's context that returns it (or a promise of it). */
+  readonly key: string | ((context: ExecutionContext) => string | PromiseLike<string>);
+  /** Units each call takes, or a function of the context that returns them (or a promise of them). @default 1 */
+  readonly cost?: number | ((context: ExecutionContext) => number | PromiseLike<number>);
   /** Name used in telemetry. @default the limiter's name */
   readonly name?: string;
 }
@@ -54,19 +54,32 @@ export class RateLimitPolicy extends PolicyBase {
   }
 
   [runSymbol]<T>(fn: PolicyFunction<T>, context: Context): Promise<T> {
-    let key: string;
-    let cost: number | undefined;
+    let key: string | PromiseLike<string>;
+    let cost: number | PromiseLike<number> | undefined;
     try {
       key = typeof this.key === 'function' ? this.key(context) : this.key;
       cost = typeof this.cost === 'function' ? this.cost(context) : this.cost;
     } catch (error) {
       return Promise.reject(error);
     }
+    // An async key or cost (a tenant looked up, a price computed): decided once both are known.
+    // A synchronous pair costs no promise of its own.
+    if (isThenable(key) || isThenable(cost)) {
+      return Promise.all([key, cost]).then(([k, c]) => this.decide(fn, context, k, c));
+    }
+    return this.decide(fn, context, key, cost);
+  }
+
+  private decide<T>(fn: PolicyFunction<T>, context: Context, key: string, cost: number | undefined): Promise<T> {
     const signal = context.abortable();
     return this.limiter
       .consume(key, signal === undefined ? { cost } : { cost, signal })
       .then((decision) => (goesOn(this.limiter, decision) ? callFunction(fn, context) : Promise.reject(denialError(this.limiter, decision))));
   }
+}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return typeof value === 'object' && value !== null && typeof (value as { then?: unknown }).then === 'function';
 }
 
 /**

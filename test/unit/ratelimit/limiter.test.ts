@@ -196,6 +196,29 @@ describe('rateLimit policy', () => {
     await expect(wrong.execute(() => 1)).rejects.toThrow(TypeError);
   });
 
+  it('an async key or cost is awaited: the call is decided once both are known, and a rejected one rejects the call without charging', async () => {
+    const { limiter } = setup(5);
+    let ran = 0;
+    const policy = rateLimit(limiter, { key: async () => 'tenant-7', cost: () => Promise.resolve(3) });
+    await expect(policy.execute(() => ++ran)).resolves.toBe(1);
+    expect(await limiter.peek('tenant-7')).toMatchObject({ remaining: 5 - 3 - 1 });
+    await expect(policy.execute(() => ++ran)).rejects.toBeInstanceOf(RateLimitedError);
+    expect(ran).toBe(1);
+    // Any thenable, a synchronous key with an async cost, and the reverse.
+    const thenable = { then: (resolve: (v: string) => void) => resolve('other') };
+    await expect(rateLimit(limiter, { key: () => thenable, cost: async () => 2 }).execute(() => 'ok')).resolves.toBe('ok');
+    await expect(rateLimit(limiter, { key: async () => 'third', cost: 2 }).execute(() => 'ok')).resolves.toBe('ok');
+    expect(await limiter.peek('other')).toMatchObject({ remaining: 5 - 2 - 1 });
+    expect(await limiter.peek('third')).toMatchObject({ remaining: 5 - 2 - 1 });
+    // A key lookup that fails rejects with its error; nothing is charged, the call never runs.
+    const failing = rateLimit(limiter, { key: () => Promise.reject(new Error('tenant lookup failed')) });
+    await expect(failing.execute(() => ++ran)).rejects.toThrow('tenant lookup failed');
+    expect(ran).toBe(1);
+    // What it resolves to is checked as a synchronous key or cost is, by consume.
+    await expect(rateLimit(limiter, { key: (async () => 42) as never }).execute(() => 1)).rejects.toThrow(/consume: key must be a string, got 42/);
+    await expect(rateLimit(limiter, { key: 'k', cost: (async () => 0) as never }).execute(() => 1)).rejects.toThrow(/consume: option "cost"/);
+  });
+
   it('a quota denial becomes QuotaExceededError', async () => {
     const quotaLike = {
       kind: 'quota',
