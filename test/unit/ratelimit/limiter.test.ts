@@ -205,7 +205,7 @@ describe('rateLimit policy', () => {
     await expect(policy.execute(() => ++ran)).rejects.toBeInstanceOf(RateLimitedError);
     expect(ran).toBe(1);
     // Any thenable, a synchronous key with an async cost, and the reverse.
-    const thenable = { then: (resolve: (v: string) => void) => resolve('other') };
+    const thenable = { then: (resolve: (v: string) => void) => resolve('other') } as unknown as PromiseLike<string>;
     await expect(rateLimit(limiter, { key: () => thenable, cost: async () => 2 }).execute(() => 'ok')).resolves.toBe('ok');
     await expect(rateLimit(limiter, { key: async () => 'third', cost: 2 }).execute(() => 'ok')).resolves.toBe('ok');
     expect(await limiter.peek('other')).toMatchObject({ remaining: 5 - 2 - 1 });
