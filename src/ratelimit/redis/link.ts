@@ -22,6 +22,15 @@ import type { StateLostReason, StoreErrorMessage } from './types.js';
  */
 export const MAX_OUTAGE_RETRY_MS = 5_000;
 
+/**
+ * How long a new connection may wait, with not one byte read, for the answer to its ready check
+ * before the store closes it and lets the client connect again. A proxy or load balancer that
+ * accepts connections while its path to Redis is dead swallows that check, and ioredis waits for
+ * it for ever (only `socketTimeout` would end it). A Redis busy loading its data answers (with
+ * `loading:1`), so it is not cut off.
+ */
+export const HANDSHAKE_WATCH_MS = 2_000;
+
 const storeErrorChannel = diagnosticsChannel.channel(channelNames.storeError);
 
 /** The store's settings the link follows (see `RedisStoreOptions`). */
@@ -59,6 +68,9 @@ export class RedisLink {
   private reconnectingUntil = 0;
   /** The client's socket when the store dropped it: a different one that is ready is a new connection. */
   private droppedStream: unknown;
+  /** The socket of a connection seen waiting for its ready check, and since when (ms, system clock). */
+  private handshakeStream: unknown;
+  private handshakeSince = 0;
   /** The server's `run_id`, once read. */
   private runId: string | undefined;
   private readonly markers: StateMarkers;
@@ -139,6 +151,7 @@ export class RedisLink {
     if (this.client.status !== 'ready') {
       this.mayHaveReconnected = true;
       this.reconnectingUntil = 0;
+      if (this.client.status === 'connect') this.watchHandshake();
       return false;
     }
     // After a forced reconnect, ioredis still says 'ready' until the dead socket is closed
@@ -244,6 +257,38 @@ export class RedisLink {
       this.client.disconnect(true);
     } catch (thrown) {
       error = new StoreUnavailableError('redis', `reconnecting after ${count} silent timeouts failed: ${errorText(thrown)}`, { cause: thrown });
+    }
+    this.publishEvent('reconnect', error);
+  }
+
+  /**
+   * A connection the client opened but that never got an answer to its ready check (status
+   * `'connect'`, no byte read) for {@link HANDSHAKE_WATCH_MS}: closed, so that the client connects
+   * again (its retry strategy decides when) instead of waiting on it for ever. Seen from the
+   * decisions that find the client not ready; a Cluster's node connections are its own business.
+   */
+  private watchHandshake(): void {
+    if (this.settings.cluster) return;
+    const stream = this.client.stream as { readonly bytesRead?: number; destroy?: () => void } | undefined;
+    if (stream === undefined) return;
+    const now = systemClock.now();
+    if (stream !== this.handshakeStream) {
+      this.handshakeStream = stream;
+      this.handshakeSince = now;
+      return;
+    }
+    if (now - this.handshakeSince < HANDSHAKE_WATCH_MS || stream.bytesRead !== 0) return;
+    this.handshakeStream = undefined;
+    let error: unknown = new StoreUnavailableError(
+      'redis',
+      `a new connection got no answer to its ready check within ${HANDSHAKE_WATCH_MS} ms (a proxy whose path to Redis is down?): reconnecting`,
+    );
+    try {
+      // Nothing was sent on it but the client's own handshake: closing it at once loses nothing.
+      if (typeof stream.destroy === 'function') stream.destroy();
+      else this.client.disconnect?.(true);
+    } catch (thrown) {
+      error = new StoreUnavailableError('redis', `closing a connection stuck before its ready check failed: ${errorText(thrown)}`, { cause: thrown });
     }
     this.publishEvent('reconnect', error);
   }

@@ -115,6 +115,15 @@ describe('F14: an established Redis flow silently dropped', () => {
     expect(events[0], figure).toMatchObject({ store: 'redis', kind: 'reconnect', fallback: 'reconnect', operations: 0 });
   });
 
+  it('with no socketTimeout, a path down for 3 s, new connections included: the connection the client opens into the outage is stuck before its ready check, and the store replaces it; back on Redis within 5 s of healing', async () => {
+    // The store drops the silent connection at once; ioredis destroys it 2 s later
+    // (disconnectTimeout) and connects again while the path still swallows everything: that new
+    // connection's ready check never gets an answer, and nothing in ioredis ends it. Before the
+    // store watched for it, the quota failed closed for good (back: never).
+    const { events, figure } = await measure({ name: 'reconnect into the outage', client: recommendedClientOptions, outageMs: 3_000, runMs: LOST_AT_MS + 3_000 + 5_000 });
+    expect(events.map((e) => (e.error as Error).message).filter((m) => /ready check/.test(m)).length, figure).toBeGreaterThanOrEqual(1);
+  });
+
   it("with the README's client setup (keepAlive, socketTimeout), a path down for 2 s, new connections included, is back on Redis within 5 s of healing", async () => {
     await measure({ name: 'README setup', client: readmeClientOptions, outageMs: 2_000, runMs: LOST_AT_MS + 2_000 + 7_000 });
   });

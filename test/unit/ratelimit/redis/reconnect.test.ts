@@ -3,13 +3,15 @@
 // run_id changed across a reconnect (F15, a restart that may have emptied every counter). The
 // same against a real redis-server: test/integration/redis/flow-loss.test.ts and state-lost.test.ts.
 import diagnosticsChannel from 'node:diagnostics_channel';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { systemClock } from '../../../../src/core/clock.js';
 import { channelNames } from '../../../../src/core/diagnostics.js';
 import { fixedWindow } from '../../../../src/ratelimit/algorithms/index.js';
 import { rateLimiter } from '../../../../src/ratelimit/rate-limiter.js';
+import { HANDSHAKE_WATCH_MS } from '../../../../src/ratelimit/redis/link.js';
 import { redisStore, type StoreErrorMessage } from '../../../../src/ratelimit/redis/redis-store.js';
 import { flush } from '../../../support/helpers.js';
-import { admitAll, FakeClient } from './fake-client.js';
+import { admitAll, FakeClient, masters } from './fake-client.js';
 
 const window = () => fixedWindow({ limit: 10, windowMs: 60_000 });
 
@@ -218,5 +220,83 @@ describe('F15: a Redis server that changed across a reconnect', () => {
     }
     expect(client.infoCalls).toBe(1);
     expect(events).toEqual([]);
+  });
+});
+
+describe('F14: a new connection stuck before its ready check', () => {
+  /** A client connected (status 'connect') on `stream`, whose clock the test moves. */
+  function stuck(stream: { bytesRead: number; destroy?: () => void }, options: { cluster?: boolean } = {}) {
+    const client = new ReconnectingClient();
+    client.isCluster = options.cluster === true;
+    client.status = 'connect';
+    client.stream = stream;
+    const store = redisStore(client, { timeoutMs: 40 });
+    const limiter = rateLimiter({ name: 'stuck', algorithm: window(), store });
+    // A whole number: sums of a fractional performance.now() would land a hair short of the bound.
+    let now = 1_000_000;
+    vi.spyOn(systemClock, 'now').mockImplementation(() => now);
+    // A new key each time: the fallback's own denials (10 per key) would answer without the store.
+    let n = 0;
+    const decide = () => limiter.consume(`k${n++}`);
+    return { client, decide, advance: (ms: number) => void (now += ms) };
+  }
+  afterEach(() => {
+    vi.restoreAllMocks();
+  });
+
+  it('a connection with not one byte read for HANDSHAKE_WATCH_MS is destroyed (the client connects again) and a reconnect event says why', async () => {
+    const destroyed: number[] = [];
+    const stream = { bytesRead: 0, destroy: () => void destroyed.push(1) };
+    const { client, decide, advance } = stuck(stream);
+    expect(await decide()).toMatchObject({ store: 'local' });
+    advance(HANDSHAKE_WATCH_MS - 1);
+    await decide();
+    expect(destroyed).toEqual([]);
+    advance(1);
+    await decide();
+    expect(destroyed).toEqual([1]);
+    expect(client.disconnects).toEqual([]);
+    expect(events).toMatchObject([{ store: 'redis', kind: 'reconnect', fallback: 'reconnect' }]);
+    expect((events[0]!.error as Error).message).toMatch(/no answer to its ready check within 2000 ms/);
+    // Once: the same socket is not destroyed again, and a new one gets its own time.
+    advance(HANDSHAKE_WATCH_MS);
+    await decide();
+    expect(destroyed).toEqual([1]);
+    client.stream = { bytesRead: 0, destroy: () => void destroyed.push(2) };
+    await decide();
+    advance(HANDSHAKE_WATCH_MS - 1);
+    await decide();
+    expect(destroyed).toEqual([1]);
+    advance(1);
+    await decide();
+    expect(destroyed).toEqual([1, 2]);
+  });
+
+  it('a connection that read bytes (a Redis loading its data answers the check) is left alone', async () => {
+    const destroyed: number[] = [];
+    const { decide, advance } = stuck({ bytesRead: 120, destroy: () => void destroyed.push(1) });
+    await decide();
+    advance(10 * HANDSHAKE_WATCH_MS);
+    await decide();
+    expect(destroyed).toEqual([]);
+    expect(events).toEqual([]);
+  });
+
+  it('without a destroy method the client is told to reconnect; on a Cluster nothing is done', async () => {
+    const plain = stuck({ bytesRead: 0 });
+    await plain.decide();
+    plain.advance(HANDSHAKE_WATCH_MS);
+    await plain.decide();
+    expect(plain.client.disconnects).toEqual([true]);
+    vi.restoreAllMocks();
+    events.length = 0;
+    const destroyed: number[] = [];
+    const cluster = stuck({ bytesRead: 0, destroy: () => void destroyed.push(1) }, { cluster: true });
+    cluster.client.slots = masters();
+    await cluster.decide();
+    cluster.advance(HANDSHAKE_WATCH_MS);
+    await cluster.decide();
+    expect(destroyed).toEqual([]);
+    expect(cluster.client.disconnects).toEqual([]);
   });
 });
