@@ -57,6 +57,17 @@ afterEach(() => {
 });
 
 describe('F14: calls that only time out while the client says it is ready', () => {
+  it("the dropped socket is destroyed at once, after disconnect(true), not left to ioredis's disconnectTimeout (2 s), which waits for a close a dropped flow never sends", async () => {
+    const client = new ReconnectingClient();
+    const order: string[] = [];
+    const socket = { destroy: () => order.push('destroy') };
+    Object.assign(client, { stream: socket, disconnect: (reconnect?: boolean) => order.push(`disconnect(${reconnect})`) });
+    const store = redisStore(client, { timeoutMs: 40, openAfterFailures: 1_000, reconnectAfterTimeouts: 2 });
+    const limiter = rateLimiter({ name: 'api', algorithm: window(), store });
+    for (let n = 0; n < 10 && order.length === 0; n++) await limiter.consume(`k${n}`);
+    expect(order).toEqual(['disconnect(true)', 'destroy']);
+  });
+
   it('Regression (issue 12): after reconnectAfterTimeouts timeouts in a row, the store calls disconnect(true) once and publishes a reconnect event', async () => {
     const client = new ReconnectingClient();
     const store = redisStore(client, { timeoutMs: 40, openAfterFailures: 1_000, reconnectAfterTimeouts: 2 });
