@@ -19,7 +19,7 @@ import { RedisLink } from './link.js';
 import { compoundScript, OP_CONSUME, OP_PEEK, OP_REFUND, OP_RESERVE, OP_SETTLE, planFor, STATUS_WRONG_PERIOD } from './scripts.js';
 import { headerStatus, headerTimeMs } from './reply.js';
 import { limiterDecisionOf } from '../algorithms/shared.js';
-import { redisKeyOf } from './slot.js';
+import { hashSlot, redisKeyOf } from './slot.js';
 import type { RedisClientLike, RedisStoreOptions } from './types.js';
 
 export type { StoreErrorMode } from '../store.js';
@@ -222,7 +222,8 @@ export class RedisStore implements RateLimitStore {
 
   /**
    * Decides every limit of a compound call in one script call, all or
-   * nothing, under the hash tag `tag` (see lua/compound.lua). Not batched. While Redis cannot
+   * nothing, under the hash tag `tag` (see lua/compound.lua). Not batched; its outcome counts for
+   * the breaker around Redis (on a Cluster, the tag's master's) as a batch's does. While Redis cannot
    * answer in `timeoutMs`, follows `onStoreError`: `'fail-open'` admits, the others deny (a
    * compound call has no local fallback: its limits could not be kept together there).
    */
@@ -253,7 +254,25 @@ export class RedisStore implements RateLimitStore {
       let reply: unknown;
       try {
         if (!this.link.admitsCalls()) throw new StoreUnavailableError('redis', this.link.unavailableReason());
-        reply = await withTimeout(this.redis[command]!(...args), this.timeoutMs);
+        // On a Cluster, the master of the tag's slot has a breaker of its own.
+        const node = this.link.nodes?.forSlot(hashSlot(base));
+        if (node !== undefined && !node.admits()) throw new StoreUnavailableError('redis', node.unavailableReason());
+        // The call counts for the breaker around Redis as a batch does: a failure or a timeout
+        // towards opening it (and, timeouts in a row on a ready client, towards a reconnect), an
+        // answer closes it.
+        const seq = this.link.nextSeq();
+        this.link.beforeSend();
+        this.link.nodes?.closeProbes();
+        try {
+          reply = await withTimeout(this.redis[command]!(...args), this.timeoutMs);
+        } catch (error) {
+          const timedOut = error instanceof StoreUnavailableError && error.message.endsWith('timeout');
+          if (!timedOut) this.link.lostConnection();
+          this.link.failed(seq, timedOut, node);
+          throw error;
+        }
+        this.link.replied();
+        this.link.succeeded(node);
       } catch (error) {
         publishOperationsError(error, mode, limits.length);
         const allowed = mode === 'fail-open';
