@@ -15,8 +15,8 @@ import type { SettleStatus, StoreLease, StoreReservation } from '../reservation.
 import { type RedisClient, registerLeaseScripts, registerScripts } from './client.js';
 import { DenyCache } from './deny-cache.js';
 import { Fallback, publishOperationsError } from './fallback.js';
-import { RedisLink } from './link.js';
-import { compoundScript, OP_CONSUME, OP_PEEK, OP_REFUND, OP_RESERVE, OP_SETTLE, planFor, STATUS_WRONG_PERIOD } from './scripts.js';
+import { ignore, RedisLink } from './link.js';
+import { callArgs, compoundScript, OP_CONSUME, OP_PEEK, OP_REFUND, OP_RESERVE, OP_SETTLE, planFor, type ScriptPlan, STATUS_WRONG_PERIOD } from './scripts.js';
 import { headerStatus, headerTimeMs } from './reply.js';
 import { limiterDecisionOf } from '../algorithms/shared.js';
 import { hashSlot, redisKeyOf } from './slot.js';
@@ -242,6 +242,7 @@ export class RedisStore implements RateLimitStore {
     let serverMs = Date.now();
     for (let attempt = 0; attempt < 2; attempt++) {
       const args: (string | number)[] = [keys.length + 1, ...keys, `${base}:limits`, peekOnly ? -limits.length : limits.length];
+      const fixedOf: number[][] = [];
       limits.forEach((l, i) => {
         const plan = plans[i]!;
         const fixed: number[] = [...plan.fixedArgs];
@@ -249,6 +250,7 @@ export class RedisStore implements RateLimitStore {
           const period = plan.calendar.periodAt(serverMs);
           fixed.push(period.start, period.end);
         }
+        fixedOf.push(fixed);
         args.push(l.algorithm.kind, l.name, fixed.length, ...fixed, l.cost, plan.flags);
       });
       let reply: unknown;
@@ -263,12 +265,16 @@ export class RedisStore implements RateLimitStore {
         const seq = this.link.nextSeq();
         this.link.beforeSend();
         this.link.nodes?.closeProbes();
+        const call = this.redis[command]!(...args);
         try {
-          reply = await withTimeout(this.redis[command]!(...args), this.timeoutMs);
+          reply = await withTimeout(call, this.timeoutMs);
         } catch (error) {
           const timedOut = error instanceof StoreUnavailableError && error.message.endsWith('timeout');
           if (!timedOut) this.link.lostConnection();
           this.link.failed(seq, timedOut, node);
+          // The caller is told no (unless fail-open admits): if Redis admits the call after all,
+          // its units are given back, as a single decision's are.
+          if (timedOut && !peekOnly && mode !== 'fail-open') this.refundIfAdmitted(call, limits, plans, keys, fixedOf);
           throw error;
         }
         this.link.replied();
@@ -298,6 +304,32 @@ export class RedisStore implements RateLimitStore {
       return { decisions, denied: Number(reply[0]) };
     }
     throw new Error('redisStore: a calendar period the server did not accept twice');
+  }
+
+  /**
+   * Once the late reply of a compound call whose caller was already answered arrives: if it
+   * admitted every limit, gives each limit its units back (its algorithm's script, op refund, on
+   * the compound key, with the call's own arguments). Failures are ignored, as for the store's
+   * other refunds of late admissions.
+   */
+  private refundIfAdmitted(
+    call: Promise<unknown>,
+    limits: readonly CompoundOperation[],
+    plans: readonly ScriptPlan[],
+    keys: readonly string[],
+    fixedOf: readonly (readonly number[])[],
+  ): void {
+    call.then((late) => {
+      if (!Array.isArray(late) || Number(late[0]) !== 0) return;
+      limits.forEach((l, i) => {
+        const plan = plans[i]!;
+        // A calendar's period bounds follow its fixed arguments (see compound()); no stale guard.
+        const fixed = fixedOf[i]!;
+        const [start, end] = plan.calendar === undefined ? [0, 0] : fixed.slice(-2);
+        const refund = callArgs(plan, [{ redisKey: keys[i]!, op: OP_REFUND, cost: l.cost }], start!, end!, 0, plan.flags);
+        Promise.resolve(this.redis[plan.command]!(...refund)).catch(ignore);
+      });
+    }, ignore);
   }
 
   /**

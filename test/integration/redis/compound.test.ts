@@ -57,6 +57,33 @@ describe('compoundLimit on Redis', () => {
     const after = await all.peek('x');
     expect(after.parts.map((p) => p.decision.remaining)).toEqual([1, 0, 0]);
   });
+
+  it('gives back the units of a call Redis admitted after its caller had timed out and been told no (GCRA, sliding window, calendar quota, fixed window)', async () => {
+    const store = redisStore(client, { timeoutMs: 50, onStoreError: 'fail-closed' });
+    const burst = rateLimiter({ name: 'lg', algorithm: gcra({ limit: 5, periodMs: 3_600_000 }), store });
+    const sliding = rateLimiter({ name: 'ls', algorithm: slidingWindow({ limit: 8, windowMs: 3_600_000 }), store });
+    const daily = quota({ name: 'lq', limit: 9, period: 'day', store });
+    const fixed = rateLimiter({ name: 'lf', algorithm: fixedWindow({ limit: 7, windowMs: 3_600_000 }), store });
+    const all = compoundLimit([burst, sliding, daily, fixed]);
+    expect(await all.consume('late', 2)).toMatchObject({ allowed: true, store: 'redis' });
+    // The next call reaches Redis, which admits it, but its answer is held past the timeout.
+    const scripted = client as unknown as Record<string, (...args: unknown[]) => Promise<unknown>>;
+    const command = Object.keys(scripted).find((k) => /^bulwarkCompound\d+$/.test(k))!;
+    const real = scripted[command]!;
+    let held: Promise<unknown> | undefined;
+    scripted[command] = (...args: unknown[]) => (held = real.apply(client, args).then(async (reply) => (await new Promise((r) => setTimeout(r, 150)), reply)));
+    try {
+      expect(await all.consume('late', 2)).toMatchObject({ allowed: false, store: 'fail-closed' });
+      await held;
+    } finally {
+      scripted[command] = real;
+    }
+    // Given back: what remains is what the first call left, every limit (each peek takes one more).
+    await eventually('the units to be given back', async () => {
+      const now = await all.peek('late');
+      return JSON.stringify(now.parts.map((p) => p.decision.remaining)) === JSON.stringify([5 - 2 - 1, 8 - 2 - 1, 9 - 2 - 1, 7 - 2 - 1]);
+    }, 2_000);
+  });
 });
 
 describe('compoundLimit on Redis, 2 processes', () => {
