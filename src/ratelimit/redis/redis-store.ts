@@ -265,8 +265,9 @@ export class RedisStore implements RateLimitStore {
         const seq = this.link.nextSeq();
         this.link.beforeSend();
         this.link.nodes?.closeProbes();
-        const call = this.redis[command]!(...args);
+        let call: Promise<unknown> | undefined;
         try {
+          call = this.redis[command]!(...args);
           reply = await withTimeout(call, this.timeoutMs);
         } catch (error) {
           const timedOut = error instanceof StoreUnavailableError && error.message.endsWith('timeout');
@@ -274,7 +275,7 @@ export class RedisStore implements RateLimitStore {
           this.link.failed(seq, timedOut, node);
           // The caller is told no (unless fail-open admits): if Redis admits the call after all,
           // its units are given back, as a single decision's are.
-          if (timedOut && !peekOnly && mode !== 'fail-open') this.refundIfAdmitted(call, limits, plans, keys, fixedOf);
+          if (timedOut && call !== undefined && !peekOnly && mode !== 'fail-open') this.refundIfAdmitted(call, limits, plans, keys, fixedOf);
           throw error;
         }
         this.link.replied();
