@@ -113,20 +113,20 @@ describe('redisBreakerStore on a Cluster: one breaker around Redis per master', 
     const liveName = on('n1:7000', 0);
     const deadKey = redisKeyOf('bulwark:', `breaker:${deadName}`);
     // Every call for the dead master's breaker fails at once; the others are answered at once.
-    const { store, calls } = setup({ openMs: 60_000, maxStalenessMs: 40, autoAnswer: (key) => (key === deadKey ? 'fail' : 'ok') });
+    const { store, calls } = setup({ openMs: 60_000, maxStalenessMs: 200, autoAnswer: (key) => (key === deadKey ? 'fail' : 'ok') });
     const live = store.connect(breakerPeer(liveName));
     const dead = store.connect(breakerPeer(deadName));
     try {
-      // Syncs every 10 ms: three failed ones open the dead master's breaker (bounded: 2 s).
-      for (let i = 0; i < 200 && store.status === 'ready'; i++) await sleep(10);
+      // Syncs every 50 ms: three failed ones open the dead master's breaker (bounded: 4 s).
+      for (let i = 0; i < 400 && store.status === 'ready'; i++) await sleep(10);
       expect(store.status).toBe('degraded');
       const before = calls.length;
-      await sleep(100);
+      await sleep(300);
       expect(dead.active).toBe(false);
       expect(live.active).toBe(true);
       // Only the live breaker's syncs went out meanwhile.
       const since = calls.slice(before);
-      expect(since.length).toBeGreaterThan(3);
+      expect(since.length).toBeGreaterThanOrEqual(3);
       expect(since.every((c) => c.key !== deadKey)).toBe(true);
     } finally {
       store.close();

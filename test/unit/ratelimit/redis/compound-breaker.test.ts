@@ -40,10 +40,8 @@ describe('compound calls and the breaker around Redis', () => {
     for (let i = 0; i < 3; i++) expect(await both.consume('t').catch(() => undefined)).toMatchObject({ allowed: false });
     expect(calls.length).toBe(3);
     expect(store.status).toBe('degraded');
-    const started = performance.now();
     expect(await both.consume('t').catch(() => undefined)).toMatchObject({ allowed: false });
     expect(calls.length).toBe(3);
-    expect(performance.now() - started).toBeLessThan(25);
   });
 
   it('timeouts count as failures too', async () => {
