@@ -112,6 +112,11 @@ async function worker() {
       const user = pick();
       const tenant = tenantOf(user);
       const sent = now();
+      // The window a decision fell in is placed on the wall clock, the one Redis decides on (TIME)
+      // and the stored counters are read with: a step of the wall clock against the monotonic
+      // one (NTP, a VM resumed) would otherwise put decisions near a 1 s boundary in the wrong
+      // window, which the checks below report as gaps, repeats and counters unequal.
+      const sentWall = Date.now();
       const d = await both.consume([`u${user}`, tenant], { tag: tenant });
       const answered = now();
       c.calls++;
@@ -126,7 +131,7 @@ async function worker() {
           c.unplaced++;
           return;
         }
-        const end = Math.ceil((Math.floor(sent) + decision.resetMs) / W) * W;
+        const end = Math.ceil((sentWall + decision.resetMs) / W) * W;
         const id = `${i === 0 ? `u${user}` : tenant} ${end}`;
         let book = books[i].get(id);
         if (book === undefined) books[i].set(id, (book = { counts: [], peeked: 0 }));
