@@ -12,7 +12,7 @@ import { systemClock } from '../../core/clock.js';
 import { channelNames } from '../../core/diagnostics.js';
 import { StoreUnavailableError } from '../../core/errors.js';
 import { StateMarkers } from './marker.js';
-import { CLOSED, type NodeBreaker, NodeBreakers, OPEN, PROBING } from './node-breaker.js';
+import { NodeBreaker, NodeBreakers } from './node-breaker.js';
 import type { RedisClient } from './client.js';
 import type { StateLostReason, StoreErrorMessage } from './types.js';
 
@@ -46,15 +46,10 @@ export interface LinkSettings {
 
 /** Internal: the breaker, reconnect and server-change bookkeeping of one `RedisStore`. */
 export class RedisLink {
-  private breaker = CLOSED;
-  private failures = 0;
+  /** The breaker around the whole client (on a Cluster, the masters' own count instead: `nodes`). */
+  private readonly breaker: NodeBreaker;
   /** Calls sent to Redis so far (batches and deletes), numbering them. */
   private sentSeq = 0;
-  /** `sentSeq` when the latest failure was counted: calls up to it were in flight with it. */
-  private countedUpTo = 0;
-  private openUntil = 0;
-  /** While probing, whether the probe batch still accepts decisions. */
-  private probeOpen = false;
   /** Counted failures in a row that were timeouts while the client said `'ready'`. */
   private silentTimeouts = 0;
   /** The client may have reconnected since the server's `run_id` was last read. */
@@ -83,6 +78,7 @@ export class RedisLink {
     private readonly client: RedisClient,
     private readonly settings: LinkSettings,
   ) {
+    this.breaker = new NodeBreaker('', settings);
     this.markers = new StateMarkers(client, settings.prefix);
     this.nodes = settings.cluster ? new NodeBreakers(client, settings) : undefined;
   }
@@ -94,7 +90,7 @@ export class RedisLink {
 
   /** The client is connected and the link's own breaker is not open (a Cluster master's may be). */
   get reachable(): boolean {
-    return this.client.status === 'ready' && this.breaker !== OPEN;
+    return this.client.status === 'ready' && !this.breaker.open;
   }
 
   /** The number of the next call sent to Redis. */
@@ -114,7 +110,7 @@ export class RedisLink {
 
   /** The batches of this tick are sent: while probing, later decisions wait for the probe's verdict. */
   closeProbe(): void {
-    if (this.breaker === PROBING) this.probeOpen = false;
+    this.breaker.closeProbe();
   }
 
   /**
@@ -122,13 +118,7 @@ export class RedisLink {
    * probes again, rather than the store staying half-open with no probe in flight.
    */
   probeAbandoned(node?: NodeBreaker): void {
-    if (node !== undefined) {
-      node.probeAbandoned();
-      return;
-    }
-    if (this.breaker !== PROBING) return;
-    this.breaker = OPEN;
-    this.openUntil = systemClock.now();
+    (node ?? this.breaker).probeAbandoned();
   }
 
   /**
@@ -162,20 +152,13 @@ export class RedisLink {
       if (systemClock.now() < this.reconnectingUntil && (this.client.stream === this.droppedStream || this.droppedStream === undefined)) return false;
       this.reconnectingUntil = 0;
     }
-    if (this.breaker === CLOSED) return true;
-    if (this.breaker === OPEN) {
-      if (systemClock.now() < this.openUntil) return false;
-      this.breaker = PROBING;
-      this.probeOpen = true;
-      return true;
-    }
-    return this.probeOpen;
+    return this.breaker.admits();
   }
 
   unavailableReason(): string {
     if (this.client.status !== 'ready') return `client status is "${this.client.status}"`;
     if (this.reconnectingUntil !== 0) return 'reconnecting after calls timed out on a connection that looked ready';
-    return `${this.failures} failed calls in a row; next try in at most ${this.settings.openMs} ms`;
+    return `${this.breaker.failureCount} failed calls in a row; next try in at most ${this.settings.openMs} ms`;
   }
 
   /**
@@ -186,7 +169,7 @@ export class RedisLink {
   outageRetryAfterMs(node?: NodeBreaker): number {
     let ms: number;
     if (this.reconnectingUntil !== 0) ms = this.settings.openMs;
-    else if (this.breaker === OPEN) ms = Math.ceil(this.openUntil - systemClock.now());
+    else if (this.breaker.open) ms = this.breaker.retryAfterMs();
     else if (node?.open === true) ms = node.retryAfterMs();
     else if (this.client.status !== 'ready') ms = this.settings.openMs;
     else ms = Math.ceil(this.settings.timeoutMs);
@@ -199,9 +182,8 @@ export class RedisLink {
       node.succeeded();
       return;
     }
-    this.failures = 0;
     this.silentTimeouts = 0;
-    this.breaker = CLOSED;
+    this.breaker.succeeded();
   }
 
   /**
@@ -216,13 +198,7 @@ export class RedisLink {
       node.failed(seq, this.sentSeq);
       return;
     }
-    if (seq <= this.countedUpTo) return;
-    this.countedUpTo = this.sentSeq;
-    this.failures++;
-    if (this.breaker === PROBING || this.failures >= this.settings.openAfterFailures) {
-      this.breaker = OPEN;
-      this.openUntil = systemClock.now() + this.settings.openMs;
-    }
+    if (!this.breaker.failed(seq, this.sentSeq)) return;
     if (!timedOut || this.client.status !== 'ready') {
       this.silentTimeouts = 0;
     } else if (++this.silentTimeouts >= this.settings.reconnectAfterTimeouts) {
@@ -246,8 +222,7 @@ export class RedisLink {
     // the first call once it is ready again probes at once.
     this.reconnectingUntil = systemClock.now() + MAX_OUTAGE_RETRY_MS;
     this.droppedStream = this.client.stream;
-    this.breaker = OPEN;
-    this.openUntil = systemClock.now();
+    this.breaker.openNow();
     let error: unknown = new StoreUnavailableError('redis', `${count} calls in a row timed out while the client was ready: reconnecting`);
     // ioredis ends the socket and destroys it only after `disconnectTimeout` (2 s by default) if
     // the far end never closes, which a dropped flow never does. Nothing has come back on it for

@@ -1,18 +1,18 @@
-// On a Redis Cluster, one breaker per master, so that a master that stops answering sends only
-// its own keys to the fallback while the other masters' keys stay on Redis. Each breaker follows
-// the link's rules (link.ts): `openAfterFailures` failures in a row open it, calls already in
-// flight when a failure was counted fail with it and do not count again (the link's call numbers),
-// and after `openMs` the calls of one tick probe it. A batch's node is its slot's master in the
-// client's slot table (ioredis `Cluster.slots`, slot → node keys, the master first); a slot with
-// no known master shares one breaker. The batcher (batch.ts) asks a node's breaker when it sends a
-// batch and reports the outcome to it; on a single node none of this exists.
+// The breaker around Redis: `openAfterFailures` failures in a row open it, calls already in
+// flight when a failure was counted fail with it and do not count again (the link's call
+// numbers), and after `openMs` the calls of one tick probe it. The link (link.ts) keeps one for
+// the whole client. On a Redis Cluster there is one per master as well, so that a master that
+// stops answering sends only its own keys to the fallback while the other masters' keys stay on
+// Redis: a batch's node is its slot's master in the client's slot table (ioredis `Cluster.slots`,
+// slot → node keys, the master first); a slot with no known master shares one breaker. The
+// batcher (batch.ts) asks a node's breaker when it sends a batch and reports the outcome to it.
 import { systemClock } from '../../core/clock.js';
 import type { RedisClient } from './client.js';
 
-/** A breaker's states (the link's own breaker uses them too). */
-export const CLOSED = 0;
-export const OPEN = 1;
-export const PROBING = 2;
+/** A breaker's states. */
+const CLOSED = 0;
+const OPEN = 1;
+const PROBING = 2;
 
 /** The link's settings a node's breaker follows. */
 export interface NodeBreakerSettings {
@@ -20,7 +20,10 @@ export interface NodeBreakerSettings {
   readonly openAfterFailures: number;
 }
 
-/** Internal: the breaker of one Cluster master (or of the slots whose master is not known). */
+/**
+ * Internal: one breaker around Redis: a Cluster master's (or that of the slots whose master is
+ * not known), or the link's own for the whole client (link.ts).
+ */
 export class NodeBreaker {
   private state = CLOSED;
   private failures = 0;
@@ -31,10 +34,17 @@ export class NodeBreaker {
   private probeOpen = false;
 
   constructor(
-    /** The master's `host:port`, or '' for slots whose master is not known. */
+    /** The master's `host:port`, or '' for slots whose master is not known (and for the link's own). */
     readonly name: string,
-    private readonly group: NodeBreakers,
+    private readonly settings: NodeBreakerSettings,
+    /** Where a breaker that starts a probe puts itself, for the batcher to close its tick; none for the link's own. */
+    private readonly probing?: NodeBreaker[],
   ) {}
+
+  /** Failed calls counted in a row. */
+  get failureCount(): number {
+    return this.failures;
+  }
 
   /** Open: the node's calls follow `onStoreError` until `openMs` has passed. */
   get open(): boolean {
@@ -48,7 +58,7 @@ export class NodeBreaker {
       if (systemClock.now() < this.openUntil) return false;
       this.state = PROBING;
       this.probeOpen = true;
-      this.group.probing.push(this);
+      this.probing?.push(this);
       return true;
     }
     return this.probeOpen;
@@ -62,7 +72,7 @@ export class NodeBreaker {
   unavailableReason(): string {
     const node = this.name === '' ? 'a Cluster node not in the slot table' : `Cluster node ${this.name}`;
     if (this.state === PROBING) return `${node}: waiting for the answer to a probe after ${this.failures} failed calls in a row`;
-    return `${node}: ${this.failures} failed calls in a row; next try in at most ${this.group.settings.openMs} ms`;
+    return `${node}: ${this.failures} failed calls in a row; next try in at most ${this.settings.openMs} ms`;
   }
 
   succeeded(): void {
@@ -70,20 +80,28 @@ export class NodeBreaker {
     this.state = CLOSED;
   }
 
-  /** Counts a failed call numbered `seq`; `sentUpTo`: the link's latest call number. */
-  failed(seq: number, sentUpTo: number): void {
-    if (seq <= this.countedUpTo) return;
+  /**
+   * Counts a failed call numbered `seq`; `sentUpTo`: the link's latest call number. False when
+   * the call was in flight with a failure already counted (it fails with that one).
+   */
+  failed(seq: number, sentUpTo: number): boolean {
+    if (seq <= this.countedUpTo) return false;
     this.countedUpTo = sentUpTo;
     this.failures++;
-    if (this.state === PROBING || this.failures >= this.group.settings.openAfterFailures) {
+    if (this.state === PROBING || this.failures >= this.settings.openAfterFailures) {
       this.state = OPEN;
-      this.openUntil = systemClock.now() + this.group.settings.openMs;
+      this.openUntil = systemClock.now() + this.settings.openMs;
     }
+    return true;
   }
 
   /** A probe ran out of time while this process was busy: the next call probes again. */
   probeAbandoned(): void {
-    if (this.state !== PROBING) return;
+    if (this.state === PROBING) this.openNow();
+  }
+
+  /** Open, with the next call probing at once (the link after it dropped a silent connection). */
+  openNow(): void {
     this.state = OPEN;
     this.openUntil = systemClock.now();
   }
@@ -113,7 +131,7 @@ export class NodeBreakers {
       // A new master (a failover, a node added): the breakers of nodes that serve no slot any
       // more are dropped, so a dead master's open breaker does not stay for ever.
       this.prune();
-      node = new NodeBreaker(name, this);
+      node = new NodeBreaker(name, this.settings, this.probing);
       this.nodes.set(name, node);
     }
     return node;
